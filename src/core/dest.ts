@@ -1,0 +1,157 @@
+// A real server (the kernel's struct ip_vs_dest): where a virtual service forwards, how, with what
+// weight and thresholds, and the live connection counts that the schedulers read. The overload
+// flag is set and cleared exactly where the kernel does it: when a connection binds or unbinds,
+// and when an edit raises or clears the upper threshold.
+
+import { type Family, formatEndpoint, ipFamily } from "./addr.ts";
+import type { VirtualService } from "./service.ts";
+import { Counters } from "./stats/counters.ts";
+
+export type FwdMethod = "masq" | "local" | "tunnel" | "droute" | "fullnat";
+export type TunType = "ipip" | "gue" | "gre";
+
+export interface TunOptions {
+  type: TunType;
+  /** UDP port for GUE; 0 otherwise. */
+  port: number;
+  nocsum: boolean;
+  csum: boolean;
+  remcsum: boolean;
+}
+
+export interface DestSpec {
+  addr: string;
+  port: number;
+  fwd: FwdMethod;
+  weight: number;
+  uThreshold: number;
+  lThreshold: number;
+  tun: TunOptions;
+}
+
+export const DEFAULT_TUN: TunOptions = { type: "ipip", port: 0, nocsum: false, csum: false, remcsum: false };
+
+/** A destination spec with the defaults ipvsadm applies (-g, weight 1, no thresholds, ipip). */
+export function destSpec(addr: string, port: number, over: Partial<DestSpec> = {}): DestSpec {
+  return {
+    addr,
+    port,
+    fwd: "droute",
+    weight: 1,
+    uThreshold: 0,
+    lThreshold: 0,
+    tun: { ...DEFAULT_TUN },
+    ...over,
+  };
+}
+
+/** Which counter a connection is charged to while bound to a destination. */
+export type ConnKind = "active" | "inactive" | "template";
+
+export class Dest {
+  readonly addr: string;
+  readonly port: number;
+  readonly family: Family;
+  fwd: FwdMethod;
+  weight: number;
+  /** Weight before the last edit; mh uses it (the kernel's last_weight). */
+  lastWeight: number;
+  uThreshold: number;
+  lThreshold: number;
+  tun: TunOptions;
+
+  activeConns = 0;
+  inactConns = 0;
+  persistConns = 0;
+  overloaded = false;
+  /** False once removed from its service (then it sits in the trash until unreferenced). */
+  available = true;
+  readonly stats = new Counters();
+  /** The service this destination belongs (or, in the trash, belonged) to. */
+  svc: VirtualService | undefined = undefined;
+  /** Opaque per-dest slot for the data plane (resolved MAC, socket pool, ...). */
+  plane: unknown = undefined;
+
+  constructor(spec: DestSpec) {
+    this.addr = spec.addr;
+    this.port = spec.port;
+    this.family = ipFamily(spec.addr);
+    this.fwd = spec.fwd;
+    this.weight = spec.weight;
+    this.lastWeight = spec.weight;
+    this.uThreshold = spec.uThreshold;
+    this.lThreshold = spec.lThreshold;
+    this.tun = { ...spec.tun };
+  }
+
+  get endpoint(): string {
+    return formatEndpoint(this.addr, this.port);
+  }
+
+  /** Connections holding a reference (the kernel's refcnt beyond the service's own). */
+  get refs(): number {
+    return this.activeConns + this.inactConns + this.persistConns;
+  }
+
+  /** The kernel's ip_vs_dest_totalconns: active + inactive (templates excluded). */
+  get totalConns(): number {
+    return this.activeConns + this.inactConns;
+  }
+
+  spec(): DestSpec {
+    return {
+      addr: this.addr,
+      port: this.port,
+      fwd: this.fwd,
+      weight: this.weight,
+      uThreshold: this.uThreshold,
+      lThreshold: this.lThreshold,
+      tun: { ...this.tun },
+    };
+  }
+
+  /** Apply an edit (the kernel's __ip_vs_update_dest): thresholds may clear the overload flag. */
+  update(spec: DestSpec): void {
+    this.fwd = spec.fwd;
+    this.lastWeight = this.weight;
+    this.weight = spec.weight;
+    this.tun = { ...spec.tun };
+    if (spec.uThreshold === 0 || spec.uThreshold > this.uThreshold) this.overloaded = false;
+    this.uThreshold = spec.uThreshold;
+    this.lThreshold = spec.lThreshold;
+  }
+
+  /** A connection starts using this destination (ip_vs_bind_dest). */
+  bind(kind: ConnKind): void {
+    if (kind === "template") this.persistConns++;
+    else if (kind === "inactive") this.inactConns++;
+    else this.activeConns++;
+    if (this.uThreshold !== 0 && this.totalConns >= this.uThreshold) this.overloaded = true;
+  }
+
+  /** A connection stops using this destination (ip_vs_unbind_dest). */
+  unbind(kind: ConnKind): void {
+    if (kind === "template") this.persistConns--;
+    else if (kind === "inactive") this.inactConns--;
+    else this.activeConns--;
+    if (this.lThreshold !== 0) {
+      if (this.totalConns < this.lThreshold) this.overloaded = false;
+    } else if (this.uThreshold !== 0) {
+      if (this.totalConns * 4 < this.uThreshold * 3) this.overloaded = false;
+    } else {
+      this.overloaded = false;
+    }
+  }
+
+  /** A bound connection entered ESTABLISHED (inactive → active). */
+  becameActive(): void {
+    this.inactConns--;
+    this.activeConns++;
+  }
+
+  /** A bound connection left ESTABLISHED (active → inactive). */
+  becameInactive(): void {
+    this.activeConns--;
+    this.inactConns++;
+  }
+}
