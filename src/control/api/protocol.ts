@@ -1,0 +1,150 @@
+// The control API between tvsadm (and other clients) and tvsd: HTTP + JSON over a Unix socket.
+// This file is the whole contract: routes, request bodies, response shapes and the error body.
+// Everything here is plain data (no classes) so it crosses the socket as JSON unchanged.
+//
+//   POST /v1/exec        body ExecRequest      → 200 { ok: true } | 4xx/5xx ApiErrorBody
+//   GET  /v1/snapshot    ?conns=1&service=ID   → 200 Snapshot
+//   GET  /v1/status                             → 200 StatusView (health checks, VRRP, data plane)
+//   POST /v1/reload                             → 200 { ok: true } | ApiErrorBody
+//
+// cli/ may import this file and client.ts (and nothing else from control/).
+
+import type { DestSpec } from "../../core/dest.ts";
+import type { CoreErrorCode, CoreOp } from "../../core/errors.ts";
+import type { ServiceKey, ServiceOptions } from "../../core/service.ts";
+
+export const API_VERSION = "v1";
+
+export interface Timeouts {
+  /** ESTABLISHED timeout, seconds. */
+  tcp: number;
+  /** FIN_WAIT timeout, seconds. */
+  tcpfin: number;
+  /** UDP timeout, seconds. */
+  udp: number;
+}
+
+export interface SyncDaemonSpec {
+  state: "master" | "backup";
+  mcastIfn: string;
+  syncId: number;
+  syncMaxLen: number;
+  mcastGroup: string;
+  mcastPort: number;
+  mcastTtl: number;
+}
+
+/** One mutating operation; ipvsadm's commands map onto these one to one. */
+export type ExecRequest =
+  | { op: "add-service"; key: ServiceKey; options: ServiceOptions }
+  | { op: "edit-service"; key: ServiceKey; options: ServiceOptions }
+  | { op: "del-service"; key: ServiceKey }
+  | { op: "flush" }
+  | { op: "add-dest"; key: ServiceKey; dest: DestSpec }
+  | { op: "edit-dest"; key: ServiceKey; dest: DestSpec }
+  | { op: "del-dest"; key: ServiceKey; addr: string; port: number }
+  | { op: "zero"; key?: ServiceKey }
+  | { op: "set-timeout"; timeouts: Timeouts }
+  | { op: "start-daemon"; daemon: SyncDaemonSpec }
+  | { op: "stop-daemon"; state: "master" | "backup" }
+  /**
+   * Apply a list atomically (ipvsadm -R): all or nothing. On failure the error carries the
+   * zero-based index of the failing request in `index`.
+   */
+  | { op: "batch"; requests: ExecRequest[] };
+
+export interface ApiErrorBody {
+  error: {
+    code: CoreErrorCode;
+    op: CoreOp;
+    message: string;
+    /** For a batch: the index of the request that failed. */
+    index?: number;
+  };
+}
+
+export interface CountersView {
+  conns: number;
+  inPkts: number;
+  outPkts: number;
+  inBytes: number;
+  outBytes: number;
+}
+
+/** The estimator's read-out: connections/s, packets/s and bytes/s as ipvsadm --rate shows. */
+export interface RatesView {
+  cps: number;
+  inPps: number;
+  outPps: number;
+  inBps: number;
+  outBps: number;
+}
+
+export interface DestView {
+  spec: DestSpec;
+  activeConns: number;
+  inactConns: number;
+  persistConns: number;
+  overloaded: boolean;
+  stats: CountersView;
+  rates: RatesView;
+}
+
+export interface ServiceView {
+  key: ServiceKey;
+  options: ServiceOptions;
+  /** In the kernel's list order (most recently added first); listings sort separately. */
+  dests: DestView[];
+  stats: CountersView;
+  rates: RatesView;
+}
+
+export interface ConnView {
+  protocol: "tcp" | "udp" | "sctp";
+  /** Client address/port; a persistence template has port 0. */
+  caddr: string;
+  cport: number;
+  vaddr: string;
+  vport: number;
+  daddr: string;
+  dport: number;
+  /** State name as ipvsadm -c prints it: ESTABLISHED, TIME_WAIT, UDP, NONE, ... */
+  state: string;
+  /** Milliseconds until expiry. */
+  expiresInMs: number;
+  template: boolean;
+  /** Firewall mark of a template for an fwmark service (0 otherwise). */
+  fwmark: number;
+}
+
+export interface Snapshot {
+  /** ipvsadm's "IP Virtual Server version 1.2.1 (size=4096)". */
+  version: string;
+  connTableSize: number;
+  services: ServiceView[];
+  stats: CountersView;
+  rates: RatesView;
+  timeouts: Timeouts;
+  daemons: SyncDaemonSpec[];
+  /** Present when asked for with ?conns=1. */
+  conns?: ConnView[];
+}
+
+export interface CheckView {
+  service: string;
+  dest: string;
+  checker: string;
+  state: "up" | "down" | "unknown";
+  lastResult: string;
+  reason: string;
+  sinceChangeMs: number;
+}
+
+export interface StatusView {
+  dataplane: string;
+  pid: number;
+  uptimeMs: number;
+  config?: string;
+  checks: CheckView[];
+  notes: string[];
+}
