@@ -1,0 +1,231 @@
+// One LVS experiment, end to end, as the seeds run it by hand: build the topology, start the real
+// servers and tvsd (packet data plane) in the director, configure the virtual service with the
+// same tvsadm commands an operator types, run the client's curl loop, and report who answered,
+// the director's statistics, and whether replies bypassed the director (DR/TUN) — judged both by
+// tvsd's own OutPkts and by a capture on the director's interface.
+
+import type { ChildProcess } from "node:child_process";
+import { existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { run, runIn, sleep, spawnIn } from "./exec.ts";
+import { startNameServer } from "./servers.ts";
+import {
+  buildTopology,
+  CLIENT_IP,
+  FULLNAT_LOCAL_IP,
+  HTTP_PORT,
+  type LabMode,
+  REPO_ROOT,
+  releaseRealServers,
+  type Topology,
+  UDP_PORT,
+  VIP,
+} from "./topology.ts";
+
+export interface ExperimentOptions {
+  mode: LabMode;
+  realServers: number;
+  scheduler: string;
+  /** One weight per real server (default all 1). */
+  weights: number[];
+  requests: number;
+  keep: boolean;
+  /** Where progress lines go (the commands, as the seeds print them); silent when undefined. */
+  log?: (line: string) => void;
+}
+
+export interface ExperimentSummary {
+  mode: LabMode;
+  scheduler: string;
+  requests: number;
+  /** Responder name per request, in order ("" for a failed request). */
+  sequence: string[];
+  counts: Record<string, number>;
+  failures: number;
+  /** True when no reply crossed the director (expected for DR and TUN), per tvsd's counters and a capture. */
+  repliesBypassedDirector: boolean;
+  directorOutPackets: number;
+  capturedReplyPackets: number;
+  stats: string;
+  namespaces: string[];
+}
+
+const TVSD = join(REPO_ROOT, "bin", "tvsd.js");
+const TVSADM = join(REPO_ROOT, "bin", "tvsadm.js");
+
+export const FORWARD_FLAG: Record<LabMode, string> = { nat: "-m", dr: "-g", tun: "-i", fullnat: "--fullnat" };
+
+/** A running experiment's handles, so tests can drive more traffic before teardown. */
+export class Experiment {
+  readonly topo: Topology;
+  readonly socket: string;
+  readonly #children: ChildProcess[] = [];
+  readonly #log: (line: string) => void;
+
+  private constructor(topo: Topology, socket: string, log: (line: string) => void) {
+    this.topo = topo;
+    this.socket = socket;
+    this.#log = log;
+  }
+
+  /** Build the topology, start real servers and tvsd, and configure the service. */
+  static async start(opts: ExperimentOptions): Promise<Experiment> {
+    const log = opts.log ?? (() => undefined);
+    log(
+      `# building the ${opts.mode.toUpperCase()} topology: client ${CLIENT_IP}, VIP ${VIP}, ${opts.realServers} real servers`,
+    );
+    const topo = await buildTopology(opts.mode, opts.realServers);
+    const socket = join(tmpdir(), `${topo.lab.prefix}-tvs.sock`);
+    const exp = new Experiment(topo, socket, log);
+    try {
+      for (const rs of topo.realServers) exp.#children.push(startNameServer(rs.host.ns, rs.name, HTTP_PORT, UDP_PORT));
+      await exp.#startTvsd(opts.mode);
+      await exp.configure(opts);
+      await exp.#waitForServers();
+    } catch (e) {
+      await exp.stop();
+      throw e;
+    }
+    return exp;
+  }
+
+  async #startTvsd(mode: LabMode): Promise<void> {
+    const args = [TVSD, "--dataplane", "packet", "--interface", "eth0", "--socket", this.socket];
+    if (mode === "fullnat") args.push("--fullnat-local", FULLNAT_LOCAL_IP);
+    this.#log(`# director: tvsd ${args.slice(1).join(" ")}`);
+    const child = spawnIn(this.topo.director.ns, process.execPath, args);
+    let stderr = "";
+    child.stderr?.on("data", (d: Buffer) => {
+      stderr = (stderr + d.toString()).slice(-4000);
+    });
+    child.stdout?.resume();
+    this.#children.push(child);
+    const deadline = Date.now() + 20_000;
+    while (!existsSync(this.socket)) {
+      if (child.exitCode !== null) throw new Error(`tvsd exited with ${child.exitCode}: ${stderr.trim()}`);
+      if (Date.now() > deadline) throw new Error(`tvsd did not open ${this.socket} within 20 s: ${stderr.trim()}`);
+      await sleep(100);
+    }
+  }
+
+  /** Run tvsadm against this experiment's tvsd; returns stdout. */
+  async tvsadm(args: string[], quiet = false): Promise<string> {
+    if (!quiet) this.#log(`tvsadm ${args.join(" ")}`);
+    const r = await run(process.execPath, [TVSADM, ...args], { env: { ...process.env, TVS_SOCKET: this.socket } });
+    return r.stdout;
+  }
+
+  async configure(opts: ExperimentOptions): Promise<void> {
+    const svc = `${VIP}:${HTTP_PORT}`;
+    await this.tvsadm(["-A", "-t", svc, "-s", opts.scheduler]);
+    await this.tvsadm(["-A", "-u", `${VIP}:${UDP_PORT}`, "-s", opts.scheduler]);
+    for (const [i, rs] of this.topo.realServers.entries()) {
+      const w = String(opts.weights[i] ?? 1);
+      const fwd = FORWARD_FLAG[opts.mode];
+      await this.tvsadm(["-a", "-t", svc, "-r", `${rs.ip}:${HTTP_PORT}`, fwd, "-w", w]);
+      await this.tvsadm(["-a", "-u", `${VIP}:${UDP_PORT}`, "-r", `${rs.ip}:${UDP_PORT}`, fwd, "-w", w], true);
+    }
+  }
+
+  async #waitForServers(): Promise<void> {
+    for (const rs of this.topo.realServers) {
+      const deadline = Date.now() + 15_000;
+      for (;;) {
+        const ok = await runIn(this.topo.director.ns, "curl", ["-s", "-m", "1", `http://${rs.ip}:${HTTP_PORT}/`]).then(
+          (r) => r.stdout.trim() === rs.name,
+          () => false,
+        );
+        if (ok) break;
+        if (Date.now() > deadline) throw new Error(`Real server ${rs.name} (${rs.ip}) did not answer within 15 s`);
+        await sleep(200);
+      }
+    }
+  }
+
+  /** One HTTP request from the client to the VIP; the responder's name or "" on failure. */
+  async request(path = "/"): Promise<string> {
+    return runIn(this.topo.client.ns, "curl", ["-s", "-m", "3", `http://${VIP}:${HTTP_PORT}${path}`]).then(
+      (r) => r.stdout.trim(),
+      () => "",
+    );
+  }
+
+  /** The client's curl loop ("1: rs1", "2: rs2", ...), with a capture on the director's interface. */
+  async curlLoop(requests: number): Promise<{ sequence: string[]; captured: number }> {
+    const capture = spawnIn(this.topo.director.ns, "tcpdump", [
+      "-i",
+      "eth0",
+      "-nn",
+      "-q",
+      "-l",
+      "-p",
+      `tcp and src port ${HTTP_PORT} and dst host ${CLIENT_IP} and not src host ${VIP}`,
+    ]);
+    let lines = 0;
+    capture.stdout?.on("data", (d: Buffer) => {
+      lines += d
+        .toString()
+        .split("\n")
+        .filter((l) => l.trim() !== "").length;
+    });
+    capture.stderr?.resume();
+    await sleep(500);
+    const sequence: string[] = [];
+    for (let i = 1; i <= requests; i++) {
+      const who = await this.request();
+      sequence.push(who);
+      this.#log(`${i}: ${who || "(failed)"}`);
+    }
+    await sleep(300);
+    capture.kill("SIGTERM");
+    await new Promise((r) => capture.once("exit", r));
+    return { sequence, captured: lines };
+  }
+
+  async stop(keep = false): Promise<void> {
+    if (keep) return;
+    for (const c of this.#children) if (c.exitCode === null && c.pid !== undefined) c.kill("SIGTERM");
+    await Promise.all(
+      this.#children.map((c) => (c.exitCode === null ? new Promise((r) => c.once("exit", r)) : undefined)),
+    );
+    await releaseRealServers(this.topo);
+    await this.topo.lab.destroy();
+  }
+}
+
+/** The whole experiment: configure, curl loop, distribution, stats, teardown (unless keep). */
+export async function runExperiment(opts: ExperimentOptions): Promise<ExperimentSummary> {
+  const exp = await Experiment.start(opts);
+  try {
+    const { sequence, captured } = await exp.curlLoop(opts.requests);
+    const counts: Record<string, number> = {};
+    for (const rs of exp.topo.realServers) counts[rs.name] = 0;
+    let failures = 0;
+    for (const who of sequence) {
+      if (who === "") failures++;
+      else counts[who] = (counts[who] ?? 0) + 1;
+    }
+    const stats = await exp.tvsadm(["-L", "-n", "--stats"]);
+    const snap = JSON.parse(await exp.tvsadm(["-L", "-n", "--stats", "--json"], true)) as {
+      services: { key: { port?: number }; stats: { outPkts: number } }[];
+    };
+    const http = snap.services.find((s) => s.key.port === HTTP_PORT);
+    const outPkts = http?.stats.outPkts ?? -1;
+    return {
+      mode: opts.mode,
+      scheduler: opts.scheduler,
+      requests: opts.requests,
+      sequence,
+      counts,
+      failures,
+      repliesBypassedDirector: outPkts === 0 && captured === 0,
+      directorOutPackets: outPkts,
+      capturedReplyPackets: captured,
+      stats,
+      namespaces: exp.topo.lab.hosts().map((h) => h.ns),
+    };
+  } finally {
+    await exp.stop(opts.keep);
+  }
+}

@@ -1,0 +1,43 @@
+// The programs the lab runs inside its namespaces: a real server that answers HTTP with its own
+// name (and a deterministic bulk body for transfer tests) and UDP datagrams with its name. They
+// are plain JavaScript passed to `node -e` so they start fast and need no build.
+
+import type { ChildProcess } from "node:child_process";
+import { createHash } from "node:crypto";
+import { spawnIn } from "./exec.ts";
+
+/** The bulk body: byte i of a transfer is (i * 31 + (i >>> 8)) & 255 — cheap, non-repeating per 256. */
+const BULK_JS = "function bulk(n){const b=Buffer.allocUnsafe(n);for(let i=0;i<n;i++)b[i]=(i*31+(i>>>8))&255;return b}";
+
+const SERVER_JS = `
+${BULK_JS}
+const [name, httpPort, udpPort] = process.argv.slice(1);
+const http = require("node:http");
+const dgram = require("node:dgram");
+http.createServer((req, res) => {
+  const m = /^\\/bulk\\/(\\d+)$/.exec(req.url);
+  if (m) { const body = bulk(Number(m[1])); res.writeHead(200, {"content-length": body.length, "x-served-by": name}); res.end(body); return; }
+  const body = name + "\\n";
+  res.writeHead(200, {"content-type": "text/plain", "content-length": Buffer.byteLength(body), "x-served-by": name});
+  res.end(body);
+}).listen(Number(httpPort), "0.0.0.0");
+const u = dgram.createSocket("udp4");
+u.on("message", (msg, rinfo) => u.send(name + "\\n", rinfo.port, rinfo.address));
+u.bind(Number(udpPort), "0.0.0.0");
+process.on("SIGTERM", () => process.exit(0));
+`;
+
+export function bulkBody(n: number): Buffer {
+  const b = Buffer.allocUnsafe(n);
+  for (let i = 0; i < n; i++) b[i] = (i * 31 + (i >>> 8)) & 255;
+  return b;
+}
+
+export function sha256(b: Buffer): string {
+  return createHash("sha256").update(b).digest("hex");
+}
+
+/** Start a name server in a namespace; returns the child (end it by its PID). */
+export function startNameServer(ns: string, name: string, httpPort: number, udpPort: number): ChildProcess {
+  return spawnIn(ns, process.execPath, ["-e", SERVER_JS, name, String(httpPort), String(udpPort)]);
+}

@@ -1,0 +1,157 @@
+// The real-server side of DR and TUN, as the seeds' lvs-web.sh does it by hand: the VIP as a /32
+// on lo, arp_ignore=1 and arp_announce=2 on lo and all (so only the director answers ARP for the
+// VIP), and a host route for the VIP via lo. TUN mode additionally needs IPIP decapsulation; where
+// the kernel has no ipip module (as on this machine) a userspace decapsulator runs in the
+// background (see decap.ts). Everything start() changes is recorded and undone by stop().
+
+import { execFileSync, spawn } from "node:child_process";
+import { canonicalIp, ipFamily } from "../core/addr.ts";
+import { listStates, type RealServerState, readState, removeState, writeState } from "./state.ts";
+import { readSysctl, writeSysctl } from "./sysctl.ts";
+
+export type RealServerMode = "dr" | "tun";
+
+const ARP_SYSCTLS: Record<string, string> = {
+  "net.ipv4.conf.lo.arp_ignore": "1",
+  "net.ipv4.conf.all.arp_ignore": "1",
+  "net.ipv4.conf.lo.arp_announce": "2",
+  "net.ipv4.conf.all.arp_announce": "2",
+};
+
+/** TUN mode: decapsulated packets arrive on the TUN device with the client's source address. */
+const TUN_SYSCTLS: Record<string, string> = {
+  "net.ipv4.conf.all.rp_filter": "0",
+  "net.ipv4.conf.default.rp_filter": "0",
+};
+
+function ip(...args: string[]): string {
+  return execFileSync("ip", args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+}
+
+function tryIp(...args: string[]): boolean {
+  try {
+    ip(...args);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function hasKernelIpip(): boolean {
+  const probe = `tvsprobe${process.pid % 10000}`;
+  if (tryIp("link", "add", probe, "type", "ipip", "remote", "192.0.2.1", "local", "192.0.2.2")) {
+    tryIp("link", "del", probe);
+    return true;
+  }
+  return false;
+}
+
+export function validateVip(text: string): string {
+  const vip = canonicalIp(text);
+  if (vip === undefined) throw new Error(`Invalid VIP "${text}"`);
+  if (ipFamily(vip) !== 4) throw new Error(`VIP "${text}": only IPv4 real servers are supported`);
+  return vip;
+}
+
+export interface StartOptions {
+  vip: string;
+  mode: RealServerMode;
+  /** Command that runs the userspace decapsulator (argv, without the VIP/device arguments). */
+  decapCommand?: string[];
+}
+
+export function startRealServer(opts: StartOptions): RealServerState {
+  const vip = validateVip(opts.vip);
+  const existing = readState(vip);
+  if (existing) return existing;
+  const wanted = { ...ARP_SYSCTLS, ...(opts.mode === "tun" ? TUN_SYSCTLS : {}) };
+  const sysctls: Record<string, string> = {};
+  for (const name of Object.keys(wanted)) sysctls[name] = readSysctl(name);
+  const state: RealServerState = {
+    vip,
+    mode: opts.mode,
+    sysctls,
+    addedAddress: false,
+    addedRoute: false,
+    startedAt: new Date().toISOString(),
+  };
+  // Sysctls first: the VIP must never be announced, even for a moment.
+  for (const [name, value] of Object.entries(wanted)) writeSysctl(name, value);
+  state.addedAddress = tryIp("addr", "add", `${vip}/32`, "dev", "lo", "scope", "host");
+  state.addedRoute = tryIp("route", "add", `${vip}/32`, "dev", "lo");
+  if (opts.mode === "tun" && !hasKernelIpip()) {
+    if (!opts.decapCommand) throw new Error("TUN mode needs IPIP decapsulation and this kernel has no ipip module");
+    const device = `tvsip${process.pid % 100000}`;
+    const child = spawn(
+      opts.decapCommand[0] as string,
+      [...opts.decapCommand.slice(1), "--vip", vip, "--device", device],
+      {
+        detached: true,
+        stdio: "ignore",
+      },
+    );
+    child.unref();
+    if (child.pid !== undefined) state.decapPid = child.pid;
+    state.tunDevice = device;
+  } else if (opts.mode === "tun") {
+    // The kernel decapsulates: a tunl0-style device receiving IPIP, as lvs-web.sh would set up.
+    tryIp("link", "add", "tvstunl0", "type", "ipip", "local", "any");
+    tryIp("link", "set", "tvstunl0", "up");
+    sysctls["net.ipv4.conf.tvstunl0.rp_filter"] = "0";
+    tryIp("addr", "add", `${vip}/32`, "dev", "tvstunl0");
+  }
+  writeState(state);
+  return state;
+}
+
+export function stopRealServer(vipText: string): RealServerState | undefined {
+  const vip = validateVip(vipText);
+  const state = readState(vip);
+  if (!state) return undefined;
+  if (state.decapPid !== undefined) {
+    try {
+      process.kill(state.decapPid, "SIGTERM");
+    } catch {
+      // Already gone.
+    }
+  }
+  tryIp("link", "del", "tvstunl0");
+  if (state.addedRoute) tryIp("route", "del", `${vip}/32`, "dev", "lo");
+  if (state.addedAddress) tryIp("addr", "del", `${vip}/32`, "dev", "lo");
+  for (const [name, value] of Object.entries(state.sysctls)) {
+    try {
+      writeSysctl(name, value);
+    } catch {
+      // A device-specific sysctl whose device is gone.
+    }
+  }
+  removeState(vip);
+  return state;
+}
+
+export interface RealServerStatus {
+  configured: RealServerState[];
+  sysctls: Record<string, string>;
+  vipsOnLo: string[];
+  kernelIpip: boolean;
+  decapRunning: Record<string, boolean>;
+}
+
+export function realServerStatus(): RealServerStatus {
+  const sysctls: Record<string, string> = {};
+  for (const name of Object.keys(ARP_SYSCTLS)) sysctls[name] = readSysctl(name);
+  const lo = ip("-4", "-o", "addr", "show", "dev", "lo");
+  const vipsOnLo = [...lo.matchAll(/inet (\S+)\/32/g)].map((m) => m[1] as string);
+  const configured = listStates();
+  const decapRunning: Record<string, boolean> = {};
+  for (const s of configured) {
+    if (s.decapPid === undefined) continue;
+    try {
+      process.kill(s.decapPid, 0);
+      decapRunning[s.vip] = true;
+    } catch {
+      decapRunning[s.vip] = false;
+    }
+  }
+  return { configured, sysctls, vipsOnLo, kernelIpip: hasKernelIpip(), decapRunning };
+}
