@@ -6,6 +6,15 @@ import { type ChildProcess, execFile, spawn } from "node:child_process";
 export interface RunResult {
   stdout: string;
   stderr: string;
+  /** Raw stdout when run with encoding "buffer". */
+  stdoutBytes?: Buffer;
+}
+
+export interface RunOptions {
+  timeoutMs?: number;
+  input?: string;
+  env?: NodeJS.ProcessEnv;
+  encoding?: "utf8" | "buffer";
 }
 
 export class CommandError extends Error {
@@ -22,21 +31,23 @@ export class CommandError extends Error {
 }
 
 /** Run a command to completion (default limit 30 s). Rejects with CommandError on failure. */
-export function run(
-  file: string,
-  args: readonly string[],
-  opts: { timeoutMs?: number; input?: string; env?: NodeJS.ProcessEnv } = {},
-): Promise<RunResult> {
+export function run(file: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const child = execFile(
       file,
       args,
-      { timeout: opts.timeoutMs ?? 30_000, maxBuffer: 16 << 20, env: opts.env ?? process.env },
-      (err, stdout, stderr) => {
+      {
+        timeout: opts.timeoutMs ?? 30_000,
+        maxBuffer: 64 << 20,
+        env: opts.env ?? process.env,
+        encoding: opts.encoding === "buffer" ? "buffer" : "utf8",
+      },
+      (err, stdout: string | Buffer, stderr: string | Buffer) => {
         if (err) {
           const code = typeof (err as { code?: unknown }).code === "number" ? (err as { code: number }).code : null;
           reject(new CommandError([file, ...args].join(" "), code, String(stdout), String(stderr)));
-        } else resolve({ stdout: String(stdout), stderr: String(stderr) });
+        } else if (Buffer.isBuffer(stdout)) resolve({ stdout: "", stderr: String(stderr), stdoutBytes: stdout });
+        else resolve({ stdout: String(stdout), stderr: String(stderr) });
       },
     );
     if (opts.input !== undefined) child.stdin?.end(opts.input);
@@ -44,12 +55,7 @@ export function run(
 }
 
 /** Run a command inside a network namespace. */
-export function runIn(
-  ns: string,
-  file: string,
-  args: readonly string[],
-  opts: { timeoutMs?: number; input?: string; env?: NodeJS.ProcessEnv } = {},
-): Promise<RunResult> {
+export function runIn(ns: string, file: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
   return run("ip", ["netns", "exec", ns, file, ...args], opts);
 }
 

@@ -9,13 +9,14 @@ import { existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { run, runIn, sleep, spawnIn } from "./exec.ts";
-import { startNameServer } from "./servers.ts";
+import { startNameServer, UDP_CLIENT_JS } from "./servers.ts";
 import {
   buildTopology,
   CLIENT_IP,
   FULLNAT_LOCAL_IP,
   HTTP_PORT,
   type LabMode,
+  MAPPED_PORT,
   REPO_ROOT,
   releaseRealServers,
   type Topology,
@@ -79,7 +80,8 @@ export class Experiment {
     const socket = join(tmpdir(), `${topo.lab.prefix}-tvs.sock`);
     const exp = new Experiment(topo, socket, log);
     try {
-      for (const rs of topo.realServers) exp.#children.push(startNameServer(rs.host.ns, rs.name, HTTP_PORT, UDP_PORT));
+      for (const rs of topo.realServers)
+        exp.#children.push(startNameServer(rs.host.ns, rs.name, [HTTP_PORT, MAPPED_PORT], UDP_PORT));
       await exp.#startTvsd(opts.mode);
       await exp.configure(opts);
       await exp.#waitForServers();
@@ -144,11 +146,32 @@ export class Experiment {
   }
 
   /** One HTTP request from the client to the VIP; the responder's name or "" on failure. */
-  async request(path = "/"): Promise<string> {
-    return runIn(this.topo.client.ns, "curl", ["-s", "-m", "3", `http://${VIP}:${HTTP_PORT}${path}`]).then(
+  async request(path = "/", port = HTTP_PORT): Promise<string> {
+    return runIn(this.topo.client.ns, "curl", ["-s", "-m", "3", `http://${VIP}:${port}${path}`]).then(
       (r) => r.stdout.trim(),
       () => "",
     );
+  }
+
+  /** One UDP exchange from the client to VIP:port; the reply text or "" on timeout. */
+  async udpRequest(port = UDP_PORT): Promise<string> {
+    return runIn(this.topo.client.ns, process.execPath, ["-e", UDP_CLIENT_JS, VIP, String(port)]).then(
+      (r) => r.stdout.trim(),
+      () => "",
+    );
+  }
+
+  /** Fetch a path from the client as raw bytes (for transfer tests), via curl to a file-less pipe. */
+  async fetchBytes(path: string, port = HTTP_PORT): Promise<Buffer> {
+    const r = await run(
+      "ip",
+      ["netns", "exec", this.topo.client.ns, "curl", "-s", "-m", "60", `http://${VIP}:${port}${path}`],
+      {
+        timeoutMs: 90_000,
+        encoding: "buffer",
+      },
+    );
+    return r.stdoutBytes ?? Buffer.alloc(0);
   }
 
   /** The client's curl loop ("1: rs1", "2: rs2", ...), with a capture on the director's interface. */

@@ -11,16 +11,18 @@ const BULK_JS = "function bulk(n){const b=Buffer.allocUnsafe(n);for(let i=0;i<n;
 
 const SERVER_JS = `
 ${BULK_JS}
-const [name, httpPort, udpPort] = process.argv.slice(1);
+const [name, httpPorts, udpPort] = process.argv.slice(1);
 const http = require("node:http");
 const dgram = require("node:dgram");
-http.createServer((req, res) => {
+const handler = (req, res) => {
+  if (req.url === "/peer") { const body = req.socket.remoteAddress + "\\n"; res.writeHead(200, {"content-length": Buffer.byteLength(body)}); res.end(body); return; }
   const m = /^\\/bulk\\/(\\d+)$/.exec(req.url);
   if (m) { const body = bulk(Number(m[1])); res.writeHead(200, {"content-length": body.length, "x-served-by": name}); res.end(body); return; }
   const body = name + "\\n";
   res.writeHead(200, {"content-type": "text/plain", "content-length": Buffer.byteLength(body), "x-served-by": name});
   res.end(body);
-}).listen(Number(httpPort), "0.0.0.0");
+};
+for (const p of httpPorts.split(",")) http.createServer(handler).listen(Number(p), "0.0.0.0");
 const u = dgram.createSocket("udp4");
 u.on("message", (msg, rinfo) => u.send(name + "\\n", rinfo.port, rinfo.address));
 u.bind(Number(udpPort), "0.0.0.0");
@@ -37,7 +39,19 @@ export function sha256(b: Buffer): string {
   return createHash("sha256").update(b).digest("hex");
 }
 
-/** Start a name server in a namespace; returns the child (end it by its PID). */
-export function startNameServer(ns: string, name: string, httpPort: number, udpPort: number): ChildProcess {
-  return spawnIn(ns, process.execPath, ["-e", SERVER_JS, name, String(httpPort), String(udpPort)]);
+/**
+ * Start a name server in a namespace, listening for HTTP on each of httpPorts; returns the child
+ * (end it by its PID). Paths: "/" → name, "/peer" → the client address it saw, "/bulk/N" → N bytes.
+ */
+export function startNameServer(ns: string, name: string, httpPorts: readonly number[], udpPort: number): ChildProcess {
+  return spawnIn(ns, process.execPath, ["-e", SERVER_JS, name, httpPorts.join(","), String(udpPort)]);
 }
+
+/** A one-shot UDP client for `node -e`: sends a datagram and prints the first reply (or nothing). */
+export const UDP_CLIENT_JS = `
+const [host, port] = process.argv.slice(1);
+const s = require("node:dgram").createSocket("udp4");
+const t = setTimeout(() => process.exit(1), 2000);
+s.on("message", (m) => { process.stdout.write(m); clearTimeout(t); s.close(); });
+s.send("who?", Number(port), host);
+`;

@@ -19,6 +19,8 @@ export const VIP = `${SUBNET_PREFIX}.22`;
 /** FULLNAT local address: an address the director's kernel does not own, answered in userspace. */
 export const FULLNAT_LOCAL_IP = `${SUBNET_PREFIX}.31`;
 export const HTTP_PORT = 80;
+/** A second real-server port, for NAT port mapping (VIP:80 → RS:8080). */
+export const MAPPED_PORT = 8080;
 export const UDP_PORT = 5353;
 
 export interface RealServer {
