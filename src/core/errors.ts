@@ -21,6 +21,8 @@ export type CoreOp =
   | "flush"
   | "zero"
   | "set-timeout"
+  | "start-daemon"
+  | "stop-daemon"
   | "get-service"
   | "get-dest"
   | "schedule"
