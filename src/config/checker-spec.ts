@@ -29,6 +29,11 @@ export interface CheckerCommon {
   alpha: boolean;
   /** omega: on shutdown/removal, report the server down (keepalived runs notify_down on shutdown). */
   omega: boolean;
+  /**
+   * ldirectord's numeric checktype N ("combined"): after a successful full check, the next N checks
+   * are plain TCP connects; a failed connect makes the next check a full one again. Absent = always full.
+   */
+  connectChecksBetween?: number;
 }
 
 /** Inclusive status-code range; a single code is { from: c, to: c }. */
@@ -58,6 +63,10 @@ export type HttpProtocol = "1.0" | "1.0C" | "1.1";
 
 export interface TcpCheckSpec extends CheckerCommon {
   type: "TCP_CHECK";
+  /** ldirectord's simpletcp: send this after connecting (absent = connect only, as keepalived). */
+  send?: string;
+  /** ldirectord's simpletcp: the data received must match this regular expression source. */
+  expectRegex?: string;
 }
 
 export interface HttpCheckSpec extends CheckerCommon {
@@ -79,20 +88,25 @@ export interface SmtpCheckSpec extends CheckerCommon {
 }
 
 /** Query types DNS_CHECK accepts (keepalived's list). */
-export const DNS_QUERY_TYPES = ["A", "NS", "CNAME", "SOA", "MX", "TXT", "AAAA"] as const;
+export const DNS_QUERY_TYPES = ["A", "NS", "CNAME", "SOA", "MX", "TXT", "AAAA", "RRSIG", "DNSKEY"] as const;
 export type DnsQueryType = (typeof DNS_QUERY_TYPES)[number];
 
 export interface DnsCheckSpec extends CheckerCommon {
   type: "DNS_CHECK";
   /** Query type (type, default SOA as keepalived). */
   queryType: DnsQueryType;
-  /** Name queried (name, default "."). */
+  /** Name queried (name, default "" = the root, as keepalived). */
   name: string;
+  /** ldirectord's dns receive: an A/AAAA answer must carry this address (keepalived checks none). */
+  expectAddress?: string;
 }
 
 export interface MiscCheckSpec extends CheckerCommon {
   type: "MISC_CHECK";
-  /** Command line run by /bin/sh -c semantics-free splitting: keepalived runs it as one shell command (misc_path). */
+  /**
+   * The script and its arguments (misc_path), split on blanks with "..." and '...' quoting and run
+   * directly, without a shell, as keepalived does.
+   */
   path: string;
   /** Kill the script after this long (misc_timeout; default delay_loop). */
   timeoutMs: number;
@@ -112,9 +126,9 @@ export interface UdpCheckSpec extends CheckerCommon {
   requireReply: boolean;
   /** With requireReply: the reply must start with these bytes (lowercase hex; require_reply <hex>). */
   replyHex?: string;
-  /** Minimum reply length (min_reply_length), 0 = any. */
+  /** Minimum reply length (min_reply_length, default 0). */
   minReplyLength: number;
-  /** Maximum reply length (max_reply_length), 0 = any. */
+  /** Maximum reply length (max_reply_length, default 255 as keepalived). */
   maxReplyLength: number;
 }
 
@@ -127,12 +141,20 @@ export interface FileCheckSpec extends CheckerCommon {
   /** The tracked file (track_file's file path). */
   file: string;
   /**
-   * Weight factor (weight, may be negative): the number in the file times this is the real server's
-   * weight change; 0 = the number only decides up (0) or down (non-zero).
+   * Weight factor (weight, may be negative; keepalived's track_file semantics): with weight W != 0
+   * the number N in the file (strtol base 0, missing/empty file = 0) makes the offset N*W (negated
+   * with reverse) added to the real server's configured weight; an offset at or below -2^31 means
+   * down. With weight 0 the number only decides: 0 up, non-zero down (reverse: 0 down, non-zero up).
    */
   weight: number;
-  /** reverse: a file value of 0 means down and the weight is applied negated. */
+  /** reverse: negate the offset, or invert the weight-0 decision. */
   reverse: boolean;
+}
+
+/** ldirectord's checktype on/off: no checking, the server is always up (on) or never up (off). */
+export interface StaticCheckSpec extends CheckerCommon {
+  type: "STATIC_CHECK";
+  up: boolean;
 }
 
 export type CheckerSpec =
@@ -143,7 +165,8 @@ export type CheckerSpec =
   | MiscCheckSpec
   | UdpCheckSpec
   | PingCheckSpec
-  | FileCheckSpec;
+  | FileCheckSpec
+  | StaticCheckSpec;
 
 export type CheckerType = CheckerSpec["type"];
 
@@ -157,6 +180,7 @@ export const CHECKER_TYPES: readonly CheckerType[] = [
   "UDP_CHECK",
   "PING_CHECK",
   "FILE_CHECK",
+  "STATIC_CHECK",
 ];
 
 /** keepalived's default delay_loop (virtual_server) in ms. */
@@ -167,23 +191,29 @@ export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
 export const DEFAULT_SMTP_HELO = "smtpchecker.keepalived.org";
 /** Status codes accepted when a url block names none. */
 export const DEFAULT_STATUS_CODES: readonly StatusRange[] = [{ from: 200, to: 299 }];
+/** keepalived's UDP_CHECK default max_reply_length. */
+export const DEFAULT_UDP_MAX_REPLY = 255;
 
 /**
- * Common options with keepalived's defaults for a checker type: connect_timeout 5 s, retry 1
- * (0 for MISC_CHECK and FILE_CHECK, which keepalived does not retry unless told), delay_before_retry
- * 1 s (3 s for HTTP_GET/SSL_GET), delay_loop 60 s, warmup 0, no alpha, no omega. `over` wins.
+ * Common options with keepalived's defaults for a checker type (check_api.c, check_data.c):
+ * connect_timeout 5 s; retry 1 (3 for DNS_CHECK, 0 for MISC_CHECK); delay_before_retry 1 s (3 s for
+ * HTTP_GET/SSL_GET, delay_loop for DNS_CHECK); delay_loop 60 s; warmup = delay_loop (the first check
+ * comes after a random delay up to warmup); no alpha; no omega. Fields given in `over` win, and the
+ * derived defaults (warmup, DNS delay_before_retry) follow an overridden delay_loop.
  */
 export function checkerCommon(type: CheckerType, over: Partial<CheckerCommon> = {}): CheckerCommon {
-  const http = type === "HTTP_GET" || type === "SSL_GET";
-  const noRetry = type === "MISC_CHECK" || type === "FILE_CHECK";
+  const delayLoopMs = over.delayLoopMs ?? DEFAULT_DELAY_LOOP_MS;
+  const retry = type === "DNS_CHECK" ? 3 : type === "MISC_CHECK" ? 0 : 1;
+  const delayBeforeRetryMs =
+    type === "HTTP_GET" || type === "SSL_GET" ? 3_000 : type === "DNS_CHECK" ? delayLoopMs : 1_000;
   return {
     connectTimeoutMs: DEFAULT_CONNECT_TIMEOUT_MS,
-    retry: noRetry ? 0 : 1,
-    delayBeforeRetryMs: http ? 3_000 : 1_000,
-    delayLoopMs: DEFAULT_DELAY_LOOP_MS,
-    warmupMs: 0,
+    retry,
+    delayBeforeRetryMs,
+    warmupMs: delayLoopMs,
     alpha: false,
     omega: false,
     ...over,
+    delayLoopMs,
   };
 }
