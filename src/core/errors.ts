@@ -26,7 +26,9 @@ export type CoreOp =
   | "get-service"
   | "get-dest"
   | "schedule"
-  | "conn";
+  | "conn"
+  | "reload" // tvsd: re-reading the rules/config file
+  | "request"; // tvsd: a control API request that could not be parsed or routed
 
 export class CoreError extends Error {
   readonly code: CoreErrorCode;
