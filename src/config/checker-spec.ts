@@ -97,8 +97,11 @@ export interface DnsCheckSpec extends CheckerCommon {
   queryType: DnsQueryType;
   /** Name queried (name, default "" = the root, as keepalived). */
   name: string;
-  /** ldirectord's dns receive: an A/AAAA answer must carry this address (keepalived checks none). */
-  expectAddress?: string;
+  /**
+   * ldirectord's dns receive: some A/AAAA answer's address (canonical text) must match this regular
+   * expression source. keepalived checks no answers.
+   */
+  answerRegex?: string;
 }
 
 export interface MiscCheckSpec extends CheckerCommon {
@@ -196,14 +199,16 @@ export const DEFAULT_UDP_MAX_REPLY = 255;
 
 /**
  * Common options with keepalived's defaults for a checker type (check_api.c, check_data.c):
- * connect_timeout 5 s; retry 1 (3 for DNS_CHECK, 0 for MISC_CHECK); delay_before_retry 1 s (3 s for
+ * connect_timeout 5 s; retry 1 (3 for DNS_CHECK, 0 for MISC_CHECK, FILE_CHECK and STATIC_CHECK); delay_before_retry 1 s (3 s for
  * HTTP_GET/SSL_GET, delay_loop for DNS_CHECK); delay_loop 60 s; warmup = delay_loop (the first check
  * comes after a random delay up to warmup); no alpha; no omega. Fields given in `over` win, and the
  * derived defaults (warmup, DNS delay_before_retry) follow an overridden delay_loop.
  */
 export function checkerCommon(type: CheckerType, over: Partial<CheckerCommon> = {}): CheckerCommon {
   const delayLoopMs = over.delayLoopMs ?? DEFAULT_DELAY_LOOP_MS;
-  const retry = type === "DNS_CHECK" ? 3 : type === "MISC_CHECK" ? 0 : 1;
+  // FILE_CHECK reacts to the file at once (keepalived watches it with inotify); on/off never fail twice.
+  const noRetry = type === "MISC_CHECK" || type === "FILE_CHECK" || type === "STATIC_CHECK";
+  const retry = type === "DNS_CHECK" ? 3 : noRetry ? 0 : 1;
   const delayBeforeRetryMs =
     type === "HTTP_GET" || type === "SSL_GET" ? 3_000 : type === "DNS_CHECK" ? delayLoopMs : 1_000;
   return {

@@ -1,0 +1,101 @@
+// The checker interface (DESIGN.md's plug-in shape): one `check(target, signal)` per attempt that
+// always resolves — never rejects — to { ok, reason, latencyMs, weight? }. A checker holds no
+// timers of its own beyond the attempt: the caller bounds each attempt with an AbortSignal, and on
+// abort the checker closes its socket or kills its process and resolves at once. The runner owns
+// intervals, retries and transitions.
+
+import type { CheckerSpec } from "../config/checker-spec.ts";
+
+/** What one attempt is aimed at: the real server with the spec's overrides applied. */
+export interface CheckTarget {
+  /** Address connected to (connect_ip, else the real server's). */
+  address: string;
+  /** Port connected to (connect_port, else the real server's). */
+  port: number;
+  /** Local source address (bindto). */
+  bindTo?: string;
+  /** Local source port (bind_port). */
+  bindPort?: number;
+}
+
+export interface CheckResult {
+  ok: boolean;
+  /** Why it failed, or what it saw when it passed ("Connected", "HTTP status 200"). */
+  reason: string;
+  /** Time from the start of the attempt to its result. */
+  latencyMs: number;
+  /** misc_dynamic: the real server's weight is set to this (absent = its configured weight). */
+  weight?: number;
+  /** FILE_CHECK: this is added to the real server's configured weight (absent = nothing added). */
+  weightOffset?: number;
+}
+
+export interface Checker {
+  /** Which spec type this checker runs. */
+  readonly type: CheckerSpec["type"];
+  check(target: CheckTarget, signal: AbortSignal): Promise<CheckResult>;
+}
+
+/** The target for a real server at address:port under a spec's connect_ip/connect_port/bindto/bind_port. */
+export function checkTarget(spec: CheckerSpec, address: string, port: number): CheckTarget {
+  const t: CheckTarget = { address: spec.connectIp ?? address, port: spec.connectPort ?? port };
+  if (spec.bindTo !== undefined) t.bindTo = spec.bindTo;
+  if (spec.bindPort !== undefined) t.bindPort = spec.bindPort;
+  return t;
+}
+
+/** How long one attempt of this spec may take: misc_timeout for MISC_CHECK, else connect_timeout. */
+export function attemptTimeoutMs(spec: CheckerSpec): number {
+  return spec.type === "MISC_CHECK" ? spec.timeoutMs : spec.connectTimeoutMs;
+}
+
+/** Error raised into an AbortSignal when an attempt overruns its time limit. */
+export class CheckTimeoutError extends Error {
+  readonly timeoutMs: number;
+  constructor(timeoutMs: number) {
+    super(`Timed out after ${timeoutMs} ms`);
+    this.name = "CheckTimeoutError";
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+/** Reason text for an aborted attempt. */
+export function abortReason(signal: AbortSignal): string {
+  const r: unknown = signal.reason;
+  if (r instanceof Error) return r.message;
+  if (typeof r === "string") return r;
+  return "Aborted";
+}
+
+/**
+ * Run one attempt bounded by `timeoutMs` (and by `parent`, when given). The checker sees a signal
+ * that aborts with a CheckTimeoutError when the time is up.
+ */
+export async function checkWithTimeout(
+  checker: Checker,
+  target: CheckTarget,
+  timeoutMs: number,
+  parent?: AbortSignal,
+): Promise<CheckResult> {
+  const ctl = new AbortController();
+  const timer = setTimeout(() => ctl.abort(new CheckTimeoutError(timeoutMs)), timeoutMs);
+  const onParent = () => ctl.abort(parent?.reason);
+  if (parent) {
+    if (parent.aborted) ctl.abort(parent.reason);
+    else parent.addEventListener("abort", onParent, { once: true });
+  }
+  try {
+    return await checker.check(target, ctl.signal);
+  } catch (e) {
+    // Checkers resolve rather than reject; this keeps a buggy one from breaking the runner.
+    return { ok: false, reason: `Checker error: ${e instanceof Error ? e.message : String(e)}`, latencyMs: 0 };
+  } finally {
+    clearTimeout(timer);
+    parent?.removeEventListener("abort", onParent);
+  }
+}
+
+/** Milliseconds since `start` (a performance.now() reading), rounded to microseconds. */
+export function elapsedMs(start: number): number {
+  return Math.round((performance.now() - start) * 1000) / 1000;
+}

@@ -1,0 +1,415 @@
+// The health-check runner: owns, for every real server, when its checker runs (delay_loop,
+// warmup, retry, delay_before_retry), bounds every attempt (connect_timeout / misc_timeout through
+// an AbortSignal), turns results into up/down transitions with keepalived's rules, and reports only
+// changes through one callback. It never touches core: the daemon applies the events.
+//
+// Transition rules (keepalived check_api.c / check_data.c / check_http.c epilog):
+// - A server starts up, or down with alpha. It is reported by status() from the start; events
+//   follow only changes.
+// - Up server, attempt fails: retry after delay_before_retry; after retry + 1 consecutive failures
+//   it goes down. Before its first result a server needs only one failure ("one failure is enough
+//   initially", keepalived sets retry_it = retry at start).
+// - Down server: checked every delay_loop, no retries; one success brings it up.
+// - After a success (or after going down) the next check is delay_loop later.
+// - misc_dynamic weights and FILE_CHECK offsets travel on the up event and, while the server stays
+//   up, as weight events when they change. A down server's dynamic weight is forgotten.
+// - omega: on stop() or remove(), a server that is up is reported down (keepalived runs notify_down
+//   on shutdown with omega).
+// - ldirectord's combined checktype (connectChecksBetween N): after a full check passes, the next
+//   N checks are plain TCP connects; a failed connect makes the next check full again.
+//
+// Scheduling: each server has one timer at a time; the first check comes after a random delay in
+// [0, warmup] (keepalived's warmup, default delay_loop), later ones delay_loop after the previous
+// result plus a small random jitter (up to 1% of delay_loop, at most 50 ms) so servers checked in
+// step drift apart. At most `maxConcurrent` attempts are in flight; the rest wait in a FIFO queue,
+// so a burst never opens thousands of sockets at once and a hung server only holds one slot until
+// its own time limit. Nothing per check is synchronous beyond bookkeeping.
+
+import type { CheckerSpec } from "../config/checker-spec.ts";
+import type { Clock } from "../core/clock.ts";
+import {
+  attemptTimeoutMs,
+  type Checker,
+  type CheckResult,
+  type CheckTarget,
+  CheckTimeoutError,
+  checkTarget,
+} from "./checker.ts";
+import { tcpConnect } from "./checkers/tcp.ts";
+import { createChecker as defaultCreateChecker } from "./create-checker.ts";
+
+/** A real server to watch, with the checker spec that applies to it. */
+export interface HealthTarget {
+  /** Caller's key for this real server and checker (unique within the runner). */
+  id: string;
+  /** The real server's address and port (the spec's connect_ip/connect_port override them). */
+  address: string;
+  port: number;
+  spec: CheckerSpec;
+}
+
+export interface HealthTransition {
+  type: "up" | "down";
+  id: string;
+  reason: string;
+  /** Clock time of the transition (ms). */
+  at: number;
+  /** misc_dynamic weight to use (up only; absent = the configured weight). */
+  weight?: number;
+  /** FILE_CHECK offset to add to the configured weight (up only; absent = none). */
+  weightOffset?: number;
+}
+
+export interface HealthWeightChange {
+  type: "weight";
+  id: string;
+  reason: string;
+  at: number;
+  /** New misc_dynamic weight; absent = back to the configured weight. */
+  weight?: number;
+  /** New FILE_CHECK offset; absent = none. */
+  weightOffset?: number;
+}
+
+export type HealthEvent = HealthTransition | HealthWeightChange;
+
+/** What `tvs status` shows for one real server. */
+export interface HealthStatus {
+  id: string;
+  address: string;
+  port: number;
+  checker: CheckerSpec["type"];
+  state: "up" | "down";
+  /** No result yet (the state is the initial one: up, or down with alpha). */
+  pending: boolean;
+  /** Consecutive failures so far (reset by a success). */
+  failures: number;
+  checks: number;
+  lastResult?: CheckResult;
+  /** Clock time of the last result. */
+  lastCheckAt?: number;
+  /** Milliseconds since the last transition (or since the server was added). */
+  sinceChangeMs: number;
+  weight?: number;
+  weightOffset?: number;
+  inFlight: boolean;
+}
+
+/** Where the runner gets its timers; tests may pass their own. */
+export interface TimerSource {
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+export interface HealthRunnerOptions {
+  onEvent: (event: HealthEvent) => void;
+  clock?: Clock;
+  timers?: TimerSource;
+  /** Uniform [0, 1) source for warmup and jitter. */
+  random?: () => number;
+  /** Most attempts in flight at once (default 1024). */
+  maxConcurrent?: number;
+  /** Add the small random jitter to delay_loop (default true). */
+  jitter?: boolean;
+  /** Checker factory (default: the built-in checkers). */
+  createChecker?: (spec: CheckerSpec) => Checker;
+}
+
+const realTimers: TimerSource = {
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
+};
+
+const monotonic: Clock = { now: () => performance.now() };
+
+interface Entry {
+  target: HealthTarget;
+  checkTarget: CheckTarget;
+  checker: Checker;
+  up: boolean;
+  hasRun: boolean;
+  failures: number;
+  checks: number;
+  lastResult?: CheckResult;
+  lastCheckAt?: number;
+  lastChangeAt: number;
+  weight: number | undefined;
+  weightOffset: number | undefined;
+  /** Plain TCP connects left before the next full check (combined checktype). */
+  connectsLeft: number;
+  timer: unknown;
+  queued: boolean;
+  controller: AbortController | undefined;
+  removed: boolean;
+}
+
+export class HealthRunner {
+  readonly #onEvent: (event: HealthEvent) => void;
+  readonly #clock: Clock;
+  readonly #timers: TimerSource;
+  readonly #random: () => number;
+  readonly #maxConcurrent: number;
+  readonly #jitter: boolean;
+  readonly #createChecker: (spec: CheckerSpec) => Checker;
+  readonly #entries = new Map<string, Entry>();
+  readonly #queue: Entry[] = [];
+  #running = 0;
+  #stopped = false;
+
+  constructor(options: HealthRunnerOptions) {
+    this.#onEvent = options.onEvent;
+    this.#clock = options.clock ?? monotonic;
+    this.#timers = options.timers ?? realTimers;
+    this.#random = options.random ?? Math.random;
+    this.#maxConcurrent = options.maxConcurrent ?? 1024;
+    this.#jitter = options.jitter ?? true;
+    this.#createChecker = options.createChecker ?? defaultCreateChecker;
+    if (!(this.#maxConcurrent >= 1)) throw new RangeError(`Invalid maxConcurrent "${options.maxConcurrent}"`);
+  }
+
+  /** Attempts in flight now. */
+  get running(): number {
+    return this.#running;
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  /**
+   * Start watching a real server. Its initial state (up, or down with alpha) is what status()
+   * reports until the first transition. Throws when the id is taken or the spec cannot be run.
+   */
+  add(target: HealthTarget): void {
+    if (this.#stopped) throw new Error(`Health runner stopped: cannot add "${target.id}"`);
+    if (this.#entries.has(target.id)) throw new Error(`Health check "${target.id}" already exists`);
+    const e: Entry = {
+      target,
+      checkTarget: checkTarget(target.spec, target.address, target.port),
+      checker: this.#createChecker(target.spec),
+      up: !target.spec.alpha,
+      hasRun: false,
+      failures: 0,
+      checks: 0,
+      lastChangeAt: this.#clock.now(),
+      weight: undefined,
+      weightOffset: undefined,
+      controller: undefined,
+      connectsLeft: 0,
+      timer: undefined,
+      queued: false,
+      removed: false,
+    };
+    this.#entries.set(target.id, e);
+    this.#schedule(e, this.#random() * Math.max(0, target.spec.warmupMs));
+  }
+
+  /**
+   * Replace a server's spec (configuration reload): its state, counters and timer carry over; the
+   * next attempt uses the new spec. Unknown ids are added.
+   */
+  update(target: HealthTarget): void {
+    const e = this.#entries.get(target.id);
+    if (!e) {
+      this.add(target);
+      return;
+    }
+    if (JSON.stringify(e.target) === JSON.stringify(target)) return;
+    e.checker = this.#createChecker(target.spec);
+    e.target = target;
+    e.checkTarget = checkTarget(target.spec, target.address, target.port);
+  }
+
+  /** Stop watching a server; with omega, an up server is reported down first. */
+  remove(id: string): boolean {
+    const e = this.#entries.get(id);
+    if (!e) return false;
+    this.#drop(e, "Removed");
+    return true;
+  }
+
+  /** Stop everything: timers cleared, attempts aborted; omega servers that are up reported down. */
+  stop(): void {
+    this.#stopped = true;
+    for (const e of [...this.#entries.values()]) this.#drop(e, "Stopping");
+    this.#queue.length = 0;
+  }
+
+  has(id: string): boolean {
+    return this.#entries.has(id);
+  }
+
+  /** Current state of one server, or undefined. */
+  state(id: string): "up" | "down" | undefined {
+    const e = this.#entries.get(id);
+    return e ? (e.up ? "up" : "down") : undefined;
+  }
+
+  /** The status listing for `tvs status`, in insertion order. */
+  status(): HealthStatus[] {
+    const now = this.#clock.now();
+    const out: HealthStatus[] = [];
+    for (const e of this.#entries.values()) {
+      const s: HealthStatus = {
+        id: e.target.id,
+        address: e.target.address,
+        port: e.target.port,
+        checker: e.target.spec.type,
+        state: e.up ? "up" : "down",
+        pending: !e.hasRun,
+        failures: e.failures,
+        checks: e.checks,
+        sinceChangeMs: Math.max(0, now - e.lastChangeAt),
+        inFlight: e.controller !== undefined,
+      };
+      if (e.lastResult) s.lastResult = { ...e.lastResult };
+      if (e.lastCheckAt !== undefined) s.lastCheckAt = e.lastCheckAt;
+      if (e.weight !== undefined) s.weight = e.weight;
+      if (e.weightOffset !== undefined) s.weightOffset = e.weightOffset;
+      out.push(s);
+    }
+    return out;
+  }
+
+  #drop(e: Entry, why: string): void {
+    e.removed = true;
+    this.#entries.delete(e.target.id);
+    if (e.timer !== undefined) this.#timers.clearTimeout(e.timer);
+    e.timer = undefined;
+    e.controller?.abort(new Error(why));
+    if (e.queued) {
+      const i = this.#queue.indexOf(e);
+      if (i !== -1) this.#queue.splice(i, 1);
+      e.queued = false;
+    }
+    if (e.target.spec.omega && e.up) {
+      e.up = false;
+      this.#emit({ type: "down", id: e.target.id, reason: `${why} (omega)`, at: this.#clock.now() });
+    }
+  }
+
+  #schedule(e: Entry, delayMs: number): void {
+    if (e.removed) return;
+    e.timer = this.#timers.setTimeout(
+      () => {
+        e.timer = undefined;
+        this.#ready(e);
+      },
+      Math.max(0, delayMs),
+    );
+  }
+
+  #ready(e: Entry): void {
+    if (e.removed) return;
+    if (this.#running < this.#maxConcurrent) this.#start(e);
+    else {
+      e.queued = true;
+      this.#queue.push(e);
+    }
+  }
+
+  #start(e: Entry): void {
+    this.#running++;
+    const spec = e.target.spec;
+    const connectOnly = spec.connectChecksBetween !== undefined && e.connectsLeft > 0;
+    const timeoutMs = connectOnly ? spec.connectTimeoutMs : attemptTimeoutMs(spec);
+    const ctl = new AbortController();
+    e.controller = ctl;
+    const timer = this.#timers.setTimeout(() => ctl.abort(new CheckTimeoutError(timeoutMs)), timeoutMs);
+    const attempt = connectOnly ? tcpConnect(e.checkTarget, ctl.signal) : e.checker.check(e.checkTarget, ctl.signal);
+    attempt
+      .catch(
+        (err: unknown): CheckResult => ({
+          ok: false,
+          reason: `Checker error: ${err instanceof Error ? err.message : String(err)}`,
+          latencyMs: 0,
+        }),
+      )
+      .then((result) => {
+        this.#timers.clearTimeout(timer);
+        e.controller = undefined;
+        this.#running--;
+        if (!e.removed) this.#settle(e, result, connectOnly);
+        this.#drain();
+      });
+  }
+
+  #drain(): void {
+    while (this.#running < this.#maxConcurrent && this.#queue.length > 0) {
+      const next = this.#queue.shift() as Entry;
+      next.queued = false;
+      if (!next.removed) this.#start(next);
+    }
+  }
+
+  #delayLoop(e: Entry): number {
+    const d = e.target.spec.delayLoopMs;
+    return this.#jitter ? d + this.#random() * Math.min(d / 100, 50) : d;
+  }
+
+  /** Apply one result: keepalived's transition rules, then schedule the next attempt. */
+  #settle(e: Entry, result: CheckResult, connectOnly: boolean): void {
+    const spec = e.target.spec;
+    const now = this.#clock.now();
+    const firstResult = !e.hasRun;
+    e.hasRun = true;
+    e.checks++;
+    e.lastResult = result;
+    e.lastCheckAt = now;
+    if (spec.connectChecksBetween !== undefined) {
+      if (!result.ok) e.connectsLeft = 0;
+      else if (connectOnly) e.connectsLeft--;
+      else e.connectsLeft = spec.connectChecksBetween;
+    }
+    if (result.ok) {
+      e.failures = 0;
+      const weight = connectOnly ? e.weight : result.weight;
+      const weightOffset = connectOnly ? e.weightOffset : result.weightOffset;
+      if (!e.up) {
+        e.up = true;
+        e.lastChangeAt = now;
+        e.weight = weight;
+        e.weightOffset = weightOffset;
+        const ev: HealthTransition = { type: "up", id: e.target.id, reason: result.reason, at: now };
+        if (weight !== undefined) ev.weight = weight;
+        if (weightOffset !== undefined) ev.weightOffset = weightOffset;
+        this.#emit(ev);
+      } else if (
+        weight !== e.weight ||
+        weightOffset !== e.weightOffset ||
+        (firstResult && (weight ?? weightOffset) !== undefined)
+      ) {
+        e.weight = weight;
+        e.weightOffset = weightOffset;
+        const ev: HealthWeightChange = { type: "weight", id: e.target.id, reason: result.reason, at: now };
+        if (weight !== undefined) ev.weight = weight;
+        if (weightOffset !== undefined) ev.weightOffset = weightOffset;
+        this.#emit(ev);
+      }
+      this.#schedule(e, this.#delayLoop(e));
+      return;
+    }
+    e.failures++;
+    if (e.up && (firstResult || e.failures > spec.retry)) {
+      e.up = false;
+      e.lastChangeAt = now;
+      e.weight = undefined;
+      e.weightOffset = undefined;
+      const reason = e.failures > 1 ? `${result.reason} (${e.failures} failures)` : result.reason;
+      this.#emit({ type: "down", id: e.target.id, reason, at: now });
+      this.#schedule(e, this.#delayLoop(e));
+    } else if (e.up) {
+      this.#schedule(e, spec.delayBeforeRetryMs);
+    } else {
+      this.#schedule(e, this.#delayLoop(e));
+    }
+  }
+
+  #emit(event: HealthEvent): void {
+    try {
+      this.#onEvent(event);
+    } catch {
+      // A listener's failure must not stop health checking; the daemon logs in its own listener.
+    }
+  }
+}
