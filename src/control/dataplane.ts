@@ -1,0 +1,57 @@
+// The seam between tvsd and a data plane. Both planes (src/dataplane/proxy: sockets, no privilege;
+// src/dataplane/packet: raw frames) implement this shape structurally: they may not import control/
+// (DESIGN.md's dependency rule), so they only see core types, and the daemon holds them as a
+// DataPlane. The daemon applies every change to the core tables first and then tells the plane which
+// services appeared, changed or went (by diffing the service table), so a plane never needs to know
+// how a change was requested (tvsadm, a rules reload, a health check).
+
+import type { Clock } from "../core/clock.ts";
+import type { ConnTable } from "../core/conn/conn-table.ts";
+import type { DestSpec } from "../core/dest.ts";
+import type { ServiceKey, ServiceOptions, VirtualService } from "../core/service.ts";
+import type { ServiceTable } from "../core/service-table.ts";
+
+/** The logging surface a plane gets (control/log.ts's Logger satisfies it). */
+export interface PlaneLog {
+  debug(msg: string, fields?: Record<string, unknown>): void;
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  error(msg: string, fields?: Record<string, unknown>): void;
+}
+
+/** What the daemon hands a plane when it creates it. */
+export interface DataPlaneDeps {
+  services: ServiceTable;
+  conns: ConnTable;
+  clock: Clock;
+  log: PlaneLog;
+}
+
+export interface DataPlane {
+  /** "proxy" or "packet"; shown by tvs status. */
+  readonly name: string;
+  /**
+   * Vet a service before the table is changed; throw a CoreError (EOPNOTSUPP, EINVAL) to refuse
+   * something this plane cannot carry. op is "add-service" or "edit-service".
+   */
+  admitService(key: ServiceKey, options: ServiceOptions, op: "add-service" | "edit-service"): void;
+  /**
+   * Vet (and possibly adapt) a destination before the table is changed: the returned spec is what
+   * gets applied. Throw a CoreError to refuse it. op is "add-dest" or "edit-dest".
+   */
+  admitDest(key: ServiceKey, spec: DestSpec, op: "add-dest" | "edit-dest"): DestSpec;
+  /** Begin forwarding (the tables may already hold services; they arrive through serviceAdded). */
+  start(): Promise<void>;
+  /** A service is now in the table: start receiving its traffic. Rejects when it cannot (VIP not bindable). */
+  serviceAdded(svc: VirtualService): Promise<void>;
+  /** A service's options or destinations changed (same object). */
+  serviceChanged(svc: VirtualService): void;
+  /** A service left the table: stop taking new flows for it; open ones finish. */
+  serviceRemoved(svc: VirtualService): void;
+  /** Stop accepting, let open flows finish for up to drainMs, then close the rest. */
+  stop(drainMs: number): Promise<void>;
+  /** Flows the plane is carrying right now (for draining and status). */
+  openFlows(): number;
+  /** Human-readable remarks for tvs status (mapped forwarding methods, limitations). */
+  notes(): string[];
+}

@@ -1,0 +1,244 @@
+// tvsd's control API server: HTTP + JSON on a Unix socket, routes and bodies as in api/protocol.ts.
+// Every failure answers with an ApiErrorBody (code, op, message); bodies that do not parse or do not
+// have the ExecRequest shape get 400 before anything touches the tables. Requests that change state
+// run one at a time (a queue), so a slow one (binding VIPs) never interleaves with the next.
+//
+// The socket path: if a live daemon answers there, starting fails with a clear message; a stale
+// socket file left by a crashed daemon is removed and replaced. The socket is chmod 0660 so the
+// owner's group may use tvsadm.
+
+import { chmodSync, existsSync, lstatSync, mkdirSync, unlinkSync } from "node:fs";
+import http from "node:http";
+import net from "node:net";
+import { dirname } from "node:path";
+import { type CoreErrorCode, type CoreOp, isCoreError } from "../core/errors.ts";
+import type { ApiErrorBody, ExecRequest, Snapshot, StatusView } from "./api/protocol.ts";
+import type { Logger } from "./log.ts";
+import { checkExecRequest } from "./request-check.ts";
+
+export interface SnapshotRequest {
+  conns: boolean;
+  /** A service id as serviceKeyId prints it ("tcp 127.0.0.1:80"); undefined for all. */
+  service: string | undefined;
+}
+
+export interface ControlHandlers {
+  exec(req: ExecRequest): Promise<void>;
+  snapshot(q: SnapshotRequest): Snapshot;
+  status(): StatusView;
+  reload(): Promise<void>;
+}
+
+const MAX_BODY = 16 * 1024 * 1024;
+
+const STATUS_OF: Record<CoreErrorCode, number> = {
+  EINVAL: 400,
+  ERANGE: 400,
+  ESRCH: 404,
+  ENOENT: 404,
+  EEXIST: 409,
+  EBUSY: 409,
+  ENOMEM: 507,
+  EOPNOTSUPP: 501,
+};
+
+export class HttpError extends Error {
+  readonly status: number;
+  readonly code: CoreErrorCode;
+  readonly op: CoreOp;
+  constructor(status: number, code: CoreErrorCode, op: CoreOp, message: string) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.op = op;
+  }
+}
+
+function errorBody(err: unknown, fallbackOp: CoreOp): { status: number; body: ApiErrorBody } {
+  if (err instanceof HttpError)
+    return { status: err.status, body: { error: { code: err.code, op: err.op, message: err.message } } };
+  if (isCoreError(err)) {
+    const e: ApiErrorBody["error"] = { code: err.code, op: err.op, message: err.message };
+    const index = (err as { index?: unknown }).index;
+    if (typeof index === "number") e.index = index;
+    return { status: STATUS_OF[err.code] ?? 400, body: { error: e } };
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  return { status: 500, body: { error: { code: "EINVAL", op: fallbackOp, message: `Internal error: ${message}` } } };
+}
+
+/** Is a daemon answering on this socket? */
+export function socketIsLive(path: string, timeoutMs = 1000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect({ path });
+    const t = setTimeout(() => {
+      s.destroy();
+      resolve(true); // something holds it but does not answer promptly: treat as taken
+    }, timeoutMs);
+    s.once("connect", () => {
+      clearTimeout(t);
+      s.destroy();
+      resolve(true);
+    });
+    s.once("error", () => {
+      clearTimeout(t);
+      resolve(false);
+    });
+  });
+}
+
+/** Make the socket path usable: refuse a live daemon's socket, replace a stale one, create the directory. */
+export async function prepareSocketPath(path: string): Promise<{ replacedStale: boolean }> {
+  if (existsSync(path)) {
+    const st = lstatSync(path);
+    if (!st.isSocket()) throw new Error(`Control socket path "${path}" exists and is not a socket`);
+    if (await socketIsLive(path))
+      throw new Error(`Another tvsd is already running on "${path}" (stop it, or use --socket or TVS_SOCKET)`);
+    unlinkSync(path);
+    return { replacedStale: true };
+  }
+  mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
+  return { replacedStale: false };
+}
+
+export class ControlServer {
+  readonly #handlers: ControlHandlers;
+  readonly #log: Logger;
+  readonly #server: http.Server;
+  #queue: Promise<unknown> = Promise.resolve();
+  #path = "";
+
+  constructor(handlers: ControlHandlers, log: Logger) {
+    this.#handlers = handlers;
+    this.#log = log;
+    this.#server = http.createServer((req, res) => {
+      this.#handle(req, res).catch((err) => this.#send(res, errorBody(err, "request")));
+    });
+    this.#server.keepAliveTimeout = 2000;
+  }
+
+  async listen(path: string): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: NodeJS.ErrnoException) =>
+        reject(new Error(`Cannot listen on control socket "${path}": ${err.code ?? err.message}`));
+      this.#server.once("error", onError);
+      this.#server.listen(path, () => {
+        this.#server.off("error", onError);
+        resolve();
+      });
+    });
+    this.#path = path;
+    chmodSync(path, 0o660);
+  }
+
+  /** Stop answering and remove the socket file. */
+  async close(): Promise<void> {
+    await new Promise<void>((r) => {
+      this.#server.close(() => r());
+      this.#server.closeAllConnections();
+    });
+    if (this.#path !== "") {
+      try {
+        unlinkSync(this.#path);
+      } catch {
+        // already gone
+      }
+    }
+  }
+
+  /** Run state-changing work one request at a time. */
+  #serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(fn, fn);
+    this.#queue = run.catch(() => {});
+    return run;
+  }
+
+  #send(res: http.ServerResponse, r: { status: number; body: unknown }): void {
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    const text = JSON.stringify(r.body);
+    res.writeHead(r.status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
+    res.end(text);
+  }
+
+  async #readBody(req: http.IncomingMessage): Promise<unknown> {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const c of req) {
+      size += (c as Buffer).length;
+      if (size > MAX_BODY) throw new HttpError(413, "EINVAL", "request", `Request body larger than ${MAX_BODY} bytes`);
+      chunks.push(c as Buffer);
+    }
+    const text = Buffer.concat(chunks).toString("utf8");
+    if (text.trim() === "") return undefined;
+    try {
+      return JSON.parse(text);
+    } catch (err) {
+      throw new HttpError(400, "EINVAL", "request", `Request body is not JSON: ${(err as Error).message}`);
+    }
+  }
+
+  async #handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? "/", "http://tvsd");
+    const route = `${req.method} ${url.pathname}`;
+    const h = this.#handlers;
+    switch (route) {
+      case "POST /v1/exec": {
+        let op: CoreOp = "request";
+        try {
+          const body = await this.#readBody(req);
+          const er = checkExecRequest(body);
+          if (er.op !== "batch") op = er.op;
+          await this.#serial(() => h.exec(er));
+          this.#send(res, { status: 200, body: { ok: true } });
+        } catch (err) {
+          const r = errorBody(err, op);
+          if (r.status >= 500) this.#log.error("Request failed", { route, err });
+          else this.#log.info("Request refused", { route, code: r.body.error.code, message: r.body.error.message });
+          this.#send(res, r);
+        }
+        return;
+      }
+      case "GET /v1/snapshot": {
+        const conns = url.searchParams.get("conns");
+        const service = url.searchParams.get("service") ?? undefined;
+        try {
+          this.#send(res, { status: 200, body: h.snapshot({ conns: conns === "1" || conns === "true", service }) });
+        } catch (err) {
+          this.#send(res, errorBody(err, "get-service"));
+        }
+        return;
+      }
+      case "GET /v1/status":
+        this.#send(res, { status: 200, body: h.status() });
+        return;
+      case "POST /v1/reload":
+        try {
+          await this.#readBody(req);
+          await this.#serial(() => h.reload());
+          this.#send(res, { status: 200, body: { ok: true } });
+        } catch (err) {
+          this.#send(res, errorBody(err, "reload"));
+        }
+        return;
+      default: {
+        const known = ["/v1/exec", "/v1/snapshot", "/v1/status", "/v1/reload"].includes(url.pathname);
+        req.resume();
+        this.#send(res, {
+          status: known ? 405 : 404,
+          body: {
+            error: {
+              code: "EINVAL",
+              op: "request",
+              message: known
+                ? `Method "${req.method}" not allowed on "${url.pathname}"`
+                : `No such API route "${url.pathname}"`,
+            },
+          },
+        });
+      }
+    }
+  }
+}

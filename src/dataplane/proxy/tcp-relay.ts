@@ -1,0 +1,337 @@
+// One client connection carried by the socket data plane: the client's socket (accepted on the VIP)
+// and the socket to the chosen real server, piped both ways with backpressure and half-close, with
+// the connection-table entry driven the way the kernel's TCP state table would move it:
+//
+//   accept                       → SYN_RECV   (inactive: the kernel has seen the SYN only)
+//   the real server accepts      → ESTABLISHED (active)
+//   client sends FIN first       → CLOSE_WAIT  (the kernel's INPUT fin in ES)
+//   real server sends FIN first  → FIN_WAIT    (OUTPUT fin in ES)
+//   both FINs seen               → TIME_WAIT   (the entry lingers and expires, counted inactive)
+//   a reset either way, or the real server refuses / times out → CLOSE (the client gets a RST)
+//
+// Every read is counted as one packet with its payload bytes ("in" = client → server, "out" =
+// server → client): a socket cannot see segments, so packets here are reads, and bytes are payload
+// bytes without IP/TCP headers. Each read also refreshes the entry's timeout, as each packet does in
+// the kernel. When the table removes the entry while the sockets are open (idle timeout, or
+// expire_nodest_conn after the destination was deleted) both sockets are reset.
+
+import net from "node:net";
+import type { Clock } from "../../core/clock.ts";
+import type { Conn } from "../../core/conn/conn.ts";
+import type { ConnTable } from "../../core/conn/conn-table.ts";
+import {
+  TCP_S_CLOSE,
+  TCP_S_CLOSE_WAIT,
+  TCP_S_ESTABLISHED,
+  TCP_S_FIN_WAIT,
+  TCP_S_SYN_RECV,
+  TCP_S_TIME_WAIT,
+} from "../../core/conn/tcp-states.ts";
+import type { Flow } from "../../core/sched/types.ts";
+import type { VirtualService } from "../../core/service.ts";
+import { type ProxyPlaneOptions, proxyProtocolFor } from "./options.ts";
+import { proxyHeader } from "./proxy-protocol.ts";
+
+export interface PlaneLogLike {
+  debug(msg: string, fields?: Record<string, unknown>): void;
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+}
+
+export interface TcpRelayContext {
+  conns: ConnTable;
+  clock: Clock;
+  log: PlaneLogLike;
+  options: ProxyPlaneOptions;
+  /** Relays still carrying bytes; the plane drains these on stop. */
+  open: Set<TcpRelay>;
+}
+
+/** Where a client connected: the VIP socket's address (for fwmark services, one of the listed addresses). */
+export interface Arrival {
+  vaddr: string;
+  vport: number;
+  fwmark: number;
+}
+
+/** "::ffff:1.2.3.4" → "1.2.3.4" (a dual-stack listener reports IPv4 peers mapped). */
+export function plainAddr(a: string | undefined): string | undefined {
+  if (a === undefined) return undefined;
+  return a.startsWith("::ffff:") && a.includes(".") ? a.slice(7) : a;
+}
+
+/** Something the conn table's onRemove can close (TCP relays and UDP flows). */
+export interface PlaneSlot {
+  closeFromTable(): void;
+}
+
+export class TcpRelay implements PlaneSlot {
+  readonly #ctx: TcpRelayContext;
+  readonly #svc: VirtualService;
+  readonly #arrival: Arrival;
+  readonly #client: net.Socket;
+  readonly #caddr: string;
+  readonly #cport: number;
+  #conn: Conn;
+  #backend: net.Socket | undefined;
+  #clientEnded = false;
+  #backendEnded = false;
+  #done = false;
+  #attempts = 1;
+  #tried = new Set<string>();
+
+  constructor(
+    ctx: TcpRelayContext,
+    svc: VirtualService,
+    arrival: Arrival,
+    client: net.Socket,
+    caddr: string,
+    cport: number,
+    conn: Conn,
+  ) {
+    this.#ctx = ctx;
+    this.#svc = svc;
+    this.#arrival = arrival;
+    this.#client = client;
+    this.#caddr = caddr;
+    this.#cport = cport;
+    this.#conn = conn;
+    conn.plane = this;
+    ctx.open.add(this);
+    client.setNoDelay(true);
+    client.on("error", (err) => this.#onClientError(err));
+    client.on("close", () => this.#onSocketClose());
+    ctx.conns.setState(conn, TCP_S_SYN_RECV, ctx.clock.now());
+    this.#connect();
+  }
+
+  get conn(): Conn {
+    return this.#conn;
+  }
+
+  /** Schedule a new client connection on a service and start relaying it (or reset the client). */
+  static accept(ctx: TcpRelayContext, svc: VirtualService, arrival: Arrival, client: net.Socket): void {
+    const caddr = plainAddr(client.remoteAddress);
+    const cport = client.remotePort;
+    if (caddr === undefined || cport === undefined) {
+      client.destroy();
+      return;
+    }
+    const flow: Flow = {
+      family: svc.family,
+      protocol: "tcp",
+      saddr: caddr,
+      sport: cport,
+      daddr: arrival.vaddr,
+      dport: arrival.vport,
+    };
+    const r = ctx.conns.schedule(svc, flow, ctx.clock.now(), arrival.fwmark ? { fwmark: arrival.fwmark } : undefined);
+    if ("error" in r) {
+      ctx.log.debug("Connection refused: no destination", {
+        service: svc.id,
+        client: `${caddr}:${cport}`,
+        why: r.error,
+      });
+      client.on("error", () => {});
+      client.resetAndDestroy();
+      return;
+    }
+    new TcpRelay(ctx, svc, arrival, client, caddr, cport, r);
+  }
+
+  #connect(): void {
+    const conn = this.#conn;
+    this.#tried.add(`${conn.daddr}|${conn.dport}`);
+    const backend = net.connect({ host: conn.daddr, port: conn.dport, allowHalfOpen: true });
+    this.#backend = backend;
+    backend.setNoDelay(true);
+    const timer = setTimeout(() => {
+      backend.destroy();
+      this.#connectFailed(new Error(`Connect to ${conn.daddr}:${conn.dport} timed out`));
+    }, this.#ctx.options.connectTimeoutMs);
+    backend.once("connect", () => {
+      clearTimeout(timer);
+      this.#connected(backend);
+    });
+    backend.once("error", (err) => {
+      clearTimeout(timer);
+      if (backend.connecting || this.#backendPending(backend)) this.#connectFailed(err);
+    });
+  }
+
+  /** True while this backend never reached 'connect' (its errors are connect failures). */
+  #backendPending(backend: net.Socket): boolean {
+    return this.#backend === backend && this.#conn.state === TCP_S_SYN_RECV;
+  }
+
+  #connectFailed(err: Error): void {
+    if (this.#done) return;
+    const ctx = this.#ctx;
+    const now = ctx.clock.now();
+    const failed = this.#conn;
+    ctx.log.debug("Destination did not accept", {
+      service: this.#svc.id,
+      dest: `${failed.daddr}:${failed.dport}`,
+      err,
+    });
+    if (ctx.options.retryConnect && this.#attempts < this.#svc.dests.length && !this.#client.destroyed) {
+      // Extension: give the connection to another destination. The failed entry goes first so it
+      // no longer counts against its destination.
+      this.#attempts++;
+      failed.plane = undefined;
+      ctx.conns.remove(failed, now);
+      const flow: Flow = {
+        family: this.#svc.family,
+        protocol: "tcp",
+        saddr: this.#caddr,
+        sport: this.#cport,
+        daddr: this.#arrival.vaddr,
+        dport: this.#arrival.vport,
+      };
+      const fw = this.#arrival.fwmark;
+      const r = ctx.conns.schedule(this.#svc, flow, now, fw ? { fwmark: fw } : undefined);
+      if (!("error" in r) && !this.#tried.has(`${r.daddr}|${r.dport}`)) {
+        this.#conn = r;
+        r.plane = this;
+        ctx.conns.setState(r, TCP_S_SYN_RECV, now);
+        this.#connect();
+        return;
+      }
+      if (!("error" in r)) {
+        this.#conn = r;
+        r.plane = this;
+      }
+    }
+    this.#finish(TCP_S_CLOSE);
+    this.#client.resetAndDestroy();
+  }
+
+  #connected(backend: net.Socket): void {
+    const ctx = this.#ctx;
+    const conn = this.#conn;
+    if (this.#done || this.#client.destroyed) {
+      backend.resetAndDestroy();
+      return;
+    }
+    ctx.conns.setState(conn, TCP_S_ESTABLISHED, ctx.clock.now());
+    if (conn.fwd === "fullnat") {
+      // The director's side of the server connection is FULLNAT's local endpoint (-c shows it).
+      const laddr = plainAddr(backend.localAddress);
+      const lport = backend.localPort;
+      if (laddr !== undefined && lport !== undefined) {
+        try {
+          ctx.conns.setLocal(conn, laddr, lport);
+        } catch (err) {
+          ctx.log.debug("FULLNAT local endpoint not recorded", { err });
+        }
+      }
+    }
+    backend.on("error", (err) => this.#onBackendError(err));
+    backend.on("close", () => this.#onSocketClose());
+    const pp = proxyProtocolFor(ctx.options.proxyProtocol, this.#svc.id, conn.dest.endpoint);
+    if (pp !== 0) {
+      backend.write(
+        proxyHeader(pp, {
+          caddr: this.#caddr,
+          cport: this.#cport,
+          vaddr: this.#arrival.vaddr,
+          vport: this.#arrival.vport,
+        }),
+      );
+    }
+    this.#pipe(this.#client, backend, "in");
+    this.#pipe(backend, this.#client, "out");
+  }
+
+  #pipe(src: net.Socket, dst: net.Socket, dir: "in" | "out"): void {
+    const ctx = this.#ctx;
+    src.on("data", (chunk: Buffer) => {
+      const conn = this.#conn;
+      if (!conn.dest.available && ctx.conns.options.expireNodestConn) {
+        // expire_nodest_conn: the destination is gone, so the kernel drops the entry on its next packet.
+        this.#reset();
+        ctx.conns.remove(conn, ctx.clock.now());
+        return;
+      }
+      ctx.conns.account(conn, dir, 1, chunk.length);
+      ctx.conns.touch(conn, ctx.clock.now());
+      if (!dst.write(chunk)) src.pause();
+    });
+    dst.on("drain", () => src.resume());
+    src.on("end", () => {
+      if (dir === "in") this.#clientEnded = true;
+      else this.#backendEnded = true;
+      this.#halfClosed(dir);
+      dst.end();
+    });
+  }
+
+  #halfClosed(dir: "in" | "out"): void {
+    if (this.#done) return;
+    const ctx = this.#ctx;
+    const now = ctx.clock.now();
+    if (this.#clientEnded && this.#backendEnded) {
+      this.#finish(TCP_S_TIME_WAIT);
+      return;
+    }
+    ctx.conns.setState(this.#conn, dir === "in" ? TCP_S_CLOSE_WAIT : TCP_S_FIN_WAIT, now);
+  }
+
+  #onClientError(err: Error): void {
+    this.#ctx.log.debug("Client connection error", { service: this.#svc.id, err });
+    this.#backend?.resetAndDestroy();
+    this.#finish(TCP_S_CLOSE);
+  }
+
+  #onBackendError(err: Error): void {
+    this.#ctx.log.debug("Real server connection error", { service: this.#svc.id, err });
+    if (!this.#client.destroyed) this.#client.resetAndDestroy();
+    this.#finish(TCP_S_CLOSE);
+  }
+
+  #onSocketClose(): void {
+    const b = this.#backend;
+    const bothClosed = this.#client.destroyed && (b === undefined || b.destroyed);
+    if (!bothClosed) {
+      // One side went away without a FIN we saw (destroyed or reset): take the other down too.
+      if (this.#client.destroyed && b && !b.destroyed && !this.#clientEnded) b.resetAndDestroy();
+      else if (b?.destroyed && !this.#client.destroyed && !this.#backendEnded && this.#conn.state !== TCP_S_SYN_RECV)
+        this.#client.resetAndDestroy();
+      return;
+    }
+    this.#finish(this.#clientEnded && this.#backendEnded ? TCP_S_TIME_WAIT : TCP_S_CLOSE);
+  }
+
+  /** Both sockets are done (or going): leave the entry in its final state to linger and expire. */
+  #finish(state: number): void {
+    const ctx = this.#ctx;
+    if (!this.#done) {
+      this.#done = true;
+      ctx.conns.setState(this.#conn, state, ctx.clock.now());
+    }
+    if (this.#client.destroyed && (this.#backend === undefined || this.#backend.destroyed)) {
+      ctx.open.delete(this);
+      this.#conn.plane = undefined;
+    }
+  }
+
+  #reset(): void {
+    this.#done = true;
+    this.#client.resetAndDestroy();
+    this.#backend?.resetAndDestroy();
+    this.#ctx.open.delete(this);
+  }
+
+  /** The table dropped the entry while sockets were open: reset both, as later packets would be dropped. */
+  closeFromTable(): void {
+    if (this.#client.destroyed && (this.#backend === undefined || this.#backend.destroyed)) return;
+    this.#reset();
+  }
+
+  /** Drain bound reached: reset what is left. */
+  abort(): void {
+    this.#reset();
+    const ctx = this.#ctx;
+    ctx.conns.setState(this.#conn, TCP_S_CLOSE, ctx.clock.now());
+  }
+}
