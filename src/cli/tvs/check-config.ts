@@ -1,5 +1,59 @@
-// Placeholder subcommand; replaced by its implementation.
-export async function run(_argv: string[]): Promise<number> {
-  process.stderr.write("not built yet\n");
-  return 1;
+// `tvs check-config [--json] [--format keepalived|ldirectord] FILE`: reads a keepalived.conf or
+// ldirectord.cf like `keepalived -t` does and prints every diagnostic as
+// "FILE:LINE:COL: error|warning: message". Exit 0 without errors (warnings allowed), 1 with
+// errors, 2 on usage errors. --json prints the parsed DirectorConfig on stdout.
+
+import { formatDiagnostic } from "../../config/diagnostics.ts";
+import type { ConfigFormat } from "../../config/director-config.ts";
+import { loadConfig } from "../../config/load.ts";
+
+const USAGE = "Usage: tvs check-config [--json] [--format keepalived|ldirectord] FILE\n";
+
+export async function run(argv: string[]): Promise<number> {
+  let json = false;
+  let format: ConfigFormat | undefined;
+  let file: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    if (a === "--json") json = true;
+    else if (a === "-h" || a === "--help") {
+      process.stdout.write(USAGE);
+      return 0;
+    } else if (a === "--format" || a.startsWith("--format=")) {
+      const v = a === "--format" ? argv[++i] : a.slice("--format=".length);
+      if (v !== "keepalived" && v !== "ldirectord") {
+        process.stderr.write(`Invalid format "${v ?? ""}" (expected keepalived or ldirectord)\n${USAGE}`);
+        return 2;
+      }
+      format = v;
+    } else if (a.startsWith("-") && a !== "-") {
+      process.stderr.write(`Unknown option "${a}"\n${USAGE}`);
+      return 2;
+    } else if (file === undefined) file = a;
+    else {
+      process.stderr.write(`Unexpected argument "${a}"\n${USAGE}`);
+      return 2;
+    }
+  }
+  if (file === undefined) {
+    process.stderr.write(`Missing configuration file\n${USAGE}`);
+    return 2;
+  }
+  const result = loadConfig(file, format);
+  for (const d of result.diagnostics) process.stderr.write(`${formatDiagnostic(d)}\n`);
+  if (!("config" in result)) {
+    const n = result.diagnostics.filter((d) => d.severity === "error").length;
+    process.stderr.write(`${file}: ${n} error${n === 1 ? "" : "s"}, configuration refused\n`);
+    return 1;
+  }
+  if (json) process.stdout.write(`${JSON.stringify(result.config, null, 2)}\n`);
+  else {
+    const c = result.config;
+    const dests = c.desired.services.reduce((n, s) => n + s.dests.length, 0);
+    process.stdout.write(
+      `${file}: ${c.format} configuration OK: ${c.desired.services.length} virtual service(s), ${dests} real server(s), ` +
+        `${c.vrrp.instances.length} vrrp instance(s), ${c.warnings.length} warning(s)\n`,
+    );
+  }
+  return 0;
 }

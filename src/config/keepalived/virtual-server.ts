@@ -1,0 +1,712 @@
+// keepalived virtual_server blocks: reads the block (scheduler, forwarding, persistence, quorum,
+// sorry server, real servers and their checkers) into a draft, then turns the draft into desired
+// services and health settings, applying keepalived's defaults and corrections (no protocol →
+// UDP, no lb_kind → NAT, no lb_algo → wlc, bare persistence_timeout → 360 s, real-server ports
+// forced to the virtual port for DR/TUN, quorum capped at the total weight, hysteresis < quorum).
+// Where keepalived silently corrects a value we do the same and say so in a warning.
+
+import { DEFAULT_TUN, type DestSpec, destSpec, type FwdMethod, type TunOptions } from "../../core/dest.ts";
+import type { Protocol } from "../../core/sched/types.ts";
+import { type ServiceKey, serviceKeyId, serviceOptions } from "../../core/service.ts";
+import type { CheckerSpec } from "../checker-spec.ts";
+import type { DesiredService } from "../desired.ts";
+import type { SourcePos } from "../diagnostics.ts";
+import type { NotifyScript, RealServerHealth, ServiceHealth } from "../director-config.ts";
+import { parseIp, parseNetmask, parseUint } from "../values.ts";
+import {
+  CHECKER_KEYWORDS,
+  type CommonOverrides,
+  type PendingFileRef,
+  readChecker,
+  readCommonOption,
+  readPortWord,
+} from "./checkers.ts";
+import type { Token } from "./lexer.ts";
+import type { StmtReader } from "./reader.ts";
+import type { Stmt } from "./tree.ts";
+
+/** keepalived's IPVS_SVC_PERSISTENT_TIMEOUT: a bare persistence_timeout means 6 minutes. */
+export const KEEPALIVED_PERSISTENCE_TIMEOUT = 360;
+/** keepalived's LVS_MAX_TIMEOUT (31 days). */
+const MAX_PERSISTENCE_TIMEOUT = 86400 * 31;
+const MAX_WEIGHT = 2147483647;
+/** Schedulers keepalived accepts for lb_algo / lvs_sched. */
+export const KEEPALIVED_SCHEDULERS = [
+  "rr",
+  "wrr",
+  "lc",
+  "wlc",
+  "lblc",
+  "sh",
+  "mh",
+  "dh",
+  "fo",
+  "ovf",
+  "lblcr",
+  "sed",
+  "nq",
+  "twos",
+];
+const SCHED_FLAG_WORDS = new Set(["flag-1", "flag-2", "flag-3", "sh-port", "sh-fallback", "mh-port", "mh-fallback"]);
+
+interface Forwarding {
+  fwd: FwdMethod;
+  tun: TunOptions;
+}
+
+interface RsDraft {
+  addr: string;
+  port: number | undefined;
+  pos: SourcePos;
+  weight?: number;
+  fwd?: Forwarding;
+  uThreshold: number;
+  lThreshold: number;
+  inhibit?: boolean;
+  alpha?: boolean;
+  virtualhost?: string;
+  notifyUp?: NotifyScript;
+  notifyDown?: NotifyScript;
+  common: CommonOverrides;
+  checkerStmts: Stmt[];
+}
+
+export type VsTarget =
+  | { kind: "vip"; addr: string; port: number }
+  | { kind: "fwmark"; fwmark: number }
+  | { kind: "group"; name: string; pos: SourcePos };
+
+export interface VsDraft {
+  pos: SourcePos;
+  label: string;
+  target: VsTarget;
+  family?: 4 | 6;
+  protocol?: Protocol;
+  protocolPos?: SourcePos;
+  scheduler?: string;
+  flags: { word: string; pos: SourcePos }[];
+  ops: boolean;
+  opsPos?: SourcePos;
+  fwd?: Forwarding;
+  persistenceTimeout?: number;
+  granularity?: Token;
+  pe: string;
+  quorum: number;
+  hysteresis: number;
+  quorumUp?: NotifyScript;
+  quorumDown?: NotifyScript;
+  alpha: boolean;
+  omega: boolean;
+  inhibit: boolean;
+  virtualhost?: string;
+  weight: number;
+  common: CommonOverrides;
+  sorry?: { addr: string; port: number | undefined; fwd?: Forwarding; inhibit: boolean; pos: SourcePos };
+  realServers: RsDraft[];
+}
+
+/** `lb_kind NAT|DR|TUN|FNAT [type ipip|gue|gre] [port N] [nocsum|csum|remcsum]`. */
+function readForwarding(r: StmtReader, s: Stmt): Forwarding | undefined {
+  const t = r.arg(s, 1, "a forwarding method (NAT, DR, TUN or FNAT)");
+  if (!t) return undefined;
+  const m = t.text.toUpperCase();
+  const fwd: FwdMethod | undefined =
+    m === "NAT" ? "masq" : m === "DR" ? "droute" : m === "TUN" ? "tunnel" : m === "FNAT" ? "fullnat" : undefined;
+  if (!fwd) {
+    r.diags.error(t.pos, `Invalid ${r.kw(s)} "${t.text}" (expected NAT, DR, TUN or FNAT)`);
+    return undefined;
+  }
+  const tun: TunOptions = { ...DEFAULT_TUN };
+  const words = s.words;
+  for (let i = 2; i < words.length; i++) {
+    const w = words[i] as Token;
+    if (fwd !== "tunnel") {
+      r.diags.error(w.pos, `Tunnel option "${w.text}" given for ${m} forwarding`);
+      return undefined;
+    }
+    if (w.text === "type") {
+      const v = words[++i];
+      if (!v || !["ipip", "gue", "gre"].includes(v.text)) {
+        r.diags.error(v?.pos ?? w.pos, `Invalid tunnel type "${v?.text ?? ""}" (expected ipip, gue or gre)`);
+        return undefined;
+      }
+      tun.type = v.text as TunOptions["type"];
+    } else if (w.text === "port") {
+      const v = words[++i];
+      const p = v ? parseUint(v.text, 1, 65535) : undefined;
+      if (p === undefined) {
+        r.diags.error(v?.pos ?? w.pos, `Invalid tunnel port "${v?.text ?? ""}" (expected 1..65535)`);
+        return undefined;
+      }
+      tun.port = p;
+    } else if (w.text === "nocsum" || w.text === "csum" || w.text === "remcsum") {
+      tun.nocsum = w.text === "nocsum";
+      tun.csum = w.text === "csum";
+      tun.remcsum = w.text === "remcsum";
+    } else {
+      r.diags.error(w.pos, `Invalid tunnel option "${w.text}" (expected type, port, nocsum, csum or remcsum)`);
+      return undefined;
+    }
+  }
+  if ((tun.type === "gue") !== (tun.port !== 0)) {
+    r.diags.error(t.pos, "A gue tunnel needs a port, and only a gue tunnel takes one");
+    return undefined;
+  }
+  if (tun.type === "ipip" && (tun.csum || tun.remcsum)) {
+    r.diags.error(t.pos, "ipip tunnels take no checksum option");
+    return undefined;
+  }
+  if (tun.type === "gre" && tun.remcsum) {
+    r.diags.error(t.pos, "gre tunnels do not support remcsum");
+    return undefined;
+  }
+  return { fwd, tun };
+}
+
+function readScript(r: StmtReader, s: Stmt): NotifyScript | undefined {
+  const cmd = r.arg(s, 1, "a script");
+  if (!cmd) return undefined;
+  const out: NotifyScript = { command: cmd.text };
+  const user = s.words[2];
+  if (user) {
+    const [u, g] = user.text.split(":");
+    if (u) out.user = u;
+    const group = g || s.words[3]?.text.replace(/^:/, "");
+    if (group) out.group = group;
+  }
+  return out;
+}
+
+/** `ADDR [PORT]` words starting at index 1 of a statement. */
+function readAddrPort(r: StmtReader, s: Stmt, what: string): { addr: string; port: number | undefined } | undefined {
+  const a = r.arg(s, 1, `an IP address for ${what}`);
+  if (!a) return undefined;
+  const addr = parseIp(a.text);
+  if (addr === undefined) {
+    r.diags.error(a.pos, `Invalid ${what} IP address "${a.text}"`);
+    return undefined;
+  }
+  const p = s.words[2];
+  let port: number | undefined;
+  if (p) {
+    port = readPortWord(r, p.text, p.pos);
+    if (port === undefined) return undefined;
+    if (port === 0) port = undefined;
+  }
+  r.noExtra(s, 2);
+  return { addr, port };
+}
+
+function readRealServer(r: StmtReader, s: Stmt): RsDraft | undefined {
+  const ap = readAddrPort(r, s, "real_server");
+  const stmts = r.block(s) ?? [];
+  if (!ap) return undefined;
+  const rs: RsDraft = {
+    addr: ap.addr,
+    port: ap.port,
+    pos: r.pos(s),
+    uThreshold: 0,
+    lThreshold: 0,
+    common: {},
+    checkerStmts: [],
+  };
+  for (const c of stmts) {
+    const k = r.kw(c);
+    if (CHECKER_KEYWORDS.has(k)) {
+      rs.checkerStmts.push(c);
+      continue;
+    }
+    if (readCommonOption(r, c, rs.common, "rs")) {
+      if (k === "alpha" && rs.common.alpha !== undefined) rs.alpha = rs.common.alpha;
+      r.noBlock(c);
+      continue;
+    }
+    switch (k) {
+      case "weight": {
+        const v = r.uint(c, 0, MAX_WEIGHT);
+        if (v !== undefined) rs.weight = v;
+        break;
+      }
+      case "lvs_method":
+      case "lb_kind": {
+        const f = readForwarding(r, c);
+        if (f) rs.fwd = f;
+        break;
+      }
+      case "uthreshold":
+        rs.uThreshold = r.uint(c, 0, 2 ** 32 - 1) ?? rs.uThreshold;
+        break;
+      case "lthreshold":
+        rs.lThreshold = r.uint(c, 0, 2 ** 32 - 1) ?? rs.lThreshold;
+        break;
+      case "inhibit_on_failure": {
+        const v = r.flag(c);
+        if (v !== undefined) rs.inhibit = v;
+        break;
+      }
+      case "notify_up":
+      case "notify_down": {
+        const v = readScript(r, c);
+        if (v && k === "notify_up") rs.notifyUp = v;
+        else if (v) rs.notifyDown = v;
+        break;
+      }
+      case "virtualhost": {
+        const v = r.str(c, "a host name");
+        if (v !== undefined) rs.virtualhost = v;
+        break;
+      }
+      case "smtp_alert":
+        r.flag(c);
+        break;
+      case "snmp_name":
+        r.str(c);
+        break;
+      case "real_server":
+        r.diags.error(r.pos(c), 'real_server inside a real_server (missing "}"?)');
+        continue;
+      default:
+        r.unknown(c, "real_server");
+    }
+    r.noBlock(c);
+  }
+  return rs;
+}
+
+/** Reads `virtual_server ADDR [PORT] | fwmark N | group NAME { ... }` into a draft. */
+export function readVirtualServer(r: StmtReader, s: Stmt): VsDraft | undefined {
+  const first = r.arg(s, 1, "an address, fwmark N or group NAME");
+  const stmts = r.block(s);
+  if (!first || !stmts) return undefined;
+  let target: VsTarget;
+  if (first.text === "fwmark" || first.text === "group") {
+    const v = r.arg(s, 2, first.text === "fwmark" ? "a firewall mark" : "a group name");
+    if (!v) return undefined;
+    r.noExtra(s, 2);
+    if (first.text === "group") target = { kind: "group", name: v.text, pos: v.pos };
+    else {
+      const mark = parseUint(v.text, 1, 2 ** 32 - 1);
+      if (mark === undefined) {
+        r.diags.error(v.pos, `Invalid virtual_server fwmark "${v.text}" (expected 1..4294967295)`);
+        return undefined;
+      }
+      target = { kind: "fwmark", fwmark: mark };
+    }
+  } else {
+    const ap = readAddrPort(r, s, "virtual_server");
+    if (!ap) return undefined;
+    target = { kind: "vip", addr: ap.addr, port: ap.port ?? 0 };
+  }
+  const vs: VsDraft = {
+    pos: r.pos(s),
+    label: s.words
+      .slice(1, 3)
+      .map((w) => w.text)
+      .join(" "),
+    target,
+    flags: [],
+    ops: false,
+    pe: "",
+    quorum: 1,
+    hysteresis: 0,
+    alpha: false,
+    omega: false,
+    inhibit: false,
+    weight: 1,
+    common: {},
+    realServers: [],
+  };
+  for (const c of stmts) {
+    const k = r.kw(c);
+    if (k === "real_server") {
+      const rs = readRealServer(r, c);
+      if (rs) vs.realServers.push(rs);
+      continue;
+    }
+    if (CHECKER_KEYWORDS.has(k)) {
+      r.diags.error(r.pos(c), `${k} must be inside a real_server block`);
+      continue;
+    }
+    if (readCommonOption(r, c, vs.common, "vs")) {
+      if (k === "alpha") vs.alpha = true;
+      r.noBlock(c);
+      continue;
+    }
+    switch (k) {
+      case "lb_algo":
+      case "lvs_sched": {
+        const t = r.value(c, "a scheduler name");
+        if (!t) break;
+        if (KEEPALIVED_SCHEDULERS.includes(t.text)) vs.scheduler = t.text;
+        else r.diags.error(t.pos, `Invalid ${k} "${t.text}" (expected one of ${KEEPALIVED_SCHEDULERS.join(" ")})`);
+        break;
+      }
+      case "lb_kind":
+      case "lvs_method": {
+        const f = readForwarding(r, c);
+        if (f) vs.fwd = f;
+        break;
+      }
+      case "ops":
+        r.bare(c);
+        vs.ops = true;
+        vs.opsPos = r.pos(c);
+        break;
+      case "hashed":
+        r.bare(c);
+        break;
+      case "protocol": {
+        const t = r.value(c, "TCP, UDP or SCTP");
+        if (!t) break;
+        const p = t.text.toLowerCase();
+        if (p === "tcp" || p === "udp" || p === "sctp") {
+          vs.protocol = p;
+          vs.protocolPos = r.pos(c);
+        } else r.diags.error(t.pos, `Invalid protocol "${t.text}" (expected TCP, UDP or SCTP)`);
+        break;
+      }
+      case "persistence_timeout": {
+        if (c.words.length === 1) vs.persistenceTimeout = KEEPALIVED_PERSISTENCE_TIMEOUT;
+        else {
+          const v = r.uint(c, 0, MAX_PERSISTENCE_TIMEOUT, "seconds");
+          if (v !== undefined) vs.persistenceTimeout = v;
+        }
+        break;
+      }
+      case "persistence_granularity": {
+        const t = r.value(c, "a netmask");
+        if (t) vs.granularity = t;
+        break;
+      }
+      case "persistence_engine": {
+        const t = r.value(c, "a persistence engine name");
+        if (t && t.text !== "sip") r.diags.error(t.pos, `Invalid persistence_engine "${t.text}" (only sip exists)`);
+        else if (t) vs.pe = t.text;
+        break;
+      }
+      case "ip_family": {
+        const t = r.value(c, "inet or inet6");
+        if (t?.text === "inet") vs.family = 4;
+        else if (t?.text === "inet6") vs.family = 6;
+        else if (t) r.diags.error(t.pos, `Invalid ip_family "${t.text}" (expected inet or inet6)`);
+        break;
+      }
+      case "quorum":
+        vs.quorum = r.uint(c, 1, 2 ** 32 - 1) ?? vs.quorum;
+        break;
+      case "hysteresis":
+        vs.hysteresis = r.uint(c, 0, 2 ** 32 - 1) ?? vs.hysteresis;
+        break;
+      case "quorum_up":
+      case "quorum_down": {
+        const v = readScript(r, c);
+        if (v && k === "quorum_up") vs.quorumUp = v;
+        else if (v) vs.quorumDown = v;
+        break;
+      }
+      case "omega":
+        r.bare(c);
+        vs.omega = true;
+        break;
+      case "inhibit_on_failure":
+        r.bare(c);
+        vs.inhibit = true;
+        break;
+      case "virtualhost": {
+        const v = r.str(c, "a host name");
+        if (v !== undefined) vs.virtualhost = v;
+        break;
+      }
+      case "weight":
+        vs.weight = r.uint(c, 1, MAX_WEIGHT) ?? vs.weight;
+        break;
+      case "sorry_server": {
+        const ap = readAddrPort(r, c, "sorry_server");
+        if (ap) vs.sorry = { ...ap, inhibit: false, pos: r.pos(c) };
+        break;
+      }
+      case "sorry_server_inhibit":
+        r.bare(c);
+        if (vs.sorry) vs.sorry.inhibit = true;
+        else r.diags.error(r.pos(c), "sorry_server_inhibit before or without sorry_server");
+        break;
+      case "sorry_server_lvs_method": {
+        const f = readForwarding(r, c);
+        if (!vs.sorry) r.diags.error(r.pos(c), "sorry_server_lvs_method before or without sorry_server");
+        else if (f) vs.sorry.fwd = f;
+        break;
+      }
+      case "ha_suspend":
+        r.bare(c);
+        r.unsupported(c, "virtual_server");
+        break;
+      case "smtp_alert":
+        r.flag(c);
+        break;
+      case "snmp_name":
+        r.str(c);
+        break;
+      default:
+        if (SCHED_FLAG_WORDS.has(k)) {
+          r.bare(c);
+          vs.flags.push({ word: k, pos: r.pos(c) });
+        } else r.unknown(c, "virtual_server");
+    }
+    r.noBlock(c);
+  }
+  return vs;
+}
+
+/** One entry of a virtual_server_group, after range expansion. */
+export type GroupEntry =
+  | { kind: "vip"; addr: string; port: number }
+  | { kind: "fwmark"; fwmark: number; family?: 4 | 6 };
+
+export interface BuiltService {
+  service: DesiredService;
+  health: ServiceHealth;
+}
+
+/**
+ * Turns a draft into one desired service per key (a plain virtual_server has one key; a group has
+ * one per address and fwmark entry), with health settings. Checkers are read once per real server.
+ */
+export function buildVirtualServer(
+  r: StmtReader,
+  vs: VsDraft,
+  groups: ReadonlyMap<string, GroupEntry[]>,
+  fileRefs: PendingFileRef[],
+): BuiltService[] {
+  const d = r.diags;
+  if (vs.realServers.length === 0) {
+    d.warning(vs.pos, `virtual_server ${vs.label} has no real servers - ignored`);
+    return [];
+  }
+  let entries: GroupEntry[];
+  if (vs.target.kind === "group") {
+    const g = groups.get(vs.target.name);
+    if (!g) {
+      d.error(vs.target.pos, `Unknown virtual_server_group "${vs.target.name}"`);
+      return [];
+    }
+    entries = g;
+  } else if (vs.target.kind === "fwmark") entries = [{ kind: "fwmark", fwmark: vs.target.fwmark }];
+  else entries = [{ kind: "vip", addr: vs.target.addr, port: vs.target.port }];
+  const isFwmarkOnly = entries.every((e) => e.kind === "fwmark");
+  let protocol = vs.protocol;
+  if (!isFwmarkOnly && protocol === undefined) {
+    d.warning(vs.pos, `virtual_server ${vs.label} has no protocol - defaulting to UDP as keepalived does`);
+    protocol = "udp";
+  }
+  if (isFwmarkOnly && vs.protocol !== undefined && vs.protocolPos)
+    d.warning(vs.protocolPos, `protocol is ignored for a fwmark virtual_server`);
+  if (vs.ops && protocol !== "udp" && !isFwmarkOnly) {
+    d.warning(vs.opsPos ?? vs.pos, `ops (one-packet scheduling) needs protocol UDP - ignored`);
+  }
+  const ops = vs.ops && (protocol === "udp" || isFwmarkOnly);
+  let scheduler = vs.scheduler;
+  if (scheduler === undefined) {
+    d.warning(vs.pos, `virtual_server ${vs.label} has no lb_algo - using wlc`);
+    scheduler = "wlc";
+  }
+  let vsFwd = vs.fwd;
+  const needsDefaultFwd = vs.realServers.some((rs) => !rs.fwd) || (vs.sorry !== undefined && !vs.sorry.fwd);
+  if (!vsFwd && needsDefaultFwd) {
+    d.warning(vs.pos, `virtual_server ${vs.label} has no lb_kind - using NAT as keepalived does`);
+    vsFwd = { fwd: "masq", tun: { ...DEFAULT_TUN } };
+  }
+
+  // Scheduler flags: keepalived spells sh-*/mh-* (valid only with that scheduler) and flag-1..3.
+  const schedFlags: string[] = [];
+  for (const f of vs.flags) {
+    let name = f.word;
+    if (name === "flag-1" && (scheduler === "sh" || scheduler === "mh")) name = `${scheduler}-fallback`;
+    else if (name === "flag-2" && (scheduler === "sh" || scheduler === "mh")) name = `${scheduler}-port`;
+    else if (name.startsWith("sh-") || name.startsWith("mh-")) {
+      if (!name.startsWith(`${scheduler}-`)) {
+        d.warning(f.pos, `${name} only applies to the ${name.slice(0, 2)} scheduler - ignored`);
+        continue;
+      }
+    }
+    if (!schedFlags.includes(name)) schedFlags.push(name);
+  }
+
+  // Persistence.
+  let timeout = vs.persistenceTimeout ?? 0;
+  const firstVip = entries.find((e) => e.kind === "vip");
+  const fwmFamily = entries.find((e) => e.kind === "fwmark" && e.family !== undefined);
+  const nonTun = vs.realServers.find((rs) => (rs.fwd ?? vsFwd)?.fwd !== "tunnel");
+  const family: 4 | 6 =
+    vs.family ??
+    (firstVip?.kind === "vip" ? (firstVip.addr.includes(":") ? 6 : 4) : undefined) ??
+    (fwmFamily?.kind === "fwmark" ? fwmFamily.family : undefined) ??
+    (nonTun?.addr.includes(":") ? 6 : 4);
+  const keys: { key: ServiceKey; port: number }[] = entries.map((e) =>
+    e.kind === "fwmark"
+      ? { key: { kind: "fwmark", fwmark: e.fwmark, family: e.family ?? family }, port: 0 }
+      : { key: { kind: "vip", protocol: protocol ?? "tcp", addr: e.addr, port: e.port }, port: e.port },
+  );
+  let netmask = family === 4 ? 32 : 128;
+  if (vs.granularity) {
+    const g = parseNetmask(vs.granularity.text, family);
+    if (g === undefined)
+      d.error(
+        vs.granularity.pos,
+        `Invalid persistence_granularity "${vs.granularity.text}" (expected ${family === 4 ? "a contiguous netmask like 255.255.255.0" : "a prefix length 1..128"})`,
+      );
+    else netmask = g;
+    if (timeout === 0) timeout = KEEPALIVED_PERSISTENCE_TIMEOUT;
+  }
+  const zeroPort = keys.some((k) => k.key.kind === "vip" && k.port === 0);
+  if (zeroPort && timeout === 0) {
+    d.warning(
+      vs.pos,
+      `virtual_server ${vs.label}: port 0 is only valid for a persistent service - making it persistent`,
+    );
+    timeout = KEEPALIVED_PERSISTENCE_TIMEOUT;
+  }
+  const options = serviceOptions(family, {
+    scheduler,
+    schedFlags,
+    persistent: timeout > 0,
+    ...(timeout > 0 ? { timeout } : {}),
+    netmask,
+    ops,
+    pe: vs.pe,
+  });
+
+  // Real servers: duplicates, families, forwarding and weights.
+  const realServers: RsDraft[] = [];
+  for (const rs of vs.realServers) {
+    if (realServers.some((o) => o.addr === rs.addr && o.port === rs.port)) {
+      d.warning(
+        rs.pos,
+        `real_server ${rs.addr} ${rs.port ?? ""} is listed twice in virtual_server ${vs.label} - second ignored`,
+      );
+      continue;
+    }
+    const fwd = rs.fwd ?? vsFwd;
+    const rsFamily = rs.addr.includes(":") ? 6 : 4;
+    if (fwd?.fwd !== "tunnel" && rsFamily !== family) {
+      d.error(rs.pos, `real_server ${rs.addr} is IPv${rsFamily} but virtual_server ${vs.label} is IPv${family}`);
+      continue;
+    }
+    realServers.push(rs);
+  }
+  const weightSum = realServers.reduce((sum, rs) => sum + (rs.weight ?? vs.weight), 0);
+  let quorum = vs.quorum;
+  let hysteresis = vs.hysteresis;
+  if (quorum > weightSum) {
+    d.warning(
+      vs.pos,
+      `quorum ${quorum} exceeds the total weight ${weightSum} of the real servers - using ${weightSum}`,
+    );
+    quorum = weightSum;
+  }
+  if (hysteresis >= quorum && (hysteresis !== 0 || quorum !== 0)) {
+    const h = Math.max(0, quorum - 1);
+    d.warning(vs.pos, `hysteresis ${hysteresis} must be below quorum ${quorum} - using ${h}`);
+    hysteresis = h;
+  }
+
+  // Checkers once per real server (the same spec objects serve every expanded key).
+  const vsCommon: CommonOverrides = { ...vs.common, omega: vs.omega };
+  const checkersOf = new Map<RsDraft, CheckerSpec[]>();
+  for (const rs of realServers) {
+    const list: CheckerSpec[] = [];
+    for (const c of rs.checkerStmts) {
+      const spec = readChecker(r, c, vsCommon, rs.common, fileRefs);
+      if (spec) list.push(spec);
+    }
+    checkersOf.set(rs, list);
+  }
+
+  const portWarned = new Set<RsDraft>();
+  const destFor = (
+    addr: string,
+    rsPort: number | undefined,
+    f: Forwarding,
+    key: ServiceKey,
+    vport: number,
+    pos: SourcePos,
+    warnOnce: RsDraft | undefined,
+    over: Partial<DestSpec>,
+  ): DestSpec => {
+    let port = rsPort ?? 0;
+    if (key.kind === "fwmark") {
+      if (f.fwd !== "masq" && port !== 0) {
+        if (!warnOnce || !portWarned.has(warnOnce))
+          d.warning(pos, `Port ${port} of ${addr} is ignored for a fwmark service with ${f.fwd} forwarding`);
+        if (warnOnce) portWarned.add(warnOnce);
+        port = 0;
+      }
+    } else if (f.fwd === "masq" || f.fwd === "fullnat") {
+      if (rsPort === undefined) port = vport;
+    } else if (rsPort === undefined) port = vport;
+    else if (rsPort !== vport) {
+      if (!warnOnce || !portWarned.has(warnOnce))
+        d.warning(
+          pos,
+          `Port ${rsPort} of ${addr} differs from the virtual port ${vport}, which ${f.fwd} forwarding keeps - using ${vport}`,
+        );
+      if (warnOnce) portWarned.add(warnOnce);
+      port = vport;
+    }
+    return destSpec(addr, port, { fwd: f.fwd, tun: { ...f.tun }, ...over });
+  };
+
+  const out: BuiltService[] = [];
+  const delayLoopMs = vs.common.delayLoopMs ?? 60_000;
+  for (const { key, port: vport } of keys) {
+    const dests: DestSpec[] = [];
+    const rsHealth: RealServerHealth[] = [];
+    for (const rs of realServers) {
+      const f = (rs.fwd ?? vsFwd) as Forwarding;
+      const weight = rs.weight ?? vs.weight;
+      const dest = destFor(rs.addr, rs.port, f, key, vport, rs.pos, rs, {
+        weight,
+        uThreshold: rs.uThreshold,
+        lThreshold: rs.lThreshold,
+      });
+      dests.push(dest);
+      const h: RealServerHealth = {
+        addr: dest.addr,
+        port: dest.port,
+        weight,
+        checkers: checkersOf.get(rs) ?? [],
+        inhibitOnFailure: rs.inhibit ?? vs.inhibit,
+        alpha: rs.alpha ?? vs.alpha,
+        failureCount: 1,
+        origin: rs.pos,
+      };
+      if (rs.notifyUp) h.notifyUp = rs.notifyUp;
+      if (rs.notifyDown) h.notifyDown = rs.notifyDown;
+      rsHealth.push(h);
+    }
+    const health: ServiceHealth = {
+      serviceId: serviceKeyId(key),
+      key,
+      delayLoopMs,
+      quorum,
+      hysteresis,
+      alpha: vs.alpha,
+      omega: vs.omega,
+      inhibitOnFailure: vs.inhibit,
+      realServers: rsHealth,
+      origin: vs.pos,
+    };
+    if (vs.quorumUp) health.quorumUp = vs.quorumUp;
+    if (vs.quorumDown) health.quorumDown = vs.quorumDown;
+    if (vs.virtualhost !== undefined) health.virtualhost = vs.virtualhost;
+    if (vs.target.kind === "group") health.group = vs.target.name;
+    if (vs.sorry) {
+      const f = (vs.sorry.fwd ?? vsFwd) as Forwarding;
+      health.sorryServer = {
+        dest: destFor(vs.sorry.addr, vs.sorry.port, f, key, vport, vs.sorry.pos, undefined, { weight: 1 }),
+        inhibit: vs.sorry.inhibit,
+      };
+    }
+    out.push({ service: { key, options: { ...options, schedFlags: [...options.schedFlags] }, dests }, health });
+  }
+  return out;
+}
