@@ -35,8 +35,6 @@ export interface RealServerHealth {
   alpha: boolean;
   notifyUp?: NotifyScript;
   notifyDown?: NotifyScript;
-  /** Consecutive failed checks before down (ldirectord failurecount; 1 for keepalived, which uses retry). */
-  failureCount: number;
   origin: SourcePos;
 }
 

@@ -676,7 +676,6 @@ export function buildVirtualServer(
         checkers: checkersOf.get(rs) ?? [],
         inhibitOnFailure: rs.inhibit ?? vs.inhibit,
         alpha: rs.alpha ?? vs.alpha,
-        failureCount: 1,
         origin: rs.pos,
       };
       if (rs.notifyUp) h.notifyUp = rs.notifyUp;

@@ -9,12 +9,12 @@
 import { DEFAULT_TUN, type DestSpec, destSpec, type FwdMethod } from "../../core/dest.ts";
 import type { Protocol } from "../../core/sched/types.ts";
 import { type ServiceKey, serviceKeyId, serviceOptions } from "../../core/service.ts";
-import { type CheckerSpec, checkerCommon, DEFAULT_STATUS_CODES } from "../checker-spec.ts";
 import type { DesiredService } from "../desired.ts";
 import { Diagnostics, type SourcePos } from "../diagnostics.ts";
 import type { DirectorConfig, NotifyScript, RealServerHealth, ServiceHealth } from "../director-config.ts";
 import { parseBool, parseIp, parseNetmask, parseTimerMs, parseUint } from "../values.ts";
 import { emptyVrrpConfig } from "../vrrp-spec.ts";
+import { type LdirectordCheckSettings, ldirectordChecker } from "./checks.ts";
 
 const SERVICE_PORTS: Record<string, number> = {
   ftp: 21,
@@ -73,6 +73,7 @@ const SERVICES = new Set([
   "https",
   "http_proxy",
   "imap",
+  "ldaps",
   "imaps",
   "ldap",
   "mysql",
@@ -295,14 +296,10 @@ export function buildLdirectord(file: string, text: string): { config: DirectorC
       yesNo(l, false);
   }
   const gCheckInterval = seconds(globals.get("checkinterval"), 10_000);
-  const gConnectTimeout = globals.get("connecttimeout");
-  const gNegotiate = seconds(globals.get("negotiatetimeout") ?? gConnectTimeout, 30_000);
-  const gCheckTimeout = seconds(
-    globals.get("checktimeout") ?? globals.get("negotiatetimeout") ?? gConnectTimeout,
-    5_000,
-  );
+  const globalMs = (l: Line | undefined): number | undefined => (l ? seconds(l, 0) : undefined);
+  const gCheckTimeout = globalMs(globals.get("checktimeout"));
+  const gNegotiate = globalMs(globals.get("negotiatetimeout") ?? globals.get("connecttimeout"));
   const gFailure = count(globals.get("failurecount"), 1);
-  const gCheckCount = count(globals.get("checkcount"), 1);
   const gQuiescent = yesNo(globals.get("quiescent"), true);
 
   const parsePortText = (t: string, p: SourcePos): number | undefined => {
@@ -421,11 +418,12 @@ export function buildLdirectord(file: string, text: string): { config: DirectorC
 
     // Health settings.
     const checkInterval = opt("checkinterval") ? seconds(opt("checkinterval"), gCheckInterval) : gCheckInterval;
-    const negotiateTimeout = seconds(opt("negotiatetimeout") ?? opt("connecttimeout"), gNegotiate);
-    const checkTimeout = opt("checktimeout") ? seconds(opt("checktimeout"), gCheckTimeout) : gCheckTimeout;
+    const optMs = (l: Line | undefined): number | undefined => (l ? seconds(l, 0) : undefined);
+    const checkTimeout = optMs(opt("checktimeout")) ?? gCheckTimeout;
+    const negotiateTimeout = optMs(opt("negotiatetimeout") ?? opt("connecttimeout")) ?? gNegotiate;
     const failureCount = count(opt("failurecount"), gFailure);
-    const checkCount = count(opt("checkcount"), gCheckCount);
     const quiescent = yesNo(opt("quiescent"), gQuiescent);
+    const warned = new Set<string>();
     const checkTypeLine = opt("checktype");
     const checkType = (optText("checktype") ?? "negotiate").toLowerCase();
     if (
@@ -454,12 +452,8 @@ export function buildLdirectord(file: string, text: string): { config: DirectorC
     const request = optText("request");
     const receive = optText("receive");
     const virtualhost = optText("virtualhost");
-    if (optText("httpmethod") !== undefined && optText("httpmethod")?.toUpperCase() !== "GET")
-      diags.warning(
-        (opt("httpmethod") as Line).keyPos,
-        `httpmethod ${optText("httpmethod")} is not supported - GET is used`,
-      );
-    const checkCommand = optText("checkcommand") ?? "/bin/true";
+    const httpMethod = optText("httpmethod");
+    const checkCommand = optText("checkcommand");
 
     const vipText = key.kind === "fwmark" ? String(key.fwmark) : key.addr;
     const checkerFor = (
@@ -468,102 +462,40 @@ export function buildLdirectord(file: string, text: string): { config: DirectorC
       req: string | undefined,
       recv: string | undefined,
       pos: SourcePos,
-    ): CheckerSpec[] => {
-      const combined = /^\d+$/.test(checkType) ? Number(checkType) : undefined;
-      const negotiate = checkType === "negotiate" || combined !== undefined;
-      const timeoutMs = negotiate ? negotiateTimeout : checkTimeout;
-      const common = checkerCommon("TCP_CHECK", {
-        connectTimeoutMs: timeoutMs,
-        retry: 0,
-        delayBeforeRetryMs: 0,
-        delayLoopMs: checkInterval,
-        warmupMs: 0,
-        alpha: true,
-        ...(checkPort !== undefined ? { connectPort: checkPort } : {}),
-        ...(combined !== undefined && combined > 0 ? { connectChecksBetween: combined } : {}),
-      });
-      if (checkType === "on" || checkType === "off")
-        return [
-          {
-            ...checkerCommon("STATIC_CHECK", { delayLoopMs: checkInterval }),
-            type: "STATIC_CHECK",
-            up: checkType === "on",
-          },
-        ];
-      if (checkType === "ping") return [{ type: "PING_CHECK", ...common, retry: checkCount - 1 }];
-      if (checkType === "external" || checkType === "external-perl") {
-        if (checkType === "external-perl")
-          diags.warning(pos, "checktype external-perl runs checkcommand as an external program");
-        return [
-          {
-            type: "MISC_CHECK",
-            ...common,
-            path: `${checkCommand} ${vipText} ${vport} ${rip} ${rport}`,
-            timeoutMs: checkTimeout,
-            dynamic: false,
-          },
-        ];
-      }
-      if (checkType === "connect" || service === "none") {
-        if (protocol === "udp") return [{ type: "PING_CHECK", ...common }];
-        return [{ type: "TCP_CHECK", ...common }];
-      }
-      switch (service) {
-        case "http":
-        case "https": {
-          let path = req ?? "/";
-          if (/^https?:\/\//.test(path)) path = path.replace(/^https?:\/\/[^/]*/, "") || "/";
-          if (!path.startsWith("/")) path = `/${path}`;
-          const url = {
-            path,
-            statusCodes: DEFAULT_STATUS_CODES.map((c) => ({ ...c })),
-            ...(recv !== undefined ? { bodyRegex: recv } : {}),
-          };
-          if (recv !== undefined) {
-            try {
-              new RegExp(recv);
-            } catch {
-              diags.error(pos, `Invalid receive "${recv}" (not a regular expression tvs can run)`);
-            }
-          }
-          return [
-            {
-              type: service === "http" ? "HTTP_GET" : "SSL_GET",
-              ...common,
-              urls: [url],
-              httpProtocol: "1.0",
-              verifyCert: false,
-              ...(virtualhost !== undefined ? { virtualhost } : {}),
-              ...(service === "https" && virtualhost !== undefined ? { sni: virtualhost } : {}),
-            },
-          ];
+    ) => {
+      if (recv !== undefined && recv !== "" && checkType !== "external" && checkType !== "external-perl") {
+        try {
+          new RegExp(recv);
+        } catch {
+          diags.error(pos, `Invalid receive "${recv}" (not a regular expression tvs can run)`);
         }
-        case "smtp":
-        case "submission":
-          return [{ type: "SMTP_CHECK", ...common, heloName: "ldirectord" }];
-        case "dns":
-          return [
-            {
-              type: "DNS_CHECK",
-              ...common,
-              queryType: "A",
-              name: req ?? "",
-              ...(recv !== undefined ? { answerRegex: recv } : {}),
-            },
-          ];
-        case "simpletcp":
-          return [
-            {
-              type: "TCP_CHECK",
-              ...common,
-              ...(req !== undefined ? { send: req.replace(/\\n/g, "\n") } : {}),
-              ...(recv !== undefined ? { expectRegex: recv } : {}),
-            },
-          ];
-        default:
-          diags.warning(pos, `service=${service} negotiate checks are not supported - using a TCP connect check`);
-          return [{ type: "TCP_CHECK", ...common }];
       }
+      const settings: LdirectordCheckSettings = {
+        checktype: checkType,
+        service,
+        protocol,
+        virtualAddress: vipText,
+        virtualPort: vport,
+        realAddress: rip,
+        realPort: rport,
+        intervalMs: checkInterval,
+        failurecount: failureCount,
+      };
+      if (req !== undefined) settings.request = req;
+      if (recv !== undefined) settings.receive = recv;
+      if (virtualhost !== undefined) settings.virtualhost = virtualhost;
+      if (checkPort !== undefined) settings.checkport = checkPort;
+      if (checkTimeout !== undefined) settings.checkTimeoutMs = checkTimeout;
+      if (negotiateTimeout !== undefined) settings.negotiateTimeoutMs = negotiateTimeout;
+      if (checkCommand !== undefined) settings.checkcommand = checkCommand;
+      if (httpMethod !== undefined) settings.httpmethod = httpMethod;
+      const { spec, warnings } = ldirectordChecker(settings);
+      for (const w of warnings) {
+        if (warned.has(w)) continue;
+        warned.add(w);
+        diags.warning(pos, w);
+      }
+      return [spec];
     };
 
     const dests: DestSpec[] = [];
@@ -659,8 +591,7 @@ export function buildLdirectord(file: string, text: string): { config: DirectorC
           weight,
           checkers: checkerFor(addr, port, req ?? request, recv ?? receive, rl.keyPos),
           inhibitOnFailure: quiescent,
-          alpha: true,
-          failureCount,
+          alpha: false,
           origin: rl.keyPos,
         };
         rsHealth.push(h);
@@ -673,7 +604,7 @@ export function buildLdirectord(file: string, text: string): { config: DirectorC
       delayLoopMs: checkInterval,
       quorum: 1,
       hysteresis: 0,
-      alpha: true,
+      alpha: false,
       omega: false,
       inhibitOnFailure: quiescent,
       realServers: rsHealth,
