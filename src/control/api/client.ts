@@ -1,0 +1,133 @@
+// The client side of the control API: `ControlClient` is what tvsadm talks to, and
+// `HttpControlClient` implements it as HTTP + JSON over tvsd's Unix socket (node:http, socketPath).
+// Errors come back as `ApiError` (the daemon refused: code, op, message, batch index) or
+// `ControlConnectError` (no daemon listening, or it answered something that is not the API).
+
+import { request } from "node:http";
+import type { CoreErrorCode, CoreOp } from "../../core/errors.ts";
+import type { ServiceKey } from "../../core/service.ts";
+import { serviceKeyId } from "../../core/service.ts";
+import type { ApiErrorBody, ExecRequest, Snapshot, StatusView } from "./protocol.ts";
+
+export interface SnapshotQuery {
+  /** Include the connection entries (ipvsadm -L -c). */
+  conns?: boolean;
+  /** Only this service (ipvsadm -L -t VIP:PORT); the daemon answers ESRCH when it is missing. */
+  service?: ServiceKey;
+}
+
+export interface ControlClient {
+  /** Apply one request; throws ApiError when the daemon refuses it. */
+  exec(req: ExecRequest): Promise<void>;
+  snapshot(query?: SnapshotQuery): Promise<Snapshot>;
+}
+
+/** The daemon refused a request; the fields are the ApiErrorBody's. */
+export class ApiError extends Error {
+  readonly code: CoreErrorCode;
+  readonly op: CoreOp;
+  readonly index: number | undefined;
+  readonly status: number;
+  constructor(body: ApiErrorBody["error"], status: number) {
+    super(body.message);
+    this.name = "ApiError";
+    this.code = body.code;
+    this.op = body.op;
+    this.index = body.index;
+    this.status = status;
+  }
+}
+
+/** Nobody answered on the socket, or the answer was not the control API. */
+export class ControlConnectError extends Error {
+  readonly socketPath: string;
+  readonly reason: string;
+  constructor(socketPath: string, reason: string) {
+    super(`Cannot reach tvsd at "${socketPath}": ${reason}`);
+    this.name = "ControlConnectError";
+    this.socketPath = socketPath;
+    this.reason = reason;
+  }
+}
+
+/** The query string of GET /v1/snapshot for a query. */
+export function snapshotPath(query: SnapshotQuery = {}): string {
+  const params = new URLSearchParams();
+  if (query.conns) params.set("conns", "1");
+  if (query.service) params.set("service", serviceKeyId(query.service));
+  const qs = params.toString();
+  return qs === "" ? "/v1/snapshot" : `/v1/snapshot?${qs}`;
+}
+
+export interface HttpControlClientOptions {
+  socketPath: string;
+  /** Give up after this long (ms); default 10 s. */
+  timeoutMs?: number;
+}
+
+export class HttpControlClient implements ControlClient {
+  readonly socketPath: string;
+  readonly #timeoutMs: number;
+
+  constructor(opts: HttpControlClientOptions) {
+    this.socketPath = opts.socketPath;
+    this.#timeoutMs = opts.timeoutMs ?? 10_000;
+  }
+
+  async exec(req: ExecRequest): Promise<void> {
+    await this.#call("POST", "/v1/exec", req);
+  }
+
+  async snapshot(query: SnapshotQuery = {}): Promise<Snapshot> {
+    return (await this.#call("GET", snapshotPath(query))) as Snapshot;
+  }
+
+  async status(): Promise<StatusView> {
+    return (await this.#call("GET", "/v1/status")) as StatusView;
+  }
+
+  async reload(): Promise<void> {
+    await this.#call("POST", "/v1/reload", {});
+  }
+
+  #call(method: string, path: string, body?: unknown): Promise<unknown> {
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    return new Promise((resolve, reject) => {
+      const headers: Record<string, string | number> = { accept: "application/json" };
+      if (payload !== undefined) {
+        headers["content-type"] = "application/json";
+        headers["content-length"] = Buffer.byteLength(payload);
+      }
+      const req = request({ socketPath: this.socketPath, method, path, headers }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("error", (e) => reject(new ControlConnectError(this.socketPath, e.message)));
+        res.on("end", () => {
+          const text = Buffer.concat(chunks).toString("utf8");
+          let parsed: unknown;
+          try {
+            parsed = text === "" ? {} : JSON.parse(text);
+          } catch {
+            reject(new ControlConnectError(this.socketPath, `answer to ${method} ${path} is not JSON`));
+            return;
+          }
+          const status = res.statusCode ?? 0;
+          if (status >= 200 && status < 300) {
+            resolve(parsed);
+            return;
+          }
+          const err = (parsed as Partial<ApiErrorBody>).error;
+          if (err && typeof err.code === "string" && typeof err.message === "string") reject(new ApiError(err, status));
+          else reject(new ControlConnectError(this.socketPath, `HTTP ${status} from ${method} ${path}`));
+        });
+      });
+      req.setTimeout(this.#timeoutMs, () => {
+        req.destroy(new Error(`no answer within ${this.#timeoutMs} ms`));
+      });
+      req.on("error", (e: NodeJS.ErrnoException) => {
+        reject(new ControlConnectError(this.socketPath, e.code ?? e.message));
+      });
+      req.end(payload);
+    });
+  }
+}
