@@ -47,7 +47,7 @@ import {
   packBits,
   protoCode,
 } from "./conn.ts";
-import { SCTP_DEFAULT_TIMEOUTS, SCTP_S_COUNT, SCTP_S_ESTABLISHED } from "./sctp-states.ts";
+import { SCTP_DEFAULT_TIMEOUTS, SCTP_S_COUNT, SCTP_S_ESTABLISHED, sctpEvent, sctpNextState } from "./sctp-states.ts";
 import {
   type Direction,
   TCP_DEFAULT_TIMEOUTS,
@@ -117,6 +117,8 @@ export interface ScheduleOptions {
 
 /** Initial timeout of a new TCP/SCTP entry before its first transition (ip_vs_conn_new: 3 s). */
 const NEW_CONN_TIMEOUT_MS = 3000;
+/** Timeout a template gets when it expires while still controlling connections. */
+const CONTROL_RETRY_MS = 60_000;
 /** Largest timeout in seconds ipvsadm --set accepts (the kernel's INT_MAX / HZ with HZ = 1000). */
 const MAX_TIMEOUT_S = Math.floor(0x7fffffff / 1000);
 
@@ -391,6 +393,32 @@ export class ConnTable {
   }
 
   /**
+   * An SCTP packet of this association passed the director (set_sctp_state): the kernel's table
+   * gives the next state from the direction and the event of the packet's first chunk type
+   * (a COOKIE ECHO/ACK bundled with an ABORT counts as the ABORT: pass the second chunk's type).
+   * Direction handling, counts, timeout and expiry as tcpPacket.
+   */
+  sctpPacket(conn: Conn, dir: Direction, chunkType: number, now: number, nextChunkType = -1): void {
+    const op: CoreOp = "conn";
+    this.#mine(conn, op);
+    checkNow(now, op);
+    if (dir !== "in" && dir !== "out" && dir !== "in-only")
+      throw new CoreError("EINVAL", op, `Invalid direction "${String(dir)}"`);
+    if (!Number.isInteger(chunkType) || chunkType < 0 || chunkType > 0xff)
+      throw new CoreError("EINVAL", op, `Invalid SCTP chunk type "${chunkType}"`);
+    if (!Number.isInteger(nextChunkType) || nextChunkType < -1 || nextChunkType > 0xff)
+      throw new CoreError("EINVAL", op, `Invalid SCTP chunk type "${nextChunkType}"`);
+    if (conn.protocol !== "sctp") throw new CoreError("EINVAL", op, `Connection is ${conn.protocol}, not sctp`);
+    if (!conn.live || conn.template) return;
+    let d = dir === "out" ? 1 : dir === "in" ? 0 : 2;
+    if (conn._bits & CF_NOOUTPUT) {
+      if (d === 1) conn._bits &= ~CF_NOOUTPUT;
+      else d = 2;
+    }
+    this.#applyState(conn, sctpNextState(d, conn.state, sctpEvent(chunkType, nextChunkType)), now);
+  }
+
+  /**
    * Set a state directly (socket-driven planes: SYN_RECV on accept, ESTABLISHED on connect,
    * FIN_WAIT/CLOSE_WAIT on half close, TIME_WAIT/CLOSE at the end; SCTP states likewise).
    * Entering or leaving ESTABLISHED moves the entry between the destination's active and
@@ -485,8 +513,8 @@ export class ConnTable {
 
   /**
    * Remove every entry whose expiry time is at or before `now` and return them. A template that
-   * still controls connections is not removed: its timer restarts with its full timeout (the
-   * kernel's ip_vs_conn_expire with n_control). With expire_nodest_conn, entries whose
+   * still controls connections is not removed: its timeout becomes 60 s and restarts (the
+   * kernel's ip_vs_conn_expire with n_control); later uses re-arm it with that 60 s too. With expire_nodest_conn, entries whose
    * destination was removed go too. Destinations are unbound (active/inactive/persist counts,
    * overload flag) and trashed destinations freed; onRemove is called for each.
    */
@@ -516,8 +544,12 @@ export class ConnTable {
         // Skip entries removed, or re-filed, by a callback during this batch.
         if (cid < 0 || this.#wSlot[cid] !== -1) continue;
         if ((exp[cid] as number) <= now) {
-          if (c._bits & CF_TEMPLATE && (this.#nctl[cid] as number) > 0) this.#rearm(c, now);
-          else this.#remove(c, out);
+          if ((this.#nctl[cid] as number) > 0) {
+            // ip_vs_conn_expire's "expire later": still controls connections, so it stays,
+            // and from now on with a 60 s timeout.
+            this.#slots.tmo[cid] = CONTROL_RETRY_MS;
+            this.#rearm(c, now);
+          } else this.#remove(c, out);
         } else this.#wheelInsert(cid);
       }
     }
