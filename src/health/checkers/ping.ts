@@ -26,7 +26,7 @@ export function pingArgs(address: string, timeoutMs: number, bindTo?: string): s
   return args;
 }
 
-export function createPingChecker(spec: PingCheckSpec): Checker {
+export function createPingChecker(spec: PingCheckSpec, binary = PING_BINARY): Checker {
   return {
     type: "PING_CHECK",
     check(target, signal): Promise<CheckResult> {
@@ -34,7 +34,7 @@ export function createPingChecker(spec: PingCheckSpec): Checker {
       const fail = (reason: string): CheckResult => ({ ok: false, reason, latencyMs: elapsedMs(start) });
       if (signal.aborted) return Promise.resolve(fail(abortReason(signal)));
       return new Promise((resolve) => {
-        const child = spawn(PING_BINARY, pingArgs(target.address, spec.connectTimeoutMs, target.bindTo), {
+        const child = spawn(binary, pingArgs(target.address, spec.connectTimeoutMs, target.bindTo), {
           stdio: "ignore",
           env: { ...process.env, LC_ALL: "C" },
         });
@@ -50,11 +50,11 @@ export function createPingChecker(spec: PingCheckSpec): Checker {
           settle(fail(abortReason(signal)));
         };
         signal.addEventListener("abort", onAbort, { once: true });
-        child.once("error", (e) => settle(fail(`Cannot run ${PING_BINARY}: ${e.message}`)));
+        child.once("error", (e) => settle(fail(`Cannot run ${binary}: ${e.message}`)));
         child.once("exit", (code) => {
           if (code === 0) settle({ ok: true, reason: "Echo reply", latencyMs: elapsedMs(start) });
           else if (code === 1) settle(fail("No echo reply"));
-          else settle(fail(`${PING_BINARY} failed (exit ${code})`));
+          else settle(fail(`${binary} failed (exit ${code})`));
         });
       });
     },
