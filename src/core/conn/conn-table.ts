@@ -188,7 +188,7 @@ export class ConnTable {
   readonly limit: number;
   options: ConnOptions;
   /** Called after an entry leaves the table (expiry, remove, nodest), e.g. to close its sockets. */
-  onRemove?: (c: Conn) => void;
+  onRemove: ((c: Conn) => void) | undefined = undefined;
 
   readonly #services: ServiceTable;
   #size = 0;
