@@ -313,7 +313,9 @@ class OptionWalker {
       }
     }
     const c = this.#cluster[0] as string;
+    // As popt: what follows the option letter, less one leading '=', is the rest of the cluster.
     this.#cluster = this.#cluster.slice(1);
+    if (this.#cluster.startsWith("=")) this.#cluster = this.#cluster.slice(1);
     const def = TABLE.find((d) => d.short === c);
     if (!def) {
       this.#cluster = "";
@@ -321,7 +323,7 @@ class OptionWalker {
     }
     if (def.arg === "none") return { kind: "opt", tag: def.tag, arg: undefined };
     if (this.#cluster !== "") {
-      const glued = this.#cluster.startsWith("=") ? this.#cluster.slice(1) : this.#cluster;
+      const glued = this.#cluster;
       this.#cluster = "";
       return { kind: "opt", tag: def.tag, arg: glued };
     }
@@ -334,8 +336,8 @@ class OptionWalker {
     const def = TABLE.find((d) => d.long === name);
     if (!def) return { kind: "error", reason: "unknown option" };
     if (eq !== -1) {
-      if (def.arg === "none") return { kind: "error", reason: "option does not take an argument" };
-      return { kind: "opt", tag: def.tag, arg: w.slice(eq + 1) };
+      // popt ignores "=value" on an option that takes none.
+      return { kind: "opt", tag: def.tag, arg: def.arg === "none" ? undefined : w.slice(eq + 1) };
     }
     if (def.arg === "none") return { kind: "opt", tag: def.tag, arg: undefined };
     return this.#argFromNext(def);
