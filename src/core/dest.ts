@@ -54,7 +54,10 @@ export class Dest {
   readonly family: Family;
   fwd: FwdMethod;
   weight: number;
-  /** Weight before the last edit; mh uses it (the kernel's last_weight). */
+  /**
+   * The latest non-zero weight (the kernel's last_weight): set on every add, and on every edit
+   * that does not set weight 0, so a quiesced destination keeps its mh slots.
+   */
   lastWeight: number;
   uThreshold: number;
   lThreshold: number;
@@ -110,10 +113,14 @@ export class Dest {
     };
   }
 
-  /** Apply an edit (the kernel's __ip_vs_update_dest): thresholds may clear the overload flag. */
-  update(spec: DestSpec): void {
+  /**
+   * Apply an edit, or a re-add from the trash when `add` is true (the kernel's
+   * __ip_vs_update_dest): last_weight follows every add and every non-zero weight; raising or
+   * clearing the upper threshold clears the overload flag.
+   */
+  update(spec: DestSpec, add = false): void {
     this.fwd = spec.fwd;
-    this.lastWeight = this.weight;
+    if (add || spec.weight !== 0) this.lastWeight = spec.weight;
     this.weight = spec.weight;
     this.tun = { ...spec.tun };
     if (spec.uThreshold === 0 || spec.uThreshold > this.uThreshold) this.overloaded = false;

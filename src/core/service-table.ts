@@ -119,7 +119,9 @@ export class ServiceTable {
     }
     if (dest) {
       this.#trash.delete(dest);
-      dest.update(s);
+      // A destination of a deleted and re-created service starts its counters afresh.
+      if (dest.svc !== svc) dest.stats.zero();
+      dest.update(s, true);
       dest.available = true;
     } else dest = new Dest(s);
     dest.svc = svc;

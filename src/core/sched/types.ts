@@ -21,6 +21,8 @@ export interface Flow {
 
 /** The service as a scheduler sees it: the live destination list in the kernel's order. */
 export interface SchedService {
+  /** The service's address family; mh folds destination addresses by it, as the kernel uses svc->af. */
+  readonly family: Family;
   readonly dests: readonly Dest[];
   /** Scheduler flags given with -b, by name (e.g. "sh-port", "mh-fallback"). */
   readonly schedFlags: ReadonlySet<string>;
@@ -33,6 +35,16 @@ export interface SchedEnv {
   readonly clock: Clock;
   /** Uniform unsigned 32-bit integers (the kernel's get_random_u32). */
   readonly random: () => number;
+  /** Scheduler sysctls (net.ipv4.vs.*); read on every use, defaults when absent. */
+  readonly sysctl?: SchedSysctl;
+}
+
+/** The scheduler sysctls, in milliseconds (the kernel keeps them in jiffies). */
+export interface SchedSysctl {
+  /** net.ipv4.vs.lblc_expiration: idle time after which a full lblc sweep drops an entry (24 h). */
+  readonly lblcExpiration?: number;
+  /** net.ipv4.vs.lblcr_expiration: as lblc, and the age after which lblcr shrinks a server set (24 h). */
+  readonly lblcrExpiration?: number;
 }
 
 export interface SchedulerInstance {
@@ -52,10 +64,12 @@ export interface Scheduler {
 
 /**
  * The one place a scheduler reports that it found nothing (the kernel's ip_vs_scheduler_err):
- * the message is "<NAME>: no destination available" as the kernel logs it.
+ * the message is "<NAME>: no destination available" as the kernel logs it, with the kernel's
+ * extra detail where it gives one (wrr: "all destinations are overloaded").
  */
-export function noDestination(svc: SchedService, schedName: string): undefined {
-  svc.reportNoDestination(`${schedName.toUpperCase()}: no destination available`);
+export function noDestination(svc: SchedService, schedName: string, detail?: string): undefined {
+  const extra = detail === undefined ? "" : `: ${detail}`;
+  svc.reportNoDestination(`${schedName.toUpperCase()}: no destination available${extra}`);
   return undefined;
 }
 
