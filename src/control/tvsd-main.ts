@@ -1,5 +1,344 @@
-// Placeholder entry point; replaced by the command's implementation.
-export async function main(_argv: string[]): Promise<number> {
-  process.stderr.write("not built yet\n");
-  return 1;
+// `tvsd`: the director daemon's command line. Parses argv, prepares the control socket (refusing
+// one a live daemon holds, replacing a stale one), builds the Daemon with the chosen data plane and
+// desired-state source (--rules, --config or --demo), serves the control API, and handles signals:
+// SIGHUP reloads by reconciling, SIGTERM/SIGINT drain (stop accepting, let open connections finish
+// up to --drain-timeout) and exit 0. Returns the exit status; bin/tvsd.ts sets it.
+
+import { readFileSync } from "node:fs";
+import type { DesiredState } from "../config/desired.ts";
+import { formatDiagnostic } from "../config/diagnostics.ts";
+import { parseIpvsadmRules, rulesToDesiredState } from "../config/ipvsadm-rules.ts";
+import { loadConfig } from "../config/load.ts";
+import {
+  defaultProxyOptions,
+  type ProxyPlaneOptions,
+  parseFwmarkAddr,
+  parseProxyProtocolRule,
+} from "../dataplane/proxy/options.ts";
+import { ProxyPlane } from "../dataplane/proxy/plane.ts";
+import { defaultSocketPath } from "./api/socket-path.ts";
+import { Daemon, type DesiredSource } from "./daemon.ts";
+import type { DataPlane } from "./dataplane.ts";
+import { DEMO, type DemoServers, demoDesiredState, demoHint, startDemoServers } from "./demo.ts";
+import { createLogger, isLogLevel, type LogLevel } from "./log.ts";
+import { ControlServer, prepareSocketPath } from "./server.ts";
+
+export const USAGE = `Usage: tvsd [options]
+
+  --socket PATH            control socket (default: $TVS_SOCKET, /run/tvs/control.sock for root,
+                           else $XDG_RUNTIME_DIR/tvs/control.sock or /tmp/tvs-UID/control.sock)
+  --rules FILE             load ipvsadm rules (ipvsadm -S format) at start; SIGHUP reloads them
+  --config FILE            load keepalived.conf or ldirectord.cf services at start; SIGHUP reloads
+  --demo                   VIP 127.0.0.1:8080 (rr) over two built-in real servers on :8081 and :8082
+  --dataplane proxy|packet socket data plane (default, no privilege) or raw frames (needs --interface)
+  --interface IF           interface for the packet data plane
+  --http ADDR:PORT         metrics and dashboard address (not served by this build yet)
+  --drain-timeout MS       how long SIGTERM lets open connections finish (default 10000)
+  --conn-limit N           connection table limit (default 1048576)
+  --expire-nodest-conn     sysctl expire_nodest_conn=1: drop connections of removed destinations
+  --expire-quiescent-template  sysctl expire_quiescent_template=1
+  --fwmark-addr MARK=PROTO:ADDR:PORT   addresses an fwmark service listens on (socket data plane)
+  --proxy-protocol tcp:VIP:PORT[->RIP:RPORT]=v1|v2   send PROXY protocol headers (socket data plane)
+  --retry-connect          retry a refused/timed-out real server on another destination
+  --connect-timeout MS     real-server connect timeout on the socket data plane (default 5000)
+  --log-level debug|info|warn|error   (default info; also TVS_LOG_LEVEL)
+  -h, --help
+`;
+
+export interface TvsdArgs {
+  socket: string | undefined;
+  rules: string | undefined;
+  config: string | undefined;
+  demo: boolean;
+  dataplane: "proxy" | "packet";
+  iface: string | undefined;
+  http: string | undefined;
+  drainMs: number;
+  connLimit: number | undefined;
+  expireNodestConn: boolean;
+  expireQuiescentTemplate: boolean;
+  proxy: ProxyPlaneOptions;
+  logLevel: LogLevel;
+  help: boolean;
+}
+
+export class UsageError extends Error {}
+
+function intArg(flag: string, v: string, min: number, max: number): number {
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || n < min || n > max) throw new UsageError(`Invalid ${flag} "${v}" (expected ${min}..${max})`);
+  return n;
+}
+
+export function parseTvsdArgs(
+  argv: readonly string[],
+  env: Readonly<Record<string, string | undefined>> = {},
+): TvsdArgs {
+  const envLevel = env.TVS_LOG_LEVEL;
+  const a: TvsdArgs = {
+    socket: undefined,
+    rules: undefined,
+    config: undefined,
+    demo: false,
+    dataplane: "proxy",
+    iface: undefined,
+    http: undefined,
+    drainMs: 10_000,
+    connLimit: undefined,
+    expireNodestConn: false,
+    expireQuiescentTemplate: false,
+    proxy: defaultProxyOptions(),
+    logLevel: envLevel !== undefined && isLogLevel(envLevel) ? envLevel : "info",
+    help: false,
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    const eq = arg.startsWith("--") ? arg.indexOf("=") : -1;
+    const flag = eq === -1 ? arg : arg.slice(0, eq);
+    const value = (): string => {
+      if (eq !== -1) return arg.slice(eq + 1);
+      const v = argv[++i];
+      if (v === undefined) throw new UsageError(`Option ${flag} needs a value`);
+      return v;
+    };
+    switch (flag) {
+      case "-h":
+      case "--help":
+        a.help = true;
+        break;
+      case "--socket":
+        a.socket = value();
+        break;
+      case "--rules":
+        a.rules = value();
+        break;
+      case "--config":
+        a.config = value();
+        break;
+      case "--demo":
+        a.demo = true;
+        break;
+      case "--dataplane": {
+        const v = value();
+        if (v !== "proxy" && v !== "packet")
+          throw new UsageError(`Invalid --dataplane "${v}" (expected proxy or packet)`);
+        a.dataplane = v;
+        break;
+      }
+      case "--interface":
+        a.iface = value();
+        break;
+      case "--http":
+        a.http = value();
+        break;
+      case "--drain-timeout":
+        a.drainMs = intArg(flag, value(), 0, 3_600_000);
+        break;
+      case "--conn-limit":
+        a.connLimit = intArg(flag, value(), 1, 1 << 26);
+        break;
+      case "--expire-nodest-conn":
+        a.expireNodestConn = true;
+        break;
+      case "--expire-quiescent-template":
+        a.expireQuiescentTemplate = true;
+        break;
+      case "--fwmark-addr": {
+        try {
+          const { mark, listen } = parseFwmarkAddr(value());
+          const list = a.proxy.fwmarkAddrs.get(mark) ?? [];
+          list.push(listen);
+          a.proxy.fwmarkAddrs.set(mark, list);
+        } catch (e) {
+          throw new UsageError((e as Error).message);
+        }
+        break;
+      }
+      case "--proxy-protocol":
+        try {
+          a.proxy.proxyProtocol.push(parseProxyProtocolRule(value()));
+        } catch (e) {
+          throw new UsageError((e as Error).message);
+        }
+        break;
+      case "--retry-connect":
+        a.proxy.retryConnect = true;
+        break;
+      case "--connect-timeout":
+        a.proxy.connectTimeoutMs = intArg(flag, value(), 1, 600_000);
+        break;
+      case "--log-level": {
+        const v = value();
+        if (!isLogLevel(v)) throw new UsageError(`Invalid --log-level "${v}" (expected debug, info, warn or error)`);
+        a.logLevel = v;
+        break;
+      }
+      default:
+        throw new UsageError(`Unknown option "${arg}"`);
+    }
+  }
+  const sources = [a.rules !== undefined, a.config !== undefined, a.demo].filter(Boolean).length;
+  if (sources > 1) throw new UsageError("Use only one of --rules, --config and --demo");
+  if (a.dataplane === "packet" && a.iface === undefined)
+    throw new UsageError("The packet data plane needs --interface IF");
+  if (a.demo && a.dataplane !== "proxy")
+    throw new UsageError("--demo runs on the socket data plane (--dataplane proxy)");
+  return a;
+}
+
+/** Read an ipvsadm rules file into the desired state; errors carry file:line. */
+export async function loadRulesFile(path: string): Promise<DesiredState> {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (e) {
+    throw new Error(`Cannot read rules file "${path}" (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+  }
+  const rules = await parseIpvsadmRules(text, { file: path });
+  return rulesToDesiredState(rules, path);
+}
+
+/** Read keepalived.conf / ldirectord.cf into the desired state; errors carry file:line:column. */
+export async function loadConfigFile(path: string): Promise<DesiredState> {
+  const r = loadConfig(path);
+  if (!("config" in r)) {
+    const errors = r.diagnostics.filter((d) => d.severity === "error");
+    throw new Error(errors.map(formatDiagnostic).join("; ") || `Configuration "${path}" has errors`);
+  }
+  return r.config.desired;
+}
+
+async function makePacketPlane(deps: unknown, iface: string): Promise<DataPlane> {
+  const path = "../dataplane/packet/plane.ts";
+  let mod: { createPacketPlane?: (deps: unknown, opts: { interface: string }) => Promise<DataPlane> | DataPlane };
+  try {
+    mod = await import(path);
+  } catch (e) {
+    throw new Error(`The packet data plane is not available in this build (${(e as Error).message})`);
+  }
+  if (typeof mod.createPacketPlane !== "function")
+    throw new Error("The packet data plane is not available in this build (no createPacketPlane)");
+  return await mod.createPacketPlane(deps, { interface: iface });
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let args: TvsdArgs;
+  try {
+    args = parseTvsdArgs(argv, process.env);
+  } catch (e) {
+    process.stderr.write(`tvsd: ${(e as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  if (args.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  const log = createLogger({ level: args.logLevel });
+  const socketPath = defaultSocketPath({ explicit: args.socket });
+  const fail = (msg: string): number => {
+    log.error(msg);
+    process.stderr.write(`tvsd: ${msg}\n`);
+    return 1;
+  };
+
+  try {
+    const { replacedStale } = await prepareSocketPath(socketPath);
+    if (replacedStale) log.warn("Replaced a stale control socket", { socket: socketPath });
+  } catch (e) {
+    return fail((e as Error).message);
+  }
+
+  let demo: DemoServers | undefined;
+  let source: DesiredSource | undefined;
+  let sourceName: string | undefined;
+  if (args.rules !== undefined) {
+    const file = args.rules;
+    source = () => loadRulesFile(file);
+    sourceName = `rules ${file}`;
+  } else if (args.config !== undefined) {
+    const file = args.config;
+    source = () => loadConfigFile(file);
+    sourceName = `config ${file}`;
+  } else if (args.demo) {
+    try {
+      demo = await startDemoServers(DEMO);
+    } catch (e) {
+      return fail((e as Error).message);
+    }
+    source = async () => demoDesiredState(DEMO);
+    sourceName = "demo";
+  }
+  if (args.http !== undefined)
+    log.warn("The HTTP metrics/dashboard endpoint is not served by this build", { http: args.http });
+
+  const daemon = new Daemon({
+    log,
+    ...(source ? { source } : {}),
+    ...(sourceName !== undefined ? { sourceName } : {}),
+    ...(args.connLimit !== undefined ? { connLimit: args.connLimit } : {}),
+    expireNodestConn: args.expireNodestConn,
+    expireQuiescentTemplate: args.expireQuiescentTemplate,
+    makePlane: async (deps) =>
+      args.dataplane === "packet" ? makePacketPlane(deps, args.iface as string) : new ProxyPlane(deps, args.proxy),
+  });
+  try {
+    await daemon.start();
+  } catch (e) {
+    await daemon.stop(0).catch(() => {});
+    await demo?.close();
+    return fail(`Cannot start: ${(e as Error).message}`);
+  }
+
+  const server = new ControlServer(daemon, log);
+  try {
+    await server.listen(socketPath);
+  } catch (e) {
+    await daemon.stop(0);
+    await demo?.close();
+    return fail((e as Error).message);
+  }
+  log.info("tvsd ready", { socket: socketPath, dataplane: daemon.plane.name, pid: process.pid, source: sourceName });
+
+  if (args.demo) await printDemo(socketPath);
+
+  return await new Promise<number>((resolve) => {
+    let stopping = false;
+    const onHup = () => {
+      log.info("SIGHUP: reloading", { source: sourceName });
+      daemon.reload().catch(() => {});
+    };
+    const onTerm = (sig: string) => {
+      if (stopping) return;
+      stopping = true;
+      log.info("Draining", { signal: sig, drainMs: args.drainMs, open: daemon.plane.openFlows() });
+      (async () => {
+        await server.close();
+        await daemon.stop(args.drainMs);
+        await demo?.close();
+        process.off("SIGHUP", onHup);
+        log.info("tvsd stopped");
+        resolve(0);
+      })().catch((err) => {
+        log.error("Stop failed", { err });
+        resolve(1);
+      });
+    };
+    process.on("SIGHUP", onHup);
+    process.once("SIGTERM", () => onTerm("SIGTERM"));
+    process.once("SIGINT", () => onTerm("SIGINT"));
+  });
+}
+
+/** --demo: show the table as tvsadm -L -n prints it, and how to try the service. */
+async function printDemo(socketPath: string): Promise<void> {
+  try {
+    const { main: tvsadm } = await import("../cli/tvsadm/main.ts");
+    process.stdout.write("$ tvsadm -L -n\n");
+    await tvsadm(["--socket", socketPath, "-L", "-n"]);
+  } catch (e) {
+    process.stdout.write(`(tvsadm -L -n failed: ${(e as Error).message})\n`);
+  }
+  process.stdout.write(`${demoHint(DEMO)}\n`);
+  if (defaultSocketPath() !== socketPath)
+    process.stdout.write(`  (tvsadm finds this daemon with --socket ${socketPath} or TVS_SOCKET=${socketPath})\n`);
 }

@@ -1,5 +1,78 @@
-// Placeholder subcommand; replaced by its implementation.
-export async function run(_argv: string[]): Promise<number> {
-  process.stderr.write("not built yet\n");
-  return 1;
+// `tvs status`: what tvsd is doing beyond the table tvsadm shows: which data plane runs, since when,
+// the configuration it loaded, health-check states and the daemon's notes (forwarding methods the
+// plane maps, connection-table fill, open flows, the last reload). --json prints the raw StatusView.
+
+import { ControlConnectError, HttpControlClient } from "../../control/api/client.ts";
+import type { StatusView } from "../../control/api/protocol.ts";
+import { defaultSocketPath } from "../../control/api/socket-path.ts";
+
+const USAGE = "Usage: tvs status [--socket PATH] [--json]\n";
+
+function duration(ms: number): string {
+  const s = Math.floor(ms / 1000);
+  const d = Math.floor(s / 86400);
+  const h = Math.floor((s % 86400) / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const parts = [d ? `${d}d` : "", h ? `${h}h` : "", m ? `${m}m` : "", `${s % 60}s`].filter(Boolean);
+  return parts.join(" ");
+}
+
+export function formatStatus(v: StatusView, socketPath: string): string {
+  const lines = [
+    `tvsd pid ${v.pid}, up ${duration(v.uptimeMs)}, socket ${socketPath}`,
+    `Data plane: ${v.dataplane}`,
+    `Configuration: ${v.config ?? "(none: rules come from tvsadm)"}`,
+  ];
+  if (v.checks.length === 0) lines.push("Health checks: none");
+  else {
+    lines.push("Health checks:");
+    lines.push(
+      `  ${"SERVICE".padEnd(26)} ${"DEST".padEnd(22)} ${"CHECK".padEnd(10)} ${"STATE".padEnd(8)} SINCE    RESULT`,
+    );
+    for (const c of v.checks) {
+      lines.push(
+        `  ${c.service.padEnd(26)} ${c.dest.padEnd(22)} ${c.checker.padEnd(10)} ${c.state.padEnd(8)} ${duration(c.sinceChangeMs).padEnd(8)} ${c.lastResult}${c.reason ? ` (${c.reason})` : ""}`,
+      );
+    }
+  }
+  if (v.notes.length > 0) {
+    lines.push("Notes:");
+    for (const n of v.notes) lines.push(`  ${n}`);
+  }
+  return `${lines.join("\n")}\n`;
+}
+
+export async function run(argv: string[]): Promise<number> {
+  let socket: string | undefined;
+  let json = false;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    if (a === "--json") json = true;
+    else if (a === "--socket") {
+      socket = argv[++i];
+      if (socket === undefined) {
+        process.stderr.write(`Option --socket needs a value\n${USAGE}`);
+        return 2;
+      }
+    } else if (a.startsWith("--socket=")) socket = a.slice(9);
+    else if (a === "-h" || a === "--help") {
+      process.stdout.write(USAGE);
+      return 0;
+    } else {
+      process.stderr.write(`Unknown option "${a}"\n${USAGE}`);
+      return 2;
+    }
+  }
+  const socketPath = defaultSocketPath({ explicit: socket });
+  const client = new HttpControlClient({ socketPath });
+  try {
+    const v = await client.status();
+    process.stdout.write(json ? `${JSON.stringify(v, null, 2)}\n` : formatStatus(v, socketPath));
+    return 0;
+  } catch (e) {
+    const msg =
+      e instanceof ControlConnectError ? e.message : `tvsd refused the status request: ${(e as Error).message}`;
+    process.stderr.write(`${msg}\n`);
+    return 1;
+  }
 }

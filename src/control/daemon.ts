@@ -1,0 +1,284 @@
+// The daemon's composition root: one service table, one connection table, the rate estimator, the
+// Director that applies control requests, and a data plane. Every change (tvsadm, a reload, the
+// demo) goes the same way: the plane vets it (admitService/admitDest: e.g. -i refused on the socket
+// plane), the Director applies it to the tables (all or nothing for a batch), then the plane is told
+// which services appeared, changed or went by diffing the table against what it already carries.
+//
+// Timers live here, not in core: the connection table is expired every second and the estimator
+// ticks every 2 s, both on a monotonic clock (performance.now) injected into core.
+
+import { randomInt } from "node:crypto";
+import { performance } from "node:perf_hooks";
+import type { DesiredState } from "../config/desired.ts";
+import type { Clock } from "../core/clock.ts";
+import { ConnTable } from "../core/conn/conn-table.ts";
+import type { DestSpec } from "../core/dest.ts";
+import { CoreError } from "../core/errors.ts";
+import { createDefaultRegistry } from "../core/sched/all.ts";
+import type { SchedEnv } from "../core/sched/types.ts";
+import type { ServiceKey, VirtualService } from "../core/service.ts";
+import { ServiceTable } from "../core/service-table.ts";
+import type { Counters } from "../core/stats/counters.ts";
+import { RateEstimator } from "../core/stats/estimator.ts";
+import type { ExecRequest, Snapshot, StatusView } from "./api/protocol.ts";
+import type { DataPlane } from "./dataplane.ts";
+import { Director } from "./executor.ts";
+import type { Logger } from "./log.ts";
+import { reconcile } from "./reconcile.ts";
+import type { SnapshotRequest } from "./server.ts";
+
+export const EXPIRE_INTERVAL_MS = 1000;
+export const ESTIMATOR_INTERVAL_MS = 2000;
+
+/** Where a reload reads its desired state from (rules file, config file, or the demo). */
+export type DesiredSource = () => Promise<DesiredState>;
+
+export interface DaemonOptions {
+  log: Logger;
+  /** Builds the data plane once the tables exist. */
+  makePlane: (deps: { services: ServiceTable; conns: ConnTable; clock: Clock; log: Logger }) => Promise<DataPlane>;
+  /** The desired state at start and on every reload; none means start empty and refuse reloads. */
+  source?: DesiredSource;
+  /** Description of the source for status ("rules /etc/tvs.rules"). */
+  sourceName?: string;
+  /** Connection table limit (entries). */
+  connLimit?: number;
+  /** Kernel-style sysctls that matter to forwarding. */
+  expireNodestConn?: boolean;
+  expireQuiescentTemplate?: boolean;
+  clock?: Clock;
+}
+
+export class Daemon {
+  readonly clock: Clock;
+  readonly services: ServiceTable;
+  readonly conns: ConnTable;
+  readonly estimator: RateEstimator;
+  readonly director: Director;
+  readonly log: Logger;
+  plane!: DataPlane;
+  readonly #opts: DaemonOptions;
+  readonly #started = performance.now();
+  /** Services the plane carries, and the counters the estimator follows. */
+  readonly #carried = new Set<VirtualService>();
+  readonly #estimated = new Set<Counters>();
+  #timers: NodeJS.Timeout[] = [];
+  #lastReload: { ok: boolean; at: string; message: string } | undefined;
+
+  constructor(opts: DaemonOptions) {
+    this.#opts = opts;
+    this.log = opts.log;
+    this.clock = opts.clock ?? { now: () => performance.now() };
+    const env: SchedEnv = { clock: this.clock, random: () => randomInt(0, 0x100000000) >>> 0 };
+    const registry = createDefaultRegistry();
+    this.services = new ServiceTable(registry, env);
+    this.conns = new ConnTable({
+      services: this.services,
+      ...(opts.connLimit !== undefined ? { limit: opts.connLimit } : {}),
+      options: {
+        ...(opts.expireNodestConn !== undefined ? { expireNodestConn: opts.expireNodestConn } : {}),
+        ...(opts.expireQuiescentTemplate !== undefined
+          ? { expireQuiescentTemplate: opts.expireQuiescentTemplate }
+          : {}),
+      },
+    });
+    this.estimator = new RateEstimator();
+    this.director = new Director({
+      registry,
+      env,
+      services: this.services,
+      conns: this.conns,
+      rates: (c) => this.estimator.rates(c),
+    });
+  }
+
+  /** Build the plane, apply the initial desired state, start the timers. Throws when a VIP cannot be bound. */
+  async start(): Promise<void> {
+    this.plane = await this.#opts.makePlane({
+      services: this.services,
+      conns: this.conns,
+      clock: this.clock,
+      log: this.log.child({ plane: "dataplane" }),
+    });
+    await this.plane.start();
+    this.#syncCounters();
+    if (this.#opts.source) {
+      const desired = await this.#opts.source();
+      await this.applyDesired(desired);
+    }
+    this.#timers.push(
+      setInterval(() => this.#expire(), EXPIRE_INTERVAL_MS),
+      setInterval(() => this.estimator.tick(this.clock.now()), ESTIMATOR_INTERVAL_MS),
+    );
+  }
+
+  #expire(): void {
+    try {
+      this.conns.expire(this.clock.now());
+    } catch (err) {
+      this.log.error("Connection expiry failed", { err });
+    }
+  }
+
+  /** Vet a request with the data plane; returns it with the plane's adaptations (e.g. -g → masq). */
+  #admit(req: ExecRequest): ExecRequest {
+    const p = this.plane;
+    switch (req.op) {
+      case "add-service":
+      case "edit-service":
+        p.admitService(req.key, req.options, req.op);
+        return req;
+      case "add-dest":
+      case "edit-dest":
+        return { ...req, dest: p.admitDest(req.key, req.dest, req.op) };
+      case "batch": {
+        const requests = req.requests.map((r, i) => {
+          try {
+            return this.#admit(r);
+          } catch (err) {
+            if (err instanceof CoreError) Object.assign(err, { index: i });
+            throw err;
+          }
+        });
+        return { op: "batch", requests };
+      }
+      default:
+        return req;
+    }
+  }
+
+  /** Apply one control request; throws CoreError (with `index` for a batch) and leaves state as it was. */
+  async exec(req: ExecRequest): Promise<void> {
+    const admitted = this.#admit(req);
+    this.director.exec(admitted);
+    await this.#syncPlane();
+  }
+
+  /** Make the tables equal `desired` with the fewest changes (start, SIGHUP, POST /v1/reload). */
+  async applyDesired(desired: DesiredState): Promise<number> {
+    const requests = reconcile(desired, this.services, {
+      adaptDest: (key: ServiceKey, spec: DestSpec) => {
+        try {
+          return this.plane.admitDest(key, spec, "add-dest");
+        } catch {
+          return spec; // refused again (with its message) when applied
+        }
+      },
+    });
+    if (requests.length > 0) await this.exec({ op: "batch", requests });
+    return requests.length;
+  }
+
+  /** Re-read the source and reconcile; a broken source is refused and the running state stays. */
+  async reload(): Promise<void> {
+    const source = this.#opts.source;
+    if (!source)
+      throw new CoreError("EINVAL", "reload", "Nothing to reload: tvsd was started without --rules or --config");
+    const at = new Date().toISOString();
+    try {
+      const desired = await source();
+      const n = await this.applyDesired(desired);
+      this.#lastReload = { ok: true, at, message: `Applied ${n} change(s)` };
+      this.log.info("Reloaded", { source: this.#opts.sourceName, changes: n });
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      this.#lastReload = { ok: false, at, message };
+      this.log.error("Reload refused; the running state is unchanged", { source: this.#opts.sourceName, err: message });
+      if (err instanceof CoreError) {
+        const index = (err as { index?: unknown }).index;
+        const e = new CoreError(err.code, "reload", `Reload refused: ${message}`);
+        if (typeof index === "number") Object.assign(e, { index });
+        throw e;
+      }
+      throw new CoreError("EINVAL", "reload", `Reload refused: ${message}`);
+    }
+  }
+
+  /**
+   * Tell the plane what changed. A service it cannot carry (its VIP cannot be bound) is taken out
+   * of the table again and the error reported, so the table never shows a service nobody serves.
+   */
+  async #syncPlane(): Promise<void> {
+    const live = new Set(this.services.services());
+    for (const svc of [...this.#carried]) {
+      if (!live.has(svc)) {
+        this.#carried.delete(svc);
+        this.plane.serviceRemoved(svc);
+      }
+    }
+    let failure: unknown;
+    for (const svc of live) {
+      if (this.#carried.has(svc)) {
+        this.plane.serviceChanged(svc);
+        continue;
+      }
+      try {
+        await this.plane.serviceAdded(svc);
+        this.#carried.add(svc);
+      } catch (err) {
+        failure ??= err;
+        this.log.error("Cannot carry service; removing it", { service: svc.id, err });
+        try {
+          this.services.deleteService(svc.key);
+        } catch {
+          // already gone
+        }
+      }
+    }
+    this.#syncCounters();
+    if (failure !== undefined) throw failure;
+  }
+
+  /** Follow exactly the live counters with the estimator (global, services, destinations). */
+  #syncCounters(): void {
+    const want = new Set<Counters>([this.services.stats]);
+    for (const svc of this.services.services()) {
+      want.add(svc.stats);
+      for (const d of svc.dests) want.add(d.stats);
+    }
+    for (const c of this.#estimated) {
+      if (!want.has(c)) {
+        this.estimator.remove(c);
+        this.#estimated.delete(c);
+      }
+    }
+    for (const c of want) {
+      if (!this.#estimated.has(c)) {
+        this.estimator.add(c);
+        this.#estimated.add(c);
+      }
+    }
+  }
+
+  snapshot(q: SnapshotRequest): Snapshot {
+    return this.director.snapshot({ conns: q.conns, ...(q.service !== undefined ? { service: q.service } : {}) });
+  }
+
+  status(): StatusView {
+    const notes = [...this.plane.notes()];
+    notes.push(
+      `Connection table: ${this.conns.size} entries (limit ${this.conns.limit}, dropped ${this.conns.dropped})`,
+    );
+    notes.push(`Open flows on the data plane: ${this.plane.openFlows()}`);
+    if (this.#lastReload)
+      notes.push(
+        `Last reload ${this.#lastReload.at}: ${this.#lastReload.ok ? "ok" : "refused"}: ${this.#lastReload.message}`,
+      );
+    const view: StatusView = {
+      dataplane: this.plane.name,
+      pid: process.pid,
+      uptimeMs: Math.round(performance.now() - this.#started),
+      checks: [],
+      notes,
+    };
+    if (this.#opts.sourceName !== undefined) view.config = this.#opts.sourceName;
+    return view;
+  }
+
+  /** Stop the timers and drain the plane (open connections get up to drainMs). */
+  async stop(drainMs: number): Promise<void> {
+    for (const t of this.#timers) clearInterval(t);
+    this.#timers = [];
+    if (this.plane) await this.plane.stop(drainMs);
+  }
+}
