@@ -1,0 +1,240 @@
+// Client for the kernel-IPVS oracle: one persistent qemu microvm (Debian's 6.1 kernel with ip_vs and
+// the real ipvsadm 1.31, built by tools/ipvs-oracle/build.sh) answering shell commands over its serial
+// console. The guest's /init (tools/ipvs-oracle/init) reads "<id> <base64 script>" lines and answers
+// with base64 stdout and stderr and the exit code between "@@TVSO-…" markers; commands run one at a
+// time, in order. Boot and every command have bounded timeouts; a timeout kills the VM (by PID).
+
+import { type ChildProcessWithoutNullStreams, spawn, spawnSync } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export interface VmResult {
+  stdout: string;
+  stderr: string;
+  code: number;
+}
+
+export interface BootOptions {
+  /** Run tools/ipvs-oracle/build.sh first (idempotent, quick when up to date). Default true. */
+  build?: boolean;
+  bootTimeoutMs?: number;
+  memoryMb?: number;
+}
+
+export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+export const oracleCache = process.env.IPVS_ORACLE_CACHE ?? join(repoRoot, ".cache", "ipvs-oracle");
+
+/** Single-quote a word for the guest's sh. */
+export function shq(word: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
+}
+
+/** The host's TSC frequency in kHz: microvm under TCG cannot calibrate it, so the kernel is told. */
+function tscKhz(): number {
+  try {
+    const m = /cpu MHz\s*:\s*([0-9.]+)/.exec(readFileSync("/proc/cpuinfo", "utf8"));
+    if (m?.[1]) return Math.round(Number(m[1]) * 1000);
+  } catch {}
+  return 2_500_000;
+}
+
+interface Pending {
+  id: string;
+  script: string;
+  resolve: (r: VmResult) => void;
+  reject: (e: Error) => void;
+  timer: NodeJS.Timeout;
+  phase: "wait" | "out" | "err";
+  out: string[];
+  err: string[];
+}
+
+export class KernelVm {
+  readonly pid: number;
+  readonly kernelRelease: string;
+  /** Milliseconds from spawning qemu to the guest's READY line. */
+  readonly bootMs: number;
+  #proc: ChildProcessWithoutNullStreams;
+  #buf = "";
+  #pending: Pending | undefined;
+  #queue: Promise<unknown> = Promise.resolve();
+  #seq = 0;
+  #dead: Error | undefined;
+  #log: string[] = [];
+
+  private constructor(proc: ChildProcessWithoutNullStreams, kernelRelease: string, bootMs: number) {
+    this.#proc = proc;
+    this.pid = proc.pid ?? -1;
+    this.kernelRelease = kernelRelease;
+    this.bootMs = bootMs;
+  }
+
+  /** Builds (if asked) and boots the VM; resolves when the guest's command loop is ready. */
+  static async boot(opts: BootOptions = {}): Promise<KernelVm> {
+    if (opts.build ?? true) {
+      const b = spawnSync(join(repoRoot, "tools", "ipvs-oracle", "build.sh"), [], {
+        encoding: "utf8",
+        timeout: 600_000,
+      });
+      if (b.status !== 0) {
+        throw new Error(
+          `Building the IPVS oracle VM failed (tools/ipvs-oracle/build.sh exit ${b.status}): ${b.stderr}`,
+        );
+      }
+    }
+    const kernel = join(oracleCache, "vmlinuz");
+    const initrd = join(oracleCache, "initramfs.cpio.gz");
+    for (const f of [kernel, initrd]) {
+      if (!existsSync(f)) throw new Error(`IPVS oracle image "${f}" is missing: run tools/ipvs-oracle/build.sh`);
+    }
+    const qemu = process.env.IPVS_ORACLE_QEMU ?? "qemu-system-x86_64";
+    const args = [
+      ...["-M", "microvm", "-accel", "tcg", "-cpu", "max", "-smp", "1", "-m", `${opts.memoryMb ?? 256}M`],
+      ...["-nic", "none", "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"],
+      ...["-chardev", "stdio,id=c0,signal=off", "-serial", "chardev:c0"],
+      ...["-kernel", kernel, "-initrd", initrd],
+      ...["-append", `console=ttyS0 quiet loglevel=0 panic=-1 tsc_early_khz=${tscKhz()}`],
+    ];
+    const started = Date.now();
+    const proc = spawn(qemu, args, { stdio: ["pipe", "pipe", "pipe"] });
+    const timeoutMs = opts.bootTimeoutMs ?? 120_000;
+    const release = await new Promise<string>((resolve, reject) => {
+      let acc = "";
+      let errText = "";
+      const fail = (why: string) => {
+        cleanup();
+        proc.kill("SIGKILL");
+        reject(new Error(`IPVS oracle VM did not boot: ${why}; console tail: ${JSON.stringify(acc.slice(-800))}`));
+      };
+      const onData = (d: Buffer) => {
+        acc += d.toString("latin1");
+        const m = /@@TVSO-READY (\S+)\r?\n/.exec(acc);
+        if (m) {
+          cleanup();
+          resolve(m[1] ?? "");
+        } else if (acc.includes("@@TVSO-FATAL")) fail("the guest could not load ip_vs");
+      };
+      const onErr = (d: Buffer) => {
+        errText += d.toString();
+      };
+      const onExit = (code: number | null) => fail(`qemu exited (${code}) ${errText.trim()}`);
+      const onSpawnError = (e: Error) => fail(`cannot start "${qemu}" (${e.message}); install qemu-system-x86`);
+      const timer = setTimeout(() => fail(`no READY within ${timeoutMs} ms`), timeoutMs);
+      const cleanup = () => {
+        clearTimeout(timer);
+        proc.stdout.off("data", onData);
+        proc.stderr.off("data", onErr);
+        proc.off("exit", onExit);
+        proc.off("error", onSpawnError);
+      };
+      proc.stdout.on("data", onData);
+      proc.stderr.on("data", onErr);
+      proc.on("exit", onExit);
+      proc.on("error", onSpawnError);
+    });
+    const vm = new KernelVm(proc, release, Date.now() - started);
+    proc.stdout.on("data", (d: Buffer) => vm.#onData(d));
+    proc.stderr.on("data", (d: Buffer) => vm.#logLine(`qemu: ${d.toString().trim()}`));
+    proc.on("exit", (code, sig) => vm.#die(new Error(`IPVS oracle VM exited (code ${code}, signal ${sig})`)));
+    return vm;
+  }
+
+  /** Runs a shell script in the guest (sh, stdin /dev/null); resolves with its output and exit code. */
+  run(script: string, opts: { timeoutMs?: number } = {}): Promise<VmResult> {
+    const next = this.#queue.then(() => this.#runNow(script, opts.timeoutMs ?? 60_000));
+    this.#queue = next.catch(() => undefined);
+    return next;
+  }
+
+  /** Runs `ipvsadm` with these arguments (each one shell-quoted). */
+  ipvsadm(args: readonly string[], opts: { stdin?: string; timeoutMs?: number } = {}): Promise<VmResult> {
+    const cmd = ["ipvsadm", ...args].map(shq).join(" ");
+    const script = opts.stdin === undefined ? cmd : `printf '%s' ${shq(opts.stdin)} | ${cmd}`;
+    return this.run(script, opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs });
+  }
+
+  /** Clears every service and restores the default timeouts and no sync daemons. */
+  async reset(): Promise<void> {
+    await this.run(
+      "ipvsadm -C; ipvsadm --stop-daemon master; ipvsadm --stop-daemon backup; ipvsadm --set 900 120 300; true",
+    );
+  }
+
+  /** Last console lines that were not protocol output (for diagnosing a failure). */
+  get log(): readonly string[] {
+    return this.#log;
+  }
+
+  /** Asks the guest to power off; kills qemu by PID if it has not exited within 5 s. */
+  async close(): Promise<void> {
+    if (this.#proc.exitCode !== null || this.#proc.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => this.#proc.once("exit", () => resolve()));
+    try {
+      this.#proc.stdin.write("@@TVSO-QUIT\n");
+      this.#proc.stdin.end();
+    } catch {}
+    const timer = setTimeout(() => this.#proc.kill("SIGKILL"), 5_000);
+    await exited;
+    clearTimeout(timer);
+  }
+
+  #runNow(script: string, timeoutMs: number): Promise<VmResult> {
+    if (this.#dead) return Promise.reject(this.#dead);
+    return new Promise<VmResult>((resolve, reject) => {
+      const id = `c${++this.#seq}`;
+      const timer = setTimeout(() => {
+        const e = new Error(`IPVS oracle VM: command ${JSON.stringify(script)} gave no answer within ${timeoutMs} ms`);
+        this.#die(e);
+        this.#proc.kill("SIGKILL");
+      }, timeoutMs);
+      this.#pending = { id, script, resolve, reject, timer, phase: "wait", out: [], err: [] };
+      this.#proc.stdin.write(`${id} ${Buffer.from(script).toString("base64")}\n`);
+    });
+  }
+
+  #onData(d: Buffer): void {
+    this.#buf += d.toString("latin1");
+    let nl = this.#buf.indexOf("\n");
+    while (nl >= 0) {
+      const line = this.#buf.slice(0, nl).replace(/\r$/, "");
+      this.#buf = this.#buf.slice(nl + 1);
+      this.#onLine(line);
+      nl = this.#buf.indexOf("\n");
+    }
+  }
+
+  #onLine(line: string): void {
+    const p = this.#pending;
+    if (!p) return this.#logLine(line);
+    if (line === `@@TVSO-OUT ${p.id}`) p.phase = "out";
+    else if (line === `@@TVSO-ERR ${p.id}`) p.phase = "err";
+    else if (line.startsWith(`@@TVSO-END ${p.id} `)) {
+      clearTimeout(p.timer);
+      this.#pending = undefined;
+      p.resolve({
+        stdout: Buffer.from(p.out.join(""), "base64").toString("utf8"),
+        stderr: Buffer.from(p.err.join(""), "base64").toString("utf8"),
+        code: Number(line.slice(`@@TVSO-END ${p.id} `.length)),
+      });
+    } else if (p.phase === "out") p.out.push(line);
+    else if (p.phase === "err") p.err.push(line);
+    else this.#logLine(line);
+  }
+
+  #logLine(line: string): void {
+    this.#log.push(line);
+    if (this.#log.length > 200) this.#log.shift();
+  }
+
+  #die(e: Error): void {
+    if (this.#dead) return;
+    this.#dead = e;
+    const p = this.#pending;
+    if (p) {
+      clearTimeout(p.timer);
+      this.#pending = undefined;
+      p.reject(e);
+    }
+  }
+}
