@@ -206,7 +206,10 @@ export class KernelVm {
 
   #onLine(line: string): void {
     const p = this.#pending;
-    if (!p) return this.#logLine(line);
+    if (!p) {
+      this.#logLine(line);
+      return;
+    }
     if (line === `@@TVSO-OUT ${p.id}`) p.phase = "out";
     else if (line === `@@TVSO-ERR ${p.id}`) p.phase = "err";
     else if (line.startsWith(`@@TVSO-END ${p.id} `)) {
