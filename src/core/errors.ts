@@ -27,6 +27,7 @@ export type CoreOp =
   | "get-dest"
   | "schedule"
   | "conn"
+  | "stats" // rate estimator
   | "reload" // tvsd: re-reading the rules/config file
   | "request"; // tvsd: a control API request that could not be parsed or routed
 
