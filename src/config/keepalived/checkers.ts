@@ -243,6 +243,7 @@ export function readChecker(
   const where = kw;
   // Per-type state.
   const urls: UrlSpec[] = [];
+  let urlBlocks = 0;
   let virtualhost: string | undefined;
   let httpProtocol: HttpProtocol = "1.0";
   let sni: string | undefined;
@@ -274,6 +275,7 @@ export function readChecker(
     if (type === "HTTP_GET" || type === "SSL_GET") {
       switch (k) {
         case "url": {
+          urlBlocks++;
           const u = readUrl(r, c);
           if (u) urls.push(u);
           continue;
@@ -373,7 +375,8 @@ export function readChecker(
     case "HTTP_GET":
     case "SSL_GET": {
       if (urls.length === 0) {
-        r.diags.error(pos, `${type} has no url block`);
+        // A url block with its own error has been reported already.
+        if (urlBlocks === 0) r.diags.error(pos, `${type} has no url block`);
         return undefined;
       }
       const spec: CheckerSpec = { type, ...common, urls, httpProtocol, verifyCert: false };

@@ -28,7 +28,7 @@ export class StmtReader {
     if (t === undefined) {
       const last = s.words[s.words.length - 1] as Token;
       this.diags.error(
-        { ...last.pos, column: last.pos.column + (last.quoted ? last.text.length + 2 : last.text.length) + 1 },
+        { ...last.pos, column: last.pos.column + (last.quoted ? last.text.length + 2 : last.text.length) },
         `Missing ${what} after "${this.kw(s)}"`,
       );
     }

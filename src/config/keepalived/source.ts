@@ -6,7 +6,7 @@
 // keepalived's `@config-id` conditionals or `$NAME=value` definitions are skipped with a warning.
 
 import { readFileSync, realpathSync } from "node:fs";
-import { dirname, isAbsolute, resolve } from "node:path";
+import { dirname, isAbsolute, relative, resolve } from "node:path";
 import type { Diagnostics, SourcePos } from "../diagnostics.ts";
 import { expandGlob, hasGlobMagic } from "../glob.ts";
 import { lexKeepalived, type Token } from "./lexer.ts";
@@ -33,6 +33,9 @@ export function readKeepalivedSource(path: string, diags: Diagnostics, text?: st
   const files: string[] = [];
   const tokens: Token[] = [];
   const stack: string[] = [];
+  // Included files are named the way the main file was: relative to the working directory when it
+  // was given relative, absolute otherwise.
+  const shown = (abs: string): string => (isAbsolute(path) ? abs : relative(process.cwd(), abs) || abs);
 
   const readOne = (file: string, content: string | undefined, from: SourcePos | undefined): void => {
     const real = canonical(file);
@@ -98,9 +101,9 @@ export function readKeepalivedSource(path: string, diags: Diagnostics, text?: st
       if (hasGlobMagic(arg.text)) {
         const matches = expandGlob(pattern, base);
         if (matches.length === 0) diags.warning(arg.pos, `Include pattern "${arg.text}" matches no file`);
-        for (const m of matches) readOne(m, undefined, arg.pos);
+        for (const m of matches) readOne(shown(m), undefined, arg.pos);
       } else {
-        readOne(pattern, undefined, arg.pos);
+        readOne(shown(pattern), undefined, arg.pos);
       }
     }
   };

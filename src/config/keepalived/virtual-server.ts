@@ -516,19 +516,30 @@ export function buildVirtualServer(
     vsFwd = { fwd: "masq", tun: { ...DEFAULT_TUN } };
   }
 
-  // Scheduler flags: keepalived spells sh-*/mh-* (valid only with that scheduler) and flag-1..3.
-  const schedFlags: string[] = [];
+  // Scheduler flags: keepalived spells sh-*/mh-* (valid only with that scheduler) and flag-1..3,
+  // which are the kernel's bits 1, 2, 4 (sh/mh: 1 = fallback, 2 = port). Named as ipvsadm lists
+  // them, in bit order.
+  let bits = 0;
   for (const f of vs.flags) {
-    let name = f.word;
-    if (name === "flag-1" && (scheduler === "sh" || scheduler === "mh")) name = `${scheduler}-fallback`;
-    else if (name === "flag-2" && (scheduler === "sh" || scheduler === "mh")) name = `${scheduler}-port`;
-    else if (name.startsWith("sh-") || name.startsWith("mh-")) {
-      if (!name.startsWith(`${scheduler}-`)) {
-        d.warning(f.pos, `${name} only applies to the ${name.slice(0, 2)} scheduler - ignored`);
+    const w = f.word;
+    if (w.startsWith("sh-") || w.startsWith("mh-")) {
+      if (!w.startsWith(`${scheduler}-`)) {
+        d.warning(f.pos, `${w} only applies to the ${w.slice(0, 2)} scheduler - ignored`);
         continue;
       }
-    }
-    if (!schedFlags.includes(name)) schedFlags.push(name);
+      bits |= w.endsWith("-fallback") ? 1 : 2;
+    } else if (w === "flag-3" && (scheduler === "sh" || scheduler === "mh")) {
+      d.warning(f.pos, `flag-3 has no meaning for the ${scheduler} scheduler - ignored`);
+    } else bits |= w === "flag-1" ? 1 : w === "flag-2" ? 2 : 4;
+  }
+  const schedFlags: string[] = [];
+  if (scheduler === "sh" || scheduler === "mh") {
+    if (bits & 1) schedFlags.push(`${scheduler}-fallback`);
+    if (bits & 2) schedFlags.push(`${scheduler}-port`);
+  } else {
+    if (bits & 1) schedFlags.push("flag-1");
+    if (bits & 2) schedFlags.push("flag-2");
+    if (bits & 4) schedFlags.push("flag-3");
   }
 
   // Persistence.
@@ -569,7 +580,7 @@ export function buildVirtualServer(
     scheduler,
     schedFlags,
     persistent: timeout > 0,
-    ...(timeout > 0 ? { timeout } : {}),
+    timeout,
     netmask,
     ops,
     pe: vs.pe,

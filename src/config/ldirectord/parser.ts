@@ -411,7 +411,7 @@ export function buildLdirectord(file: string, text: string): { config: DirectorC
     const options = serviceOptions(family, {
       scheduler,
       persistent: timeout > 0,
-      ...(timeout > 0 ? { timeout } : {}),
+      timeout,
       netmask,
       ops: ops && (protocol === "udp" || protocol === "fwm"),
     });
