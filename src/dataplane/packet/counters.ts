@@ -1,0 +1,79 @@
+// Counters of the packet pipeline: every received frame ends in exactly one verdict (forwarded,
+// replied to, consumed, ignored or dropped), and every drop has exactly one reason, so
+// rx = forwarded + replied + consumed + ignored + dropped and dropped = the sum of the reasons.
+// The fuzz test checks those sums; tvsd reports them.
+
+export const DROP_REASONS = [
+  "truncated", // longer than the receive slot (GRO without PACKET_VNET_HDR, or a jumbo frame)
+  "malformed", // a header that does not parse or verify
+  "fragment", // an IP fragment for a virtual service (no ports to look up)
+  "noService", // to a VIP:port with no virtual service
+  "noConn", // not a connection start and no entry (TCP without SYN, reply without entry)
+  "noDest", // the scheduler found no destination
+  "tableFull", // the connection table refused a new entry
+  "destGone", // the entry's destination was removed from its service
+  "drPort", // DR with a real-server port different from the virtual port (configuration error)
+  "ttl", // TTL/hop limit exhausted
+  "mtu", // too big for the tunnel and DF set (ICMP fragmentation needed sent)
+  "gso", // GSO super-frame the method cannot carry (tunnel)
+  "neighbour", // the next hop's MAC is unknown and its queue is full
+  "unsupported", // a method/family combination this plane does not implement
+  "localPort", // FULLNAT could not find a free local port
+  "error", // an exception while handling the frame (a bug; the frame is dropped)
+] as const;
+
+export type DropReason = (typeof DROP_REASONS)[number];
+
+export type Verdict = "forward" | "reply" | "consume" | "ignore" | "drop";
+
+export class PlaneCounters {
+  rx = 0;
+  rxBytes = 0;
+  forwarded = 0;
+  replied = 0;
+  consumed = 0;
+  ignored = 0;
+  dropped = 0;
+  /** Frames handed to the io (forwarded, replies, ARP/NS probes, queued frames flushed). */
+  tx = 0;
+  txErrors = 0;
+  arpReplies = 0;
+  neighbourAdverts = 0;
+  neighbourProbes = 0;
+  icmpSent = 0;
+  drops: Record<DropReason, number>;
+
+  constructor() {
+    this.drops = Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<DropReason, number>;
+  }
+
+  snapshot(): PlaneCounterSnapshot {
+    return { ...this, drops: { ...this.drops } };
+  }
+
+  /** Add another worker's snapshot (the main thread's aggregate). */
+  add(s: PlaneCounterSnapshot): void {
+    for (const k of Object.keys(s) as (keyof PlaneCounterSnapshot)[]) {
+      if (k === "drops") continue;
+      (this as unknown as Record<string, number>)[k] = ((this as unknown as Record<string, number>)[k] ?? 0) + s[k];
+    }
+    for (const r of DROP_REASONS) this.drops[r] += s.drops[r] ?? 0;
+  }
+}
+
+export interface PlaneCounterSnapshot {
+  rx: number;
+  rxBytes: number;
+  forwarded: number;
+  replied: number;
+  consumed: number;
+  ignored: number;
+  dropped: number;
+  tx: number;
+  txErrors: number;
+  arpReplies: number;
+  neighbourAdverts: number;
+  neighbourProbes: number;
+  icmpSent: number;
+  drops: Record<DropReason, number>;
+}

@@ -1,0 +1,65 @@
+// Full NAT (two-arm-free NAT, as in the out-of-tree FULLNAT patches): client packets get the real
+// server as destination and one of the director's local addresses and ports as source, so the
+// real server replies to the director whatever its gateway; replies get VIP:vport as source and
+// the client as destination. The local endpoint is chosen per connection from a pool: a port is
+// taken from a per-address cursor and skipped while another entry to the same real server uses it.
+
+import type { Conn } from "../../../core/conn/conn.ts";
+import { rewriteAddr4, rewriteAddr6, rewritePort } from "../codec/l4.ts";
+import type { Verdict } from "../counters.ts";
+import type { Pkt } from "../pkt.ts";
+import { connPlane, decrementTtl, type XmitContext } from "./context.ts";
+import { fromVirtual, toRealServer } from "./nat.ts";
+
+export function fullnatIn(ctx: XmitContext, p: Pkt, conn: Conn): Verdict {
+  if (!decrementTtl(p)) return ctx.drop("ttl");
+  const cp = connPlane(conn);
+  toRealServer(p, conn);
+  if (p.family === 4) rewriteAddr4(p.buf, p.l3, 12, p.l4, p.proto, cp.laddr4, p.partial);
+  else rewriteAddr6(p.buf, p.l3, 8, p.l4, p.proto, cp.laddr6!, p.partial);
+  if (p.l4 >= 0) rewritePort(p.buf, p.l4, p.proto, 0, conn.lport, p.partial, p.family === 6);
+  return ctx.toNeighbour(p, conn.daddr, conn.dest.family);
+}
+
+export function fullnatOut(ctx: XmitContext, p: Pkt, conn: Conn): Verdict {
+  if (!decrementTtl(p)) return ctx.drop("ttl");
+  const cp = connPlane(conn);
+  fromVirtual(p, conn);
+  if (p.family === 4) rewriteAddr4(p.buf, p.l3, 16, p.l4, p.proto, cp.caddr4, p.partial);
+  else rewriteAddr6(p.buf, p.l3, 24, p.l4, p.proto, cp.caddr6!, p.partial);
+  if (p.l4 >= 0) rewritePort(p.buf, p.l4, p.proto, 2, conn.cport, p.partial, p.family === 6);
+  return ctx.toMac(p, cp.cmac);
+}
+
+/** Local address pool with a port cursor per address (ports 1024..65535). */
+export class LocalPool {
+  readonly addrs: string[];
+  #next = 0;
+  readonly #cursor = new Map<string, number>();
+
+  constructor(addrs: readonly string[]) {
+    this.addrs = [...addrs];
+  }
+
+  /**
+   * Pick a local endpoint for a connection to dest: `inUse(laddr, lport)` says whether another
+   * entry already uses it. Returns undefined when every port of every address was tried.
+   */
+  pick(family: 4 | 6, inUse: (laddr: string, lport: number) => boolean): { laddr: string; lport: number } | undefined {
+    const cands = this.addrs.filter((a) => a.includes(":") === (family === 6));
+    if (cands.length === 0) return undefined;
+    for (let k = 0; k < cands.length; k++) {
+      const laddr = cands[(this.#next + k) % cands.length]!;
+      let port = this.#cursor.get(laddr) ?? 1024;
+      for (let tries = 0; tries < 64512; tries++) {
+        port = port >= 65535 ? 1024 : port + 1;
+        if (!inUse(laddr, port)) {
+          this.#cursor.set(laddr, port);
+          this.#next = (this.#next + k + 1) % cands.length;
+          return { laddr, lport: port };
+        }
+      }
+    }
+    return undefined;
+  }
+}
