@@ -267,11 +267,12 @@ export function formatConns(conns: readonly ConnView[], f: FormatOptions, names:
     out += `pro expire ${pad("state", 11)} ${pad("source", 18)} ${pad("virtual", 18)} ${pad("destination", 18)} ${pad("pe name", 16)} pe_data\n`;
   else out += `pro expire ${pad("state", 11)} ${pad("source", 18)} ${pad("virtual", 18)} destination\n`;
   for (const c of conns) {
-    const fwmTemplate = c.template && c.fwmark !== 0;
+    // A fwmark service's template is keyed by protocol IP with the mark where the VIP would be.
+    const fwmTemplate = c.template && c.fwmark !== 0 && c.vport === 0 && c.vaddr === fwmarkAddr(c);
     const protoName = fwmTemplate ? "IP" : c.protocol.toUpperCase();
     const proto = fwmTemplate ? undefined : c.protocol;
-    const vaddr = fwmTemplate ? fwmarkAddr(c) : c.vaddr;
-    const vport = fwmTemplate ? 0 : c.vport;
+    const vaddr = c.vaddr;
+    const vport = c.vport;
     const secs = Math.floor(c.expiresInMs / 1000);
     const expire = `${String(Math.floor(secs / 60)).padStart(2, "0")}:${String(secs % 60).padStart(2, "0")}`;
     const cname = addrPort(c.caddr, c.cport, proto, f.numeric, names);
@@ -313,7 +314,7 @@ export function addressesOf(snap: Snapshot): Set<string> {
   for (const c of snap.conns ?? []) {
     out.add(c.caddr);
     out.add(c.daddr);
-    out.add(c.template && c.fwmark !== 0 ? fwmarkAddr(c) : c.vaddr);
+    out.add(c.vaddr);
   }
   return out;
 }

@@ -16,29 +16,14 @@ import {
 } from "../../../src/control/executor.ts";
 import { ManualClock } from "../../../src/core/clock.ts";
 import { CoreError } from "../../../src/core/errors.ts";
-import { SchedulerRegistry } from "../../../src/core/sched/registry.ts";
-import type { Protocol, Scheduler } from "../../../src/core/sched/types.ts";
+import { createDefaultRegistry } from "../../../src/core/sched/all.ts";
+import type { SchedulerRegistry } from "../../../src/core/sched/registry.ts";
+import type { Protocol } from "../../../src/core/sched/types.ts";
 import type { Counters } from "../../../src/core/stats/counters.ts";
 
-/** Scheduler names and flags as the kernel has them; tvsadm's tests never schedule a flow. */
-function named(name: string, flags?: string[]): Scheduler {
-  return { name, ...(flags ? { flags } : {}), create: () => ({ schedule: () => undefined }) };
-}
-
-export async function testRegistry(): Promise<SchedulerRegistry> {
-  try {
-    const mod = (await import("../../../src/core/sched/all.ts" as string)) as {
-      createDefaultRegistry?: () => SchedulerRegistry;
-    };
-    if (mod.createDefaultRegistry) return mod.createDefaultRegistry();
-  } catch {
-    // The scheduler set is not in the tree yet: use names only.
-  }
-  return new SchedulerRegistry([
-    ...["rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sed", "nq", "fo", "ovf", "twos"].map((n) => named(n)),
-    named("sh", ["sh-fallback", "sh-port"]),
-    named("mh", ["mh-fallback", "mh-port"]),
-  ]);
+/** The daemon's own scheduler registry (every kernel scheduler). */
+export function testRegistry(): SchedulerRegistry {
+  return createDefaultRegistry();
 }
 
 export class FakeConns implements ConnTableLike {
@@ -90,7 +75,7 @@ export async function testBed(): Promise<TestBed> {
   const conns = new FakeConns();
   const rates = new Map<Counters, RatesView>();
   const director = new Director({
-    registry: await testRegistry(),
+    registry: testRegistry(),
     env: { clock, random: () => 0 },
     conns,
     rates: (c) => rates.get(c) ?? { cps: 0, inPps: 0, outPps: 0, inBps: 0, outBps: 0 },
