@@ -10,7 +10,8 @@
 // Byte counts exceed 32 bits, so the arithmetic is done on doubles with floor division, which
 // equals the kernel's 64-bit shifts for every value a counter can reach (below 2^53).
 
-import type { Counters } from "./counters.ts";
+import { CoreError } from "../errors.ts";
+import { Counters } from "./counters.ts";
 
 /** Estimator read-out (ipvsadm --rate): connections, packets and bytes per second. */
 export interface Rates {
@@ -47,7 +48,7 @@ export class RateEstimator {
 
   /** Start estimating these counters (ip_vs_start_estimator): the average starts at 0. */
   add(c: Counters): void {
-    if (c === null || typeof c !== "object") throw new TypeError(`Invalid counters "${String(c)}"`);
+    if (!(c instanceof Counters)) throw new CoreError("EINVAL", "stats", `Invalid counters "${String(c)}"`);
     if (this.#states.has(c)) return;
     this.#states.set(c, {
       lastConns: c.conns,
@@ -98,7 +99,8 @@ export class RateEstimator {
    * one step, not several, like a kernel timer that fired late.
    */
   tick(now: number): void {
-    if (typeof now !== "number" || !Number.isFinite(now)) throw new TypeError(`Invalid time "${String(now)}"`);
+    if (typeof now !== "number" || !Number.isFinite(now))
+      throw new CoreError("EINVAL", "stats", `Invalid time "${String(now)}"`);
     if (Number.isNaN(this.#next)) {
       this.#next = now + ESTIMATOR_PERIOD_MS;
       return;
@@ -111,7 +113,8 @@ export class RateEstimator {
   /** One 2-second estimation step over every registered set of counters. */
   step(): void {
     for (const [c, s] of this.#states) {
-      // A counter that went backwards was zeroed: treat it as a restart.
+      // A counter that went backwards was zeroed without reset(): restart from the new values
+      // rather than feed a negative delta into the average.
       if (c.conns < s.lastConns || c.inPkts < s.lastInPkts || c.outPkts < s.lastOutPkts) this.reset(c);
       if (c.inBytes < s.lastInBytes || c.outBytes < s.lastOutBytes) this.reset(c);
       s.cps = ewma(s.cps, (c.conns - s.lastConns) * 512);
