@@ -425,16 +425,16 @@ export function buildLdirectord(file: string, text: string): { config: DirectorC
     const quiescent = yesNo(opt("quiescent"), gQuiescent);
     const warned = new Set<string>();
     const checkTypeLine = opt("checktype");
-    const checkType = (optText("checktype") ?? "negotiate").toLowerCase();
+    let checkType = (optText("checktype") ?? "negotiate").toLowerCase();
     if (
       !["connect", "external", "external-perl", "negotiate", "off", "on", "ping"].includes(checkType) &&
-      !/^\d+$/.test(checkType)
+      !/^[1-9]\d*$/.test(checkType)
     ) {
       diags.error(
         (checkTypeLine as Line).valuePos,
         `Invalid checktype "${checkType}" (expected connect, negotiate, ping, external, external-perl, on, off or a number)`,
       );
-      continue;
+      checkType = "negotiate"; // keep checking the rest of the section
     }
     const serviceLine = opt("service");
     let service = (optText("service") ?? DEFAULT_SERVICE[vport] ?? "none").toLowerCase();
