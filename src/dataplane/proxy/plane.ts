@@ -12,6 +12,7 @@
 // (all ports) and SCTP services are refused: a socket cannot listen on every port, and Node has no SCTP.
 
 import net from "node:net";
+import { canonicalIp } from "../../core/addr.ts";
 import type { Clock } from "../../core/clock.ts";
 import type { ConnTable } from "../../core/conn/conn-table.ts";
 import type { DestSpec } from "../../core/dest.ts";
@@ -88,6 +89,12 @@ export class ProxyPlane {
         "EOPNOTSUPP",
         op,
         `Forwarding method tunnel (-i) for "${spec.addr}" needs the packet data plane (tvsd --dataplane packet); the socket data plane supports masq (-m) and fullnat`,
+      );
+    if (key.kind === "vip" && spec.port === key.port && canonicalIp(spec.addr) === key.addr)
+      throw new CoreError(
+        "EINVAL",
+        op,
+        `Destination "${spec.addr}:${spec.port}" is the virtual service itself; the socket data plane would forward to itself${spec.fwd === "droute" ? " (-g keeps the service port: give -m and the real server's port)" : ""}`,
       );
     if (spec.fwd === "droute") {
       const id = `${serviceText(key)} -> ${spec.addr}:${spec.port}`;
