@@ -138,3 +138,12 @@ test("the first failing check wins, in ipvsadm's order", async () => {
   // scheduler flags are checked before the matrix
   assert.equal((await fails("-L -b nosuch")).message, "invalid scheduler flag `nosuch'");
 });
+
+test("-M before an IPv6 service: the address resets the mask, as in ipvsadm", async () => {
+  const p = await parse("-A -M 64 -t [2001:db8::1]:80 -p");
+  assert.equal(p.serviceOptions.netmask, 128);
+  assert.equal(
+    (await fails("-A -t 10.0.0.1:80 -p -M 255.0.255.0")).message,
+    "illegal virtual server persistent mask specified",
+  );
+});

@@ -439,6 +439,9 @@ interface AddrPort {
   port: number | undefined;
 }
 
+/** A -M mask that is not a run of ones (tvs keeps prefix lengths only). */
+const NONCONTIGUOUS = -1;
+
 const fail = (msg: string): never => {
   throw new IpvsadmArgError(msg, 2);
 };
@@ -687,9 +690,10 @@ export async function parseIpvsadmArgv(argv: readonly string[], opts: ParseArgvO
         set("netmask");
         if (svc.af !== 6) {
           const m = inetAton(arg) ?? (await resolver.hostToIpv4(arg));
-          const prefix = m === undefined ? undefined : maskToPrefix(m);
-          if (prefix === undefined) fail("illegal virtual server persistent mask specified");
-          else svc.netmask = prefix;
+          if (m === undefined) fail("illegal virtual server persistent mask specified");
+          // A mask with holes parses in ipvsadm; core keeps prefix lengths, so it is refused below
+          // if the service ends up IPv4 (an IPv6 service address resets the mask to 128 anyway).
+          else svc.netmask = maskToPrefix(m) ?? NONCONTIGUOUS;
         } else {
           const n = Number.parseInt(arg, 10);
           if (!(n >= 1 && n <= 128)) fail("illegal ipv6 netmask specified");
@@ -898,6 +902,7 @@ export async function parseIpvsadmArgv(argv: readonly string[], opts: ParseArgvO
   }
 
   const family = svc.af === 6 ? 6 : 4;
+  if (svc.netmask === NONCONTIGUOUS) fail("illegal virtual server persistent mask specified");
   let key: ServiceKey | undefined;
   if (options.has("service-address")) {
     key = svc.fwmark

@@ -48,7 +48,8 @@ export function addrPort(
 }
 
 /** print_largenum: 9 columns, K/M/G/T above 10^8 unless --exact. */
-export function largeNum(i: number, exact: boolean): string {
+export function largeNum(n: number, exact: boolean): string {
+  const i = Math.max(0, Math.trunc(n));
   if (exact) {
     const s = String(i);
     return lpad(s, s.length <= 8 ? 9 : s.length + 1);
@@ -223,7 +224,8 @@ export function formatService(s: ServiceView, f: FormatOptions, names: NameTable
       out += `  -> ${pad(dname, 28)}${c.map((n) => largeNum(n, f.exact)).join("")}\n`;
     } else if (f.rate) {
       const r = d.rates;
-      out += `  -> ${pad(dname, 28)} ${lpad(r.cps, 8)} ${lpad(r.inPps, 8)} ${lpad(r.outPps, 8)}`;
+      const u = (v: number) => lpad(Math.max(0, Math.trunc(v)), 8);
+      out += `  -> ${pad(dname, 28)} ${u(r.cps)} ${u(r.inPps)} ${u(r.outPps)}`;
       out += `${largeNum(r.inBps, f.exact)}${largeNum(r.outBps, f.exact)}\n`;
     } else if (f.thresholds) {
       out += `  -> ${pad(dname, 28)} ${pad(d.spec.uThreshold, 10)} ${pad(d.spec.lThreshold, 10)} ${pad(d.activeConns, 10)} ${pad(d.inactConns, 10)}\n`;
