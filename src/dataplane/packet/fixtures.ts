@@ -499,7 +499,7 @@ export function packetFixtures(): Fixture[] {
           output: [
             (() => {
               const f = routerErr(63);
-                f.set(parseMac(RS1_MAC), 0);
+              f.set(parseMac(RS1_MAC), 0);
               f.set(parseMac(DIRECTOR_MAC), 6);
               return f;
             })(),

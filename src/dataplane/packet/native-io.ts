@@ -161,8 +161,20 @@ export class NativePacketIo implements PacketIo {
     return new FrameBatch(size, this.slotSize, size);
   }
 
+  /** The last receive error (e.g. ENETDOWN while the interface is down); receiving goes on. */
+  lastError: Error | undefined;
+  receiveErrors = 0;
+
   receive(batch: FrameBatch): number {
-    const got = this.#n.recvBatch(this.fd, batch.buf, batch.slotSize, batch.headroom, batch.rxCapacity, batch.meta);
+    let got = 0;
+    try {
+      got = this.#n.recvBatch(this.fd, batch.buf, batch.slotSize, batch.headroom, batch.rxCapacity, batch.meta);
+    } catch (e) {
+      // A pending socket error (ENETDOWN, ENXIO when the interface goes) is reported once and
+      // cleared by the kernel; it must not take the daemon down.
+      this.lastError = e as Error;
+      this.receiveErrors++;
+    }
     batch.rxCount = got;
     return got;
   }

@@ -1,0 +1,19 @@
+// The packet data plane's public face for tvsd, the lab and the real-server helper:
+// createPacketDataPlane (the DataPlane tvsd runs with --dataplane packet), the native addon
+// loader (raw IP sockets and TUN for VRRP and the real server's IPIP decapsulation), the PacketIo
+// seam with its memory fake, and the pipeline for tests and benchmarks.
+
+export type { PlaneCounterSnapshot } from "./counters.ts";
+export { PacketEngine } from "./engine.ts";
+export { FrameBatch, type PacketIo } from "./io.ts";
+export { MemoryPacketIo } from "./memory-io.ts";
+export {
+  explainSocketError,
+  loadNative,
+  type NativeAddon,
+  NativePacketIo,
+  NativeUnavailableError,
+  nativeStatus,
+} from "./native-io.ts";
+export { Pipeline, type PipelineOptions } from "./pipeline.ts";
+export { createPacketDataPlane, PacketDataPlane, type PacketDataPlaneOptions } from "./plane.ts";
