@@ -1,0 +1,70 @@
+// `tvs check-config` as a user runs it: diagnostics as FILE:LINE:COL, exit 0/1/2, --json.
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { test } from "node:test";
+
+const ROOT = resolve(import.meta.dirname, "../../..");
+const FIX = join(ROOT, "test/fixtures/config");
+
+function tvs(...args: string[]) {
+  const r = spawnSync(process.execPath, ["--import", "tsx", join(ROOT, "bin/tvs.ts"), "check-config", ...args], {
+    cwd: ROOT,
+    encoding: "utf8",
+    timeout: 60_000,
+  });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+test("a good configuration exits 0 and prints its warnings", () => {
+  const r = tvs("test/fixtures/config/keepalived/dr-master.conf");
+  assert.equal(r.code, 0);
+  assert.equal(
+    r.err,
+    "test/fixtures/config/keepalived/dr-master.conf:7:1: warning: vrrp_instance VI_1 is parsed and kept, but VRRP is not active yet in tvs\n",
+  );
+  assert.match(r.out, /keepalived configuration OK: 1 virtual service\(s\), 2 real server\(s\)/);
+});
+
+test("errors exit 1 with FILE:LINE:COL: error: lines", () => {
+  const dir = mkdtempSync(join(tmpdir(), "tvs-check-"));
+  try {
+    const f = join(dir, "keepalived.conf");
+    writeFileSync(
+      f,
+      "virtual_server 127.0.0.100 80 {\n  lb_algo rr\n  lb_kind DR\n  protocol TCP\n  real_server 127.0.0.11 80 {\n    weight x\n  }\n",
+    );
+    const r = tvs(f);
+    assert.equal(r.code, 1);
+    assert.equal(
+      r.err,
+      [
+        `${f}:1:31: error: Unclosed "{": no matching "}" before the end of the configuration`,
+        `${f}:6:12: error: Invalid weight "x" (expected an integer 0..2147483647)`,
+        `${f}: 2 errors, configuration refused`,
+        "",
+      ].join("\n"),
+    );
+    assert.equal(r.out, "");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("--json prints the DirectorConfig", () => {
+  const r = tvs("--json", join(FIX, "ldirectord/seed003.cf"));
+  assert.equal(r.code, 0);
+  const c = JSON.parse(r.out);
+  assert.equal(c.format, "ldirectord");
+  assert.deepEqual(c.desired.services[0].key, { kind: "vip", protocol: "tcp", addr: "127.0.0.100", port: 80 });
+  assert.equal(c.health[0].realServers.length, 2);
+});
+
+test("usage errors exit 2", () => {
+  assert.equal(tvs().code, 2);
+  assert.equal(tvs("--bogus", "x").code, 2);
+  assert.equal(tvs("a", "b").code, 2);
+  assert.equal(tvs("--format", "nginx", "a").code, 2);
+});
