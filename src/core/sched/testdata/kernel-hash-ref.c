@@ -68,6 +68,45 @@ static uint32_t fold(const char *text) {
   return ntohl(w[0]);
 }
 
+/* Maglev population as ip_vs_mh.c describes it, for a destination list in list order. */
+#define MH_M 4093
+struct mhdest { const char *addr; uint16_t port; int lw; };
+
+static int gcd_(int a, int b) { while (b) { int t = a % b; a = b; b = t; } return a; }
+static int fls_(unsigned x) { int n = 0; while (x) { n++; x >>= 1; } return n; }
+
+static void mh_table(const char *name, const struct mhdest *d, int n) {
+  static signed char table[MH_M];
+  static unsigned char taken[MH_M];
+  uint32_t offset[16], skip[16], perm[16];
+  int turns[16], g = 0, mw = 0;
+  for (int i = 0; i < n; i++) if (d[i].lw > 0) g = g ? gcd_(d[i].lw, g) : d[i].lw;
+  for (int i = 0; i < n; i++) if (d[i].lw > mw) mw = d[i].lw;
+  int rshift = fls_((unsigned)(mw / g)) - 6;
+  if (rshift < 0) rshift = 0;
+  for (int i = 0; i < n; i++) {
+    uint32_t v = (uint32_t)d[i].port + fold(d[i].addr);
+    offset[i] = hsiphash_u32(v, 2654435761ULL, 2654435761ULL) % MH_M;
+    skip[i] = hsiphash_u32(v, 2654446892ULL, 2654446892ULL) % (MH_M - 1) + 1;
+    perm[i] = offset[i];
+    turns[i] = (d[i].lw / g) >> rshift;
+    if (!turns[i]) turns[i] = d[i].lw != 0;
+  }
+  memset(taken, 0, sizeof taken);
+  int filled = 0, i = 0, claimed = 0;
+  while (filled < MH_M) {
+    if (turns[i] < 1) { i = (i + 1) % n; continue; }
+    while (taken[perm[i]]) perm[i] = (perm[i] + skip[i]) % MH_M;
+    taken[perm[i]] = 1;
+    table[perm[i]] = (signed char)i;
+    filled++;
+    if (++claimed >= turns[i]) { claimed = 0; i = (i + 1) % n; }
+  }
+  printf("    \"%s\": \"", name);
+  for (int k = 0; k < MH_M; k++) putchar('0' + table[k]);
+  printf("\"");
+}
+
 int main(void) {
   /* Self-check against the SipHash-2-4 reference: key 00..0f, messages 00, 01, ... */
   uint8_t key[16], msg[64];
@@ -113,6 +152,14 @@ int main(void) {
            "\"lblc\": %u, \"mhOffset\": %u, \"mhSkip\": %u}",
            i ? "," : "", addrs[i], port, f, sh0, shp, hash_32(f, 8), hash_32(f, 10), mh1, mh2);
   }
-  printf("\n  ]\n}\n");
+  printf("\n  ],\n  \"mh\": {\n");
+  /* Tables for the destination lists used by mh.test.ts, in the kernel's list order. */
+  const struct mhdest v4[] = {{"10.1.0.3", 80, 3}, {"10.1.0.2", 80, 2}, {"10.1.0.1", 80, 1}};
+  mh_table("v4", v4, 3);
+  printf(",\n");
+  const struct mhdest v6[] = {{"2001:db8::4", 8080, 7}, {"2001:db8::3", 8080, 0}, {"2001:db8::2", 8080, 1000},
+                              {"2001:db8::1", 8080, 100}};
+  mh_table("v6", v6, 4);
+  printf("\n  }\n}\n");
   return 0;
 }
