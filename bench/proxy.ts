@@ -172,7 +172,7 @@ http {
     hapConf,
     `global
   nbthread ${THREADS}
-  maxconn 20000
+  maxconn 8000
 defaults
   mode tcp
   timeout connect 5s

@@ -234,6 +234,10 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const log = createLogger({ level: args.logLevel });
+  // A daemon carrying other people's connections logs a stray exception and keeps serving; every
+  // table operation validates before it mutates, so state stays consistent.
+  process.on("uncaughtException", (err) => log.error("Uncaught exception", { err, stack: err.stack }));
+  process.on("unhandledRejection", (err) => log.error("Unhandled rejection", { err }));
   const socketPath = defaultSocketPath({ explicit: args.socket });
   const fail = (msg: string): number => {
     log.error(msg);

@@ -135,9 +135,16 @@ export class ProxyPlane {
           made.push({ kind: "udp", udp });
           await udp.bind();
         } else {
-          const server = net.createServer({ allowHalfOpen: true }, (sock) =>
-            TcpRelay.accept(this.#relayCtx, svc, arrival, sock),
-          );
+          const server = net.createServer({ allowHalfOpen: true }, (sock) => {
+            try {
+              TcpRelay.accept(this.#relayCtx, svc, arrival, sock);
+            } catch (err) {
+              // A bug or a refused table operation must cost one connection, never the daemon.
+              this.#deps.log.error("Connection dropped", { service: svc.id, err });
+              sock.on("error", () => {});
+              sock.resetAndDestroy();
+            }
+          });
           made.push({ kind: "tcp", server, arrival });
           await listen(server, a.addr, a.port);
         }

@@ -125,7 +125,17 @@ export class TcpRelay implements PlaneSlot {
       daddr: arrival.vaddr,
       dport: arrival.vport,
     };
-    const r = ctx.conns.schedule(svc, flow, ctx.clock.now(), arrival.fwmark ? { fwmark: arrival.fwmark } : undefined);
+    const now = ctx.clock.now();
+    // A new connection from a client port whose previous entry still lingers (TIME_WAIT, CLOSE):
+    // as the kernel does for a SYN with conn_reuse_mode, the old entry goes and the flow is
+    // scheduled anew. The socket layer guarantees the old connection is over (same 4-tuple).
+    const old = ctx.conns.lookupIn("tcp", caddr, cport, arrival.vaddr, arrival.vport);
+    if (old !== undefined) {
+      (old.plane as PlaneSlot | undefined)?.closeFromTable();
+      old.plane = undefined;
+      ctx.conns.remove(old, now);
+    }
+    const r = ctx.conns.schedule(svc, flow, now, arrival.fwmark ? { fwmark: arrival.fwmark } : undefined);
     if ("error" in r) {
       ctx.log.debug("Connection refused: no destination", {
         service: svc.id,

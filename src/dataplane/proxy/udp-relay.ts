@@ -69,6 +69,10 @@ class UdpFlow implements PlaneSlot {
     this.#armIdle();
   }
 
+  get closed(): boolean {
+    return this.#closed;
+  }
+
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
@@ -96,7 +100,13 @@ export class UdpListener {
     this.svc = svc;
     this.arrival = arrival;
     this.#sock = dgram.createSocket({ type: arrival.vaddr.includes(":") ? "udp6" : "udp4" });
-    this.#sock.on("message", (msg, rinfo) => this.#onMessage(msg, rinfo));
+    this.#sock.on("message", (msg, rinfo) => {
+      try {
+        this.#onMessage(msg, rinfo);
+      } catch (err) {
+        ctx.log.warn("Datagram dropped", { service: svc.id, err });
+      }
+    });
   }
 
   /** Bind the VIP socket; rejects with the system error when the address cannot be used. */
@@ -121,16 +131,17 @@ export class UdpListener {
     const ops = this.svc.options.ops;
     if (!ops) {
       const conn = ctx.conns.lookupIn("udp", caddr, cport, vaddr, vport);
-      const flow = conn?.plane;
-      if (conn && flow instanceof UdpFlow) {
-        if (!conn.dest.available && ctx.conns.options.expireNodestConn) {
-          ctx.conns.remove(conn, now);
-        } else {
+      if (conn) {
+        const flow = conn.plane;
+        const nodest = !conn.dest.available && ctx.conns.options.expireNodestConn;
+        if (flow instanceof UdpFlow && !flow.closed && !nodest) {
           ctx.conns.account(conn, "in", 1, msg.length);
           ctx.conns.touch(conn, now);
           flow.send(msg);
           return;
         }
+        // The entry outlived its socket (or its destination is gone with expire_nodest_conn).
+        ctx.conns.remove(conn, now);
       }
     }
     const f: Flow = {
