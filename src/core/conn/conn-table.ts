@@ -27,11 +27,11 @@
 // entries (drop_entry). We refuse instead: schedule() returns { error: "table-full" } without
 // touching the scheduler, any destination or any counter, and `dropped` counts the refusal.
 
-import { canonicalIp, parseIpv4 } from "../addr.ts";
+import { canonicalIp } from "../addr.ts";
 import type { Dest } from "../dest.ts";
 import { CoreError, type CoreOp } from "../errors.ts";
 import type { Flow, Protocol } from "../sched/types.ts";
-import type { VirtualService } from "../service.ts";
+import { VirtualService } from "../service.ts";
 import type { ServiceTable } from "../service-table.ts";
 import {
   CF_INACTIVE,
@@ -133,10 +133,38 @@ const CF_OUTHASH = 0x80;
 
 type AddrKey = number | string;
 
+/**
+ * Strict dotted-quad IPv4 (no leading zeros, each part 0..255: exactly the canonical form) to a
+ * signed 32-bit integer, or undefined. Hand-rolled: it runs on every text lookup.
+ */
+function ipv4Key(s: string): number | undefined {
+  const n = s.length;
+  if (n < 7 || n > 15) return undefined;
+  let acc = 0;
+  let part = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = 0; i < n; i++) {
+    const ch = s.charCodeAt(i);
+    if (ch === 46) {
+      if (digits === 0 || ++dots > 3) return undefined;
+      acc = (acc << 8) | part;
+      part = 0;
+      digits = 0;
+    } else if (ch >= 48 && ch <= 57) {
+      if (digits > 0 && part === 0) return undefined;
+      part = part * 10 + (ch - 48);
+      if (part > 255) return undefined;
+      digits++;
+    } else return undefined;
+  }
+  if (dots !== 3 || digits === 0) return undefined;
+  return (acc << 8) | part;
+}
+
 /** IPv4 text → signed 32-bit integer; anything else stays text (IPv6, or no match at all). */
 function addrKey(text: string): AddrKey {
-  const v = parseIpv4(text);
-  return v === undefined ? text : v | 0;
+  return ipv4Key(text) ?? text;
 }
 
 function mixAddr(h: number, a: AddrKey): number {
@@ -220,6 +248,11 @@ export class ConnTable {
   #cursor = Number.NaN;
   readonly #templates = new Map<string, Conn>();
   readonly #batch: Conn[] = [];
+  /** Services already checked to belong to #services. */
+  readonly #known = new WeakSet<VirtualService>();
+  /** Parsed addresses of the flow #checkFlow last accepted. */
+  #flowCa: AddrKey = 0;
+  #flowVa: AddrKey = 0;
   readonly #destKeys = new WeakMap<Dest, AddrKey>();
 
   constructor(opts: { services: ServiceTable; limit?: number; options?: Partial<ConnOptions> }) {
@@ -257,9 +290,16 @@ export class ConnTable {
   schedule(svc: VirtualService, flow: Flow, now: number, opts?: ScheduleOptions): Conn | ScheduleError {
     const op: CoreOp = "schedule";
     checkNow(now, op);
-    if (this.#services.get(svc?.key) !== svc)
-      throw new CoreError("ESRCH", op, `Service "${String(svc?.id)}" is not in the service table`);
+    if (!this.#known.has(svc)) {
+      // Checked once per service object; a service deleted later has no destinations left, so
+      // scheduling on it finds none.
+      if (!(svc instanceof VirtualService) || this.#services.get(svc.key) !== svc)
+        throw new CoreError("ESRCH", op, `Service "${String(svc?.id)}" is not in the service table`);
+      this.#known.add(svc);
+    }
     const f = this.#checkFlow(svc, flow);
+    const ca = this.#flowCa;
+    const va = this.#flowVa;
     const fwmark = opts?.fwmark ?? (svc.key.kind === "fwmark" ? svc.key.fwmark : 0);
     if (!Number.isInteger(fwmark) || fwmark < 0 || fwmark > 0xffffffff)
       throw new CoreError("EINVAL", op, `Invalid firewall mark "${fwmark}"`);
@@ -279,7 +319,7 @@ export class ConnTable {
       const dest = svc.sched.schedule(f);
       if (dest === undefined) return { error: "no-destination" };
       this.#checkLocal(dest, f.protocol, laddr, lport);
-      const c = this.#newConn(f, dest, dest.port !== 0 ? dest.port : f.dport, now, fwmark, laddr, lport, ops);
+      const c = this.#newConn(f, ca, va, dest, dest.port !== 0 ? dest.port : f.dport, now, fwmark, laddr, lport, ops);
       this.#countConn(c);
       return c;
     }
@@ -306,7 +346,7 @@ export class ConnTable {
       dest = tpl.dest;
       this.#checkLocal(dest, f.protocol, laddr, lport);
     }
-    const c = this.#newConn(f, dest, persistentConnDport(svc, f, dest), now, fwmark, laddr, lport, ops, tpl);
+    const c = this.#newConn(f, ca, va, dest, persistentConnDport(svc, f, dest), now, fwmark, laddr, lport, ops, tpl);
     // ip_vs_conn_put on the template: its timer restarts with the persistence timeout.
     this.#rearm(tpl, now);
     this.#countConn(c);
@@ -630,17 +670,25 @@ export class ConnTable {
     checkAddr(flow.daddr, "virtual address", op);
     checkPort(flow.sport, "client port", op);
     checkPort(flow.dport, "virtual port", op);
-    const fam = flow.saddr.includes(":") ? 6 : 4;
-    if (fam !== svc.family || flow.family !== svc.family || (flow.daddr.includes(":") ? 6 : 4) !== fam)
-      throw new CoreError("EINVAL", op, `Flow ${flow.saddr} → ${flow.daddr} is not IPv${svc.family}`);
-    if (canonicalIp(flow.saddr) !== flow.saddr)
+    // One parse per address: IPv4 must be the strict dotted quad (which is its canonical form),
+    // IPv6 must be canonical text.
+    const ca = addrKey(flow.saddr);
+    const va = addrKey(flow.daddr);
+    if (typeof ca === "string" && !ca.includes(":"))
       throw new CoreError("EINVAL", op, `Invalid client address "${flow.saddr}"`);
-    if (canonicalIp(flow.daddr) !== flow.daddr)
+    if (typeof va === "string" && !va.includes(":"))
+      throw new CoreError("EINVAL", op, `Invalid virtual address "${flow.daddr}"`);
+    const fam = typeof ca === "number" ? 4 : 6;
+    if (fam !== svc.family || flow.family !== svc.family || (typeof va === "number" ? 4 : 6) !== fam)
+      throw new CoreError("EINVAL", op, `Flow ${flow.saddr} → ${flow.daddr} is not IPv${svc.family}`);
+    if (fam === 6 && canonicalIp(flow.saddr) !== flow.saddr)
+      throw new CoreError("EINVAL", op, `Invalid client address "${flow.saddr}"`);
+    if (fam === 6 && canonicalIp(flow.daddr) !== flow.daddr)
       throw new CoreError("EINVAL", op, `Invalid virtual address "${flow.daddr}"`);
     if (svc.key.kind === "vip" && svc.key.addr !== flow.daddr)
       throw new CoreError("EINVAL", op, `Virtual address "${flow.daddr}" does not match service ${svc.id}`);
-    const ca = addrKey(flow.saddr);
-    const va = addrKey(flow.daddr);
+    this.#flowCa = ca;
+    this.#flowVa = va;
     if (this.#lookupIn(protoCode(protocol), ca, flow.sport, va, flow.dport) !== undefined)
       throw new CoreError(
         "EEXIST",
@@ -672,6 +720,8 @@ export class ConnTable {
 
   #newConn(
     f: Flow,
+    ca: AddrKey,
+    va: AddrKey,
     dest: Dest,
     dport: number,
     now: number,
@@ -690,9 +740,9 @@ export class ConnTable {
     const c = new Conn(
       this.#slots,
       packBits(flags, f.protocol, dest.fwd, state),
-      addrKey(f.saddr),
+      ca,
       f.sport,
-      addrKey(f.daddr),
+      va,
       f.dport,
       dest,
       dport,
