@@ -124,6 +124,8 @@ test("NAT wrr 2:1 with persistence, thresholds and port mapping equals the ipvsa
     [http.connectTimeoutMs, http.retry, http.delayBeforeRetryMs, http.delayLoopMs, http.alpha, http.omega],
     [2000, 3, 500, 2000, true, true],
   );
+  // virtualhost comes down from the virtual server when neither checker nor real server sets one.
+  assert.equal(http.virtualhost, "www.example.test");
   assert.deepEqual(http.urls, [
     {
       path: "/health",
@@ -569,4 +571,39 @@ test("forwarding methods: TUN options, FNAT as fullnat, per-real-server lvs_meth
     errors(loadConfigText("f.conf", vs("lb_kind TUN type gue\nprotocol TCP\nreal_server 127.0.0.11 80 {\n}"))),
     [[2, 9, "A gue tunnel needs a port, and only a gue tunnel takes one"]],
   );
+});
+
+test("IPv6: addresses, prefix-length granularity, group ranges, and family mismatches", async () => {
+  const text =
+    "virtual_server 2001:db8::100 80 {\n lb_algo rr\n lb_kind DR\n protocol TCP\n persistence_granularity 64\n persistence_timeout 50\n real_server 2001:db8::11 80 {\n }\n}\n" +
+    "virtual_server_group G6 {\n 2001:db8::1-2 443\n}\nvirtual_server group G6 {\n lb_algo rr\n lb_kind NAT\n protocol TCP\n real_server 2001:db8::11 8443 {\n }\n}\n";
+  assert.deepEqual(
+    ok(loadConfigText("v6.conf", text)).desired,
+    await ipvsadm(`
+      -A -t [2001:db8::100]:80 -s rr -p 50 -M 64
+      -a -t [2001:db8::100]:80 -r [2001:db8::11]:80 -g -w 1
+      -A -t [2001:db8::1]:443 -s rr
+      -a -t [2001:db8::1]:443 -r [2001:db8::11]:8443 -m -w 1
+      -A -t [2001:db8::2]:443 -s rr
+      -a -t [2001:db8::2]:443 -r [2001:db8::11]:8443 -m -w 1
+    `),
+  );
+  const mixed = text.replace(" real_server 2001:db8::11 80 {", " real_server 127.0.0.11 80 {");
+  assert.deepEqual(errors(loadConfigText("v6.conf", mixed)), [
+    [7, 2, "real_server 127.0.0.11 is IPv4 but virtual_server 2001:db8::100 80 is IPv6"],
+  ]);
+});
+
+test("retry is at least 1 on virtual and real servers, 0 is allowed on a checker", () => {
+  const body = (where: string) =>
+    vs(
+      `lb_algo rr\nlb_kind DR\nprotocol TCP\n${where === "vs" ? "retry 0\n" : ""}real_server 127.0.0.11 80 {\n${where === "rs" ? "retry 0\n" : ""}TCP_CHECK {\n${where === "checker" ? "retry 0\n" : ""}}\n}`,
+    );
+  assert.deepEqual(errors(loadConfigText("r.conf", body("vs"))), [
+    [5, 7, 'Invalid retry "0" (expected an integer 1..4294967295)'],
+  ]);
+  assert.deepEqual(errors(loadConfigText("r.conf", body("rs"))), [
+    [6, 7, 'Invalid retry "0" (expected an integer 1..4294967295)'],
+  ]);
+  assert.equal(ok(loadConfigText("r.conf", body("checker"))).health[0]?.realServers[0]?.checkers[0]?.retry, 0);
 });

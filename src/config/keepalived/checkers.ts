@@ -64,7 +64,8 @@ export function readCommonOption(
     }
     case "retry":
     case "nb_get_retry": {
-      const v = r.uint(s, 0, 2 ** 32 - 1);
+      // keepalived: at least 1 on virtual and real servers, 0 allowed on a checker.
+      const v = r.uint(s, level === "checker" ? 0 : 1, 2 ** 32 - 1);
       if (v !== undefined) out.retry = v;
       return true;
     }
@@ -230,6 +231,8 @@ export function readChecker(
   vs: CommonOverrides,
   rs: CommonOverrides,
   fileRefs: PendingFileRef[],
+  /** The real server's virtualhost, else the virtual server's (HTTP_GET/SSL_GET default Host). */
+  inheritedVirtualhost?: string,
 ): CheckerSpec | undefined {
   const kw = r.kw(s);
   if (kw === "BFD_CHECK") {
@@ -380,6 +383,7 @@ export function readChecker(
         return undefined;
       }
       const spec: CheckerSpec = { type, ...common, urls, httpProtocol, verifyCert: false };
+      virtualhost ??= inheritedVirtualhost;
       if (virtualhost !== undefined) spec.virtualhost = virtualhost;
       if (type === "SSL_GET") {
         const name = sni ?? (enableSni ? virtualhost : undefined);

@@ -626,7 +626,7 @@ export function buildVirtualServer(
   for (const rs of realServers) {
     const list: CheckerSpec[] = [];
     for (const c of rs.checkerStmts) {
-      const spec = readChecker(r, c, vsCommon, rs.common, fileRefs);
+      const spec = readChecker(r, c, vsCommon, rs.common, fileRefs, rs.virtualhost ?? vs.virtualhost);
       if (spec) list.push(spec);
     }
     checkersOf.set(rs, list);
