@@ -725,7 +725,8 @@ export async function parseIpvsadmArgv(argv: readonly string[], opts: ParseArgvO
         break;
       case "w":
         set("weight");
-        weight = stringToNumber(arg, 0, 65535);
+        // Debian's ipvsadm 1.31 (what the kernel oracle runs) takes weights up to INT_MAX; upstream 65535.
+        weight = stringToNumber(arg, 0, 0x7fffffff);
         if (weight === -1) fail("illegal weight specified");
         break;
       case "x":

@@ -42,12 +42,12 @@ test("rules become requests and a desired state with dests in add order", async 
 
 test("a bad line is an error naming file, line and text", async () => {
   await assert.rejects(
-    parseIpvsadmRules("-A -t 10.0.0.1:80\n-a -t 10.0.0.1:80 -r 1.2.3.4 -w 99999\n", { file: "r.txt" }),
+    parseIpvsadmRules("-A -t 10.0.0.1:80\n-a -t 10.0.0.1:80 -r 1.2.3.4 -w x9\n", { file: "r.txt" }),
     (e) => {
       assert.ok(e instanceof RulesError);
       assert.equal(e.line, 2);
       assert.equal(e.reason, "illegal weight specified");
-      assert.equal(e.message, 'r.txt:2: illegal weight specified in "-a -t 10.0.0.1:80 -r 1.2.3.4 -w 99999"');
+      assert.equal(e.message, 'r.txt:2: illegal weight specified in "-a -t 10.0.0.1:80 -r 1.2.3.4 -w x9"');
       return true;
     },
   );
