@@ -2,7 +2,8 @@
 // N distinct client endpoints, then measures inserts/s (schedule), lookups/s from both directions
 // (text and numeric IPv4 paths), TCP transitions/s, and expiry of the whole table, and the heap
 // each live entry costs (process.memoryUsage().heapUsed after a full GC, before and after the
-// fill). The same workload runs against a naive baseline in the same process — a Map keyed by a
+// fill; typed-array backing stores live outside the JS heap, so a second row adds
+// process.memoryUsage().arrayBuffers). The same workload runs against a naive baseline in the same process — a Map keyed by a
 // "proto|caddr|cport|vaddr|vport" string holding a plain object per entry — and the table prints
 // the kernel's own figure (IPVS: 128 bytes per entry plus 8 per hash bucket) beside both.
 //
@@ -27,10 +28,12 @@ if (!gc) {
   process.exit(2);
 }
 
-function heap(): number {
+/** Bytes after a full GC: the JS heap, and typed-array backing stores (outside the heap). */
+function heap(): { heap: number; buffers: number } {
   gc?.();
   gc?.();
-  return process.memoryUsage().heapUsed;
+  const m = process.memoryUsage();
+  return { heap: m.heapUsed, buffers: m.arrayBuffers };
 }
 
 /** Client i: 10.x.y.z (i / 50000 hosts) with port 1024 + i % 50000 — distinct endpoints. */
@@ -105,7 +108,8 @@ function benchTable(): void {
   conns.length = 0;
   const after = heap();
   if (table.size !== N) throw new Error(`size ${table.size}`);
-  const perEntry = (after - before) / N;
+  const perEntry = (after.heap - before.heap) / N;
+  const perEntryAll = (after.heap + after.buffers - before.heap - before.buffers) / N;
 
   let found = 0;
   const tLookupIn = time(() => {
@@ -144,8 +148,10 @@ function benchTable(): void {
   rows.push(["misses/s (lookupIn4)", rate(N, tMiss), "", ""]);
   rows.push(["lookup + tcpPacket/s", rate(N, tTcp), "", ""]);
   rows.push([`expire(): all ${fmt(N)} entries removed, per s`, rate(N, tExpire), "", ""]);
-  rows.push([`heap per live entry (${fmt(N)} entries)`, `${perEntry.toFixed(1)} B`, "", ""]);
-  rows.push([`heap for ${fmt(N)} entries`, `${((after - before) / 1e6).toFixed(1)} MB`, "", ""]);
+  rows.push([`heapUsed per live entry (${fmt(N)} entries)`, `${perEntry.toFixed(1)} B`, "", ""]);
+  rows.push([`heapUsed for ${fmt(N)} entries`, `${((after.heap - before.heap) / 1e6).toFixed(1)} MB`, "", ""]);
+  rows.push(["heap + typed arrays per live entry", `${perEntryAll.toFixed(1)} B`, "", ""]);
+  rows.push([`heap + typed arrays for ${fmt(N)} entries`, `${((perEntryAll * N) / 1e6).toFixed(1)} MB`, "", ""]);
 }
 
 // ---- the naive baseline -------------------------------------------------------------------------
@@ -195,7 +201,8 @@ function benchNaive(): void {
       if (byOut.get(`tcp|198.51.100.${1 + (i % 10)}|8080|${clientAddr(i)}|${clientPort(i)}`)) found++;
   });
   if (found !== 2 * N) throw new Error("naive lookups failed");
-  const perEntry = (after - before) / N;
+  const perEntry = (after.heap - before.heap) / N;
+  const perEntryAll = (after.heap + after.buffers - before.heap - before.buffers) / N;
   const set = (i: number, v: string) => {
     const r = rows[i];
     if (r) r[2] = v;
@@ -204,7 +211,9 @@ function benchNaive(): void {
   set(1, rate(N, tLookup));
   set(3, rate(N, tOut));
   set(7, `${perEntry.toFixed(1)} B`);
-  set(8, `${((after - before) / 1e6).toFixed(1)} MB`);
+  set(8, `${((after.heap - before.heap) / 1e6).toFixed(1)} MB`);
+  set(9, `${perEntryAll.toFixed(1)} B`);
+  set(10, `${((perEntryAll * N) / 1e6).toFixed(1)} MB`);
   byIn.clear();
   byOut.clear();
 }
@@ -213,8 +222,14 @@ benchTable();
 benchNaive();
 // The kernel's figures (reference page: 128 bytes per entry + 8 per hash bucket).
 const kernelBytes = 128 + 8 * ((1 << 12) / N);
-rows[7] && (rows[7][3] = `${kernelBytes.toFixed(1)} B (IPVS)`);
-rows[8] && (rows[8][3] = `${((128 * N + 8 * 4096) / 1e6).toFixed(1)} MB (IPVS)`);
+for (const i of [7, 9]) {
+  const r = rows[i];
+  if (r) r[3] = `${kernelBytes.toFixed(1)} B (IPVS)`;
+}
+for (const i of [8, 10]) {
+  const r = rows[i];
+  if (r) r[3] = `${((128 * N + 8 * 4096) / 1e6).toFixed(1)} MB (IPVS)`;
+}
 
 const head: [string, string, string, string] = ["measure", "tvs ConnTable", "naive Map<string,obj>", "kernel"];
 const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]?.length ?? 0)));
