@@ -252,3 +252,32 @@ test("gate real servers keep the virtual port; a different one is reset with a w
     [2, 7, "Port 8080 of real 127.0.0.11 differs from the virtual port 80, which gate forwarding keeps - using 80"],
   ]);
 });
+
+test("checktimeout and negotiatetimeout default to each other, the virtual's first", () => {
+  const timeouts = (text: string) => {
+    const c = ok(loadConfigText("t.cf", text));
+    return c.health.map((h) => h.realServers[0]?.checkers[0]?.connectTimeoutMs);
+  };
+  // connect uses checktimeout, negotiate (service http) negotiatetimeout.
+  const v = (extra: string) =>
+    `virtual=127.0.0.100:80\n\treal=127.0.0.11:80 gate\n\tchecktype=connect\n${extra}virtual=127.0.0.100:81\n\treal=127.0.0.11:81 gate\n\tservice=http\n${extra}`;
+  assert.deepEqual(timeouts(v("")), [5000, 30000]);
+  assert.deepEqual(timeouts(`negotiatetimeout=7\n${v("")}`), [7000, 7000]);
+  assert.deepEqual(timeouts(`checktimeout=2\n${v("")}`), [2000, 2000]);
+  assert.deepEqual(timeouts(`checktimeout=2\nnegotiatetimeout=9\n${v("")}`), [2000, 9000]);
+  assert.deepEqual(timeouts(`checktimeout=2\nnegotiatetimeout=9\n${v("\tnegotiatetimeout=4\n")}`), [4000, 4000]);
+});
+
+test("a per-virtual checkinterval counts only with fork = yes", () => {
+  const text = "virtual=127.0.0.100:80\n\treal=127.0.0.11:80 gate\n\tcheckinterval=3\n";
+  const nofork = loadConfigText("i.cf", text);
+  assert.equal(ok(nofork).health[0]?.delayLoopMs, 10_000);
+  assert.deepEqual(pick(nofork.diagnostics, "warning"), [
+    [3, 2, "checkinterval in a virtual section is ignored unless fork = yes (as ldirectord does)"],
+  ]);
+  const fork = ok(loadConfigText("i.cf", `fork=yes\n${text}`));
+  assert.deepEqual(
+    [fork.health[0]?.delayLoopMs, fork.health[0]?.realServers[0]?.checkers[0]?.delayLoopMs],
+    [3000, 3000],
+  );
+});

@@ -229,6 +229,11 @@ export function buildLdirectord(file: string, text: string): { config: DirectorC
       sections.push(current);
       continue;
     }
+    if (key === "connecttimeout")
+      diags.warning(
+        line.keyPos,
+        "connecttimeout is deprecated in favour of negotiatetimeout - read as negotiatetimeout",
+      );
     if (indent === 0) {
       current = undefined;
       if (VIRTUAL_ONLY.has(key)) {
@@ -299,6 +304,7 @@ export function buildLdirectord(file: string, text: string): { config: DirectorC
   const globalMs = (l: Line | undefined): number | undefined => (l ? seconds(l, 0) : undefined);
   const gCheckTimeout = globalMs(globals.get("checktimeout"));
   const gNegotiate = globalMs(globals.get("negotiatetimeout") ?? globals.get("connecttimeout"));
+  const gFork = yesNo(globals.get("fork"), false);
   const gFailure = count(globals.get("failurecount"), 1);
   const gQuiescent = yesNo(globals.get("quiescent"), true);
 
@@ -417,10 +423,25 @@ export function buildLdirectord(file: string, text: string): { config: DirectorC
     });
 
     // Health settings.
-    const checkInterval = opt("checkinterval") ? seconds(opt("checkinterval"), gCheckInterval) : gCheckInterval;
+    // ldirectord honours a per-virtual checkinterval only when it forks a checker per virtual.
+    let checkInterval = gCheckInterval;
+    const ciLine = opt("checkinterval");
+    if (ciLine) {
+      const v = seconds(ciLine, gCheckInterval);
+      if (gFork) checkInterval = v;
+      else
+        diags.warning(
+          ciLine.keyPos,
+          "checkinterval in a virtual section is ignored unless fork = yes (as ldirectord does)",
+        );
+    }
     const optMs = (l: Line | undefined): number | undefined => (l ? seconds(l, 0) : undefined);
-    const checkTimeout = optMs(opt("checktimeout")) ?? gCheckTimeout;
-    const negotiateTimeout = optMs(opt("negotiatetimeout") ?? opt("connecttimeout")) ?? gNegotiate;
+    // checktimeout and negotiatetimeout default to each other, the virtual's before the global's
+    // (ldirectord's ld_setup); what stays unset gets 5 s and 30 s in ldirectordChecker.
+    const vCheck = optMs(opt("checktimeout"));
+    const vNegotiate = optMs(opt("negotiatetimeout"));
+    const checkTimeout = vCheck ?? vNegotiate ?? gCheckTimeout ?? gNegotiate;
+    const negotiateTimeout = vNegotiate ?? optMs(opt("connecttimeout")) ?? vCheck ?? gNegotiate ?? gCheckTimeout;
     const failureCount = count(opt("failurecount"), gFailure);
     const quiescent = yesNo(opt("quiescent"), gQuiescent);
     const warned = new Set<string>();
