@@ -32,6 +32,8 @@ const KNOWN: Record<string, string> = {
     "ipvsadm -R has no comments (a '#' line becomes arguments and fails with the Try line); tvsadm skips comments",
   "restore-refused":
     "ipvsadm -R applies line by line, reports a refused line and goes on (exit 0); tvsadm -R is atomic and exits 255",
+  "k-list-nosort":
+    "--nosort lists services in the kernel's hash-bucket order, salted by a kernel pointer (differs per boot); tvsd lists them in creation order (destinations do match: newest first)",
   "restore-list-line": "ipvsadm -R runs a listing line; tvsadm -R accepts only table-changing lines",
 };
 
