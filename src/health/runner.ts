@@ -139,7 +139,10 @@ interface Entry {
   connectsLeft: number;
   timer: unknown;
   queued: boolean;
+  /** The controller of the attempt in flight, if any. */
   controller: AbortController | undefined;
+  /** The reusable controller whose signal attempts get. */
+  signalCtl: AbortController | undefined;
   removed: boolean;
 }
 
@@ -195,6 +198,7 @@ export class HealthRunner {
       weight: undefined,
       weightOffset: undefined,
       controller: undefined,
+      signalCtl: undefined,
       connectsLeft: 0,
       timer: undefined,
       queued: false,
@@ -313,25 +317,28 @@ export class HealthRunner {
     const spec = e.target.spec;
     const connectOnly = spec.connectChecksBetween !== undefined && e.connectsLeft > 0;
     const timeoutMs = connectOnly ? spec.connectTimeoutMs : attemptTimeoutMs(spec);
-    const ctl = new AbortController();
+    // One controller per server, reused until something aborts it (a timeout or a removal): most
+    // attempts end normally and the checkers remove their listeners, so nothing accumulates.
+    if (!e.signalCtl || e.signalCtl.signal.aborted) e.signalCtl = new AbortController();
+    const ctl = e.signalCtl;
     e.controller = ctl;
     const timer = this.#timers.setTimeout(() => ctl.abort(new CheckTimeoutError(timeoutMs)), timeoutMs);
-    const attempt = connectOnly ? tcpConnect(e.checkTarget, ctl.signal) : e.checker.check(e.checkTarget, ctl.signal);
-    attempt
-      .catch(
-        (err: unknown): CheckResult => ({
-          ok: false,
-          reason: `Checker error: ${err instanceof Error ? err.message : String(err)}`,
-          latencyMs: 0,
-        }),
-      )
-      .then((result) => {
-        this.#timers.clearTimeout(timer);
-        e.controller = undefined;
-        this.#running--;
-        if (!e.removed) this.#settle(e, result, connectOnly);
-        this.#drain();
-      });
+    const done = (result: CheckResult) => {
+      this.#timers.clearTimeout(timer);
+      e.controller = undefined;
+      this.#running--;
+      if (!e.removed) this.#settle(e, result, connectOnly);
+      this.#drain();
+    };
+    let attempt: Promise<CheckResult>;
+    try {
+      attempt = connectOnly ? tcpConnect(e.checkTarget, ctl.signal) : e.checker.check(e.checkTarget, ctl.signal);
+    } catch (err) {
+      attempt = Promise.reject(err);
+    }
+    attempt.then(done, (err: unknown) =>
+      done({ ok: false, reason: `Checker error: ${err instanceof Error ? err.message : String(err)}`, latencyMs: 0 }),
+    );
   }
 
   #drain(): void {

@@ -5,7 +5,7 @@ import { test } from "node:test";
 import { checkerCommon, type TcpCheckSpec } from "../../config/checker-spec.ts";
 import { checkWithTimeout } from "../checker.ts";
 import { closedPort, listenTcp, silentTcp, unansweredTcp } from "../test-listeners.ts";
-import { createTcpChecker } from "./tcp.ts";
+import { createTcpChecker, netConnect, TCP_CONNECT_PATH } from "./tcp.ts";
 
 const spec = (over: Partial<TcpCheckSpec> = {}): TcpCheckSpec => ({
   ...checkerCommon("TCP_CHECK", { connectTimeoutMs: 400 }),
@@ -88,4 +88,16 @@ test("simpletcp: a silent server fails at the time limit", async (t) => {
   const r = await checkWithTimeout(c, { address: "127.0.0.1", port: l.port }, 200);
   assert.equal(r.ok, false);
   assert.match(r.reason, /Timed out after 200 ms/);
+});
+
+test("the portable net.Socket path gives the same verdicts as the fast path", async (t) => {
+  const l = await listenTcp(() => {});
+  t.after(() => l.close());
+  const ok = await netConnect({ address: "127.0.0.1", port: l.port }, AbortSignal.timeout(400));
+  assert.equal(ok.ok, true);
+  assert.equal(ok.reason, "Connected");
+  const refused = await netConnect({ address: "127.0.0.1", port: await closedPort() }, AbortSignal.timeout(400));
+  assert.equal(refused.ok, false);
+  assert.equal(refused.reason, "Connection refused");
+  assert.ok(TCP_CONNECT_PATH === "tcp_wrap" || TCP_CONNECT_PATH === "net");
 });
