@@ -607,3 +607,22 @@ test("retry is at least 1 on virtual and real servers, 0 is allowed on a checker
   ]);
   assert.equal(ok(loadConfigText("r.conf", body("checker"))).health[0]?.realServers[0]?.checkers[0]?.retry, 0);
 });
+
+test("include inside a block, with a quoted glob, splices the lines into that block", async () => {
+  const c = ok(loadConfig(join(FIX, "include/inside-block.conf")));
+  assert.deepEqual(
+    c.desired,
+    await ipvsadm(`
+      -A -t 127.0.0.100:80 -s wrr
+      -a -t 127.0.0.100:80 -r 127.0.0.11:80 -g -w 2
+      -a -t 127.0.0.100:80 -r 127.0.0.12:80 -g -w 1
+    `),
+  );
+  assert.deepEqual(
+    c.health[0]?.realServers.map((r) => [r.origin.file.slice(FIX.length + 1), r.origin.line]),
+    [
+      ["include/servers/web-rs.conf", 2],
+      ["include/servers/web-rs.conf", 5],
+    ],
+  );
+});
