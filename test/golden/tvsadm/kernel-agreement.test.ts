@@ -34,6 +34,8 @@ const KNOWN: Record<string, string> = {
     "ipvsadm -R applies line by line, reports a refused line and goes on (exit 0); tvsadm -R is atomic and exits 255",
   "k-list-nosort":
     "--nosort lists services in the kernel's hash-bucket order, salted by a kernel pointer (differs per boot); tvsd lists them in creation order (destinations do match: newest first)",
+  "k-daemon":
+    "the kernel's sync daemon rounds a backup's maxlen and checks the interface (ENODEV); the harness's stand-in sync does neither (tvsd's sync owns that)",
   "restore-list-line": "ipvsadm -R runs a listing line; tvsadm -R accepts only table-changing lines",
 };
 
