@@ -386,42 +386,48 @@ function mulberry32(seed: number): () => number {
   };
 }
 
-describe("timer wheel", () => {
-  it("expires exactly what a brute-force model says, over random timeouts, touches and time steps", () => {
-    const rnd = mulberry32(12345);
-    const { table, svc } = kit([{ addr: "192.168.1.2", port: 53 }], {
-      protocol: "udp",
-      port: 53,
-      limit: 100_000,
-    });
-    let now = 5_000;
-    let port = 1;
-    const model = new Map<Conn, number>();
-    for (let step = 0; step < 400; step++) {
-      // New entries with timeouts from 1 ms to 40 minutes (beyond one turn of the wheel).
-      table.setTimeouts({ tcp: 0, tcpfin: 0, udp: 1 + Math.floor(rnd() * 2400) });
-      for (let i = 0; i < 20; i++) {
-        const c = ok(
-          table.schedule(svc, flow(`1.1.${(port >> 8) & 255}.${port & 255}`, port, "10.0.0.1", 53, "udp"), now),
-        );
-        port = (port % 60000) + 1;
-        model.set(c, c.expiresAt);
-      }
-      // Touch some live ones (later expiry) with a shorter timeout (earlier expiry) for others.
-      for (const c of [...model.keys()].slice(0, 10)) {
-        table.touch(c, now);
-        model.set(c, c.expiresAt);
-      }
-      const stepMs = rnd() < 0.1 ? Math.floor(rnd() * 3_000_000) : Math.floor(rnd() * 5_000);
-      now += stepMs;
-      const got = new Set(table.expire(now));
-      const want = new Set([...model].filter(([, at]) => at <= now).map(([c]) => c));
-      assert.equal(got.size, want.size, `step ${step} at ${now}`);
-      for (const c of want) assert.ok(got.has(c), `step ${step}: ${c.caddr}:${c.cport} due at ${model.get(c)}`);
-      for (const c of want) model.delete(c);
-      assert.equal(table.size, model.size);
-    }
+function wheelAgainstModel(start: number): void {
+  const rnd = mulberry32(12345);
+  const { table, svc } = kit([{ addr: "192.168.1.2", port: 53 }], {
+    protocol: "udp",
+    port: 53,
+    limit: 100_000,
   });
+  let now = start;
+  let port = 1;
+  const model = new Map<Conn, number>();
+  for (let step = 0; step < 400; step++) {
+    // New entries with timeouts from 1 s to 40 minutes (beyond one turn of the wheel).
+    table.setTimeouts({ tcp: 0, tcpfin: 0, udp: 1 + Math.floor(rnd() * 2400) });
+    for (let i = 0; i < 20; i++) {
+      const c = ok(
+        table.schedule(svc, flow(`1.1.${(port >> 8) & 255}.${port & 255}`, port, "10.0.0.1", 53, "udp"), now),
+      );
+      port = (port % 60000) + 1;
+      model.set(c, c.expiresAt);
+    }
+    // Touch the oldest live ones: their expiry moves later while they sit in an earlier slot.
+    for (const c of [...model.keys()].slice(0, 10)) {
+      table.touch(c, now);
+      model.set(c, c.expiresAt);
+    }
+    const stepMs = rnd() < 0.1 ? Math.floor(rnd() * 3_000_000) : Math.floor(rnd() * 5_000);
+    now += stepMs;
+    const got = new Set(table.expire(now));
+    const want = new Set([...model].filter(([, at]) => at <= now).map(([c]) => c));
+    assert.equal(got.size, want.size, `step ${step} at ${now}`);
+    for (const c of want) assert.ok(got.has(c), `step ${step}: ${c.caddr}:${c.cport} due at ${model.get(c)}`);
+    for (const c of want) model.delete(c);
+    assert.equal(table.size, model.size);
+  }
+}
+
+describe("timer wheel", () => {
+  for (const start of [5_000, 1_763_700_000_000]) {
+    it(`expires exactly what a brute-force model says (random timeouts, touches, steps; clock at ${start})`, () => {
+      wheelAgainstModel(start);
+    });
+  }
 
   it("a shorter timeout pulls the expiry earlier", () => {
     const { table, svc } = kit([{ addr: "192.168.1.2" }]);
