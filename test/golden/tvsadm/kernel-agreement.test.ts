@@ -54,12 +54,47 @@ function parseCapture(text: string): Step[] {
   return steps;
 }
 
-/** Split a captured command line as the shell did: blanks, 'single' and "double" quotes. */
+/** Split a captured command line as the shell did: blanks, 'single' and "double" quotes, \escapes. */
 function shellWords(line: string): string[] {
   const out: string[] = [];
-  for (const m of line.matchAll(/'([^']*)'|"([^"]*)"|(\S+)/g)) out.push(m[1] ?? m[2] ?? m[3] ?? "");
+  let word: string | undefined;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i] as string;
+    if (c === " " || c === "\t") {
+      if (word !== undefined) out.push(word);
+      word = undefined;
+    } else if (c === "'") {
+      const end = line.indexOf("'", i + 1);
+      word = (word ?? "") + line.slice(i + 1, end);
+      i = end;
+    } else if (c === '"') {
+      const end = line.indexOf('"', i + 1);
+      word = (word ?? "") + line.slice(i + 1, end);
+      i = end;
+    } else if (c === "\\") {
+      word = (word ?? "") + (line[i + 1] ?? "");
+      i++;
+    } else word = (word ?? "") + c;
+  }
+  if (word !== undefined) out.push(word);
   return out;
 }
+
+/**
+ * Single commands the kernel answers differently on purpose; they are not run here (the kernel
+ * refused them, so leaving them out keeps the two tables alike for the steps that follow).
+ */
+const KNOWN_STEPS: Record<string, Record<string, string>> = {
+  "k-schedulers": { "-A -t 10.0.2.1:80 -s twos": "kernel 6.1 has no twos scheduler (6.12 has; tvs does)" },
+  "k-persistence": {
+    "-A -t 10.0.4.6:80 -p 60 -M 24":
+      "ipvsadm takes -M 24 as the mask 0.0.0.24; tvs keeps persistence masks as prefix lengths and refuses masks with holes",
+    "-A -t 10.0.4.8:80 -p 60 -M 255.0.255.0": "a mask with holes (see above)",
+  },
+};
+
+/** Output lines about the services of skipped steps, left out of the kernel's output before comparing. */
+const DROP_LINES: Record<string, RegExp> = { "k-persistence": /10\.0\.4\.[68]:/ };
 
 const printsNames = (argv: string[]): boolean => {
   const list = argv.length === 0 || argv.some((a) => /^-[a-zA-Z]*[LlS]/.test(a) || a === "--list" || a === "--save");
@@ -82,6 +117,7 @@ for (const file of captures) {
     bed.director.sync = new FakeSync();
     const client = new DirectorClient(bed.director);
     for (const s of steps) {
+      if (KNOWN_STEPS[name]?.[s.argv.join(" ")]) continue;
       let out = "";
       let err = "";
       const code = await main(s.argv, {
@@ -93,9 +129,16 @@ for (const file of captures) {
         readStdin: async () => s.stdin ?? "",
       });
       const what = `ipvsadm ${s.argv.join(" ")}`;
+      const drop = DROP_LINES[name];
+      const expected = drop
+        ? s.stdout
+            .split(/(?<=\n)/)
+            .filter((l) => !drop.test(l))
+            .join("")
+        : s.stdout;
       assert.equal(code, s.exit, `${what}: exit status`);
       assert.equal(err, s.stderr, `${what}: stderr`);
-      if (!printsNames(s.argv)) assert.equal(out, s.stdout, `${what}: stdout`);
+      if (!printsNames(s.argv)) assert.equal(out, expected, `${what}: stdout`);
     }
   });
 }
