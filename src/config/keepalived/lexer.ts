@@ -16,7 +16,10 @@ export interface Token {
   pos: SourcePos;
 }
 
-const SPACE = /[ \t\r\f\v]/;
+/** Blank characters between words: space, tab, CR, FF, VT. */
+function isSpace(code: number): boolean {
+  return code === 32 || code === 9 || code === 13 || code === 12 || code === 11;
+}
 
 /** Tokens of one file; every line (including the last) ends with an "eol" token. */
 export function lexKeepalived(text: string, file: string, diags: Diagnostics): Token[] {
@@ -24,17 +27,23 @@ export function lexKeepalived(text: string, file: string, diags: Diagnostics): T
   const lines = text.split("\n");
   for (let ln = 0; ln < lines.length; ln++) {
     const line = lines[ln] as string;
-    const at = (col: number): SourcePos => ({ file, line: ln + 1, column: col + 1 });
+    const lineNo = ln + 1;
     let i = 0;
     while (i < line.length) {
-      const c = line[i] as string;
-      if (SPACE.test(c)) {
+      const code = line.charCodeAt(i);
+      if (isSpace(code)) {
         i++;
         continue;
       }
+      const c = line[i] as string;
       if (c === "#" || c === "!") break;
       if (c === "{" || c === "}") {
-        out.push({ kind: c === "{" ? "open" : "close", text: c, quoted: false, pos: at(i) });
+        out.push({
+          kind: c === "{" ? "open" : "close",
+          text: c,
+          quoted: false,
+          pos: { file, line: lineNo, column: i + 1 },
+        });
         i++;
         continue;
       }
@@ -58,19 +67,26 @@ export function lexKeepalived(text: string, file: string, diags: Diagnostics): T
           value += d;
           i++;
         }
-        if (!closed) diags.error(at(start), "Unterminated quoted string");
-        out.push({ kind: "word", text: value, quoted: true, pos: at(start) });
+        const pos = { file, line: lineNo, column: start + 1 };
+        if (!closed) diags.error(pos, "Unterminated quoted string");
+        out.push({ kind: "word", text: value, quoted: true, pos });
         continue;
       }
       const start = i;
       while (i < line.length) {
-        const d = line[i] as string;
-        if (SPACE.test(d) || d === "{" || d === "}" || d === '"') break;
+        const d = line.charCodeAt(i);
+        // Blank, ", { or } end a word.
+        if (isSpace(d) || d === 34 || d === 123 || d === 125) break;
         i++;
       }
-      out.push({ kind: "word", text: line.slice(start, i), quoted: false, pos: at(start) });
+      out.push({
+        kind: "word",
+        text: line.slice(start, i),
+        quoted: false,
+        pos: { file, line: lineNo, column: start + 1 },
+      });
     }
-    out.push({ kind: "eol", text: "", quoted: false, pos: at(line.length) });
+    out.push({ kind: "eol", text: "", quoted: false, pos: { file, line: lineNo, column: line.length + 1 } });
   }
   return out;
 }
