@@ -74,6 +74,12 @@ export class Dest {
   svc: VirtualService | undefined = undefined;
   /** Opaque per-dest slot for the data plane (resolved MAC, socket pool, ...). */
   plane: unknown = undefined;
+  /**
+   * Called after anything a scheduler ranks by changes (counts, weight, overload flag): set by an
+   * indexing scheduler (lc/wlc/sed/nq) while the destination is in its service. Change those
+   * fields only through the methods below so the index stays exact.
+   */
+  loadWatcher: ((d: Dest) => void) | undefined = undefined;
 
   constructor(spec: DestSpec) {
     this.addr = spec.addr;
@@ -126,6 +132,7 @@ export class Dest {
     if (spec.uThreshold === 0 || spec.uThreshold > this.uThreshold) this.overloaded = false;
     this.uThreshold = spec.uThreshold;
     this.lThreshold = spec.lThreshold;
+    this.loadWatcher?.(this);
   }
 
   /** A connection starts using this destination (ip_vs_bind_dest). */
@@ -134,6 +141,7 @@ export class Dest {
     else if (kind === "inactive") this.inactConns++;
     else this.activeConns++;
     if (this.uThreshold !== 0 && this.totalConns >= this.uThreshold) this.overloaded = true;
+    this.loadWatcher?.(this);
   }
 
   /** A connection stops using this destination (ip_vs_unbind_dest). */
@@ -148,17 +156,20 @@ export class Dest {
     } else {
       this.overloaded = false;
     }
+    this.loadWatcher?.(this);
   }
 
   /** A bound connection entered ESTABLISHED (inactive → active). */
   becameActive(): void {
     this.inactConns--;
     this.activeConns++;
+    this.loadWatcher?.(this);
   }
 
   /** A bound connection left ESTABLISHED (active → inactive). */
   becameInactive(): void {
     this.activeConns--;
     this.inactConns++;
+    this.loadWatcher?.(this);
   }
 }

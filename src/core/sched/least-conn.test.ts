@@ -6,11 +6,11 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { Dest, destSpec } from "../dest.ts";
 import { harness, holdActive, holdInactive, seededRandom } from "./harness.ts";
-import { lc } from "./lc.ts";
-import { nq } from "./nq.ts";
-import { sed } from "./sed.ts";
+import { lc, lcWalk } from "./lc.ts";
+import { nq, nqWalk } from "./nq.ts";
+import { sed, sedWalk } from "./sed.ts";
 import type { SchedService, Scheduler } from "./types.ts";
-import { wlc } from "./wlc.ts";
+import { wlc, wlcWalk } from "./wlc.ts";
 
 function short(a: string | undefined): string {
   return a === undefined ? "-" : `rs${a.split(".")[3]}`;
@@ -284,3 +284,55 @@ function env() {
 }
 
 const anyFlow = { family: 4, protocol: "tcp", saddr: "1.1.1.1", sport: 1, daddr: "10.0.0.100", dport: 80 } as const;
+
+describe("the exact index against the kernel's walk", () => {
+  const walks: [string, (ds: readonly Dest[]) => Dest | undefined][] = [
+    ["lc", lcWalk],
+    ["wlc", wlcWalk],
+    ["sed", sedWalk],
+    ["nq", nqWalk],
+  ];
+  for (const [name, walk] of walks) {
+    it(`${name}: same choice after each of 20000 random connection, weight, threshold and list events`, () => {
+      const rand = seededRandom(name.length * 1000 + 17);
+      const h = harness(name);
+      let next = 0;
+      const addOne = () => {
+        next++;
+        h.add(`10.4.${next >> 8}.${next & 255}`, rand() % 6, { uThreshold: rand() % 4 === 0 ? 3 + (rand() % 10) : 0 });
+      };
+      for (let i = 0; i < 40; i++) addOne();
+      const f = { family: 4, protocol: "tcp", saddr: "1.1.1.1", sport: 1, daddr: "10.0.0.100", dport: 80 } as const;
+      for (let step = 0; step < 20000; step++) {
+        const ds = h.svc.dests;
+        const d = ds[rand() % ds.length] as Dest;
+        const r = rand() % 100;
+        if (r < 25) d.bind("inactive");
+        else if (r < 30) d.bind("active");
+        else if (r < 50 && d.inactConns > 0) d.becameActive();
+        else if (r < 60 && d.activeConns > 0) d.becameInactive();
+        else if (r < 75 && d.inactConns > 0) d.unbind("inactive");
+        else if (r < 88 && d.activeConns > 0) d.unbind("active");
+        else if (r < 93) h.setWeight(d, rand() % 4 === 0 ? 0 : 1 + (rand() % (rand() % 2 ? 5 : 0x7ffffffe)));
+        else if (r < 96) {
+          const u = rand() % 3 === 0 ? 0 : 1 + (rand() % 12);
+          h.table.editDest(h.key, { ...d.spec(), uThreshold: u, lThreshold: u > 0 && rand() % 2 ? rand() % u : 0 });
+        } else if (r < 98) addOne();
+        else if (ds.length > 5) h.del(d);
+        assert.equal(h.svc.sched.schedule(f), walk(h.svc.dests), `step ${step}`);
+      }
+    });
+  }
+
+  it("a destination removed from the service no longer reports to the index", () => {
+    const h = harness("wlc");
+    const a = h.add("10.1.0.1");
+    h.add("10.1.0.2");
+    assert.notEqual(a.loadWatcher, undefined);
+    a.bind("inactive"); // keeps it in the trash
+    h.del(a);
+    assert.equal(a.loadWatcher, undefined);
+    h.table.editService(h.key, { ...h.svc.options, scheduler: "rr" });
+    assert.ok(h.svc.dests.every((d) => d.loadWatcher === undefined));
+  });
+});

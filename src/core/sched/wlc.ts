@@ -1,25 +1,22 @@
 // wlc — weighted least connection, ipvsadm's default (the kernel's ip_vs_wlc.c): the destination
-// with the smallest overhead / weight, overhead = (activeconns << 8) + inactconns; see
-// weighted-least.ts for the walk and its tie rule.
+// with the smallest overhead / weight, overhead = (activeconns << 8) + inactconns, earliest on
+// ties (see weighted-least.ts for the kernel's walk). Decisions come from an exact index
+// (least-index.ts) kept in step with every connection count change.
 
 import type { Dest } from "../dest.ts";
-import { connOverhead } from "./overhead.ts";
-import { type Flow, noDestination, type SchedService, type Scheduler, type SchedulerInstance } from "./types.ts";
+import { indexedScheduler } from "./indexed.ts";
+import type { Ranking } from "./least-index.ts";
+import { connOverhead, mulGreater } from "./overhead.ts";
 import { weightedLeast } from "./weighted-least.ts";
 
-class WeightedLeastConnection implements SchedulerInstance {
-  readonly #svc: SchedService;
-
-  constructor(svc: SchedService) {
-    this.#svc = svc;
-  }
-
-  schedule(_flow: Flow): Dest | undefined {
-    return weightedLeast(this.#svc.dests, connOverhead) ?? noDestination(this.#svc, "wlc");
-  }
+export function wlcWalk(dests: readonly Dest[]): Dest | undefined {
+  return weightedLeast(dests, connOverhead);
 }
 
-export const wlc: Scheduler = {
-  name: "wlc",
-  create: (svc) => new WeightedLeastConnection(svc),
+export const wlcRanking: Ranking = {
+  eligible: (d) => !d.overloaded && d.weight > 0,
+  better: (a, b) => mulGreater(connOverhead(b), a.weight, connOverhead(a), b.weight),
+  anomaly: (d) => !d.overloaded && connOverhead(d) < 0,
 };
+
+export const wlc = indexedScheduler("wlc", wlcRanking, wlcWalk);
