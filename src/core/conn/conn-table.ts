@@ -263,7 +263,11 @@ export class ConnTable {
       throw new CoreError("ERANGE", "conn", `Connection limit "${limit}" out of range 1..${MAX_CONN_LIMIT}`);
     this.#services = opts.services;
     this.limit = limit;
-    this.options = { ...DEFAULT_CONN_OPTIONS, ...(opts.options ?? {}) };
+    const options = { ...DEFAULT_CONN_OPTIONS, ...(opts.options ?? {}) };
+    for (const [k, v] of Object.entries(options))
+      if (typeof v !== "boolean")
+        throw new CoreError("EINVAL", "conn", `Invalid connection option ${k} "${String(v)}"`);
+    this.options = options;
     this.#grow(Math.min(INITIAL_CAPACITY, limit));
   }
 
@@ -286,6 +290,9 @@ export class ConnTable {
    * timeout for UDP), count it, and return it. The data plane then applies the first packet with
    * tcpPacket/setState like every later one. With one-packet scheduling (ipvsadm -o) a UDP entry
    * is returned but not stored. FULLNAT: pass laddr/lport here or later with setLocal.
+   * Validation happens before the scheduler runs, except for a laddr/lport given for a
+   * destination that turns out not to be FULLNAT or whose endpoint is taken (the scheduler's
+   * cursor has then moved on; nothing else changed).
    */
   schedule(svc: VirtualService, flow: Flow, now: number, opts?: ScheduleOptions): Conn | ScheduleError {
     const op: CoreOp = "schedule";
@@ -401,6 +408,10 @@ export class ConnTable {
 
   /** The live template for a client network of a persistent service (for listings and tests). */
   findTemplate(svc: VirtualService, caddr: string, vport: number): Conn | undefined {
+    if (!(svc instanceof VirtualService)) throw new CoreError("EINVAL", "conn", `Invalid service "${String(svc)}"`);
+    checkPort(vport, "virtual port", "conn");
+    if (canonicalIp(checkAddr(caddr, "client address", "conn")) !== caddr)
+      throw new CoreError("EINVAL", "conn", `Invalid client address "${caddr}"`);
     return this.#templates.get(templateKey(svc, clientNetwork(svc, caddr), vport));
   }
 
