@@ -5,6 +5,17 @@
 // on an injected clock. Bounded: when `limit` entries are live, new flows are refused and
 // counted in `dropped` (see "Full table" below).
 //
+// How a data plane drives it (the kernel's ip_vs_in / ip_vs_out in miniature):
+//   client packet:  c = lookupIn(...) ?? schedule(services.lookup(...), flow, now)
+//                   tcpPacket(c, "in", flags, now) | sctpPacket(...) | touch(c, now) for UDP;
+//                   account(c, "in", 1, bytes)
+//   reply (NAT, FULLNAT): c = lookupOut(...); tcpPacket(c, "out", flags, now); account(c, "out", ...)
+//   socket planes:  setState(c, TCP_S_SYN_RECV / ESTABLISHED / FIN_WAIT / TIME_WAIT ..., now)
+//   every second:   expire(now); onRemove tells the plane an entry is gone (close its sockets).
+// Every packet should restart the entry's timer (tcpPacket, sctpPacket, setState and touch all
+// do), as the kernel's ip_vs_conn_put does. An entry whose destination was removed is still
+// returned by lookupIn unless expire_nodest_conn is set; check conn.dest.available and drop.
+//
 // Storage. Entries are Conn handles (conn.ts) in a slot array; the per-slot numbers (expiry,
 // timeout, count of controlled connections, hash-chain and timer-list links) are typed arrays
 // indexed by slot, grown by doubling up to `limit`. Two chained hash indexes point into the
