@@ -15,11 +15,14 @@
 // S seconds (default 20) and the kill phase at most bound + 5 s.
 
 import { spawn } from "node:child_process";
+import { setMaxListeners } from "node:events";
 import net from "node:net";
+import os from "node:os";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { createInterface } from "node:readline";
 import { type CheckerSpec, checkerCommon, type TcpCheckSpec } from "../src/config/checker-spec.ts";
 import type { Checker, CheckResult } from "../src/health/checker.ts";
+import { netConnect, TCP_CONNECT_PATH, tcpConnect } from "../src/health/checkers/tcp.ts";
 import { createChecker } from "../src/health/create-checker.ts";
 import { type HealthEvent, HealthRunner } from "../src/health/runner.ts";
 
@@ -56,6 +59,63 @@ async function runListeners(n: number): Promise<void> {
 function pct(sorted: Float64Array, p: number): number {
   if (sorted.length === 0) return Number.NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number;
+}
+
+function spec0(): TcpCheckSpec {
+  return { ...checkerCommon("TCP_CHECK", { delayLoopMs: 1000, connectTimeoutMs: 1000 }), type: "TCP_CHECK" };
+}
+
+/** CPU per check of the runner with a checker that does no I/O, over `seconds`. */
+async function runnerAlone(
+  n: number,
+  spec: TcpCheckSpec,
+  seconds: number,
+): Promise<{ usPerCheck: number; rate: number }> {
+  let checks = 0;
+  const instant: CheckResult = { ok: true, reason: "instant", latencyMs: 0 };
+  const runner = new HealthRunner({
+    onEvent: () => {},
+    createChecker: () => ({
+      type: "TCP_CHECK",
+      check: () => {
+        checks++;
+        return Promise.resolve(instant);
+      },
+    }),
+  });
+  for (let i = 0; i < n; i++) runner.add({ id: String(i), address: addrOf(i), port: PORT, spec });
+  await new Promise((r) => setTimeout(r, 1500));
+  const c0 = process.cpuUsage();
+  const k0 = checks;
+  const w0 = performance.now();
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  const c = process.cpuUsage(c0);
+  const k = checks - k0;
+  runner.stop();
+  return { usPerCheck: (c.user + c.system) / k, rate: k / ((performance.now() - w0) / 1000) };
+}
+
+/** CPU per connect-and-close of `connect` against the listeners, `total` connects, 64 at a time. */
+async function bareConnects(
+  n: number,
+  total: number,
+  connect: typeof tcpConnect,
+): Promise<{ usPerConnect: number; userUs: number; failed: number }> {
+  let next = 0;
+  let failed = 0;
+  const signal = new AbortController().signal;
+  setMaxListeners(128, signal);
+  const c0 = process.cpuUsage();
+  const worker = async () => {
+    while (next < total) {
+      const i = next++;
+      const r = await connect({ address: addrOf(i % n), port: PORT }, signal);
+      if (!r.ok) failed++;
+    }
+  };
+  await Promise.all(Array.from({ length: 64 }, worker));
+  const c = process.cpuUsage(c0);
+  return { usPerConnect: (c.user + c.system) / total, userUs: c.user / total, failed };
 }
 
 async function main(): Promise<void> {
@@ -98,7 +158,13 @@ async function main(): Promise<void> {
     if (i !== -1) waiters.splice(i, 1);
   });
   const waitLine = (want: string) =>
-    new Promise<void>((resolve) => waiters.push((l) => (l === want ? (resolve(), true) : false)));
+    new Promise<void>((resolve) => {
+      waiters.push((l) => {
+        if (l !== want) return false;
+        resolve();
+        return true;
+      });
+    });
   const cleanup = () => {
     if (child.exitCode === null) child.kill();
   };
@@ -107,10 +173,13 @@ async function main(): Promise<void> {
   await waitLine("ready");
   console.log(`${n} listeners ready in ${((performance.now() - t0) / 1000).toFixed(1)} s (child pid ${child.pid})`);
 
-  const spec: TcpCheckSpec = {
-    ...checkerCommon("TCP_CHECK", { delayLoopMs: 1000, connectTimeoutMs: 1000 }),
-    type: "TCP_CHECK",
-  };
+  // Phase 1: the runner alone (a checker that answers at once): scheduling, timers, bookkeeping.
+  const alone = await runnerAlone(n, spec0(), Math.min(5, seconds));
+  // Phase 2: bare connect-and-close to the listeners, without the runner.
+  const bareWrap = await bareConnects(n, 20000, tcpConnect);
+  const bareNet = await bareConnects(n, 20000, netConnect);
+
+  const spec = spec0();
   // Latency samples of the measuring window, recorded by a thin wrapper around the real checker.
   const samples = new Float64Array(Math.ceil(n * (seconds + 5) * 1.2));
   let nSamples = 0;
@@ -142,6 +211,7 @@ async function main(): Promise<void> {
 
   // Let warmup (random up to delay_loop) spread the first checks, then measure.
   await new Promise((r) => setTimeout(r, 2500));
+  const loadBefore = os.loadavg()[0] ?? 0;
   const loop = monitorEventLoopDelay({ resolution: 10 });
   loop.enable();
   recording = true;
@@ -182,12 +252,26 @@ async function main(): Promise<void> {
   console.log(
     `\nHealth checking: ${n} real servers, TCP_CHECK, delay_loop 1 s, ${seconds} s window (node ${process.version})`,
   );
+  row("runner alone (no I/O)", `${alone.usPerCheck.toFixed(1)} µs CPU per check (${alone.rate.toFixed(0)} checks/s)`);
+  row(
+    `bare connect+close, ${TCP_CONNECT_PATH} path`,
+    `${bareWrap.usPerConnect.toFixed(1)} µs CPU per connect (user ${bareWrap.userUs.toFixed(1)}, ${bareWrap.failed} failed)`,
+  );
+  row(
+    "bare connect+close, net.Socket path",
+    `${bareNet.usPerConnect.toFixed(1)} µs CPU per connect (user ${bareNet.userUs.toFixed(1)}, ${bareNet.failed} failed)`,
+  );
+  row(
+    "implied CPU at N checks/s",
+    `${(((alone.usPerCheck + bareWrap.usPerConnect) * n) / 1e4).toFixed(1)}% of one core (runner + connect)`,
+  );
   row("checks completed in window", `${nSamples} (${(nSamples / (wall / 1000)).toFixed(0)}/s, ${failures} failed)`);
   row(
     "CPU of the checking process",
     `${(cores * 100).toFixed(1)}% of one core (user ${(cpu.user / 1e6).toFixed(2)} s, system ${(cpu.system / 1e6).toFixed(2)} s)`,
   );
   row("target", "under 50% of one core");
+  row("machine load average (1 min) at start", `${loadBefore.toFixed(1)} on ${os.cpus().length} CPUs`);
   row(
     "check latency p50 / p99 / max",
     `${pct(lat, 50).toFixed(3)} / ${pct(lat, 99).toFixed(3)} / ${pct(lat, 100).toFixed(3)} ms`,

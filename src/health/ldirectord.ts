@@ -11,7 +11,7 @@
 //   ping      → PING_CHECK
 //   external  → MISC_CHECK running checkcommand with the four arguments ldirectord passes
 //               (virtual address, virtual port, real address, real port); external-perl likewise
-//   on / off  → STATIC_CHECK up / down
+//   on / off  → STATIC_CHECK up / down (off starts down: alpha)
 //   N         → negotiate, then N plain connects between negotiates (connectChecksBetween)
 // Timing: checkinterval (default 10 s) is delay_loop; failurecount F (default 1) becomes retry F-1
 // with retries one checkinterval apart (ldirectord counts failures of its periodic checks);
@@ -137,7 +137,11 @@ export function ldirectordCheck(input: LdirectordCheckInput): LdirectordCheck {
   switch (checktype) {
     case "on":
     case "off":
-      return { spec: { ...common("STATIC_CHECK"), type: "STATIC_CHECK", up: checktype === "on" }, warnings };
+      // off: never activated, so it starts down (alpha) rather than starting up and dropping.
+      return {
+        spec: { ...common("STATIC_CHECK"), type: "STATIC_CHECK", up: checktype === "on", alpha: checktype === "off" },
+        warnings,
+      };
     case "ping":
       return { spec: { ...common("PING_CHECK"), type: "PING_CHECK" }, warnings };
     case "connect":
