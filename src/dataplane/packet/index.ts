@@ -16,4 +16,10 @@ export {
   nativeStatus,
 } from "./native-io.ts";
 export { Pipeline, type PipelineOptions } from "./pipeline.ts";
-export { createPacketDataPlane, PacketDataPlane, type PacketDataPlaneOptions } from "./plane.ts";
+export {
+  createPacketDataPlane,
+  createPacketPlane,
+  PacketDataPlane,
+  type PacketDataPlaneOptions,
+  type PacketPlaneDeps,
+} from "./plane.ts";

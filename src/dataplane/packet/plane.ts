@@ -230,3 +230,22 @@ export function createPacketDataPlane(options: PacketDataPlaneOptions): PacketDa
   if (!options.io) loadNative(); // fail now, with the reason and the remedy, if the addon is missing
   return new PacketDataPlane(options);
 }
+
+/** The daemon's dependencies (DataPlaneDeps in src/control/dataplane.ts, matched structurally). */
+export interface PacketPlaneDeps {
+  services: ServiceTable;
+  conns: ConnTable;
+  clock: Clock;
+  log: PlaneLogLike;
+}
+
+/**
+ * The form tvsd-main loads: `createPacketPlane(deps, { interface, ... })`. Same as
+ * createPacketDataPlane with the daemon's dependencies and the plane's options kept apart.
+ */
+export function createPacketPlane(
+  deps: PacketPlaneDeps,
+  opts: Omit<PacketDataPlaneOptions, keyof PacketPlaneDeps>,
+): PacketDataPlane {
+  return createPacketDataPlane({ ...opts, ...deps });
+}

@@ -1,0 +1,171 @@
+// Real TCP through the packet plane: a client, a director and real servers in network namespaces
+// on one bridge; the director runs src/dataplane/packet/standalone.ts (the packet plane without
+// tvsd) on its eth0. DR (real server owns the VIP on lo, replies straight to the client), NAT
+// (real server's gateway is the director; port 80 → 8080) and FULLNAT (real server replies to the
+// director's local address) each serve HTTP requests from the client's kernel TCP stack. Needs
+// root and the built addon; skips with the reason otherwise.
+
+import assert from "node:assert/strict";
+import type { ChildProcess } from "node:child_process";
+import { test } from "node:test";
+import { nativeStatus } from "../../src/dataplane/packet/native-io.ts";
+import type { StandaloneConfig } from "../../src/dataplane/packet/standalone.ts";
+import { ipIn, isRoot, runIn, sleep, spawnIn } from "../../src/lab/exec.ts";
+import { Lab } from "../../src/lab/netns.ts";
+
+function skipReason(): string | undefined {
+  if (process.platform !== "linux") return "needs Linux";
+  if (!isRoot()) return "needs root (network namespaces, raw sockets)";
+  const s = nativeStatus();
+  return s.ok ? undefined : s.reason;
+}
+const skip = skipReason();
+
+const SERVER_JS = `
+const http = require("node:http");
+const name = process.argv[1];
+for (const port of process.argv.slice(2).map(Number))
+  http.createServer((q, s) => { s.setHeader("connection", "close"); s.end(name + ":" + port); }).listen(port, "0.0.0.0");
+`;
+
+function waitForLine(p: ChildProcess, line: string, ms: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let out = "";
+    let err = "";
+    const timer = setTimeout(() => reject(new Error(`No "${line}" within ${ms} ms: ${out} ${err}`)), ms);
+    p.stdout?.on("data", (d: Buffer) => {
+      out += d.toString();
+      if (out.includes(line)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    p.stderr?.on("data", (d: Buffer) => {
+      err += d.toString();
+    });
+    p.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`Director exited (${code}): ${out} ${err}`));
+    });
+  });
+}
+
+test(
+  "DR, NAT and FULLNAT carry real TCP through the packet plane",
+  { skip: skip ?? false, timeout: 90_000 },
+  async (t) => {
+    const lab = new Lab();
+    const procs: ChildProcess[] = [];
+    t.after(async () => {
+      for (const p of procs) if (p.pid && p.exitCode === null) process.kill(p.pid, "SIGKILL");
+      await lab.destroy();
+    });
+    await lab.createSwitch();
+    const client = await lab.addHost("client");
+    const dir = await lab.addHost("dir");
+    const rs1 = await lab.addHost("rs1"); // DR and FULLNAT
+    const rs2 = await lab.addHost("rs2"); // NAT
+    await ipIn(client.ns, "addr", "add", "10.80.0.100/24", "dev", "eth0");
+    await ipIn(client.ns, "route", "add", "10.79.0.0/24", "dev", "eth0");
+    await ipIn(dir.ns, "addr", "add", "10.79.0.1/24", "dev", "eth0");
+    await ipIn(dir.ns, "route", "add", "10.80.0.0/24", "dev", "eth0");
+    await ipIn(rs1.ns, "addr", "add", "10.79.0.21/24", "dev", "eth0");
+    await ipIn(rs1.ns, "route", "add", "10.80.0.0/24", "dev", "eth0");
+    await ipIn(rs1.ns, "addr", "add", "10.79.0.10/32", "dev", "lo");
+    for (const [k, v] of [
+      ["net.ipv4.conf.all.arp_ignore", "1"],
+      ["net.ipv4.conf.all.arp_announce", "2"],
+    ])
+      await runIn(rs1.ns, "sysctl", ["-qw", `${k}=${v}`]);
+    await ipIn(rs2.ns, "addr", "add", "10.79.0.22/24", "dev", "eth0");
+    await ipIn(rs2.ns, "route", "add", "default", "via", "10.79.0.1");
+
+    procs.push(spawnIn(rs1.ns, process.execPath, ["-e", SERVER_JS, "rs1", "80", "8081"]));
+    procs.push(spawnIn(rs2.ns, process.execPath, ["-e", SERVER_JS, "rs2", "8080"]));
+
+    const cfg: StandaloneConfig = {
+      interface: "eth0",
+      localAddrs: ["10.79.0.50"],
+      services: [
+        {
+          protocol: "tcp",
+          vip: "10.79.0.10",
+          port: 80,
+          scheduler: "rr",
+          dests: [{ addr: "10.79.0.21", port: 80, fwd: "droute" }],
+        },
+        {
+          protocol: "tcp",
+          vip: "10.79.0.11",
+          port: 80,
+          scheduler: "rr",
+          dests: [{ addr: "10.79.0.22", port: 8080, fwd: "masq" }],
+        },
+        {
+          protocol: "tcp",
+          vip: "10.79.0.12",
+          port: 80,
+          scheduler: "rr",
+          dests: [{ addr: "10.79.0.21", port: 8081, fwd: "fullnat" }],
+        },
+      ],
+    };
+    const director = spawnIn(dir.ns, process.execPath, [
+      "--import",
+      "tsx",
+      "src/dataplane/packet/standalone.ts",
+      JSON.stringify(cfg),
+    ]);
+    procs.push(director);
+    await waitForLine(director, "ready", 30_000);
+    // The guard is in place in the director's namespace.
+    const nft = await runIn(dir.ns, "nft", ["list", "table", "netdev", "tvs_eth0"]);
+    assert.match(nft.stdout, /10\.79\.0\.10/);
+    await sleep(300); // servers listening
+
+    const curl = async (vip: string) => {
+      const r = await runIn(client.ns, "curl", ["-s", "--max-time", "5", `http://${vip}/`]).catch(
+        (e: { stdout?: string; stderr?: string; message: string }) => ({ stdout: `ERR ${e.message}`, stderr: "" }),
+      );
+      return r.stdout.trim();
+    };
+    for (let i = 0; i < 3; i++) {
+      assert.equal(await curl("10.79.0.10"), "rs1:80", "DR");
+      assert.equal(await curl("10.79.0.11"), "rs2:8080", "NAT");
+      assert.equal(await curl("10.79.0.12"), "rs1:8081", "FULLNAT");
+    }
+
+    // Stop the director and read its counters and table.
+    const done = new Promise<string>((resolve) => {
+      let out = "";
+      director.stdout?.on("data", (d: Buffer) => {
+        out += d.toString();
+      });
+      director.once("exit", () => resolve(out));
+    });
+    process.kill(director.pid!, "SIGTERM");
+    const report = JSON.parse((await done).split("\n").find((l) => l.startsWith("{"))!) as {
+      counters: {
+        rx: number;
+        forwarded: number;
+        replied: number;
+        consumed: number;
+        ignored: number;
+        dropped: number;
+        arpReplies: number;
+      };
+      conns: { fwd: string; state: string }[];
+      stats: { id: string; conns: number; inPkts: number; outPkts: number }[];
+    };
+    const c = report.counters;
+    assert.equal(c.rx, c.forwarded + c.replied + c.consumed + c.ignored + c.dropped);
+    assert.ok(c.arpReplies >= 3, `ARP replies ${c.arpReplies}`);
+    const byId = new Map(report.stats.map((s) => [s.id, s]));
+    assert.equal(byId.get("tcp 10.79.0.10:80")?.conns, 3);
+    assert.equal(byId.get("tcp 10.79.0.11:80")?.conns, 3);
+    assert.equal(byId.get("tcp 10.79.0.12:80")?.conns, 3);
+    assert.equal(byId.get("tcp 10.79.0.10:80")?.outPkts, 0, "DR replies bypass the director");
+    assert.ok((byId.get("tcp 10.79.0.11:80")?.outPkts ?? 0) >= 9, "NAT replies pass the director");
+    assert.ok((byId.get("tcp 10.79.0.12:80")?.outPkts ?? 0) >= 9, "FULLNAT replies pass the director");
+  },
+);
