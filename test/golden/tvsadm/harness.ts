@@ -132,8 +132,8 @@ const HOSTS: Record<string, string> = {
 };
 
 /** Fixed names: the hosts above, a few /etc/services entries. */
-export function testResolver(): TvsadmResolver {
-  const db = parseServices(SERVICES);
+export function testResolver(servicesText = SERVICES): TvsadmResolver {
+  const db = parseServices(servicesText);
   return {
     hostToIpv4: async (name) => Object.entries(HOSTS).find(([a, n]) => n === name && !a.includes(":"))?.[0],
     addrToHost: async (addr) => HOSTS[addr],
