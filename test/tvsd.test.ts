@@ -4,6 +4,7 @@
 // destinations go to the head of the list, so rr starts with the last one added).
 
 import assert from "node:assert/strict";
+import net from "node:net";
 import { after, before, describe, test } from "node:test";
 import {
   adm,
@@ -199,6 +200,34 @@ describe("destination changes with open connections", () => {
     const snap = await tvsd.snapshot(true);
     const c = (snap.conns ?? []).find((x) => x.vport === port && !x.template);
     assert.equal(c?.state, "CLOSE");
+    await adm(tvsd, "-D", "-t", vip);
+  });
+});
+
+describe("closing", () => {
+  test("clients that send FIN at once (before the real server answers) end in TIME_WAIT, none stuck", async () => {
+    const vip = await service(["-s", "rr"]);
+    const port = portOf(vip);
+    await Promise.all(
+      Array.from(
+        { length: 10 },
+        () =>
+          new Promise<void>((resolve, reject) => {
+            const s = net.connect(port, "127.0.0.1", () => s.end());
+            s.on("data", () => {});
+            s.on("error", reject);
+            s.on("close", () => resolve());
+          }),
+      ),
+    );
+    const states = await waitFor("every entry to finish", async () => {
+      const snap = await tvsd.snapshot(true);
+      const mine = (snap.conns ?? []).filter((c) => c.vport === port).map((c) => c.state);
+      return mine.length === 10 && mine.every((st) => st === "TIME_WAIT") ? mine : undefined;
+    });
+    assert.equal(states.length, 10);
+    const status = await tvsd.client.status();
+    assert.ok(status.notes.includes("Open flows on the data plane: 0"), JSON.stringify(status.notes));
     await adm(tvsd, "-D", "-t", vip);
   });
 });

@@ -197,7 +197,10 @@ export class ProxyPlane {
     while (open.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     if (open.size > 0) {
       this.#deps.log.warn("Drain time is up; resetting open connections", { open: open.size });
-      for (const relay of [...open]) relay.abort();
+      for (const relay of [...open]) {
+        this.#deps.log.debug("Reset at drain", relay.describe());
+        relay.abort();
+      }
     }
     for (const [, ls] of this.#listeners) for (const l of ls) if (l.kind === "udp") l.udp.closeAll();
     this.#listeners.clear();

@@ -77,6 +77,8 @@ export class TcpRelay implements PlaneSlot {
   #clientEnded = false;
   #backendEnded = false;
   #done = false;
+  /** Both directions are wired (the real server accepted). */
+  #piped = false;
   #attempts = 1;
   #tried = new Set<string>();
 
@@ -101,6 +103,7 @@ export class TcpRelay implements PlaneSlot {
     client.setNoDelay(true);
     client.on("error", (err) => this.#onClientError(err));
     client.on("close", () => this.#onSocketClose());
+    client.on("end", () => this.#onEnd("in"));
     ctx.conns.setState(conn, TCP_S_SYN_RECV, ctx.clock.now());
     this.#connect();
   }
@@ -166,6 +169,10 @@ export class TcpRelay implements PlaneSlot {
     backend.once("error", (err) => {
       clearTimeout(timer);
       if (backend.connecting || this.#backendPending(backend)) this.#connectFailed(err);
+    });
+    backend.once("close", () => {
+      clearTimeout(timer);
+      this.#onSocketClose();
     });
   }
 
@@ -237,7 +244,6 @@ export class TcpRelay implements PlaneSlot {
       }
     }
     backend.on("error", (err) => this.#onBackendError(err));
-    backend.on("close", () => this.#onSocketClose());
     const pp = proxyProtocolFor(ctx.options.proxyProtocol, this.#svc.id, conn.dest.endpoint);
     if (pp !== 0) {
       backend.write(
@@ -251,6 +257,11 @@ export class TcpRelay implements PlaneSlot {
     }
     this.#pipe(this.#client, backend, "in");
     this.#pipe(backend, this.#client, "out");
+    this.#piped = true;
+    if (this.#clientEnded) {
+      this.#halfClosed("in");
+      backend.end();
+    }
   }
 
   #pipe(src: net.Socket, dst: net.Socket, dir: "in" | "out"): void {
@@ -268,12 +279,21 @@ export class TcpRelay implements PlaneSlot {
       if (!dst.write(chunk)) src.pause();
     });
     dst.on("drain", () => src.resume());
-    src.on("end", () => {
-      if (dir === "in") this.#clientEnded = true;
-      else this.#backendEnded = true;
+    if (dir === "out") src.on("end", () => this.#onEnd("out"));
+  }
+
+  /**
+   * A FIN arrived on one side. Node may emit a client's 'end' before the real server is reached
+   * (a FIN with no data is read eagerly), so the client's listener is attached at accept and the
+   * FIN is passed on once the server connection exists.
+   */
+  #onEnd(dir: "in" | "out"): void {
+    if (dir === "in") this.#clientEnded = true;
+    else this.#backendEnded = true;
+    if (this.#piped) {
       this.#halfClosed(dir);
-      dst.end();
-    });
+      (dir === "in" ? this.#backend : this.#client)?.end();
+    }
   }
 
   #halfClosed(dir: "in" | "out"): void {
@@ -302,6 +322,12 @@ export class TcpRelay implements PlaneSlot {
   #onSocketClose(): void {
     const b = this.#backend;
     const bothClosed = this.#client.destroyed && (b === undefined || b.destroyed);
+    if (this.#client.destroyed && b && !b.destroyed && this.#conn.state === TCP_S_SYN_RECV) {
+      // The client left while the real server was still being reached: give up on it.
+      b.destroy();
+      this.#finish(TCP_S_CLOSE);
+      return;
+    }
     if (!bothClosed) {
       // One side went away without a FIN we saw (destroyed or reset): take the other down too.
       if (this.#client.destroyed && b && !b.destroyed && !this.#clientEnded) b.resetAndDestroy();
@@ -339,6 +365,25 @@ export class TcpRelay implements PlaneSlot {
   }
 
   /** Drain bound reached: reset what is left. */
+  /** What the relay is waiting for (logged when a drain gives up on it). */
+  describe(): Record<string, unknown> {
+    const c = this.#client;
+    const b = this.#backend;
+    return {
+      client: `${this.#caddr}:${this.#cport}`,
+      state: this.#conn.stateName,
+      clientEnded: this.#clientEnded,
+      backendEnded: this.#backendEnded,
+      clientDestroyed: c.destroyed,
+      clientPaused: c.isPaused(),
+      clientWritable: c.writableLength,
+      backendDestroyed: b?.destroyed,
+      backendPaused: b?.isPaused(),
+      backendWritable: b?.writableLength,
+      backendConnecting: b?.connecting,
+    };
+  }
+
   abort(): void {
     this.#reset();
     const ctx = this.#ctx;
