@@ -82,8 +82,15 @@ export class LeastIndex {
     const p = this.#pos.get(d);
     if (p === undefined) return;
     this.#setLeaf(p, d);
-    for (let i = (this.#size + p) >> 1; i >= 1; i >>= 1)
-      this.#tree[i] = this.#win(this.#tree[2 * i] as number, this.#tree[2 * i + 1] as number);
+    // Only p's rank changed: a node that neither held p nor holds it now is unchanged, and so is
+    // everything above it, so the climb stops there.
+    const tree = this.#tree;
+    for (let i = (this.#size + p) >> 1; i >= 1; i >>= 1) {
+      const old = tree[i] as number;
+      const now = this.#win(tree[2 * i] as number, tree[2 * i + 1] as number);
+      if (now === old && old !== p) break;
+      tree[i] = now;
+    }
   }
 
   /** Stop watching the destinations (the scheduler is being replaced or the service deleted). */
