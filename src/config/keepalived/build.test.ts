@@ -626,3 +626,23 @@ test("include inside a block, with a quoted glob, splices the lines into that bl
     ],
   );
 });
+
+test("a group mixing IPv4 and IPv6 needs tunnelled real servers", () => {
+  const text = (kind: string) =>
+    `virtual_server_group MIX {\n 127.0.0.100 80\n 2001:db8::100 80\n}\nvirtual_server group MIX {\n lb_algo rr\n lb_kind ${kind}\n protocol TCP\n real_server 127.0.0.11 80 {\n }\n}\n`;
+  assert.deepEqual(errors(loadConfigText("mix.conf", text("DR"))), [
+    [
+      5,
+      1,
+      "virtual_server group MIX mixes IPv4 and IPv6 (tcp [2001:db8::100]:80); only tunnelled real servers allow that",
+    ],
+  ]);
+  const c = ok(loadConfigText("mix.conf", text("TUN")));
+  assert.deepEqual(
+    c.desired.services.map((s) => [s.key.kind === "vip" && s.key.addr, s.options.netmask, s.dests[0]?.fwd]),
+    [
+      ["127.0.0.100", 32, "tunnel"],
+      ["2001:db8::100", 128, "tunnel"],
+    ],
+  );
+});

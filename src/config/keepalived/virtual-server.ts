@@ -557,6 +557,17 @@ export function buildVirtualServer(
       ? { key: { kind: "fwmark", fwmark: e.fwmark, family: e.family ?? family }, port: 0 }
       : { key: { kind: "vip", protocol: protocol ?? "tcp", addr: e.addr, port: e.port }, port: e.port },
   );
+  const allTunnelled = vs.realServers.every((rs) => (rs.fwd ?? vsFwd)?.fwd === "tunnel");
+  const otherFamily = keys.find(
+    (k) => (k.key.kind === "fwmark" ? k.key.family : k.key.addr.includes(":") ? 6 : 4) !== family,
+  );
+  if (otherFamily && !allTunnelled) {
+    d.error(
+      vs.pos,
+      `virtual_server ${vs.label} mixes IPv4 and IPv6 (${serviceKeyId(otherFamily.key)}); only tunnelled real servers allow that`,
+    );
+    return [];
+  }
   let netmask = family === 4 ? 32 : 128;
   if (vs.granularity) {
     const g = parseNetmask(vs.granularity.text, family);
@@ -716,7 +727,11 @@ export function buildVirtualServer(
         inhibit: vs.sorry.inhibit,
       };
     }
-    out.push({ service: { key, options: { ...options, schedFlags: [...options.schedFlags] }, dests }, health });
+    // A group may mix families when every real server is tunnelled; each key keeps its own.
+    const keyFam = key.kind === "fwmark" ? key.family : key.addr.includes(":") ? 6 : 4;
+    const keyOptions = { ...options, schedFlags: [...options.schedFlags] };
+    if (keyFam !== family && !vs.granularity) keyOptions.netmask = keyFam === 4 ? 32 : 128;
+    out.push({ service: { key, options: keyOptions, dests }, health });
   }
   return out;
 }
