@@ -473,3 +473,32 @@ describe("destination revival", () => {
     assert.equal(d.inactConns, 0);
   });
 });
+
+describe("conn_reuse_mode", () => {
+  it("a SYN on a finished, unpersisted TCP entry is expected to be a new connection", () => {
+    const { table, svc } = kit([{ addr: "192.168.1.2", fwd: "droute" }]);
+    const c = ok(table.schedule(svc, flow("1.2.3.4", 1), 0));
+    const cases: Array<[number, boolean]> = [
+      [TCP_S_ESTABLISHED, false],
+      [TCP_S_TIME_WAIT, true],
+      [6 /* CLOSE */, true],
+      [TCP_S_FIN_WAIT, false],
+    ];
+    for (const [state, want] of cases) {
+      table.setState(c, state, 0);
+      assert.equal(table.reuseExpected(c), want, `state ${c.stateName}`);
+    }
+    table.options.reuseFinWait = true;
+    assert.equal(table.reuseExpected(c), true, "FIN_WAIT with no replies seen, conn_reuse_mode bit 2");
+    table.tcpPacket(c, "out", TCP_ACK, 0);
+    table.setState(c, TCP_S_FIN_WAIT, 0);
+    assert.equal(table.reuseExpected(c), false, "a reply was seen");
+  });
+
+  it("never for an entry under a persistence template", () => {
+    const { table, svc } = kit([{ addr: "192.168.1.2" }], { service: { persistent: true, timeout: 300 } });
+    const c = ok(table.schedule(svc, flow("1.2.3.4", 1), 0));
+    table.setState(c, TCP_S_TIME_WAIT, 0);
+    assert.equal(table.reuseExpected(c), false);
+  });
+});

@@ -58,16 +58,25 @@ import {
   packBits,
   protoCode,
 } from "./conn.ts";
-import { SCTP_DEFAULT_TIMEOUTS, SCTP_S_COUNT, SCTP_S_ESTABLISHED, sctpEvent, sctpNextState } from "./sctp-states.ts";
+import {
+  SCTP_DEFAULT_TIMEOUTS,
+  SCTP_S_CLOSED,
+  SCTP_S_COUNT,
+  SCTP_S_ESTABLISHED,
+  sctpEvent,
+  sctpNextState,
+} from "./sctp-states.ts";
 import {
   type Direction,
   TCP_DEFAULT_TIMEOUTS,
   TCP_DIR_INPUT,
   TCP_DIR_INPUT_ONLY,
   TCP_DIR_OUTPUT,
+  TCP_S_CLOSE,
   TCP_S_COUNT,
   TCP_S_ESTABLISHED,
   TCP_S_FIN_WAIT,
+  TCP_S_TIME_WAIT,
   tcpNextState,
 } from "./tcp-states.ts";
 import {
@@ -106,9 +115,18 @@ export interface ConnOptions {
    * used for new connections (a new destination is scheduled and a new template made).
    */
   expireQuiescentTemplate: boolean;
+  /**
+   * conn_reuse_mode's "also FIN_WAIT" bit (2): reuseExpected() also answers true for a FIN_WAIT
+   * entry whose replies bypass the director. Bit 1 (reuse at all) is the caller's choice to ask.
+   */
+  reuseFinWait: boolean;
 }
 
-export const DEFAULT_CONN_OPTIONS: ConnOptions = { expireNodestConn: false, expireQuiescentTemplate: false };
+export const DEFAULT_CONN_OPTIONS: ConnOptions = {
+  expireNodestConn: false,
+  expireQuiescentTemplate: false,
+  reuseFinWait: false,
+};
 
 export const DEFAULT_CONN_LIMIT = 1 << 20;
 /** Largest accepted limit (typed-array storage). */
@@ -618,6 +636,31 @@ export class ConnTable {
     batch.length = 0;
     this.#cursor = target - 1;
     return out;
+  }
+
+  /**
+   * The kernel's is_new_conn_expected (conn_reuse_mode, default on): a connection-opening packet
+   * (a TCP segment with SYN, an SCTP INIT) that finds this entry should instead get a freshly
+   * scheduled one, because the old connection is over: TCP in TIME_WAIT or CLOSE (or FIN_WAIT
+   * without replies seen, with reuseFinWait), SCTP in CLOSED; never for an entry under a persistence template. The data
+   * plane then calls remove(conn) and schedule(), as the kernel expires the entry and reschedules.
+   */
+  reuseExpected(conn: Conn): boolean {
+    this.#mine(conn, "conn");
+    if (!conn.live || conn.control !== undefined || conn.template) return false;
+    const st = conn.state;
+    switch (conn.protocol) {
+      case "tcp":
+        return (
+          st === TCP_S_TIME_WAIT ||
+          st === TCP_S_CLOSE ||
+          (this.options.reuseFinWait && st === TCP_S_FIN_WAIT && (conn._bits & CF_NOOUTPUT) !== 0)
+        );
+      case "sctp":
+        return st === SCTP_S_CLOSED;
+      default:
+        return false;
+    }
   }
 
   /** Remove one entry now (ip_vs_conn_expire_now). Entries already gone are ignored. */
