@@ -245,6 +245,15 @@ describe("timeouts", () => {
     assert.deepEqual(table.expire(5200), [c]);
   });
 
+  it("a new udp timeout reaches live UDP entries at their next packet", () => {
+    const { table, svc } = kit([{ addr: "192.168.1.2", port: 53 }], { protocol: "udp", port: 53 });
+    const c = ok(table.schedule(svc, flow("1.2.3.4", 1, "10.0.0.1", 53, "udp"), 0));
+    table.setTimeouts({ tcp: 0, tcpfin: 0, udp: 30 });
+    assert.equal(c.expiresAt, 300_000);
+    table.touch(c, 1000);
+    assert.equal(c.expiresAt, 31_000);
+  });
+
   it("rejects negative, fractional and too large values, changing nothing", () => {
     const { table } = kit([{ addr: "192.168.1.2" }]);
     for (const t of [

@@ -516,11 +516,18 @@ export class ConnTable {
     this.#applyState(conn, state, now);
   }
 
-  /** Restart the entry's timeout from now (the kernel's ip_vs_conn_put on every packet; UDP). */
+  /**
+   * A packet passed without a state change: restart the entry's timer from now (the kernel's
+   * ip_vs_conn_put on every packet). For UDP this is the whole state machine
+   * (udp_state_transition): the entry takes the current udp timeout, so an ipvsadm --set reaches
+   * live UDP entries at their next packet.
+   */
   touch(conn: Conn, now: number): void {
     this.#mine(conn, "conn");
     checkNow(now, "conn");
     if (!conn.live) return;
+    if (((conn._bits >>> 8) & 3) === 1 && !(conn._bits & CF_TEMPLATE))
+      this.#slots.tmo[conn._id] = (this.#timeouts[1] as number[])[UDP_S_NORMAL] as number;
     this.#rearm(conn, now);
   }
 
