@@ -196,3 +196,88 @@ test(
     assert.ok((byId.get("tcp 10.79.0.12:80")?.outPkts ?? 0) >= 9, "FULLNAT replies pass the director");
   },
 );
+
+// Userspace IPIP decapsulation on the real server (this kernel has no ipip module): a raw IP
+// socket for protocol 4 takes the tunnelled packets, the outer header is stripped and the inner
+// packet written into a TUN device, from where the kernel delivers it to the VIP on lo.
+const DECAP_JS = `
+const n = require(process.argv[1]);
+const [tun, name] = n.openTun("tvsdecap0");
+const raw = n.openRawIp(4, 4);
+const buf = Buffer.alloc(64 * 65600);
+const meta = new Int32Array(64 * 4);
+const desc = new Int32Array(64 * 2);
+n.poll(raw, n.constants.POLL_READABLE, () => {
+  for (;;) {
+    const got = n.recvBatch(raw, buf, 65600, 0, 64, meta);
+    if (got === 0) break;
+    let k = 0;
+    for (let i = 0; i < got; i++) {
+      const off = i * 65600;
+      const hl = (buf[off] & 15) * 4;
+      desc[k * 2] = off + hl;
+      desc[k * 2 + 1] = meta[i * 4] - hl;
+      k++;
+    }
+    n.writeBatch(tun, buf, desc, k);
+  }
+});
+console.log("ready " + name);
+`;
+
+test(
+  "TUN carries real TCP to a real server that decapsulates in userspace",
+  { skip: skip ?? false, timeout: 90_000 },
+  async (t) => {
+    const lab = new Lab();
+    const procs: ChildProcess[] = [];
+    t.after(async () => {
+      for (const p of procs) if (p.pid && p.exitCode === null) process.kill(p.pid, "SIGKILL");
+      await lab.destroy();
+    });
+    await lab.createSwitch();
+    const client = await lab.addHost("client");
+    const dir = await lab.addHost("dir");
+    const rs = await lab.addHost("rs");
+    await ipIn(client.ns, "addr", "add", "10.81.0.100/24", "dev", "eth0");
+    await ipIn(client.ns, "route", "add", "10.82.0.0/24", "dev", "eth0");
+    await ipIn(dir.ns, "addr", "add", "10.82.0.1/24", "dev", "eth0");
+    await ipIn(dir.ns, "route", "add", "10.81.0.0/24", "dev", "eth0");
+    await ipIn(rs.ns, "addr", "add", "10.82.0.21/24", "dev", "eth0");
+    await ipIn(rs.ns, "route", "add", "10.81.0.0/24", "dev", "eth0");
+    await ipIn(rs.ns, "addr", "add", "10.82.0.10/32", "dev", "lo");
+    const { nativeAddonPath } = await import("../../src/dataplane/packet/native-io.ts");
+    const decap = spawnIn(rs.ns, process.execPath, ["-e", DECAP_JS, nativeAddonPath()]);
+    procs.push(decap);
+    await waitForLine(decap, "ready", 10_000);
+    await ipIn(rs.ns, "link", "set", "tvsdecap0", "up");
+    await runIn(rs.ns, "sysctl", ["-qw", "net.ipv4.conf.tvsdecap0.rp_filter=0"]);
+    procs.push(spawnIn(rs.ns, process.execPath, ["-e", SERVER_JS, "rs", "80"]));
+
+    const cfg: StandaloneConfig = {
+      interface: "eth0",
+      services: [
+        {
+          protocol: "tcp",
+          vip: "10.82.0.10",
+          port: 80,
+          scheduler: "rr",
+          dests: [{ addr: "10.82.0.21", port: 80, fwd: "tunnel" }],
+        },
+      ],
+    };
+    const director = spawnIn(dir.ns, process.execPath, [
+      "--import",
+      "tsx",
+      "src/dataplane/packet/standalone.ts",
+      JSON.stringify(cfg),
+    ]);
+    procs.push(director);
+    await waitForLine(director, "ready", 30_000);
+    await sleep(300);
+    for (let i = 0; i < 3; i++) {
+      const r = await runIn(client.ns, "curl", ["-s", "--max-time", "5", "http://10.82.0.10/"]);
+      assert.equal(r.stdout.trim(), "rs:80");
+    }
+  },
+);
