@@ -66,7 +66,11 @@ export function parseIpv6Groups(text: string): number[] | undefined {
   return groups;
 }
 
-/** RFC 5952 text for 8 groups: lowercase, longest run (>= 2) of zero groups compressed. */
+/**
+ * IPv6 text as glibc's inet_ntop writes it (what ipvsadm prints): lowercase, the longest run
+ * (>= 2, the first of equal runs) of zero groups compressed, and an IPv4-compatible (::a.b.c.d)
+ * or IPv4-mapped (::ffff:a.b.c.d) address with its last 32 bits in dotted form.
+ */
 export function formatIpv6Groups(groups: readonly number[]): string {
   let bestStart = -1;
   let bestLen = 0;
@@ -80,6 +84,10 @@ export function formatIpv6Groups(groups: readonly number[]): string {
       }
       i = j;
     } else i++;
+  }
+  if (bestStart === 0 && (bestLen === 6 || (bestLen === 5 && groups[5] === 0xffff))) {
+    const v4 = formatIpv4((((groups[6] as number) << 16) | (groups[7] as number)) >>> 0);
+    return bestLen === 5 ? `::ffff:${v4}` : `::${v4}`;
   }
   const hex = groups.map((g) => g.toString(16));
   if (bestStart === -1) return hex.join(":");

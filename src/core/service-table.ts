@@ -233,6 +233,8 @@ export class ServiceTable {
     if (ipFamily(addr) !== svc.family && spec.fwd !== "tunnel")
       throw new CoreError("EINVAL", op, `Destination ${addr} is not IPv${svc.family}`);
     if (!isInt(spec.tun.port, 0, U16)) throw new CoreError("EINVAL", op, `Invalid tunnel port "${spec.tun.port}"`);
+    if (spec.tun.type === "gue" && spec.tun.port === 0)
+      throw new CoreError("EINVAL", op, `GUE tunnel to ${addr} needs a tunnel port`);
     return { ...spec, addr, tun: { ...spec.tun } };
   }
 }
