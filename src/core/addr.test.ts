@@ -90,7 +90,7 @@ int main(int c, char **v) {
         );
         execFileSync("gcc", ["-o", join(dir, "ntop"), src]);
         const out = execFileSync(join(dir, "ntop"), inputs, { encoding: "utf8" }).trim().split("\n");
-        inputs.forEach((a, i) => assert.equal(canonicalIp(a), out[i], a));
+        for (const [i, a] of inputs.entries()) assert.equal(canonicalIp(a), out[i], a);
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }
