@@ -1,8 +1,8 @@
 // Client for the kernel-IPVS oracle: one persistent qemu microvm (Debian's 6.1 kernel with ip_vs and
 // the real ipvsadm 1.31, built by tools/ipvs-oracle/build.sh) answering shell commands over its serial
-// console. The guest's /init (tools/ipvs-oracle/init) reads "<id> <base64 script>" lines and answers
-// with base64 stdout and stderr and the exit code between "@@TVSO-…" markers; commands run one at a
-// time, in order. Boot and every command have bounded timeouts; a timeout kills the VM (by PID).
+// console. The guest's /init (tools/ipvs-oracle/init) reads "<id> <script as a printf format>" lines
+// and answers with stdout, stderr and the exit code between "@@TVSO-…" markers; commands run one at
+// a time, in order. Boot and every command have bounded timeouts; a timeout kills the VM (by PID).
 
 import { type ChildProcessWithoutNullStreams, spawn, spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
@@ -28,6 +28,16 @@ export const oracleCache = process.env.IPVS_ORACLE_CACHE ?? join(repoRoot, ".cac
 /** Single-quote a word for the guest's sh. */
 export function shq(word: string): string {
   return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
+}
+
+/** The script as a printf format for the guest's builtin printf: every byte outside a safe set as \ooo. */
+export function printfFormat(script: string): string {
+  let s = "";
+  for (const b of Buffer.from(script, "utf8")) {
+    const c = String.fromCharCode(b);
+    s += /[A-Za-z0-9 ,.:/=_+@-]/.test(c) ? c : `\\${b.toString(8).padStart(3, "0")}`;
+  }
+  return s;
 }
 
 /** The host's TSC frequency in kHz: microvm under TCG cannot calibrate it, so the kernel is told. */
@@ -57,8 +67,7 @@ export class KernelVm {
   readonly bootMs: number;
   #proc: ChildProcessWithoutNullStreams;
   #buf = "";
-  #pending: Pending | undefined;
-  #queue: Promise<unknown> = Promise.resolve();
+  #pending: Pending[] = [];
   #seq = 0;
   #dead: Error | undefined;
   #log: string[] = [];
@@ -140,11 +149,24 @@ export class KernelVm {
     return vm;
   }
 
-  /** Runs a shell script in the guest (sh, stdin /dev/null); resolves with its output and exit code. */
+  /**
+   * Runs a shell script in the guest (sh, stdin /dev/null); resolves with its output and exit code.
+   * Commands are sent at once and answered in order (the guest runs them one after another), so
+   * callers may issue many without waiting; the timeout counts from sending.
+   */
   run(script: string, opts: { timeoutMs?: number } = {}): Promise<VmResult> {
-    const next = this.#queue.then(() => this.#runNow(script, opts.timeoutMs ?? 60_000));
-    this.#queue = next.catch(() => undefined);
-    return next;
+    if (this.#dead) return Promise.reject(this.#dead);
+    const timeoutMs = opts.timeoutMs ?? 120_000;
+    return new Promise<VmResult>((resolve, reject) => {
+      const id = `c${++this.#seq}`;
+      const timer = setTimeout(() => {
+        const e = new Error(`IPVS oracle VM: command ${JSON.stringify(script)} gave no answer within ${timeoutMs} ms`);
+        this.#die(e);
+        this.#proc.kill("SIGKILL");
+      }, timeoutMs);
+      this.#pending.push({ id, script, resolve, reject, timer, phase: "wait", out: [], err: [] });
+      this.#proc.stdin.write(`${id} ${printfFormat(script)}\n`);
+    });
   }
 
   /** Runs `ipvsadm` with these arguments (each one shell-quoted). */
@@ -179,33 +201,20 @@ export class KernelVm {
     clearTimeout(timer);
   }
 
-  #runNow(script: string, timeoutMs: number): Promise<VmResult> {
-    if (this.#dead) return Promise.reject(this.#dead);
-    return new Promise<VmResult>((resolve, reject) => {
-      const id = `c${++this.#seq}`;
-      const timer = setTimeout(() => {
-        const e = new Error(`IPVS oracle VM: command ${JSON.stringify(script)} gave no answer within ${timeoutMs} ms`);
-        this.#die(e);
-        this.#proc.kill("SIGKILL");
-      }, timeoutMs);
-      this.#pending = { id, script, resolve, reject, timer, phase: "wait", out: [], err: [] };
-      this.#proc.stdin.write(`${id} ${Buffer.from(script).toString("base64")}\n`);
-    });
-  }
-
   #onData(d: Buffer): void {
     this.#buf += d.toString("latin1");
     let nl = this.#buf.indexOf("\n");
     while (nl >= 0) {
-      const line = this.#buf.slice(0, nl).replace(/\r$/, "");
+      const line = this.#buf.slice(0, nl);
       this.#buf = this.#buf.slice(nl + 1);
       this.#onLine(line);
       nl = this.#buf.indexOf("\n");
     }
   }
 
-  #onLine(line: string): void {
-    const p = this.#pending;
+  #onLine(raw: string): void {
+    const line = raw.replace(/\r$/, "");
+    const p = this.#pending[0];
     if (!p) {
       this.#logLine(line);
       return;
@@ -214,14 +223,14 @@ export class KernelVm {
     else if (line === `@@TVSO-ERR ${p.id}`) p.phase = "err";
     else if (line.startsWith(`@@TVSO-END ${p.id} `)) {
       clearTimeout(p.timer);
-      this.#pending = undefined;
+      this.#pending.shift();
       p.resolve({
-        stdout: Buffer.from(p.out.join(""), "base64").toString("utf8"),
-        stderr: Buffer.from(p.err.join(""), "base64").toString("utf8"),
+        stdout: Buffer.from(p.out.join("\n"), "latin1").toString("utf8"),
+        stderr: Buffer.from(p.err.join("\n"), "latin1").toString("utf8"),
         code: Number(line.slice(`@@TVSO-END ${p.id} `.length)),
       });
-    } else if (p.phase === "out") p.out.push(line);
-    else if (p.phase === "err") p.err.push(line);
+    } else if (p.phase === "out") p.out.push(raw);
+    else if (p.phase === "err") p.err.push(raw);
     else this.#logLine(line);
   }
 
@@ -233,10 +242,8 @@ export class KernelVm {
   #die(e: Error): void {
     if (this.#dead) return;
     this.#dead = e;
-    const p = this.#pending;
-    if (p) {
+    for (const p of this.#pending.splice(0)) {
       clearTimeout(p.timer);
-      this.#pending = undefined;
       p.reject(e);
     }
   }
