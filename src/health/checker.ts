@@ -44,9 +44,15 @@ export function checkTarget(spec: CheckerSpec, address: string, port: number): C
   return t;
 }
 
-/** How long one attempt of this spec may take: misc_timeout for MISC_CHECK, else connect_timeout. */
+/**
+ * How long one attempt of this spec may take: misc_timeout for MISC_CHECK; for HTTP_GET/SSL_GET,
+ * connect_timeout per url (keepalived fetches each url over its own connection with its own
+ * timeout); otherwise connect_timeout, which here bounds the whole exchange.
+ */
 export function attemptTimeoutMs(spec: CheckerSpec): number {
-  return spec.type === "MISC_CHECK" ? spec.timeoutMs : spec.connectTimeoutMs;
+  if (spec.type === "MISC_CHECK") return spec.timeoutMs;
+  if (spec.type === "HTTP_GET" || spec.type === "SSL_GET") return spec.connectTimeoutMs * Math.max(1, spec.urls.length);
+  return spec.connectTimeoutMs;
 }
 
 /** Error raised into an AbortSignal when an attempt overruns its time limit. */
