@@ -62,5 +62,6 @@ const STRERROR: Record<CoreErrorCode, string> = {
 export function ipvsStrerror(op: string, code: CoreErrorCode, detail = ""): string {
   for (const [o, c, m] of BY_OP) if (o === op && c === code) return m;
   if (code === "EOPNOTSUPP") return detail ? `Operation not supported: ${detail}` : STRERROR.EOPNOTSUPP;
-  return ANY_OP[code] ?? STRERROR[code] ?? code;
+  // A code this tvsadm does not know (a newer daemon): the daemon's own words.
+  return ANY_OP[code] ?? STRERROR[code] ?? (detail || code);
 }
