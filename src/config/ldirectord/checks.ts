@@ -1,7 +1,7 @@
 // ldirectord's checktype/service pair for one real server → one CheckerSpec, as ldirectord's
 // _check_real decides it (connect → TCP connect, or ping for UDP; negotiate → the service's
 // protocol check; ping; external → the checkcommand with the virtual and real address and port;
-// on/off → static up/down; a number N → negotiate with N plain connects in between). Timing:
+// on/off → static up/down (off starting down); a number N → negotiate with N plain connects in between). Timing:
 // checkinterval is the delay loop; failurecount F becomes F-1 retries one checkinterval apart
 // (ldirectord counts failed periodic checks); checktimeout bounds connect/ping/external checks and
 // negotiatetimeout (falling back on checktimeout, then 30 s) negotiate checks; checks start at once.
@@ -52,7 +52,16 @@ export function ldirectordChecker(s: LdirectordCheckSettings): { spec: CheckerSp
   switch (s.checktype) {
     case "on":
     case "off":
-      return { spec: { ...common("STATIC_CHECK"), type: "STATIC_CHECK", up: s.checktype === "on" }, warnings };
+      // off never activates the server, so it starts down (alpha) instead of starting up and dropping.
+      return {
+        spec: {
+          ...common("STATIC_CHECK"),
+          type: "STATIC_CHECK",
+          up: s.checktype === "on",
+          alpha: s.checktype === "off",
+        },
+        warnings,
+      };
     case "ping":
       return { spec: { ...common("PING_CHECK"), type: "PING_CHECK" }, warnings };
     case "connect":

@@ -612,7 +612,7 @@ export function buildLdirectord(file: string, text: string): { config: DirectorC
           weight,
           checkers: checkerFor(addr, port, req ?? request, recv ?? receive, rl.keyPos),
           inhibitOnFailure: quiescent,
-          alpha: false,
+          alpha: checkType === "off",
           origin: rl.keyPos,
         };
         rsHealth.push(h);
