@@ -511,3 +511,56 @@ describe("conn_reuse_mode", () => {
     assert.equal(table.reuseExpected(c), false);
   });
 });
+
+describe("entries from connection sync", () => {
+  const base = {
+    protocol: "tcp" as const,
+    caddr: "1.2.3.4",
+    cport: 4000,
+    vaddr: "10.0.0.1",
+    vport: 80,
+    daddr: "192.168.1.2",
+    dport: 80,
+    fwmark: 0,
+    template: false,
+    inactive: false,
+    state: TCP_S_ESTABLISHED,
+    timeoutS: 0,
+  };
+
+  it("creates an entry bound to the local destination, then updates it in place", () => {
+    const { table, svc } = kit([{ addr: "192.168.1.2", fwd: "masq" }]);
+    const d = svc.dests[0];
+    assert.ok(d);
+    const c = table.sync(base, 1000);
+    assert.ok(c);
+    assert.deepEqual([c.stateName, c.expiresAt, d.activeConns, d.inactConns], ["ESTABLISHED", 901_000, 1, 0]);
+    assert.equal(table.lookupIn("tcp", "1.2.3.4", 4000, "10.0.0.1", 80), c);
+    assert.equal(table.lookupOut("tcp", "192.168.1.2", 80, "1.2.3.4", 4000), c);
+    assert.equal(svc.stats.conns, 0, "synced entries are not new connections");
+    assert.equal(table.sync({ ...base, inactive: true, state: TCP_S_TIME_WAIT, timeoutS: 30 }, 2000), c);
+    assert.deepEqual([c.stateName, c.expiresAt, d.activeConns, d.inactConns], ["TIME_WAIT", 32_000, 0, 1]);
+    assert.equal(table.size, 1);
+  });
+
+  it("templates count as PersistConn and pin later flows of the client network", () => {
+    const { table, svc } = kit([{ addr: "192.168.1.2" }, { addr: "192.168.1.3" }], {
+      service: { persistent: true, timeout: 300, netmask: 24 },
+    });
+    const t = table.sync({ ...base, caddr: "1.2.3.0", cport: 0, daddr: "192.168.1.3", template: true, state: 0 }, 0);
+    assert.ok(t);
+    assert.equal(t.expiresAt, 180_000);
+    assert.equal(svc.dests[1]?.persistConns, 1);
+    const c = ok(table.schedule(svc, flow("1.2.3.77", 5), 0));
+    assert.equal(c.daddr, "192.168.1.3");
+    assert.equal(c.control, t);
+  });
+
+  it("ignores entries for services or destinations this director does not have", () => {
+    const { table } = kit([{ addr: "192.168.1.2" }]);
+    assert.equal(table.sync({ ...base, vport: 81 }, 0), undefined);
+    assert.equal(table.sync({ ...base, daddr: "192.168.1.9" }, 0), undefined);
+    assert.throws(() => table.sync({ ...base, state: 99 }, 0), coreErr("EINVAL"));
+    assert.equal(table.size, 0);
+  });
+});

@@ -132,6 +132,26 @@ export const DEFAULT_CONN_LIMIT = 1 << 20;
 /** Largest accepted limit (typed-array storage). */
 export const MAX_CONN_LIMIT = 1 << 26;
 
+/** One entry as a connection-sync message describes it (ip_vs_sync.c, v0/v1 messages). */
+export interface SyncedConnSpec {
+  protocol: Protocol;
+  /** A template's client address is the client network (already masked); its cport is 0. */
+  caddr: string;
+  cport: number;
+  /** The virtual address and port (for a fwmark service: any address, and fwmark set). */
+  vaddr: string;
+  vport: number;
+  daddr: string;
+  dport: number;
+  fwmark: number;
+  template: boolean;
+  /** The sender's IP_VS_CONN_F_INACTIVE. */
+  inactive: boolean;
+  state: number;
+  /** Seconds; 0 = the state's timeout (180 s for a template), as for v0 messages. */
+  timeoutS: number;
+}
+
 /** What schedule() returns when it creates no entry. */
 export type ScheduleError = { error: "no-destination" | "table-full" };
 
@@ -668,6 +688,101 @@ export class ConnTable {
       default:
         return false;
     }
+  }
+
+  /**
+   * Create or update an entry from a connection-sync message (the backup's ip_vs_proc_conn):
+   * the destination is found by service and real-server address (a real-server port of 0 also
+   * matches, as ip_vs_find_dest tries); the entry takes the message's state, activity and
+   * timeout (0: the state's timeout, 180 s for a template). Synced entries are not counted as
+   * new connections and control nothing. Returns undefined when the service or destination is
+   * not here (the kernel keeps such entries without a destination; we have nowhere to send
+   * them) or the table is full.
+   */
+  sync(spec: SyncedConnSpec, now: number): Conn | undefined {
+    const op: CoreOp = "conn";
+    checkNow(now, op);
+    if (spec === null || typeof spec !== "object")
+      throw new CoreError("EINVAL", op, `Invalid sync entry "${String(spec)}"`);
+    const protocol = checkProtocol(spec.protocol, op);
+    const p = protoCode(protocol);
+    for (const [k, v] of [
+      ["client port", spec.cport],
+      ["virtual port", spec.vport],
+      ["real-server port", spec.dport],
+    ] as const)
+      checkPort(v, k, op);
+    for (const [k, v] of [
+      ["client address", spec.caddr],
+      ["virtual address", spec.vaddr],
+      ["real-server address", spec.daddr],
+    ] as const)
+      if (canonicalIp(checkAddr(v, k, op)) !== v) throw new CoreError("EINVAL", op, `Invalid ${k} "${v}"`);
+    if (!Number.isInteger(spec.fwmark) || spec.fwmark < 0 || spec.fwmark > 0xffffffff)
+      throw new CoreError("EINVAL", op, `Invalid firewall mark "${spec.fwmark}"`);
+    if (!Number.isInteger(spec.state) || spec.state < 0 || spec.state >= (STATE_COUNT[p] as number))
+      throw new CoreError("EINVAL", op, `Invalid ${protocol} state "${spec.state}"`);
+    if (!Number.isInteger(spec.timeoutS) || spec.timeoutS < 0 || spec.timeoutS > MAX_TIMEOUT_S)
+      throw new CoreError("EINVAL", op, `Invalid timeout "${spec.timeoutS}"`);
+    const svc = this.#services.lookup(protocol, spec.vaddr, spec.vport, spec.fwmark);
+    const dest = svc && (svc.findDest(spec.daddr, spec.dport) ?? svc.findDest(spec.daddr, 0));
+    if (svc === undefined || dest === undefined) return undefined;
+    const tmo =
+      spec.timeoutS > 0
+        ? spec.timeoutS * 1000
+        : spec.template
+          ? 180_000
+          : ((this.#timeouts[p] as number[])[spec.state] as number);
+    const ca = addrKey(spec.caddr);
+    const va = addrKey(spec.vaddr);
+    let c: Conn | undefined;
+    let key = "";
+    if (spec.template) {
+      key = templateKey(svc, spec.caddr, spec.vport);
+      c = this.#templates.get(key);
+    } else c = this.#lookupIn(p, ca, spec.cport, va, spec.vport);
+    if (c === undefined) {
+      if (this.#size >= this.limit) {
+        this.#dropped++;
+        return undefined;
+      }
+      let flags = (spec.inactive || spec.template ? CF_INACTIVE : 0) | (typeof ca === "number" ? 0 : CF_V6);
+      if (spec.template) flags |= CF_TEMPLATE;
+      if (dest.fwd !== "masq" && dest.fwd !== "fullnat") flags |= CF_NOOUTPUT;
+      const x: ConnExtra | undefined =
+        spec.template || spec.fwmark !== 0
+          ? { laddr: "", lport: 0, fwmark: spec.fwmark, deadExp: 0, deadTmo: 0, tkey: key }
+          : undefined;
+      c = new Conn(
+        this.#slots,
+        packBits(flags, protocol, dest.fwd, spec.state),
+        ca,
+        spec.cport,
+        va,
+        spec.vport,
+        dest,
+        spec.dport,
+        x,
+      );
+      dest.bind(spec.template ? "template" : spec.inactive ? "inactive" : "active");
+      this.#store(c, now, tmo);
+      if (spec.template) this.#templates.set(key, c);
+      else {
+        this.#inLink(c);
+        if (dest.fwd === "masq") this.#outLink(c);
+      }
+      return c;
+    }
+    // Update in place: activity moves between the destination's counts as the message says.
+    if (!c.template && c.inactive !== spec.inactive) {
+      if (spec.inactive) c.dest.becameInactive();
+      else c.dest.becameActive();
+      c._bits ^= CF_INACTIVE;
+    }
+    c._setState(spec.state);
+    this.#slots.tmo[c._id] = tmo;
+    this.#rearm(c, now);
+    return c;
   }
 
   /** Remove one entry now (ip_vs_conn_expire_now). Entries already gone are ignored. */
