@@ -556,6 +556,13 @@ describe("entries from connection sync", () => {
     assert.equal(c.control, t);
   });
 
+  it("a first entry from sync starts the clock: it expires on time, not a wheel turn late", () => {
+    const { table } = kit([{ addr: "192.168.1.2" }]);
+    const c = table.sync({ ...base, timeoutS: 1 }, 0);
+    assert.ok(c);
+    assert.deepEqual(table.expire(100_000), [c]);
+  });
+
   it("ignores entries for services or destinations this director does not have", () => {
     const { table } = kit([{ addr: "192.168.1.2" }]);
     assert.equal(table.sync({ ...base, vport: 81 }, 0), undefined);

@@ -1102,6 +1102,7 @@ export class ConnTable {
   // Slots and storage.
 
   #store(c: Conn, now: number, tmo: number): void {
+    this.#initCursor(now);
     if (this.#freeTop === 0 && this.#fresh === this.#cap) this.#grow(Math.min(this.#cap * 2, this.limit));
     const id = this.#freeTop > 0 ? (this.#free[--this.#freeTop] as number) : this.#fresh++;
     c._id = id;
