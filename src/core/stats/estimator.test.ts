@@ -82,12 +82,27 @@ describe("RateEstimator", () => {
     est.tick(0);
     feed(c, 4, 0, 0, 0, 0);
     est.tick(500);
-    est.tick(1999);
+    est.tick(1400);
     assert.equal(est.raw(c)?.cps, 0);
     est.tick(2000);
     assert.equal(est.raw(c)?.cps, 512);
     est.tick(2001);
     assert.equal(est.raw(c)?.cps, 512);
+  });
+
+  it("a jittery 2 s timer still gets one step per call", () => {
+    const est = new RateEstimator();
+    const c = new Counters();
+    est.add(c);
+    est.tick(0);
+    // Calls 2 s apart on average, each up to 10 ms early or late.
+    const calls = [2005, 3998, 6010, 7995, 10_000];
+    for (const t of calls) {
+      feed(c, 4, 0, 0, 0, 0);
+      est.tick(t);
+    }
+    // Five steps of rate 4 << 9 = 2048: 512, 896, 1184, 1400, 1562.
+    assert.equal(est.raw(c)?.cps, 1562);
   });
 
   it("reset (ipvsadm -Z) starts over; zeroed counters never give negative rates", () => {

@@ -94,9 +94,10 @@ export class RateEstimator {
   }
 
   /**
-   * Advance to `now` (ms). One estimation step runs when at least one period has passed since
-   * the previous step (the first call only starts the clock); call it every 2 s. A late call runs
-   * one step, not several, like a kernel timer that fired late.
+   * Advance to `now` (ms). One estimation step runs when a period has passed since the previous
+   * step, give or take a quarter period of timer jitter (the first call only starts the clock);
+   * call it every 2 s. A late call runs one step, not several, like a kernel timer that fired
+   * late.
    */
   tick(now: number): void {
     if (typeof now !== "number" || !Number.isFinite(now))
@@ -105,7 +106,9 @@ export class RateEstimator {
       this.#next = now + ESTIMATOR_PERIOD_MS;
       return;
     }
-    if (now < this.#next) return;
+    // A timer set to 2 s fires a little late or early from one call to the next; accept a call
+    // up to a quarter period early so that a jittery 2 s timer still gets one step per call.
+    if (now < this.#next - ESTIMATOR_PERIOD_MS / 4) return;
     this.#next = now - this.#next >= ESTIMATOR_PERIOD_MS ? now + ESTIMATOR_PERIOD_MS : this.#next + ESTIMATOR_PERIOD_MS;
     this.step();
   }
