@@ -38,6 +38,19 @@ describe("persistence templates", () => {
     assert.equal(svc.stats.conns, 4, "templates are not counted as connections");
   });
 
+  it("IPv6: the netmask is a prefix length", () => {
+    const { table, svc } = kit([{ addr: "fd00::2" }, { addr: "fd00::3" }], {
+      vip: "fd00::1",
+      service: { ...P300, netmask: 64 },
+    });
+    const a = ok(table.schedule(svc, flow("2001:db8:1:2::7", 1, "fd00::1"), 0));
+    const b = ok(table.schedule(svc, flow("2001:db8:1:2:ffff::9", 1, "fd00::1"), 0));
+    const c = ok(table.schedule(svc, flow("2001:db8:1:3::7", 1, "fd00::1"), 0));
+    assert.equal(a.control?.caddr, "2001:db8:1:2::");
+    assert.equal(b.dest, a.dest);
+    assert.notEqual(c.dest, a.dest);
+  });
+
   it("the template carries the client network, port 0, the virtual port and the dest port", () => {
     const { table, svc } = kit([{ addr: "192.168.1.2", port: 8080 }], { service: { ...P300, netmask: 16 } });
     const c = ok(table.schedule(svc, flow("1.2.3.4", 1000), 1000));
