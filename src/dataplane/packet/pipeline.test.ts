@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { TCP_S_ESTABLISHED, TCP_S_FIN_WAIT, TCP_S_SYN_RECV } from "../../core/conn/tcp-states.ts";
+import { checksum, finish, pseudo4, sumBytes } from "./codec/checksum.ts";
 import { CLIENT, CLIENT_MAC, DIRECTOR_MAC, fixtureDirector, LOCAL, RS1, RS1_MAC, VIP } from "./fixtures.ts";
 import { tcp4Frame } from "./frame-builder.ts";
 
@@ -58,7 +59,7 @@ test("NAT: replies count as outgoing traffic and drive the state through the out
   assert.equal(d.io.drain().length, 3);
 });
 
-test("vnet headers pass through; IPIP moves csum_start by 20 and refuses GSO frames", () => {
+test("vnet headers pass through; IPIP moves csum_start by 20 and cuts TCP GSO frames into segments", () => {
   const d = dr("tunnel", true);
   const vh = Buffer.from([1, 0, 0, 0, 0, 0, 34, 0, 16, 0]);
   d.io.inject(fromClient(SYN), { vnet: vh });
@@ -68,11 +69,39 @@ test("vnet headers pass through; IPIP moves csum_start by 20 and refuses GSO fra
   assert.equal(out[0], 1, "NEEDS_CSUM kept");
   assert.equal(out.readUInt16LE(6), 54, "csum_start moved past the outer header");
   assert.equal(out.readUInt16LE(8), 16);
-  const gso = Buffer.from([1, 1, 54, 0, 0xa8, 5, 34, 0, 16, 0]);
-  d.io.inject(fromClient(ACK, 40000, Buffer.alloc(1000)), { vnet: gso });
+  // A 1000-byte TSO frame with MSS 400 (partial checksum) → three tunnelled segments.
+  const big = tcp4Frame(DIRECTOR_MAC, CLIENT_MAC, CLIENT, VIP, {
+    sport: 40000,
+    dport: 80,
+    flags: ACK | 0x08,
+    seq: 5000,
+    payload: Buffer.alloc(1000, 7),
+    partial: true,
+  });
+  const gso = Buffer.from([1, 1, 54, 0, 0x90, 0x01, 34, 0, 16, 0]);
+  d.io.inject(big, { vnet: gso });
   d.engine.drain();
-  assert.deepEqual(d.pipeline.verdicts, ["drop"]);
-  assert.equal(d.pipeline.counters.drops.gso, 1);
+  assert.deepEqual(d.pipeline.verdicts, ["forward"]);
+  const segs = d.io.drain();
+  assert.equal(segs.length, 3);
+  let seq = 5000;
+  segs.forEach((f, i) => {
+    const inner = 14 + 20;
+    assert.equal(f[14 + 9], 4, "IPIP");
+    const total = f.readUInt16BE(inner + 2);
+    const payload = total - 40;
+    assert.equal(payload, i < 2 ? 400 : 200);
+    assert.equal(checksum(f, inner, 20), 0, "inner IP checksum");
+    const tcpOff = inner + 20;
+    assert.equal(f.readUInt32BE(tcpOff + 4), seq);
+    seq += payload;
+    assert.equal(f[tcpOff + 13]! & 0x08, i === 2 ? 0x08 : 0, "PSH only on the last");
+    const ph = pseudo4(f, inner + 12, 6, total - 20);
+    assert.equal(finish(sumBytes(f, tcpOff, total - 20, ph)), 0, "inner TCP checksum");
+  });
+  d.io.inject(big, { vnet: Buffer.from([1, 3, 54, 0, 0x90, 0x01, 34, 0, 16, 0]) });
+  d.engine.drain();
+  assert.deepEqual(d.pipeline.reasons, ["gso"], "a GSO type other than TCPv4 is dropped");
 });
 
 test("FULLNAT gives concurrent connections distinct local ports and replies find each one", () => {

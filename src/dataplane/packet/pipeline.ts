@@ -66,6 +66,7 @@ import { connPlane, type XmitContext } from "./xmit/context.ts";
 import { drIn } from "./xmit/dr.ts";
 import { fullnatIn, fullnatOut, LocalPool } from "./xmit/fullnat.ts";
 import { natIn, natOut } from "./xmit/nat.ts";
+import { segmentTcp4 } from "./xmit/segment.ts";
 import { tunIn } from "./xmit/tun.ts";
 
 const PACKET_OUTGOING = 4;
@@ -113,6 +114,7 @@ export class Pipeline implements XmitContext {
   #local6 = new Set<string>();
   #owned6: Uint8Array[] = [];
   readonly #p = new Pkt();
+  readonly #seg = new Pkt();
   readonly #l2: L2Info = { ethertype: 0, l3: 0, vlan: -1 };
   readonly #arp: ArpInfo = { op: 0, sha: 0, spa: 0, tha: 0, tpa: 0 };
   readonly #ip4 = {} as Ipv4Info;
@@ -267,6 +269,32 @@ export class Pipeline implements XmitContext {
     );
     batch.queue(off, h + len);
     this.counters.icmpSent++;
+  }
+
+  segment(p: Pkt, each: (seg: Pkt) => Verdict): Verdict {
+    const batch = this.#batch!;
+    let forwarded = 0;
+    let reason: DropReason | "" = "";
+    const saved = this.#reason;
+    const made = segmentTcp4(
+      p,
+      batch.buf,
+      () => batch.allocGen(),
+      this.#seg,
+      (seg) => {
+        this.#reason = "";
+        const v = each(seg);
+        if (v === "forward") forwarded++;
+        else if (v === "drop") {
+          // Segments are not frames of their own: undo the per-segment drop count.
+          this.counters.drops[this.#reason as DropReason]--;
+          reason = this.#reason;
+        }
+      },
+    );
+    this.#reason = saved;
+    if (forwarded > 0) return "forward";
+    return this.drop(made === 0 ? "gso" : reason === "" ? "gso" : reason);
   }
 
   // ----------------------------------------------------------------------------- frames

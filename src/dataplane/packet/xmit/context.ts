@@ -45,6 +45,8 @@ export interface XmitContext {
   drop(reason: DropReason): Verdict;
   /** ICMP "fragmentation needed" back to the sender of p, from p's destination address. */
   fragNeeded(p: Pkt, mtu: number): void;
+  /** Cut a TCPv4 GSO super-frame into MSS-sized frames in scratch slots; each goes to `each`. */
+  segment(p: Pkt, each: (seg: Pkt) => Verdict): Verdict;
 }
 
 export function destPlane(d: Dest): DestPlane {

@@ -7,8 +7,9 @@
 // does) and the packet is dropped; without DF, the kernel would fragment the outer packet — here
 // it is dropped as well (counted as mtu). Optionally the MSS of SYNs is clamped so that no
 // ICMP round is needed. The frame is rebuilt in place in the slot's headroom: the Ethernet (and
-// vnet) header moves 20 bytes to the front. GSO super-frames cannot be expressed as IPIP GSO in a
-// virtio_net_hdr, so they are dropped (turn GRO off on the interface for tunnel services).
+// vnet) header moves 20 bytes to the front. A GSO super-frame cannot be described as IPIP GSO in
+// a virtio_net_hdr, so TCPv4 super-frames are segmented in software first (segment.ts); other
+// GSO types are dropped (counted as gso).
 
 import type { Conn } from "../../../core/conn/conn.ts";
 import { update16 } from "../codec/checksum.ts";
@@ -18,14 +19,23 @@ import { clampMss, TCP_SYN, tcpHeaderLen } from "../codec/tcp.ts";
 import type { Verdict } from "../counters.ts";
 import { type Pkt, setVnetU16, vnetU16 } from "../pkt.ts";
 import { decrementTtl, destPlane, type XmitContext } from "./context.ts";
+import { canSegment, gsoSize } from "./segment.ts";
 
 export function tunIn(ctx: XmitContext, p: Pkt, conn: Conn): Verdict {
   if (p.family !== 4 || conn.dest.family !== 4) return ctx.drop("unsupported");
-  if (p.gso) return ctx.drop("gso");
   const buf = p.buf;
-  const innerLen = p.ipLen;
   const mtu = ctx.mtu - IPV4_HLEN;
   const df = (buf[p.l3 + 6]! & 0x40) !== 0;
+  if (p.gso) {
+    // A super-frame from TSO/GRO: cut it as the device would have, then tunnel each segment.
+    if (!canSegment(p)) return ctx.drop("gso");
+    if (p.l4 - p.l3 + tcpHeaderLen(buf, p.l4) + gsoSize(p) > mtu) {
+      if (df) ctx.fragNeeded(p, mtu);
+      return ctx.drop("mtu");
+    }
+    return ctx.segment(p, (seg) => tunIn(ctx, seg, conn));
+  }
+  const innerLen = p.ipLen;
   if (ctx.tunClampMss && p.proto === IPPROTO_TCP && p.l4 >= 0 && p.tcpFlags & TCP_SYN) {
     const l4 = p.l4;
     clampMss(buf, l4, tcpHeaderLen(buf, l4), mtu - IPV4_HLEN - 20, (_o, from, to) => {
