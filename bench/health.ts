@@ -4,7 +4,7 @@
 // and then kills some listeners and reports whether every down transition arrived within the
 // bound keepalived's rules give (delay_loop + jitter + delay_before_retry + attempt slack).
 //
-//   node --import tsx bench/health.ts [N] [--seconds S] [--kill K]
+//   node --import tsx bench/health.ts [N] [--seconds S] [--kill K] [--priority P]
 //
 // The listeners run in a child process (their CPU is the real servers', not the checker's), one
 // per real server, bound to 127.1.x.y:8080 — 10,000 distinct loopback addresses, so each real
@@ -40,7 +40,7 @@ async function runListeners(n: number): Promise<void> {
     s.on("error", (e) => {
       process.stdout.write(`error ${i} ${e.message}\n`);
     });
-    await new Promise<void>((resolve) => s.listen({ host: addrOf(i), port: PORT, backlog: 64 }, () => resolve()));
+    await new Promise<void>((resolve) => s.listen({ host: addrOf(i), port: PORT, backlog: 511 }, () => resolve()));
     servers.push(s);
   }
   process.stdout.write("ready\n");
@@ -136,6 +136,10 @@ async function main(): Promise<void> {
   const n = Number(positional[0] ?? 10000);
   const seconds = flag("--seconds", 20);
   const killCount = Math.min(n, flag("--kill", 100));
+  // On a shared machine other processes starve the checker of CPU and the latency figures then
+  // measure the machine; --priority -10 (root) raises this process (not the listeners) for the run.
+  const priority = args.includes("--priority") ? flag("--priority", 0) : undefined;
+  if (priority !== undefined) os.setPriority(priority);
   if (!(n >= 1 && n <= 65536)) throw new RangeError(`Invalid number of real servers "${n}" (1..65536)`);
 
   const self = new URL(import.meta.url).pathname;
@@ -190,7 +194,7 @@ async function main(): Promise<void> {
   const runner = new HealthRunner({
     onEvent: (e) => {
       events.push(e);
-      if (e.type === "down") eventAt.set(e.id, performance.now());
+      if (e.type === "down" && !eventAt.has(e.id)) eventAt.set(e.id, performance.now());
     },
     createChecker: (s: CheckerSpec): Checker => {
       const inner = createChecker(s);
@@ -231,14 +235,19 @@ async function main(): Promise<void> {
   for (let i = 0; i < n && victims.length < killCount; i += step) victims.push(i);
   const bound = spec.delayLoopMs + Math.min(spec.delayLoopMs / 100, 50) + spec.delayBeforeRetryMs + 2 * 250;
   const downsBefore = events.filter((e) => e.type === "down").length;
+  for (const v of victims) eventAt.delete(String(v));
+  const alreadyDown = victims.filter((v) => runner.state(String(v)) === "down").length;
   const killedAt = performance.now();
   child.stdin.write(`kill ${victims.join(" ")}\n`);
   await waitLine("killed");
   const killAck = performance.now();
   const deadline = killAck + bound + 5000;
-  while (victims.some((v) => !eventAt.has(String(v))) && performance.now() < deadline)
+  const expectDown = victims.filter((v) => runner.state(String(v)) === "up");
+  while (expectDown.some((v) => !eventAt.has(String(v))) && performance.now() < deadline)
     await new Promise((r) => setTimeout(r, 20));
-  const detect = victims.map((v) => (eventAt.get(String(v)) ?? Number.NaN) - killAck).filter((x) => !Number.isNaN(x));
+  const detect = expectDown
+    .map((v) => (eventAt.get(String(v)) ?? Number.NaN) - killAck)
+    .filter((x) => !Number.isNaN(x));
   detect.sort((a, b) => a - b);
   const seen = detect.length;
   const within = detect.filter((d) => d <= bound).length;
@@ -271,7 +280,10 @@ async function main(): Promise<void> {
     `${(cores * 100).toFixed(1)}% of one core (user ${(cpu.user / 1e6).toFixed(2)} s, system ${(cpu.system / 1e6).toFixed(2)} s)`,
   );
   row("target", "under 50% of one core");
-  row("machine load average (1 min) at start", `${loadBefore.toFixed(1)} on ${os.cpus().length} CPUs`);
+  row(
+    "machine load average (1 min) at start",
+    `${loadBefore.toFixed(1)} on ${os.cpus().length} CPUs${priority !== undefined ? `, checker at priority ${priority}` : ""}`,
+  );
   row(
     "check latency p50 / p99 / max",
     `${pct(lat, 50).toFixed(3)} / ${pct(lat, 99).toFixed(3)} / ${pct(lat, 100).toFixed(3)} ms`,
@@ -284,7 +296,10 @@ async function main(): Promise<void> {
     "listeners killed",
     `${victims.length} (kill acknowledged ${(killAck - killedAt).toFixed(0)} ms after the request)`,
   );
-  row("down transitions seen", `${seen}/${victims.length}, ${within} within the bound of ${bound.toFixed(0)} ms`);
+  row(
+    "down transitions seen",
+    `${seen}/${expectDown.length}, ${within} within the bound of ${bound.toFixed(0)} ms (${alreadyDown} already down)`,
+  );
   row(
     "detection time p50 / max",
     `${pct(Float64Array.from(detect), 50).toFixed(0)} / ${pct(Float64Array.from(detect), 100).toFixed(0)} ms`,

@@ -84,7 +84,15 @@ export async function checkWithTimeout(
   parent?: AbortSignal,
 ): Promise<CheckResult> {
   const ctl = new AbortController();
-  const timer = setTimeout(() => ctl.abort(new CheckTimeoutError(timeoutMs)), timeoutMs);
+  let finished = false;
+  // One event-loop turn late, so a reply already waiting in the poll phase wins (see runner.ts).
+  const timer = setTimeout(
+    () =>
+      setImmediate(() => {
+        if (!finished) ctl.abort(new CheckTimeoutError(timeoutMs));
+      }),
+    timeoutMs,
+  );
   const onParent = () => ctl.abort(parent?.reason);
   if (parent) {
     if (parent.aborted) ctl.abort(parent.reason);
@@ -96,6 +104,7 @@ export async function checkWithTimeout(
     // Checkers resolve rather than reject; this keeps a buggy one from breaking the runner.
     return { ok: false, reason: `Checker error: ${e instanceof Error ? e.message : String(e)}`, latencyMs: 0 };
   } finally {
+    finished = true;
     clearTimeout(timer);
     parent?.removeEventListener("abort", onParent);
   }

@@ -322,8 +322,19 @@ export class HealthRunner {
     if (!e.signalCtl || e.signalCtl.signal.aborted) e.signalCtl = new AbortController();
     const ctl = e.signalCtl;
     e.controller = ctl;
-    const timer = this.#timers.setTimeout(() => ctl.abort(new CheckTimeoutError(timeoutMs)), timeoutMs);
+    let finished = false;
+    // The time limit aborts one event-loop turn late (setImmediate runs after the poll phase): when
+    // the loop is behind, a reply that arrived in time is already waiting in the poll phase, and it
+    // should win over a timer that only looks expired because the loop was busy.
+    const timer = this.#timers.setTimeout(
+      () =>
+        setImmediate(() => {
+          if (!finished) ctl.abort(new CheckTimeoutError(timeoutMs));
+        }),
+      timeoutMs,
+    );
     const done = (result: CheckResult) => {
+      finished = true;
       this.#timers.clearTimeout(timer);
       e.controller = undefined;
       this.#running--;
