@@ -1,7 +1,13 @@
 // Tests for reading ipvsadm -S rules: line splitting, file:line errors, the desired state.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { parseIpvsadmRules, RulesError, rulesToDesiredState, splitRuleLines } from "./ipvsadm-rules.ts";
+import {
+  parseIpvsadmRules,
+  RulesError,
+  rulesSideRequests,
+  rulesToDesiredState,
+  splitRuleLines,
+} from "./ipvsadm-rules.ts";
 
 const SAVED = `# ipvsadm -S -n
 -A -t 10.0.0.100:80 -s rr
@@ -62,4 +68,13 @@ test("inconsistent rules are errors in the desired state", async () => {
   assert.throws(() => rulesToDesiredState(rules, "r.txt"), /r\.txt:1: Service tcp 10\.0\.0\.1:80 not defined/);
   const dup = await parseIpvsadmRules("-A -t 10.0.0.1:80\n-A -t 10.0.0.1:80 -s rr\n");
   assert.throws(() => rulesToDesiredState(dup), /:2: Service tcp 10\.0\.0\.1:80 already exists/);
+});
+
+test("timeouts and sync daemons are kept apart from the table contents", async () => {
+  const rules = await parseIpvsadmRules("-A -t 10.0.0.1:80\n--set 60 0 30\n--start-daemon master --syncid 4\n");
+  assert.equal(rulesToDesiredState(rules).services.length, 1);
+  assert.deepEqual(
+    rulesSideRequests(rules).map((r) => r.op),
+    ["set-timeout", "start-daemon"],
+  );
 });

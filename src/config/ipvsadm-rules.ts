@@ -157,3 +157,11 @@ export function rulesToDesiredState(rules: ParsedRules, file = "<stdin>"): Desir
   });
   return { services: [...services.values()] };
 }
+
+/**
+ * The requests of a rules file that do not describe table contents (--set timeouts, sync daemons,
+ * -Z), in file order, for a daemon that applies them after reconciling the table.
+ */
+export function rulesSideRequests(rules: ParsedRules): RuleRequest[] {
+  return rules.requests.filter((r) => r.op === "set-timeout" || r.op === "start-daemon" || r.op === "stop-daemon");
+}

@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { ManualClock } from "../core/clock.ts";
 import { destSpec } from "../core/dest.ts";
+import { CoreError } from "../core/errors.ts";
 import { SchedulerRegistry } from "../core/sched/registry.ts";
 import type { Scheduler } from "../core/sched/types.ts";
 import { type ServiceKey, serviceOptions } from "../core/service.ts";
@@ -152,4 +153,24 @@ test("snapshot of one service, by key or by id; ESRCH when missing", () => {
     () => d.snapshot({ service: { ...VIP, port: 81 } }),
     (e) => errorBody(e).error.code === "ESRCH",
   );
+});
+
+test("a batch whose timeouts the connection table refuses leaves the service table alone", () => {
+  const d = new Director({
+    registry: new SchedulerRegistry([rr, wlc]),
+    env: { clock: new ManualClock(0), random: () => 0 },
+    conns: {
+      entries: () => [],
+      timeouts: () => ({ tcp: 900, tcpfin: 120, udp: 300 }),
+      setTimeouts: (t) => {
+        if (t.tcp > 1000) throw new CoreError("EINVAL", "set-timeout", `Invalid tcp timeout "${t.tcp}"`);
+      },
+    },
+  });
+  assert.throws(
+    () =>
+      d.exec({ op: "batch", requests: [add(VIP), { op: "set-timeout", timeouts: { tcp: 5000, tcpfin: 0, udp: 0 } }] }),
+    (e) => e instanceof BatchError && e.index === 1,
+  );
+  assert.equal(d.snapshot().services.length, 0);
 });

@@ -44,6 +44,8 @@ export interface ConnTableLike {
 
 /** The sync daemons (src/sync); absent until sync lands, then start/stop answer EOPNOTSUPP. */
 export interface SyncControl {
+  /** Throw the CoreError start() would throw, without starting anything (used by batch dry runs). */
+  check?(spec: SyncDaemonSpec): void;
   start(spec: SyncDaemonSpec): void;
   stop(state: "master" | "backup"): void;
   running(): SyncDaemonSpec[];
@@ -136,6 +138,7 @@ export class Director {
         if (r.op === "batch") throw new CoreError("EINVAL", "flush", "A batch cannot contain a batch");
         if (r.op === "start-daemon" || r.op === "stop-daemon") {
           dryRunDaemon(r, daemons, this.sync !== undefined);
+          if (r.op === "start-daemon") this.sync?.check?.(r.daemon);
           return;
         }
         applyTo(shadow, r, undefined, true);
@@ -144,15 +147,21 @@ export class Director {
         throw e;
       }
     });
-    requests.forEach((r, i) => {
+    // Requests outside the service table (timeouts, sync daemons) can fail for reasons the shadow
+    // cannot see (the connection table's own limits, a missing interface), so they go first: if
+    // one fails, the table has not been touched. The table requests cannot fail after the dry run.
+    const outside = (r: ExecRequest) => r.op === "set-timeout" || r.op === "start-daemon" || r.op === "stop-daemon";
+    const order = [...requests.keys()].sort(
+      (a, b) => Number(outside(requests[b] as ExecRequest)) - Number(outside(requests[a] as ExecRequest)),
+    );
+    for (const i of order) {
       try {
-        applyTo(this.services, r, this, false);
+        applyTo(this.services, requests[i] as ExecRequest, this, false);
       } catch (e) {
-        // Not reachable when the dry run passed; report it the same way if it ever is.
         if (isCoreError(e)) throw new BatchError(e, i);
         throw e;
       }
-    });
+    }
   }
 
   /** A ServiceTable holding the same services and destinations, in the same order, as the live one. */
