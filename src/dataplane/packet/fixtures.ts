@@ -43,6 +43,7 @@ export const CLIENT6 = "fd00::100";
 export const VIP = "10.0.0.10";
 export const VIP6 = "fd00::10";
 export const LOCAL = "10.0.0.50";
+export const LOCAL6 = "fd00::50";
 export const RS1 = "10.0.0.21";
 export const RS1_MAC = "02:00:00:00:00:21";
 export const RS6 = "fd00::21";
@@ -618,6 +619,67 @@ export function packetFixtures(): Fixture[] {
         },
       ],
     },
+    {
+      description: "IPv6 NAT: destination and port rewritten with a correct TCP checksum; the reply comes from the VIP",
+      services: [svc("tcp", 80, "masq", 8080, VIP6, RS6)],
+      neighbours: known,
+      steps: [
+        {
+          input: tcp6Frame(DIRECTOR_MAC, CLIENT_MAC, CLIENT6, VIP6, { sport: 40000, dport: 80, flags: SYN }),
+          verdict: "forward",
+          output: [tcp6Frame(RS1_MAC, DIRECTOR_MAC, CLIENT6, RS6, { sport: 40000, dport: 8080, flags: SYN }, 63)],
+        },
+        {
+          input: tcp6Frame(DIRECTOR_MAC, RS1_MAC, RS6, CLIENT6, { sport: 8080, dport: 40000, flags: SYN | ACK }),
+          verdict: "forward",
+          output: [
+            tcp6Frame(CLIENT_MAC, DIRECTOR_MAC, VIP6, CLIENT6, { sport: 80, dport: 40000, flags: SYN | ACK }, 63),
+          ],
+        },
+      ],
+    },
+    {
+      description: "IPv6 FULLNAT: the source becomes a local IPv6 address and port",
+      services: [svc("tcp", 80, "fullnat", 8080, VIP6, RS6)],
+      neighbours: known,
+      steps: [
+        {
+          input: tcp6Frame(DIRECTOR_MAC, CLIENT_MAC, CLIENT6, VIP6, { sport: 40000, dport: 80, flags: SYN }),
+          verdict: "forward",
+          output: [tcp6Frame(RS1_MAC, DIRECTOR_MAC, LOCAL6, RS6, { sport: 1025, dport: 8080, flags: SYN }, 63)],
+        },
+        {
+          input: tcp6Frame(DIRECTOR_MAC, RS1_MAC, RS6, LOCAL6, { sport: 8080, dport: 1025, flags: SYN | ACK }),
+          verdict: "forward",
+          output: [
+            tcp6Frame(CLIENT_MAC, DIRECTOR_MAC, VIP6, CLIENT6, { sport: 80, dport: 40000, flags: SYN | ACK }, 63),
+          ],
+        },
+      ],
+    },
+    {
+      description: "IPv6 echo request to a VIP is answered",
+      services: [svc("tcp", 80, "droute", 80, VIP6, RS6)],
+      steps: [
+        {
+          input: eth(
+            DIRECTOR_MAC,
+            CLIENT_MAC,
+            ETH_P_IPV6,
+            ipv6(CLIENT6, VIP6, IPPROTO.icmpv6, icmpv6(CLIENT6, VIP6, 128, 0, B(12))),
+          ),
+          verdict: "reply",
+          output: [
+            eth(
+              CLIENT_MAC,
+              DIRECTOR_MAC,
+              ETH_P_IPV6,
+              ipv6(VIP6, CLIENT6, IPPROTO.icmpv6, icmpv6(VIP6, CLIENT6, 129, 0, B(12))),
+            ),
+          ],
+        },
+      ],
+    },
   ];
 }
 
@@ -642,7 +704,7 @@ export function fixtureDirector(fx: Pick<Fixture, "services" | "neighbours" | "v
     addr4: DIRECTOR_IP,
     addr6: DIRECTOR_IP6,
     mtu: fx.mtu ?? 1500,
-    localAddrs: [LOCAL],
+    localAddrs: [LOCAL, LOCAL6],
   });
   for (const [addr, mac] of Object.entries(fx.neighbours ?? {}))
     pipeline.neighbours.learn(addr, parseMac(mac), clock.now(), true);

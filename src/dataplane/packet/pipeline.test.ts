@@ -140,10 +140,13 @@ test("a frame longer than the receive slot is counted as truncated", () => {
   assert.equal(d.pipeline.counters.drops.truncated, 1);
 });
 
-test("announce sends one gratuitous ARP per owned IPv4 address", () => {
+test("announce sends one gratuitous ARP per owned IPv4 address and an advertisement per IPv6 one", () => {
   const d = dr("fullnat");
   d.engine.announce();
-  const out = d.io.drain();
+  const all = d.io.drain();
+  const out = all.filter((f) => f.readUInt16BE(12) === 0x0806);
+  const adverts = all.filter((f) => f.readUInt16BE(12) === 0x86dd && f[14 + 40] === 136);
+  assert.equal(adverts.length, 1, "one unsolicited neighbour advertisement for the IPv6 local address");
   const targets = out.map((f) => `${f[38]}.${f[39]}.${f[40]}.${f[41]}`).sort();
   assert.deepEqual(targets, [LOCAL, VIP].sort());
   for (const f of out) {
