@@ -91,7 +91,11 @@ for (const vnet of [false, true]) {
       assert.equal(c.drops.error, 0, "no exception inside the pipeline");
       assert.equal(c.rx, here, "every injected frame was received");
       assert.equal(c.rx, c.forwarded + c.replied + c.consumed + c.ignored + c.dropped, fx.description);
-      assert.equal(c.dropped, DROP_REASONS.reduce((s, k) => s + c.drops[k], 0), fx.description);
+      assert.equal(
+        c.dropped,
+        DROP_REASONS.reduce((s, k) => s + c.drops[k], 0),
+        fx.description,
+      );
       for (const out of d.io.drain()) {
         assert.ok(out.length >= 60, "sent frames are padded to 60 bytes");
         if (out.readUInt16BE(12) === 0x0800 && out.length >= 34 && out[14]! >> 4 === 4) {
