@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { destSpec } from "../dest.ts";
-import { harness } from "./harness.ts";
+import { Dest, destSpec } from "../dest.ts";
+import { harness, seededRandom } from "./harness.ts";
+import type { SchedService, SchedulerInstance } from "./types.ts";
+import { createLiteralWrr, wrr } from "./wrr.ts";
 
 /** Short names: 10.1.0.N → rsN. */
 function names(xs: string[]): string[] {
@@ -122,3 +124,55 @@ describe("wrr", () => {
     ]);
   });
 });
+
+describe("wrr pass skipping", () => {
+  it("matches the pass-by-pass kernel loop over 30000 random decisions and changes", () => {
+    const rand = seededRandom(4242);
+    for (let round = 0; round < 60; round++) {
+      const dests: Dest[] = [];
+      const svc: SchedService = { family: 4, dests, schedFlags: new Set(), reportNoDestination: () => {} };
+      const fast = wrr.create(svc, { clock: { now: () => 0 }, random: rand });
+      const slow = createLiteralWrr(svc);
+      const both = (fn: (s: SchedulerInstance) => void) => {
+        fn(fast);
+        fn(slow);
+      };
+      const f = { family: 4, protocol: "tcp", saddr: "1.1.1.1", sport: 1, daddr: "10.0.0.100", dport: 80 } as const;
+      for (let step = 0; step < 500; step++) {
+        const r = rand() % 100;
+        if (r < 6 || dests.length === 0) {
+          const d = new Dest(destSpec(`10.5.${round}.${step & 255}`, step, { weight: randomWeight(rand) }));
+          dests.unshift(d);
+          both((s) => s.addDest?.(d));
+        } else if (r < 9 && dests.length > 1) {
+          const [d] = dests.splice(rand() % dests.length, 1);
+          both((s) => s.delDest?.(d as Dest));
+        } else if (r < 14) {
+          const d = dests[rand() % dests.length] as Dest;
+          d.update({ ...d.spec(), weight: randomWeight(rand) });
+          both((s) => s.updDest?.(d));
+        } else if (r < 22) {
+          const d = dests[rand() % dests.length] as Dest;
+          d.overloaded = !d.overloaded;
+        } else {
+          assert.equal(fast.schedule(f), slow.schedule(f), `round ${round} step ${step}`);
+        }
+      }
+    }
+  });
+
+  it("weights 65535 and 1 with the heavy one overloaded: the light one, at once", () => {
+    const h = harness("wrr");
+    const heavy = h.add("10.1.0.1", 65535);
+    h.add("10.1.0.2", 1);
+    heavy.overloaded = true;
+    const t = performance.now();
+    assert.deepEqual(names(h.picks(3)), ["rs2", "rs2", "rs2"]);
+    assert.ok(performance.now() - t < 1000);
+  });
+});
+
+function randomWeight(rand: () => number): number {
+  const r = rand() % 10;
+  return r === 0 ? 0 : r < 6 ? 1 + (rand() % 6) : r < 9 ? 1 + (rand() % 3000) : 6 * (1 + (rand() % 500));
+}

@@ -32,9 +32,11 @@ class WeightedRoundRobin implements SchedulerInstance {
   #cw = 0;
   #mw = 0;
   #di = 1;
+  readonly #skip: boolean;
 
-  constructor(svc: SchedService) {
+  constructor(svc: SchedService, skipFailingPasses = true) {
     this.#svc = svc;
+    this.#skip = skipFailingPasses;
     this.#di = gcdOfWeights(svc.dests, weightOf) || 1;
     this.#mw = maxWeight(svc.dests) - (this.#di - 1);
     this.#cw = this.#mw;
@@ -49,6 +51,7 @@ class WeightedRoundRobin implements SchedulerInstance {
     let stop = Number.NaN;
     let lastPass = false;
     let restarted = false;
+    let maxUsable = -1;
     for (;;) {
       for (let i = from + 1; i < n; i++) {
         const d = dests[i] as Dest;
@@ -73,6 +76,19 @@ class WeightedRoundRobin implements SchedulerInstance {
       }
       lastPass = this.#cw <= this.#di;
       if (lastPass && restarted && last !== HEAD) stop = last;
+      if (this.#skip && Number.isNaN(stop)) {
+        // Every pass from the head with cw above the largest usable weight (and above di, so no
+        // wrap or last-pass bookkeeping happens) fails: jump over them in one step. With weights
+        // like 65535 and 1 the kernel loops tens of thousands of passes here; the result is the
+        // same, only faster.
+        if (maxUsable < 0) maxUsable = maxUsableWeight(dests);
+        const t = Math.max(maxUsable, this.#di);
+        if (this.#cw > t) {
+          this.#cw -= Math.ceil((this.#cw - t) / this.#di) * this.#di;
+          lastPass = this.#cw <= this.#di;
+          if (lastPass && restarted && last !== HEAD) stop = last;
+        }
+      }
     }
   }
 
@@ -98,6 +114,13 @@ class WeightedRoundRobin implements SchedulerInstance {
   }
 }
 
+/** The largest weight among destinations that are not overloaded (0 if none). */
+function maxUsableWeight(dests: readonly Dest[]): number {
+  let w = 0;
+  for (const d of dests) if (!d.overloaded && d.weight > w) w = d.weight;
+  return w;
+}
+
 function maxWeight(dests: readonly Dest[]): number {
   let w = 0;
   for (const d of dests) if (d.weight > w) w = d.weight;
@@ -108,3 +131,8 @@ export const wrr: Scheduler = {
   name: "wrr",
   create: (svc) => new WeightedRoundRobin(svc),
 };
+
+/** wrr exactly as the kernel loops, pass by pass (no skipping); for tests that prove the skip. */
+export function createLiteralWrr(svc: SchedService): SchedulerInstance {
+  return new WeightedRoundRobin(svc, false);
+}
