@@ -2,6 +2,7 @@
 // says which command failed and what it printed, and the same inside a network namespace.
 
 import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { closeSync, openSync } from "node:fs";
 
 export interface RunResult {
   stdout: string;
@@ -64,13 +65,24 @@ export function ipIn(ns: string, ...args: string[]): Promise<RunResult> {
   return run("ip", ["-n", ns, ...args]);
 }
 
-/** Start a long-running process inside a namespace; the caller ends it by PID. */
+/**
+ * Start a long-running process inside a namespace; the caller ends it by PID. With `logFile` its
+ * output goes to that file and the process is detached, so it outlives the lab command (--keep).
+ */
 export function spawnIn(
   ns: string,
   file: string,
   args: readonly string[],
   env: NodeJS.ProcessEnv = process.env,
+  logFile?: string,
 ): ChildProcess {
+  if (logFile) {
+    const fd = openSync(logFile, "a");
+    const child = spawn("ip", ["netns", "exec", ns, file, ...args], { stdio: ["ignore", fd, fd], env, detached: true });
+    closeSync(fd);
+    child.unref();
+    return child;
+  }
   return spawn("ip", ["netns", "exec", ns, file, ...args], { stdio: ["ignore", "pipe", "pipe"], env });
 }
 

@@ -82,7 +82,7 @@ export class Experiment {
     try {
       for (const rs of topo.realServers)
         exp.#children.push(startNameServer(rs.host.ns, rs.name, [HTTP_PORT, MAPPED_PORT], UDP_PORT));
-      await exp.#startTvsd(opts.mode);
+      await exp.#startTvsd(opts.mode, opts.keep);
       await exp.configure(opts);
       await exp.#waitForServers();
     } catch (e) {
@@ -92,11 +92,14 @@ export class Experiment {
     return exp;
   }
 
-  async #startTvsd(mode: LabMode): Promise<void> {
+  async #startTvsd(mode: LabMode, keep: boolean): Promise<void> {
     const args = [TVSD, "--dataplane", "packet", "--interface", "eth0", "--socket", this.socket];
     if (mode === "fullnat") args.push("--fullnat-local", FULLNAT_LOCAL_IP);
     this.#log(`# director: tvsd ${args.slice(1).join(" ")}`);
-    const child = spawnIn(this.topo.director.ns, process.execPath, args);
+    // With --keep, tvsd must outlive this command: detached, logging to a file beside its socket.
+    const logFile = keep ? this.socket.replace(/\.sock$/, ".log") : undefined;
+    if (logFile) this.#log(`# tvsd log: ${logFile} (socket ${this.socket})`);
+    const child = spawnIn(this.topo.director.ns, process.execPath, args, process.env, logFile);
     let stderr = "";
     child.stderr?.on("data", (d: Buffer) => {
       stderr = (stderr + d.toString()).slice(-4000);
