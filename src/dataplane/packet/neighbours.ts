@@ -32,6 +32,19 @@ export class Neighbours {
     return this.#map.get(addr)?.mac;
   }
 
+  /** The entry for addr, created empty when unknown (one map lookup on the forwarding path). */
+  entry(addr: string): Neighbour {
+    return this.#entry(addr);
+  }
+
+  /** Whether entry n needs a probe now (unknown or stale, and none sent within a second); marks it probed. */
+  probeDue(n: Neighbour, now: number): boolean {
+    if (n.mac !== undefined && now - n.updated < REACHABLE_MS) return false;
+    if (now - n.lastProbe < PROBE_INTERVAL_MS) return false;
+    n.lastProbe = now;
+    return true;
+  }
+
   /** Whether a probe for addr should be sent now (unknown or stale, and none sent within a second). */
   wantsProbe(addr: string, now: number): boolean {
     const n = this.#entry(addr);

@@ -241,8 +241,9 @@ export class Pipeline implements XmitContext {
 
   toNeighbour(p: Pkt, addr: string, _family: 4 | 6): Verdict {
     const n = this.neighbours;
-    if (n.wantsProbe(addr, this.#now)) this.#probe(addr, p.vnet);
-    const mac = n.mac(addr);
+    const e = n.entry(addr);
+    if (n.probeDue(e, this.#now)) this.#probe(addr, p.vnet);
+    const mac = e.mac;
     if (mac !== undefined) return this.toMac(p, mac);
     const len = this.#padded(p);
     if (!n.hold(addr, p.buf.subarray(p.off, p.off + len))) return this.drop("neighbour");
