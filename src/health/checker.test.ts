@@ -3,7 +3,15 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { type CheckerSpec, checkerCommon } from "../config/checker-spec.ts";
-import { attemptTimeoutMs, type Checker, checkTarget, checkWithTimeout } from "./checker.ts";
+import {
+  abortAttempt,
+  attemptTimeoutMs,
+  type Checker,
+  checkTarget,
+  checkWithTimeout,
+  managedAbortController,
+  onAbort,
+} from "./checker.ts";
 
 const tcp: CheckerSpec = { ...checkerCommon("TCP_CHECK", { connectTimeoutMs: 3000 }), type: "TCP_CHECK" };
 
@@ -58,4 +66,22 @@ test("checkWithTimeout: a throwing checker fails, a hanging one is cut off with 
   };
   const r = await checkWithTimeout(hanging, { address: "127.0.0.1", port: 1 }, 50);
   assert.equal(r.reason, "Timed out after 50 ms");
+});
+
+test("onAbort: the cheap hook on managed signals, a listener on others; each fires once, unhooking works", () => {
+  const fired: string[] = [];
+  const managed = managedAbortController();
+  const unhook = onAbort(managed.signal, () => fired.push("a"));
+  unhook();
+  onAbort(managed.signal, () => fired.push("b"));
+  abortAttempt(managed, new Error("limit"));
+  abortAttempt(managed, new Error("again"));
+  assert.deepEqual(fired, ["b"]);
+  assert.equal((managed.signal.reason as Error).message, "limit");
+  const plain = new AbortController();
+  onAbort(plain.signal, () => fired.push("c"));
+  const off = onAbort(plain.signal, () => fired.push("d"));
+  off();
+  plain.abort();
+  assert.deepEqual(fired, ["b", "c"]);
 });

@@ -19,7 +19,7 @@ import {
 import type { Checker, CheckResult } from "./checker.ts";
 import { createChecker } from "./create-checker.ts";
 import { type HealthEvent, HealthRunner, type HealthRunnerOptions, type TimerSource } from "./runner.ts";
-import { closedPort, listenTcp, silentTcp } from "./test-listeners.ts";
+import { closedPort, listenTcp, silentTcp, unansweredTcp } from "./test-listeners.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "tvs-runner-"));
 test.after(() => rmSync(dir, { recursive: true, force: true }));
@@ -328,4 +328,18 @@ test("scheduling: warmup draws from [0, warmup], then delay_loop after a pass an
   assert.equal(fireNext(), 1000, "delay_loop once down");
   await settled(4);
   assert.equal(fireNext(), 1000, "a down server is not retried sooner");
+});
+
+test("a connect the server never answers is cut off at connect_timeout", async (t) => {
+  const u = await unansweredTcp();
+  if (!u) {
+    t.skip("python3 is not available for the never-accepting listener");
+    return;
+  }
+  t.after(() => u.close());
+  const { runner, events } = recordingRunner(t);
+  runner.add({ id: "x", address: "127.0.0.1", port: u.port, spec: tcp({ connectTimeoutMs: 150 }) });
+  await until("the down event", () => events.length === 1);
+  assert.equal(events[0]?.reason, "Timed out after 150 ms");
+  assert.equal(runner.status()[0]?.inFlight, false);
 });

@@ -28,12 +28,14 @@
 import type { CheckerSpec } from "../config/checker-spec.ts";
 import type { Clock } from "../core/clock.ts";
 import {
+  abortAttempt,
   attemptTimeoutMs,
   type Checker,
   type CheckResult,
   type CheckTarget,
   CheckTimeoutError,
   checkTarget,
+  managedAbortController,
 } from "./checker.ts";
 import { tcpConnect } from "./checkers/tcp.ts";
 import { createChecker as defaultCreateChecker } from "./create-checker.ts";
@@ -280,7 +282,7 @@ export class HealthRunner {
     this.#entries.delete(e.target.id);
     if (e.timer !== undefined) this.#timers.clearTimeout(e.timer);
     e.timer = undefined;
-    e.controller?.abort(new Error(why));
+    if (e.controller) abortAttempt(e.controller, new Error(why));
     if (e.queued) {
       const i = this.#queue.indexOf(e);
       if (i !== -1) this.#queue.splice(i, 1);
@@ -319,7 +321,7 @@ export class HealthRunner {
     const timeoutMs = connectOnly ? spec.connectTimeoutMs : attemptTimeoutMs(spec);
     // One controller per server, reused until something aborts it (a timeout or a removal): most
     // attempts end normally and the checkers remove their listeners, so nothing accumulates.
-    if (!e.signalCtl || e.signalCtl.signal.aborted) e.signalCtl = new AbortController();
+    if (!e.signalCtl || e.signalCtl.signal.aborted) e.signalCtl = managedAbortController();
     const ctl = e.signalCtl;
     e.controller = ctl;
     let finished = false;
@@ -329,7 +331,7 @@ export class HealthRunner {
     const timer = this.#timers.setTimeout(
       () =>
         setImmediate(() => {
-          if (!finished) ctl.abort(new CheckTimeoutError(timeoutMs));
+          if (!finished) abortAttempt(ctl, new CheckTimeoutError(timeoutMs));
         }),
       timeoutMs,
     );

@@ -5,7 +5,7 @@
 import net from "node:net";
 import { getSystemErrorName } from "node:util";
 import type { TcpCheckSpec } from "../../config/checker-spec.ts";
-import { abortReason, type Checker, type CheckResult, type CheckTarget, elapsedMs } from "../checker.ts";
+import { abortReason, type Checker, type CheckResult, type CheckTarget, elapsedMs, onAbort } from "../checker.ts";
 import { describeSocketError, StreamSession } from "./stream.ts";
 
 /**
@@ -85,14 +85,14 @@ function wrapConnect(b: TcpWrapBinding, target: CheckTarget, signal: AbortSignal
   }
   return new Promise((resolve) => {
     let done = false;
+    let unhook: (() => void) | undefined;
     const finish = (ok: boolean, reason: string) => {
       if (done) return;
       done = true;
-      signal.removeEventListener("abort", onAbort);
+      unhook?.();
       handle.close();
       resolve({ ok, reason, latencyMs: elapsedMs(start) });
     };
-    const onAbort = () => finish(false, abortReason(signal));
     const req = new b.TCPConnectWrap();
     req.oncomplete = (status: number) => finish(status === 0, status === 0 ? "Connected" : errnoText(status));
     req.address = target.address;
@@ -104,7 +104,7 @@ function wrapConnect(b: TcpWrapBinding, target: CheckTarget, signal: AbortSignal
       finish(false, errnoText(err));
       return;
     }
-    signal.addEventListener("abort", onAbort, { once: true });
+    unhook = onAbort(signal, () => finish(false, abortReason(signal)));
   });
 }
 
