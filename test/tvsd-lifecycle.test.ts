@@ -230,3 +230,37 @@ test("malformed requests get 400 with a message and leave the state alone", asyn
     await t.stop();
   }
 });
+
+test("--workers 2: both workers carry the service, counters are summed, SIGTERM stops them all", async () => {
+  const rs1 = await nameServer("rs1");
+  const rs2 = await nameServer("rs2");
+  const t = await startTvsd(["--workers", "2"]);
+  try {
+    const port = await freePort();
+    const vip = `127.0.0.1:${port}`;
+    assert.equal((await t.tvsadm("-A", "-t", vip, "-s", "rr")).code, 0);
+    assert.equal((await t.tvsadm("-a", "-t", vip, "-r", `127.0.0.1:${rs1.port}`, "-m")).code, 0);
+    assert.equal((await t.tvsadm("-a", "-t", vip, "-r", `127.0.0.1:${rs2.port}`, "-m")).code, 0);
+    const names = [];
+    for (let i = 0; i < 10; i++) names.push(await whoAnswers(port));
+    assert.ok(names.every((n) => n === "rs1" || n === "rs2"));
+    const snap = await t.snapshot(true);
+    assert.equal(snap.services[0]?.stats.conns, 10);
+    assert.equal(
+      snap.services[0]?.dests.reduce((n, d) => n + d.stats.conns, 0),
+      10,
+    );
+    assert.equal((snap.conns ?? []).filter((c) => c.vport === port).length, 10);
+    const refused = await t.tvsadm("-A", "-t", vip, "-s", "rr");
+    assert.notEqual(refused.code, 0, "every worker refuses a duplicate service alike");
+    const status = await t.client.status();
+    assert.ok(
+      status.notes.some((n) => n.startsWith("Workers: 2")),
+      JSON.stringify(status.notes),
+    );
+  } finally {
+    assert.equal(await t.stop(), 0);
+    await rs1.close();
+    await rs2.close();
+  }
+});

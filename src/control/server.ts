@@ -24,8 +24,8 @@ export interface SnapshotRequest {
 
 export interface ControlHandlers {
   exec(req: ExecRequest): Promise<void>;
-  snapshot(q: SnapshotRequest): Snapshot;
-  status(): StatusView;
+  snapshot(q: SnapshotRequest): Snapshot | Promise<Snapshot>;
+  status(): StatusView | Promise<StatusView>;
   reload(): Promise<void>;
 }
 
@@ -205,14 +205,15 @@ export class ControlServer {
         const conns = url.searchParams.get("conns");
         const service = url.searchParams.get("service") ?? undefined;
         try {
-          this.#send(res, { status: 200, body: h.snapshot({ conns: conns === "1" || conns === "true", service }) });
+          const body = await h.snapshot({ conns: conns === "1" || conns === "true", service });
+          this.#send(res, { status: 200, body });
         } catch (err) {
           this.#send(res, errorBody(err, "get-service"));
         }
         return;
       }
       case "GET /v1/status":
-        this.#send(res, { status: 200, body: h.status() });
+        this.#send(res, { status: 200, body: await h.status() });
         return;
       case "POST /v1/reload":
         try {

@@ -4,6 +4,7 @@
 // SIGHUP reloads by reconciling, SIGTERM/SIGINT drain (stop accepting, let open connections finish
 // up to --drain-timeout) and exit 0. Returns the exit status; bin/tvsd.ts sets it.
 
+import cluster from "node:cluster";
 import { readFileSync } from "node:fs";
 import type { DesiredState } from "../config/desired.ts";
 import { formatDiagnostic } from "../config/diagnostics.ts";
@@ -20,8 +21,9 @@ import { defaultSocketPath } from "./api/socket-path.ts";
 import { Daemon, type DesiredSource } from "./daemon.ts";
 import type { DataPlane } from "./dataplane.ts";
 import { DEMO, type DemoServers, demoDesiredState, demoHint, startDemoServers } from "./demo.ts";
-import { createLogger, isLogLevel, type LogLevel } from "./log.ts";
-import { ControlServer, prepareSocketPath } from "./server.ts";
+import { createLogger, isLogLevel, type Logger, type LogLevel } from "./log.ts";
+import { type ControlHandlers, ControlServer, prepareSocketPath } from "./server.ts";
+import { serveWorker, WorkerPool } from "./workers.ts";
 
 export const USAGE = `Usage: tvsd [options]
 
@@ -41,6 +43,8 @@ export const USAGE = `Usage: tvsd [options]
   --proxy-protocol tcp:VIP:PORT[->RIP:RPORT]=v1|v2   send PROXY protocol headers (socket data plane)
   --retry-connect          retry a refused/timed-out real server on another destination
   --connect-timeout MS     real-server connect timeout on the socket data plane (default 5000)
+  --workers N              socket data plane on N processes (default 1; each schedules on its own:
+                           rr sequences and persistence are per worker)
   --log-level debug|info|warn|error   (default info; also TVS_LOG_LEVEL)
   -h, --help
 `;
@@ -59,6 +63,7 @@ export interface TvsdArgs {
   expireQuiescentTemplate: boolean;
   proxy: ProxyPlaneOptions;
   logLevel: LogLevel;
+  workers: number;
   help: boolean;
 }
 
@@ -89,6 +94,7 @@ export function parseTvsdArgs(
     expireQuiescentTemplate: false,
     proxy: defaultProxyOptions(),
     logLevel: envLevel !== undefined && isLogLevel(envLevel) ? envLevel : "info",
+    workers: 1,
     help: false,
   };
   for (let i = 0; i < argv.length; i++) {
@@ -161,6 +167,9 @@ export function parseTvsdArgs(
           throw new UsageError((e as Error).message);
         }
         break;
+      case "--workers":
+        a.workers = intArg(flag, value(), 1, 64);
+        break;
       case "--retry-connect":
         a.proxy.retryConnect = true;
         break;
@@ -181,6 +190,7 @@ export function parseTvsdArgs(
   if (sources > 1) throw new UsageError("Use only one of --rules, --config and --demo");
   if (a.dataplane === "packet" && a.iface === undefined)
     throw new UsageError("The packet data plane needs --interface IF");
+  if (a.workers > 1 && a.dataplane !== "proxy") throw new UsageError("--workers applies to the socket data plane only");
   if (a.demo && a.dataplane !== "proxy")
     throw new UsageError("--demo runs on the socket data plane (--dataplane proxy)");
   return a;
@@ -221,6 +231,57 @@ async function makePacketPlane(deps: unknown, iface: string): Promise<DataPlane>
   return await mod.createPacketPlane(deps, { interface: iface });
 }
 
+function describeSource(args: TvsdArgs): { source?: DesiredSource; sourceName?: string } {
+  if (args.rules !== undefined) {
+    const file = args.rules;
+    return { source: () => loadRulesFile(file), sourceName: `rules ${file}` };
+  }
+  if (args.config !== undefined) {
+    const file = args.config;
+    return { source: () => loadConfigFile(file), sourceName: `config ${file}` };
+  }
+  if (args.demo) return { source: async () => demoDesiredState(DEMO), sourceName: "demo" };
+  return {};
+}
+
+function makeDaemon(args: TvsdArgs, log: Logger, proxy: ProxyPlaneOptions): Daemon {
+  const { source, sourceName } = describeSource(args);
+  return new Daemon({
+    log,
+    ...(source ? { source } : {}),
+    ...(sourceName !== undefined ? { sourceName } : {}),
+    ...(args.connLimit !== undefined ? { connLimit: args.connLimit } : {}),
+    expireNodestConn: args.expireNodestConn,
+    expireQuiescentTemplate: args.expireQuiescentTemplate,
+    makePlane: async (deps) =>
+      args.dataplane === "packet" ? makePacketPlane(deps, args.iface as string) : new ProxyPlane(deps, proxy),
+  });
+}
+
+/** One worker of tvsd --workers: a whole daemon answering the primary over IPC. */
+async function workerMain(args: TvsdArgs, log: Logger, index: number): Promise<number> {
+  for (const sig of ["SIGINT", "SIGHUP"] as const) process.on(sig, () => {});
+  const daemon = makeDaemon(args, log, { ...args.proxy, sharedListen: true, udp: index === 1 });
+  try {
+    await daemon.start();
+  } catch (e) {
+    await daemon.stop(0).catch(() => {});
+    process.send?.({ t: "failed", message: `Cannot start: ${(e as Error).message}` });
+    process.disconnect?.();
+    return 1;
+  }
+  await serveWorker(daemon, log);
+  process.disconnect?.();
+  return 0;
+}
+
+interface Handlers {
+  control: ControlHandlers;
+  dataplane: string;
+  open(): number | undefined;
+  stop(drainMs: number): Promise<void>;
+}
+
 export async function main(argv: string[]): Promise<number> {
   let args: TvsdArgs;
   try {
@@ -233,11 +294,14 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(USAGE);
     return 0;
   }
-  const log = createLogger({ level: args.logLevel });
+  const workerIndex = Number(process.env.TVSD_WORKER_INDEX ?? 0);
+  const log = createLogger({ level: args.logLevel }, workerIndex ? { worker: workerIndex } : {});
   // A daemon carrying other people's connections logs a stray exception and keeps serving; every
   // table operation validates before it mutates, so state stays consistent.
   process.on("uncaughtException", (err) => log.error("Uncaught exception", { err, stack: err.stack }));
   process.on("unhandledRejection", (err) => log.error("Unhandled rejection", { err }));
+  if (cluster.isWorker && workerIndex > 0) return workerMain(args, log, workerIndex);
+
   const socketPath = defaultSocketPath({ explicit: args.socket });
   const fail = (msg: string): number => {
     log.error(msg);
@@ -253,55 +317,60 @@ export async function main(argv: string[]): Promise<number> {
   }
 
   let demo: DemoServers | undefined;
-  let source: DesiredSource | undefined;
-  let sourceName: string | undefined;
-  if (args.rules !== undefined) {
-    const file = args.rules;
-    source = () => loadRulesFile(file);
-    sourceName = `rules ${file}`;
-  } else if (args.config !== undefined) {
-    const file = args.config;
-    source = () => loadConfigFile(file);
-    sourceName = `config ${file}`;
-  } else if (args.demo) {
+  if (args.demo) {
     try {
       demo = await startDemoServers(DEMO);
     } catch (e) {
       return fail((e as Error).message);
     }
-    source = async () => demoDesiredState(DEMO);
-    sourceName = "demo";
   }
   if (args.http !== undefined)
     log.warn("The HTTP metrics/dashboard endpoint is not served by this build", { http: args.http });
 
-  const daemon = new Daemon({
-    log,
-    ...(source ? { source } : {}),
-    ...(sourceName !== undefined ? { sourceName } : {}),
-    ...(args.connLimit !== undefined ? { connLimit: args.connLimit } : {}),
-    expireNodestConn: args.expireNodestConn,
-    expireQuiescentTemplate: args.expireQuiescentTemplate,
-    makePlane: async (deps) =>
-      args.dataplane === "packet" ? makePacketPlane(deps, args.iface as string) : new ProxyPlane(deps, args.proxy),
-  });
-  try {
-    await daemon.start();
-  } catch (e) {
-    await daemon.stop(0).catch(() => {});
-    await demo?.close();
-    return fail(`Cannot start: ${(e as Error).message}`);
+  let h: Handlers;
+  if (args.workers > 1) {
+    const pool = new WorkerPool(log);
+    try {
+      await pool.start(args.workers);
+    } catch (e) {
+      await pool.stop(0).catch(() => {});
+      await demo?.close();
+      return fail((e as Error).message);
+    }
+    h = { control: pool, dataplane: "proxy", open: () => undefined, stop: (ms) => pool.stop(ms) };
+  } else {
+    const daemon = makeDaemon(args, log, args.proxy);
+    try {
+      await daemon.start();
+    } catch (e) {
+      await daemon.stop(0).catch(() => {});
+      await demo?.close();
+      return fail(`Cannot start: ${(e as Error).message}`);
+    }
+    h = {
+      control: daemon,
+      dataplane: daemon.plane.name,
+      open: () => daemon.plane.openFlows(),
+      stop: (ms) => daemon.stop(ms),
+    };
   }
 
-  const server = new ControlServer(daemon, log);
+  const server = new ControlServer(h.control, log);
   try {
     await server.listen(socketPath);
   } catch (e) {
-    await daemon.stop(0);
+    await h.stop(0);
     await demo?.close();
     return fail((e as Error).message);
   }
-  log.info("tvsd ready", { socket: socketPath, dataplane: daemon.plane.name, pid: process.pid, source: sourceName });
+  const sourceName = describeSource(args).sourceName;
+  log.info("tvsd ready", {
+    socket: socketPath,
+    dataplane: h.dataplane,
+    pid: process.pid,
+    source: sourceName,
+    workers: args.workers,
+  });
 
   if (args.demo) await printDemo(socketPath);
 
@@ -309,15 +378,15 @@ export async function main(argv: string[]): Promise<number> {
     let stopping = false;
     const onHup = () => {
       log.info("SIGHUP: reloading", { source: sourceName });
-      daemon.reload().catch(() => {});
+      h.control.reload().catch(() => {});
     };
     const onTerm = (sig: string) => {
       if (stopping) return;
       stopping = true;
-      log.info("Draining", { signal: sig, drainMs: args.drainMs, open: daemon.plane.openFlows() });
+      log.info("Draining", { signal: sig, drainMs: args.drainMs, open: h.open() });
       (async () => {
         await server.close();
-        await daemon.stop(args.drainMs);
+        await h.stop(args.drainMs);
         await demo?.close();
         process.off("SIGHUP", onHup);
         log.info("tvsd stopped");

@@ -35,10 +35,24 @@ export interface ProxyPlaneOptions {
   proxyProtocol: ProxyProtocolRule[];
   retryConnect: boolean;
   connectTimeoutMs: number;
+  /**
+   * Multi-worker mode (tvsd --workers): TCP listeners share one socket among the worker processes
+   * (node:cluster hands the same listening socket to each; the kernel spreads the accepts), and only
+   * the worker with udp=true serves UDP, so every client's datagrams meet one flow table.
+   */
+  sharedListen: boolean;
+  udp: boolean;
 }
 
 export function defaultProxyOptions(): ProxyPlaneOptions {
-  return { fwmarkAddrs: new Map(), proxyProtocol: [], retryConnect: false, connectTimeoutMs: 5000 };
+  return {
+    fwmarkAddrs: new Map(),
+    proxyProtocol: [],
+    retryConnect: false,
+    connectTimeoutMs: 5000,
+    sharedListen: false,
+    udp: true,
+  };
 }
 
 /** "addr:port" or "[v6]:port" → parts, or undefined. */

@@ -130,6 +130,7 @@ export class ProxyPlane {
           vport: a.port,
           fwmark: svc.key.kind === "fwmark" ? svc.key.fwmark : 0,
         };
+        if (a.protocol === "udp" && !this.#options.udp) continue;
         if (a.protocol === "udp") {
           const udp = new UdpListener(this.#relayCtx, svc, arrival);
           made.push({ kind: "udp", udp });
@@ -146,7 +147,7 @@ export class ProxyPlane {
             }
           });
           made.push({ kind: "tcp", server, arrival });
-          await listen(server, a.addr, a.port);
+          await listen(server, a.addr, a.port, !this.#options.sharedListen);
         }
       }
     } catch (err) {
@@ -208,11 +209,11 @@ export class ProxyPlane {
   }
 }
 
-function listen(server: net.Server, addr: string, port: number): Promise<void> {
+function listen(server: net.Server, addr: string, port: number, exclusive: boolean): Promise<void> {
   return new Promise((resolve, reject) => {
     const onError = (err: Error) => reject(err);
     server.once("error", onError);
-    server.listen({ host: addr, port, exclusive: true }, () => {
+    server.listen({ host: addr, port, exclusive }, () => {
       server.off("error", onError);
       resolve();
     });
