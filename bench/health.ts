@@ -13,6 +13,12 @@
 // (raising the soft limit up to the hard one works unprivileged; above it needs root). The
 // checking process needs one fd per attempt in flight only. Everything is bounded: the window is
 // S seconds (default 20) and the kill phase at most bound + 5 s.
+//
+// Loopback caveat: a loopback connect runs the whole handshake, the real server's half included,
+// inside the checker's connect() and close() system calls, so the system time printed here also
+// pays for work a remote real server's kernel would do. On a shared, overloaded machine the
+// checker is starved of CPU and falls behind (fewer checks, late detections); `chrt -f 1 node ...`
+// (root, bounded by the kernel's RT throttling) shows what it does when it gets the CPU it asks for.
 
 import { spawn } from "node:child_process";
 import { setMaxListeners } from "node:events";
