@@ -19,7 +19,7 @@ import {
 import { ProxyPlane } from "../dataplane/proxy/plane.ts";
 import { defaultSocketPath } from "./api/socket-path.ts";
 import { Daemon, type DesiredSource } from "./daemon.ts";
-import type { DataPlane } from "./dataplane.ts";
+import type { DataPlane, DataPlaneDeps } from "./dataplane.ts";
 import { DEMO, type DemoServers, demoDesiredState, demoHint, startDemoServers } from "./demo.ts";
 import { createLogger, isLogLevel, type Logger, type LogLevel } from "./log.ts";
 import { type ControlHandlers, ControlServer, prepareSocketPath } from "./server.ts";
@@ -218,17 +218,11 @@ export async function loadConfigFile(path: string): Promise<DesiredState> {
   return r.config.desired;
 }
 
-async function makePacketPlane(deps: unknown, iface: string): Promise<DataPlane> {
-  const path = "../dataplane/packet/plane.ts";
-  let mod: { createPacketPlane?: (deps: unknown, opts: { interface: string }) => Promise<DataPlane> | DataPlane };
-  try {
-    mod = await import(path);
-  } catch (e) {
-    throw new Error(`The packet data plane is not available in this build (${(e as Error).message})`);
-  }
-  if (typeof mod.createPacketPlane !== "function")
-    throw new Error("The packet data plane is not available in this build (no createPacketPlane)");
-  return await mod.createPacketPlane(deps, { interface: iface });
+async function makePacketPlane(deps: DataPlaneDeps, iface: string): Promise<DataPlane> {
+  // Loaded only when asked for: it brings the native addon (raw frames), which may be absent.
+  const { createPacketPlane } = await import("../dataplane/packet/plane.ts");
+  const plane: DataPlane = createPacketPlane(deps, { interface: iface });
+  return plane;
 }
 
 function describeSource(args: TvsdArgs): { source?: DesiredSource; sourceName?: string } {
