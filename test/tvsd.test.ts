@@ -204,6 +204,29 @@ describe("destination changes with open connections", () => {
   });
 });
 
+describe("IPv6", () => {
+  test("an IPv6 VIP relays to IPv6 real servers; -c shows the addresses", async () => {
+    const a = await nameServer("v6a", "::1");
+    const b = await nameServer("v6b", "::1");
+    try {
+      const port = await freePort("::1");
+      const vip = `[::1]:${port}`;
+      await adm(tvsd, "-A", "-t", vip, "-s", "rr");
+      await adm(tvsd, "-a", "-t", vip, "-r", `[::1]:${a.port}`, "-m");
+      await adm(tvsd, "-a", "-t", vip, "-r", `[::1]:${b.port}`, "-m");
+      const seq = [];
+      for (let i = 0; i < 4; i++) seq.push(await whoAnswers(port, { host: "::1" }));
+      assert.deepEqual(seq, ["v6b", "v6a", "v6b", "v6a"]);
+      const out = await adm(tvsd, "-L", "-n", "-c");
+      assert.match(out, new RegExp(`\\[::1\\]:${port}`));
+      await adm(tvsd, "-D", "-t", vip);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+});
+
 describe("closing", () => {
   test("clients that send FIN at once (before the real server answers) end in TIME_WAIT, none stuck", async () => {
     const vip = await service(["-s", "rr"]);
