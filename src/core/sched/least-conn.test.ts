@@ -303,7 +303,18 @@ describe("the exact index against the kernel's walk", () => {
       };
       for (let i = 0; i < 40; i++) addOne();
       const f = { family: 4, protocol: "tcp", saddr: "1.1.1.1", sport: 1, daddr: "10.0.0.100", dport: 80 } as const;
+      const indexed = () => (h.svc.sched as unknown as { indexed: boolean }).indexed;
+      assert.equal(indexed(), true);
       for (let step = 0; step < 20000; step++) {
+        // Cross the index threshold both ways: shrink to 20 destinations, later grow to 45.
+        if (step === 7000) {
+          while (h.svc.dests.length > 20) h.del(h.svc.dests[rand() % h.svc.dests.length] as Dest);
+          assert.equal(indexed(), false);
+        }
+        if (step === 14000) {
+          while (h.svc.dests.length < 45) addOne();
+          assert.equal(indexed(), true);
+        }
         const ds = h.svc.dests;
         const d = ds[rand() % ds.length] as Dest;
         const r = rand() % 100;
@@ -327,12 +338,20 @@ describe("the exact index against the kernel's walk", () => {
   it("a destination removed from the service no longer reports to the index", () => {
     const h = harness("wlc");
     const a = h.add("10.1.0.1");
-    h.add("10.1.0.2");
+    for (let i = 2; i <= 40; i++) h.add(`10.1.0.${i}`);
     assert.notEqual(a.loadWatcher, undefined);
     a.bind("inactive"); // keeps it in the trash
     h.del(a);
     assert.equal(a.loadWatcher, undefined);
     h.table.editService(h.key, { ...h.svc.options, scheduler: "rr" });
     assert.ok(h.svc.dests.every((d) => d.loadWatcher === undefined));
+  });
+
+  it("small services walk and carry no index", () => {
+    const h = harness("wlc");
+    for (let i = 1; i < 32; i++) h.add(`10.1.0.${i}`);
+    assert.ok(h.svc.dests.every((d) => d.loadWatcher === undefined));
+    h.add("10.1.0.32");
+    assert.ok(h.svc.dests.every((d) => d.loadWatcher !== undefined));
   });
 });
