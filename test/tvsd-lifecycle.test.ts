@@ -226,6 +226,23 @@ test("malformed requests get 400 with a message and leave the state alone", asyn
     assert.equal(JSON.stringify((await t.snapshot()).services), before);
     const status = await t.client.status();
     assert.equal(status.dataplane, "proxy");
+    // tvs status prints the same view for people.
+    const shown = await new Promise<{ code: number | null; out: string }>((resolve) => {
+      const p = spawn(process.execPath, ["--import", "tsx", join(ROOT, "bin/tvs.ts"), "status", "--socket", t.socket], {
+        cwd: ROOT,
+        stdio: ["ignore", "pipe", "inherit"],
+      });
+      let out = "";
+      p.stdout?.on("data", (c: Buffer) => (out += c.toString()));
+      p.on("exit", (code) => resolve({ code, out }));
+    });
+    assert.equal(shown.code, 0);
+    assert.match(
+      shown.out,
+      new RegExp(`tvsd pid ${t.proc.pid}, up .*socket ${t.socket.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}`),
+    );
+    assert.match(shown.out, /Data plane: proxy/);
+    assert.match(shown.out, /Open flows on the data plane: 0/);
   } finally {
     await t.stop();
   }
