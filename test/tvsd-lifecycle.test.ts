@@ -281,3 +281,23 @@ test("--workers 2: both workers carry the service, counters are summed, SIGTERM 
     await rs2.close();
   }
 });
+
+test("a full connection table refuses new connections with a reset and counts them", async () => {
+  const rs1 = await nameServer("rs1");
+  const t = await startTvsd(["--conn-limit", "3"]);
+  try {
+    const port = await freePort();
+    const vip = `127.0.0.1:${port}`;
+    assert.equal((await t.tvsadm("-A", "-t", vip, "-s", "rr")).code, 0);
+    assert.equal((await t.tvsadm("-a", "-t", vip, "-r", `127.0.0.1:${rs1.port}`, "-m")).code, 0);
+    const held = [await openClient(port), await openClient(port), await openClient(port)];
+    await assert.rejects(whoAnswers(port), /ECONNRESET|closed before a name/);
+    const status = await t.client.status();
+    assert.ok(status.notes.includes("Connection table: 3 entries (limit 3, dropped 1)"), JSON.stringify(status.notes));
+    for (const h of held) assert.equal(await h.echo("ok"), "ok");
+    for (const h of held) await h.close();
+  } finally {
+    await t.stop();
+    await rs1.close();
+  }
+});
