@@ -1,5 +1,7 @@
 // Differential CLI suite: the same ipvsadm command sequences run against the real kernel IPVS with
-// the real ipvsadm 1.31 (qemu microvm, test/oracle/vm.ts) and against tvsadm + a real tvsd child;
+// the real ipvsadm 1.31 (qemu microvm, test/oracle/vm.ts) and against tvsadm + a real tvsd child
+// (packet data plane in a namespace: "[tvsd]") and tvsadm + the in-process Director with no data
+// plane ("[director]": CLI and control logic alone, not hidden by data-plane limits);
 // stdout, stderr and the exit code of every command, and the final `-S -n` state, must be equal byte
 // for byte. Sequences: tvsadm's golden cases (those that plant no fake counters), the hand-written
 // k-* sequences (sequences.ts) and seeded random sequences (random-sequences.ts; ORACLE_SEED and
@@ -9,12 +11,13 @@
 import assert from "node:assert/strict";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, describe, test } from "node:test";
+import { after, before, describe, type TestContext, test } from "node:test";
 import { type Case, loadTvsadmCases, type Observed } from "./cases.ts";
 import { GUEST_RESET, guestSetupScript } from "./guest-env.ts";
+import { isDataPlaneLimit, KNOWN_CLI_DIFFERENCES } from "./known-differences.ts";
 import { generateSequences } from "./random-sequences.ts";
 import { handSequences } from "./sequences.ts";
-import { TvsSide } from "./tvs-side.ts";
+import { DirectorSide, TvsSide } from "./tvs-side.ts";
 import { KernelVm, oracleCache, shq } from "./vm.ts";
 
 /** tvsadm's own extensions: the kernel's ipvsadm rejects them by design (see docs/compat.md). */
@@ -51,7 +54,7 @@ async function onKernel(vm: KernelVm, c: Case): Promise<Observed[]> {
   }));
 }
 
-async function onTvs(tvs: TvsSide, c: Case): Promise<Observed[]> {
+async function onTvs(tvs: TvsSide | DirectorSide, c: Case): Promise<Observed[]> {
   await tvs.reset();
   const out: Observed[] = [];
   for (const s of c.steps) {
@@ -64,8 +67,8 @@ async function onTvs(tvs: TvsSide, c: Case): Promise<Observed[]> {
   return out;
 }
 
-function describeMismatch(c: Case, k: Observed[], t: Observed[]): string {
-  let s = `### ${c.name}${c.comment ? ` — ${c.comment}` : ""}\n\n`;
+function describeMismatch(title: string, c: Case, k: Observed[], t: Observed[]): string {
+  let s = `### ${title}${c.comment ? ` — ${c.comment}` : ""}\n\n`;
   for (let i = 0; i < k.length; i++) {
     const a = k[i];
     const b = t[i];
@@ -84,6 +87,7 @@ function describeMismatch(c: Case, k: Observed[], t: Observed[]): string {
 describe("ipvsadm CLI: tvsadm + tvsd against kernel IPVS + ipvsadm 1.31", { timeout: 3_600_000 }, () => {
   let vm: KernelVm;
   let tvs: TvsSide;
+  const director = new DirectorSide();
   const mismatches: string[] = [];
 
   before(async () => {
@@ -101,17 +105,27 @@ describe("ipvsadm CLI: tvsadm + tvsd against kernel IPVS + ipvsadm 1.31", { time
     );
   });
 
-  for (const c of cases) {
-    test(c.name, async () => {
-      const k = await onKernel(vm, c);
-      const t = await onTvs(tvs, c);
-      const same = k.every((o, i) => {
-        const u = t[i];
-        return u !== undefined && o.code === u.code && o.stdout === u.stdout && o.stderr === u.stderr;
-      });
-      if (!same) mismatches.push(describeMismatch(c, k, t));
-      assert.deepEqual(t, k, `tvs differs from the kernel in "${c.name}"`);
+  const compare = (t: TestContext, target: "tvsd" | "director", c: Case, k: Observed[], u: Observed[]) => {
+    const first = k.findIndex((o, i) => {
+      const v = u[i];
+      return v === undefined || o.code !== v.code || o.stdout !== v.stdout || o.stderr !== v.stderr;
     });
+    if (first >= 0) {
+      mismatches.push(describeMismatch(`${c.name} [${target}]`, c, k, u));
+      const known = KNOWN_CLI_DIFFERENCES[c.name];
+      if (known && (known.target === "*" || known.target === target)) t.todo(`${known.kind}: ${known.reason}`);
+      else if (target === "tvsd" && isDataPlaneLimit(u[first]?.stderr ?? ""))
+        t.todo(`tvsd data-plane limit: ${u[first]?.stderr.trim()}`);
+    }
+    assert.deepEqual(u, k, `${target} differs from the kernel in "${c.name}"`);
+  };
+
+  for (const c of cases) {
+    // One kernel run per case, compared with both tvs targets.
+    let kernel: Promise<Observed[]> | undefined;
+    const onK = () => (kernel ??= onKernel(vm, c));
+    test(`${c.name} [tvsd]`, async (t) => compare(t, "tvsd", c, await onK(), await onTvs(tvs, c)));
+    test(`${c.name} [director]`, async (t) => compare(t, "director", c, await onK(), await onTvs(director, c)));
   }
 
   test("the real tvsadm binary (TVS_SOCKET) answers like ipvsadm for a small sequence", async () => {

@@ -10,7 +10,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { main as tvsadmMain } from "../../src/cli/tvsadm/main.ts";
-import { testResolver } from "../golden/tvsadm/harness.ts";
+import type { ControlClient } from "../../src/control/api/client.ts";
+import { DirectorClient, FakeSync, testBed, testResolver } from "../golden/tvsadm/harness.ts";
 import { GUEST_RESET } from "./guest-env.ts";
 import { repoRoot, type VmResult } from "./vm.ts";
 
@@ -90,6 +91,46 @@ export async function startTvsdInNamespace(extra: string[] = []): Promise<TvsdPr
     });
   });
   return { proc, socket, dir, ns, log: () => text };
+}
+
+/**
+ * tvsadm against tvs's control logic alone: the Director behind an in-process ControlClient (the
+ * tvsadm golden harness's), with no data plane, so data-plane limits (fwmark, SCTP, GUE/GRE, sync)
+ * do not hide CLI and core differences.
+ */
+export class DirectorSide {
+  #client: ControlClient | undefined;
+  async #get(): Promise<ControlClient> {
+    if (!this.#client) {
+      const bed = await testBed();
+      // A recording sync control, as tvsadm's golden "sync" line attaches: the kernel has sync.
+      bed.director.sync = new FakeSync();
+      this.#client = new DirectorClient(bed.director);
+    }
+    return this.#client;
+  }
+  async reset(): Promise<void> {
+    this.#client = undefined;
+  }
+  async tvsadm(args: readonly string[], opts: { stdin?: string; program?: string } = {}): Promise<VmResult> {
+    let stdout = "";
+    let stderr = "";
+    let code: number;
+    try {
+      code = await tvsadmMain([...args], {
+        client: await this.#get(),
+        stdout: { write: (s: string) => (stdout += s) },
+        stderr: { write: (s: string) => (stderr += s) },
+        resolver: testResolver(),
+        program: opts.program ?? "ipvsadm",
+        readStdin: async () => opts.stdin ?? "",
+      });
+    } catch (e) {
+      stderr += `[tvsadm threw] ${(e as Error).stack ?? String(e)}\n`;
+      code = -1;
+    }
+    return { stdout, stderr, code };
+  }
 }
 
 export class TvsSide {
