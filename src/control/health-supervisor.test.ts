@@ -11,6 +11,7 @@ import { test } from "node:test";
 import type { CheckerSpec } from "../config/checker-spec.ts";
 import type { DirectorConfig } from "../config/director-config.ts";
 import { loadConfigText } from "../config/load.ts";
+import type { DestSpec } from "../core/dest.ts";
 import { createDefaultRegistry } from "../core/sched/all.ts";
 import type { Checker, CheckResult } from "../health/checker.ts";
 import type { TimerSource } from "../health/runner.ts";
@@ -60,6 +61,8 @@ interface Rig {
   logs: string[];
   /** The check verdict per "addr:port" (default up). */
   verdict: Map<string, boolean>;
+  /** misc_dynamic weight a check reports per "addr:port" (default none). */
+  dynamic: Map<string, number>;
   /** Service dests as "addr:port=weight", sorted. */
   dests(service?: string): string[];
   load(text: string): DirectorConfig;
@@ -72,13 +75,17 @@ function makeRig(): Rig {
   const clock = { now: () => timers.now };
   const director = new Director({ registry: createDefaultRegistry(), env: { clock, random: () => 0 } });
   const verdict = new Map<string, boolean>();
+  const dynamic = new Map<string, number>();
   const logs: string[] = [];
   const log = createLogger({ write: (l) => logs.push(l), level: "debug" });
   const createChecker = (spec: CheckerSpec): Checker => ({
     type: spec.type,
     check: async (t): Promise<CheckResult> => {
       const ok = verdict.get(`${t.address}:${t.port}`) ?? true;
-      return { ok, reason: ok ? "Fake up" : "Fake down", latencyMs: 0 };
+      const res: CheckResult = { ok, reason: ok ? "Fake up" : "Fake down", latencyMs: 0 };
+      const w = dynamic.get(`${t.address}:${t.port}`);
+      if (ok && w !== undefined) res.weight = w;
+      return res;
     },
   });
   const sup = new HealthSupervisor({
@@ -97,6 +104,7 @@ function makeRig(): Rig {
     timers,
     logs,
     verdict,
+    dynamic,
     dests(service) {
       const svc = director.services.services().find((s) => service === undefined || s.id === service);
       return (svc?.dests ?? []).map((d) => `${d.addr}:${d.port}=${d.spec().weight}`).sort();
@@ -396,4 +404,72 @@ test("a destination changed or removed by hand is logged, not fatal", async (t) 
   await r.timers.advance(7000);
   assert.deepEqual(r.director.services.services(), []);
   assert.ok(r.logs.some((l) => l.includes("not in the table")));
+});
+
+test("misc_dynamic weights reach the destination and count toward the quorum", async (t) => {
+  const r = makeRig();
+  t.after(() => r.sup.stop());
+  const text = `virtual_server 127.0.0.100 80 {
+  delay_loop 5
+  lb_algo wrr
+  lb_kind NAT
+  protocol TCP
+  quorum 4
+  sorry_server 127.0.0.1 80
+  real_server ${A} 8081 {
+    weight 2
+    MISC_CHECK {
+      misc_path "/bin/true"
+      misc_dynamic
+    }
+  }
+  real_server ${B} 8082 {
+    weight 2
+    TCP_CHECK {
+      connect_timeout 1
+    }
+  }
+}
+`;
+  await r.applyConfig(r.load(text));
+  r.dynamic.set(`${A}:8081`, 5);
+  await r.timers.advance(0);
+  assert.deepEqual(r.dests(), [`${A}:8081=5`, `${B}:8082=2`]);
+  // Dynamic weight 1 + 2 = 3 < quorum 4: the sorry server takes over.
+  r.dynamic.set(`${A}:8081`, 1);
+  await r.timers.advance(5000);
+  assert.deepEqual(r.dests(), ["127.0.0.1:80=1"]);
+  r.dynamic.set(`${A}:8081`, 3);
+  await r.timers.advance(5000);
+  assert.deepEqual(r.dests(), [`${A}:8081=3`, `${B}:8082=2`]);
+});
+
+test("with the plane's adaptation (-g → masq) an unchanged reload sends no request", async (t) => {
+  const timers = new ManualTimers();
+  const clock = { now: () => timers.now };
+  const director = new Director({ registry: createDefaultRegistry(), env: { clock, random: () => 0 } });
+  const adaptDest = (_k: unknown, d: DestSpec): DestSpec => (d.fwd === "droute" ? { ...d, fwd: "masq" } : d);
+  const sup = new HealthSupervisor({
+    executor: director,
+    log: createLogger({ write: () => {} }),
+    clock,
+    timers,
+    random: () => 0,
+    createChecker: (spec) => ({ type: spec.type, check: async () => ({ ok: true, reason: "up", latencyMs: 0 }) }),
+    adaptDest,
+  });
+  t.after(() => sup.stop());
+  const r = loadConfigText("/tmp/keepalived.conf", conf([], [{ addr: A }, { addr: B }]), "keepalived");
+  assert.ok("config" in r);
+  await sup.apply(r.config);
+  const reqs = reconcile(sup.effective(r.config.desired), director.services, { adaptDest });
+  director.exec({ op: "batch", requests: reqs });
+  await timers.advance(0);
+  const before = sup.requests;
+  await sup.apply(r.config);
+  assert.equal(sup.requests, before);
+  assert.deepEqual(
+    director.services.services()[0]?.dests.map((d) => d.spec().fwd),
+    ["masq", "masq"],
+  );
 });

@@ -32,7 +32,7 @@ import type { DirectorConfig, NotifyScript, RealServerHealth, ServiceHealth } fr
 import type { Clock } from "../core/clock.ts";
 import { type DestSpec, destSpec } from "../core/dest.ts";
 import { isCoreError } from "../core/errors.ts";
-import { serviceKeyId, type VirtualService } from "../core/service.ts";
+import { type ServiceKey, serviceKeyId, type VirtualService } from "../core/service.ts";
 import { normalizeKey } from "../core/service-table.ts";
 import type { Checker } from "../health/checker.ts";
 import { type HealthEvent, HealthRunner, type TimerSource } from "../health/runner.ts";
@@ -64,6 +64,11 @@ export interface HealthSupervisorOptions {
   createChecker?: (spec: CheckerSpec) => Checker;
   /** delay_loop jitter in the runner (default true). */
   jitter?: boolean;
+  /**
+   * Adapt a destination as the data plane will on add (the daemon passes plane.admitDest, e.g. the
+   * socket plane's -g → masq), so converging compares like with like and sends no needless edits.
+   */
+  adaptDest?: (key: ServiceKey, spec: DestSpec) => DestSpec;
   /** Time limit of a notify script (default 10 s); stop() waits for scripts at most this long. */
   notifyTimeoutMs?: number;
 }
@@ -106,6 +111,7 @@ export class HealthSupervisor {
   readonly #runner: HealthRunner;
   readonly #serverHealth: ServerHealth;
   readonly #notify: NotifyRunner;
+  readonly #adapt: ((key: ServiceKey, spec: DestSpec) => DestSpec) | undefined;
   readonly #services = new Map<string, Service>();
   readonly #serverIndex = new Map<string, { svc: Service; srv: Server }>();
   /** checker id → server, for status(). */
@@ -117,6 +123,7 @@ export class HealthSupervisor {
 
   constructor(opts: HealthSupervisorOptions) {
     this.#exec = opts.executor;
+    this.#adapt = opts.adaptDest;
     this.#log = opts.log;
     this.#notify = new NotifyRunner({
       timeoutMs: opts.notifyTimeoutMs ?? 10_000,
@@ -489,7 +496,7 @@ export class HealthSupervisor {
   async #converge(svc: Service): Promise<void> {
     const live = this.#live(svc);
     if (!live) return;
-    const pool = this.#pool(svc);
+    const pool = new Map([...this.#pool(svc)].map(([k, d]) => [k, this.#adapted(live.key, d)]));
     const managed = new Set([...svc.servers.keys()]);
     const sorry = svc.health.sorryServer;
     if (sorry) managed.add(destKey(sorry.dest.addr, sorry.dest.port));
@@ -501,6 +508,15 @@ export class HealthSupervisor {
       const h = have.get(k);
       if (!h) await this.#send(svc, { op: "add-dest", key: live.key, dest: d });
       else if (!sameDest(h, d)) await this.#send(svc, { op: "edit-dest", key: live.key, dest: d });
+    }
+  }
+
+  #adapted(key: ServiceKey, d: DestSpec): DestSpec {
+    if (!this.#adapt) return d;
+    try {
+      return this.#adapt(key, d);
+    } catch {
+      return d; // refused again, with its message, when sent
     }
   }
 
