@@ -80,8 +80,10 @@ export class Experiment {
     const socket = join(tmpdir(), `${topo.lab.prefix}-tvs.sock`);
     const exp = new Experiment(topo, socket, log);
     try {
-      for (const rs of topo.realServers)
-        exp.#children.push(startNameServer(rs.host.ns, rs.name, [HTTP_PORT, MAPPED_PORT], UDP_PORT));
+      for (const rs of topo.realServers) {
+        const log = opts.keep ? socket.replace(/\.sock$/, `-${rs.name}.log`) : undefined;
+        exp.#children.push(startNameServer(rs.host.ns, rs.name, [HTTP_PORT, MAPPED_PORT], UDP_PORT, log));
+      }
       await exp.#startTvsd(opts.mode, opts.keep);
       await exp.configure(opts);
       await exp.#waitForServers();

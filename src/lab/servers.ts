@@ -43,8 +43,15 @@ export function sha256(b: Buffer): string {
  * Start a name server in a namespace, listening for HTTP on each of httpPorts; returns the child
  * (end it by its PID). Paths: "/" → name, "/peer" → the client address it saw, "/bulk/N" → N bytes.
  */
-export function startNameServer(ns: string, name: string, httpPorts: readonly number[], udpPort: number): ChildProcess {
-  return spawnIn(ns, process.execPath, ["-e", SERVER_JS, name, httpPorts.join(","), String(udpPort)]);
+export function startNameServer(
+  ns: string,
+  name: string,
+  httpPorts: readonly number[],
+  udpPort: number,
+  logFile?: string,
+): ChildProcess {
+  const args = ["-e", SERVER_JS, name, httpPorts.join(","), String(udpPort)];
+  return spawnIn(ns, process.execPath, args, process.env, logFile);
 }
 
 /** A one-shot UDP client for `node -e`: sends a datagram and prints the first reply (or nothing). */

@@ -5,6 +5,7 @@
 // background (see decap.ts). Everything start() changes is recorded and undone by stop().
 
 import { execFileSync, spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { canonicalIp, ipFamily } from "../core/addr.ts";
 import { listStates, type RealServerState, readState, removeState, writeState } from "./state.ts";
 import { readSysctl, writeSysctl } from "./sysctl.ts";
@@ -93,6 +94,9 @@ export function startRealServer(opts: StartOptions): RealServerState {
     child.unref();
     if (child.pid !== undefined) state.decapPid = child.pid;
     state.tunDevice = device;
+    // Return only once the decapsulator holds its raw socket and has brought its device up, so
+    // traffic sent right after `start` is not answered with "protocol unreachable".
+    waitForDeviceUp(device, 60_000);
   } else if (opts.mode === "tun") {
     // The kernel decapsulates: a tunl0-style device receiving IPIP, as lvs-web.sh would set up.
     tryIp("link", "add", "tvstunl0", "type", "ipip", "local", "any");
@@ -102,6 +106,21 @@ export function startRealServer(opts: StartOptions): RealServerState {
   }
   writeState(state);
   return state;
+}
+
+function waitForDeviceUp(device: string, limitMs: number): void {
+  const deadline = Date.now() + limitMs;
+  const nap = new Int32Array(new SharedArrayBuffer(4));
+  for (;;) {
+    try {
+      if (Number.parseInt(readFileSync(`/sys/class/net/${device}/flags`, "utf8"), 16) & 1) return;
+    } catch {
+      // Not created yet.
+    }
+    if (Date.now() > deadline)
+      throw new Error(`The IPIP decapsulator did not bring "${device}" up within ${limitMs / 1000} s`);
+    Atomics.wait(nap, 0, 0, 50);
+  }
 }
 
 export function stopRealServer(vipText: string): RealServerState | undefined {

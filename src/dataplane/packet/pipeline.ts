@@ -54,10 +54,10 @@ import {
   parseIpv4 as parseIpv4Header,
 } from "./codec/ipv4.ts";
 import { bytesEqual, type Ipv6Info, ip6Bytes, ip6Text, parseIpv6 } from "./codec/ipv6.ts";
-import { l4CsumOffset } from "./codec/l4.ts";
 import { TCP_HLEN, TCP_RST, TCP_SYN, tcpHeaderLen } from "./codec/tcp.ts";
 import { UDP_HLEN } from "./codec/udp.ts";
 import { type DropReason, PlaneCounters, type Verdict } from "./counters.ts";
+import { finishL4Checksum } from "./finish-checksum.ts";
 import { relayIcmpIn, relayIcmpOut } from "./icmp-relay.ts";
 import { type FrameBatch, META_PKTTYPE, META_STATUS, VNET_HDR_LEN } from "./io.ts";
 import { Neighbours } from "./neighbours.ts";
@@ -385,7 +385,7 @@ export class Pipeline implements XmitContext {
     const toVip = this.#vip4.has(ip.daddr);
     const toLocal = !toVip && this.#local4.has(ip.daddr);
     if (!ip.laterFragment && !this.#l4(p, l3 + ip.hlen)) return toVip || toLocal ? this.drop("malformed") : "ignore";
-    if (csumNotReady && p.l4 >= 0) this.#finishChecksum(p);
+    if (csumNotReady && p.l4 >= 0) finishL4Checksum(p);
     if (toVip) {
       if (p.proto === IPPROTO_ICMP) return this.#icmpToVip(p);
       if (p.protocol === undefined) return "ignore";
@@ -427,7 +427,7 @@ export class Pipeline implements XmitContext {
     const toVip = this.#vip6.has(daddr);
     const toLocal = !toVip && this.#local6.has(daddr);
     if (!ip.laterFragment && !this.#l4(p, ip.l4)) return toVip || toLocal ? this.drop("malformed") : "ignore";
-    if (csumNotReady && p.l4 >= 0) this.#finishChecksum(p);
+    if (csumNotReady && p.l4 >= 0) finishL4Checksum(p);
     if (toVip) {
       if (p.proto === IPPROTO_ICMPV6 && p.l4 >= 0 && buf[p.l4] === ICMPV6_ECHO_REQUEST) return this.#echo6(p);
       if (p.protocol === undefined) return "ignore";
@@ -641,22 +641,6 @@ export class Pipeline implements XmitContext {
     const mac = buf.subarray(l4 + 26, l4 + 32);
     const waiting = this.neighbours.learn(ip6Text(buf, l4 + 8), mac, this.#now, true);
     if (waiting.length > 0) this.#flush(waiting, mac, p.vnet);
-  }
-
-  /** Complete a transport checksum the sender left to offload (PACKET_AUXDATA CSUMNOTREADY). */
-  #finishChecksum(p: Pkt): void {
-    const off = l4CsumOffset(p.proto);
-    if (off < 0 || p.proto === IPPROTO_ICMP) return;
-    const buf = p.buf;
-    const len = p.end - p.l4;
-    if (len < off + 2) return;
-    buf[p.l4 + off] = 0;
-    buf[p.l4 + off + 1] = 0;
-    const ph = p.family === 4 ? pseudo4(buf, p.l3 + 12, p.proto, len) : pseudo6(buf, p.l3 + 8, p.proto, len);
-    let c = finish(sumBytes(buf, p.l4, len, ph));
-    if (c === 0 && p.proto === IPPROTO_UDP) c = 0xffff;
-    buf[p.l4 + off] = c >>> 8;
-    buf[p.l4 + off + 1] = c & 0xff;
   }
 
   // ----------------------------------------------------------------------------- output

@@ -17,7 +17,8 @@ import { ETH_HLEN } from "../codec/eth.ts";
 import { IPPROTO_IPIP, IPPROTO_TCP, IPV4_HLEN, writeIpv4 } from "../codec/ipv4.ts";
 import { clampMss, TCP_SYN, tcpHeaderLen } from "../codec/tcp.ts";
 import type { Verdict } from "../counters.ts";
-import { type Pkt, setVnetU16, vnetU16 } from "../pkt.ts";
+import { finishL4Checksum } from "../finish-checksum.ts";
+import { type Pkt, setVnetU16, VNET_F_NEEDS_CSUM, vnetU16 } from "../pkt.ts";
 import { decrementTtl, destPlane, type XmitContext } from "./context.ts";
 import { canSegment, gsoSize } from "./segment.ts";
 
@@ -51,6 +52,12 @@ export function tunIn(ctx: XmitContext, p: Pkt, conn: Conn): Verdict {
     return ctx.drop("mtu");
   }
   if (!decrementTtl(p)) return ctx.drop("ttl");
+  if (p.partial) {
+    // Finish the inner checksum now: past the tunnel nobody has the offload metadata to do it.
+    finishL4Checksum(p);
+    if (p.vnet) p.buf[p.off] = p.buf[p.off]! & ~VNET_F_NEEDS_CSUM;
+    p.partial = false;
+  }
   // Move [vnet][ethernet] 20 bytes to the front, leaving room for the outer header.
   const head = p.eth - p.off + ETH_HLEN;
   buf.copyWithin(p.off - IPV4_HLEN, p.off, p.off + head);
