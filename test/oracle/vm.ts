@@ -107,6 +107,11 @@ export class KernelVm {
     ];
     const started = Date.now();
     const proc = spawn(qemu, args, { stdio: ["pipe", "pipe", "pipe"] });
+    // qemu does not stop when our end of its stdio closes: if this process exits without close(),
+    // kill the VM we started (by its PID) so it cannot linger.
+    const killOnExit = () => proc.kill("SIGKILL");
+    process.once("exit", killOnExit);
+    proc.once("exit", () => process.off("exit", killOnExit));
     const timeoutMs = opts.bootTimeoutMs ?? 120_000;
     const release = await new Promise<string>((resolve, reject) => {
       let acc = "";
