@@ -10,6 +10,7 @@ import type { DesiredState } from "../config/desired.ts";
 import { formatDiagnostic } from "../config/diagnostics.ts";
 import { parseIpvsadmRules, rulesToDesiredState } from "../config/ipvsadm-rules.ts";
 import { loadConfig } from "../config/load.ts";
+import { canonicalIp } from "../core/addr.ts";
 import {
   defaultProxyOptions,
   type ProxyPlaneOptions,
@@ -34,6 +35,8 @@ export const USAGE = `Usage: tvsd [options]
   --demo                   VIP 127.0.0.1:8080 (rr) over two built-in real servers on :8081 and :8082
   --dataplane proxy|packet socket data plane (default, no privilege) or raw frames (needs --interface)
   --interface IF           interface for the packet data plane
+  --local-addrs A[,B...]   FULLNAT local address pool (packet data plane); addresses the host
+                           kernel does not own, answered in ARP by tvsd
   --http ADDR:PORT         metrics and dashboard address (not served by this build yet)
   --drain-timeout MS       how long SIGTERM lets open connections finish (default 10000)
   --conn-limit N           connection table limit (default 1048576)
@@ -56,6 +59,7 @@ export interface TvsdArgs {
   demo: boolean;
   dataplane: "proxy" | "packet";
   iface: string | undefined;
+  localAddrs: string[];
   http: string | undefined;
   drainMs: number;
   connLimit: number | undefined;
@@ -87,6 +91,7 @@ export function parseTvsdArgs(
     demo: false,
     dataplane: "proxy",
     iface: undefined,
+    localAddrs: [],
     http: undefined,
     drainMs: 10_000,
     connLimit: undefined,
@@ -134,6 +139,15 @@ export function parseTvsdArgs(
       case "--interface":
         a.iface = value();
         break;
+      case "--local-addrs": {
+        const text = value();
+        for (const part of text.split(",")) {
+          const addr = canonicalIp(part.trim());
+          if (addr === undefined) throw new UsageError(`Invalid --local-addrs address "${part}"`);
+          a.localAddrs.push(addr);
+        }
+        break;
+      }
       case "--http":
         a.http = value();
         break;
@@ -218,10 +232,10 @@ export async function loadConfigFile(path: string): Promise<DesiredState> {
   return r.config.desired;
 }
 
-async function makePacketPlane(deps: DataPlaneDeps, iface: string): Promise<DataPlane> {
+async function makePacketPlane(deps: DataPlaneDeps, iface: string, localAddrs: string[]): Promise<DataPlane> {
   // Loaded only when asked for: it brings the native addon (raw frames), which may be absent.
   const { createPacketPlane } = await import("../dataplane/packet/plane.ts");
-  const plane: DataPlane = createPacketPlane(deps, { interface: iface });
+  const plane: DataPlane = createPacketPlane(deps, { interface: iface, localAddrs });
   return plane;
 }
 
@@ -248,7 +262,9 @@ function makeDaemon(args: TvsdArgs, log: Logger, proxy: ProxyPlaneOptions): Daem
     expireNodestConn: args.expireNodestConn,
     expireQuiescentTemplate: args.expireQuiescentTemplate,
     makePlane: async (deps) =>
-      args.dataplane === "packet" ? makePacketPlane(deps, args.iface as string) : new ProxyPlane(deps, proxy),
+      args.dataplane === "packet"
+        ? makePacketPlane(deps, args.iface as string, args.localAddrs)
+        : new ProxyPlane(deps, proxy),
   });
 }
 

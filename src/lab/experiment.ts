@@ -96,7 +96,7 @@ export class Experiment {
 
   async #startTvsd(mode: LabMode, keep: boolean): Promise<void> {
     const args = [TVSD, "--dataplane", "packet", "--interface", "eth0", "--socket", this.socket];
-    if (mode === "fullnat") args.push("--fullnat-local", FULLNAT_LOCAL_IP);
+    if (mode === "fullnat") args.push("--local-addrs", FULLNAT_LOCAL_IP);
     this.#log(`# director: tvsd ${args.slice(1).join(" ")}`);
     // With --keep, tvsd must outlive this command: detached, logging to a file beside its socket.
     const logFile = keep ? this.socket.replace(/\.sock$/, ".log") : undefined;
@@ -188,7 +188,7 @@ export class Experiment {
       "-q",
       "-l",
       "-p",
-      `tcp and src port ${HTTP_PORT} and dst host ${CLIENT_IP} and not src host ${VIP}`,
+      `tcp and src port ${HTTP_PORT} and (dst host ${CLIENT_IP} or dst host ${FULLNAT_LOCAL_IP}) and not src host ${VIP}`,
     ]);
     let lines = 0;
     capture.stdout?.on("data", (d: Buffer) => {
