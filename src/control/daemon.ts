@@ -10,6 +10,7 @@
 import { randomInt } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import type { DesiredState } from "../config/desired.ts";
+import type { DirectorConfig } from "../config/director-config.ts";
 import type { Clock } from "../core/clock.ts";
 import { ConnTable } from "../core/conn/conn-table.ts";
 import type { DestSpec } from "../core/dest.ts";
@@ -23,6 +24,7 @@ import { RateEstimator } from "../core/stats/estimator.ts";
 import type { ExecRequest, Snapshot, StatusView } from "./api/protocol.ts";
 import type { DataPlane } from "./dataplane.ts";
 import { Director } from "./executor.ts";
+import { HealthSupervisor } from "./health-supervisor.ts";
 import type { Logger } from "./log.ts";
 import { reconcile } from "./reconcile.ts";
 import type { SnapshotRequest } from "./server.ts";
@@ -30,8 +32,16 @@ import type { SnapshotRequest } from "./server.ts";
 export const EXPIRE_INTERVAL_MS = 1000;
 export const ESTIMATOR_INTERVAL_MS = 2000;
 
-/** Where a reload reads its desired state from (rules file, config file, or the demo). */
-export type DesiredSource = () => Promise<DesiredState>;
+/**
+ * Where a reload reads its desired state from: rules file and demo give a DesiredState; a
+ * keepalived.conf/ldirectord.cf gives a DirectorConfig, whose health settings drive the health
+ * supervisor (checks take failed real servers out, quorum brings the sorry server in).
+ */
+export type DesiredSource = () => Promise<DesiredState | DirectorConfig>;
+
+function isDirectorConfig(x: DesiredState | DirectorConfig): x is DirectorConfig {
+  return "health" in x && "desired" in x;
+}
 
 export interface DaemonOptions {
   log: Logger;
@@ -57,6 +67,10 @@ export class Daemon {
   readonly director: Director;
   readonly log: Logger;
   plane!: DataPlane;
+  /** Runs the configuration's health checks; idle (no checks) without --config. */
+  readonly health: HealthSupervisor;
+  /** The configuration the supervisor runs now, to roll back to when a reload is refused. */
+  #healthConfig: DirectorConfig | undefined;
   readonly #opts: DaemonOptions;
   readonly #started = performance.now();
   /** Services the plane carries, and the counters the estimator follows. */
@@ -90,6 +104,18 @@ export class Daemon {
       conns: this.conns,
       rates: (c) => this.estimator.rates(c),
     });
+    this.health = new HealthSupervisor({
+      // Through the daemon, so the plane vets and learns of every change the checks make.
+      executor: { services: this.services, exec: (r) => this.exec(r) },
+      log: this.log.child({ part: "health" }),
+      adaptDest: (key, spec) => {
+        try {
+          return this.plane.admitDest(key, spec, "add-dest");
+        } catch {
+          return spec;
+        }
+      },
+    });
   }
 
   /** Build the plane, apply the initial desired state, start the timers. Throws when a VIP cannot be bound. */
@@ -102,10 +128,7 @@ export class Daemon {
     });
     await this.plane.start();
     this.#syncCounters();
-    if (this.#opts.source) {
-      const desired = await this.#opts.source();
-      await this.applyDesired(desired);
-    }
+    if (this.#opts.source) await this.#applySource(await this.#opts.source());
     this.#timers.push(
       setInterval(() => this.#expire(), EXPIRE_INTERVAL_MS),
       setInterval(() => this.estimator.tick(this.clock.now()), ESTIMATOR_INTERVAL_MS),
@@ -169,6 +192,21 @@ export class Daemon {
     return requests.length;
   }
 
+  /** Apply what a source gave: a config's health settings first, then its (health-adjusted) services. */
+  async #applySource(got: DesiredState | DirectorConfig): Promise<number> {
+    if (!isDirectorConfig(got)) return this.applyDesired(got);
+    const previous = this.#healthConfig;
+    await this.health.apply(got);
+    try {
+      const n = await this.applyDesired(this.health.effective(got.desired));
+      this.#healthConfig = got;
+      return n;
+    } catch (err) {
+      if (previous) await this.health.apply(previous).catch(() => undefined);
+      throw err;
+    }
+  }
+
   /** Re-read the source and reconcile; a broken source is refused and the running state stays. */
   async reload(): Promise<void> {
     const source = this.#opts.source;
@@ -176,8 +214,7 @@ export class Daemon {
       throw new CoreError("EINVAL", "reload", "Nothing to reload: tvsd was started without --rules or --config");
     const at = new Date().toISOString();
     try {
-      const desired = await source();
-      const n = await this.applyDesired(desired);
+      const n = await this.#applySource(await source());
       this.#lastReload = { ok: true, at, message: `Applied ${n} change(s)` };
       this.log.info("Reloaded", { source: this.#opts.sourceName, changes: n });
     } catch (err) {
@@ -268,7 +305,7 @@ export class Daemon {
       dataplane: this.plane.name,
       pid: process.pid,
       uptimeMs: Math.round(performance.now() - this.#started),
-      checks: [],
+      checks: this.health.status(),
       notes,
     };
     if (this.#opts.sourceName !== undefined) view.config = this.#opts.sourceName;
@@ -279,6 +316,7 @@ export class Daemon {
   async stop(drainMs: number): Promise<void> {
     for (const t of this.#timers) clearInterval(t);
     this.#timers = [];
+    await this.health.stop();
     if (this.plane) await this.plane.stop(drainMs);
   }
 }

@@ -8,6 +8,7 @@ import cluster from "node:cluster";
 import { readFileSync } from "node:fs";
 import type { DesiredState } from "../config/desired.ts";
 import { formatDiagnostic } from "../config/diagnostics.ts";
+import type { DirectorConfig } from "../config/director-config.ts";
 import { parseIpvsadmRules, rulesToDesiredState } from "../config/ipvsadm-rules.ts";
 import { loadConfig } from "../config/load.ts";
 import { canonicalIp } from "../core/addr.ts";
@@ -223,13 +224,15 @@ export async function loadRulesFile(path: string): Promise<DesiredState> {
 }
 
 /** Read keepalived.conf / ldirectord.cf into the desired state; errors carry file:line:column. */
-export async function loadConfigFile(path: string): Promise<DesiredState> {
+export async function loadConfigFile(path: string): Promise<DirectorConfig> {
   const r = loadConfig(path);
   if (!("config" in r)) {
     const errors = r.diagnostics.filter((d) => d.severity === "error");
     throw new Error(errors.map(formatDiagnostic).join("; ") || `Configuration "${path}" has errors`);
   }
-  return r.config.desired;
+  for (const w of r.diagnostics.filter((d) => d.severity === "warning"))
+    process.stderr.write(`${formatDiagnostic(w)}\n`);
+  return r.config;
 }
 
 async function makePacketPlane(deps: DataPlaneDeps, iface: string, localAddrs: string[]): Promise<DataPlane> {
