@@ -22,7 +22,7 @@ import type { ConnTable } from "../../core/conn/conn-table.ts";
 import type { Protocol } from "../../core/sched/types.ts";
 import type { ServiceTable } from "../../core/service-table.ts";
 import { ARP_REPLY, ARP_REQUEST, type ArpInfo, parseArp, readU32, writeArpFrame } from "./codec/arp.ts";
-import { finish, pseudo4, pseudo6, sumBytes } from "./codec/checksum.ts";
+import { finish, pseudo6, sumBytes } from "./codec/checksum.ts";
 import {
   BROADCAST_MAC,
   ETH_P_ARP,

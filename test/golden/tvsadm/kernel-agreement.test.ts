@@ -37,6 +37,8 @@ const KNOWN: Record<string, string> = {
   "k-daemon":
     "the kernel's sync daemon rounds a backup's maxlen and checks the interface (ENODEV); the harness's stand-in sync does neither (tvsd's sync owns that)",
   "restore-list-line": "ipvsadm -R runs a listing line; tvsadm -R accepts only table-changing lines",
+  "restore-bad-line":
+    "tvsadm -R names the failing line after ipvsadm's message (atomic restore: nothing applied); ipvsadm prints only the message",
 };
 
 function parseCapture(text: string): Step[] {
