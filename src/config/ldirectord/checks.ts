@@ -5,7 +5,6 @@
 // checkinterval is the delay loop; failurecount F becomes F-1 retries one checkinterval apart
 // (ldirectord counts failed periodic checks); checktimeout bounds connect/ping/external checks and
 // negotiatetimeout (falling back on checktimeout, then 30 s) negotiate checks; checks start at once.
-// Kept in step with src/health/ldirectord.ts by a test that compares the two.
 
 import { type CheckerCommon, type CheckerSpec, type CheckerType, checkerCommon } from "../checker-spec.ts";
 

@@ -1,16 +1,14 @@
 // ldirectord.cf → DirectorConfig: seed 003's configuration round-trips to the table its ipvsadm
 // commands create; the option families land in the spec with ldirectord's defaults; the checkers
-// agree with src/health/ldirectord.ts; diagnostics carry exact lines and columns.
+// are the mapping of checks.ts; diagnostics carry exact lines and columns.
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { test } from "node:test";
 import { destSpec } from "../../core/dest.ts";
-import { ldirectordCheck } from "../../health/ldirectord.ts";
 import type { Diagnostic } from "../diagnostics.ts";
 import type { DirectorConfig } from "../director-config.ts";
 import { parseIpvsadmRules, rulesToDesiredState } from "../ipvsadm-rules.ts";
 import { type LoadResult, loadConfig, loadConfigText } from "../load.ts";
-import { ldirectordChecker } from "./checks.ts";
 
 const FIX = join(import.meta.dirname, "../../../test/fixtures/config/ldirectord");
 
@@ -131,57 +129,6 @@ test("the option families: masq port mapping, ranges, fwmark, external, on, simp
     [st.send, st.expectRegex, st.connectChecksBetween, st.connectPort, st.connectTimeoutMs],
     ["PING\n", "PONG", 3, 7001, 8000],
   );
-});
-
-test("checkers agree with src/health/ldirectord.ts for every checktype and service", () => {
-  const checktypes = ["connect", "negotiate", "ping", "external", "external-perl", "on", "off", "2"];
-  const services = ["http", "https", "http_proxy", "smtp", "dns", "simpletcp", "none", "ftp", "mysql"];
-  const requests = [undefined, "/x.html", "http://host.test:8080/p", "y"];
-  let compared = 0;
-  for (const checktype of checktypes)
-    for (const service of services)
-      for (const request of requests)
-        for (const protocol of ["tcp", "udp"] as const) {
-          const theirs = ldirectordCheck({
-            checktype,
-            service,
-            protocol,
-            virtualAddress: "127.0.0.100",
-            virtualPort: 80,
-            realAddress: "127.0.0.11",
-            realPort: 80,
-            ...(request !== undefined ? { request } : {}),
-            receive: "ok",
-            virtualhost: "v.test",
-            checkport: 81,
-            checktimeout: 4,
-            checkinterval: 7,
-            failurecount: 2,
-            checkcommand: "/bin/check",
-            httpmethod: "GET",
-          });
-          const mine = ldirectordChecker({
-            checktype,
-            service,
-            protocol,
-            virtualAddress: "127.0.0.100",
-            virtualPort: 80,
-            realAddress: "127.0.0.11",
-            realPort: 80,
-            ...(request !== undefined ? { request } : {}),
-            receive: "ok",
-            virtualhost: "v.test",
-            checkport: 81,
-            checkTimeoutMs: 4000,
-            intervalMs: 7000,
-            failurecount: 2,
-            checkcommand: "/bin/check",
-            httpmethod: "GET",
-          });
-          assert.deepEqual(mine.spec, theirs.spec, `${checktype} ${service} ${request} ${protocol}`);
-          compared++;
-        }
-  assert.equal(compared, checktypes.length * services.length * requests.length * 2);
 });
 
 test("errors and warnings point at the line and column", () => {
