@@ -19,9 +19,13 @@ function ipipPacket(opts: { outerProto?: number; innerVersion?: number; innerDst
 
 test("an IPv4-in-IPv4 packet for the VIP is delivered without its outer header", () => {
   const p = ipipPacket();
-  assert.deepEqual(innerPacket(p, p.length, VIP), [20, 40]);
+  assert.deepEqual(innerPacket(p, 0, p.length, VIP), [20, 40]);
   const withOptions = ipipPacket({ outerIhl: 6 });
-  assert.deepEqual(innerPacket(withOptions, withOptions.length, VIP), [24, 40]);
+  assert.deepEqual(innerPacket(withOptions, 0, withOptions.length, VIP), [24, 40]);
+  // A packet in the third slot of a batch buffer.
+  const batch = Buffer.alloc(300);
+  p.copy(batch, 200);
+  assert.deepEqual(innerPacket(batch, 200, p.length, VIP), [220, 40]);
 });
 
 test("packets that are not IPIP to the VIP are dropped", () => {
@@ -32,5 +36,5 @@ test("packets that are not IPIP to the VIP are dropped", () => {
     ["truncated inner header", ipipPacket(), 30],
     ["runt", ipipPacket(), 10],
   ];
-  for (const [name, buf, len] of cases) assert.equal(innerPacket(buf, len, VIP), undefined, name);
+  for (const [name, buf, len] of cases) assert.equal(innerPacket(buf, 0, len, VIP), undefined, name);
 });
