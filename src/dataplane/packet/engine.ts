@@ -3,6 +3,7 @@
 // loop). The same engine runs over the native AF_PACKET io and over the memory io of the tests.
 
 import { FrameBatch, HEADROOM, type PacketIo } from "./io.ts";
+import { QUEUE_MAX } from "./neighbours.ts";
 import type { Pipeline } from "./pipeline.ts";
 
 export interface BatchingIo extends PacketIo {
@@ -80,6 +81,19 @@ export class PacketEngine {
     this.pipeline.counters.tx += c.txCount;
     this.#send(c);
   }
+
+  /** A neighbour another worker learned; frames held for it go out now. */
+  learnFromPeer(addr: string, mac: Uint8Array): void {
+    // Held frames can be full-size: a batch with this io's slots, made on first use.
+    this.#flushBatch ??= new FrameBatch(1, this.io.slotSize, QUEUE_MAX, HEADROOM);
+    const b = this.#flushBatch;
+    b.reset();
+    this.pipeline.learnFromPeer(b, addr, mac, this.#now(), this.io.vnetHdr);
+    this.pipeline.counters.tx += b.txCount;
+    if (b.txCount > 0) this.#send(b);
+  }
+
+  #flushBatch: FrameBatch | undefined;
 
   #send(b: FrameBatch): void {
     const sent = this.io.send(b);

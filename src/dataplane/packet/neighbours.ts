@@ -18,6 +18,11 @@ export interface Neighbour {
 
 export class Neighbours {
   readonly #map = new Map<string, Neighbour>();
+  /**
+   * Told of every entry learned from the wire that is new or changed its MAC (packet workers
+   * pass it on so the worker that did not receive the ARP reply learns it too).
+   */
+  onLearn: ((addr: string, mac: Uint8Array) => void) | undefined = undefined;
 
   get size(): number {
     return this.#map.size;
@@ -66,14 +71,16 @@ export class Neighbours {
    * Record addr → mac. With `create` false only an existing entry is updated (Linux does not
    * create entries from unsolicited ARP). Returns the frames that were waiting for it.
    */
-  learn(addr: string, mac: Uint8Array, now: number, create: boolean): Buffer[] {
+  learn(addr: string, mac: Uint8Array, now: number, create: boolean, fromPeer = false): Buffer[] {
     let n = this.#map.get(addr);
     if (!n) {
       if (!create) return [];
       n = this.#entry(addr);
     }
+    const changed = n.mac === undefined || !sameMac(n.mac, mac);
     if (n.mac === undefined || n.mac.length !== 6) n.mac = new Uint8Array(6);
     n.mac.set(mac.subarray(0, 6));
+    if (changed && !fromPeer) this.onLearn?.(addr, n.mac);
     n.updated = now;
     return n.queue.splice(0);
   }
@@ -98,4 +105,9 @@ export class Neighbours {
     }
     return n;
   }
+}
+
+function sameMac(a: Uint8Array, b: Uint8Array): boolean {
+  for (let i = 0; i < 6; i++) if (a[i] !== b[i]) return false;
+  return true;
 }

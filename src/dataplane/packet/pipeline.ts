@@ -89,6 +89,8 @@ export interface PipelineOptions {
   localAddrs?: readonly string[];
   /** Clamp the MSS of tunnelled SYNs (IPVS does not; default false). */
   tunClampMss?: boolean;
+  /** Packet worker `index` of `of`: FULLNAT local ports are allocated from this worker's share. */
+  worker?: { index: number; of: number };
 }
 
 export class Pipeline implements XmitContext {
@@ -133,7 +135,7 @@ export class Pipeline implements XmitContext {
     this.mtu = o.mtu ?? 1500;
     this.tunClampMss = o.tunClampMss ?? false;
     this.#extraVips = [...(o.vips ?? [])];
-    this.localPool = new LocalPool(o.localAddrs ?? []);
+    this.localPool = new LocalPool(o.localAddrs ?? [], o.worker);
     this.refreshVips();
   }
 
@@ -214,6 +216,14 @@ export class Pipeline implements XmitContext {
       batch.queue(off, h + len);
       this.counters.tx++;
     }
+  }
+
+  /** A neighbour another worker learned: record it and send the frames that waited for it. */
+  learnFromPeer(batch: FrameBatch, addr: string, mac: Uint8Array, now: number, vnet: boolean): void {
+    this.#batch = batch;
+    this.#now = now;
+    const waiting = this.neighbours.learn(addr, mac, now, true, true);
+    if (waiting.length > 0) this.#flush(waiting, mac, vnet);
   }
 
   /** Send probes for addresses not yet resolved (e.g. every real server when services change). */

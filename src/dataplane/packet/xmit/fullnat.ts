@@ -31,14 +31,26 @@ export function fullnatOut(ctx: XmitContext, p: Pkt, conn: Conn): Verdict {
   return ctx.toMac(p, cp.cmac);
 }
 
-/** Local address pool with a port cursor per address (ports 1024..65535). */
+/**
+ * Local address pool with a port cursor per address (ports 1024..65535). With several packet
+ * workers each allocates only the ports it owns (port % share.of === share.index), because the
+ * fanout steering program sends a reply to laddr:lport to worker lport % workers.
+ */
 export class LocalPool {
   readonly addrs: string[];
+  readonly #stride: number;
+  readonly #first: number;
+  readonly #count: number;
   #next = 0;
   readonly #cursor = new Map<string, number>();
 
-  constructor(addrs: readonly string[]) {
+  constructor(addrs: readonly string[], share: { index: number; of: number } = { index: 0, of: 1 }) {
     this.addrs = [...addrs];
+    this.#stride = Math.max(1, share.of);
+    let first = 1024;
+    while (first % this.#stride !== share.index % this.#stride) first++;
+    this.#first = first;
+    this.#count = Math.floor((65535 - first) / this.#stride) + 1;
   }
 
   /**
@@ -50,9 +62,9 @@ export class LocalPool {
     if (cands.length === 0) return undefined;
     for (let k = 0; k < cands.length; k++) {
       const laddr = cands[(this.#next + k) % cands.length]!;
-      let port = this.#cursor.get(laddr) ?? 1024;
-      for (let tries = 0; tries < 64512; tries++) {
-        port = port >= 65535 ? 1024 : port + 1;
+      let port = this.#cursor.get(laddr) ?? this.#first;
+      for (let tries = 0; tries < this.#count; tries++) {
+        port = port + this.#stride > 65535 ? this.#first : port + this.#stride;
         if (!inUse(laddr, port)) {
           this.#cursor.set(laddr, port);
           this.#next = (this.#next + k + 1) % cands.length;
