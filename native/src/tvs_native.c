@@ -9,6 +9,7 @@
 //   readBatch / writeBatch                            read / write loops for TUN descriptors
 //   recvFrom / sendTo                                 one datagram with an address (raw IP)
 //   setsockopt / getsockopt                           integer or byte-buffer passthrough
+//   setFanoutProgram(fd, program)                     PACKET_FANOUT_DATA: a cBPF program for the group
 //   ifInfo(name)                                      index, MAC, MTU, flags of an interface
 //   poll(fd, events, cb) / pollStop(id)               uv_poll on the calling thread's loop
 //   close(fd), constants
@@ -20,6 +21,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/filter.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
 #include <linux/if_tun.h>
@@ -439,6 +441,22 @@ static napi_value set_sockopt(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// setFanoutProgram(fd, program): PACKET_FANOUT_DATA with a classic BPF program (struct sock_filter
+// array, 8 bytes per instruction) that picks the member of a PACKET_FANOUT_CBPF group.
+static napi_value set_fanout_program(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  int32_t fd;
+  uint8_t* data;
+  size_t len;
+  if (argc < 2 || !get_i32(env, argv[0], &fd) || !get_bytes(env, argv[1], &data, &len) || len == 0 ||
+      len % sizeof(struct sock_filter) != 0 || len / sizeof(struct sock_filter) > 0xffff)
+    return throw_type(env, "setFanoutProgram(fd, program) expects an integer and a non-empty Buffer of 8-byte instructions");
+  struct sock_fprog prog = {(unsigned short)(len / sizeof(struct sock_filter)), (struct sock_filter*)data};
+  if (setsockopt(fd, SOL_PACKET, PACKET_FANOUT_DATA, &prog, sizeof prog) < 0)
+    return throw_errno(env, "setsockopt(PACKET_FANOUT_DATA)", errno);
+  return NULL;
+}
+
 // getsockopt(fd, level, name[, size]) → integer, or a Buffer of up to size bytes.
 static napi_value get_sockopt(napi_env env, napi_callback_info info) {
   ARGS(4);
@@ -656,6 +674,7 @@ NAPI_MODULE_INIT() {
       {"recvFrom", NULL, recv_from, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setsockopt", NULL, set_sockopt, NULL, NULL, NULL, napi_enumerable, NULL},
       {"getsockopt", NULL, get_sockopt, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"setFanoutProgram", NULL, set_fanout_program, NULL, NULL, NULL, napi_enumerable, NULL},
       {"ifInfo", NULL, if_info, NULL, NULL, NULL, napi_enumerable, NULL},
       {"poll", NULL, poll_start, NULL, NULL, NULL, napi_enumerable, NULL},
       {"pollStop", NULL, poll_stop, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -684,6 +703,8 @@ NAPI_MODULE_INIT() {
   set_const(env, c, "PACKET_VNET_HDR", PACKET_VNET_HDR);
   set_const(env, c, "PACKET_FANOUT", PACKET_FANOUT);
   set_const(env, c, "PACKET_FANOUT_HASH", PACKET_FANOUT_HASH);
+  set_const(env, c, "PACKET_FANOUT_CBPF", PACKET_FANOUT_CBPF);
+  set_const(env, c, "PACKET_FANOUT_DATA", PACKET_FANOUT_DATA);
   set_const(env, c, "PACKET_FANOUT_FLAG_DEFRAG", PACKET_FANOUT_FLAG_DEFRAG);
   set_const(env, c, "PACKET_IGNORE_OUTGOING", PACKET_IGNORE_OUTGOING);
   set_const(env, c, "PACKET_STATISTICS", PACKET_STATISTICS);
