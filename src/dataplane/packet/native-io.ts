@@ -27,6 +27,7 @@ export interface NativeAddon {
   recvFrom(fd: number, buf: Buffer): [number, string] | null;
   setsockopt(fd: number, level: number, name: number, value: number | Uint8Array): void;
   getsockopt(fd: number, level: number, name: number, size?: number): number | Buffer;
+  setFanoutProgram(fd: number, program: Uint8Array): void;
   ifInfo(name: string): { index: number; mac: Buffer; mtu: number; flags: number };
   poll(fd: number, events: number, cb: (status: number, events: number) => void): number;
   pollStop(id: number): void;
