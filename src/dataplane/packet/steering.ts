@@ -1,0 +1,411 @@
+// The fanout steering program: which packet-plane worker gets each received frame.
+//
+// Why a program and not PACKET_FANOUT_HASH. The packet plane runs N worker threads, each with its
+// own AF_PACKET socket in one PACKET_FANOUT group and its own connection table; a frame must reach
+// the worker that holds its connection. The kernel's flow hash keeps one 5-tuple on one worker,
+// which is enough for DR and TUN (the director only ever sees client → VIP), but not for NAT and
+// FULLNAT: the reply of a NAT connection comes from the real server to the client (RS:rport →
+// client:cport), a different 5-tuple from the request (client:cport → VIP:vport), so the hash
+// sends it to a worker that has never heard of the connection. tvs therefore joins the group in
+// PACKET_FANOUT_CBPF mode and installs a classic BPF program (PACKET_FANOUT_DATA) that returns a
+// 32-bit value; the kernel hands the frame to member (value % members) (af_packet.c,
+// fanout_demux_bpf), members being numbered in join order, and workers join in order 0..N-1.
+// The program is regenerated whenever the services change; the kernel swaps it atomically.
+//
+// The rule: find the client's side of the frame and hash it, so both directions meet.
+//   1. dst is a FULLNAT local address (laddr): a real server's reply to laddr:lport. Return lport
+//      itself, so worker = lport % N. This is the worker/local-port contract: worker i allocates
+//      only local ports p with p % N == i (ownsLocalPort), so replies land where the connection is.
+//   2. dst is a VIP: client → VIP, the client is the source: key (saddr, sport).
+//   3. anything else (a NAT reply RS → client, or traffic we do not know): the client is the
+//      destination: key (daddr, dport).
+//   4. value = hash(clientAddr & mask, clientPort), or with byAddress (some service is persistent:
+//      its templates are per client address, so all of a client's connections must meet on one
+//      worker) hash(clientAddr & mask, 0), mask being the shortest persistence netmask. Without
+//      byAddress the mask is ignored. The hash is murmur3's 32-bit finaliser over addr ^ port:
+//      every output bit depends on every input bit, so value % N spreads for any small N (a plain
+//      multiply would leave the low bits depending on the low input bits only).
+//   5. ICMP errors (types 3, 4, 5, 11, 12) quote a packet the director itself sent: steer by the
+//      quoted header. Quoted src a local address → return its sport (the lport); quoted src a VIP
+//      (our reply to a client) → client = quoted dst/dport; otherwise (a packet we forwarded on
+//      the client's behalf) → client = quoted src/sport. The quoted ports are read only when the
+//      quoted protocol has them and the quoted packet is a first fragment, else port 0.
+//      Other ICMP (echo and the like) has no ports: rules 1-3 with port 0 (a local address as
+//      destination then returns 0: worker 0).
+//   6. TCP, UDP and SCTP carry ports at l4+0 and l4+2; other protocols and non-first IPv4
+//      fragments (offset != 0) use port 0. A fragmented datagram can therefore be split between
+//      workers (the first fragment hashed with its port, the rest without); the plane does not
+//      reassemble anyway, so such traffic is not load-balanced correctly in any case.
+//   ARP, IPv6, VLAN-tagged frames the NIC did not untag and everything else non-IPv4 return 0:
+//   worker 0. IPv6 VIPs and locals in the plan are ignored by the program.
+//
+// The program reads through SKF_NET_OFF (loads relative to the network header), so it does not
+// matter whether skb->data points at the MAC or the network header, and takes the ethertype from
+// skb->protocol (SKF_AD_PROTOCOL). A load past the end of the frame ends it with 0 (the kernel's
+// rule), and steerValue mirrors that: a truncated frame goes to worker 0.
+//
+// Size: the VIP and local lists are tested with chains of JEQs in blocks (one instruction per
+// address plus two per block of 200), so about 3,900 addresses fit in the kernel's 4,096
+// instructions. If a plan does not fit, the program falls back to `ret #0`: every frame goes to
+// worker 0. That is still correct (only worker 0 creates connections, so only it allocates local
+// ports), just not parallel; steeringFallback() tells the plane so it can warn.
+
+import { parseIpv4 } from "../../core/addr.ts";
+
+export interface SteeringPlan {
+  vips: readonly string[];
+  locals: readonly string[];
+  byAddress: boolean;
+  mask: number /* u32 */;
+}
+
+/** The kernel's limit on a classic BPF program. */
+export const MAX_STEERING_INSNS = 4096;
+
+const ERROR_TYPES = [3, 4, 5, 11, 12] as const;
+const PORT_PROTOCOLS = [6, 17, 132] as const;
+const ETH_P_IP = 0x0800;
+const BLOCK = 200;
+
+// Scratch slots: the classified side (C) and the other side (O) of the frame.
+const M_CA = 0;
+const M_CP = 1;
+const M_OA = 2;
+const M_OP = 3;
+
+// Opcodes (linux/filter.h: class | size | mode, class | op | src).
+const LD_W_ABS = 0x20;
+const LD_H_ABS = 0x28;
+const LD_B_ABS = 0x30;
+const LD_W_IND = 0x40;
+const LD_H_IND = 0x48;
+const LD_B_IND = 0x50;
+const LD_IMM = 0x00;
+const LD_MEM = 0x60;
+const LDX_MEM = 0x61;
+const ST = 0x02;
+const ALU_ADD_X = 0x0c;
+const ALU_MUL_K = 0x24;
+const ALU_AND_K = 0x54;
+const ALU_LSH_K = 0x64;
+const ALU_RSH_K = 0x74;
+const ALU_XOR_X = 0xac;
+const JMP_JA = 0x05;
+const JMP_JEQ_K = 0x15;
+const JMP_JSET_K = 0x45;
+const RET_K = 0x06;
+const RET_A = 0x16;
+const MISC_TAX = 0x07;
+
+const SKF_AD_PROTOCOL = -0x1000 + 0;
+const NET = -0x100000;
+
+const HASH_M1 = 0x85ebca6b;
+const HASH_M2 = 0xc2b2ae35;
+
+/** The client-key hash; the program computes exactly this. */
+export function steeringHash(addr: number, port: number): number {
+  let h = (addr ^ port) >>> 0;
+  h ^= h >>> 16;
+  h = Math.imul(h, HASH_M1) >>> 0;
+  h ^= h >>> 13;
+  h = Math.imul(h, HASH_M2) >>> 0;
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+/** Local ports worker `index` of `workers` may allocate: p % workers === index. */
+export function ownsLocalPort(port: number, index: number, workers: number): boolean {
+  if (!Number.isInteger(workers) || workers < 1) throw new RangeError(`Invalid worker count "${workers}"`);
+  if (!Number.isInteger(index) || index < 0 || index >= workers)
+    throw new RangeError(`Invalid worker index "${index}" for ${workers} workers`);
+  return port % workers === index;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The plan, validated once
+
+interface Compiled {
+  locals: Set<number>;
+  vips: Set<number>;
+  byAddress: boolean;
+  mask: number;
+  program: Uint8Array;
+  fallback: boolean;
+}
+
+const compiledPlans = new WeakMap<SteeringPlan, Compiled>();
+
+function addresses(list: readonly string[], what: string): number[] {
+  const out: number[] = [];
+  for (const a of list) {
+    if (a.includes(":")) continue; // IPv6: steered to worker 0 with all IPv6
+    const v = parseIpv4(a);
+    if (v === undefined) throw new RangeError(`Invalid address "${a}" in the steering plan's ${what}`);
+    out.push(v >>> 0);
+  }
+  return out;
+}
+
+function compile(plan: SteeringPlan): Compiled {
+  const cached = compiledPlans.get(plan);
+  if (cached) return cached;
+  if (!Number.isInteger(plan.mask) || plan.mask < 0 || plan.mask > 0xffffffff)
+    throw new RangeError(`Invalid steering mask "${plan.mask}": expected a 32-bit unsigned integer`);
+  const locals = new Set(addresses(plan.locals, "locals"));
+  const vips = new Set(addresses(plan.vips, "vips").filter((a) => !locals.has(a)));
+  const mask = plan.byAddress ? plan.mask >>> 0 : 0xffffffff;
+  let program = generate([...locals], [...vips], plan.byAddress, mask);
+  let fallback = false;
+  if (program.length / 8 > MAX_STEERING_INSNS) {
+    program = encode([{ code: RET_K, jt: 0, jf: 0, k: 0 }]);
+    fallback = true;
+  }
+  const c: Compiled = { locals, vips, byAddress: plan.byAddress, mask, program, fallback };
+  compiledPlans.set(plan, c);
+  return c;
+}
+
+// ---------------------------------------------------------------------------------------------
+// A tiny assembler: instructions with symbolic jump targets, resolved after layout
+
+type Target = string | undefined; // undefined: the next instruction
+
+interface Insn {
+  code: number;
+  k: number;
+  jt?: Target;
+  jf?: Target;
+  /** JA's target. */
+  to?: string;
+}
+
+interface Resolved {
+  code: number;
+  jt: number;
+  jf: number;
+  k: number;
+}
+
+class Assembler {
+  readonly #insns: Insn[] = [];
+  readonly #labels = new Map<string, number>();
+
+  op(code: number, k = 0): void {
+    this.#insns.push({ code, k });
+  }
+
+  jump(code: number, k: number, jt: Target, jf: Target): void {
+    this.#insns.push({ code, k, jt, jf });
+  }
+
+  ja(to: string): void {
+    this.#insns.push({ code: JMP_JA, k: 0, to });
+  }
+
+  label(name: string): void {
+    if (this.#labels.has(name)) throw new Error(`Steering assembler: label "${name}" defined twice`);
+    this.#labels.set(name, this.#insns.length);
+  }
+
+  resolve(): Resolved[] {
+    const where = (t: string, from: number): number => {
+      const at = this.#labels.get(t);
+      if (at === undefined) throw new Error(`Steering assembler: label "${t}" is not defined`);
+      const d = at - from - 1;
+      if (d < 0) throw new Error(`Steering assembler: backward jump to "${t}"`);
+      return d;
+    };
+    return this.#insns.map((i, pc) => {
+      if (i.to !== undefined) return { code: i.code, jt: 0, jf: 0, k: where(i.to, pc) };
+      const jt = i.jt === undefined ? 0 : where(i.jt, pc);
+      const jf = i.jf === undefined ? 0 : where(i.jf, pc);
+      if (jt > 255 || jf > 255) throw new Error(`Steering assembler: conditional jump too far at ${pc}`);
+      return { code: i.code, jt, jf, k: i.k >>> 0 };
+    });
+  }
+}
+
+const HOST_LE = new Uint16Array(new Uint8Array([1, 0]).buffer)[0] === 1;
+
+function encode(insns: readonly Resolved[]): Uint8Array {
+  const out = new Uint8Array(insns.length * 8);
+  const v = new DataView(out.buffer);
+  insns.forEach((i, n) => {
+    v.setUint16(n * 8, i.code, HOST_LE);
+    v.setUint8(n * 8 + 2, i.jt);
+    v.setUint8(n * 8 + 3, i.jf);
+    v.setUint32(n * 8 + 4, i.k >>> 0, HOST_LE);
+  });
+  return out;
+}
+
+/** Test A against each address; a match jumps to `hit`, no match falls through. */
+function membership(asm: Assembler, list: readonly number[], hit: string, name: string): void {
+  for (let b = 0; b * BLOCK < list.length; b++) {
+    const block = list.slice(b * BLOCK, (b + 1) * BLOCK);
+    const tramp = `${name}-hit-${b}`;
+    const next = `${name}-next-${b}`;
+    for (const a of block) asm.jump(JMP_JEQ_K, a, tramp, undefined);
+    asm.ja(next);
+    asm.label(tramp);
+    asm.ja(hit);
+    asm.label(next);
+  }
+}
+
+/** `A ^= A >>> s` (X is clobbered). */
+function xorShift(asm: Assembler, s: number): void {
+  asm.op(MISC_TAX);
+  asm.op(ALU_RSH_K, s);
+  asm.op(ALU_XOR_X);
+}
+
+function generate(locals: readonly number[], vips: readonly number[], byAddress: boolean, mask: number): Uint8Array {
+  const a = new Assembler();
+  // IPv4 only.
+  a.op(LD_W_ABS, SKF_AD_PROTOCOL);
+  a.jump(JMP_JEQ_K, ETH_P_IP, undefined, "zero");
+  // X = IHL * 4.
+  a.op(LD_B_ABS, NET + 0);
+  a.op(ALU_AND_K, 0x0f);
+  a.op(ALU_LSH_K, 2);
+  a.op(MISC_TAX);
+  // Defaults: C = (daddr, 0), O = (saddr, 0).
+  a.op(LD_W_ABS, NET + 16);
+  a.op(ST, M_CA);
+  a.op(LD_W_ABS, NET + 12);
+  a.op(ST, M_OA);
+  a.op(LD_IMM, 0);
+  a.op(ST, M_CP);
+  a.op(ST, M_OP);
+  // Non-first fragments carry no L4 header.
+  a.op(LD_H_ABS, NET + 6);
+  a.jump(JMP_JSET_K, 0x1fff, "classify", undefined);
+  a.op(LD_B_ABS, NET + 9);
+  for (const p of PORT_PROTOCOLS) a.jump(JMP_JEQ_K, p, "ports", undefined);
+  a.jump(JMP_JEQ_K, 1, undefined, "classify");
+  // ICMP: errors steer by the quoted header, the rest by addresses alone.
+  a.op(LD_B_IND, NET + 0);
+  for (const t of ERROR_TYPES.slice(0, -1)) a.jump(JMP_JEQ_K, t, "icmp-error", undefined);
+  a.jump(JMP_JEQ_K, ERROR_TYPES[ERROR_TYPES.length - 1]!, "icmp-error", "classify");
+
+  a.label("ports");
+  a.op(LD_H_IND, NET + 0);
+  a.op(ST, M_OP);
+  a.op(LD_H_IND, NET + 2);
+  a.op(ST, M_CP);
+  a.ja("classify");
+
+  // The quoted header starts at l4 + 8: C = (quoted src, sport), O = (quoted dst, dport).
+  a.label("icmp-error");
+  a.op(LD_W_IND, NET + 8 + 12);
+  a.op(ST, M_CA);
+  a.op(LD_W_IND, NET + 8 + 16);
+  a.op(ST, M_OA);
+  a.op(LD_H_IND, NET + 8 + 6);
+  a.jump(JMP_JSET_K, 0x1fff, "classify", undefined);
+  a.op(LD_B_IND, NET + 8 + 9);
+  for (const p of PORT_PROTOCOLS.slice(0, -1)) a.jump(JMP_JEQ_K, p, "quoted-ports", undefined);
+  a.jump(JMP_JEQ_K, PORT_PROTOCOLS[PORT_PROTOCOLS.length - 1]!, "quoted-ports", "classify");
+  a.label("quoted-ports");
+  a.op(LD_B_IND, NET + 8);
+  a.op(ALU_AND_K, 0x0f);
+  a.op(ALU_LSH_K, 2);
+  a.op(ALU_ADD_X);
+  a.op(MISC_TAX); // X = outer IHL + quoted IHL
+  a.op(LD_H_IND, NET + 8 + 0);
+  a.op(ST, M_CP);
+  a.op(LD_H_IND, NET + 8 + 2);
+  a.op(ST, M_OP);
+
+  // C is a local address → its port; a VIP → the client is O; otherwise the client is C.
+  a.label("classify");
+  a.op(LD_MEM, M_CA);
+  membership(a, locals, "local", "locals");
+  membership(a, vips, "vip", "vips");
+  a.op(LDX_MEM, M_CP);
+  a.ja("hash");
+  a.label("vip");
+  a.op(LD_MEM, M_OA);
+  a.op(LDX_MEM, M_OP);
+  a.ja("hash");
+  a.label("local");
+  a.op(LD_MEM, M_CP);
+  a.op(RET_A);
+
+  // A = client address, X = client port.
+  a.label("hash");
+  if (byAddress) a.op(ALU_AND_K, mask);
+  else a.op(ALU_XOR_X);
+  xorShift(a, 16);
+  a.op(ALU_MUL_K, HASH_M1);
+  xorShift(a, 13);
+  a.op(ALU_MUL_K, HASH_M2);
+  xorShift(a, 16);
+  a.op(RET_A);
+
+  a.label("zero");
+  a.op(RET_K, 0);
+  return encode(a.resolve());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Public API
+
+/** The classic BPF program as the kernel's struct sock_filter array: 8 bytes each (u16 code, u8 jt, u8 jf, u32 k), little-endian host order. */
+export function steeringProgram(plan: SteeringPlan): Uint8Array {
+  return compile(plan).program.slice();
+}
+
+/** Whether the plan was too large for one program, so every frame goes to worker 0. */
+export function steeringFallback(plan: SteeringPlan): boolean {
+  return compile(plan).fallback;
+}
+
+class Truncated {}
+const TRUNCATED = new Truncated();
+
+/** The same decision in TypeScript on an Ethernet frame at buf[off..off+len): the 32-bit value the program returns (worker = value % N). */
+export function steerValue(plan: SteeringPlan, buf: Uint8Array, off: number, len: number): number {
+  const c = compile(plan);
+  if (c.fallback || len < 14) return 0;
+  if (((buf[off + 12]! << 8) | buf[off + 13]!) !== ETH_P_IP) return 0;
+  const end = off + len;
+  const u8 = (p: number): number => {
+    if (p < off || p + 1 > end) throw TRUNCATED;
+    return buf[p]!;
+  };
+  const u16 = (p: number): number => (u8(p) << 8) | u8(p + 1);
+  const u32 = (p: number): number => ((u16(p) << 16) | u16(p + 2)) >>> 0;
+  try {
+    const n = off + 14;
+    const l4 = n + ((u8(n) & 0x0f) << 2);
+    let ca = u32(n + 16);
+    let oa = u32(n + 12);
+    let cp = 0;
+    let op = 0;
+    if ((u16(n + 6) & 0x1fff) === 0) {
+      const proto = u8(n + 9);
+      if ((PORT_PROTOCOLS as readonly number[]).includes(proto)) {
+        op = u16(l4);
+        cp = u16(l4 + 2);
+      } else if (proto === 1 && (ERROR_TYPES as readonly number[]).includes(u8(l4))) {
+        const q = l4 + 8;
+        ca = u32(q + 12);
+        oa = u32(q + 16);
+        if ((u16(q + 6) & 0x1fff) === 0 && (PORT_PROTOCOLS as readonly number[]).includes(u8(q + 9))) {
+          const ql4 = q + ((u8(q) & 0x0f) << 2);
+          cp = u16(ql4);
+          op = u16(ql4 + 2);
+        }
+      }
+    }
+    if (c.locals.has(ca)) return cp;
+    const [addr, port] = c.vips.has(ca) ? [oa, op] : [ca, cp];
+    return c.byAddress ? steeringHash((addr & c.mask) >>> 0, 0) : steeringHash(addr, port);
+  } catch (e) {
+    if (e === TRUNCATED) return 0;
+    throw e;
+  }
+}
