@@ -265,7 +265,9 @@ function generate(locals: readonly number[], vips: readonly number[], byAddress:
   const a = new Assembler();
   // IPv4 only.
   a.op(LD_W_ABS, SKF_AD_PROTOCOL);
-  a.jump(JMP_JEQ_K, ETH_P_IP, undefined, "zero");
+  a.jump(JMP_JEQ_K, ETH_P_IP, "ipv4", undefined);
+  a.op(RET_K, 0);
+  a.label("ipv4");
   // X = IHL * 4.
   a.op(LD_B_ABS, NET + 0);
   a.op(ALU_AND_K, 0x0f);
@@ -344,9 +346,6 @@ function generate(locals: readonly number[], vips: readonly number[], byAddress:
   a.op(ALU_MUL_K, HASH_M2);
   xorShift(a, 16);
   a.op(RET_A);
-
-  a.label("zero");
-  a.op(RET_K, 0);
   return encode(a.resolve());
 }
 

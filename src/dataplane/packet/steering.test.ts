@@ -1,0 +1,396 @@
+// The fanout steering program: the classic-BPF interpreter (cbpf.ts) running steeringProgram(plan)
+// must return exactly steerValue(plan, frame) on many generated frames (seeded: TCP, UDP, SCTP, IP
+// options, fragments, ICMP errors quoting each direction, ICMP echo, ARP, IPv6, VLAN, truncated
+// frames), and the decision must have the properties the workers rely on: a NAT request and its
+// reply, and ICMP errors about either, land on the same worker for N = 2, 3, 4; a FULLNAT reply
+// to laddr:lport gives lport; with byAddress every port (and every address of the persistence
+// netmask) of a client lands on one worker; clients spread evenly.
+
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { formatIpv4 } from "../../core/addr.ts";
+import { checkCbpf, decodeCbpf, runCbpf } from "./cbpf.ts";
+import { arpFrame, eth, type Ipv4Opts, icmp, ipv4, tcp, tcp4Frame, tcp6Frame, udp } from "./frame-builder.ts";
+import {
+  MAX_STEERING_INSNS,
+  ownsLocalPort,
+  type SteeringPlan,
+  steeringFallback,
+  steeringHash,
+  steeringProgram,
+  steerValue,
+} from "./steering.ts";
+
+const MAC_D = "02:00:00:00:00:01";
+const MAC_C = "02:00:00:00:00:02";
+const TCP = 6;
+const UDP = 17;
+const SCTP = 132;
+const ICMP = 1;
+
+/** mulberry32: a small seeded generator, so every run sees the same frames. */
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const VIPS = ["10.0.0.10", "10.0.0.11", "10.0.0.12"];
+const LOCALS = ["10.0.1.100", "10.0.1.101"];
+const RS = ["10.0.2.1", "10.0.2.2", "10.0.2.3"];
+
+const plain: SteeringPlan = { vips: VIPS, locals: LOCALS, byAddress: false, mask: 0xffffffff };
+const persistent: SteeringPlan = { vips: VIPS, locals: LOCALS, byAddress: true, mask: 0xffffff00 };
+const persistent32: SteeringPlan = { vips: VIPS, locals: LOCALS, byAddress: true, mask: 0xffffffff };
+
+/** An L4 header with ports for any port protocol (SCTP: ports then a zero tag and checksum). */
+function l4(proto: number, src: string, dst: string, sport: number, dport: number): Uint8Array {
+  if (proto === TCP) return tcp(src, dst, { sport, dport, flags: 0x10 });
+  if (proto === UDP) return udp(src, dst, sport, dport, new Uint8Array(6));
+  const b = Buffer.alloc(12);
+  b.writeUInt16BE(sport, 0);
+  b.writeUInt16BE(dport, 2);
+  return b;
+}
+
+function packet(proto: number, src: string, dst: string, sport: number, dport: number, o: Ipv4Opts = {}): Buffer {
+  return ipv4(src, dst, proto, l4(proto, src, dst, sport, dport), o);
+}
+
+function frame(proto: number, src: string, dst: string, sport: number, dport: number, o: Ipv4Opts = {}): Buffer {
+  return eth(MAC_D, MAC_C, 0x0800, packet(proto, src, dst, sport, dport, o));
+}
+
+/** An ICMP error from `from` to `to` quoting the first 28 bytes of `quoted`. */
+function icmpError(from: string, to: string, type: number, quoted: Uint8Array): Buffer {
+  const q = quoted.subarray(0, Math.min(quoted.length, (quoted[0]! & 0xf) * 4 + 8));
+  return eth(MAC_D, MAC_C, 0x0800, ipv4(from, to, ICMP, icmp(type, type === 3 ? 4 : 0, 1400, q)));
+}
+
+/** An IPv4 header with `words` 32-bit option words (NOPs) before the payload. */
+function withOptions(src: string, dst: string, proto: number, payload: Uint8Array, words: number): Buffer {
+  const plainIp = ipv4(src, dst, proto, payload);
+  const hl = 20 + words * 4;
+  const b = Buffer.alloc(hl + payload.length, 1);
+  plainIp.copy(b, 0, 0, 20);
+  b[0] = 0x40 | (hl / 4);
+  b.writeUInt16BE(b.length, 2);
+  b.set(payload, hl);
+  return b;
+}
+
+function randomClient(r: () => number): string {
+  return formatIpv4(((192 << 24) | (Math.floor(r() * 0xffff) << 8) | (1 + Math.floor(r() * 250))) >>> 0);
+}
+const randomPort = (r: () => number) => 1024 + Math.floor(r() * 64000);
+const pick = <T>(r: () => number, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
+
+/** Run the generated program on a frame with the interpreter, skb->data at the network header or the MAC header. */
+function programValue(plan: SteeringPlan, f: Uint8Array, dataAt: "network" | "mac" = "network"): number {
+  return runCbpf(steeringProgram(plan), { buf: f, off: 0, len: f.length, dataAt });
+}
+
+const value = (plan: SteeringPlan, f: Uint8Array) => steerValue(plan, f, 0, f.length);
+
+describe("the program is what the kernel accepts", () => {
+  test("small, checked, and byte-identical for equal plans", () => {
+    for (const plan of [plain, persistent, { vips: [], locals: [], byAddress: false, mask: 0 }]) {
+      const insns = decodeCbpf(steeringProgram(plan));
+      checkCbpf(insns);
+      assert.ok(insns.length < 120, `${insns.length} instructions`);
+    }
+    assert.deepEqual(steeringProgram(plain), steeringProgram({ ...plain }));
+    assert.notDeepEqual(steeringProgram(plain), steeringProgram(persistent));
+  });
+
+  test("a few hundred VIPs fit; thousands fall back to worker 0", () => {
+    const many = (n: number) => Array.from({ length: n }, (_, i) => formatIpv4((0x0a100000 + i) >>> 0));
+    const big: SteeringPlan = { vips: many(300), locals: LOCALS, byAddress: false, mask: 0 };
+    const insns = decodeCbpf(steeringProgram(big));
+    checkCbpf(insns);
+    assert.ok(insns.length < 400, `${insns.length} instructions`);
+    assert.equal(steeringFallback(big), false);
+    const huge: SteeringPlan = { vips: many(3800), locals: LOCALS, byAddress: false, mask: 0 };
+    assert.equal(steeringFallback(huge), false);
+    assert.ok(decodeCbpf(steeringProgram(huge)).length <= MAX_STEERING_INSNS);
+    const tooMany: SteeringPlan = { vips: many(4100), locals: LOCALS, byAddress: false, mask: 0 };
+    assert.equal(steeringFallback(tooMany), true);
+    assert.equal(decodeCbpf(steeringProgram(tooMany)).length, 1);
+    // The last VIP of the big plans still steers by the client, and the fallback sends all to 0.
+    const req = frame(TCP, "192.168.7.7", formatIpv4(0x0a100000 + 3799), 40000, 80);
+    const reply = frame(TCP, "10.0.2.1", "192.168.7.7", 80, 40000);
+    assert.equal(programValue(huge, req), value(huge, req));
+    assert.equal(value(huge, req), value(huge, reply));
+    assert.equal(programValue(tooMany, req), 0);
+    assert.equal(value(tooMany, req), 0);
+  });
+
+  test("IPv6 VIPs and locals are left out; bad input is refused with the value quoted", () => {
+    const mixed: SteeringPlan = {
+      vips: [...VIPS, "2001:db8::10"],
+      locals: [...LOCALS, "2001:db8::1"],
+      byAddress: false,
+      mask: 0,
+    };
+    assert.deepEqual(steeringProgram(mixed), steeringProgram(plain));
+    assert.throws(
+      () => steeringProgram({ ...plain, vips: ["10.0.0.300"] }),
+      /Invalid address "10.0.0.300" in the steering plan's vips/,
+    );
+    assert.throws(
+      () => steeringProgram({ ...plain, locals: ["laddr"] }),
+      /Invalid address "laddr" in the steering plan's locals/,
+    );
+    assert.throws(() => steeringProgram({ ...persistent, mask: -1 }), /Invalid steering mask "-1"/);
+    assert.throws(() => steeringProgram({ ...persistent, mask: 2 ** 32 }), /Invalid steering mask "4294967296"/);
+  });
+});
+
+describe("interpreter(program) == steerValue on generated frames", () => {
+  const plans: [string, SteeringPlan][] = [
+    ["plain", plain],
+    ["byAddress /24", persistent],
+    ["byAddress /32", persistent32],
+    ["no locals", { vips: VIPS, locals: [], byAddress: false, mask: 0 }],
+    ["nothing known", { vips: [], locals: [], byAddress: false, mask: 0 }],
+  ];
+
+  /** A frame of some kind the director can receive, picked at random. */
+  function randomFrame(r: () => number): Buffer {
+    const client = randomClient(r);
+    const cport = randomPort(r);
+    const vip = pick(r, VIPS);
+    const rs = pick(r, RS);
+    const laddr = pick(r, LOCALS);
+    const lport = randomPort(r);
+    const proto = pick(r, [TCP, UDP, SCTP]);
+    const vport = pick(r, [80, 443, 53]);
+    const kind = Math.floor(r() * 16);
+    switch (kind) {
+      case 0:
+        return frame(proto, client, vip, cport, vport); // request
+      case 1:
+        return frame(proto, rs, client, vport, cport); // NAT reply
+      case 2:
+        return frame(proto, rs, laddr, vport, lport); // FULLNAT reply
+      case 3: // ICMP error about our reply to the client (quoted src = VIP)
+        return icmpError(
+          pick(r, ["172.16.0.1", client]),
+          vip,
+          pick(r, [3, 4, 5, 11, 12]),
+          packet(proto, vip, client, vport, cport),
+        );
+      case 4: // ICMP error from a real server about a FULLNAT packet (quoted src = laddr)
+        return icmpError(rs, laddr, pick(r, [3, 11]), packet(proto, laddr, rs, lport, vport));
+      case 5: // ICMP error about a NAT packet to the real server (quoted src = client)
+        return icmpError(rs, client, 3, packet(proto, client, rs, cport, vport));
+      case 6: // non-first fragment
+        return frame(proto, client, vip, cport, vport, { fragOffset: 1 + Math.floor(r() * 100), mf: r() < 0.5 });
+      case 7: // first fragment
+        return frame(proto, client, vip, cport, vport, { mf: true });
+      case 8: // ICMP echo to a VIP, or from a real server
+        return r() < 0.5
+          ? eth(MAC_D, MAC_C, 0x0800, ipv4(client, vip, ICMP, icmp(8, 0, 0x12340001, new Uint8Array(8))))
+          : eth(MAC_D, MAC_C, 0x0800, ipv4(rs, laddr, ICMP, icmp(0, 0, 0x12340001, new Uint8Array(8))));
+      case 9: // IP options
+        return eth(
+          MAC_D,
+          MAC_C,
+          0x0800,
+          withOptions(client, vip, proto, l4(proto, client, vip, cport, vport), 1 + Math.floor(r() * 10)),
+        );
+      case 10: // ICMP error quoting a packet with options, or a quoted fragment, or quoted ICMP
+        if (r() < 0.33)
+          return icmpError(rs, client, 3, withOptions(client, rs, proto, l4(proto, client, rs, cport, vport), 2));
+        if (r() < 0.5) return icmpError(rs, client, 3, packet(proto, client, rs, cport, vport, { fragOffset: 3 }));
+        return icmpError(rs, vip, 11, ipv4(vip, client, ICMP, icmp(0, 0, 1, new Uint8Array(8))));
+      case 11:
+        return arpFrame("ff:ff:ff:ff:ff:ff", 1, MAC_C, client, "00:00:00:00:00:00", vip);
+      case 12:
+        return tcp6Frame(MAC_D, MAC_C, "2001:db8::1", "2001:db8::10", { sport: cport, dport: 80, flags: 2 });
+      case 13: {
+        // 802.1Q-tagged IPv4 (skb->protocol is 0x8100 when the NIC did not strip the tag)
+        const inner = packet(proto, client, vip, cport, vport);
+        const b = Buffer.alloc(18 + inner.length);
+        Buffer.from(eth(MAC_D, MAC_C, 0x8100, new Uint8Array(0))).copy(b, 0, 0, 14);
+        b.writeUInt16BE(0x0064, 14);
+        b.writeUInt16BE(0x0800, 16);
+        b.set(inner, 18);
+        return b;
+      }
+      case 14: // other IP protocols (GRE, IPIP) and a DR/TUN style request to an unknown address
+        return r() < 0.5
+          ? eth(MAC_D, MAC_C, 0x0800, ipv4(client, vip, pick(r, [4, 47]), new Uint8Array(24)))
+          : frame(proto, client, "10.9.9.9", cport, vport);
+      default:
+        return frame(proto, client, vip, cport, vport);
+    }
+  }
+
+  for (const [name, plan] of plans) {
+    test(`${name}: 3000 frames, whole and truncated, skb->data at either header`, () => {
+      const r = rng(0x5eed + name.length);
+      let truncatedZero = 0;
+      for (let n = 0; n < 3000; n++) {
+        const f = randomFrame(r);
+        const want = value(plan, f);
+        assert.equal(programValue(plan, f), want, `frame ${n}: ${f.toString("hex")}`);
+        assert.equal(programValue(plan, f, "mac"), want, `frame ${n} (data at mac): ${f.toString("hex")}`);
+        // The same frame cut short somewhere: both must still agree (a load past the end → 0).
+        const cut = 14 + Math.floor(r() * (f.length - 14));
+        const short = f.subarray(0, cut);
+        const got = programValue(plan, short);
+        assert.equal(got, value(plan, short), `frame ${n} cut to ${cut}: ${f.toString("hex")}`);
+        if (got === 0) truncatedZero++;
+        // And placed at an offset inside a larger buffer.
+        const buf = new Uint8Array(f.length + 9);
+        buf.set(f, 5);
+        assert.equal(steerValue(plan, buf, 5, f.length), want);
+      }
+      assert.ok(truncatedZero > 100, `some truncated frames lost a needed field (${truncatedZero})`);
+    });
+  }
+});
+
+describe("both directions of a flow meet on one worker", () => {
+  const NS = [2, 3, 4];
+
+  test("NAT: request client→VIP, reply RS→client, and ICMP errors about either", () => {
+    const r = rng(1);
+    for (let n = 0; n < 500; n++) {
+      const client = randomClient(r);
+      const cport = randomPort(r);
+      const vip = pick(r, VIPS);
+      const rs = pick(r, RS);
+      const proto = pick(r, [TCP, UDP, SCTP]);
+      const req = frame(proto, client, vip, cport, 80);
+      const reply = frame(proto, rs, client, 8080, cport);
+      const errAboutReply = icmpError("172.16.0.1", vip, 3, packet(proto, vip, client, 80, cport));
+      const errAboutForward = icmpError(rs, client, 3, packet(proto, client, rs, cport, 8080));
+      for (const plan of [plain, persistent]) {
+        const v = value(plan, req);
+        for (const other of [reply, errAboutReply, errAboutForward]) {
+          for (const N of NS) assert.equal(value(plan, other) % N, v % N, `client ${client}:${cport}, N=${N}`);
+          assert.equal(programValue(plan, other), programValue(plan, req));
+        }
+      }
+    }
+  });
+
+  test("FULLNAT: the reply to laddr:lport returns lport; the worker that took the request owns that lport", () => {
+    const r = rng(2);
+    for (let n = 0; n < 300; n++) {
+      const client = randomClient(r);
+      const cport = randomPort(r);
+      const laddr = pick(r, LOCALS);
+      const rs = pick(r, RS);
+      const req = frame(TCP, client, pick(r, VIPS), cport, 80);
+      for (const N of NS) {
+        const worker = value(plain, req) % N;
+        // The worker allocates the first free local port it owns at or above a random start.
+        let lport = randomPort(r);
+        while (!ownsLocalPort(lport, worker, N)) lport++;
+        const reply = frame(TCP, rs, laddr, 80, lport);
+        assert.equal(value(plain, reply), lport);
+        assert.equal(programValue(plain, reply), lport);
+        assert.equal(value(plain, reply) % N, worker);
+        const err = icmpError(rs, laddr, 3, packet(TCP, laddr, rs, lport, 80));
+        assert.equal(value(plain, err), lport);
+        assert.equal(programValue(persistent, err), lport);
+      }
+    }
+  });
+
+  test("byAddress: every port of a client, and every client of one persistence netmask, on one worker", () => {
+    const r = rng(3);
+    for (let n = 0; n < 200; n++) {
+      const client = randomClient(r);
+      const vip = pick(r, VIPS);
+      const values = new Set<number>();
+      for (let i = 0; i < 20; i++) {
+        values.add(value(persistent32, frame(pick(r, [TCP, UDP]), client, vip, randomPort(r), 80)));
+        values.add(value(persistent32, frame(TCP, pick(r, RS), client, 80, randomPort(r))));
+      }
+      values.add(
+        value(persistent32, eth(MAC_D, MAC_C, 0x0800, ipv4(client, vip, ICMP, icmp(8, 0, 1, new Uint8Array(4))))),
+      );
+      assert.equal(values.size, 1, `client ${client}`);
+      // /24: a neighbour in the same /24 shares the value.
+      const neighbour = client.replace(/\.\d+$/, `.${1 + Math.floor(r() * 250)}`);
+      assert.equal(
+        value(persistent, frame(TCP, neighbour, vip, randomPort(r), 443)),
+        value(persistent, frame(UDP, client, vip, randomPort(r), 53)),
+      );
+    }
+  });
+
+  test("without byAddress, ports of one client spread", () => {
+    const counts = [0, 0];
+    for (let p = 1024; p < 2024; p++) counts[value(plain, frame(TCP, "192.168.5.5", VIPS[0]!, p, 80)) % 2]!++;
+    assert.ok(counts[0]! > 400 && counts[1]! > 400, `${counts}`);
+  });
+});
+
+describe("spread", () => {
+  const share = (plan: SteeringPlan, N: number, make: (r: () => number) => Buffer) => {
+    const r = rng(N * 7 + (plan.byAddress ? 1 : 0));
+    const counts = new Array<number>(N).fill(0);
+    for (let n = 0; n < 1000; n++) counts[value(plan, make(r)) % N]!++;
+    return counts.map((c) => c / 1000);
+  };
+  const requests = (r: () => number) => frame(TCP, randomClient(r), pick(r, VIPS), randomPort(r), 80);
+  // Clients of one /16 differing in their low bits only: the hash must still mix.
+  const sameSubnet = (r: () => number) =>
+    frame(TCP, formatIpv4((0xc0a80000 | Math.floor(r() * 0x10000)) >>> 0), VIPS[0]!, 5000, 80);
+
+  test("1000 random clients, N=2: each worker gets 40-60%", () => {
+    for (const plan of [plain, persistent, persistent32])
+      for (const s of share(plan, 2, requests)) assert.ok(s >= 0.4 && s <= 0.6, `${s}`);
+  });
+
+  test("N=3 and N=4: each worker within 20% of its fair share", () => {
+    for (const N of [3, 4])
+      for (const plan of [plain, persistent32])
+        for (const make of [requests, sameSubnet])
+          for (const s of share(plan, N, make)) assert.ok(Math.abs(s - 1 / N) <= 0.2 / N, `N=${N}: ${s}`);
+  });
+});
+
+describe("helpers", () => {
+  test("steeringHash is murmur3's 32-bit finaliser over addr ^ port", () => {
+    assert.equal(steeringHash(0, 0), 0);
+    assert.equal(steeringHash(1, 0), 0x514e28b7);
+    assert.equal(steeringHash(0, 1), 0x514e28b7);
+    assert.equal(steeringHash(0xffffffff, 0), 0x81f16f39);
+  });
+
+  test("ownsLocalPort partitions the ports among the workers", () => {
+    for (const N of [1, 2, 3, 4, 7]) {
+      for (let p = 1; p < 2000; p++) {
+        const owners = Array.from({ length: N }, (_, i) => i).filter((i) => ownsLocalPort(p, i, N));
+        assert.deepEqual(owners, [p % N]);
+      }
+    }
+    assert.throws(() => ownsLocalPort(1000, 2, 2), /Invalid worker index "2" for 2 workers/);
+    assert.throws(() => ownsLocalPort(1000, 0, 0), /Invalid worker count "0"/);
+  });
+
+  test("frames that are not IPv4 go to worker 0", () => {
+    const arp = arpFrame("ff:ff:ff:ff:ff:ff", 1, MAC_C, "192.168.1.1", "00:00:00:00:00:00", VIPS[0]!);
+    const v6 = tcp6Frame(MAC_D, MAC_C, "2001:db8::1", "2001:db8::10", { sport: 1, dport: 80, flags: 2 });
+    for (const f of [
+      arp,
+      v6,
+      tcp4Frame(MAC_D, MAC_C, "1.1.1.1", "2.2.2.2", { sport: 1, dport: 2, flags: 2 }).subarray(0, 13),
+    ]) {
+      assert.equal(value(plain, f), 0);
+    }
+    assert.equal(programValue(plain, arp), 0);
+    assert.equal(programValue(plain, v6), 0);
+  });
+});
