@@ -1,0 +1,229 @@
+// The fanout steering program in the real kernel: two AF_PACKET sockets on one end of a veth pair
+// join one PACKET_FANOUT group in PACKET_FANOUT_CBPF mode (in order: member 0, then member 1),
+// the program from steeringProgram() is installed with setFanoutProgram (PACKET_FANOUT_DATA), and
+// frames injected from the other end (by a child process inside the test's own namespace) must
+// reach the socket steerValue(plan, frame) % 2 names: NAT requests and their replies, FULLNAT
+// replies to laddr:lport, ICMP errors about both. That proves the kernel accepts the program, that
+// the SKF_NET_OFF loads and SKF_AD_PROTOCOL work on a received skb, and that it agrees with the
+// TypeScript decision. The program is then replaced (a persistent plan) while the sockets stay
+// joined, as the packet plane does when services change. Needs root and the built addon.
+//
+// The injected frames carry a destination MAC that is not the near end's, so the host's IP stack
+// drops them as PACKET_OTHERHOST; nothing leaves the veth pair.
+
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { test } from "node:test";
+import { promisify } from "node:util";
+import { eth, icmp, ipv4, tcp, udp } from "../../src/dataplane/packet/frame-builder.ts";
+import { loadNative, nativeAddonPath, nativeStatus } from "../../src/dataplane/packet/native-io.ts";
+import { ownsLocalPort, type SteeringPlan, steeringProgram, steerValue } from "../../src/dataplane/packet/steering.ts";
+
+const exec = promisify(execFile);
+
+function skipReason(): string | undefined {
+  if (process.platform !== "linux") return "needs Linux";
+  if (process.getuid?.() !== 0) return "needs root (CAP_NET_ADMIN for namespaces, CAP_NET_RAW for packet sockets)";
+  const s = nativeStatus();
+  if (!s.ok) return s.reason;
+  if (typeof loadNative().setFanoutProgram !== "function")
+    return "the native addon predates setFanoutProgram: run `npm run build:native`";
+  return undefined;
+}
+
+const skip = skipReason();
+
+const OTHER_MAC = "02:00:5e:00:00:99"; // not the near end's MAC: the host IP stack ignores the frames
+const CLIENT_MAC = "02:00:5e:00:00:98";
+const VIPS = ["10.78.0.10", "10.78.0.11"];
+const LOCALS = ["10.78.1.100"];
+const RS = ["10.78.2.1", "10.78.2.2"];
+
+/** Sends hex frames given on argv through an AF_PACKET socket on one interface (run inside the namespace). */
+const SENDER = `
+const [, addonPath, ifname, ...frames] = process.argv;
+const n = require(addonPath);
+const fd = n.socketPacket();
+n.bindPacket(fd, n.ifInfo(ifname).index, n.constants.ETH_P_ALL);
+let sent = 0;
+for (const hex of frames) {
+  const buf = Buffer.from(hex, "hex");
+  for (let tries = 0; tries < 100; tries++) {
+    const r = n.sendBatch(fd, buf, new Int32Array([0, buf.length]), 1);
+    if (r === 1) { sent++; break; }
+    if (r < 0) throw new Error("send failed: errno " + -r);
+  }
+}
+n.close(fd);
+process.stdout.write(String(sent));
+`;
+
+/** A TCP or UDP frame carrying a unique tag in its payload. */
+function l4Frame(udpOrTcp: "tcp" | "udp", src: string, dst: string, sport: number, dport: number, tag: number): Buffer {
+  const payload = Buffer.alloc(4);
+  payload.writeUInt32BE(tag);
+  const seg =
+    udpOrTcp === "tcp" ? tcp(src, dst, { sport, dport, flags: 0x18, payload }) : udp(src, dst, sport, dport, payload);
+  return eth(OTHER_MAC, CLIENT_MAC, 0x0800, ipv4(src, dst, udpOrTcp === "tcp" ? 6 : 17, seg));
+}
+
+function icmpError(
+  from: string,
+  to: string,
+  quotedSrc: string,
+  quotedDst: string,
+  sport: number,
+  dport: number,
+): Buffer {
+  const quoted = ipv4(quotedSrc, quotedDst, 6, tcp(quotedSrc, quotedDst, { sport, dport, flags: 0x10 })).subarray(
+    0,
+    28,
+  );
+  return eth(OTHER_MAC, CLIENT_MAC, 0x0800, ipv4(from, to, 1, icmp(3, 3, 0, quoted)));
+}
+
+interface Case {
+  what: string;
+  frame: Buffer;
+}
+
+/** NAT requests and replies, FULLNAT replies and ICMP errors for `clients` clients. */
+function cases(plan: SteeringPlan, clients: number, seed: number): Case[] {
+  const out: Case[] = [];
+  for (let i = 0; i < clients; i++) {
+    const client = `192.168.${(seed + i) % 250}.${1 + ((i * 37) % 250)}`;
+    const cport = 20000 + seed * 1000 + i * 7;
+    const vip = VIPS[i % VIPS.length]!;
+    const rs = RS[i % RS.length]!;
+    const proto = i % 2 ? "udp" : "tcp";
+    const tag = seed * 100000 + i * 10;
+    const req = l4Frame(proto, client, vip, cport, 80, tag);
+    out.push({ what: `request ${client}:${cport} → ${vip}:80`, frame: req });
+    out.push({
+      what: `NAT reply ${rs}:8080 → ${client}:${cport}`,
+      frame: l4Frame(proto, rs, client, 8080, cport, tag + 1),
+    });
+    // FULLNAT: the worker that got the request allocates an lport it owns.
+    const worker = steerValue(plan, req, 0, req.length) % 2;
+    let lport = 30000 + i * 3;
+    while (!ownsLocalPort(lport, worker, 2)) lport++;
+    out.push({
+      what: `FULLNAT reply ${rs}:8080 → ${LOCALS[0]}:${lport}`,
+      frame: l4Frame(proto, rs, LOCALS[0]!, 8080, lport, tag + 2),
+    });
+    out.push({
+      what: `ICMP error about ${vip}:80 → ${client}:${cport}`,
+      frame: icmpError("172.16.9.1", vip, vip, client, 80, cport),
+    });
+  }
+  return out;
+}
+
+test("the kernel steers frames to the fanout member steerValue names", { skip: skip ?? false }, async (t) => {
+  const n = loadNative();
+  const C = n.constants;
+  const id = randomBytes(3).toString("hex");
+  const ns = `tvsst-${id}`;
+  const near = `tvsn${id}`;
+  const far = `tvsf${id}`;
+  const fds: number[] = [];
+  t.after(async () => {
+    for (const fd of fds) {
+      try {
+        n.close(fd);
+      } catch {}
+    }
+    await exec("ip", ["link", "del", near]).catch(() => {});
+    await exec("ip", ["netns", "del", ns]).catch(() => {});
+  });
+  await exec("ip", ["netns", "add", ns]);
+  await exec("ip", ["link", "add", near, "type", "veth", "peer", "name", far]);
+  await exec("ip", ["link", "set", far, "netns", ns]);
+  await exec("sysctl", ["-q", "-w", `net.ipv6.conf.${near}.disable_ipv6=1`]).catch(() => {});
+  await exec("ip", ["link", "set", near, "up"]);
+  await exec("ip", ["netns", "exec", ns, "sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1"]).catch(() => {});
+  await exec("ip", ["-n", ns, "link", "set", far, "up"]);
+
+  // Two members, joined in order; the group id is random so parallel runs do not collide.
+  const ifindex = n.ifInfo(near).index;
+  const group = randomBytes(2).readUInt16BE() | 1;
+  for (let i = 0; i < 2; i++) {
+    const fd = n.socketPacket();
+    fds.push(fd);
+    n.bindPacket(fd, ifindex, C.ETH_P_ALL!);
+    n.setsockopt(fd, C.SOL_PACKET!, C.PACKET_FANOUT!, group | (C.PACKET_FANOUT_CBPF! << 16));
+  }
+
+  const slot = 2048;
+  const batch = 64;
+  const buf = Buffer.alloc(slot * batch);
+  const meta = new Int32Array(batch * 4);
+
+  /** Send the cases from the far end and collect which member got each; bounded in time. */
+  async function deliver(plan: SteeringPlan, list: Case[]): Promise<void> {
+    const wanted = new Map<string, Case>(list.map((c) => [c.frame.toString("hex"), c]));
+    assert.equal(wanted.size, list.length, "every frame is distinct");
+    const { stdout } = await exec("ip", [
+      "netns",
+      "exec",
+      ns,
+      process.execPath,
+      "-e",
+      SENDER,
+      nativeAddonPath(),
+      far,
+      ...list.map((c) => c.frame.toString("hex")),
+    ]);
+    assert.equal(Number(stdout), list.length, "frames sent");
+    const got = new Map<string, number>();
+    const deadline = Date.now() + 5000;
+    while (got.size < wanted.size && Date.now() < deadline) {
+      let any = 0;
+      for (let member = 0; member < fds.length; member++) {
+        const k = n.recvBatch(fds[member]!, buf, slot, 0, batch, meta);
+        any += k;
+        for (let i = 0; i < k; i++) {
+          const len = Math.min(meta[i * 4]!, slot);
+          const hex = buf.subarray(i * slot, i * slot + len).toString("hex");
+          if (wanted.has(hex)) got.set(hex, member);
+        }
+      }
+      if (!any) await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.equal(got.size, wanted.size, `frames received by the group: ${got.size} of ${wanted.size}`);
+    const perMember = [0, 0];
+    for (const [hex, member] of got) {
+      const c = wanted.get(hex)!;
+      const want = steerValue(plan, c.frame, 0, c.frame.length) % 2;
+      assert.equal(member, want, `${c.what}: member ${member}, steerValue says ${want}`);
+      perMember[member]!++;
+    }
+    assert.ok(perMember[0]! > 0 && perMember[1]! > 0, `both members used: ${perMember}`);
+  }
+
+  const plain: SteeringPlan = { vips: VIPS, locals: LOCALS, byAddress: false, mask: 0xffffffff };
+  n.setFanoutProgram(fds[0]!, steeringProgram(plain));
+  const first = cases(plain, 24, 1);
+  await deliver(plain, first);
+  // The directions of each flow met (this is what steerValue promised; the kernel agreed above).
+  for (let i = 0; i < first.length; i += 4) {
+    const v = first.slice(i, i + 4).map((c) => steerValue(plain, c.frame, 0, c.frame.length) % 2);
+    assert.deepEqual(v, [v[0], v[0], v[0], v[0]], first[i]!.what);
+  }
+
+  // Services changed: a persistent service appears. Any member may replace the program.
+  const persistent: SteeringPlan = { vips: VIPS, locals: LOCALS, byAddress: true, mask: 0xffffff00 };
+  n.setFanoutProgram(fds[1]!, steeringProgram(persistent));
+  await deliver(persistent, cases(persistent, 24, 2));
+
+  // A program the kernel refuses (a jump out of the program) leaves the installed one in place.
+  const bad = new Uint8Array(16);
+  const v = new DataView(bad.buffer);
+  const le = new Uint16Array(new Uint8Array([1, 0]).buffer)[0] === 1;
+  v.setUint16(0, 0x05, le);
+  v.setUint32(4, 5, le);
+  v.setUint16(8, 0x06, le);
+  assert.throws(() => n.setFanoutProgram(fds[0]!, bad), /PACKET_FANOUT_DATA/);
+  await deliver(persistent, cases(persistent, 16, 3));
+});
