@@ -227,3 +227,101 @@ test("the kernel steers frames to the fanout member steerValue names", { skip: s
   assert.throws(() => n.setFanoutProgram(fds[0]!, bad), /PACKET_FANOUT_DATA/);
   await deliver(persistent, cases(persistent, 16, 3));
 });
+
+// A fact the workers depend on, checked here because it surprised us: the per-socket
+// PACKET_IGNORE_OUTGOING does not apply once a socket is in a fanout group (the group has its own
+// hook). Frames a member sends itself are not looped back to the group, but frames anyone else
+// sends on the interface (the host's own stack, another packet socket) reach a member as
+// PACKET_OUTGOING unless the join sets PACKET_FANOUT_FLAG_IGNORE_OUTGOING (0x4000, Linux 4.20).
+test(
+  "outgoing frames of other sockets reach a fanout group unless it joined with PACKET_FANOUT_FLAG_IGNORE_OUTGOING",
+  {
+    skip: skip ?? false,
+  },
+  async (t) => {
+    const n = loadNative();
+    const C = n.constants;
+    const FLAG_IGNORE_OUTGOING = 0x4000;
+    const id = randomBytes(3).toString("hex");
+    const a = `tvsoa${id}`;
+    const b = `tvsob${id}`;
+    const fds: number[] = [];
+    t.after(async () => {
+      for (const fd of fds) {
+        try {
+          n.close(fd);
+        } catch {}
+      }
+      await exec("ip", ["link", "del", a]).catch(() => {});
+    });
+    await exec("ip", ["link", "add", a, "type", "veth", "peer", "name", b]);
+    await exec("sysctl", ["-q", "-w", `net.ipv6.conf.${a}.disable_ipv6=1`]).catch(() => {});
+    await exec("sysctl", ["-q", "-w", `net.ipv6.conf.${b}.disable_ipv6=1`]).catch(() => {});
+    await exec("ip", ["link", "set", a, "up"]);
+    await exec("ip", ["link", "set", b, "up"]);
+    const ifindex = n.ifInfo(a).index;
+    const open = () => {
+      const fd = n.socketPacket();
+      fds.push(fd);
+      n.setsockopt(fd, C.SOL_PACKET!, C.PACKET_IGNORE_OUTGOING!, 1);
+      n.bindPacket(fd, ifindex, C.ETH_P_ALL!);
+      return fd;
+    };
+    const sender = open();
+    const peer = n.socketPacket();
+    fds.push(peer);
+    n.bindPacket(peer, n.ifInfo(b).index, C.ETH_P_ALL!);
+    const slot = 2048;
+    const buf = Buffer.alloc(slot * 64);
+    const meta = new Int32Array(64 * 4);
+    const seen: Record<string, number[]> = {};
+    for (const [name, flags] of [
+      ["plain", 0],
+      ["ignore-outgoing", FLAG_IGNORE_OUTGOING],
+    ] as const) {
+      const group = (randomBytes(2).readUInt16BE() | 1) ^ flags;
+      const members = [open(), open()];
+      for (const fd of members)
+        n.setsockopt(fd, C.SOL_PACKET!, C.PACKET_FANOUT!, group | ((C.PACKET_FANOUT_CBPF! | flags) << 16));
+      n.setFanoutProgram(members[0]!, steeringProgram({ vips: VIPS, locals: LOCALS, byAddress: false, mask: 0 }));
+      const marker = Buffer.from(`tvs-outgoing-${name}-${id}`);
+      const f = eth(
+        OTHER_MAC,
+        CLIENT_MAC,
+        0x0800,
+        ipv4("10.78.3.1", "10.78.3.2", 17, udp("10.78.3.1", "10.78.3.2", 9, 9, marker)),
+      );
+      const fromMember = Buffer.concat([f, Buffer.from("m")]);
+      assert.equal(n.sendBatch(sender, f, new Int32Array([0, f.length]), 1), 1);
+      assert.equal(n.sendBatch(members[0]!, fromMember, new Int32Array([0, fromMember.length]), 1), 1);
+      // Copies of outgoing frames are handed to packet sockets inside the sending call; an
+      // incoming sentinel sent afterwards from the peer marks the point where all of it is queued.
+      const sentinel = eth(
+        OTHER_MAC,
+        CLIENT_MAC,
+        0x0800,
+        ipv4("10.78.3.2", "10.78.3.1", 17, udp("10.78.3.2", "10.78.3.1", 9, 9, Buffer.from(`sentinel-${name}-${id}`))),
+      );
+      assert.equal(n.sendBatch(peer, sentinel, new Int32Array([0, sentinel.length]), 1), 1);
+      const types: number[] = [];
+      let sentinelSeen = false;
+      const deadline = Date.now() + 5000;
+      while (!sentinelSeen && Date.now() < deadline) {
+        for (const fd of members) {
+          const k = n.recvBatch(fd, buf, slot, 0, 64, meta);
+          for (let i = 0; i < k; i++) {
+            const got = buf.subarray(i * slot, i * slot + meta[i * 4]!);
+            if (got.includes(marker)) types.push(meta[i * 4 + 1]!);
+            if (got.equals(sentinel)) sentinelSeen = true;
+          }
+        }
+        if (!sentinelSeen) await new Promise((r) => setTimeout(r, 10));
+      }
+      assert.ok(sentinelSeen, "the sentinel from the peer reached the group");
+      seen[name] = types;
+    }
+    // Plain: the other socket's frame arrives once, as PACKET_OUTGOING; the member's own does not.
+    assert.deepEqual(seen.plain, [C.PACKET_OUTGOING], `plain group: ${JSON.stringify(seen)}`);
+    assert.deepEqual(seen["ignore-outgoing"], [], `ignore-outgoing group: ${JSON.stringify(seen)}`);
+  },
+);
