@@ -113,7 +113,15 @@ export function packetFixtures(): Fixture[] {
     { sport: 40000, dport: 80, flags: ACK, seq: 2, ack: 1, payload: bigPayload },
     { df: true },
   );
-  const bigIp = bigInput.subarray(14);
+  // The kernel decrements the TTL before checking the size, so the error quotes TTL 63.
+  const bigIp = tcp4Frame(
+    DIRECTOR_MAC,
+    CLIENT_MAC,
+    CLIENT,
+    VIP,
+    { sport: 40000, dport: 80, flags: ACK, seq: 2, ack: 1, payload: bigPayload },
+    { df: true, ttl: 63 },
+  ).subarray(14);
   const echoReq = eth(
     DIRECTOR_MAC,
     CLIENT_MAC,
@@ -676,6 +684,403 @@ export function packetFixtures(): Fixture[] {
               ETH_P_IPV6,
               ipv6(VIP6, CLIENT6, IPPROTO.icmpv6, icmpv6(VIP6, CLIENT6, 129, 0, B(12))),
             ),
+          ],
+        },
+      ],
+    },
+    ...ipv6ErrorAndTunnelFixtures(),
+  ];
+}
+
+export const ROUTER6 = "fd00::fe";
+const IPPROTO_IPV6 = 41;
+
+/** A copy of an IPv6 frame (Ethernet at 0) with the traffic class set. */
+function withTrafficClass(frame: Buffer, tc: number): Buffer {
+  const f = Buffer.from(frame);
+  f[14] = 0x60 | (tc >>> 4);
+  f[15] = (f[15]! & 0x0f) | ((tc & 0x0f) << 4);
+  return f;
+}
+
+/** A copy of `quote` (an IPv6 packet) whose transport checksum is taken from `from` (the kernel leaves it). */
+function keepChecksum(quote: Buffer, from: Buffer, csumOff: number): Buffer {
+  const q = Buffer.from(quote);
+  q.writeUInt16BE(from.readUInt16BE(40 + csumOff), 40 + csumOff);
+  return q;
+}
+
+/** ICMPv6 error relay (both directions, every method) and IPv6 / mixed-family tunnels. */
+function ipv6ErrorAndTunnelFixtures(): Fixture[] {
+  const syn6 = (hop = 64) =>
+    tcp6Frame(DIRECTOR_MAC, CLIENT_MAC, CLIENT6, VIP6, { sport: 40000, dport: 80, flags: SYN, seq: 1 }, hop);
+  const syn6Ip = (hop: number) => syn6(hop).subarray(14);
+  const mtuBytes = (mtu: number) => {
+    const b = Buffer.alloc(4);
+    b.writeUInt32BE(mtu);
+    return b;
+  };
+  // A router between the director and the client says VIP6:80 → CLIENT6:40000 was too big.
+  const quotedOut6 = ipv6(VIP6, CLIENT6, IPPROTO.tcp, tcp(VIP6, CLIENT6, { sport: 80, dport: 40000, flags: ACK }));
+  const tooBigBody = (q: Buffer) => Buffer.concat([mtuBytes(1400), q]);
+  const routerErr6 = (hop: number, dstMac = DIRECTOR_MAC, srcMac = CLIENT_MAC) =>
+    eth(
+      dstMac,
+      srcMac,
+      ETH_P_IPV6,
+      ipv6(ROUTER6, VIP6, IPPROTO.icmpv6, icmpv6(ROUTER6, VIP6, 2, 0, tooBigBody(quotedOut6)), hop),
+    );
+  // A real server says the client's UDP port is closed (destination unreachable, code 4).
+  const unreach = (src: string, dst: string, q: Buffer, hop = 64) =>
+    ipv6(src, dst, IPPROTO.icmpv6, icmpv6(src, dst, 1, 4, Buffer.concat([B(4, 0), q])), hop);
+  const udp6In = (dst: string, sport: number, dport: number, hop: number) =>
+    eth(
+      dst === VIP6 ? DIRECTOR_MAC : RS1_MAC,
+      dst === VIP6 ? CLIENT_MAC : DIRECTOR_MAC,
+      ETH_P_IPV6,
+      ipv6(CLIENT6, dst, IPPROTO.udp, udp(CLIENT6, dst, sport, dport, B(4)), hop),
+    );
+  const ack6 = (payload: number, hop = 64) =>
+    tcp6Frame(
+      DIRECTOR_MAC,
+      CLIENT_MAC,
+      CLIENT6,
+      VIP6,
+      { sport: 40000, dport: 80, flags: ACK, seq: 2, ack: 1, payload: B(payload) },
+      hop,
+    );
+
+  return [
+    {
+      description: "IPv6 DR: ICMPv6 packet too big about VIP → client reaches the real server (hop limit - 1)",
+      services: [svc("tcp", 80, "droute", 80, VIP6, RS6)],
+      neighbours: known,
+      steps: [
+        { input: syn6(), verdict: "forward", output: [eth(RS1_MAC, DIRECTOR_MAC, ETH_P_IPV6, syn6Ip(63))] },
+        { input: routerErr6(64), verdict: "forward", output: [routerErr6(63, RS1_MAC, DIRECTOR_MAC)] },
+      ],
+    },
+    {
+      description: "IPv6: an ICMPv6 error quoting an unknown connection is dropped; one with a bad quote too",
+      services: [svc("tcp", 80, "droute", 80, VIP6, RS6)],
+      neighbours: known,
+      steps: [
+        { input: routerErr6(64), verdict: "drop", reason: "noConn", output: [] },
+        {
+          input: eth(
+            DIRECTOR_MAC,
+            CLIENT_MAC,
+            ETH_P_IPV6,
+            ipv6(ROUTER6, VIP6, IPPROTO.icmpv6, icmpv6(ROUTER6, VIP6, 2, 0, tooBigBody(quotedOut6.subarray(0, 44)))),
+          ),
+          verdict: "drop",
+          reason: "noConn",
+          output: [],
+        },
+      ],
+    },
+    {
+      description: "IPv6 NAT: ICMPv6 packet too big to the VIP reaches the real server quoting its own packet",
+      services: [svc("tcp", 80, "masq", 8080, VIP6, RS6)],
+      neighbours: known,
+      steps: [
+        {
+          input: syn6(),
+          verdict: "forward",
+          output: [
+            tcp6Frame(RS1_MAC, DIRECTOR_MAC, CLIENT6, RS6, { sport: 40000, dport: 8080, flags: SYN, seq: 1 }, 63),
+          ],
+        },
+        {
+          input: routerErr6(64),
+          verdict: "forward",
+          output: [
+            eth(
+              RS1_MAC,
+              DIRECTOR_MAC,
+              ETH_P_IPV6,
+              ipv6(
+                ROUTER6,
+                RS6,
+                IPPROTO.icmpv6,
+                icmpv6(
+                  ROUTER6,
+                  RS6,
+                  2,
+                  0,
+                  tooBigBody(
+                    keepChecksum(
+                      ipv6(RS6, CLIENT6, IPPROTO.tcp, tcp(RS6, CLIENT6, { sport: 8080, dport: 40000, flags: ACK })),
+                      quotedOut6,
+                      16,
+                    ),
+                  ),
+                ),
+                63,
+              ),
+            ),
+          ],
+        },
+      ],
+    },
+    {
+      description: "IPv6 FULLNAT: ICMPv6 packet too big to the VIP reaches the real server from the local address",
+      services: [svc("tcp", 80, "fullnat", 8080, VIP6, RS6)],
+      neighbours: known,
+      steps: [
+        {
+          input: syn6(),
+          verdict: "forward",
+          output: [tcp6Frame(RS1_MAC, DIRECTOR_MAC, LOCAL6, RS6, { sport: 1025, dport: 8080, flags: SYN, seq: 1 }, 63)],
+        },
+        {
+          input: routerErr6(64),
+          verdict: "forward",
+          output: [
+            eth(
+              RS1_MAC,
+              DIRECTOR_MAC,
+              ETH_P_IPV6,
+              ipv6(
+                LOCAL6,
+                RS6,
+                IPPROTO.icmpv6,
+                icmpv6(
+                  LOCAL6,
+                  RS6,
+                  2,
+                  0,
+                  tooBigBody(
+                    keepChecksum(
+                      ipv6(RS6, LOCAL6, IPPROTO.tcp, tcp(RS6, LOCAL6, { sport: 8080, dport: 1025, flags: ACK })),
+                      quotedOut6,
+                      16,
+                    ),
+                  ),
+                ),
+                63,
+              ),
+            ),
+          ],
+        },
+      ],
+    },
+    {
+      description: "IPv6 NAT: ICMPv6 port unreachable from the real server reaches the client quoting VIP:53",
+      services: [svc("udp", 53, "masq", 5300, VIP6, RS6)],
+      neighbours: known,
+      steps: [
+        { input: udp6In(VIP6, 5353, 53, 64), verdict: "forward", output: [udp6In(RS6, 5353, 5300, 63)] },
+        {
+          input: eth(
+            DIRECTOR_MAC,
+            RS1_MAC,
+            ETH_P_IPV6,
+            unreach(RS6, CLIENT6, udp6In(RS6, 5353, 5300, 63).subarray(14)),
+          ),
+          verdict: "forward",
+          output: [
+            eth(
+              CLIENT_MAC,
+              DIRECTOR_MAC,
+              ETH_P_IPV6,
+              unreach(
+                VIP6,
+                CLIENT6,
+                keepChecksum(udp6In(VIP6, 5353, 53, 63).subarray(14), udp6In(RS6, 5353, 5300, 63).subarray(14), 6),
+                63,
+              ),
+            ),
+          ],
+        },
+      ],
+    },
+    {
+      description:
+        "IPv6 FULLNAT: ICMPv6 port unreachable to the local address reaches the client quoting its own packet",
+      services: [svc("udp", 53, "fullnat", 5300, VIP6, RS6)],
+      neighbours: known,
+      steps: [
+        {
+          input: udp6In(VIP6, 5353, 53, 64),
+          verdict: "forward",
+          output: [
+            eth(
+              RS1_MAC,
+              DIRECTOR_MAC,
+              ETH_P_IPV6,
+              ipv6(LOCAL6, RS6, IPPROTO.udp, udp(LOCAL6, RS6, 1025, 5300, B(4)), 63),
+            ),
+          ],
+        },
+        {
+          input: eth(
+            DIRECTOR_MAC,
+            RS1_MAC,
+            ETH_P_IPV6,
+            unreach(RS6, LOCAL6, ipv6(LOCAL6, RS6, IPPROTO.udp, udp(LOCAL6, RS6, 1025, 5300, B(4)), 63)),
+          ),
+          verdict: "forward",
+          output: [
+            eth(
+              CLIENT_MAC,
+              DIRECTOR_MAC,
+              ETH_P_IPV6,
+              unreach(
+                VIP6,
+                CLIENT6,
+                keepChecksum(
+                  udp6In(VIP6, 5353, 53, 63).subarray(14),
+                  ipv6(LOCAL6, RS6, IPPROTO.udp, udp(LOCAL6, RS6, 1025, 5300, B(4)), 63),
+                  6,
+                ),
+                63,
+              ),
+            ),
+          ],
+        },
+      ],
+    },
+    {
+      description:
+        "IPv6 TUN: ip6ip6 from the director's IPv6 address; traffic class and hop limit copied to the outer header",
+      services: [svc("tcp", 80, "tunnel", 80, VIP6, RS6)],
+      neighbours: known,
+      steps: [
+        {
+          input: withTrafficClass(syn6(), 0xb8),
+          verdict: "forward",
+          output: [
+            withTrafficClass(
+              eth(
+                RS1_MAC,
+                DIRECTOR_MAC,
+                ETH_P_IPV6,
+                ipv6(DIRECTOR_IP6, RS6, IPPROTO_IPV6, withTrafficClass(syn6(63), 0xb8).subarray(14), 63),
+              ),
+              0xb8,
+            ),
+          ],
+        },
+      ],
+    },
+    {
+      description: "IPv6 TUN: too big for the tunnel → ICMPv6 packet too big (MTU - 40) from the VIP to the client",
+      services: [svc("tcp", 80, "tunnel", 80, VIP6, RS6)],
+      neighbours: known,
+      steps: [
+        {
+          input: syn6(),
+          verdict: "forward",
+          output: [eth(RS1_MAC, DIRECTOR_MAC, ETH_P_IPV6, ipv6(DIRECTOR_IP6, RS6, IPPROTO_IPV6, syn6Ip(63), 63))],
+        },
+        {
+          // 40 + 20 + 1400 = 1460 bytes: exactly the tunnel MTU, still fits.
+          input: ack6(1400),
+          verdict: "forward",
+          output: [
+            eth(
+              RS1_MAC,
+              DIRECTOR_MAC,
+              ETH_P_IPV6,
+              ipv6(DIRECTOR_IP6, RS6, IPPROTO_IPV6, ack6(1400, 63).subarray(14), 63),
+            ),
+          ],
+        },
+        {
+          input: ack6(1401),
+          verdict: "drop",
+          reason: "mtu",
+          output: [
+            eth(
+              CLIENT_MAC,
+              DIRECTOR_MAC,
+              ETH_P_IPV6,
+              ipv6(
+                VIP6,
+                CLIENT6,
+                IPPROTO.icmpv6,
+                icmpv6(VIP6, CLIENT6, 2, 0, Buffer.concat([mtuBytes(1460), ack6(1401, 63).subarray(14, 14 + 1232)])),
+                64,
+              ),
+            ),
+          ],
+        },
+      ],
+    },
+    {
+      description: "IPv6 TUN: an ICMPv6 error about VIP → client is tunnelled to the real server",
+      services: [svc("tcp", 80, "tunnel", 80, VIP6, RS6)],
+      neighbours: known,
+      steps: [
+        {
+          input: syn6(),
+          verdict: "forward",
+          output: [eth(RS1_MAC, DIRECTOR_MAC, ETH_P_IPV6, ipv6(DIRECTOR_IP6, RS6, IPPROTO_IPV6, syn6Ip(63), 63))],
+        },
+        {
+          input: routerErr6(64),
+          verdict: "forward",
+          output: [
+            eth(
+              RS1_MAC,
+              DIRECTOR_MAC,
+              ETH_P_IPV6,
+              ipv6(DIRECTOR_IP6, RS6, IPPROTO_IPV6, routerErr6(63).subarray(14), 63),
+            ),
+          ],
+        },
+      ],
+    },
+    {
+      description: "Mixed-family TUN: an IPv4 VIP with an IPv6 real server is IPv4-in-IPv6 (next header 4)",
+      services: [svc("tcp", 80, "tunnel", 80, VIP, RS6)],
+      neighbours: known,
+      steps: [
+        {
+          input: tcp4Frame(
+            DIRECTOR_MAC,
+            CLIENT_MAC,
+            CLIENT,
+            VIP,
+            { sport: 40000, dport: 80, flags: SYN, seq: 1 },
+            { df: true, tos: 0x10 },
+          ),
+          verdict: "forward",
+          output: [
+            withTrafficClass(
+              eth(
+                RS1_MAC,
+                DIRECTOR_MAC,
+                ETH_P_IPV6,
+                ipv6(
+                  DIRECTOR_IP6,
+                  RS6,
+                  IPPROTO.ipip,
+                  ipv4(CLIENT, VIP, IPPROTO.tcp, tcp(CLIENT, VIP, { sport: 40000, dport: 80, flags: SYN, seq: 1 }), {
+                    ttl: 63,
+                    df: true,
+                    tos: 0x10,
+                  }),
+                  63,
+                ),
+              ),
+              0x10,
+            ),
+          ],
+        },
+      ],
+    },
+    {
+      description: "Mixed-family TUN: an IPv6 VIP with an IPv4 real server is IPv6-in-IPv4 (protocol 41, no DF, ID 0)",
+      services: [svc("tcp", 80, "tunnel", 80, VIP6, RS1)],
+      neighbours: known,
+      steps: [
+        {
+          input: syn6(),
+          verdict: "forward",
+          output: [
+            eth(RS1_MAC, DIRECTOR_MAC, ETH_P_IP, ipv4(DIRECTOR_IP, RS1, IPPROTO_IPV6, syn6Ip(63), { ttl: 63, id: 0 })),
           ],
         },
       ],

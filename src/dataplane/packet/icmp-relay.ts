@@ -1,5 +1,5 @@
 // ICMP errors about tracked connections, delivered to the side that needs them, as the kernel's
-// ip_vs_in_icmp / ip_vs_out_icmp do (IPv4):
+// ip_vs_in_icmp / ip_vs_out_icmp do (IPv4; ICMPv6 is icmp6-relay.ts):
 //  - "in": an error sent to a VIP quotes a packet the service sent to a client (VIP → client);
 //    it goes to that connection's real server: unchanged for DR, encapsulated for TUN, and for
 //    NAT/FULLNAT translated so that it quotes the real server's own packet.
@@ -16,8 +16,8 @@ import { IPPROTO_TCP, IPPROTO_UDP } from "./codec/ipv4.ts";
 import { rewriteAddr4 } from "./codec/l4.ts";
 import type { Verdict } from "./counters.ts";
 import type { Pkt } from "./pkt.ts";
-import { connPlane, decrementTtl, destPlane, type XmitContext } from "./xmit/context.ts";
-import { tunIn } from "./xmit/tun.ts";
+import { connPlane, decrementTtl, destPlane } from "./xmit/context.ts";
+import { type TunContext, tunIn } from "./xmit/tun.ts";
 
 interface Quoted {
   l3: number;
@@ -60,7 +60,7 @@ function setQuotedAddr(buf: Uint8Array, l3: number, which: 12 | 16, addr: number
 }
 
 /** An ICMP error addressed to a VIP; undefined when it quotes no known connection. */
-export function relayIcmpIn(ctx: XmitContext, p: Pkt): Verdict | undefined {
+export function relayIcmpIn(ctx: TunContext, p: Pkt): Verdict | undefined {
   const q = quoted(p);
   if (q === undefined || p.fragment) return undefined;
   const conn = ctx.conns.lookupIn4(q.protocol, q.daddr, q.dport, q.saddr, q.sport);
@@ -94,7 +94,7 @@ export function relayIcmpIn(ctx: XmitContext, p: Pkt): Verdict | undefined {
 }
 
 /** An ICMP error from a real server about a client's packet; undefined when not ours. */
-export function relayIcmpOut(ctx: XmitContext, p: Pkt): Verdict | undefined {
+export function relayIcmpOut(ctx: TunContext, p: Pkt): Verdict | undefined {
   const buf = p.buf;
   const type = buf[p.l4]!;
   if (type !== 3 && type !== 4 && type !== 11 && type !== 12) return undefined;

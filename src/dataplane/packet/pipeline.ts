@@ -39,11 +39,13 @@ import {
   ICMP_ECHO,
   ICMPV6_ECHO_REQUEST,
   isIcmpError,
+  isIcmpv6Error,
   NDISC_NEIGHBOUR_ADVERTISEMENT,
   NDISC_NEIGHBOUR_SOLICITATION,
   writeFragNeeded,
   writeNeighbourAdvert,
   writeNeighbourSolicit,
+  writePacketTooBig,
 } from "./codec/icmp.ts";
 import {
   IPPROTO_ICMP,
@@ -59,6 +61,7 @@ import { UDP_HLEN } from "./codec/udp.ts";
 import { type DropReason, PlaneCounters, type Verdict } from "./counters.ts";
 import { finishL4Checksum } from "./finish-checksum.ts";
 import { relayIcmpIn, relayIcmpOut } from "./icmp-relay.ts";
+import { relayIcmp6In, relayIcmp6Out } from "./icmp6-relay.ts";
 import { type FrameBatch, META_PKTTYPE, META_STATUS, VNET_HDR_LEN } from "./io.ts";
 import { Neighbours } from "./neighbours.ts";
 import { Pkt, VNET_F_NEEDS_CSUM } from "./pkt.ts";
@@ -266,6 +269,15 @@ export class Pipeline implements XmitContext {
     if (off < 0) return;
     const h = this.#vnetHead(batch.buf, off, p.vnet);
     const srcMac = p.buf.subarray(p.eth + 6, p.eth + 12);
+    if (p.family === 6) {
+      // IPv6: ICMPv6 packet too big, from the packet's destination (the VIP) to its source.
+      const src = p.buf.subarray(p.l3 + 24, p.l3 + 40);
+      const dst = p.buf.subarray(p.l3 + 8, p.l3 + 24);
+      const n = writePacketTooBig(batch.buf, off + h, srcMac, this.mac, src, dst, mtu, p.buf, p.l3, p.end - p.l3);
+      batch.queue(off, h + n);
+      this.counters.icmpSent++;
+      return;
+    }
     const len = writeFragNeeded(
       batch.buf,
       off + h,
@@ -440,9 +452,17 @@ export class Pipeline implements XmitContext {
     if (csumNotReady && p.l4 >= 0) finishL4Checksum(p);
     if (toVip) {
       if (p.proto === IPPROTO_ICMPV6 && p.l4 >= 0 && buf[p.l4] === ICMPV6_ECHO_REQUEST) return this.#echo6(p);
+      if (p.proto === IPPROTO_ICMPV6 && p.l4 >= 0 && isIcmpv6Error(buf[p.l4]!))
+        return relayIcmp6In(this, p) ?? this.drop("noConn");
       if (p.protocol === undefined) return "ignore";
       if (p.fragment) return this.drop("fragment");
       return this.#inbound(p);
+    }
+    // From a real server: ICMPv6 errors about a client's packet (NAT, FULLNAT).
+    if (p.proto === IPPROTO_ICMPV6 && p.l4 >= 0) {
+      const v = relayIcmp6Out(this, p);
+      if (v !== undefined) return v;
+      return toLocal ? this.drop("noConn") : "ignore";
     }
     if (p.protocol === undefined || p.l4 < 0) return toLocal ? this.drop("noConn") : "ignore";
     const conn = this.conns.lookupOut(p.protocol, ip6Text(buf, l3 + 8), p.sport, daddr, p.dport);

@@ -91,6 +91,43 @@ export function writeFragNeeded(
 }
 
 /**
+ * Write an ICMPv6 "packet too big" frame at `off` (RFC 4443 3.2) quoting the IPv6 packet at
+ * quoteOff — as much as keeps the whole message within the IPv6 minimum MTU of 1280 bytes, as
+ * Linux does — from `saddr` to `daddr` (hop limit 64, traffic class and flow label 0). Returns the
+ * frame length.
+ */
+export function writePacketTooBig(
+  buf: Uint8Array,
+  off: number,
+  ethDst: Uint8Array,
+  ethSrc: Uint8Array,
+  saddr: Uint8Array,
+  daddr: Uint8Array,
+  mtu: number,
+  quote: Uint8Array,
+  quoteOff: number,
+  quoteLen: number,
+): number {
+  const qlen = Math.min(quoteLen, 1280 - IPV6_HLEN - 8);
+  const src = Uint8Array.from(saddr);
+  const dst = Uint8Array.from(daddr);
+  writeEth(buf, off, ethDst, ethSrc, ETH_P_IPV6);
+  const l3 = off + ETH_HLEN;
+  const l4 = l3 + IPV6_HLEN;
+  if (quote === buf) buf.copyWithin(l4 + 8, quoteOff, quoteOff + qlen);
+  else buf.set(quote.subarray(quoteOff, quoteOff + qlen), l4 + 8);
+  writeIpv6(buf, l3, 8 + qlen, IPPROTO_ICMPV6, src, dst, 64);
+  buf[l4] = ICMPV6_PKT_TOOBIG;
+  buf[l4 + 1] = 0;
+  buf[l4 + 4] = (mtu >>> 24) & 0xff;
+  buf[l4 + 5] = (mtu >>> 16) & 0xff;
+  buf[l4 + 6] = (mtu >>> 8) & 0xff;
+  buf[l4 + 7] = mtu & 0xff;
+  fixIcmp6Checksum(buf, l3, l4, l4 + 8 + qlen);
+  return ETH_HLEN + IPV6_HLEN + 8 + qlen;
+}
+
+/**
  * Write a neighbour advertisement for `target` (solicited, override) from our MAC to the
  * soliciting node, with the target link-layer address option. Returns the frame length.
  */

@@ -9,6 +9,8 @@ const EXT_ROUTING = 43;
 const EXT_FRAGMENT = 44;
 const EXT_DSTOPTS = 60;
 export const NEXTHDR_NONE = 59;
+/** IPv6 encapsulated in IP (RFC 2473 ip6ip6, RFC 4213 6in4): the next header of a tunnel. */
+export const IPPROTO_IPV6 = 41;
 
 export interface Ipv6Info {
   payloadLen: number;
@@ -101,4 +103,15 @@ export function writeIpv6(
   buf[l3 + 7] = hopLimit;
   buf.set(saddr, l3 + 8);
   buf.set(daddr, l3 + 24);
+}
+
+/** Set the traffic class (DS field and ECN) of the IPv6 header at l3, keeping version and flow label. */
+export function setTrafficClass6(buf: Uint8Array, l3: number, tc: number): void {
+  buf[l3] = (buf[l3]! & 0xf0) | (tc >>> 4);
+  buf[l3 + 1] = (buf[l3 + 1]! & 0x0f) | ((tc & 0x0f) << 4);
+}
+
+/** The traffic class of the IPv6 header at l3. */
+export function trafficClass6(buf: Uint8Array, l3: number): number {
+  return ((buf[l3]! & 0x0f) << 4) | (buf[l3 + 1]! >>> 4);
 }

@@ -1,45 +1,79 @@
-// IP tunnelling (ipvsadm -i, the kernel's ip_vs_tunnel_xmit): the client's IPv4 packet is
-// wrapped in an outer IPv4 header (protocol 4, IPIP) from the director's own address on the
-// interface to the real server, which decapsulates it and answers the client directly. The outer
-// header copies the inner TOS, TTL, DF bit and IP ID (the outer packet is never fragmented here, so
-// reusing the inner ID is safe, RFC 6864, and keeps output deterministic). The packet grows by 20 bytes: when it no longer
-// fits the MTU and DF is set, the client gets ICMP "fragmentation needed" with MTU - 20 (as IPVS
-// does) and the packet is dropped; without DF, the kernel would fragment the outer packet — here
-// it is dropped as well (counted as mtu). Optionally the MSS of SYNs is clamped so that no
-// ICMP round is needed. The frame is rebuilt in place in the slot's headroom: the Ethernet (and
-// vnet) header moves 20 bytes to the front. A GSO super-frame cannot be described as IPIP GSO in
-// a virtio_net_hdr, so TCPv4 super-frames are segmented in software first (segment.ts); other
-// GSO types are dropped (counted as gso).
+// IP tunnelling (ipvsadm -i, the kernel's ip_vs_tunnel_xmit and ip_vs_tunnel_xmit_v6): the
+// client's packet is wrapped in an outer header from the director's own address on the interface
+// to the real server, which decapsulates it and answers the client directly.
+//
+// Families. The outer header has the real server's family, the inner one the service's, as in
+// the kernel since 3.18 (mixed-family tunnel destinations): IPv4 in IPv4 (protocol 4, IPIP),
+// IPv6 in IPv6 (next header 41, RFC 2473), IPv6 in IPv4 (protocol 41) and IPv4 in IPv6 (next
+// header 4). The outer header copies the inner TOS / traffic class and the inner TTL / hop limit
+// (after the director's decrement). An outer IPv4 header copies the inner DF bit and IP ID (the
+// outer packet is never fragmented here, so reusing the inner ID is safe, RFC 6864, and keeps
+// output deterministic); for an IPv6 inner packet DF is clear and the ID 0. An outer IPv6 header
+// has flow label 0.
+//
+// Size. The packet grows by 20 (IPv4 outer) or 40 (IPv6 outer) bytes; the tunnel MTU is the
+// interface MTU minus that, and a tunnel MTU below 68 (IPv4) / 1280 (IPv6) drops everything, as
+// IPVS does. As in the kernel the hop limit is decremented first and the size checked after: a
+// packet that no longer fits gets, if it is IPv4 with DF, ICMP "fragmentation needed" with the
+// tunnel MTU, and if it is IPv6, ICMPv6 "packet too big" with the tunnel MTU, sent to the client
+// from the VIP and quoting the packet; it is then dropped (counted as mtu). IPv4 without DF would
+// be fragmented by the kernel; here it is dropped as well. A relayed ICMP error that does not fit
+// is dropped without an error about it (never an ICMP error about an ICMP error).
+//
+// Optionally the MSS of SYNs is clamped so that no ICMP round is needed. The frame is rebuilt in
+// place in the slot's headroom: the (vnet and) link-layer header moves to the front by the outer
+// header's length, and its EtherType becomes the outer family's. A GSO super-frame cannot be
+// described as a tunnelled GSO in a virtio_net_hdr, so TCPv4 super-frames are segmented in
+// software first (segment.ts); other GSO types are dropped (counted as gso).
 
 import type { Conn } from "../../../core/conn/conn.ts";
 import { update16 } from "../codec/checksum.ts";
-import { ETH_HLEN } from "../codec/eth.ts";
-import { IPPROTO_IPIP, IPPROTO_TCP, IPV4_HLEN, writeIpv4 } from "../codec/ipv4.ts";
+import { ETH_P_IP, ETH_P_IPV6 } from "../codec/eth.ts";
+import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_IPIP, IPPROTO_TCP, IPV4_HLEN, writeIpv4 } from "../codec/ipv4.ts";
+import { IPPROTO_IPV6, IPV6_HLEN, setTrafficClass6, trafficClass6, writeIpv6 } from "../codec/ipv6.ts";
 import { clampMss, TCP_SYN, tcpHeaderLen } from "../codec/tcp.ts";
 import type { Verdict } from "../counters.ts";
 import { finishL4Checksum } from "../finish-checksum.ts";
-import { type Pkt, setVnetU16, VNET_F_NEEDS_CSUM, vnetU16 } from "../pkt.ts";
+import { type Pkt, VNET_F_NEEDS_CSUM } from "../pkt.ts";
 import { decrementTtl, destPlane, type XmitContext } from "./context.ts";
 import { canSegment, gsoSize } from "./segment.ts";
 
-export function tunIn(ctx: XmitContext, p: Pkt, conn: Conn): Verdict {
-  if (p.family !== 4 || conn.dest.family !== 4) return ctx.drop("unsupported");
+const IPV4_MIN_MTU = 68;
+const IPV6_MIN_MTU = 1280;
+
+/** What the tunnel method needs besides XmitContext: the outer source towards IPv6 real servers. */
+export interface TunContext extends XmitContext {
+  /** The director's own IPv6 address on the interface, undefined when it has none. */
+  readonly addr6: Uint8Array | undefined;
+}
+
+/** Answer a packet that does not fit the tunnel (see the header) and drop it. */
+function tooBig(ctx: TunContext, p: Pkt, mtu: number): Verdict {
+  const isIcmp = p.proto === IPPROTO_ICMP || p.proto === IPPROTO_ICMPV6;
+  const df = p.family === 6 || (p.buf[p.l3 + 6]! & 0x40) !== 0;
+  if (df && !isIcmp) ctx.fragNeeded(p, mtu);
+  return ctx.drop("mtu");
+}
+
+export function tunIn(ctx: TunContext, p: Pkt, conn: Conn): Verdict {
+  const outer6 = conn.dest.family === 6;
+  const inner6 = p.family === 6;
+  if (outer6 && ctx.addr6 === undefined) return ctx.drop("unsupported");
+  const olen = outer6 ? IPV6_HLEN : IPV4_HLEN;
   const buf = p.buf;
-  const mtu = ctx.mtu - IPV4_HLEN;
-  const df = (buf[p.l3 + 6]! & 0x40) !== 0;
+  const mtu = ctx.mtu - olen;
+  if (mtu < (outer6 ? IPV6_MIN_MTU : IPV4_MIN_MTU)) return ctx.drop("mtu");
   if (p.gso) {
     // A super-frame from TSO/GRO: cut it as the device would have, then tunnel each segment.
     if (!canSegment(p)) return ctx.drop("gso");
-    if (p.l4 - p.l3 + tcpHeaderLen(buf, p.l4) + gsoSize(p) > mtu) {
-      if (df) ctx.fragNeeded(p, mtu);
-      return ctx.drop("mtu");
-    }
+    if (p.l4 - p.l3 + tcpHeaderLen(buf, p.l4) + gsoSize(p) > mtu) return tooBig(ctx, p, mtu);
     return ctx.segment(p, (seg) => tunIn(ctx, seg, conn));
   }
   const innerLen = p.ipLen;
   if (ctx.tunClampMss && p.proto === IPPROTO_TCP && p.l4 >= 0 && p.tcpFlags & TCP_SYN) {
     const l4 = p.l4;
-    clampMss(buf, l4, tcpHeaderLen(buf, l4), mtu - IPV4_HLEN - 20, (_o, from, to) => {
+    const tcpRoom = mtu - (p.l4 - p.l3) - 20;
+    clampMss(buf, l4, tcpHeaderLen(buf, l4), tcpRoom, (_o, from, to) => {
       if (p.partial) return;
       const c = (buf[l4 + 16]! << 8) | buf[l4 + 17]!;
       const v = update16(c, from, to);
@@ -47,37 +81,35 @@ export function tunIn(ctx: XmitContext, p: Pkt, conn: Conn): Verdict {
       buf[l4 + 17] = v & 0xff;
     });
   }
-  if (innerLen > mtu) {
-    if (df) ctx.fragNeeded(p, mtu);
-    return ctx.drop("mtu");
-  }
   if (!decrementTtl(p)) return ctx.drop("ttl");
+  if (innerLen > mtu) return tooBig(ctx, p, mtu);
   if (p.partial) {
     // Finish the inner checksum now: past the tunnel nobody has the offload metadata to do it.
     finishL4Checksum(p);
     if (p.vnet) p.buf[p.off] = p.buf[p.off]! & ~VNET_F_NEEDS_CSUM;
     p.partial = false;
   }
-  // Move [vnet][ethernet] 20 bytes to the front, leaving room for the outer header.
-  const head = p.eth - p.off + ETH_HLEN;
-  buf.copyWithin(p.off - IPV4_HLEN, p.off, p.off + head);
-  p.off -= IPV4_HLEN;
-  p.eth -= IPV4_HLEN;
-  const outer = p.eth + ETH_HLEN;
-  const inner = outer + IPV4_HLEN;
-  // An 802.1Q tag, if any, stays in the moved Ethernet header; l3 is now the outer header.
-  const innerTos = buf[inner + 1]!;
-  const innerTtl = buf[inner + 8]!;
-  writeIpv4(buf, outer, innerLen + IPV4_HLEN, IPPROTO_IPIP, ctx.addr4, destPlane(conn.dest).addr4, {
-    id: (buf[inner + 4]! << 8) | buf[inner + 5]!,
-    ttl: innerTtl,
-    tos: innerTos,
-    df,
-  });
-  if (p.vnet && p.partial) {
-    // csum_start counts from the Ethernet header: the inner transport header moved 20 bytes on.
-    setVnetU16(buf, p.off + 6, vnetU16(buf, p.off + 6) + IPV4_HLEN);
+  const inner = p.l3;
+  const ttl = inner6 ? buf[inner + 7]! : buf[inner + 8]!;
+  const tos = inner6 ? trafficClass6(buf, inner) : buf[inner + 1]!;
+  const df = !inner6 && (buf[inner + 6]! & 0x40) !== 0;
+  const id = inner6 ? 0 : (buf[inner + 4]! << 8) | buf[inner + 5]!;
+  const next = inner6 ? IPPROTO_IPV6 : IPPROTO_IPIP;
+  // Move [vnet][link-layer header, with an 802.1Q tag if any] to the front by the outer header's length.
+  buf.copyWithin(p.off - olen, p.off, inner);
+  p.off -= olen;
+  p.eth -= olen;
+  const outer = inner - olen;
+  const ethertype = outer6 ? ETH_P_IPV6 : ETH_P_IP;
+  buf[outer - 2] = ethertype >>> 8;
+  buf[outer - 1] = ethertype & 0xff;
+  const dp = destPlane(conn.dest);
+  if (outer6) {
+    writeIpv6(buf, outer, innerLen, next, ctx.addr6!, dp.addr6!, ttl);
+    setTrafficClass6(buf, outer, tos);
+  } else {
+    writeIpv4(buf, outer, innerLen + IPV4_HLEN, next, ctx.addr4, dp.addr4, { id, ttl, tos, df });
   }
   p.l3 = outer;
-  return ctx.toNeighbour(p, conn.daddr, 4);
+  return ctx.toNeighbour(p, conn.daddr, conn.dest.family);
 }
