@@ -101,12 +101,6 @@ export class PacketDataPlane {
         op,
         `Tunnel type "${spec.tun.type}" is not supported by the packet data plane (ipip only)`,
       );
-    if (spec.fwd === "tunnel" && spec.addr.includes(":"))
-      throw new CoreError(
-        "EOPNOTSUPP",
-        op,
-        `IPv6 tunnel destination "${spec.addr}" is not supported by the packet data plane`,
-      );
     if (spec.fwd === "fullnat" && (this.#o.localAddrs ?? []).length === 0)
       throw new CoreError("EINVAL", op, `FULLNAT destination "${spec.addr}" needs local addresses (--local-addrs)`);
     return spec;
