@@ -3,7 +3,8 @@
 // the program from steeringProgram() is installed with setFanoutProgram (PACKET_FANOUT_DATA), and
 // frames injected from the other end (by a child process inside the test's own namespace) must
 // reach the socket steerValue(plan, frame) % 2 names: NAT requests and their replies, FULLNAT
-// replies to laddr:lport, ICMP errors about both. That proves the kernel accepts the program, that
+// replies to laddr:lport, ICMP errors about both, and the odd shapes (SCTP, fragments, IP options,
+// echo, ICMP errors quoting laddr or a fragment, ARP, IPv6). That proves the kernel accepts the program, that
 // the SKF_NET_OFF loads and SKF_AD_PROTOCOL work on a received skb, and that it agrees with the
 // TypeScript decision. The program is then replaced (a persistent plan) while the sockets stay
 // joined, as the packet plane does when services change. Needs root and the built addon.
@@ -16,7 +17,7 @@ import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { test } from "node:test";
 import { promisify } from "node:util";
-import { eth, icmp, ipv4, tcp, udp } from "../../src/dataplane/packet/frame-builder.ts";
+import { arpFrame, eth, icmp, ipv4, tcp, tcp6Frame, udp } from "../../src/dataplane/packet/frame-builder.ts";
 import { loadNative, nativeAddonPath, nativeStatus } from "../../src/dataplane/packet/native-io.ts";
 import { ownsLocalPort, type SteeringPlan, steeringProgram, steerValue } from "../../src/dataplane/packet/steering.ts";
 
@@ -117,6 +118,67 @@ function cases(plan: SteeringPlan, clients: number, seed: number): Case[] {
       frame: icmpError("172.16.9.1", vip, vip, client, 80, cport),
     });
   }
+  return out;
+}
+
+/** Less common shapes: fragments, SCTP, IP options, ICMP echo, ICMP errors quoting laddr or a fragment, ARP, IPv6. */
+function oddities(count: number): Case[] {
+  const out: Case[] = [];
+  for (let i = 0; i < count; i++) {
+    const client = `192.168.77.${10 + i}`;
+    const cport = 41000 + i * 13;
+    const vip = VIPS[i % VIPS.length]!;
+    const rs = RS[i % RS.length]!;
+    const tag = Buffer.alloc(4);
+    tag.writeUInt32BE(0x0dd00000 + i);
+    const sctp = Buffer.concat([Buffer.alloc(12), tag]);
+    sctp.writeUInt16BE(cport, 0);
+    sctp.writeUInt16BE(80, 2);
+    out.push({
+      what: `SCTP request ${client}:${cport}`,
+      frame: eth(OTHER_MAC, CLIENT_MAC, 0x0800, ipv4(client, vip, 132, sctp)),
+    });
+    out.push({
+      what: `non-first fragment from ${client}`,
+      frame: eth(
+        OTHER_MAC,
+        CLIENT_MAC,
+        0x0800,
+        ipv4(client, vip, 17, Buffer.concat([Buffer.alloc(16, 0xab), tag]), { fragOffset: 185 }),
+      ),
+    });
+    const opts = ipv4(client, vip, 6, tcp(client, vip, { sport: cport + 1, dport: 80, flags: 2, payload: tag }));
+    const withOpts = Buffer.alloc(opts.length + 8, 1); // two NOP option words
+    opts.copy(withOpts, 0, 0, 20);
+    withOpts[0] = 0x47;
+    withOpts.writeUInt16BE(withOpts.length, 2);
+    opts.copy(withOpts, 28, 20);
+    out.push({
+      what: `TCP request with IP options from ${client}`,
+      frame: eth(OTHER_MAC, CLIENT_MAC, 0x0800, withOpts),
+    });
+    out.push({
+      what: `echo request ${client} → ${vip}`,
+      frame: eth(OTHER_MAC, CLIENT_MAC, 0x0800, ipv4(client, vip, 1, icmp(8, 0, 0x77000000 + i, tag))),
+    });
+    out.push({
+      what: `ICMP error from ${rs} about ${LOCALS[0]}:${cport} → ${rs}:80`,
+      frame: icmpError(rs, LOCALS[0]!, LOCALS[0]!, rs, cport, 80),
+    });
+    const quotedFrag = ipv4(client, rs, 17, Buffer.concat([Buffer.alloc(4), tag]), { fragOffset: 7 }).subarray(0, 28);
+    out.push({
+      what: `ICMP error quoting a fragment from ${client}`,
+      frame: eth(OTHER_MAC, CLIENT_MAC, 0x0800, ipv4(rs, client, 1, icmp(11, 1, 0, quotedFrag))),
+    });
+  }
+  out.push({
+    what: "ARP request",
+    frame: arpFrame("ff:ff:ff:ff:ff:ff", 1, CLIENT_MAC, "192.168.77.1", "00:00:00:00:00:00", VIPS[0]!),
+  });
+  out.push({
+    what: "IPv6 TCP",
+    frame: tcp6Frame(OTHER_MAC, CLIENT_MAC, "2001:db8::1", "2001:db8::10", { sport: 1, dport: 80, flags: 2 }),
+  });
   return out;
 }
 
@@ -226,6 +288,9 @@ test("the kernel steers frames to the fanout member steerValue names", { skip: s
   v.setUint16(8, 0x06, le);
   assert.throws(() => n.setFanoutProgram(fds[0]!, bad), /PACKET_FANOUT_DATA/);
   await deliver(persistent, cases(persistent, 16, 3));
+  await deliver(persistent, oddities(8));
+  n.setFanoutProgram(fds[0]!, steeringProgram(plain));
+  await deliver(plain, oddities(8));
 });
 
 // A fact the workers depend on, checked here because it surprised us: the per-socket
