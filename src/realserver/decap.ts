@@ -1,55 +1,108 @@
-// Userspace IPIP decapsulation for TUN-mode real servers on kernels without the ipip module (as on
-// this machine): a raw IPv4 socket for protocol 4 receives each IP-in-IP packet the director sent
-// (having a raw socket for the protocol also stops the kernel answering "protocol unreachable"),
-// the outer header is stripped, and the inner packet — only if it is IPv4 and addressed to this
-// host's VIP — is written into a TUN device, where the kernel receives it as if it had arrived on
-// the wire and delivers it to the VIP on lo. Replies leave by the normal route, straight to the
-// client, as LVS/TUN intends.
+// Userspace tunnel decapsulation for TUN-mode real servers on kernels without the ipip / ip6_tunnel
+// modules (as on this machine). Raw IP sockets receive each encapsulated packet the director sent
+// (having a raw socket for the protocol also stops the kernel answering "protocol unreachable" /
+// "parameter problem"), the outer header is stripped, and the inner packet — only if it has the
+// VIP's family and is addressed to this host's VIP — is written into a TUN device, where the
+// kernel receives it as if it had arrived on the wire and delivers it to the VIP on lo. Replies
+// leave by the normal route, straight to the client, as LVS/TUN intends.
+//
+// The inner protocol follows the VIP's family (4: IPIP, 41: IPv6), and the director may use
+// either outer family (its tunnel's outer header has the real server's family; the kernel allows
+// mixed families), so two raw sockets are opened: an IPv4 one, which delivers the outer IPv4
+// header with the packet, and an IPv6 one, which delivers only the payload (the kernel strips the
+// IPv6 header and its extension headers from what a raw IPv6 socket reads): IPv4-in-IPv4 and
+// IPv4-in-IPv6 for an IPv4 VIP, IPv6-in-IPv6 and IPv6-in-IPv4 for an IPv6 VIP.
 
 import { execFileSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
-import { parseIpv4 } from "../core/addr.ts";
+import { parseIpv4, parseIpv6Groups } from "../core/addr.ts";
 import { loadNative } from "../dataplane/packet/native-io.ts";
 
 const IPPROTO_IPIP = 4;
+const IPPROTO_IPV6 = 41;
 const READABLE = 1;
 
 export interface DecapCounters {
   decapsulated: number;
-  /** Not IPv4-in-IPv4, truncated, or not addressed to the VIP. */
+  /** Not the VIP's family inside the expected tunnel, truncated, or not addressed to the VIP. */
   rejected: number;
   writeErrors: number;
 }
 
+/** The VIP as bytes: 4 for IPv4, 16 for IPv6; undefined when the text is neither. */
+export function vipBytes(text: string): Uint8Array | undefined {
+  const v4 = parseIpv4(text);
+  if (v4 !== undefined) return Uint8Array.of(v4 >>> 24, (v4 >>> 16) & 0xff, (v4 >>> 8) & 0xff, v4 & 0xff);
+  const g = parseIpv6Groups(text);
+  if (!g) return undefined;
+  const out = new Uint8Array(16);
+  for (let i = 0; i < 8; i++) {
+    out[i * 2] = g[i]! >>> 8;
+    out[i * 2 + 1] = g[i]! & 0xff;
+  }
+  return out;
+}
+
+/** Whether the `avail` bytes at `inner` are a whole-header packet of the VIP's family addressed to it. */
+function innerIsForVip(buf: Uint8Array, inner: number, avail: number, vip: Uint8Array): boolean {
+  const v6 = vip.length === 16;
+  if (avail < (v6 ? 40 : 20) || buf[inner]! >> 4 !== (v6 ? 6 : 4)) return false;
+  const dst = inner + (v6 ? 24 : 16);
+  for (let i = 0; i < vip.length; i++) if (buf[dst + i] !== vip[i]) return false;
+  return true;
+}
+
 /**
- * Check one received outer packet (at buf[at], len bytes); returns [offset in buf, length] of the
- * inner packet to deliver, or undefined to drop it. Exported for tests.
+ * A packet read from the raw IPv4 socket (at buf[at], len bytes, outer IPv4 header included):
+ * [offset in buf, length] of the inner packet to deliver, or undefined to drop it. The outer
+ * protocol must be the VIP family's tunnel protocol (4 for an IPv4 VIP, 41 for an IPv6 one).
  */
+export function innerFromIpv4(buf: Uint8Array, at: number, len: number, vip: Uint8Array): [number, number] | undefined {
+  if (len < 20 || buf[at]! >> 4 !== 4) return undefined;
+  const ihl = (buf[at]! & 15) * 4;
+  const proto = vip.length === 16 ? IPPROTO_IPV6 : IPPROTO_IPIP;
+  if (ihl < 20 || buf[at + 9] !== proto || len < ihl) return undefined;
+  if (!innerIsForVip(buf, at + ihl, len - ihl, vip)) return undefined;
+  return [at + ihl, len - ihl];
+}
+
+/**
+ * A packet read from the raw IPv6 socket for the VIP family's tunnel protocol (at buf[at], len
+ * bytes): the kernel has already removed the outer IPv6 header, so what was read is the inner
+ * packet itself, delivered when it is for the VIP.
+ */
+export function innerFromIpv6(buf: Uint8Array, at: number, len: number, vip: Uint8Array): [number, number] | undefined {
+  if (!innerIsForVip(buf, at, len, vip)) return undefined;
+  return [at, len];
+}
+
+/** IPv4-in-IPv4 with the VIP as a number (the original interface, kept for callers and tests). */
 export function innerPacket(buf: Uint8Array, at: number, len: number, vip: number): [number, number] | undefined {
-  if (len < 20 || (buf[at] as number) >> 4 !== 4) return undefined;
-  const ihl = ((buf[at] as number) & 15) * 4;
-  if (ihl < 20 || buf[at + 9] !== IPPROTO_IPIP || len < ihl + 20) return undefined;
-  const inner = at + ihl;
-  if ((buf[inner] as number) >> 4 !== 4) return undefined;
-  const dst =
-    (((buf[inner + 16] as number) << 24) |
-      ((buf[inner + 17] as number) << 16) |
-      ((buf[inner + 18] as number) << 8) |
-      (buf[inner + 19] as number)) >>>
-    0;
-  if (dst !== vip) return undefined;
-  return [inner, len - ihl];
+  return innerFromIpv4(buf, at, len, Uint8Array.of(vip >>> 24, (vip >>> 16) & 0xff, (vip >>> 8) & 0xff, vip & 0xff));
 }
 
 /** Run until SIGTERM/SIGINT. */
 export async function runDecapsulator(vipText: string, device: string): Promise<number> {
-  const vip = parseIpv4(vipText);
+  const vip = vipBytes(vipText);
   if (vip === undefined) throw new Error(`Invalid VIP "${vipText}"`);
+  const v6 = vip.length === 16;
+  const proto = v6 ? IPPROTO_IPV6 : IPPROTO_IPIP;
   const native = loadNative();
-  const raw = native.openRawIp(4, IPPROTO_IPIP);
+  const sockets: { fd: number; outer: 4 | 6 }[] = [];
+  for (const outer of [4, 6] as const) {
+    try {
+      sockets.push({ fd: native.openRawIp(outer, proto), outer });
+    } catch (e) {
+      // Only the VIP's own family is required; the other outer family is a mixed-family extra.
+      if (outer === (v6 ? 6 : 4)) throw e;
+      process.stderr.write(
+        `${JSON.stringify({ msg: "no raw socket for the other outer family", outer, error: String(e) })}\n`,
+      );
+    }
+  }
   const [tun, name] = native.openTun(device);
   execFileSync("ip", ["link", "set", "dev", name, "up"]);
-  writeFileSync(`/proc/sys/net/ipv4/conf/${name}/rp_filter`, "0\n");
+  if (!v6) writeFileSync(`/proc/sys/net/ipv4/conf/${name}/rp_filter`, "0\n");
   // Batches of up to 64 packets into one preallocated buffer: no allocation per packet.
   const SLOT = 65536;
   const BATCH = 64;
@@ -57,33 +110,35 @@ export async function runDecapsulator(vipText: string, device: string): Promise<
   const meta = new Int32Array(BATCH * 4);
   const desc = new Int32Array(BATCH * 2);
   const counters: DecapCounters = { decapsulated: 0, rejected: 0, writeErrors: 0 };
-  const id = native.poll(raw, READABLE, () => {
-    for (let round = 0; round < 4; round++) {
-      const got = native.recvBatch(raw, buf, SLOT, 0, BATCH, meta);
-      if (got <= 0) return;
-      let n = 0;
-      for (let i = 0; i < got; i++) {
-        const at = i * SLOT;
-        const inner = innerPacket(buf, at, Math.min(meta[i * 4] as number, SLOT), vip);
-        if (!inner) {
-          counters.rejected++;
-          continue;
+  const polls = sockets.map(({ fd, outer }) => {
+    const strip = outer === 4 ? innerFromIpv4 : innerFromIpv6;
+    return native.poll(fd, READABLE, () => {
+      for (let round = 0; round < 4; round++) {
+        const got = native.recvBatch(fd, buf, SLOT, 0, BATCH, meta);
+        if (got <= 0) return;
+        let n = 0;
+        for (let i = 0; i < got; i++) {
+          const inner = strip(buf, i * SLOT, Math.min(meta[i * 4] as number, SLOT), vip);
+          if (!inner) {
+            counters.rejected++;
+            continue;
+          }
+          desc[n * 2] = inner[0];
+          desc[n * 2 + 1] = inner[1];
+          n++;
         }
-        desc[n * 2] = inner[0];
-        desc[n * 2 + 1] = inner[1];
-        n++;
+        const written = n > 0 ? native.writeBatch(tun, buf, desc, n) : 0;
+        counters.decapsulated += Math.max(0, written);
+        counters.writeErrors += n - Math.max(0, written);
       }
-      const written = n > 0 ? native.writeBatch(tun, buf, desc, n) : 0;
-      counters.decapsulated += Math.max(0, written);
-      counters.writeErrors += n - Math.max(0, written);
-    }
+    });
   });
   await new Promise<void>((resolve) => {
     process.once("SIGTERM", resolve);
     process.once("SIGINT", resolve);
   });
-  native.pollStop(id);
-  native.close(raw);
+  for (const id of polls) native.pollStop(id);
+  for (const s of sockets) native.close(s.fd);
   native.close(tun);
   process.stderr.write(`${JSON.stringify({ msg: "decapsulator stopped", device: name, ...counters })}\n`);
   return 0;
