@@ -362,49 +362,52 @@ export function steeringFallback(plan: SteeringPlan): boolean {
   return compile(plan).fallback;
 }
 
-class Truncated {}
-const TRUNCATED = new Truncated();
+const hasPorts = (proto: number) => proto === 6 || proto === 17 || proto === 132;
+const isIcmpError = (type: number) => type === 3 || type === 4 || type === 5 || type === 11 || type === 12;
+const be16 = (b: Uint8Array, p: number) => (b[p]! << 8) | b[p + 1]!;
+const be32 = (b: Uint8Array, p: number) => ((b[p]! << 24) | (b[p + 1]! << 16) | (b[p + 2]! << 8) | b[p + 3]!) >>> 0;
 
-/** The same decision in TypeScript on an Ethernet frame at buf[off..off+len): the 32-bit value the program returns (worker = value % N). */
+/**
+ * The same decision in TypeScript on an Ethernet frame at buf[off..off+len): the 32-bit value the program returns (worker = value % N).
+ * Each bounds check below stands for the program's loads on that path: a load past the end of
+ * the frame makes the program return 0, so a frame too short for any of them returns 0 here.
+ */
 export function steerValue(plan: SteeringPlan, buf: Uint8Array, off: number, len: number): number {
   const c = compile(plan);
-  if (c.fallback || len < 14) return 0;
-  if (((buf[off + 12]! << 8) | buf[off + 13]!) !== ETH_P_IP) return 0;
+  if (c.fallback || len < 14 || be16(buf, off + 12) !== ETH_P_IP) return 0;
   const end = off + len;
-  const u8 = (p: number): number => {
-    if (p < off || p + 1 > end) throw TRUNCATED;
-    return buf[p]!;
-  };
-  const u16 = (p: number): number => (u8(p) << 8) | u8(p + 1);
-  const u32 = (p: number): number => ((u16(p) << 16) | u16(p + 2)) >>> 0;
-  try {
-    const n = off + 14;
-    const l4 = n + ((u8(n) & 0x0f) << 2);
-    let ca = u32(n + 16);
-    let oa = u32(n + 12);
-    let cp = 0;
-    let op = 0;
-    if ((u16(n + 6) & 0x1fff) === 0) {
-      const proto = u8(n + 9);
-      if ((PORT_PROTOCOLS as readonly number[]).includes(proto)) {
-        op = u16(l4);
-        cp = u16(l4 + 2);
-      } else if (proto === 1 && (ERROR_TYPES as readonly number[]).includes(u8(l4))) {
-        const q = l4 + 8;
-        ca = u32(q + 12);
-        oa = u32(q + 16);
-        if ((u16(q + 6) & 0x1fff) === 0 && (PORT_PROTOCOLS as readonly number[]).includes(u8(q + 9))) {
-          const ql4 = q + ((u8(q) & 0x0f) << 2);
-          cp = u16(ql4);
-          op = u16(ql4 + 2);
+  const n = off + 14;
+  if (n + 20 > end) return 0; // bytes 0, 6-7, 9, 12-19 of the IP header
+  const l4 = n + ((buf[n]! & 0x0f) << 2);
+  let ca = be32(buf, n + 16);
+  let oa = be32(buf, n + 12);
+  let cp = 0;
+  let op = 0;
+  if ((be16(buf, n + 6) & 0x1fff) === 0) {
+    const proto = buf[n + 9]!;
+    if (hasPorts(proto)) {
+      if (l4 + 4 > end) return 0;
+      op = be16(buf, l4);
+      cp = be16(buf, l4 + 2);
+    } else if (proto === 1) {
+      if (l4 + 1 > end) return 0;
+      if (isIcmpError(buf[l4]!)) {
+        const q = l4 + 8; // the quoted IP header
+        if (q + 20 > end) return 0; // quoted bytes 6-7, 9, 12-19
+        ca = be32(buf, q + 12);
+        oa = be32(buf, q + 16);
+        if ((be16(buf, q + 6) & 0x1fff) === 0 && hasPorts(buf[q + 9]!)) {
+          const ql4 = q + ((buf[q]! & 0x0f) << 2);
+          if (ql4 + 4 > end) return 0;
+          cp = be16(buf, ql4);
+          op = be16(buf, ql4 + 2);
         }
       }
     }
-    if (c.locals.has(ca)) return cp;
-    const [addr, port] = c.vips.has(ca) ? [oa, op] : [ca, cp];
-    return c.byAddress ? steeringHash((addr & c.mask) >>> 0, 0) : steeringHash(addr, port);
-  } catch (e) {
-    if (e === TRUNCATED) return 0;
-    throw e;
   }
+  if (c.locals.has(ca)) return cp;
+  const vip = c.vips.has(ca);
+  const addr = vip ? oa : ca;
+  if (c.byAddress) return steeringHash((addr & c.mask) >>> 0, 0);
+  return steeringHash(addr, vip ? op : cp);
 }
