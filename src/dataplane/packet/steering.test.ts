@@ -18,6 +18,7 @@ import {
   steeringFallback,
   steeringHash,
   steeringProgram,
+  steerTuple,
   steerValue,
 } from "./steering.ts";
 
@@ -362,6 +363,26 @@ describe("spread", () => {
 });
 
 describe("helpers", () => {
+  test("steerTuple gives what the frame would", () => {
+    const r = rng(9);
+    for (let n = 0; n < 300; n++) {
+      const [src, dst] = pick(r, [
+        [randomClient(r), pick(r, VIPS)],
+        [pick(r, RS), randomClient(r)],
+        [pick(r, RS), pick(r, LOCALS)],
+      ] as const);
+      const sport = randomPort(r);
+      const dport = randomPort(r);
+      const f = frame(pick(r, [TCP, UDP, SCTP]), src, dst, sport, dport);
+      for (const plan of [plain, persistent]) assert.equal(steerTuple(plan, src, sport, dst, dport), value(plan, f));
+    }
+    assert.equal(steerTuple(plain, "2001:db8::1", 1, "2001:db8::10", 80), 0);
+    assert.throws(
+      () => steerTuple(plain, "10.0.0.999", 1, VIPS[0]!, 80),
+      /Invalid source address "10.0.0.999" to steer/,
+    );
+  });
+
   test("steeringHash is murmur3's 32-bit finaliser over addr ^ port", () => {
     assert.equal(steeringHash(0, 0), 0);
     assert.equal(steeringHash(1, 0), 0x514e28b7);

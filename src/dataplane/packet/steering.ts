@@ -405,9 +405,29 @@ export function steerValue(plan: SteeringPlan, buf: Uint8Array, off: number, len
       }
     }
   }
+  return decide(c, ca, cp, oa, op);
+}
+
+/** Rules 1-4 once the classified side C (dst, or the quoted src) and the other side O are known. */
+function decide(c: Compiled, ca: number, cp: number, oa: number, op: number): number {
   if (c.locals.has(ca)) return cp;
   const vip = c.vips.has(ca);
   const addr = vip ? oa : ca;
   if (c.byAddress) return steeringHash((addr & c.mask) >>> 0, 0);
   return steeringHash(addr, vip ? op : cp);
+}
+
+/**
+ * The value for a TCP/UDP/SCTP packet src:sport → dst:dport without building a frame: for placing
+ * a connection that did not arrive as a frame (a synced entry, a template) on the worker the
+ * program will send its packets to. IPv6 addresses give 0 (worker 0), as the program does.
+ */
+export function steerTuple(plan: SteeringPlan, src: string, sport: number, dst: string, dport: number): number {
+  const c = compile(plan);
+  if (c.fallback || src.includes(":") || dst.includes(":")) return 0;
+  const s = parseIpv4(src);
+  const d = parseIpv4(dst);
+  if (s === undefined) throw new RangeError(`Invalid source address "${src}" to steer`);
+  if (d === undefined) throw new RangeError(`Invalid destination address "${dst}" to steer`);
+  return decide(c, d >>> 0, dport & 0xffff, s >>> 0, sport & 0xffff);
 }
