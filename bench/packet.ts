@@ -1,12 +1,13 @@
 // bench/packet: small-UDP packets per second in DR mode through tvsd's packet data plane against
-// the kernel's own ip_forward across the same namespaces, in one run. A C sendmmsg generator
+// the kernel's own ip_forward across the same namespaces, in one run: tvsd with one worker, and
+// with two worker threads sharing the interface by the steered fanout and by the kernel's hash. A C sendmmsg generator
 // (bench/tools/udpgen.c, built here with gcc) in the client namespace sends 18-byte datagrams
 // for a bounded time; the real servers' interface counters say how many arrived; CPU is read from
 // /proc (tvsd's own process time; for the kernel, the machine's softirq time, an upper bound since
 // it includes the generator's and receivers' softirq work too). Bulk TCP throughput is a 200 MB
 // HTTP download through each path. Needs root. Usage: node --import tsx bench/packet.ts [seconds]
 import { execFileSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { ipIn, run, runIn, sleep, spawnIn } from "../src/lab/exec.ts";
 import { startNameServer } from "../src/lab/servers.ts";
@@ -86,7 +87,7 @@ async function bulk(topo: Topology, target: string, label: string): Promise<stri
     },
   );
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;
-  return `${label.padEnd(26)} ${((Number(r.stdout) * 8) / secs / 1e9).toFixed(2)} Gbit/s`;
+  return `${label.padEnd(28)} ${((Number(r.stdout) * 8) / secs / 1e9).toFixed(2)} Gbit/s`;
 }
 
 async function main(): Promise<void> {
@@ -110,34 +111,52 @@ async function main(): Promise<void> {
     await ipIn(topo.client.ns, "route", "del", `${rs1.ip}/32`, "via", DIRECTOR_IP);
     await runIn(topo.director.ns, "sysctl", ["-qw", "net.ipv4.ip_forward=0"]);
 
-    // 2. tvsd, DR, one worker.
-    const sock = `/tmp/${topo.lab.prefix}-bench.sock`;
-    tvsd = spawnIn(topo.director.ns, process.execPath, [
-      join(REPO_ROOT, "bin", "tvsd.js"),
-      "--dataplane",
-      "packet",
-      "--interface",
-      "eth0",
-      "--socket",
-      sock,
-      "--log-level",
-      "warn",
-    ]);
-    tvsd.stdout?.resume();
-    tvsd.stderr?.resume();
-    for (let i = 0; i < 200 && !existsSync(sock); i++) await sleep(100);
-    const adm = (...a: string[]) =>
-      run(process.execPath, [join(REPO_ROOT, "bin", "tvsadm.js"), ...a], { env: { ...process.env, TVS_SOCKET: sock } });
-    await adm("-A", "-u", `${VIP}:${PORT}`, "-s", "rr");
-    await adm("-A", "-t", `${VIP}:80`, "-s", "rr");
-    for (const rs of topo.realServers) {
-      await adm("-a", "-u", `${VIP}:${PORT}`, "-r", `${rs.ip}:${PORT}`, "-g");
-      await adm("-a", "-t", `${VIP}:80`, "-r", `${rs.ip}:80`, "-g");
+    // 2. tvsd, DR: one worker on the main thread, then two worker threads (steered fanout, and
+    // the kernel's PACKET_FANOUT_HASH), each a fresh tvsd with the same services.
+    const variants: [string, string[]][] = [
+      ["tvsd DR (1 worker)", []],
+      ["tvsd DR (2 workers, cbpf)", ["--workers", "2"]],
+      ["tvsd DR (2 workers, hash)", ["--workers", "2", "--fanout", "hash"]],
+    ];
+    for (const [label, extra] of variants) {
+      const sock = `/tmp/${topo.lab.prefix}-bench.sock`;
+      rmSync(sock, { force: true });
+      tvsd = spawnIn(topo.director.ns, process.execPath, [
+        join(REPO_ROOT, "bin", "tvsd.js"),
+        "--dataplane",
+        "packet",
+        "--interface",
+        "eth0",
+        "--socket",
+        sock,
+        "--log-level",
+        "warn",
+        ...extra,
+      ]);
+      tvsd.stdout?.resume();
+      tvsd.stderr?.resume();
+      for (let i = 0; i < 300 && !existsSync(sock); i++) await sleep(100);
+      const adm = (...a: string[]) =>
+        run(process.execPath, [join(REPO_ROOT, "bin", "tvsadm.js"), ...a], {
+          env: { ...process.env, TVS_SOCKET: sock },
+        });
+      await adm("-A", "-u", `${VIP}:${PORT}`, "-s", "rr");
+      await adm("-A", "-t", `${VIP}:80`, "-s", "rr");
+      for (const rs of topo.realServers) {
+        await adm("-a", "-u", `${VIP}:${PORT}`, "-r", `${rs.ip}:${PORT}`, "-g");
+        await adm("-a", "-t", `${VIP}:80`, "-r", `${rs.ip}:80`, "-g");
+      }
+      await sleep(500);
+      const pid = tvsd.pid!;
+      // `ip netns exec` execs the program, so the child's PID is tvsd's node process (its CPU
+      // time includes every worker thread).
+      rows.push(await blast(topo, VIP, () => processSeconds(pid), label));
+      bulkLines.push(await bulk(topo, VIP, label));
+      const exited = new Promise((r) => tvsd?.once("exit", r));
+      tvsd.kill("SIGTERM");
+      await exited;
+      tvsd = undefined;
     }
-    const pid = tvsd.pid!;
-    // `ip netns exec` execs the program, so the child's PID is tvsd's node process.
-    rows.push(await blast(topo, VIP, () => processSeconds(pid), "tvsd DR (1 worker)"));
-    bulkLines.push(await bulk(topo, VIP, "tvsd DR (1 worker)"));
   } finally {
     if (tvsd?.pid) tvsd.kill("SIGTERM");
     for (const c of children) c.kill("SIGTERM");
@@ -150,11 +169,11 @@ async function main(): Promise<void> {
     `\nsmall UDP (18-byte payload), ${SECONDS} s each, generator in ${topo.client.ns.replace(/-client$/, "")}-client → ${CLIENT_IP} side`,
   );
   console.log(
-    "path                        sent        received    pps        CPU s    µs CPU/pkt  ratio to kernel pps",
+    "path                          sent        received    pps        CPU s    µs CPU/pkt  ratio to kernel pps",
   );
   for (const r of rows)
     console.log(
-      `${r.path.padEnd(26)}  ${String(r.sent).padEnd(10)}  ${String(r.received).padEnd(10)}  ${Math.round(r.pps).toString().padEnd(9)}  ${r.cpuSeconds.toFixed(2).padEnd(7)}  ${r.usPerPacket.toFixed(2).padEnd(10)}  ${(r.pps / k.pps).toFixed(2)}`,
+      `${r.path.padEnd(28)}  ${String(r.sent).padEnd(10)}  ${String(r.received).padEnd(10)}  ${Math.round(r.pps).toString().padEnd(9)}  ${r.cpuSeconds.toFixed(2).padEnd(7)}  ${r.usPerPacket.toFixed(2).padEnd(10)}  ${(r.pps / k.pps).toFixed(2)}`,
     );
   console.log("\nbulk TCP, 200 MB HTTP download");
   for (const l of bulkLines) console.log(l);

@@ -23,7 +23,7 @@ import type { Counters } from "../core/stats/counters.ts";
 import { RateEstimator } from "../core/stats/estimator.ts";
 import type { ExecRequest, Snapshot, StatusView } from "./api/protocol.ts";
 import type { DataPlane } from "./dataplane.ts";
-import { Director } from "./executor.ts";
+import { type ConnLike, Director } from "./executor.ts";
 import { HealthSupervisor } from "./health-supervisor.ts";
 import type { Logger } from "./log.ts";
 import { reconcile } from "./reconcile.ts";
@@ -78,6 +78,7 @@ export class Daemon {
   readonly #estimated = new Set<Counters>();
   #timers: NodeJS.Timeout[] = [];
   #lastReload: { ok: boolean; at: string; message: string } | undefined;
+  #planeConns: readonly ConnLike[] | undefined;
 
   constructor(opts: DaemonOptions) {
     this.#opts = opts;
@@ -97,11 +98,18 @@ export class Daemon {
       },
     });
     this.estimator = new RateEstimator();
+    // The Director lists the daemon's connection table, or, while a snapshot is being taken from
+    // a plane that keeps its flows elsewhere (packet workers), the entries the plane returned.
+    const conns = this.conns;
     this.director = new Director({
       registry,
       env,
       services: this.services,
-      conns: this.conns,
+      conns: {
+        entries: () => this.#planeConns ?? conns.entries(),
+        timeouts: () => conns.timeouts(),
+        setTimeouts: (t) => conns.setTimeouts(t),
+      },
       rates: (c) => this.estimator.rates(c),
     });
     this.health = new HealthSupervisor({
@@ -131,8 +139,18 @@ export class Daemon {
     if (this.#opts.source) await this.#applySource(await this.#opts.source());
     this.#timers.push(
       setInterval(() => this.#expire(), EXPIRE_INTERVAL_MS),
-      setInterval(() => this.estimator.tick(this.clock.now()), ESTIMATOR_INTERVAL_MS),
+      setInterval(() => void this.#tickEstimator(), ESTIMATOR_INTERVAL_MS),
     );
+  }
+
+  /** The estimator samples the counters; a plane with its own tables refreshes them first. */
+  async #tickEstimator(): Promise<void> {
+    try {
+      await this.plane.collect?.(false);
+    } catch (err) {
+      this.log.warn("Cannot collect counters from the data plane", { err });
+    }
+    this.estimator.tick(this.clock.now());
   }
 
   #expire(): void {
@@ -174,7 +192,14 @@ export class Daemon {
   async exec(req: ExecRequest): Promise<void> {
     const admitted = this.#admit(req);
     this.director.exec(admitted);
+    this.#zeroPlane(admitted);
     await this.#syncPlane();
+  }
+
+  /** Pass ipvsadm -Z (alone or inside a batch) on to a plane that keeps its own counters. */
+  #zeroPlane(req: ExecRequest): void {
+    if (req.op === "zero") this.plane.zeroed?.(req.key);
+    else if (req.op === "batch") for (const r of req.requests) this.#zeroPlane(r);
   }
 
   /** Make the tables equal `desired` with the fewest changes (start, SIGHUP, POST /v1/reload). */
@@ -287,15 +312,25 @@ export class Daemon {
     }
   }
 
-  snapshot(q: SnapshotRequest): Snapshot {
-    return this.director.snapshot({ conns: q.conns, ...(q.service !== undefined ? { service: q.service } : {}) });
+  async snapshot(q: SnapshotRequest): Promise<Snapshot> {
+    const conns = await this.plane.collect?.(q.conns);
+    try {
+      this.#planeConns = conns;
+      return this.director.snapshot({ conns: q.conns, ...(q.service !== undefined ? { service: q.service } : {}) });
+    } finally {
+      this.#planeConns = undefined;
+    }
   }
 
-  status(): StatusView {
+  async status(): Promise<StatusView> {
+    await this.plane.collect?.(false);
     const notes = [...this.plane.notes()];
-    notes.push(
-      `Connection table: ${this.conns.size} entries (limit ${this.conns.limit}, dropped ${this.conns.dropped})`,
-    );
+    const held = this.plane.connCount?.();
+    if (held !== undefined) notes.push(`Connection entries on the data plane: ${held} (the plane's own tables)`);
+    else
+      notes.push(
+        `Connection table: ${this.conns.size} entries (limit ${this.conns.limit}, dropped ${this.conns.dropped})`,
+      );
     notes.push(`Open flows on the data plane: ${this.plane.openFlows()}`);
     if (this.#lastReload)
       notes.push(

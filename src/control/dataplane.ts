@@ -10,6 +10,7 @@ import type { ConnTable } from "../core/conn/conn-table.ts";
 import type { DestSpec } from "../core/dest.ts";
 import type { ServiceKey, ServiceOptions, VirtualService } from "../core/service.ts";
 import type { ServiceTable } from "../core/service-table.ts";
+import type { ConnLike } from "./executor.ts";
 
 /** The logging surface a plane gets (control/log.ts's Logger satisfies it). */
 export interface PlaneLog {
@@ -54,4 +55,15 @@ export interface DataPlane {
   openFlows(): number;
   /** Human-readable remarks for tvs status (mapped forwarding methods, limitations). */
   notes(): string[];
+  /**
+   * A plane whose flows live outside the daemon's tables (packet workers, each with its own
+   * tables): write the current counters and connection counts into the daemon's tables, and
+   * return every connection entry when `conns`. Absent or resolving undefined: the daemon's own
+   * tables are the live ones.
+   */
+  collect?(conns: boolean): Promise<readonly ConnLike[] | undefined>;
+  /** Counters were zeroed in the daemon's table (ipvsadm -Z); zero the plane's own copies too. */
+  zeroed?(key?: ServiceKey): void;
+  /** Connection entries the plane holds outside the daemon's table (as of the last collect), if it does. */
+  connCount?(): number | undefined;
 }

@@ -47,8 +47,12 @@ export const USAGE = `Usage: tvsd [options]
   --proxy-protocol tcp:VIP:PORT[->RIP:RPORT]=v1|v2   send PROXY protocol headers (socket data plane)
   --retry-connect          retry a refused/timed-out real server on another destination
   --connect-timeout MS     real-server connect timeout on the socket data plane (default 5000)
-  --workers N              socket data plane on N processes (default 1; each schedules on its own:
-                           rr sequences and persistence are per worker)
+  --workers N              socket data plane: N processes (each schedules on its own: rr sequences
+                           and persistence are per worker); packet data plane: N threads sharing
+                           the interface, each owning its flows (default 1)
+  --fanout cbpf|hash       how packet workers share the interface: cbpf (default) steers both
+                           directions of a flow and a persistent client to one worker; hash is the
+                           kernel's PACKET_FANOUT_HASH (DR/TUN without persistence only)
   --log-level debug|info|warn|error   (default info; also TVS_LOG_LEVEL)
   -h, --help
 `;
@@ -69,6 +73,7 @@ export interface TvsdArgs {
   proxy: ProxyPlaneOptions;
   logLevel: LogLevel;
   workers: number;
+  fanout: "cbpf" | "hash";
   help: boolean;
 }
 
@@ -101,6 +106,7 @@ export function parseTvsdArgs(
     proxy: defaultProxyOptions(),
     logLevel: envLevel !== undefined && isLogLevel(envLevel) ? envLevel : "info",
     workers: 1,
+    fanout: "cbpf",
     help: false,
   };
   for (let i = 0; i < argv.length; i++) {
@@ -185,6 +191,12 @@ export function parseTvsdArgs(
       case "--workers":
         a.workers = intArg(flag, value(), 1, 64);
         break;
+      case "--fanout": {
+        const v = value();
+        if (v !== "cbpf" && v !== "hash") throw new UsageError(`Invalid --fanout "${v}" (expected cbpf or hash)`);
+        a.fanout = v;
+        break;
+      }
       case "--retry-connect":
         a.proxy.retryConnect = true;
         break;
@@ -205,7 +217,6 @@ export function parseTvsdArgs(
   if (sources > 1) throw new UsageError("Use only one of --rules, --config and --demo");
   if (a.dataplane === "packet" && a.iface === undefined)
     throw new UsageError("The packet data plane needs --interface IF");
-  if (a.workers > 1 && a.dataplane !== "proxy") throw new UsageError("--workers applies to the socket data plane only");
   if (a.demo && a.dataplane !== "proxy")
     throw new UsageError("--demo runs on the socket data plane (--dataplane proxy)");
   return a;
@@ -235,10 +246,15 @@ export async function loadConfigFile(path: string): Promise<DirectorConfig> {
   return r.config;
 }
 
-async function makePacketPlane(deps: DataPlaneDeps, iface: string, localAddrs: string[]): Promise<DataPlane> {
+async function makePacketPlane(deps: DataPlaneDeps, args: TvsdArgs): Promise<DataPlane> {
   // Loaded only when asked for: it brings the native addon (raw frames), which may be absent.
   const { createPacketPlane } = await import("../dataplane/packet/plane.ts");
-  const plane: DataPlane = createPacketPlane(deps, { interface: iface, localAddrs });
+  const plane: DataPlane = createPacketPlane(deps, {
+    interface: args.iface as string,
+    localAddrs: args.localAddrs,
+    workers: args.workers,
+    fanout: args.fanout,
+  });
   return plane;
 }
 
@@ -265,9 +281,7 @@ function makeDaemon(args: TvsdArgs, log: Logger, proxy: ProxyPlaneOptions): Daem
     expireNodestConn: args.expireNodestConn,
     expireQuiescentTemplate: args.expireQuiescentTemplate,
     makePlane: async (deps) =>
-      args.dataplane === "packet"
-        ? makePacketPlane(deps, args.iface as string, args.localAddrs)
-        : new ProxyPlane(deps, proxy),
+      args.dataplane === "packet" ? makePacketPlane(deps, args) : new ProxyPlane(deps, proxy),
   });
 }
 
@@ -341,7 +355,7 @@ export async function main(argv: string[]): Promise<number> {
     log.warn("The HTTP metrics/dashboard endpoint is not served by this build", { http: args.http });
 
   let h: Handlers;
-  if (args.workers > 1) {
+  if (args.workers > 1 && args.dataplane === "proxy") {
     const pool = new WorkerPool(log);
     try {
       await pool.start(args.workers);

@@ -32,6 +32,8 @@ export interface ExperimentOptions {
   weights: number[];
   requests: number;
   keep: boolean;
+  /** tvsd's packet worker threads (default 1). */
+  workers?: number;
   /** Where progress lines go (the commands, as the seeds print them); silent when undefined. */
   log?: (line: string) => void;
 }
@@ -39,6 +41,8 @@ export interface ExperimentOptions {
 export interface ExperimentSummary {
   mode: LabMode;
   scheduler: string;
+  /** tvsd's packet worker threads. */
+  workers: number;
   requests: number;
   /** Responder name per request, in order ("" for a failed request). */
   sequence: string[];
@@ -54,6 +58,7 @@ export interface ExperimentSummary {
 
 const TVSD = join(REPO_ROOT, "bin", "tvsd.js");
 const TVSADM = join(REPO_ROOT, "bin", "tvsadm.js");
+const TVS = join(REPO_ROOT, "bin", "tvs.js");
 
 export const FORWARD_FLAG: Record<LabMode, string> = { nat: "-m", dr: "-g", tun: "-i", fullnat: "--fullnat" };
 
@@ -84,7 +89,7 @@ export class Experiment {
         const log = opts.keep ? socket.replace(/\.sock$/, `-${rs.name}.log`) : undefined;
         exp.#children.push(startNameServer(rs.host.ns, rs.name, [HTTP_PORT, MAPPED_PORT], UDP_PORT, log));
       }
-      await exp.#startTvsd(opts.mode, opts.keep);
+      await exp.#startTvsd(opts.mode, opts.keep, opts.workers ?? 1);
       await exp.configure(opts);
       await exp.#waitForServers();
     } catch (e) {
@@ -94,8 +99,9 @@ export class Experiment {
     return exp;
   }
 
-  async #startTvsd(mode: LabMode, keep: boolean): Promise<void> {
+  async #startTvsd(mode: LabMode, keep: boolean, workers: number): Promise<void> {
     const args = [TVSD, "--dataplane", "packet", "--interface", "eth0", "--socket", this.socket];
+    if (workers > 1) args.push("--workers", String(workers));
     if (mode === "fullnat") args.push("--local-addrs", FULLNAT_LOCAL_IP);
     this.#log(`# director: tvsd ${args.slice(1).join(" ")}`);
     // With --keep, tvsd must outlive this command: detached, logging to a file beside its socket.
@@ -120,6 +126,12 @@ export class Experiment {
   async tvsadm(args: string[], quiet = false): Promise<string> {
     if (!quiet) this.#log(`tvsadm ${args.join(" ")}`);
     const r = await run(process.execPath, [TVSADM, ...args], { env: { ...process.env, TVS_SOCKET: this.socket } });
+    return r.stdout;
+  }
+
+  /** Run `tvs` (e.g. `status`) against this experiment's tvsd; returns stdout. */
+  async tvs(args: string[]): Promise<string> {
+    const r = await run(process.execPath, [TVS, ...args], { env: { ...process.env, TVS_SOCKET: this.socket } });
     return r.stdout;
   }
 
@@ -243,6 +255,7 @@ export async function runExperiment(opts: ExperimentOptions): Promise<Experiment
     return {
       mode: opts.mode,
       scheduler: opts.scheduler,
+      workers: opts.workers ?? 1,
       requests: opts.requests,
       sequence,
       counts,

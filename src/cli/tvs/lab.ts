@@ -1,5 +1,5 @@
 // `tvs lab nat|dr|tun|fullnat [--real-servers N] [--scheduler S] [--weights 2,1] [--requests N]
-// [--keep] [--json]`: reproduces a seed experiment in network namespaces and prints what the
+// [--workers N] [--keep] [--json]`: reproduces a seed experiment in network namespaces and prints what the
 // seeds print (the commands, the curl loop, the distribution, tvsadm -L -n --stats), or one JSON
 // summary with --json.
 
@@ -9,7 +9,7 @@ import { runExperiment } from "../../lab/experiment.ts";
 import { LAB_MODES, type LabMode } from "../../lab/topology.ts";
 
 const USAGE =
-  "Usage: tvs lab nat|dr|tun|fullnat [--real-servers N] [--scheduler S] [--weights 2,1] [--requests N] [--keep] [--json]\n";
+  "Usage: tvs lab nat|dr|tun|fullnat [--real-servers N] [--scheduler S] [--weights 2,1] [--requests N] [--workers N] [--keep] [--json]\n";
 
 export async function run(argv: string[]): Promise<number> {
   let parsed: ReturnType<typeof parse>;
@@ -62,6 +62,7 @@ function parse(argv: string[]) {
       scheduler: { type: "string", short: "s", default: "rr" },
       weights: { type: "string" },
       requests: { type: "string", default: "10" },
+      workers: { type: "string", default: "1" },
       keep: { type: "boolean", default: false },
       json: { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
@@ -81,6 +82,7 @@ function parse(argv: string[]) {
     scheduler: values.scheduler,
     weights,
     requests,
+    workers: positiveInt(values.workers, "--workers"),
     keep: values.keep,
     json: values.json,
   };

@@ -93,11 +93,20 @@ export interface NativePacketIoOptions {
   ifname: string;
   /** Use PACKET_VNET_HDR (checksum offload and 64 KB GSO frames); default true. */
   vnetHdr?: boolean;
-  /** Join this PACKET_FANOUT group (hash mode) so several workers share the interface. */
+  /** Join this PACKET_FANOUT group so several workers share the interface. */
   fanoutGroup?: number;
+  /**
+   * How the group spreads frames: "cbpf" (default; a program set later with setFanoutProgram
+   * decides, see steering.ts) or "hash" (the kernel's flow hash: fine for DR/TUN only, since a
+   * NAT reply's 5-tuple differs from its request's).
+   */
+  fanoutMode?: "cbpf" | "hash";
   /** Receive buffer size to force (SO_RCVBUFFORCE); default 4 MB. */
   rcvbuf?: number;
 }
+
+/** linux/if_packet.h (since 4.20): members of the group do not get outgoing frames. */
+const PACKET_FANOUT_FLAG_IGNORE_OUTGOING = 0x4000;
 
 /** Slot size for full 64 KB GSO frames plus the vnet header and headroom. */
 export const GSO_SLOT = 65536 + 256;
@@ -148,8 +157,13 @@ export class NativePacketIo implements PacketIo {
         n.setsockopt(fd, C.SOL_SOCKET!, C.SO_RCVBUF!, opts.rcvbuf ?? 4 << 20);
       }
       n.bindPacket(fd, info.index, C.ETH_P_ALL!);
-      if (opts.fanoutGroup !== undefined)
-        n.setsockopt(fd, C.SOL_PACKET!, C.PACKET_FANOUT!, (opts.fanoutGroup & 0xffff) | (C.PACKET_FANOUT_HASH! << 16));
+      if (opts.fanoutGroup !== undefined) {
+        const mode = opts.fanoutMode === "hash" ? C.PACKET_FANOUT_HASH! : C.PACKET_FANOUT_CBPF!;
+        // A fanout member's own PACKET_IGNORE_OUTGOING no longer applies once it joins: the
+        // group's flag keeps frames the host sends on this interface away from the workers.
+        const flags = PACKET_FANOUT_FLAG_IGNORE_OUTGOING;
+        n.setsockopt(fd, C.SOL_PACKET!, C.PACKET_FANOUT!, (opts.fanoutGroup & 0xffff) | ((mode | flags) << 16));
+      }
     } catch (e) {
       n.close(fd);
       throw e;

@@ -4,10 +4,13 @@
 // every connection without aggregation), the nft guard that keeps the host kernel out of VIP
 // traffic, gratuitous ARPs when VIPs come up and ARP probes for real servers.
 //
-// Threads: this version runs the pipeline on the daemon's main thread (one AF_PACKET socket,
-// uv_poll on the main loop). The io already supports PACKET_FANOUT_HASH groups for a worker per
-// core; the worker split (per-worker ConnTables, service-table sync messages, aggregated
-// listings) is not built yet.
+// Threads: with one worker (the default) the pipeline runs on the daemon's main thread on the
+// daemon's own tables, one AF_PACKET socket polled on the main loop. With --workers N > 1 it runs
+// in N worker threads (workers/), each with its own socket in one PACKET_FANOUT group, its own
+// replica of the service table and its own connection table; the fanout steering program
+// (steering.ts) keeps both directions of every flow on one worker. The main thread then only
+// sends table images and gathers reports: collect() writes the workers' summed counters into the
+// daemon's tables and returns their connection entries, so listings show everything.
 
 import { networkInterfaces } from "node:os";
 import type { Clock } from "../../core/clock.ts";
@@ -16,11 +19,16 @@ import type { DestSpec } from "../../core/dest.ts";
 import { CoreError } from "../../core/errors.ts";
 import type { ServiceKey, ServiceOptions, VirtualService } from "../../core/service.ts";
 import type { ServiceTable } from "../../core/service-table.ts";
+import { imageOf } from "../../core/table-image.ts";
 import type { PlaneCounterSnapshot } from "./counters.ts";
 import { type BatchingIo, PacketEngine } from "./engine.ts";
 import { installGuard, removeGuard } from "./host-guard.ts";
 import { loadNative, NativePacketIo } from "./native-io.ts";
 import { Pipeline } from "./pipeline.ts";
+import { steeringFallback, steeringProgram } from "./steering.ts";
+import { type Aggregate, type MergedConn, mergeConns, mergeReports } from "./workers/aggregate.ts";
+import type { WorkerSetup } from "./workers/messages.ts";
+import { PacketWorkerPool } from "./workers/pool.ts";
 
 export interface PlaneLogLike {
   debug(msg: string, fields?: Record<string, unknown>): void;
@@ -43,8 +51,14 @@ export interface PacketDataPlaneOptions {
   /** The director's IPv4 on the interface (tunnel outer source, ARP probes); default: the first one found. */
   addr4?: string;
   addr6?: string;
-  /** Worker threads; only 1 is implemented (more logs a warning and uses 1). */
+  /** Packet worker threads (default 1: the pipeline runs on the main thread). */
   workers?: number;
+  /**
+   * How several workers share the interface: "cbpf" (default; the steering program keeps NAT and
+   * FULLNAT replies and a persistent client's connections on one worker) or "hash" (the kernel's
+   * PACKET_FANOUT_HASH: DR/TUN without persistence only).
+   */
+  fanout?: "cbpf" | "hash";
   /** Use PACKET_VNET_HDR (offloaded checksums and 64 KB GSO frames pass through); default true. */
   vnetHdr?: boolean;
   /** Install the nft netdev ingress guard; default true. */
@@ -72,13 +86,33 @@ export class PacketDataPlane {
   #io: BatchingIo | undefined;
   #guardError: string | undefined;
   #started = false;
+  /** Worker threads (workers > 1), and what they last reported. */
+  #pool: PacketWorkerPool | undefined;
+  #agg: Aggregate | undefined;
+  #syncing: Promise<void> | undefined;
+  #program: string | undefined;
+  #owned = new Set<string>();
 
   constructor(o: PacketDataPlaneOptions) {
     this.#o = o;
-    if ((o.workers ?? 1) > 1) o.log.warn("Packet plane: only one worker is implemented; using 1", { asked: o.workers });
   }
 
-  admitService(key: ServiceKey, _options: ServiceOptions, op: "add-service" | "edit-service"): void {
+  get workers(): number {
+    return this.#o.io ? 1 : Math.max(1, this.#o.workers ?? 1);
+  }
+
+  /** Several workers sharing by the kernel's flow hash: a reply or a persistent client may reach another worker. */
+  get #hashShared(): boolean {
+    return this.workers > 1 && this.#o.fanout === "hash";
+  }
+
+  admitService(key: ServiceKey, options: ServiceOptions, op: "add-service" | "edit-service"): void {
+    if (this.#hashShared && options.persistent)
+      throw new CoreError(
+        "EOPNOTSUPP",
+        op,
+        `Persistent services need the steered fanout (--fanout cbpf): with "hash" a client's connections reach different workers`,
+      );
     if (key.kind === "fwmark")
       throw new CoreError("EOPNOTSUPP", op, `Firewall-mark services are not supported by the packet data plane`);
     if (key.protocol === "sctp")
@@ -101,6 +135,12 @@ export class PacketDataPlane {
         op,
         `Tunnel type "${spec.tun.type}" is not supported by the packet data plane (ipip only)`,
       );
+    if (this.#hashShared && (spec.fwd === "masq" || spec.fwd === "fullnat"))
+      throw new CoreError(
+        "EOPNOTSUPP",
+        op,
+        `Forwarding method "${spec.fwd}" needs the steered fanout (--fanout cbpf): with "hash" replies reach other workers`,
+      );
     if (spec.fwd === "fullnat" && (this.#o.localAddrs ?? []).length === 0)
       throw new CoreError("EINVAL", op, `FULLNAT destination "${spec.addr}" needs local addresses (--local-addrs)`);
     return spec;
@@ -108,6 +148,7 @@ export class PacketDataPlane {
 
   async start(): Promise<void> {
     if (this.#started) return;
+    if (this.workers > 1) return this.#startWorkers();
     const o = this.#o;
     const io = o.io ?? new NativePacketIo({ ifname: o.interface, vnetHdr: o.vnetHdr ?? true });
     this.#io = io;
@@ -136,40 +177,177 @@ export class PacketDataPlane {
   }
 
   async serviceAdded(_svc: VirtualService): Promise<void> {
+    if (this.#pool) return this.#syncWorkers();
     this.#refresh();
   }
 
   serviceChanged(_svc: VirtualService): void {
-    this.#refresh();
+    if (this.#pool) void this.#syncWorkers().catch(() => undefined);
+    else this.#refresh();
   }
 
   serviceRemoved(_svc: VirtualService): void {
-    this.#refresh();
+    if (this.#pool) void this.#syncWorkers().catch(() => undefined);
+    else this.#refresh();
   }
 
   async stop(_drainMs: number): Promise<void> {
     if (!this.#started) return;
     this.#started = false;
     this.#engine?.stop();
+    await this.#pool?.stop();
     if (this.#o.guard ?? !this.#o.io) removeGuard(this.#o.interface);
     this.#io?.close();
   }
 
   openFlows(): number {
-    return this.#o.conns.size;
+    return this.#pool ? (this.#agg?.connections ?? 0) : this.#o.conns.size;
+  }
+
+  /** Connection entries across all workers as of the last collect; undefined with one worker (the daemon's table). */
+  connCount(): number | undefined {
+    return this.#pool ? (this.#agg?.connections ?? 0) : undefined;
+  }
+
+  /**
+   * With several workers: gather every worker's report, write the summed counters and connection
+   * counts into the daemon's tables and return all connection entries when `conns`. With one
+   * worker the daemon's tables are the live ones and this does nothing.
+   */
+  async collect(conns: boolean): Promise<MergedConn[] | undefined> {
+    const pool = this.#pool;
+    if (!pool) return undefined;
+    const reports = await pool.collect(conns);
+    this.#agg = mergeReports(this.#o.services, reports);
+    return conns ? mergeConns(reports, this.#o.clock.now()) : undefined;
+  }
+
+  /** ipvsadm -Z reached the daemon's table; the workers zero their own counters too. */
+  zeroed(key?: ServiceKey): void {
+    this.#pool?.zero(key);
   }
 
   notes(): string[] {
-    const n = [`packet plane on ${this.#o.interface}, 1 thread (main loop)`];
+    const pool = this.#pool;
+    const n = pool
+      ? [
+          `packet plane on ${this.#o.interface}, ${pool.size} worker threads (fanout ${this.#o.fanout ?? "cbpf"})`,
+          `connections across workers: ${this.#agg?.connections ?? 0} (refused when full: ${this.#agg?.dropped ?? 0})`,
+          ...(this.#agg?.perWorker ?? []).map((w) => `worker ${w.index}: ${w.rx} frames, ${w.connections} connections`),
+        ]
+      : [`packet plane on ${this.#o.interface}, 1 thread (main loop)`];
     if (this.#guardError) n.push(`host guard not installed: ${this.#guardError}`);
-    const c = this.#pipeline?.counters;
+    const c = pool ? this.#agg?.plane : this.#pipeline?.counters;
     if (c) n.push(`frames rx ${c.rx} fwd ${c.forwarded} reply ${c.replied} drop ${c.dropped} ignore ${c.ignored}`);
     return n;
   }
 
-  /** Pipeline counters (frames, verdicts, drop reasons). */
+  /** Pipeline counters (frames, verdicts, drop reasons); summed over workers as of the last collect. */
   counters(): PlaneCounterSnapshot | undefined {
-    return this.#pipeline?.counters.snapshot();
+    return this.#pool ? this.#agg?.plane.snapshot() : this.#pipeline?.counters.snapshot();
+  }
+
+  /** Start the worker threads one by one (fanout member i is worker i), then give them the table. */
+  async #startWorkers(): Promise<void> {
+    const o = this.#o;
+    const addr4 = o.addr4 ?? firstAddress(o.interface, "IPv4");
+    const addr6 = o.addr6 ?? firstAddress(o.interface, "IPv6");
+    const n = this.workers;
+    const conns = o.conns;
+    const base: Omit<WorkerSetup, "index"> = {
+      workers: n,
+      ifname: o.interface,
+      vnetHdr: o.vnetHdr ?? true,
+      fanoutGroup: (process.pid ^ 0x7651) & 0xffff,
+      fanoutMode: o.fanout ?? "cbpf",
+      ...(addr4 ? { addr4 } : {}),
+      ...(addr6 ? { addr6 } : {}),
+      vips: [...(o.vips ?? [])],
+      localAddrs: [...(o.localAddrs ?? [])],
+      tunClampMss: o.tunClampMss ?? false,
+      batch: o.batch ?? 64,
+      connLimit: Math.max(1, Math.ceil(conns.limit / n)),
+      connOptions: { ...conns.options },
+    };
+    const pool = new PacketWorkerPool(o.log);
+    await pool.start(Array.from({ length: n }, (_, index) => ({ ...base, index })));
+    this.#pool = pool;
+    this.#started = true;
+    if (!addr4) o.log.warn(`Interface "${o.interface}" has no IPv4 address: tunnel and ARP probes use 0.0.0.0`);
+    await this.#syncWorkers();
+    o.log.info("Packet data plane started", { interface: o.interface, addr4, workers: n, fanout: base.fanoutMode });
+  }
+
+  /**
+   * Bring every worker up to the daemon's table (one image for all changes made in the same
+   * tick), then the steering program, the host guard, announcements and probes.
+   */
+  #syncWorkers(): Promise<void> {
+    if (!this.#syncing)
+      this.#syncing = Promise.resolve().then(async () => {
+        this.#syncing = undefined;
+        await this.#pushTable();
+      });
+    return this.#syncing;
+  }
+
+  async #pushTable(): Promise<void> {
+    const pool = this.#pool;
+    if (!pool) return;
+    const o = this.#o;
+    await pool.table(imageOf(o.services), o.conns.timeouts());
+    const owned = this.#ownedAddresses();
+    if (this.#o.fanout !== "hash") {
+      const plan = this.#steeringPlan(owned);
+      const program = steeringProgram(plan);
+      const id = Buffer.from(program).toString("base64");
+      if (id !== this.#program) {
+        await pool.steer(program);
+        this.#program = id;
+        if (steeringFallback(plan))
+          o.log.warn("Too many addresses for the fanout steering program: every flow goes to worker 0", {
+            vips: plan.vips.length,
+            locals: plan.locals.length,
+          });
+      }
+    }
+    this.#guard(owned);
+    const fresh = owned.some((a) => !this.#owned.has(a));
+    this.#owned = new Set(owned);
+    pool.refresh(fresh, this.#destAddresses());
+  }
+
+  /** VIPs (and --vips) as the steering program sees them: the client is the source. */
+  #steeringPlan(owned: readonly string[]) {
+    const locals = new Set(this.#o.localAddrs ?? []);
+    let byAddress = false;
+    let prefix = 32;
+    for (const svc of this.#o.services.services()) {
+      if (!svc.options.persistent || svc.key.kind !== "vip" || svc.key.addr.includes(":")) continue;
+      byAddress = true;
+      prefix = Math.min(prefix, svc.options.netmask);
+    }
+    return {
+      vips: owned.filter((a) => !locals.has(a)),
+      locals: [...locals],
+      byAddress,
+      mask: prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0,
+    };
+  }
+
+  /** Every address this director answers ARP/ND for: service VIPs, --vips and local addresses. */
+  #ownedAddresses(): string[] {
+    const out = new Set<string>();
+    for (const svc of this.#o.services.services()) if (svc.key.kind === "vip") out.add(svc.key.addr);
+    for (const a of this.#o.vips ?? []) out.add(a);
+    for (const a of this.#o.localAddrs ?? []) out.add(a);
+    return [...out];
+  }
+
+  #destAddresses(): string[] {
+    const next = new Set<string>();
+    for (const svc of this.#o.services.services()) for (const d of svc.dests) next.add(d.addr);
+    return [...next];
   }
 
   /** The pipeline (tests and the lab read its neighbour cache and verdicts). */
@@ -189,6 +367,13 @@ export class PacketDataPlane {
     const before = new Set(p.ownedAddresses());
     p.refreshVips();
     const owned = p.ownedAddresses();
+    this.#guard(owned);
+    if (owned.some((a) => !before.has(a))) e.announce();
+    e.resolve(this.#destAddresses());
+  }
+
+  /** Keep the host kernel out of VIP traffic (nft netdev guard), unless told not to. */
+  #guard(owned: readonly string[]): void {
     if (this.#o.guard ?? !this.#o.io) {
       const natDests = new Set<string>();
       for (const svc of this.#o.services.services())
@@ -199,7 +384,7 @@ export class PacketDataPlane {
       ];
       this.#guardError = installGuard({
         ifname: this.#o.interface,
-        owned,
+        owned: [...owned],
         natDests: [...natDests],
         self: self.filter((a): a is string => a !== undefined),
       });
@@ -208,10 +393,6 @@ export class PacketDataPlane {
           error: this.#guardError,
         });
     }
-    if (owned.some((a) => !before.has(a))) e.announce();
-    const next = new Set<string>();
-    for (const svc of this.#o.services.services()) for (const d of svc.dests) next.add(d.addr);
-    e.resolve([...next]);
   }
 }
 

@@ -1,0 +1,84 @@
+// What the packet plane's main side (pool.ts) and its worker threads (worker-thread.ts) say to
+// each other. Everything crosses by structured clone: plain data only, no class instances.
+//
+// Main → worker: the whole service table as an image after every change (the worker diffs it
+// against its replica), the steering program (worker 0 installs it for the fanout group), probes
+// and announcements, neighbours another worker learned, zeroing, collect requests, stop.
+// Worker → main: ready/failed at start, acks, neighbours it learned from the wire, reports
+// (counters, connection counts, optionally every connection entry), log lines.
+
+import type { ConnOptions, Timeouts } from "../../../core/conn/conn-table.ts";
+import type { ServiceKey } from "../../../core/service.ts";
+import type { CounterSnapshot } from "../../../core/stats/counters.ts";
+import type { ServiceImage } from "../../../core/table-image.ts";
+import type { PlaneCounterSnapshot } from "../counters.ts";
+
+/** Everything a worker needs to open its socket and build its tables (workerData.setup). */
+export interface WorkerSetup {
+  index: number;
+  workers: number;
+  ifname: string;
+  vnetHdr: boolean;
+  fanoutGroup: number;
+  fanoutMode: "cbpf" | "hash";
+  addr4?: string;
+  addr6?: string;
+  vips: string[];
+  localAddrs: string[];
+  tunClampMss: boolean;
+  batch: number;
+  connLimit: number;
+  connOptions: Partial<ConnOptions>;
+}
+
+export type ToWorker =
+  | { t: "table"; seq: number; image: ServiceImage[]; timeouts: Timeouts }
+  | { t: "steer"; seq: number; program: Uint8Array }
+  | { t: "refresh"; announce: boolean; resolve: string[] }
+  | { t: "neighbour"; addr: string; mac: Uint8Array }
+  | { t: "zero"; key?: ServiceKey }
+  | { t: "collect"; seq: number; conns: boolean }
+  | { t: "stop" };
+
+/** One destination's share in a worker. */
+export interface DestReport {
+  addr: string;
+  port: number;
+  stats: CounterSnapshot;
+  active: number;
+  inactive: number;
+  persistent: number;
+}
+
+/** One connection entry as `ipvsadm -L -c` needs it; time left instead of a (per-thread) deadline. */
+export interface ConnRecord {
+  protocol: "tcp" | "udp" | "sctp";
+  caddr: string;
+  cport: number;
+  vaddr: string;
+  vport: number;
+  daddr: string;
+  dport: number;
+  template: boolean;
+  fwmark: number;
+  stateName: string;
+  expiresInMs: number;
+}
+
+export interface WorkerReport {
+  index: number;
+  global: CounterSnapshot;
+  services: { id: string; stats: CounterSnapshot; dests: DestReport[] }[];
+  connections: number;
+  dropped: number;
+  plane: PlaneCounterSnapshot;
+  conns?: ConnRecord[];
+}
+
+export type FromWorker =
+  | { t: "ready"; mac: Uint8Array; mtu: number; vnetHdr: boolean }
+  | { t: "failed"; message: string }
+  | { t: "ack"; seq: number; error?: string }
+  | { t: "learned"; addr: string; mac: Uint8Array }
+  | { t: "report"; seq: number; report: WorkerReport }
+  | { t: "log"; level: "debug" | "info" | "warn" | "error"; msg: string; fields?: Record<string, unknown> };

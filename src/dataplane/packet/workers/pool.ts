@@ -1,0 +1,202 @@
+// The main thread's side of the packet plane's worker threads: starts them one after another (a
+// fanout group numbers its members in join order, and the steering program's worker index is
+// that number), sends each the service-table image after every change and waits for every ack,
+// installs the steering program through worker 0, relays neighbours one worker learned to the
+// others, and gathers reports for the daemon's aggregated listings.
+//
+// A worker that dies is logged and left out of reports; its flows are lost (the kernel's fanout
+// then spreads over the remaining members). Restarting a worker is not implemented.
+
+import { Worker } from "node:worker_threads";
+import type { Timeouts } from "../../../core/conn/conn-table.ts";
+import type { ServiceKey } from "../../../core/service.ts";
+import type { ServiceImage } from "../../../core/table-image.ts";
+import type { FromWorker, ToWorker, WorkerReport, WorkerSetup } from "./messages.ts";
+
+/** How long a worker may take to start, or to answer a table/collect message. */
+const START_TIMEOUT_MS = 30_000;
+const ANSWER_TIMEOUT_MS = 5_000;
+
+export interface PoolLog {
+  debug(msg: string, fields?: Record<string, unknown>): void;
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  error(msg: string, fields?: Record<string, unknown>): void;
+}
+
+interface Member {
+  index: number;
+  worker: Worker;
+  alive: boolean;
+  waiting: Map<number, { resolve: (m: FromWorker) => void; reject: (e: Error) => void }>;
+}
+
+export class PacketWorkerPool {
+  readonly #log: PoolLog;
+  readonly #members: Member[] = [];
+  #seq = 0;
+  mac: Uint8Array | undefined;
+  mtu = 1500;
+  vnetHdr = true;
+
+  constructor(log: PoolLog) {
+    this.#log = log;
+  }
+
+  get size(): number {
+    return this.#members.filter((m) => m.alive).length;
+  }
+
+  /** Start `setups.length` workers in order; throws (after stopping those started) if one fails. */
+  async start(setups: readonly WorkerSetup[]): Promise<void> {
+    try {
+      for (const setup of setups) await this.#startOne(setup);
+    } catch (e) {
+      await this.stop();
+      throw e;
+    }
+  }
+
+  #startOne(setup: WorkerSetup): Promise<void> {
+    const worker = new Worker(new URL("./boot.mjs", import.meta.url), {
+      workerData: { entry: new URL("./worker-thread.ts", import.meta.url).href, setup },
+    });
+    const member: Member = { index: setup.index, worker, alive: false, waiting: new Map() };
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        reject(new Error(`Packet worker ${setup.index} did not start within ${START_TIMEOUT_MS} ms`));
+        void worker.terminate();
+      }, START_TIMEOUT_MS);
+      worker.on("message", (m: FromWorker) => {
+        if (m.t === "ready") {
+          clearTimeout(timer);
+          member.alive = true;
+          this.mac ??= m.mac;
+          this.mtu = m.mtu;
+          this.vnetHdr = m.vnetHdr;
+          this.#members.push(member);
+          resolve();
+        } else if (m.t === "failed") {
+          clearTimeout(timer);
+          void worker.terminate();
+          reject(new Error(m.message));
+        } else this.#onMessage(member, m);
+      });
+      worker.on("error", (e) => {
+        clearTimeout(timer);
+        this.#log.error("Packet worker failed", { worker: setup.index, err: e.message });
+        this.#lost(member, e);
+        reject(e);
+      });
+      worker.on("exit", (code) => {
+        clearTimeout(timer);
+        if (member.alive) this.#log.warn("Packet worker exited", { worker: setup.index, code });
+        this.#lost(member, new Error(`Packet worker ${setup.index} exited (${code})`));
+        reject(new Error(`Packet worker ${setup.index} exited (${code}) before it was ready`));
+      });
+    });
+  }
+
+  #lost(member: Member, e: Error): void {
+    member.alive = false;
+    for (const w of member.waiting.values()) w.reject(e);
+    member.waiting.clear();
+  }
+
+  #onMessage(member: Member, m: FromWorker): void {
+    switch (m.t) {
+      case "ack":
+      case "report": {
+        const w = member.waiting.get(m.seq);
+        if (w) {
+          member.waiting.delete(m.seq);
+          w.resolve(m);
+        }
+        break;
+      }
+      case "learned":
+        for (const other of this.#members)
+          if (other !== member && other.alive) other.worker.postMessage({ t: "neighbour", addr: m.addr, mac: m.mac });
+        break;
+      case "log":
+        this.#log[m.level](m.msg, { worker: member.index, ...(m.fields ?? {}) });
+        break;
+      default:
+        break;
+    }
+  }
+
+  /** Post `msg(seq)` to one member and wait for the answer carrying that seq. */
+  #ask(member: Member, msg: (seq: number) => ToWorker): Promise<FromWorker> {
+    const seq = ++this.#seq;
+    return new Promise<FromWorker>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        member.waiting.delete(seq);
+        reject(new Error(`Packet worker ${member.index} did not answer within ${ANSWER_TIMEOUT_MS} ms`));
+      }, ANSWER_TIMEOUT_MS);
+      member.waiting.set(seq, {
+        resolve: (m) => {
+          clearTimeout(timer);
+          resolve(m);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      });
+      member.worker.postMessage(msg(seq));
+    });
+  }
+
+  #alive(): Member[] {
+    return this.#members.filter((m) => m.alive);
+  }
+
+  /** Make every worker's table equal the image; resolves when all have applied it. */
+  async table(image: ServiceImage[], timeouts: Timeouts): Promise<void> {
+    const acks = await Promise.all(
+      this.#alive().map((m) => this.#ask(m, (seq) => ({ t: "table", seq, image, timeouts }))),
+    );
+    for (const a of acks)
+      if (a.t === "ack" && a.error) this.#log.error("A packet worker could not apply the table", { err: a.error });
+  }
+
+  /** Install the fanout steering program (one member sets it for the whole group). */
+  async steer(program: Uint8Array): Promise<void> {
+    const first = this.#alive()[0];
+    if (!first) return;
+    const a = await this.#ask(first, (seq) => ({ t: "steer", seq, program }));
+    if (a.t === "ack" && a.error) throw new Error(`Cannot install the fanout steering program: ${a.error}`);
+  }
+
+  /** Gratuitous ARPs and neighbour probes go out from the first worker (one copy is enough). */
+  refresh(announce: boolean, resolve: string[]): void {
+    this.#alive()[0]?.worker.postMessage({ t: "refresh", announce, resolve } satisfies ToWorker);
+  }
+
+  zero(key?: ServiceKey): void {
+    const msg: ToWorker = key ? { t: "zero", key } : { t: "zero" };
+    for (const m of this.#alive()) m.worker.postMessage(msg);
+  }
+
+  /** Every live worker's report (with its connection entries when `conns`). */
+  async collect(conns: boolean): Promise<WorkerReport[]> {
+    const answers = await Promise.all(this.#alive().map((m) => this.#ask(m, (seq) => ({ t: "collect", seq, conns }))));
+    return answers.flatMap((a) => (a.t === "report" ? [a.report] : []));
+  }
+
+  /** Ask every worker to close its socket and end; terminate the ones that do not. */
+  async stop(): Promise<void> {
+    const members = this.#members.splice(0);
+    await Promise.all(
+      members.map(async (m) => {
+        if (!m.alive) return;
+        m.worker.postMessage({ t: "stop" } satisfies ToWorker);
+        const exited = new Promise<void>((r) => m.worker.once("exit", () => r()));
+        const t = setTimeout(() => void m.worker.terminate(), 2000);
+        await exited;
+        clearTimeout(t);
+      }),
+    );
+  }
+}

@@ -1,0 +1,180 @@
+// One packet worker thread: its own AF_PACKET socket joined to the plane's fanout group, its own
+// replica of the daemon's service table, its own connection table, pipeline and engine on this
+// thread's event loop. The fanout steering (steering.ts) sends both directions of every flow here
+// when this worker owns it, so nothing about a flow is ever shared with another thread.
+//
+// The replica follows the images the main thread sends (core's diffTable/applyChanges keep
+// unchanged services, destinations, their connections and counters). Counters and connection
+// entries go back to the main thread only when it asks (collect), which is what `ipvsadm -L
+// --stats/--rate/-c` and the rate estimator read. Connections expire on this thread's clock.
+
+import { randomInt } from "node:crypto";
+import { performance } from "node:perf_hooks";
+import { type MessagePort, parentPort, workerData } from "node:worker_threads";
+import { ConnTable } from "../../../core/conn/conn-table.ts";
+import { createDefaultRegistry } from "../../../core/sched/all.ts";
+import { ServiceTable } from "../../../core/service-table.ts";
+import { applyChanges, diffTable, type ServiceImage } from "../../../core/table-image.ts";
+import { PacketEngine } from "../engine.ts";
+import { loadNative, NativePacketIo } from "../native-io.ts";
+import { Pipeline } from "../pipeline.ts";
+import type { FromWorker, ToWorker, WorkerReport, WorkerSetup } from "./messages.ts";
+
+const EXPIRE_INTERVAL_MS = 1000;
+
+if (!parentPort) throw new Error("worker-thread.ts runs only as a worker thread");
+const port: MessagePort = parentPort;
+const setup = (workerData as { setup: WorkerSetup }).setup;
+const post = (m: FromWorker) => port.postMessage(m);
+const now = () => performance.now();
+
+/**
+ * A destination's connection thresholds hold for the whole director; each worker sees only its own
+ * connections, so it enforces its share (rounded up): the total stays within the operator's cap as
+ * long as the steering spreads clients evenly, which is the closest a shared-nothing design gets.
+ */
+function shareThresholds(image: ServiceImage[], workers: number): ServiceImage[] {
+  if (workers <= 1) return image;
+  const share = (n: number) => (n === 0 ? 0 : Math.ceil(n / workers));
+  return image.map((s) => ({
+    ...s,
+    dests: s.dests.map((d) => ({ ...d, uThreshold: share(d.uThreshold), lThreshold: share(d.lThreshold) })),
+  }));
+}
+
+function run(): void {
+  const services = new ServiceTable(createDefaultRegistry(), {
+    clock: { now },
+    random: () => randomInt(0, 0x100000000) >>> 0,
+  });
+  const conns = new ConnTable({ services, limit: setup.connLimit, options: setup.connOptions });
+  let io: NativePacketIo;
+  try {
+    io = new NativePacketIo({
+      ifname: setup.ifname,
+      vnetHdr: setup.vnetHdr,
+      fanoutGroup: setup.fanoutGroup,
+      fanoutMode: setup.fanoutMode,
+    });
+  } catch (e) {
+    post({ t: "failed", message: (e as Error).message });
+    return;
+  }
+  const pipeline = new Pipeline({
+    services,
+    conns,
+    mac: io.mac,
+    mtu: io.mtu,
+    ...(setup.addr4 ? { addr4: setup.addr4 } : {}),
+    ...(setup.addr6 ? { addr6: setup.addr6 } : {}),
+    vips: setup.vips,
+    localAddrs: setup.localAddrs,
+    tunClampMss: setup.tunClampMss,
+    worker: { index: setup.index, of: setup.workers },
+  });
+  pipeline.neighbours.onLearn = (addr, mac) => post({ t: "learned", addr, mac: Uint8Array.from(mac) });
+  const engine = new PacketEngine(io, pipeline, now, setup.batch);
+  const expiry = setInterval(() => {
+    try {
+      conns.expire(now());
+    } catch (e) {
+      post({ t: "log", level: "error", msg: "Connection expiry failed", fields: { err: (e as Error).message } });
+    }
+  }, EXPIRE_INTERVAL_MS);
+
+  function report(seq: number, withConns: boolean): void {
+    const r: WorkerReport = {
+      index: setup.index,
+      global: services.stats.snapshot(),
+      services: services.services().map((s) => ({
+        id: s.id,
+        stats: s.stats.snapshot(),
+        dests: s.dests.map((d) => ({
+          addr: d.addr,
+          port: d.port,
+          stats: d.stats.snapshot(),
+          active: d.activeConns,
+          inactive: d.inactConns,
+          persistent: d.persistConns,
+        })),
+      })),
+      connections: conns.size,
+      dropped: conns.dropped,
+      plane: pipeline.counters.snapshot(),
+    };
+    if (withConns) {
+      const t = now();
+      r.conns = [];
+      for (const c of conns.entries())
+        r.conns.push({
+          protocol: c.protocol,
+          caddr: c.caddr,
+          cport: c.cport,
+          vaddr: c.vaddr,
+          vport: c.vport,
+          daddr: c.daddr,
+          dport: c.dport,
+          template: c.template,
+          fwmark: c.fwmark,
+          stateName: c.stateName,
+          expiresInMs: Math.max(0, c.expiresAt - t),
+        });
+    }
+    post({ t: "report", seq, report: r });
+  }
+
+  port.on("message", (m: ToWorker) => {
+    switch (m.t) {
+      case "table": {
+        let error: string | undefined;
+        try {
+          applyChanges(services, diffTable(shareThresholds(m.image, setup.workers), services));
+          conns.setTimeouts(m.timeouts);
+        } catch (e) {
+          // The main table already accepted this state, so this is a bug; say so and go on.
+          error = (e as Error).message;
+        }
+        pipeline.refreshVips();
+        post(error === undefined ? { t: "ack", seq: m.seq } : { t: "ack", seq: m.seq, error });
+        break;
+      }
+      case "steer": {
+        let error: string | undefined;
+        try {
+          loadNative().setFanoutProgram(io.fd, m.program);
+        } catch (e) {
+          error = (e as Error).message;
+        }
+        post(error === undefined ? { t: "ack", seq: m.seq } : { t: "ack", seq: m.seq, error });
+        break;
+      }
+      case "refresh":
+        if (m.announce) engine.announce();
+        if (m.resolve.length > 0) engine.resolve(m.resolve);
+        break;
+      case "neighbour":
+        engine.learnFromPeer(m.addr, m.mac);
+        break;
+      case "zero":
+        try {
+          services.zero(m.key);
+        } catch {
+          // a service the main table zeroed and this replica no longer has: nothing to zero
+        }
+        break;
+      case "collect":
+        report(m.seq, m.conns);
+        break;
+      case "stop":
+        clearInterval(expiry);
+        engine.stop();
+        io.close();
+        port.close();
+        break;
+    }
+  });
+  engine.start();
+  post({ t: "ready", mac: Uint8Array.from(io.mac), mtu: io.mtu, vnetHdr: io.vnetHdr });
+}
+
+run();
