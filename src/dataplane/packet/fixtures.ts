@@ -1033,6 +1033,104 @@ function ipv6ErrorAndTunnelFixtures(): Fixture[] {
       ],
     },
     {
+      description: "IPv6 TUN: a relayed ICMPv6 error too big for the tunnel is dropped without an error about it",
+      services: [svc("tcp", 80, "tunnel", 80, VIP6, RS6)],
+      neighbours: known,
+      steps: [
+        {
+          input: syn6(),
+          verdict: "forward",
+          output: [eth(RS1_MAC, DIRECTOR_MAC, ETH_P_IPV6, ipv6(DIRECTOR_IP6, RS6, IPPROTO_IPV6, syn6Ip(63), 63))],
+        },
+        {
+          // 40 + 8 + 1420 bytes of quote = 1468 > 1460.
+          input: eth(
+            DIRECTOR_MAC,
+            CLIENT_MAC,
+            ETH_P_IPV6,
+            ipv6(
+              ROUTER6,
+              VIP6,
+              IPPROTO.icmpv6,
+              icmpv6(
+                ROUTER6,
+                VIP6,
+                2,
+                0,
+                tooBigBody(
+                  ipv6(
+                    VIP6,
+                    CLIENT6,
+                    IPPROTO.tcp,
+                    tcp(VIP6, CLIENT6, { sport: 80, dport: 40000, flags: ACK, payload: B(1360) }),
+                  ),
+                ),
+              ),
+            ),
+          ),
+          verdict: "drop",
+          reason: "mtu",
+          output: [],
+        },
+      ],
+    },
+    {
+      description: "IPv6 TUN with PACKET_VNET_HDR: a TCPv6 GSO frame is cut into MSS-sized segments, each in ip6ip6",
+      services: [svc("tcp", 80, "tunnel", 80, VIP6, RS6)],
+      neighbours: known,
+      vnet: true,
+      steps: [
+        {
+          input: syn6(),
+          verdict: "forward",
+          output: [eth(RS1_MAC, DIRECTOR_MAC, ETH_P_IPV6, ipv6(DIRECTOR_IP6, RS6, IPPROTO_IPV6, syn6Ip(63), 63))],
+        },
+        {
+          // 1000 bytes with MSS 400 and the checksum left to offload: NEEDS_CSUM, GSO_TCPV6,
+          // hdr_len 74, gso_size 400, csum_start 54, csum_offset 16.
+          input: tcp6Frame(DIRECTOR_MAC, CLIENT_MAC, CLIENT6, VIP6, {
+            sport: 40000,
+            dport: 80,
+            flags: ACK | 0x08,
+            seq: 5000,
+            ack: 1,
+            payload: B(1000, 7),
+            partial: true,
+          }),
+          vnet: Uint8Array.of(1, 4, 74, 0, 0x90, 0x01, 54, 0, 16, 0),
+          verdict: "forward",
+          output: [0, 400, 800].map((o) =>
+            eth(
+              RS1_MAC,
+              DIRECTOR_MAC,
+              ETH_P_IPV6,
+              ipv6(
+                DIRECTOR_IP6,
+                RS6,
+                IPPROTO_IPV6,
+                tcp6Frame(
+                  DIRECTOR_MAC,
+                  CLIENT_MAC,
+                  CLIENT6,
+                  VIP6,
+                  {
+                    sport: 40000,
+                    dport: 80,
+                    flags: o === 800 ? ACK | 0x08 : ACK,
+                    seq: 5000 + o,
+                    ack: 1,
+                    payload: B(o === 800 ? 200 : 400, 7),
+                  },
+                  63,
+                ).subarray(14),
+                63,
+              ),
+            ),
+          ),
+        },
+      ],
+    },
+    {
       description: "Mixed-family TUN: an IPv4 VIP with an IPv6 real server is IPv4-in-IPv6 (next header 4)",
       services: [svc("tcp", 80, "tunnel", 80, VIP, RS6)],
       neighbours: known,
