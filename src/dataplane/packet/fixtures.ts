@@ -688,6 +688,23 @@ export function packetFixtures(): Fixture[] {
         },
       ],
     },
+    {
+      description: "NAT: an ICMP parameter problem is not relayed (IPVS relays types 3, 4 and 11 only)",
+      services: [svc("udp", 53, "masq", 5300)],
+      neighbours: known,
+      steps: [
+        {
+          input: udp4Frame(DIRECTOR_MAC, CLIENT_MAC, CLIENT, VIP, 5353, 53, B(4)),
+          verdict: "forward",
+          output: [udp4Frame(RS1_MAC, DIRECTOR_MAC, CLIENT, RS1, 5353, 5300, B(4), { ip: { ttl: 63 } })],
+        },
+        {
+          input: eth(DIRECTOR_MAC, RS1_MAC, ETH_P_IP, ipv4(RS1, CLIENT, IPPROTO.icmp, icmp(12, 0, 0, quotedIn))),
+          verdict: "ignore",
+          output: [],
+        },
+      ],
+    },
     ...ipv6ErrorAndTunnelFixtures(),
   ];
 }

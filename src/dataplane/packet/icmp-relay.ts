@@ -6,6 +6,8 @@
 //  - "out": an error a real server sends about a client's packet (NAT: to the client; FULLNAT: to
 //    a local address) is translated to quote the packet the client sent to VIP:vport and goes
 //    to the client's next hop.
+// Only destination unreachable (3), source quench (4) and time exceeded (11) are relayed, the
+// kernel's list; a parameter problem (12) is not related to a connection for IPVS either.
 // The quoted transport checksum is left as is (as the kernel does); the ICMP checksum is
 // recomputed over the whole message.
 
@@ -49,6 +51,11 @@ function quoted(p: Pkt): Quoted | undefined {
   };
 }
 
+/** The ICMPv4 types IPVS relays (ip_vs_in_icmp / ip_vs_out_icmp). */
+function relayedType(type: number): boolean {
+  return type === 3 || type === 4 || type === 11;
+}
+
 function setPort(buf: Uint8Array, off: number, port: number): void {
   buf[off] = port >>> 8;
   buf[off + 1] = port & 0xff;
@@ -61,6 +68,7 @@ function setQuotedAddr(buf: Uint8Array, l3: number, which: 12 | 16, addr: number
 
 /** An ICMP error addressed to a VIP; undefined when it quotes no known connection. */
 export function relayIcmpIn(ctx: TunContext, p: Pkt): Verdict | undefined {
+  if (!relayedType(p.buf[p.l4]!)) return undefined;
   const q = quoted(p);
   if (q === undefined || p.fragment) return undefined;
   const conn = ctx.conns.lookupIn4(q.protocol, q.daddr, q.dport, q.saddr, q.sport);
@@ -96,8 +104,7 @@ export function relayIcmpIn(ctx: TunContext, p: Pkt): Verdict | undefined {
 /** An ICMP error from a real server about a client's packet; undefined when not ours. */
 export function relayIcmpOut(ctx: TunContext, p: Pkt): Verdict | undefined {
   const buf = p.buf;
-  const type = buf[p.l4]!;
-  if (type !== 3 && type !== 4 && type !== 11 && type !== 12) return undefined;
+  if (!relayedType(buf[p.l4]!)) return undefined;
   const q = quoted(p);
   if (q === undefined || p.fragment) return undefined;
   const conn: Conn | undefined = ctx.conns.lookupOut4(q.protocol, q.daddr, q.dport, q.saddr, q.sport);
