@@ -727,6 +727,12 @@ function keepChecksum(quote: Buffer, from: Buffer, csumOff: number): Buffer {
   return q;
 }
 
+/** An IPv6 TCP packet src → dst with an 8-byte destination options header (PadN) before TCP. */
+function withDstOpts(src: string, dst: string, sport: number, dport: number): Buffer {
+  const opts = Buffer.from([IPPROTO.tcp, 0, 1, 4, 0, 0, 0, 0]);
+  return ipv6(src, dst, 60, Buffer.concat([opts, tcp(src, dst, { sport, dport, flags: ACK })]));
+}
+
 /** ICMPv6 error relay (both directions, every method) and IPv6 / mixed-family tunnels. */
 function ipv6ErrorAndTunnelFixtures(): Fixture[] {
   const syn6 = (hop = 64) =>
@@ -880,6 +886,64 @@ function ipv6ErrorAndTunnelFixtures(): Fixture[] {
             ),
           ],
         },
+      ],
+    },
+    {
+      description:
+        "IPv6 NAT: a quoted packet with a destination options header is translated past it; hop limit 1 is dropped",
+      services: [svc("tcp", 80, "masq", 8080, VIP6, RS6)],
+      neighbours: known,
+      steps: [
+        {
+          input: syn6(),
+          verdict: "forward",
+          output: [
+            tcp6Frame(RS1_MAC, DIRECTOR_MAC, CLIENT6, RS6, { sport: 40000, dport: 8080, flags: SYN, seq: 1 }, 63),
+          ],
+        },
+        {
+          input: eth(
+            DIRECTOR_MAC,
+            CLIENT_MAC,
+            ETH_P_IPV6,
+            ipv6(
+              ROUTER6,
+              VIP6,
+              IPPROTO.icmpv6,
+              icmpv6(ROUTER6, VIP6, 3, 0, Buffer.concat([B(4, 0), withDstOpts(VIP6, CLIENT6, 80, 40000)])),
+            ),
+          ),
+          verdict: "forward",
+          output: [
+            eth(
+              RS1_MAC,
+              DIRECTOR_MAC,
+              ETH_P_IPV6,
+              ipv6(
+                ROUTER6,
+                RS6,
+                IPPROTO.icmpv6,
+                icmpv6(
+                  ROUTER6,
+                  RS6,
+                  3,
+                  0,
+                  Buffer.concat([
+                    B(4, 0),
+                    (() => {
+                      // Addresses and port translated; the quoted TCP checksum kept from the original.
+                      const q = withDstOpts(RS6, CLIENT6, 8080, 40000);
+                      q.writeUInt16BE(withDstOpts(VIP6, CLIENT6, 80, 40000).readUInt16BE(48 + 16), 48 + 16);
+                      return q;
+                    })(),
+                  ]),
+                ),
+                63,
+              ),
+            ),
+          ],
+        },
+        { input: routerErr6(1), verdict: "drop", reason: "ttl", output: [] },
       ],
     },
     {
