@@ -110,6 +110,14 @@ export function tunIn(ctx: TunContext, p: Pkt, conn: Conn): Verdict {
   } else {
     writeIpv4(buf, outer, innerLen + IPV4_HLEN, next, ctx.addr4, dp.addr4, { id, ttl, tos, df });
   }
+  // p now describes the outer packet (anything after this, e.g. a size check, sees the outer header).
   p.l3 = outer;
+  p.family = outer6 ? 6 : 4;
+  p.proto = next;
+  p.ipLen = innerLen + olen;
+  if (!outer6) {
+    p.saddr4 = ctx.addr4;
+    p.daddr4 = dp.addr4;
+  }
   return ctx.toNeighbour(p, conn.daddr, conn.dest.family);
 }
