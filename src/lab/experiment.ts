@@ -170,9 +170,13 @@ export class Experiment {
     );
   }
 
-  /** One UDP exchange from the client to VIP:port; the reply text or "" on timeout. */
-  async udpRequest(port = UDP_PORT): Promise<string> {
-    return runIn(this.topo.client.ns, process.execPath, ["-e", UDP_CLIENT_JS, VIP, String(port)]).then(
+  /**
+   * One UDP exchange from the client to VIP:port; the reply text or "" on timeout. With `size`,
+   * a datagram of that many bytes is echoed back: "rs1 echo-ok" when it returned intact.
+   */
+  async udpRequest(port = UDP_PORT, size?: number): Promise<string> {
+    const args = ["-e", UDP_CLIENT_JS, VIP, String(port), ...(size !== undefined ? [String(size)] : [])];
+    return runIn(this.topo.client.ns, process.execPath, args).then(
       (r) => r.stdout.trim(),
       () => "",
     );

@@ -24,7 +24,8 @@ const handler = (req, res) => {
 };
 for (const p of httpPorts.split(",")) http.createServer(handler).listen(Number(p), "0.0.0.0");
 const u = dgram.createSocket("udp4");
-u.on("message", (msg, rinfo) => u.send(name + "\\n", rinfo.port, rinfo.address));
+// A datagram over 100 bytes is echoed after the name (large ones test fragmentation both ways).
+u.on("message", (msg, rinfo) => u.send(msg.length > 100 ? Buffer.concat([Buffer.from(name + "\\n"), msg]) : name + "\\n", rinfo.port, rinfo.address));
 u.bind(Number(udpPort), "0.0.0.0");
 process.on("SIGTERM", () => process.exit(0));
 `;
@@ -54,11 +55,21 @@ export function startNameServer(
   return spawnIn(ns, process.execPath, args, process.env, logFile);
 }
 
-/** A one-shot UDP client for `node -e`: sends a datagram and prints the first reply (or nothing). */
+/**
+ * A one-shot UDP client for `node -e HOST PORT [SIZE]`: sends "who?" and prints the first reply
+ * (or nothing). With SIZE it sends SIZE patterned bytes instead and prints the responder's name
+ * and "echo-ok" when the echoed bytes came back intact ("echo-bad" otherwise).
+ */
 export const UDP_CLIENT_JS = `
-const [host, port] = process.argv.slice(1);
+const [host, port, size] = process.argv.slice(1);
 const s = require("node:dgram").createSocket("udp4");
-const t = setTimeout(() => process.exit(1), 2000);
-s.on("message", (m) => { process.stdout.write(m); clearTimeout(t); s.close(); });
-s.send("who?", Number(port), host);
+const t = setTimeout(() => process.exit(1), 3000);
+const out = size ? Buffer.alloc(Number(size), 0).map((_, i) => (i * 7 + 3) & 255) : Buffer.from("who?");
+s.on("message", (m) => {
+  clearTimeout(t);
+  if (!size) process.stdout.write(m);
+  else { const nl = m.indexOf(10); process.stdout.write(m.subarray(0, nl) + (m.subarray(nl + 1).equals(out) ? " echo-ok" : " echo-bad")); }
+  s.close();
+});
+s.send(out, Number(port), host);
 `;

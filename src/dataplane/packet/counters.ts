@@ -14,7 +14,7 @@ export const DROP_REASONS = [
   "destGone", // the entry's destination was removed from its service
   "drPort", // DR with a real-server port different from the virtual port (configuration error)
   "ttl", // TTL/hop limit exhausted
-  "mtu", // too big for the tunnel and DF set (ICMP fragmentation needed sent)
+  "mtu", // too big for the link or tunnel and not to be fragmented (ICMP fragmentation needed / packet too big sent)
   "gso", // GSO super-frame the method cannot carry (tunnel)
   "neighbour", // the next hop's MAC is unknown and its queue is full
   "unsupported", // a method/family combination this plane does not implement
@@ -41,6 +41,8 @@ export class PlaneCounters {
   neighbourAdverts = 0;
   neighbourProbes = 0;
   icmpSent = 0;
+  /** IPv4 fragments sent for datagrams larger than the link (reassembled by the kernel on receipt). */
+  fragmentsOut = 0;
   drops: Record<DropReason, number>;
 
   constructor() {
@@ -75,5 +77,6 @@ export interface PlaneCounterSnapshot {
   neighbourAdverts: number;
   neighbourProbes: number;
   icmpSent: number;
+  fragmentsOut: number;
   drops: Record<DropReason, number>;
 }

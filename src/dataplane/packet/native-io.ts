@@ -101,6 +101,11 @@ export interface NativePacketIoOptions {
    * NAT reply's 5-tuple differs from its request's).
    */
   fanoutMode?: "cbpf" | "hash";
+  /**
+   * Have the kernel reassemble IPv4 fragments before they reach the group
+   * (PACKET_FANOUT_FLAG_DEFRAG), so the pipeline always sees the transport ports; default true.
+   */
+  defrag?: boolean;
   /** Receive buffer size to force (SO_RCVBUFFORCE); default 4 MB. */
   rcvbuf?: number;
 }
@@ -161,7 +166,7 @@ export class NativePacketIo implements PacketIo {
         const mode = opts.fanoutMode === "hash" ? C.PACKET_FANOUT_HASH! : C.PACKET_FANOUT_CBPF!;
         // A fanout member's own PACKET_IGNORE_OUTGOING no longer applies once it joins: the
         // group's flag keeps frames the host sends on this interface away from the workers.
-        const flags = PACKET_FANOUT_FLAG_IGNORE_OUTGOING;
+        const flags = PACKET_FANOUT_FLAG_IGNORE_OUTGOING | (opts.defrag === false ? 0 : C.PACKET_FANOUT_FLAG_DEFRAG!);
         n.setsockopt(fd, C.SOL_PACKET!, C.PACKET_FANOUT!, (opts.fanoutGroup & 0xffff) | ((mode | flags) << 16));
       }
     } catch (e) {

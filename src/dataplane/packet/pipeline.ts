@@ -67,6 +67,7 @@ import { Neighbours } from "./neighbours.ts";
 import { Pkt, VNET_F_NEEDS_CSUM } from "./pkt.ts";
 import { connPlane, type XmitContext } from "./xmit/context.ts";
 import { drIn } from "./xmit/dr.ts";
+import { fragmentIpv4 } from "./xmit/fragment.ts";
 import { fullnatIn, fullnatOut, LocalPool } from "./xmit/fullnat.ts";
 import { natIn, natOut } from "./xmit/nat.ts";
 import { segmentTcp4 } from "./xmit/segment.ts";
@@ -248,8 +249,37 @@ export class Pipeline implements XmitContext {
 
   toMac(p: Pkt, mac: Uint8Array): Verdict {
     setMacs(p.buf, p.eth, mac, this.mac);
+    if (!p.gso && ipPacketLength(p.buf, p.l3) > this.mtu) return this.#oversize(p);
     this.#emit(p);
     return "forward";
+  }
+
+  /**
+   * A packet larger than the link (a datagram the kernel reassembled before the packet socket, see
+   * xmit/fragment.ts): IPv4 without DF is cut into fragments; anything else gets "fragmentation
+   * needed" / "packet too big" and is dropped.
+   */
+  #oversize(p: Pkt): Verdict {
+    const buf = p.buf;
+    if (buf[p.l3]! >>> 4 === 4 && (buf[p.l3 + 6]! & 0x40) === 0) {
+      if (p.partial) finishL4Checksum(p);
+      const batch = this.#batch!;
+      const made = fragmentIpv4(
+        buf,
+        p.off,
+        p.l3,
+        p.vnet ? VNET_HDR_LEN : 0,
+        this.mtu,
+        batch.buf,
+        () => batch.allocGen(),
+        (off, len) => batch.queue(off, len),
+      );
+      if (made === 0) return this.drop("mtu");
+      this.counters.fragmentsOut += made;
+      return "forward";
+    }
+    this.fragNeeded(p, this.mtu);
+    return this.drop("mtu");
   }
 
   toNeighbour(p: Pkt, addr: string, _family: 4 | 6): Verdict {
@@ -739,4 +769,11 @@ export class Pipeline implements XmitContext {
       batch.queue(off, f.length);
     }
   }
+}
+
+/** Length of the IP packet at l3 (IPv4 total length, or IPv6's 40 + payload length). */
+function ipPacketLength(buf: Uint8Array, l3: number): number {
+  const v = buf[l3]! >>> 4;
+  const field = (buf[l3 + (v === 4 ? 2 : 4)]! << 8) | buf[l3 + (v === 4 ? 3 : 5)]!;
+  return v === 4 ? field : 40 + field;
 }

@@ -78,6 +78,11 @@ function firstAddress(ifname: string, family: "IPv4" | "IPv6"): string | undefin
   return list.find((a) => a.family === family && !(family === "IPv6" && a.address.startsWith("fe80")))?.address;
 }
 
+/** This daemon's PACKET_FANOUT group id (groups are per network namespace; one daemon per namespace and interface). */
+function fanoutGroupId(): number {
+  return (process.pid ^ 0x7651) & 0xffff;
+}
+
 export class PacketDataPlane {
   readonly name = "packet";
   readonly #o: PacketDataPlaneOptions;
@@ -150,7 +155,15 @@ export class PacketDataPlane {
     if (this.#started) return;
     if (this.workers > 1) return this.#startWorkers();
     const o = this.#o;
-    const io = o.io ?? new NativePacketIo({ ifname: o.interface, vnetHdr: o.vnetHdr ?? true });
+    // A fanout group of one: its DEFRAG flag has the kernel reassemble IPv4 fragments for us.
+    const io =
+      o.io ??
+      new NativePacketIo({
+        ifname: o.interface,
+        vnetHdr: o.vnetHdr ?? true,
+        fanoutGroup: fanoutGroupId(),
+        fanoutMode: "hash",
+      });
     this.#io = io;
     const mac = o.mac ?? (io as { mac?: Uint8Array }).mac ?? new Uint8Array(6);
     const mtu = (io as { mtu?: number }).mtu ?? 1500;
@@ -258,7 +271,7 @@ export class PacketDataPlane {
       workers: n,
       ifname: o.interface,
       vnetHdr: o.vnetHdr ?? true,
-      fanoutGroup: (process.pid ^ 0x7651) & 0xffff,
+      fanoutGroup: fanoutGroupId(),
       fanoutMode: o.fanout ?? "cbpf",
       ...(addr4 ? { addr4 } : {}),
       ...(addr6 ? { addr6 } : {}),
