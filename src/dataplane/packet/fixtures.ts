@@ -705,6 +705,37 @@ export function packetFixtures(): Fixture[] {
         },
       ],
     },
+    {
+      description: "DR: an ICMP error about a tracked connection with a bad ICMP checksum is dropped (as IPVS)",
+      services: [svc("tcp", 80, "droute")],
+      neighbours: known,
+      steps: [
+        {
+          input: syn(),
+          verdict: "forward",
+          output: [
+            tcp4Frame(
+              RS1_MAC,
+              DIRECTOR_MAC,
+              CLIENT,
+              VIP,
+              { sport: 40000, dport: 80, flags: SYN, seq: 1 },
+              { ttl: 63, df: true },
+            ),
+          ],
+        },
+        {
+          input: (() => {
+            const f = routerErr(64);
+            f[14 + 20 + 2] = f[14 + 20 + 2]! ^ 0x55;
+            return f;
+          })(),
+          verdict: "drop",
+          reason: "malformed",
+          output: [],
+        },
+      ],
+    },
     ...ipv6ErrorAndTunnelFixtures(),
   ];
 }

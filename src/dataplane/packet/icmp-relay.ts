@@ -8,11 +8,14 @@
 //    to the client's next hop.
 // Only destination unreachable (3), source quench (4) and time exceeded (11) are relayed, the
 // kernel's list; a parameter problem (12) is not related to a connection for IPVS either.
+// As in the kernel, a relayed error must carry a correct ICMP checksum (else it is dropped as
+// malformed), and it is counted in the connection's statistics (InPkts / OutPkts and bytes).
 // The quoted transport checksum is left as is (as the kernel does); the ICMP checksum is
 // recomputed over the whole message.
 
 import type { Conn } from "../../core/conn/conn.ts";
 import { readU32 } from "./codec/arp.ts";
+import { checksum } from "./codec/checksum.ts";
 import { fixIcmp4Checksum } from "./codec/icmp.ts";
 import { IPPROTO_TCP, IPPROTO_UDP } from "./codec/ipv4.ts";
 import { rewriteAddr4 } from "./codec/l4.ts";
@@ -56,6 +59,11 @@ function relayedType(type: number): boolean {
   return type === 3 || type === 4 || type === 11;
 }
 
+/** Whether the ICMP message of p verifies. */
+function checksumOk(p: Pkt): boolean {
+  return checksum(p.buf, p.l4, p.end - p.l4) === 0;
+}
+
 function setPort(buf: Uint8Array, off: number, port: number): void {
   buf[off] = port >>> 8;
   buf[off + 1] = port & 0xff;
@@ -73,6 +81,14 @@ export function relayIcmpIn(ctx: TunContext, p: Pkt): Verdict | undefined {
   if (q === undefined || p.fragment) return undefined;
   const conn = ctx.conns.lookupIn4(q.protocol, q.daddr, q.dport, q.saddr, q.sport);
   if (conn === undefined || !conn.dest.available) return undefined;
+  if (!checksumOk(p)) return ctx.drop("malformed");
+  const bytes = p.ipLen;
+  const v = relayIn(ctx, p, q, conn);
+  if (v === "forward") ctx.conns.account(conn, "in", 1, bytes);
+  return v;
+}
+
+function relayIn(ctx: TunContext, p: Pkt, q: Quoted, conn: Conn): Verdict {
   const buf = p.buf;
   switch (conn.fwd) {
     case "droute":
@@ -109,7 +125,9 @@ export function relayIcmpOut(ctx: TunContext, p: Pkt): Verdict | undefined {
   if (q === undefined || p.fragment) return undefined;
   const conn: Conn | undefined = ctx.conns.lookupOut4(q.protocol, q.daddr, q.dport, q.saddr, q.sport);
   if (conn === undefined || (conn.fwd !== "masq" && conn.fwd !== "fullnat")) return undefined;
+  if (!checksumOk(p)) return ctx.drop("malformed");
   if (!decrementTtl(p)) return ctx.drop("ttl");
+  const bytes = p.ipLen;
   const cp = connPlane(conn);
   rewriteAddr4(buf, p.l3, 12, -1, 0, cp.vaddr4, false);
   setQuotedAddr(buf, q.l3, 16, cp.vaddr4);
@@ -120,5 +138,7 @@ export function relayIcmpOut(ctx: TunContext, p: Pkt): Verdict | undefined {
     setPort(buf, q.l4, conn.cport);
   }
   fixIcmp4Checksum(buf, p.l4, p.end);
-  return ctx.toMac(p, cp.cmac);
+  const v = ctx.toMac(p, cp.cmac);
+  if (v === "forward") ctx.conns.account(conn, "out", 1, bytes);
+  return v;
 }

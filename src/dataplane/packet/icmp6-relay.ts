@@ -8,14 +8,17 @@
 //  - "out": an error a real server (or a router behind it) sends about a client's packet (NAT:
 //    to the client; FULLNAT: to a local address) is translated to quote the packet the client
 //    sent to VIP:vport and goes to the client's next hop.
+// As in the kernel, a relayed error must carry a correct ICMPv6 checksum (else it is dropped as
+// malformed), and it is counted in the connection's statistics (InPkts / OutPkts and bytes).
 // The quoted packet may be truncated (a packet-too-big quotes at most 1232 bytes) and may carry
 // extension headers before its transport header; only its first fragment names ports. The quoted
 // transport checksum is left as is (as the kernel does); the ICMPv6 checksum, which covers the
 // outer pseudo-header, is recomputed over the whole message.
 
 import type { Conn } from "../../core/conn/conn.ts";
+import { finish, pseudo6, sumBytes } from "./codec/checksum.ts";
 import { fixIcmp6Checksum, isIcmpv6Error } from "./codec/icmp.ts";
-import { IPPROTO_TCP, IPPROTO_UDP } from "./codec/ipv4.ts";
+import { IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP } from "./codec/ipv4.ts";
 import { IPV6_HLEN, ip6Text } from "./codec/ipv6.ts";
 import type { Verdict } from "./counters.ts";
 import type { Pkt } from "./pkt.ts";
@@ -81,6 +84,13 @@ function quoted6(p: Pkt): Quoted6 | undefined {
   };
 }
 
+/** Whether the ICMPv6 message of p verifies (a checksum left to offload is trusted). */
+function checksumOk(p: Pkt): boolean {
+  if (p.partial) return true;
+  const len = p.end - p.l4;
+  return finish(sumBytes(p.buf, p.l4, len, pseudo6(p.buf, p.l3 + 8, IPPROTO_ICMPV6, len))) === 0;
+}
+
 function setPort(buf: Uint8Array, off: number, port: number): void {
   buf[off] = port >>> 8;
   buf[off + 1] = port & 0xff;
@@ -100,6 +110,15 @@ export function relayIcmp6In(ctx: TunContext, p: Pkt): Verdict | undefined {
   if (q === undefined) return undefined;
   const conn = ctx.conns.lookupIn(q.protocol, q.daddr, q.dport, q.saddr, q.sport);
   if (conn === undefined || !conn.dest.available) return undefined;
+  if (!checksumOk(p)) return ctx.drop("malformed");
+  const bytes = p.ipLen;
+  const v = relayIn(ctx, p, q, conn);
+  if (v === "forward") ctx.conns.account(conn, "in", 1, bytes);
+  return v;
+}
+
+function relayIn(ctx: TunContext, p: Pkt, q: Quoted6, conn: Conn): Verdict {
+  const buf = p.buf;
   switch (conn.fwd) {
     case "droute":
       if (!decrementTtl(p)) return ctx.drop("ttl");
@@ -133,7 +152,9 @@ export function relayIcmp6Out(ctx: TunContext, p: Pkt): Verdict | undefined {
   if (q === undefined) return undefined;
   const conn: Conn | undefined = ctx.conns.lookupOut(q.protocol, q.daddr, q.dport, q.saddr, q.sport);
   if (conn === undefined || (conn.fwd !== "masq" && conn.fwd !== "fullnat")) return undefined;
+  if (!checksumOk(p)) return ctx.drop("malformed");
   if (!decrementTtl(p)) return ctx.drop("ttl");
+  const bytes = p.ipLen;
   const cp = connPlane(conn);
   if (!setAddr(buf, p.l3 + 8, cp.vaddr6) || !setAddr(buf, q.l3 + 24, cp.vaddr6)) return ctx.drop("unsupported");
   setPort(buf, q.l4 + 2, conn.vport);
@@ -142,5 +163,7 @@ export function relayIcmp6Out(ctx: TunContext, p: Pkt): Verdict | undefined {
     setPort(buf, q.l4, conn.cport);
   }
   fixIcmp6Checksum(buf, p.l3, p.l4, p.end);
-  return ctx.toMac(p, cp.cmac);
+  const v = ctx.toMac(p, cp.cmac);
+  if (v === "forward") ctx.conns.account(conn, "out", 1, bytes);
+  return v;
 }
