@@ -269,22 +269,27 @@ export class Daemon {
       }
     }
     let failure: unknown;
+    const added: VirtualService[] = [];
     for (const svc of live) {
-      if (this.#carried.has(svc)) {
-        this.plane.serviceChanged(svc);
+      if (this.#carried.has(svc)) this.plane.serviceChanged(svc);
+      else added.push(svc);
+    }
+    // All at once, so a plane can take a batch of new services in one step (packet workers get
+    // one table image, not one per service).
+    const results = await Promise.allSettled(added.map((svc) => this.plane.serviceAdded(svc)));
+    for (const [i, r] of results.entries()) {
+      const svc = added[i]!;
+      if (r.status === "fulfilled") {
+        this.#carried.add(svc);
         continue;
       }
+      const err = r.reason;
+      failure ??= err;
+      this.log.error("Cannot carry service; removing it", { service: svc.id, err });
       try {
-        await this.plane.serviceAdded(svc);
-        this.#carried.add(svc);
-      } catch (err) {
-        failure ??= err;
-        this.log.error("Cannot carry service; removing it", { service: svc.id, err });
-        try {
-          this.services.deleteService(svc.key);
-        } catch {
-          // already gone
-        }
+        this.services.deleteService(svc.key);
+      } catch {
+        // already gone
       }
     }
     this.#syncCounters();

@@ -254,6 +254,11 @@ async function makePacketPlane(deps: DataPlaneDeps, args: TvsdArgs): Promise<Dat
     localAddrs: args.localAddrs,
     workers: args.workers,
     fanout: args.fanout,
+    // A lost packet worker leaves the plane unable to forward correctly: stop, exit 70 (EX_SOFTWARE).
+    onFatal: () => {
+      process.exitCode = 70;
+      process.kill(process.pid, "SIGTERM");
+    },
   });
   return plane;
 }
@@ -417,7 +422,7 @@ export async function main(argv: string[]): Promise<number> {
         await demo?.close();
         process.off("SIGHUP", onHup);
         log.info("tvsd stopped");
-        resolve(0);
+        resolve(typeof process.exitCode === "number" ? process.exitCode : 0);
       })().catch((err) => {
         log.error("Stop failed", { err });
         resolve(1);

@@ -99,6 +99,11 @@ for (const mode of ["nat", "fullnat", "dr"] as const satisfies readonly LabMode[
         const sticky = await exp.curlLoop(12);
         assert.equal(new Set(sticky.sequence).size, 1, `a persistent client stays on one server: ${sticky.sequence}`);
         assert.match(sticky.sequence[0] ?? "", /^rs[12]$/);
+        // One template for the client: with its connections spread over both workers there would
+        // be one per worker (and, half the time, two servers).
+        const listing = await exp.tvsadm(["-L", "-n", "-c"], true);
+        const templates = listing.split("\n").filter((l) => /\bNONE\b/.test(l) && l.includes(`${VIP}:80`));
+        assert.equal(templates.length, 1, `one persistence template:\n${listing}`);
       }
     },
   );

@@ -19,8 +19,9 @@ export interface Neighbour {
 export class Neighbours {
   readonly #map = new Map<string, Neighbour>();
   /**
-   * Told of every entry learned from the wire that is new or changed its MAC (packet workers
-   * pass it on so the worker that did not receive the ARP reply learns it too).
+   * Told of every entry learned from the wire that is new, changed its MAC or was refreshed after
+   * going stale (packet workers pass it on so the workers that did not receive the ARP reply
+   * learn it too).
    */
   onLearn: ((addr: string, mac: Uint8Array) => void) | undefined = undefined;
 
@@ -77,10 +78,12 @@ export class Neighbours {
       if (!create) return [];
       n = this.#entry(addr);
     }
-    const changed = n.mac === undefined || !sameMac(n.mac, mac);
+    // Passed on when new, changed, or refreshed after going stale (other workers' copies age too,
+    // and the answers to their probes arrive here): at most once per REACHABLE_MS per entry.
+    const news = n.mac === undefined || !sameMac(n.mac, mac) || now - n.updated >= REACHABLE_MS;
     if (n.mac === undefined || n.mac.length !== 6) n.mac = new Uint8Array(6);
     n.mac.set(mac.subarray(0, 6));
-    if (changed && !fromPeer) this.onLearn?.(addr, n.mac);
+    if (news && !fromPeer) this.onLearn?.(addr, n.mac);
     n.updated = now;
     return n.queue.splice(0);
   }

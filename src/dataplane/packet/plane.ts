@@ -63,6 +63,11 @@ export interface PacketDataPlaneOptions {
   vnetHdr?: boolean;
   /** Install the nft netdev ingress guard; default true. */
   guard?: boolean;
+  /**
+   * Called once when a packet worker is lost (exited, threw, stopped answering): the plane cannot
+   * go on correctly, and tvsd stops so that a supervisor restarts it.
+   */
+  onFatal?: (error: Error) => void;
   /** Clamp the MSS of tunnelled SYNs (IPVS does not); default false. */
   tunClampMss?: boolean;
   /** Batch size per receive call (32..64 recommended); default 64. */
@@ -96,6 +101,7 @@ export class PacketDataPlane {
   #agg: Aggregate | undefined;
   #syncing: Promise<void> | undefined;
   #program: string | undefined;
+  #steerKey: string | undefined;
   #owned = new Set<string>();
 
   constructor(o: PacketDataPlaneOptions) {
@@ -230,15 +236,20 @@ export class PacketDataPlane {
   async collect(conns: boolean): Promise<MergedConn[] | undefined> {
     const pool = this.#pool;
     if (!pool) return undefined;
+    const epoch = this.#zeroEpoch;
     const reports = await pool.collect(conns);
-    this.#agg = mergeReports(this.#o.services, reports);
+    // Reports taken before an -Z that happened meanwhile would put the old totals back.
+    if (epoch === this.#zeroEpoch) this.#agg = mergeReports(this.#o.services, reports);
     return conns ? mergeConns(reports, this.#o.clock.now()) : undefined;
   }
 
   /** ipvsadm -Z reached the daemon's table; the workers zero their own counters too. */
   zeroed(key?: ServiceKey): void {
+    this.#zeroEpoch++;
     this.#pool?.zero(key);
   }
+
+  #zeroEpoch = 0;
 
   notes(): string[] {
     const pool = this.#pool;
@@ -282,7 +293,12 @@ export class PacketDataPlane {
       connLimit: Math.max(1, Math.ceil(conns.limit / n)),
       connOptions: { ...conns.options },
     };
-    const pool = new PacketWorkerPool(o.log);
+    const pool = new PacketWorkerPool(o.log, (err) => {
+      o.log.error("A packet worker was lost: its flows are gone and the fanout group no longer matches the workers", {
+        err: err.message,
+      });
+      (o.onFatal ?? (() => undefined))(err);
+    });
     await pool.start(Array.from({ length: n }, (_, index) => ({ ...base, index })));
     this.#pool = pool;
     this.#started = true;
@@ -306,15 +322,27 @@ export class PacketDataPlane {
 
   async #pushTable(): Promise<void> {
     const pool = this.#pool;
-    if (!pool) return;
+    if (!pool || !this.#started) return;
     const o = this.#o;
-    await pool.table(imageOf(o.services), o.conns.timeouts());
+    // Image, owned addresses and steering plan all from this one moment of the table.
+    const image = imageOf(o.services);
     const owned = this.#ownedAddresses();
+    const plan = this.#steeringPlan(owned);
+    await pool.table(image, o.conns.timeouts());
     if (this.#o.fanout !== "hash") {
-      const plan = this.#steeringPlan(owned);
       const program = steeringProgram(plan);
       const id = Buffer.from(program).toString("base64");
       if (id !== this.#program) {
+        const key = plan.byAddress ? `address/${plan.mask >>> 0}` : "address+port";
+        if (this.#steerKey !== undefined && key !== this.#steerKey && (this.#agg?.connections ?? 0) > 0)
+          o.log.warn(
+            "Persistence changed how flows are steered to workers: open connections may reach a worker that does not know them",
+            {
+              was: this.#steerKey,
+              now: key,
+            },
+          );
+        this.#steerKey = key;
         await pool.steer(program);
         this.#program = id;
         if (steeringFallback(plan))
@@ -324,6 +352,7 @@ export class PacketDataPlane {
           });
       }
     }
+    if (!this.#started) return;
     this.#guard(owned);
     const fresh = owned.some((a) => !this.#owned.has(a));
     this.#owned = new Set(owned);

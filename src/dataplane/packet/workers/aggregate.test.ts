@@ -87,7 +87,7 @@ test("worker reports add up in the daemon's table", () => {
     ],
   );
 
-  // A later report without the service (e.g. all its counters gone after -Z) zeroes it.
+  // A later collect in which no worker reports the service (no worker has it any more) zeroes it.
   mergeReports(table, []);
   assert.deepEqual(svc.stats.snapshot(), c(0));
   assert.equal(a.activeConns, 0);

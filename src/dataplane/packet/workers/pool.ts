@@ -4,8 +4,11 @@
 // installs the steering program through worker 0, relays neighbours one worker learned to the
 // others, and gathers reports for the daemon's aggregated listings.
 //
-// A worker that dies is logged and left out of reports; its flows are lost (the kernel's fanout
-// then spreads over the remaining members). Restarting a worker is not implemented.
+// Losing a worker (it exits, throws, or does not answer within the time allowed) is fatal for the
+// whole plane: its socket may stay in the fanout group with nobody reading it, and if it left, the
+// kernel would renumber the members, so every flow's worker (and FULLNAT's port shares) would
+// change. The pool reports the loss once through `onLost`; the plane then stops the daemon, so a
+// supervisor restarts it with a fresh group. Restarting one worker in place is not possible.
 
 import { Worker } from "node:worker_threads";
 import type { Timeouts } from "../../../core/conn/conn-table.ts";
@@ -16,6 +19,8 @@ import type { FromWorker, ToWorker, WorkerReport, WorkerSetup } from "./messages
 /** How long a worker may take to start, or to answer a table/collect message. */
 const START_TIMEOUT_MS = 30_000;
 const ANSWER_TIMEOUT_MS = 5_000;
+/** A listing of every connection entry can be large (structured clone of up to a million entries). */
+const LISTING_TIMEOUT_MS = 60_000;
 
 export interface PoolLog {
   debug(msg: string, fields?: Record<string, unknown>): void;
@@ -33,14 +38,18 @@ interface Member {
 
 export class PacketWorkerPool {
   readonly #log: PoolLog;
+  readonly #onLost: (error: Error) => void;
   readonly #members: Member[] = [];
   #seq = 0;
+  #stopping = false;
+  #failed = false;
   mac: Uint8Array | undefined;
   mtu = 1500;
   vnetHdr = true;
 
-  constructor(log: PoolLog) {
+  constructor(log: PoolLog, onLost: (error: Error) => void = () => undefined) {
     this.#log = log;
+    this.#onLost = onLost;
   }
 
   get size(): number {
@@ -98,9 +107,14 @@ export class PacketWorkerPool {
   }
 
   #lost(member: Member, e: Error): void {
+    const wasAlive = member.alive;
     member.alive = false;
     for (const w of member.waiting.values()) w.reject(e);
     member.waiting.clear();
+    if (wasAlive && !this.#stopping && !this.#failed) {
+      this.#failed = true;
+      this.#onLost(e);
+    }
   }
 
   #onMessage(member: Member, m: FromWorker): void {
@@ -126,14 +140,17 @@ export class PacketWorkerPool {
     }
   }
 
-  /** Post `msg(seq)` to one member and wait for the answer carrying that seq. */
-  #ask(member: Member, msg: (seq: number) => ToWorker): Promise<FromWorker> {
+  /** Post `msg(seq)` to one member and wait for the answer carrying that seq; no answer in time loses the member. */
+  #ask(member: Member, msg: (seq: number) => ToWorker, timeoutMs = ANSWER_TIMEOUT_MS): Promise<FromWorker> {
     const seq = ++this.#seq;
     return new Promise<FromWorker>((resolve, reject) => {
       const timer = setTimeout(() => {
         member.waiting.delete(seq);
-        reject(new Error(`Packet worker ${member.index} did not answer within ${ANSWER_TIMEOUT_MS} ms`));
-      }, ANSWER_TIMEOUT_MS);
+        const e = new Error(`Packet worker ${member.index} did not answer within ${timeoutMs} ms`);
+        reject(e);
+        this.#lost(member, e);
+        void member.worker.terminate();
+      }, timeoutMs);
       member.waiting.set(seq, {
         resolve: (m) => {
           clearTimeout(timer);
@@ -181,12 +198,17 @@ export class PacketWorkerPool {
 
   /** Every live worker's report (with its connection entries when `conns`). */
   async collect(conns: boolean): Promise<WorkerReport[]> {
-    const answers = await Promise.all(this.#alive().map((m) => this.#ask(m, (seq) => ({ t: "collect", seq, conns }))));
+    const answers = await Promise.all(
+      this.#alive().map((m) =>
+        this.#ask(m, (seq) => ({ t: "collect", seq, conns }), conns ? LISTING_TIMEOUT_MS : ANSWER_TIMEOUT_MS),
+      ),
+    );
     return answers.flatMap((a) => (a.t === "report" ? [a.report] : []));
   }
 
   /** Ask every worker to close its socket and end; terminate the ones that do not. */
   async stop(): Promise<void> {
+    this.#stopping = true;
     const members = this.#members.splice(0);
     await Promise.all(
       members.map(async (m) => {
