@@ -101,6 +101,9 @@ export async function runDecapsulator(vipText: string, device: string): Promise<
     }
   }
   const [tun, name] = native.openTun(device);
+  // The device must accept the inner packets: no reverse-path filter for IPv4; for IPv6 the device
+  // may have inherited disable_ipv6 from the namespace's defaults.
+  if (v6) writeFileSync(`/proc/sys/net/ipv6/conf/${name}/disable_ipv6`, "0\n");
   execFileSync("ip", ["link", "set", "dev", name, "up"]);
   if (!v6) writeFileSync(`/proc/sys/net/ipv4/conf/${name}/rp_filter`, "0\n");
   // Batches of up to 64 packets into one preallocated buffer: no allocation per packet.
