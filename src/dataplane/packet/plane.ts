@@ -27,6 +27,7 @@ import { loadNative, NativePacketIo } from "./native-io.ts";
 import { Pipeline } from "./pipeline.ts";
 import { steeringFallback, steeringProgram } from "./steering.ts";
 import { type Aggregate, type MergedConn, mergeConns, mergeReports } from "./workers/aggregate.ts";
+import { Incarnations } from "./workers/incarnations.ts";
 import type { WorkerSetup } from "./workers/messages.ts";
 import { PacketWorkerPool } from "./workers/pool.ts";
 
@@ -102,6 +103,7 @@ export class PacketDataPlane {
   #syncing: Promise<void> | undefined;
   #program: string | undefined;
   #steerKey: string | undefined;
+  readonly #incarnations = new Incarnations();
   #owned = new Set<string>();
 
   constructor(o: PacketDataPlaneOptions) {
@@ -326,9 +328,10 @@ export class PacketDataPlane {
     const o = this.#o;
     // Image, owned addresses and steering plan all from this one moment of the table.
     const image = imageOf(o.services);
+    const serials = this.#incarnations.serials(o.services);
     const owned = this.#ownedAddresses();
     const plan = this.#steeringPlan(owned);
-    await pool.table(image, o.conns.timeouts());
+    await pool.table(image, serials, o.conns.timeouts());
     if (this.#o.fanout !== "hash") {
       const program = steeringProgram(plan);
       const id = Buffer.from(program).toString("base64");

@@ -12,6 +12,7 @@ import type { ServiceKey } from "../../../core/service.ts";
 import type { CounterSnapshot } from "../../../core/stats/counters.ts";
 import type { ServiceImage } from "../../../core/table-image.ts";
 import type { PlaneCounterSnapshot } from "../counters.ts";
+import type { TableSerials } from "./incarnations.ts";
 
 /** Everything a worker needs to open its socket and build its tables (workerData.setup). */
 export interface WorkerSetup {
@@ -32,7 +33,7 @@ export interface WorkerSetup {
 }
 
 export type ToWorker =
-  | { t: "table"; seq: number; image: ServiceImage[]; timeouts: Timeouts }
+  | { t: "table"; seq: number; image: ServiceImage[]; serials: TableSerials; timeouts: Timeouts }
   | { t: "steer"; seq: number; program: Uint8Array }
   | { t: "refresh"; announce: boolean; resolve: string[] }
   | { t: "neighbour"; addr: string; mac: Uint8Array }

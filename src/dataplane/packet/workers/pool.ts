@@ -14,6 +14,7 @@ import { Worker } from "node:worker_threads";
 import type { Timeouts } from "../../../core/conn/conn-table.ts";
 import type { ServiceKey } from "../../../core/service.ts";
 import type { ServiceImage } from "../../../core/table-image.ts";
+import type { TableSerials } from "./incarnations.ts";
 import type { FromWorker, ToWorker, WorkerReport, WorkerSetup } from "./messages.ts";
 
 /** How long a worker may take to start, or to answer a table/collect message. */
@@ -170,9 +171,9 @@ export class PacketWorkerPool {
   }
 
   /** Make every worker's table equal the image; resolves when all have applied it. */
-  async table(image: ServiceImage[], timeouts: Timeouts): Promise<void> {
+  async table(image: ServiceImage[], serials: TableSerials, timeouts: Timeouts): Promise<void> {
     const acks = await Promise.all(
-      this.#alive().map((m) => this.#ask(m, (seq) => ({ t: "table", seq, image, timeouts }))),
+      this.#alive().map((m) => this.#ask(m, (seq) => ({ t: "table", seq, image, serials, timeouts }))),
     );
     for (const a of acks)
       if (a.t === "ack" && a.error) this.#log.error("A packet worker could not apply the table", { err: a.error });

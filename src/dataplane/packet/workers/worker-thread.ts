@@ -18,6 +18,7 @@ import { applyChanges, diffTable, type ServiceImage } from "../../../core/table-
 import { PacketEngine } from "../engine.ts";
 import { loadNative, NativePacketIo } from "../native-io.ts";
 import { Pipeline } from "../pipeline.ts";
+import { ReplicaSerials } from "./incarnations.ts";
 import type { FromWorker, ToWorker, WorkerReport, WorkerSetup } from "./messages.ts";
 
 const EXPIRE_INTERVAL_MS = 1000;
@@ -48,6 +49,7 @@ function run(): void {
     random: () => randomInt(0, 0x100000000) >>> 0,
   });
   const conns = new ConnTable({ services, limit: setup.connLimit, options: setup.connOptions });
+  const serials = new ReplicaSerials();
   let io: NativePacketIo;
   try {
     io = new NativePacketIo({
@@ -128,7 +130,10 @@ function run(): void {
       case "table": {
         let error: string | undefined;
         try {
-          applyChanges(services, diffTable(shareThresholds(m.image, setup.workers), services));
+          const image = shareThresholds(m.image, setup.workers);
+          serials.forgetReplaced(services, image, m.serials);
+          applyChanges(services, diffTable(image, services));
+          serials.record(image, m.serials);
           conns.setTimeouts(m.timeouts);
         } catch (e) {
           // The main table already accepted this state, so this is a bug; say so and go on.
