@@ -14,6 +14,7 @@ const cases: [LabMode, number][] = [
   ["nat", 1],
   ["dr", 1],
   ["fullnat", 1],
+  ["tun", 1],
   ["nat", 2],
 ];
 

@@ -1,8 +1,8 @@
 // Datagrams larger than the link — what the kernel hands the packet socket after reassembling
 // IPv4 fragments (PACKET_FANOUT_FLAG_DEFRAG) — leave the director cut into fragments after the
 // method's rewrite (NAT: every fragment to the real server, the transport checksum valid over the
-// reassembled datagram; DR: unchanged but for the MACs); with DF set they are answered with ICMP
-// "fragmentation needed" and dropped.
+// reassembled datagram; DR: unchanged but for the MACs; TUN: the outer IPIP packet is cut, with a
+// fresh ID); with DF set they are answered with ICMP "fragmentation needed" and dropped.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { finish, pseudo4, sumBytes } from "./codec/checksum.ts";
@@ -11,7 +11,7 @@ import { CLIENT, CLIENT_MAC, DIRECTOR_MAC, fixtureDirector, RS1, RS1_MAC, VIP } 
 import { udp4Frame } from "./frame-builder.ts";
 import { MemoryPacketIo } from "./memory-io.ts";
 
-function director(fwd: "masq" | "droute") {
+function director(fwd: "masq" | "droute" | "tunnel") {
   const d = fixtureDirector({
     services: [{ protocol: "udp", vip: VIP, port: 53, dests: [{ addr: RS1, port: 53, fwd }] }],
     neighbours: { [RS1]: RS1_MAC },
@@ -63,6 +63,29 @@ for (const fwd of ["masq", "droute"] as const) {
     assert.equal(d.services.services()[0]!.stats.inPkts, 1, "one datagram counted");
   });
 }
+
+test("tunnel: a 4000-byte datagram without DF is encapsulated and the outer packet fragmented", () => {
+  const d = director("tunnel");
+  const inner = bigDatagram();
+  d.io.inject(inner);
+  d.engine.drain();
+  assert.equal(d.pipeline.verdicts[0], "forward");
+  const out = d.io.drain();
+  assert.equal(out.length, 3);
+  const ids = new Set(out.map((f) => f.readUInt16BE(18)));
+  assert.equal(ids.size, 1, "one outer ID for all fragments");
+  assert.notEqual([...ids][0], 0x4242, "a fresh outer ID, not the client's");
+  const outer = reassemble(out);
+  assert.equal(outer[9], 4, "IPIP");
+  assert.equal([...outer.subarray(16, 20)].join("."), RS1);
+  const got = outer.subarray(20);
+  const want = Buffer.from(inner.subarray(14));
+  want[8] = want[8]! - 1; // the director decrements the inner TTL
+  want.writeUInt16BE(0, 10);
+  const check = Buffer.from(got);
+  check.writeUInt16BE(0, 10);
+  assert.deepEqual(check, want, "the inner datagram intact (TTL decremented)");
+});
 
 test("DF set: ICMP fragmentation needed back to the client, the datagram dropped", () => {
   const d = director("masq");

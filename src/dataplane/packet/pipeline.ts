@@ -241,6 +241,13 @@ export class Pipeline implements XmitContext {
 
   // ----------------------------------------------------------------------------- XmitContext
 
+  nextIpId(): number {
+    this.#ipId = (this.#ipId + 1) & 0xffff;
+    return this.#ipId;
+  }
+
+  #ipId = Math.floor(Math.random() * 0x10000);
+
   drop(reason: DropReason): Verdict {
     this.counters.drops[reason]++;
     this.#reason = reason;

@@ -6,19 +6,20 @@
 // the kernel since 3.18 (mixed-family tunnel destinations): IPv4 in IPv4 (protocol 4, IPIP),
 // IPv6 in IPv6 (next header 41, RFC 2473), IPv6 in IPv4 (protocol 41) and IPv4 in IPv6 (next
 // header 4). The outer header copies the inner TOS / traffic class and the inner TTL / hop limit
-// (after the director's decrement). An outer IPv4 header copies the inner DF bit and IP ID (the
-// outer packet is never fragmented here, so reusing the inner ID is safe, RFC 6864, and keeps
-// output deterministic); for an IPv6 inner packet DF is clear and the ID 0. An outer IPv6 header
-// has flow label 0.
+// (after the director's decrement). An outer IPv4 header copies the inner DF bit and IP ID (an
+// outer packet that fits is not fragmented, so reusing the inner ID is safe, RFC 6864, and keeps
+// output deterministic; one that will be fragmented gets a fresh ID, see Size); for an IPv6 inner
+// packet DF is clear and the ID 0. An outer IPv6 header has flow label 0.
 //
 // Size. The packet grows by 20 (IPv4 outer) or 40 (IPv6 outer) bytes; the tunnel MTU is the
 // interface MTU minus that, and a tunnel MTU below 68 (IPv4) / 1280 (IPv6) drops everything, as
 // IPVS does. As in the kernel the hop limit is decremented first and the size checked after: a
 // packet that no longer fits gets, if it is IPv4 with DF, ICMP "fragmentation needed" with the
 // tunnel MTU, and if it is IPv6, ICMPv6 "packet too big" with the tunnel MTU, sent to the client
-// from the VIP and quoting the packet; it is then dropped (counted as mtu). IPv4 without DF would
-// be fragmented by the kernel; here it is dropped as well. A relayed ICMP error that does not fit
-// is dropped without an error about it (never an ICMP error about an ICMP error).
+// from the VIP and quoting the packet; it is then dropped (counted as mtu). IPv4 without DF in an
+// IPv4 tunnel is encapsulated anyway, with a fresh outer ID, and the outer packet leaves in
+// fragments, as from the kernel (in an IPv6 tunnel it is dropped). A relayed ICMP error that does
+// not fit is dropped without an error about it (never an ICMP error about an ICMP error).
 //
 // Optionally the MSS of SYNs is clamped so that no ICMP round is needed. The frame is rebuilt in
 // place in the slot's headroom: the (vnet and) link-layer header moves to the front by the outer
@@ -45,6 +46,8 @@ const IPV6_MIN_MTU = 1280;
 export interface TunContext extends XmitContext {
   /** The director's own IPv6 address on the interface, undefined when it has none. */
   readonly addr6: Uint8Array | undefined;
+  /** A fresh IPv4 ID for an outer header that will be fragmented (the kernel's ip_select_ident). */
+  nextIpId(): number;
 }
 
 /** Answer a packet that does not fit the tunnel (see the header) and drop it. */
@@ -82,7 +85,12 @@ export function tunIn(ctx: TunContext, p: Pkt, conn: Conn): Verdict {
     });
   }
   if (!decrementTtl(p)) return ctx.drop("ttl");
-  if (innerLen > mtu) return tooBig(ctx, p, mtu);
+  // IPv4 without DF in an IPv4 tunnel may be fragmented: the outer packet (DF clear, a fresh ID,
+  // since the inner IDs of different clients may collide at the real server) leaves the director
+  // in fragments (pipeline → xmit/fragment.ts), as the kernel's IPIP output does.
+  const fragmentOuter =
+    innerLen > mtu && !outer6 && !inner6 && (buf[p.l3 + 6]! & 0x40) === 0 && innerLen + IPV4_HLEN <= 0xffff;
+  if (innerLen > mtu && !fragmentOuter) return tooBig(ctx, p, mtu);
   if (p.partial) {
     // Finish the inner checksum now: past the tunnel nobody has the offload metadata to do it.
     finishL4Checksum(p);
@@ -93,7 +101,7 @@ export function tunIn(ctx: TunContext, p: Pkt, conn: Conn): Verdict {
   const ttl = inner6 ? buf[inner + 7]! : buf[inner + 8]!;
   const tos = inner6 ? trafficClass6(buf, inner) : buf[inner + 1]!;
   const df = !inner6 && (buf[inner + 6]! & 0x40) !== 0;
-  const id = inner6 ? 0 : (buf[inner + 4]! << 8) | buf[inner + 5]!;
+  const id = fragmentOuter ? ctx.nextIpId() : inner6 ? 0 : (buf[inner + 4]! << 8) | buf[inner + 5]!;
   const next = inner6 ? IPPROTO_IPV6 : IPPROTO_IPIP;
   // Move [vnet][link-layer header, with an 802.1Q tag if any] to the front by the outer header's length.
   buf.copyWithin(p.off - olen, p.off, inner);
