@@ -9,30 +9,19 @@
 // request the live table would refuse is found before anything changes; only then is it applied
 // for real. The live apply cannot then fail on validation, because the shadow saw identical state.
 
+import type { ConnEntry } from "../core/conn/conn-entry.ts";
 import type { Dest } from "../core/dest.ts";
 import { CoreError, type CoreErrorCode, type CoreOp, isCoreError } from "../core/errors.ts";
 import type { SchedulerRegistry } from "../core/sched/registry.ts";
-import type { Protocol, SchedEnv } from "../core/sched/types.ts";
+import type { SchedEnv } from "../core/sched/types.ts";
 import type { VirtualService } from "../core/service.ts";
 import { ServiceTable } from "../core/service-table.ts";
 import type { Counters } from "../core/stats/counters.ts";
 import type { ApiErrorBody, ExecRequest, RatesView, Snapshot, SyncDaemonSpec, Timeouts } from "./api/protocol.ts";
 import { buildSnapshot, type SnapshotQuery } from "./snapshot.ts";
 
-/** What the Director needs from a connection entry (src/core/conn/conn.ts's Conn). */
-export interface ConnLike {
-  readonly protocol: Protocol;
-  readonly caddr: string;
-  readonly cport: number;
-  readonly vaddr: string;
-  readonly vport: number;
-  readonly daddr: string;
-  readonly dport: number;
-  readonly template: boolean;
-  readonly fwmark: number;
-  readonly stateName: string;
-  readonly expiresAt: number;
-}
+/** What the Director needs from a connection entry (core's ConnEntry; a Conn is one). */
+export type ConnLike = ConnEntry;
 
 /** What the Director needs from the connection table (src/core/conn/conn-table.ts's ConnTable). */
 export interface ConnTableLike {

@@ -5,7 +5,7 @@
 // table's destination connection counts (ActiveConn/InActConn/persistent) are set the same way;
 // the main thread never schedules in this mode, so they are a read-out and nothing else.
 
-import type { Protocol } from "../../../core/sched/types.ts";
+import type { ConnEntry } from "../../../core/conn/conn-entry.ts";
 import type { ServiceTable } from "../../../core/service-table.ts";
 import type { CounterSnapshot, Counters } from "../../../core/stats/counters.ts";
 import { PlaneCounters } from "../counters.ts";
@@ -88,19 +88,7 @@ interface DestSum {
 }
 
 /** A connection entry of some worker, with its deadline on the main thread's clock. */
-export interface MergedConn {
-  readonly protocol: Protocol;
-  readonly caddr: string;
-  readonly cport: number;
-  readonly vaddr: string;
-  readonly vport: number;
-  readonly daddr: string;
-  readonly dport: number;
-  readonly template: boolean;
-  readonly fwmark: number;
-  readonly stateName: string;
-  readonly expiresAt: number;
-}
+export type MergedConn = ConnEntry;
 
 /** Every worker's connection entries, deadlines moved onto the clock reading `now`. */
 export function mergeConns(reports: readonly WorkerReport[], now: number): MergedConn[] {

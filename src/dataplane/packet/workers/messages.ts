@@ -7,6 +7,7 @@
 // Worker → main: ready/failed at start, acks, neighbours it learned from the wire, reports
 // (counters, connection counts, optionally every connection entry), log lines.
 
+import type { ConnEntry } from "../../../core/conn/conn-entry.ts";
 import type { ConnOptions, Timeouts } from "../../../core/conn/conn-table.ts";
 import type { ServiceKey } from "../../../core/service.ts";
 import type { CounterSnapshot } from "../../../core/stats/counters.ts";
@@ -52,19 +53,7 @@ export interface DestReport {
 }
 
 /** One connection entry as `ipvsadm -L -c` needs it; time left instead of a (per-thread) deadline. */
-export interface ConnRecord {
-  protocol: "tcp" | "udp" | "sctp";
-  caddr: string;
-  cport: number;
-  vaddr: string;
-  vport: number;
-  daddr: string;
-  dport: number;
-  template: boolean;
-  fwmark: number;
-  stateName: string;
-  expiresInMs: number;
-}
+export type ConnRecord = Omit<ConnEntry, "expiresAt"> & { expiresInMs: number };
 
 export interface WorkerReport {
   index: number;
