@@ -3,6 +3,12 @@
 // VIP), and a host route for the VIP via lo. TUN mode additionally needs IPIP decapsulation; where
 // the kernel has no ipip module (as on this machine) a userspace decapsulator runs in the
 // background (see decap.ts). Everything start() changes is recorded and undone by stop().
+//
+// An IPv6 VIP goes on lo as a /128 without duplicate address detection and needs no sysctl: Linux
+// answers neighbour solicitations only for addresses of the interface they arrive on, so a VIP on
+// lo is never advertised on the wire (IPv6 has no arp_ignore because it needs none), and the local
+// route comes with the address. Its TUN mode always uses the userspace decapsulator, which takes
+// IPv6-in-IPv6 and IPv6-in-IPv4 alike.
 
 import { execFileSync, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -50,8 +56,12 @@ export function hasKernelIpip(): boolean {
 export function validateVip(text: string): string {
   const vip = canonicalIp(text);
   if (vip === undefined) throw new Error(`Invalid VIP "${text}"`);
-  if (ipFamily(vip) !== 4) throw new Error(`VIP "${text}": only IPv4 real servers are supported`);
   return vip;
+}
+
+/** The VIP as a host prefix (/32 or /128). */
+function hostPrefix(vip: string): string {
+  return `${vip}/${ipFamily(vip) === 6 ? 128 : 32}`;
 }
 
 export interface StartOptions {
@@ -65,7 +75,8 @@ export function startRealServer(opts: StartOptions): RealServerState {
   const vip = validateVip(opts.vip);
   const existing = readState(vip);
   if (existing) return existing;
-  const wanted = { ...ARP_SYSCTLS, ...(opts.mode === "tun" ? TUN_SYSCTLS : {}) };
+  const v6 = ipFamily(vip) === 6;
+  const wanted = v6 ? {} : { ...ARP_SYSCTLS, ...(opts.mode === "tun" ? TUN_SYSCTLS : {}) };
   const sysctls: Record<string, string> = {};
   for (const name of Object.keys(wanted)) sysctls[name] = readSysctl(name);
   const state: RealServerState = {
@@ -78,10 +89,16 @@ export function startRealServer(opts: StartOptions): RealServerState {
   };
   // Sysctls first: the VIP must never be announced, even for a moment.
   for (const [name, value] of Object.entries(wanted)) writeSysctl(name, value);
-  state.addedAddress = tryIp("addr", "add", `${vip}/32`, "dev", "lo", "scope", "host");
-  state.addedRoute = tryIp("route", "add", `${vip}/32`, "dev", "lo");
-  if (opts.mode === "tun" && !hasKernelIpip()) {
-    if (!opts.decapCommand) throw new Error("TUN mode needs IPIP decapsulation and this kernel has no ipip module");
+  if (v6) state.addedAddress = tryIp("-6", "addr", "add", hostPrefix(vip), "dev", "lo", "nodad");
+  else {
+    state.addedAddress = tryIp("addr", "add", hostPrefix(vip), "dev", "lo", "scope", "host");
+    state.addedRoute = tryIp("route", "add", hostPrefix(vip), "dev", "lo");
+  }
+  if (opts.mode === "tun" && (v6 || !hasKernelIpip())) {
+    if (!opts.decapCommand)
+      throw new Error(
+        `TUN mode needs the userspace decapsulator (${v6 ? "IPv6 VIPs always use it" : "this kernel has no ipip module"})`,
+      );
     const device = `tvsip${process.pid % 100000}`;
     const child = spawn(
       opts.decapCommand[0] as string,
@@ -135,8 +152,8 @@ export function stopRealServer(vipText: string): RealServerState | undefined {
     }
   }
   tryIp("link", "del", "tvstunl0");
-  if (state.addedRoute) tryIp("route", "del", `${vip}/32`, "dev", "lo");
-  if (state.addedAddress) tryIp("addr", "del", `${vip}/32`, "dev", "lo");
+  if (state.addedRoute) tryIp("route", "del", hostPrefix(vip), "dev", "lo");
+  if (state.addedAddress) tryIp("addr", "del", hostPrefix(vip), "dev", "lo");
   for (const [name, value] of Object.entries(state.sysctls)) {
     try {
       writeSysctl(name, value);
@@ -159,8 +176,8 @@ export interface RealServerStatus {
 export function realServerStatus(): RealServerStatus {
   const sysctls: Record<string, string> = {};
   for (const name of Object.keys(ARP_SYSCTLS)) sysctls[name] = readSysctl(name);
-  const lo = ip("-4", "-o", "addr", "show", "dev", "lo");
-  const vipsOnLo = [...lo.matchAll(/inet (\S+)\/32/g)].map((m) => m[1] as string);
+  const lo = ip("-o", "addr", "show", "dev", "lo");
+  const vipsOnLo = [...lo.matchAll(/inet6? (\S+)\/(?:32|128) /g)].map((m) => m[1] as string).filter((a) => a !== "::1");
   const configured = listStates();
   const decapRunning: Record<string, boolean> = {};
   for (const s of configured) {

@@ -59,3 +59,39 @@ test("realserver refuses bad input with a usage error", { skip: root ? false : "
   assert.equal(m.status, 2);
   assert.match(m.stderr, /Mode "nat" must be dr or tun/);
 });
+
+test(
+  "realserver with an IPv6 VIP: a /128 on lo, no IPv4 sysctl touched, TUN decapsulator running, all undone",
+  {
+    skip: root ? false : "needs root",
+  },
+  (t) => {
+    const ns = `trs${randomBytes(3).toString("hex")}`;
+    execFileSync("ip", ["netns", "add", ns]);
+    t.after(() => execFileSync("ip", ["netns", "del", ns]));
+    execFileSync("ip", ["netns", "exec", ns, "sh", "-c", "echo 0 > /proc/sys/net/ipv6/conf/lo/disable_ipv6"]);
+    execFileSync("ip", ["-n", ns, "link", "set", "lo", "up"]);
+    const vip = "fd00:77::53";
+    for (const mode of ["dr", "tun"]) {
+      const start = tvsIn(ns, "start", "--vip", vip, "--mode", mode, "--json");
+      assert.equal(start.status, 0, start.stderr);
+      const state = JSON.parse(start.stdout);
+      assert.equal(state.vip, vip);
+      assert.deepEqual(state.sysctls, {}, "no sysctl needed (or touched) for an IPv6 VIP");
+      assert.equal(sysctlIn(ns, "net.ipv4.conf.all.arp_ignore"), "0");
+      const lo = execFileSync("ip", ["-n", ns, "-6", "-o", "addr", "show", "dev", "lo"], { encoding: "utf8" });
+      assert.match(lo, /inet6 fd00:77::53\/128/);
+      const status = JSON.parse(tvsIn(ns, "status", "--json").stdout);
+      assert.ok(status.vipsOnLo.includes(vip), `status lists the VIP: ${status.vipsOnLo}`);
+      if (mode === "tun") {
+        assert.equal(status.decapRunning[vip], true, "the decapsulator runs");
+        const link = execFileSync("ip", ["-n", ns, "-o", "link", "show", state.tunDevice], { encoding: "utf8" });
+        assert.match(link, /[<,]UP[,>]/);
+      }
+      const stop = tvsIn(ns, "stop", "--vip", vip);
+      assert.equal(stop.status, 0, stop.stderr);
+      const lo2 = execFileSync("ip", ["-n", ns, "-6", "-o", "addr", "show", "dev", "lo"], { encoding: "utf8" });
+      assert.doesNotMatch(lo2, /fd00:77::53/);
+    }
+  },
+);
