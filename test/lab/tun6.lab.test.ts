@@ -9,9 +9,10 @@
 // mixed-family case: an IPv4 VIP whose real server is IPv6 (IPv4-in-IPv6, next header 4), where
 // the upload's DF segments get ICMP fragmentation needed with the IPv6 tunnel's MTU.
 //
-// The shared lab topology (src/lab) is IPv4-only (it disables IPv6 in its namespaces) and
-// `tvs realserver start` accepts IPv4 VIPs only, so this test builds its IPv6 pieces itself on
-// the lab's namespaces and switch.
+// The shared lab topology (src/lab) is IPv4-only (it disables IPv6 in its namespaces), so this
+// test builds its IPv6 pieces itself on the lab's namespaces and switch, and runs the
+// decapsulator directly (`tvs realserver start --mode tun` with an IPv6 VIP does the same; see
+// realserver.lab.test.ts).
 import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
