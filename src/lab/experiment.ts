@@ -38,6 +38,17 @@ export interface ExperimentOptions {
   log?: (line: string) => void;
 }
 
+/** What a test names; the rest defaults to the seeds' setup (two real servers, rr, weights 1, torn down). */
+export type ExperimentSetup = Pick<ExperimentOptions, "mode"> & Partial<ExperimentOptions>;
+
+const EXPERIMENT_DEFAULTS: Omit<ExperimentOptions, "mode"> = {
+  realServers: 2,
+  scheduler: "rr",
+  weights: [],
+  requests: 0,
+  keep: false,
+};
+
 export interface ExperimentSummary {
   mode: LabMode;
   scheduler: string;
@@ -76,7 +87,8 @@ export class Experiment {
   }
 
   /** Build the topology, start real servers and tvsd, and configure the service. */
-  static async start(opts: ExperimentOptions): Promise<Experiment> {
+  static async start(setup: ExperimentSetup): Promise<Experiment> {
+    const opts: ExperimentOptions = { ...EXPERIMENT_DEFAULTS, ...setup };
     const log = opts.log ?? (() => undefined);
     log(
       `# building the ${opts.mode.toUpperCase()} topology: client ${CLIENT_IP}, VIP ${VIP}, ${opts.realServers} real servers`,

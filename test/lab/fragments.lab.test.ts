@@ -26,15 +26,7 @@ for (const [mode, workers] of cases) {
       timeout: 180_000,
     },
     async (t) => {
-      const exp = await Experiment.start({
-        mode,
-        realServers: 2,
-        scheduler: "rr",
-        weights: [],
-        requests: 0,
-        keep: false,
-        workers,
-      });
+      const exp = await Experiment.start({ mode, workers });
       t.after(() => exp.stop());
       assert.match(await exp.udpRequest(), /^rs[12]$/, "small datagrams pass");
       for (let i = 0; i < 4; i++) assert.match(await exp.udpRequest(undefined, 8000), /^rs[12] echo-ok$/);

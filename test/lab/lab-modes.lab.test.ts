@@ -16,14 +16,7 @@ for (const mode of ["nat", "dr", "tun", "fullnat"] as const satisfies readonly L
     `lab ${mode}: distribution, bypass, UDP and bulk transfer`,
     { skip: root ? false : "needs root", timeout: 240_000 },
     async (t) => {
-      const exp = await Experiment.start({
-        mode,
-        realServers: 2,
-        scheduler: "rr",
-        weights: [],
-        requests: 0,
-        keep: false,
-      });
+      const exp = await Experiment.start({ mode });
       t.after(() => exp.stop());
 
       // rr: the kernel's list has the last-added destination first, so rs2 answers first.

@@ -36,15 +36,7 @@ for (const mode of ["nat", "fullnat", "dr"] as const satisfies readonly LabMode[
       timeout: 240_000,
     },
     async (t) => {
-      const exp = await Experiment.start({
-        mode,
-        realServers: 2,
-        scheduler: "rr",
-        weights: [],
-        requests: 0,
-        keep: false,
-        workers: 2,
-      });
+      const exp = await Experiment.start({ mode, workers: 2 });
       t.after(() => exp.stop());
       const [rs1, rs2] = exp.topo.realServers;
       assert.ok(rs1 && rs2);

@@ -14,7 +14,7 @@ import { parseMac } from "./codec/eth.ts";
 import { CLIENT, CLIENT_MAC, DIRECTOR_MAC } from "./fixtures.ts";
 import { arpFrame } from "./frame-builder.ts";
 import { MemoryPacketIo } from "./memory-io.ts";
-import { createPacketDataPlane } from "./plane.ts";
+import { createPacketDataPlane, PacketDataPlane } from "./plane.ts";
 
 const log = { debug() {}, info() {}, warn() {}, error() {} };
 
@@ -84,4 +84,42 @@ test("a VIP is owned once its service is added: gratuitous ARP, then ARP answere
   io.inject(arpFrame("ff:ff:ff:ff:ff:ff", 1, CLIENT_MAC, CLIENT, "00:00:00:00:00:00", "10.0.0.10"));
   assert.equal(io.drain().length, 0);
   await plane.stop(0);
+});
+
+test("workers sharing by the kernel's hash refuse what needs steering: NAT, FULLNAT, persistence", () => {
+  const clock = new ManualClock(0);
+  const services = new ServiceTable(new SchedulerRegistry([rr]), { clock, random: () => 1 });
+  const conns = new ConnTable({ services });
+  // Constructed directly: admission needs no native addon and no interface.
+  const make = (fanout: "hash" | "cbpf") =>
+    new PacketDataPlane({
+      interface: "eth0",
+      services,
+      conns,
+      clock,
+      log,
+      workers: 2,
+      fanout,
+      localAddrs: ["10.0.0.31"],
+      guard: false,
+    });
+  const hash = make("hash");
+  const refused = (f: () => unknown, what: RegExp) =>
+    assert.throws(f, (e: unknown) => e instanceof CoreError && e.code === "EOPNOTSUPP" && what.test(e.message));
+  refused(
+    () => hash.admitDest(key, destSpec("10.0.0.21", 80, { fwd: "masq" }), "add-dest"),
+    /"masq" needs the steered fanout/,
+  );
+  refused(
+    () => hash.admitDest(key, destSpec("10.0.0.21", 80, { fwd: "fullnat" }), "add-dest"),
+    /"fullnat" needs the steered fanout/,
+  );
+  refused(
+    () => hash.admitService(key, serviceOptions(4, { persistent: true, timeout: 300 }), "add-service"),
+    /Persistent services need the steered fanout/,
+  );
+  assert.equal(hash.admitDest(key, destSpec("10.0.0.21", 80, { fwd: "droute" }), "add-dest").fwd, "droute");
+  const steered = make("cbpf");
+  assert.equal(steered.admitDest(key, destSpec("10.0.0.21", 80, { fwd: "masq" }), "add-dest").fwd, "masq");
+  steered.admitService(key, serviceOptions(4, { persistent: true, timeout: 300 }), "add-service");
 });

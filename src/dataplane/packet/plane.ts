@@ -24,6 +24,7 @@ import type { PlaneCounterSnapshot } from "./counters.ts";
 import { type BatchingIo, PacketEngine } from "./engine.ts";
 import { installGuard, removeGuard } from "./host-guard.ts";
 import { loadNative, NativePacketIo } from "./native-io.ts";
+import { type OwnedAddresses, ownedAddresses } from "./owned-addresses.ts";
 import { Pipeline } from "./pipeline.ts";
 import { steeringFallback, steeringProgram } from "./steering.ts";
 import { type Aggregate, type MergedConn, mergeConns, mergeReports } from "./workers/aggregate.ts";
@@ -329,8 +330,9 @@ export class PacketDataPlane {
     // Image, owned addresses and steering plan all from this one moment of the table.
     const image = imageOf(o.services);
     const serials = this.#incarnations.serials(o.services);
-    const owned = this.#ownedAddresses();
-    const plan = this.#steeringPlan(owned);
+    const mine = ownedAddresses(o.services, o.vips ?? [], o.localAddrs ?? []);
+    const owned = [...mine.vips, ...mine.locals];
+    const plan = this.#steeringPlan(mine);
     await pool.table(image, serials, o.conns.timeouts());
     if (this.#o.fanout !== "hash") {
       const program = steeringProgram(plan);
@@ -362,9 +364,8 @@ export class PacketDataPlane {
     pool.refresh(fresh, this.#destAddresses());
   }
 
-  /** VIPs (and --vips) as the steering program sees them: the client is the source. */
-  #steeringPlan(owned: readonly string[]) {
-    const locals = new Set(this.#o.localAddrs ?? []);
+  /** The steering program's view: frames to a VIP come from a client, to a local address are FULLNAT replies. */
+  #steeringPlan(owned: OwnedAddresses) {
     let byAddress = false;
     let prefix = 32;
     for (const svc of this.#o.services.services()) {
@@ -373,20 +374,11 @@ export class PacketDataPlane {
       prefix = Math.min(prefix, svc.options.netmask);
     }
     return {
-      vips: owned.filter((a) => !locals.has(a)),
-      locals: [...locals],
+      vips: owned.vips,
+      locals: owned.locals,
       byAddress,
       mask: prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0,
     };
-  }
-
-  /** Every address this director answers ARP/ND for: service VIPs, --vips and local addresses. */
-  #ownedAddresses(): string[] {
-    const out = new Set<string>();
-    for (const svc of this.#o.services.services()) if (svc.key.kind === "vip") out.add(svc.key.addr);
-    for (const a of this.#o.vips ?? []) out.add(a);
-    for (const a of this.#o.localAddrs ?? []) out.add(a);
-    return [...out];
   }
 
   #destAddresses(): string[] {

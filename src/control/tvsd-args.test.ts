@@ -1,0 +1,25 @@
+// tvsd's flags for the packet plane's workers: --workers N applies to both planes, --fanout takes
+// cbpf (the default) or hash, and anything else is refused naming the value.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { parseTvsdArgs, UsageError } from "./tvsd-main.ts";
+
+const packet = ["--dataplane", "packet", "--interface", "eth0"];
+
+test("--workers with the packet plane, steered fanout by default", () => {
+  const a = parseTvsdArgs([...packet, "--workers", "4"]);
+  assert.equal(a.workers, 4);
+  assert.equal(a.fanout, "cbpf");
+  assert.equal(parseTvsdArgs([...packet, "--workers", "2", "--fanout", "hash"]).fanout, "hash");
+});
+
+test("a bad --fanout or --workers value is a usage error naming it", () => {
+  assert.throws(
+    () => parseTvsdArgs([...packet, "--fanout", "random"]),
+    (e: unknown) => e instanceof UsageError && /Invalid --fanout "random" \(expected cbpf or hash\)/.test(e.message),
+  );
+  assert.throws(
+    () => parseTvsdArgs([...packet, "--workers", "0"]),
+    (e: unknown) => e instanceof UsageError && /Invalid --workers "0"/.test(e.message),
+  );
+});
