@@ -50,3 +50,13 @@ export class Diagnostics {
 export function formatDiagnostic(d: Diagnostic): string {
   return `${d.file}:${d.line}:${d.column}: ${d.severity}: ${d.message}`;
 }
+
+/**
+ * A word from a file as a message may quote it: control characters escaped and at most `max`
+ * characters, so a binary or hostile file cannot write its contents (or a terminal escape) into
+ * the log through a diagnostic.
+ */
+export function quotable(text: string, max = 48): string {
+  const cut = text.length > max ? `${text.slice(0, max)}...` : text;
+  return cut.replace(/[\u0000-\u001f\u007f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
+}

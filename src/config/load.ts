@@ -4,12 +4,12 @@
 // keepalived's `{` blocks). Never throws: a broken configuration comes back as diagnostics, so a
 // running daemon can refuse a reload with the same messages `tvs check-config` prints.
 
-import { readFileSync } from "node:fs";
 import { basename } from "node:path";
 import { type Diagnostic, Diagnostics } from "./diagnostics.ts";
 import type { ConfigFormat, DirectorConfig } from "./director-config.ts";
 import { buildKeepalived } from "./keepalived/build.ts";
 import { buildLdirectord } from "./ldirectord/parser.ts";
+import { readConfigFile } from "./read-config-file.ts";
 
 export type LoadResult = { config: DirectorConfig; diagnostics: Diagnostic[] } | { diagnostics: Diagnostic[] };
 
@@ -18,9 +18,17 @@ export function detectFormat(path: string, text: string): ConfigFormat {
   const name = basename(path).toLowerCase();
   if (name.includes("ldirectord") || name.endsWith(".cf")) return "ldirectord";
   if (name.includes("keepalived")) return "keepalived";
-  const body = text.replace(/^\s*[#!].*$/gm, "");
-  if (/^\s*virtual6?\s*=/m.test(body) || /^\s*(checktimeout|checkinterval|quiescent|autoreload)\s*=/m.test(body))
-    return "ldirectord";
+  // One pass over the lines, each tested on its own: a multiline regex over the whole text can
+  // retry from every line start and turn a long file of comments into quadratic work.
+  const ldirectordLine = /^(virtual6?|checktimeout|checkinterval|quiescent|autoreload)\s*=/;
+  let start = 0;
+  while (start <= text.length) {
+    let end = text.indexOf("\n", start);
+    if (end === -1) end = text.length;
+    const line = text.slice(start, end).trimStart();
+    if (line !== "" && line[0] !== "#" && line[0] !== "!" && ldirectordLine.test(line)) return "ldirectord";
+    start = end + 1;
+  }
   return "keepalived";
 }
 
@@ -43,14 +51,11 @@ export function loadConfigText(path: string, text: string, format?: ConfigFormat
 
 /** Read and parse a configuration file. Never throws. */
 export function loadConfig(path: string, format?: ConfigFormat): LoadResult {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (e) {
-    const why = (e as NodeJS.ErrnoException).code ?? String(e);
+  const got = readConfigFile(path);
+  if ("error" in got) {
     const d = new Diagnostics();
-    d.error({ file: path, line: 1, column: 1 }, `Cannot read configuration file "${path}" (${why})`);
+    d.error({ file: path, line: 1, column: 1 }, `Cannot read configuration file "${path}" (${got.error})`);
     return { diagnostics: d.list };
   }
-  return loadConfigText(path, text, format);
+  return loadConfigText(path, got.text, format);
 }

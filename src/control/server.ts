@@ -3,6 +3,10 @@
 // have the ExecRequest shape get 400 before anything touches the tables. Requests that change state
 // run one at a time (a queue), so a slow one (binding VIPs) never interleaves with the next.
 //
+// Connections that stay silent are closed after an idle timeout, bodies nested deeper than
+// MAX_JSON_DEPTH get 400, and only tvsd's own failures are logged as errors (refusals at info,
+// callers hanging up at debug).
+//
 // The socket path: if a live daemon answers there, starting fails with a clear message; a stale
 // socket file left by a crashed daemon is removed and replaced. The socket is chmod 0660 so the
 // owner's group may use tvsadm.
@@ -13,6 +17,7 @@ import net from "node:net";
 import { dirname } from "node:path";
 import { type CoreErrorCode, type CoreOp, isCoreError } from "../core/errors.ts";
 import type { ApiErrorBody, ExecRequest, Snapshot, StatusView } from "./api/protocol.ts";
+import { untrustedSocketDir } from "./api/socket-path.ts";
 import type { Logger } from "./log.ts";
 import { checkExecRequest } from "./request-check.ts";
 
@@ -30,6 +35,45 @@ export interface ControlHandlers {
 }
 
 const MAX_BODY = 16 * 1024 * 1024;
+
+/** Deepest JSON nesting a body may have (a batch of requests needs 5). */
+export const MAX_JSON_DEPTH = 32;
+
+/** How long a control connection may stay silent before it is closed (no request in flight). */
+export const CONTROL_IDLE_TIMEOUT_MS = 10_000;
+
+export interface ControlServerOptions {
+  /** Close a connection that sends nothing for this long while no request is running. */
+  idleTimeoutMs?: number;
+}
+
+/**
+ * The deepest nesting of arrays and objects in a JSON text, counted in one pass outside strings,
+ * so a body like [[[[...]]]] is refused before JSON.parse or the shape check recurse into it.
+ */
+export function jsonDepth(text: string): number {
+  let depth = 0;
+  let max = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++;
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) {
+      depth++;
+      if (depth > max) max = depth;
+    } else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return max;
+}
+
+/** Did the request fail because the caller went away (not because of anything tvsd did)? */
+function isHangUp(err: unknown, req: http.IncomingMessage): boolean {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  return req.destroyed || code === "ECONNRESET" || code === "EPIPE" || code === "ERR_STREAM_PREMATURE_CLOSE";
+}
 
 const STATUS_OF: Record<CoreErrorCode, number> = {
   EINVAL: 400,
@@ -87,8 +131,16 @@ export function socketIsLive(path: string, timeoutMs = 1000): Promise<boolean> {
   });
 }
 
-/** Make the socket path usable: refuse a live daemon's socket, replace a stale one, create the directory. */
+/**
+ * Make the socket path usable: create the directory (mode 0755: the group may reach the socket,
+ * nobody else may write), refuse a directory another user could tamper with, refuse a live
+ * daemon's socket, replace a stale one.
+ */
 export async function prepareSocketPath(path: string): Promise<{ replacedStale: boolean }> {
+  const dir = dirname(path);
+  if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o755 });
+  const why = untrustedSocketDir(dir);
+  if (why !== undefined) throw new Error(`Refusing control socket directory: ${why}`);
   if (existsSync(path)) {
     const st = lstatSync(path);
     if (!st.isSocket()) throw new Error(`Control socket path "${path}" exists and is not a socket`);
@@ -97,7 +149,6 @@ export async function prepareSocketPath(path: string): Promise<{ replacedStale: 
     unlinkSync(path);
     return { replacedStale: true };
   }
-  mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
   return { replacedStale: false };
 }
 
@@ -108,13 +159,32 @@ export class ControlServer {
   #queue: Promise<unknown> = Promise.resolve();
   #path = "";
 
-  constructor(handlers: ControlHandlers, log: Logger) {
+  constructor(handlers: ControlHandlers, log: Logger, opts: ControlServerOptions = {}) {
     this.#handlers = handlers;
     this.#log = log;
+    const idleMs = opts.idleTimeoutMs ?? CONTROL_IDLE_TIMEOUT_MS;
     this.#server = http.createServer((req, res) => {
-      this.#handle(req, res).catch((err) => this.#send(res, errorBody(err, "request")));
+      // A running request may take long (binding thousands of VIPs): no idle limit meanwhile.
+      req.socket.setTimeout(0);
+      res.once("finish", () => req.socket.setTimeout(idleMs));
+      this.#handle(req, res).catch((err) => {
+        if (isHangUp(err, req)) this.#log.debug("Control client went away", { err });
+        else this.#log.error("Request failed", { err });
+        this.#send(res, errorBody(err, "request"));
+      });
     });
     this.#server.keepAliveTimeout = 2000;
+    // A connection that never sends a byte holds a descriptor of the control plane's reserve:
+    // close it after idleMs (Node's own header timeout starts only with the first byte).
+    this.#server.on("connection", (sock: net.Socket) => {
+      sock.setTimeout(idleMs, () => sock.destroy());
+    });
+    this.#server.on("clientError", (err: NodeJS.ErrnoException, sock: net.Socket) => {
+      this.#log.debug("Control client error", { err });
+      if (sock.writable && err.code !== "ECONNRESET")
+        sock.end("HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n");
+      else sock.destroy();
+    });
   }
 
   async listen(path: string): Promise<void> {
@@ -173,6 +243,8 @@ export class ControlServer {
     }
     const text = Buffer.concat(chunks).toString("utf8");
     if (text.trim() === "") return undefined;
+    if (jsonDepth(text) > MAX_JSON_DEPTH)
+      throw new HttpError(400, "EINVAL", "request", `Request body nested deeper than ${MAX_JSON_DEPTH} levels`);
     try {
       return JSON.parse(text);
     } catch (err) {
@@ -195,7 +267,9 @@ export class ControlServer {
           this.#send(res, { status: 200, body: { ok: true } });
         } catch (err) {
           const r = errorBody(err, op);
-          if (r.status >= 500) this.#log.error("Request failed", { route, err });
+          // Only tvsd's own failures are errors; a refusal is the answer, a hang-up the caller's.
+          if (isHangUp(err, req)) this.#log.debug("Control client went away", { route, err });
+          else if (r.status >= 500 && !isCoreError(err)) this.#log.error("Request failed", { route, err });
           else this.#log.info("Request refused", { route, code: r.body.error.code, message: r.body.error.message });
           this.#send(res, r);
         }

@@ -5,12 +5,12 @@
 // up to --drain-timeout) and exit 0. Returns the exit status; bin/tvsd.ts sets it.
 
 import cluster from "node:cluster";
-import { readFileSync } from "node:fs";
 import type { DesiredState } from "../config/desired.ts";
 import { formatDiagnostic } from "../config/diagnostics.ts";
 import type { DirectorConfig } from "../config/director-config.ts";
 import { parseIpvsadmRules, rulesToDesiredState } from "../config/ipvsadm-rules.ts";
-import { loadConfig } from "../config/load.ts";
+import { loadConfigText } from "../config/load.ts";
+import { readConfigFile } from "../config/read-config-file.ts";
 import { canonicalIp } from "../core/addr.ts";
 import {
   defaultProxyOptions,
@@ -222,21 +222,42 @@ export function parseTvsdArgs(
   return a;
 }
 
+/**
+ * When a source is read: at start (an empty file starts an empty director, with a warning) or on a
+ * reload (an empty file is refused: it is far more often a file caught half-written by
+ * configuration management than a wish to remove every service; `tvsadm -C`, or a file holding
+ * only a comment, says that on purpose).
+ */
+export type ReadMoment = "start" | "reload";
+
+function refuseEmpty(kind: string, path: string, text: string, moment: ReadMoment, log?: Logger): void {
+  if (text.trim() !== "") return;
+  if (moment === "reload")
+    throw new Error(
+      `${kind} "${path}" is empty; the running services stay (to remove every service use tvsadm -C, or put a comment in the file)`,
+    );
+  log?.warn(`${kind} is empty; starting with no services`, { file: path });
+}
+
 /** Read an ipvsadm rules file into the desired state; errors carry file:line. */
-export async function loadRulesFile(path: string): Promise<DesiredState> {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (e) {
-    throw new Error(`Cannot read rules file "${path}" (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
-  }
-  const rules = await parseIpvsadmRules(text, { file: path });
+export async function loadRulesFile(path: string, moment: ReadMoment = "start", log?: Logger): Promise<DesiredState> {
+  const got = readConfigFile(path);
+  if ("error" in got) throw new Error(`Cannot read rules file "${path}" (${got.error})`);
+  refuseEmpty("Rules file", path, got.text, moment, log);
+  const rules = await parseIpvsadmRules(got.text, { file: path });
   return rulesToDesiredState(rules, path);
 }
 
 /** Read keepalived.conf / ldirectord.cf into the desired state; errors carry file:line:column. */
-export async function loadConfigFile(path: string): Promise<DirectorConfig> {
-  const r = loadConfig(path);
+export async function loadConfigFile(
+  path: string,
+  moment: ReadMoment = "start",
+  log?: Logger,
+): Promise<DirectorConfig> {
+  const got = readConfigFile(path);
+  if ("error" in got) throw new Error(`Cannot read configuration file "${path}" (${got.error})`);
+  refuseEmpty("Configuration file", path, got.text, moment, log);
+  const r = loadConfigText(path, got.text);
   if (!("config" in r)) {
     const errors = r.diagnostics.filter((d) => d.severity === "error");
     throw new Error(errors.map(formatDiagnostic).join("; ") || `Configuration "${path}" has errors`);
@@ -263,21 +284,28 @@ async function makePacketPlane(deps: DataPlaneDeps, args: TvsdArgs): Promise<Dat
   return plane;
 }
 
-function describeSource(args: TvsdArgs): { source?: DesiredSource; sourceName?: string } {
+function describeSource(args: TvsdArgs, log?: Logger): { source?: DesiredSource; sourceName?: string } {
+  // The first read is the start; every later one a reload (see ReadMoment).
+  let moment: ReadMoment = "start";
+  const next = (): ReadMoment => {
+    const m = moment;
+    moment = "reload";
+    return m;
+  };
   if (args.rules !== undefined) {
     const file = args.rules;
-    return { source: () => loadRulesFile(file), sourceName: `rules ${file}` };
+    return { source: () => loadRulesFile(file, next(), log), sourceName: `rules ${file}` };
   }
   if (args.config !== undefined) {
     const file = args.config;
-    return { source: () => loadConfigFile(file), sourceName: `config ${file}` };
+    return { source: () => loadConfigFile(file, next(), log), sourceName: `config ${file}` };
   }
   if (args.demo) return { source: async () => demoDesiredState(DEMO), sourceName: "demo" };
   return {};
 }
 
 function makeDaemon(args: TvsdArgs, log: Logger, proxy: ProxyPlaneOptions): Daemon {
-  const { source, sourceName } = describeSource(args);
+  const { source, sourceName } = describeSource(args, log);
   return new Daemon({
     log,
     ...(source ? { source } : {}),
@@ -314,7 +342,12 @@ interface Handlers {
   stop(drainMs: number): Promise<void>;
 }
 
-export async function main(argv: string[]): Promise<number> {
+export interface MainOptions {
+  /** A SIGHUP arrived before main() ran (bin/tvsd.ts listens from its first line). */
+  sighupSeen?: () => boolean;
+}
+
+export async function main(argv: string[], opts: MainOptions = {}): Promise<number> {
   let args: TvsdArgs;
   try {
     args = parseTvsdArgs(argv, process.env);
@@ -334,6 +367,35 @@ export async function main(argv: string[]): Promise<number> {
   process.on("unhandledRejection", (err) => log.error("Unhandled rejection", { err }));
   if (cluster.isWorker && workerIndex > 0) return workerMain(args, log, workerIndex);
 
+  // SIGHUP's default action kills the process, and configuration management often reloads right
+  // after a start: the handler goes in before any slow start-up work. A SIGHUP that arrives before
+  // tvsd is ready is remembered and applied once, when it is.
+  let reloadNow: (() => void) | undefined;
+  let reloadPending = false;
+  const onHup = () => {
+    if (reloadNow) reloadNow();
+    else if (!reloadPending) {
+      reloadPending = true;
+      log.info("SIGHUP during start-up: the reload runs once tvsd is ready");
+    }
+  };
+  process.on("SIGHUP", onHup);
+  if (opts.sighupSeen?.()) onHup();
+  try {
+    return await serve(args, log, (run) => {
+      reloadNow = run;
+      if (reloadPending) {
+        reloadPending = false;
+        run();
+      }
+    });
+  } finally {
+    process.off("SIGHUP", onHup);
+  }
+}
+
+/** Everything after argument parsing; `ready` hands over the reload to run for each SIGHUP. */
+async function serve(args: TvsdArgs, log: Logger, ready: (reload: () => void) => void): Promise<number> {
   const socketPath = defaultSocketPath({ explicit: args.socket });
   const fail = (msg: string): number => {
     log.error(msg);
@@ -408,10 +470,11 @@ export async function main(argv: string[]): Promise<number> {
 
   return await new Promise<number>((resolve) => {
     let stopping = false;
-    const onHup = () => {
+    ready(() => {
+      if (stopping) return;
       log.info("SIGHUP: reloading", { source: sourceName });
       h.control.reload().catch(() => {});
-    };
+    });
     const onTerm = (sig: string) => {
       if (stopping) return;
       stopping = true;
@@ -420,7 +483,6 @@ export async function main(argv: string[]): Promise<number> {
         await server.close();
         await h.stop(args.drainMs);
         await demo?.close();
-        process.off("SIGHUP", onHup);
         log.info("tvsd stopped");
         resolve(typeof process.exitCode === "number" ? process.exitCode : 0);
       })().catch((err) => {
@@ -428,7 +490,6 @@ export async function main(argv: string[]): Promise<number> {
         resolve(1);
       });
     };
-    process.on("SIGHUP", onHup);
     process.once("SIGTERM", () => onTerm("SIGTERM"));
     process.once("SIGINT", () => onTerm("SIGINT"));
   });

@@ -2,7 +2,7 @@
 // 1..255", "this keyword opens a block", "unknown keyword here". Every reader reports the problem
 // at the offending word and returns undefined, so the builders stay short and never throw.
 
-import type { Diagnostics, SourcePos } from "../diagnostics.ts";
+import { type Diagnostics, quotable, type SourcePos } from "../diagnostics.ts";
 import { parseBool, parseInt32, parseIp, parseTimerMs, parseUint } from "../values.ts";
 import type { Token } from "./lexer.ts";
 import type { Stmt } from "./tree.ts";
@@ -133,10 +133,10 @@ export class StmtReader {
   }
 
   unknown(s: Stmt, where: string): void {
-    this.diags.warning(this.pos(s), `Unknown keyword "${this.kw(s)}" in ${where} - ignored`);
+    this.diags.warning(this.pos(s), `Unknown keyword "${quotable(this.kw(s))}" in ${where} - ignored`);
   }
 
   unsupported(s: Stmt, where: string): void {
-    this.diags.warning(this.pos(s), `Keyword "${this.kw(s)}" in ${where} is not supported by tvs - ignored`);
+    this.diags.warning(this.pos(s), `Keyword "${quotable(this.kw(s))}" in ${where} is not supported by tvs - ignored`);
   }
 }

@@ -2,13 +2,15 @@
 // is a line of its own; each pattern is a glob resolved against the directory of the file that
 // contains the include (keepalived's behaviour for relative paths) and the matching files are
 // spliced in where the include stood, so a block may even span files. Include loops, unreadable
-// files and patterns matching nothing are reported at the include line. Lines starting with
+// files and patterns matching nothing are reported at the include line. Files are read through
+// read-config-file.ts: regular files only, bounded in size, never blocking on a FIFO or a device. Lines starting with
 // keepalived's `@config-id` conditionals or `$NAME=value` definitions are skipped with a warning.
 
-import { readFileSync, realpathSync } from "node:fs";
+import { realpathSync } from "node:fs";
 import { dirname, isAbsolute, relative, resolve } from "node:path";
 import type { Diagnostics, SourcePos } from "../diagnostics.ts";
-import { expandGlob, hasGlobMagic } from "../glob.ts";
+import { expandGlob, GlobError, hasGlobMagic } from "../glob.ts";
+import { readConfigFile } from "../read-config-file.ts";
 import { lexKeepalived, type Token } from "./lexer.ts";
 
 /** Bounds a runaway include tree (keepalived has none; a loop is caught separately). */
@@ -49,14 +51,14 @@ export function readKeepalivedSource(path: string, diags: Diagnostics, text?: st
     }
     let body = content;
     if (body === undefined) {
-      try {
-        body = readFileSync(file, "utf8");
-      } catch (e) {
-        const why = (e as NodeJS.ErrnoException).code ?? String(e);
-        if (from) diags.error(from, `Cannot read included file "${file}" (${why})`);
-        else diags.error({ file, line: 1, column: 1 }, `Cannot read configuration file "${file}" (${why})`);
+      // Regular files only, bounded in size, opened without blocking (see read-config-file.ts).
+      const got = readConfigFile(file);
+      if ("error" in got) {
+        if (from) diags.error(from, `Cannot read included file "${file}" (${got.error})`);
+        else diags.error({ file, line: 1, column: 1 }, `Cannot read configuration file "${file}" (${got.error})`);
         return;
       }
+      body = got.text;
     }
     files.push(file);
     stack.push(real);
@@ -99,7 +101,14 @@ export function readKeepalivedSource(path: string, diags: Diagnostics, text?: st
       const base = dirname(file);
       const pattern = isAbsolute(arg.text) ? arg.text : resolve(base, arg.text);
       if (hasGlobMagic(arg.text)) {
-        const matches = expandGlob(pattern, base);
+        let matches: string[];
+        try {
+          matches = expandGlob(pattern, base);
+        } catch (e) {
+          if (!(e instanceof GlobError)) throw e;
+          diags.error(arg.pos, `Invalid include pattern "${arg.text}": ${e.message}`);
+          continue;
+        }
         if (matches.length === 0) diags.warning(arg.pos, `Include pattern "${arg.text}" matches no file`);
         for (const m of matches) readOne(shown(m), undefined, arg.pos);
       } else {

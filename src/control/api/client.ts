@@ -3,11 +3,14 @@
 // Errors come back as `ApiError` (the daemon refused: code, op, message, batch index) or
 // `ControlConnectError` (no daemon listening, or it answered something that is not the API).
 
+import { existsSync } from "node:fs";
 import { request } from "node:http";
+import { dirname } from "node:path";
 import type { CoreErrorCode, CoreOp } from "../../core/errors.ts";
 import type { ServiceKey } from "../../core/service.ts";
 import { serviceKeyId } from "../../core/service.ts";
 import type { ApiErrorBody, ExecRequest, Snapshot, StatusView } from "./protocol.ts";
+import { untrustedSocketDir } from "./socket-path.ts";
 
 export interface SnapshotQuery {
   /** Include the connection entries (ipvsadm -L -c). */
@@ -92,6 +95,11 @@ export class HttpControlClient implements ControlClient {
 
   #call(method: string, path: string, body?: unknown): Promise<unknown> {
     const payload = body === undefined ? undefined : JSON.stringify(body);
+    // Another user who can write the socket's directory could be listening in tvsd's place.
+    const dir = dirname(this.socketPath);
+    const why = existsSync(dir) ? untrustedSocketDir(dir) : undefined;
+    if (why !== undefined)
+      return Promise.reject(new ControlConnectError(this.socketPath, `untrusted socket directory: ${why}`));
     return new Promise((resolve, reject) => {
       const headers: Record<string, string | number> = { accept: "application/json" };
       if (payload !== undefined) {
@@ -125,7 +133,16 @@ export class HttpControlClient implements ControlClient {
         req.destroy(new Error(`no answer within ${this.#timeoutMs} ms`));
       });
       req.on("error", (e: NodeJS.ErrnoException) => {
-        reject(new ControlConnectError(this.socketPath, e.code ?? e.message));
+        // HPE_* codes come from the HTTP parser: something listens there, but it is not tvsd.
+        const notApi = typeof e.code === "string" && e.code.startsWith("HPE_");
+        reject(
+          new ControlConnectError(
+            this.socketPath,
+            notApi
+              ? `the program listening there does not speak the tvsd control API (${e.code})`
+              : (e.code ?? e.message),
+          ),
+        );
       });
       req.end(payload);
     });
