@@ -1,7 +1,8 @@
 // Enforces DESIGN.md's dependency rules by reading every import in src/: core imports only core
 // (and no Node modules); dataplane, health, vrrp and sync never import control, cli, lab or each
 // other; only cli (the tvs lab command), tests and bench import lab; only bin imports control, except
-// that cli may use the API contract in control/api (protocol and client).
+// that cli and observe may use the API contract in control/api (protocol and client); observe is
+// imported only by control (which composes it), cli and bin.
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
@@ -56,8 +57,10 @@ test("every import in src/ follows the dependency rules", () => {
       if (PEERS.has(from) && PEERS.has(to) && to !== from) violations.push(`${rel}: ${from} imports ${to}`);
       if (to === "lab" && from !== "lab" && from !== "cli") violations.push(`${rel}: ${from} imports lab`);
       const apiContract = target.startsWith(join(src, "control", "api"));
-      if (to === "control" && from !== "control" && !(from === "cli" && apiContract))
+      if (to === "control" && from !== "control" && !((from === "cli" || from === "observe") && apiContract))
         violations.push(`${rel}: ${from} imports control`);
+      if (to === "observe" && from !== "observe" && from !== "control" && from !== "cli")
+        violations.push(`${rel}: ${from} imports observe`);
       if (from === "config" && to !== "config" && to !== "core") violations.push(`${rel}: config imports ${to}`);
     }
   }

@@ -21,6 +21,7 @@ import type { ServiceKey, VirtualService } from "../core/service.ts";
 import { ServiceTable } from "../core/service-table.ts";
 import type { Counters } from "../core/stats/counters.ts";
 import { RateEstimator } from "../core/stats/estimator.ts";
+import { EventBus } from "../observe/events.ts";
 import type { ExecRequest, Snapshot, StatusView } from "./api/protocol.ts";
 import type { DataPlane } from "./dataplane.ts";
 import { type ConnLike, Director } from "./executor.ts";
@@ -30,6 +31,13 @@ import { reconcile } from "./reconcile.ts";
 import type { SnapshotRequest } from "./server.ts";
 
 export const EXPIRE_INTERVAL_MS = 1000;
+
+const EVENT_TITLE = {
+  "dest-down": "Real server down",
+  "dest-up": "Real server up",
+  "quorum-lost": "Quorum lost",
+  "quorum-gained": "Quorum regained",
+} as const;
 export const ESTIMATOR_INTERVAL_MS = 2000;
 
 /**
@@ -66,6 +74,8 @@ export class Daemon {
   readonly estimator: RateEstimator;
   readonly director: Director;
   readonly log: Logger;
+  /** What an operator follows: health transitions, quorum, reloads, services added and removed. */
+  readonly events = new EventBus();
   plane!: DataPlane;
   /** Runs the configuration's health checks; idle (no checks) without --config. */
   readonly health: HealthSupervisor;
@@ -116,6 +126,14 @@ export class Daemon {
       // Through the daemon, so the plane vets and learns of every change the checks make.
       executor: { services: this.services, exec: (r) => this.exec(r) },
       log: this.log.child({ part: "health" }),
+      onEvent: (e) =>
+        this.events.publish({
+          type: e.type,
+          service: e.service,
+          ...(e.dest !== undefined ? { dest: e.dest } : {}),
+          message: `${EVENT_TITLE[e.type]}${e.dest !== undefined ? ` ${e.dest}` : ""} (${e.service}): ${e.reason}`,
+          detail: { reason: e.reason },
+        }),
       adaptDest: (key, spec) => {
         try {
           return this.plane.admitDest(key, spec, "add-dest");
@@ -242,10 +260,16 @@ export class Daemon {
       const n = await this.#applySource(await source());
       this.#lastReload = { ok: true, at, message: `Applied ${n} change(s)` };
       this.log.info("Reloaded", { source: this.#opts.sourceName, changes: n });
+      this.events.publish({
+        type: "reload",
+        message: `Reloaded ${this.#opts.sourceName ?? ""}: ${n} change(s)`,
+        detail: { changes: n },
+      });
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       this.#lastReload = { ok: false, at, message };
       this.log.error("Reload refused; the running state is unchanged", { source: this.#opts.sourceName, err: message });
+      this.events.publish({ type: "reload-refused", message: `Reload refused: ${message}` });
       if (err instanceof CoreError) {
         const index = (err as { index?: unknown }).index;
         const e = new CoreError(err.code, "reload", `Reload refused: ${message}`);
@@ -266,6 +290,7 @@ export class Daemon {
       if (!live.has(svc)) {
         this.#carried.delete(svc);
         this.plane.serviceRemoved(svc);
+        this.events.publish({ type: "service-removed", service: svc.id, message: `Service removed: ${svc.id}` });
       }
     }
     let failure: unknown;
@@ -281,6 +306,7 @@ export class Daemon {
       const svc = added[i]!;
       if (r.status === "fulfilled") {
         this.#carried.add(svc);
+        this.events.publish({ type: "service-added", service: svc.id, message: `Service added: ${svc.id}` });
         continue;
       }
       const err = r.reason;

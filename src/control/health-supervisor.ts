@@ -71,6 +71,17 @@ export interface HealthSupervisorOptions {
   adaptDest?: (key: ServiceKey, spec: DestSpec) => DestSpec;
   /** Time limit of a notify script (default 10 s); stop() waits for scripts at most this long. */
   notifyTimeoutMs?: number;
+  /** Told of every real server down/up and quorum lost/gained (the daemon's event bus). */
+  onEvent?: (e: SupervisorEvent) => void;
+}
+
+/** A transition the supervisor acted on, for the event feed. */
+export interface SupervisorEvent {
+  type: "dest-down" | "dest-up" | "quorum-lost" | "quorum-gained";
+  service: string;
+  /** "ADDR:PORT" of the real server (dest-down, dest-up). */
+  dest?: string;
+  reason: string;
 }
 
 interface Server {
@@ -120,8 +131,12 @@ export class HealthSupervisor {
   #applying = false;
   #stopped = false;
   #ops = 0;
+  readonly #clock: Clock;
+  readonly #onEvent: ((e: SupervisorEvent) => void) | undefined;
 
   constructor(opts: HealthSupervisorOptions) {
+    this.#clock = opts.clock ?? { now: () => performance.now() };
+    this.#onEvent = opts.onEvent;
     this.#exec = opts.executor;
     this.#adapt = opts.adaptDest;
     this.#log = opts.log;
@@ -253,6 +268,11 @@ export class HealthSupervisor {
             reason:
               s.lastResult?.reason ?? (s.state === "down" ? "Waiting for the first check (alpha)" : "Not checked yet"),
             sinceChangeMs: Math.round(s.sinceChangeMs),
+            checks: s.checks,
+            ...(s.lastResult ? { latencyMs: s.lastResult.latencyMs } : {}),
+            ...(s.lastCheckAt !== undefined
+              ? { lastCheckAgoMs: Math.max(0, Math.round(this.#clock.now() - s.lastCheckAt)) }
+              : {}),
           });
         }
       }
@@ -408,6 +428,7 @@ export class HealthSupervisor {
         dest,
         reason: e.reason,
       });
+      this.#emit({ type: "dest-down", service: svc.id, dest, reason: e.reason });
       if (srv.rs.notifyDown) this.#run(srv.rs.notifyDown, svc.id, "notify_down");
     } else {
       const wasAlive = srv.alive;
@@ -420,6 +441,7 @@ export class HealthSupervisor {
           reason: e.reason,
           weight: e.weight,
         });
+        this.#emit({ type: "dest-up", service: svc.id, dest, reason: e.reason });
         if (srv.rs.notifyUp) this.#run(srv.rs.notifyUp, svc.id, "notify_up");
       } else
         this.#log.info("Changing real server weight", { service: svc.id, dest, weight: e.weight, reason: e.reason });
@@ -428,6 +450,14 @@ export class HealthSupervisor {
     this.#updateQuorum(svc);
     const after = this.#pool(svc);
     this.#enqueue(() => this.#applyDiff(svc, before, after));
+  }
+
+  #emit(e: SupervisorEvent): void {
+    try {
+      this.#onEvent?.(e);
+    } catch (err) {
+      this.#log.warn("Event listener failed", { err });
+    }
   }
 
   #quorumFields(svc: Service): Record<string, unknown> {
@@ -447,12 +477,22 @@ export class HealthSupervisor {
     if (!svc.quorumUp && sum >= threshold) {
       svc.quorumUp = true;
       this.#log.info("Gained quorum", this.#quorumFields(svc));
+      this.#emit({
+        type: "quorum-gained",
+        service: svc.id,
+        reason: `Live weight ${sum} (quorum ${h.quorum}, hysteresis ${h.hysteresis})`,
+      });
       if (h.sorryServer)
         this.#log.info(h.sorryServer.inhibit ? "Disabling sorry server" : "Removing sorry server", { service: svc.id });
       if (h.quorumUp) this.#run(h.quorumUp, svc.id, "quorum_up");
     } else if (svc.quorumUp && (sum === 0 || sum < threshold)) {
       svc.quorumUp = false;
       this.#log.info("Lost quorum", this.#quorumFields(svc));
+      this.#emit({
+        type: "quorum-lost",
+        service: svc.id,
+        reason: `Live weight ${sum} (quorum ${h.quorum}, hysteresis ${h.hysteresis})`,
+      });
       if (h.sorryServer)
         this.#log.info(h.sorryServer.inhibit ? "Enabling sorry server" : "Adding sorry server", { service: svc.id });
       if (h.quorumDown) this.#run(h.quorumDown, svc.id, "quorum_down");

@@ -19,11 +19,13 @@ import {
   parseProxyProtocolRule,
 } from "../dataplane/proxy/options.ts";
 import { ProxyPlane } from "../dataplane/proxy/plane.ts";
+import { formatHttpAddress } from "../observe/http-address.ts";
 import { defaultSocketPath } from "./api/socket-path.ts";
 import { Daemon, type DesiredSource } from "./daemon.ts";
 import type { DataPlane, DataPlaneDeps } from "./dataplane.ts";
 import { DEMO, type DemoServers, demoDesiredState, demoHint, startDemoServers } from "./demo.ts";
 import { createLogger, isLogLevel, type Logger, type LogLevel } from "./log.ts";
+import { resolveHttp, startHttp } from "./observe-http.ts";
 import { type ControlHandlers, ControlServer, prepareSocketPath } from "./server.ts";
 import { serveWorker, WorkerPool } from "./workers.ts";
 
@@ -38,7 +40,8 @@ export const USAGE = `Usage: tvsd [options]
   --interface IF           interface for the packet data plane
   --local-addrs A[,B...]   FULLNAT local address pool (packet data plane); addresses the host
                            kernel does not own, answered in ARP by tvsd
-  --http ADDR:PORT         metrics and dashboard address (not served by this build yet)
+  --http ADDR:PORT|none    read-only metrics (/metrics), dashboard (/) and events (/events)
+                           (default 127.0.0.1:7420; PORT alone means loopback; none turns it off)
   --drain-timeout MS       how long SIGTERM lets open connections finish (default 10000)
   --conn-limit N           connection table limit (default 1048576)
   --expire-nodest-conn     sysctl expire_nodest_conn=1: drop connections of removed destinations
@@ -157,6 +160,11 @@ export function parseTvsdArgs(
       }
       case "--http":
         a.http = value();
+        try {
+          resolveHttp(a.http);
+        } catch (e) {
+          throw new UsageError((e as Error).message);
+        }
         break;
       case "--drain-timeout":
         a.drainMs = intArg(flag, value(), 0, 3_600_000);
@@ -418,10 +426,9 @@ async function serve(args: TvsdArgs, log: Logger, ready: (reload: () => void) =>
       return fail((e as Error).message);
     }
   }
-  if (args.http !== undefined)
-    log.warn("The HTTP metrics/dashboard endpoint is not served by this build", { http: args.http });
 
   let h: Handlers;
+  let single: Daemon | undefined;
   if (args.workers > 1 && args.dataplane === "proxy") {
     const pool = new WorkerPool(log);
     try {
@@ -441,6 +448,7 @@ async function serve(args: TvsdArgs, log: Logger, ready: (reload: () => void) =>
       await demo?.close();
       return fail(`Cannot start: ${(e as Error).message}`);
     }
+    single = daemon;
     h = {
       control: daemon,
       dataplane: daemon.plane.name,
@@ -457,8 +465,18 @@ async function serve(args: TvsdArgs, log: Logger, ready: (reload: () => void) =>
     await demo?.close();
     return fail((e as Error).message);
   }
+  let httpServer: Awaited<ReturnType<typeof startHttp>>;
+  try {
+    httpServer = await startHttp(args.http, { ...(single ? { daemon: single } : {}), control: h.control, log });
+  } catch (e) {
+    await server.close();
+    await h.stop(0);
+    await demo?.close();
+    return fail((e as Error).message);
+  }
   const sourceName = describeSource(args).sourceName;
   log.info("tvsd ready", {
+    http: httpServer?.address ? formatHttpAddress(httpServer.address) : undefined,
     socket: socketPath,
     dataplane: h.dataplane,
     pid: process.pid,
@@ -481,6 +499,7 @@ async function serve(args: TvsdArgs, log: Logger, ready: (reload: () => void) =>
       log.info("Draining", { signal: sig, drainMs: args.drainMs, open: h.open() });
       (async () => {
         await server.close();
+        await httpServer?.close();
         await h.stop(args.drainMs);
         await demo?.close();
         log.info("tvsd stopped");

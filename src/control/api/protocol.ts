@@ -138,6 +138,12 @@ export interface CheckView {
   lastResult: string;
   reason: string;
   sinceChangeMs: number;
+  /** Milliseconds since the last result (absent before the first). */
+  lastCheckAgoMs?: number;
+  /** Duration of the last attempt, milliseconds (absent before the first). */
+  latencyMs?: number;
+  /** Attempts with a result so far. */
+  checks?: number;
 }
 
 export interface StatusView {

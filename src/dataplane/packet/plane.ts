@@ -231,6 +231,11 @@ export class PacketDataPlane {
     return this.#pool ? (this.#agg?.connections ?? 0) : undefined;
   }
 
+  /** New connections the workers refused because their tables were full (as of the last collect); undefined with one worker. */
+  connRefused(): number | undefined {
+    return this.#pool ? (this.#agg?.dropped ?? 0) : undefined;
+  }
+
   /**
    * With several workers: gather every worker's report, write the summed counters and connection
    * counts into the daemon's tables and return all connection entries when `conns`. With one
