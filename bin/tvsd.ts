@@ -8,5 +8,8 @@ const remember = (): void => {
 };
 process.on("SIGHUP", remember);
 const { main } = await import("../src/control/tvsd-main.ts");
-process.exitCode = await main(process.argv.slice(2), { sighupSeen: () => sighupSeen });
+process.exitCode = await main(process.argv.slice(2), {
+  sighupSeen: () => sighupSeen,
+  exit: (code) => process.exit(code),
+});
 process.off("SIGHUP", remember);

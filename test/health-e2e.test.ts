@@ -16,8 +16,8 @@ import type { DirectorConfig } from "../src/config/director-config.ts";
 import { loadConfig, loadConfigText } from "../src/config/load.ts";
 import { Director } from "../src/control/executor.ts";
 import { HealthSupervisor } from "../src/control/health-supervisor.ts";
-import { silentLogger } from "../src/control/log.ts";
 import { reconcile } from "../src/control/reconcile.ts";
+import { silentLogger } from "../src/core/log.ts";
 import { createDefaultRegistry } from "../src/core/sched/all.ts";
 import { listenTcp, type TcpListener } from "../src/health/test-listeners.ts";
 

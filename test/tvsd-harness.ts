@@ -61,14 +61,24 @@ export interface Tvsd {
   stop(): Promise<number | null>;
 }
 
+export interface StartOptions {
+  socket?: string;
+  dir?: string;
+  /** Extra node options before the script (e.g. another --import). */
+  nodeArgs?: string[];
+  /** Extra environment for the daemon. */
+  env?: Record<string, string>;
+}
+
 /** Start tvsd; resolves once it logged "tvsd ready" (or rejects with its stderr if it exited). */
-export async function startTvsd(args: string[] = [], opts: { socket?: string; dir?: string } = {}): Promise<Tvsd> {
+export async function startTvsd(args: string[] = [], opts: StartOptions = {}): Promise<Tvsd> {
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), "tvsd-test-"));
   const socket = opts.socket ?? join(dir, "control.sock");
-  const proc = spawn(process.execPath, ["--import", "tsx", join(ROOT, "bin/tvsd.ts"), "--socket", socket, ...args], {
+  const nodeArgs = ["--import", "tsx", ...(opts.nodeArgs ?? [])];
+  const proc = spawn(process.execPath, [...nodeArgs, join(ROOT, "bin/tvsd.ts"), "--socket", socket, ...args], {
     cwd: ROOT,
     stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, TVS_LOG_LEVEL: "debug" },
+    env: { ...process.env, TVS_LOG_LEVEL: "debug", ...opts.env },
   });
   const stdout: string[] = [];
   const logs: Record<string, unknown>[] = [];

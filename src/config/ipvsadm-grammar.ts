@@ -15,7 +15,7 @@
 // Name resolution (host names, /etc/services names) is injected as a NameResolver, so config stays
 // free of I/O and tests are deterministic.
 
-import { canonicalIp, formatIpv4, formatIpv6Groups, parseIpv4, parseIpv6Groups } from "../core/addr.ts";
+import { canonicalIp, formatIpv4, formatIpv6Groups, MAX_PORT, parseIpv4, parseIpv6Groups } from "../core/addr.ts";
 import type { DestSpec, FwdMethod, TunType } from "../core/dest.ts";
 import type { Protocol } from "../core/sched/types.ts";
 import type { ServiceKey, ServiceOptions } from "../core/service.ts";
@@ -478,7 +478,7 @@ async function parseService(
     addr = v4;
   }
   if (portText === undefined) return { af, addr, port: undefined };
-  let port = stringToNumber(portText, 0, 65535);
+  let port = stringToNumber(portText, 0, MAX_PORT);
   if (port === -1) port = (protocol ? resolver.serviceToPort(portText, protocol) : undefined) ?? -1;
   if (port === -1) return undefined;
   return { af, addr, port };
@@ -819,7 +819,7 @@ export async function parseIpvsadmArgv(argv: readonly string[], opts: ParseArgvO
         break;
       case "mcast-port":
         set("mcast-port");
-        daemon.mcastPort = stringToNumber(arg, 1, 65535);
+        daemon.mcastPort = stringToNumber(arg, 1, MAX_PORT);
         if (daemon.mcastPort === -1) fail("illegal mcast-port specified");
         break;
       case "mcast-ttl":
@@ -845,7 +845,7 @@ export async function parseIpvsadmArgv(argv: readonly string[], opts: ParseArgvO
       }
       case "tun-port":
         set("tun-port");
-        tunPort = stringToNumber(arg, 1, 65535);
+        tunPort = stringToNumber(arg, 1, MAX_PORT);
         if (tunPort === -1) fail("illegal tunnel port specified");
         break;
       case "tun-nocsum":

@@ -2,7 +2,7 @@
 // range, timers in (possibly fractional) seconds, booleans, IP addresses, netmasks. Each returns
 // undefined for a bad value; the caller reports it with the keyword and position.
 
-import { canonicalIp, netmaskToPrefix } from "../core/addr.ts";
+import { canonicalIp, MAX_PORT, netmaskToPrefix } from "../core/addr.ts";
 
 export function parseUint(text: string, min: number, max: number): number | undefined {
   if (!/^\d+$/.test(text)) return undefined;
@@ -36,7 +36,7 @@ export function parseIp(text: string): string | undefined {
 }
 
 export function parsePort(text: string): number | undefined {
-  return parseUint(text, 0, 65535);
+  return parseUint(text, 0, MAX_PORT);
 }
 
 /** IPv4 dotted netmask or a prefix length, as a prefix length for the family. */

@@ -15,6 +15,7 @@ import type { Clock } from "../core/clock.ts";
 import { ConnTable } from "../core/conn/conn-table.ts";
 import type { DestSpec } from "../core/dest.ts";
 import { CoreError } from "../core/errors.ts";
+import type { Logger } from "../core/log.ts";
 import { createDefaultRegistry } from "../core/sched/all.ts";
 import type { SchedEnv } from "../core/sched/types.ts";
 import type { ServiceKey, VirtualService } from "../core/service.ts";
@@ -26,7 +27,6 @@ import type { ExecRequest, Snapshot, StatusView } from "./api/protocol.ts";
 import type { DataPlane } from "./dataplane.ts";
 import { type ConnLike, Director } from "./executor.ts";
 import { HealthSupervisor } from "./health-supervisor.ts";
-import type { Logger } from "./log.ts";
 import { reconcile } from "./reconcile.ts";
 import type { SnapshotRequest } from "./server.ts";
 

@@ -8,24 +8,17 @@
 import type { Clock } from "../core/clock.ts";
 import type { ConnTable } from "../core/conn/conn-table.ts";
 import type { DestSpec } from "../core/dest.ts";
+import type { Logger } from "../core/log.ts";
 import type { ServiceKey, ServiceOptions, VirtualService } from "../core/service.ts";
 import type { ServiceTable } from "../core/service-table.ts";
 import type { ConnLike } from "./executor.ts";
-
-/** The logging surface a plane gets (control/log.ts's Logger satisfies it). */
-export interface PlaneLog {
-  debug(msg: string, fields?: Record<string, unknown>): void;
-  info(msg: string, fields?: Record<string, unknown>): void;
-  warn(msg: string, fields?: Record<string, unknown>): void;
-  error(msg: string, fields?: Record<string, unknown>): void;
-}
 
 /** What the daemon hands a plane when it creates it. */
 export interface DataPlaneDeps {
   services: ServiceTable;
   conns: ConnTable;
   clock: Clock;
-  log: PlaneLog;
+  log: Logger;
 }
 
 export interface DataPlane {

@@ -29,9 +29,11 @@
 import type { CheckerSpec } from "../config/checker-spec.ts";
 import type { DesiredService, DesiredState } from "../config/desired.ts";
 import type { DirectorConfig, NotifyScript, RealServerHealth, ServiceHealth } from "../config/director-config.ts";
+import { formatEndpoint } from "../core/addr.ts";
 import type { Clock } from "../core/clock.ts";
 import { type DestSpec, destSpec } from "../core/dest.ts";
 import { isCoreError } from "../core/errors.ts";
+import type { LogFields, Logger } from "../core/log.ts";
 import { type ServiceKey, serviceKeyId, type VirtualService } from "../core/service.ts";
 import { normalizeKey } from "../core/service-table.ts";
 import type { Checker } from "../health/checker.ts";
@@ -39,7 +41,7 @@ import { type HealthEvent, HealthRunner, type TimerSource } from "../health/runn
 import { ServerHealth, type ServerHealthEvent } from "../health/server-health.ts";
 import type { CheckView, ExecRequest } from "./api/protocol.ts";
 import { destKey, liveWeight, type PoolServer, type PoolSorry, poolDests, sorryInUse } from "./health/pool.ts";
-import { NotifyRunner } from "./notify.ts";
+import { DEFAULT_NOTIFY_TIMEOUT_MS, NotifyRunner } from "./notify.ts";
 
 /** What the supervisor needs from the director: Director fits, and so does the daemon's wrapper. */
 export interface HealthExecutor {
@@ -47,16 +49,9 @@ export interface HealthExecutor {
   exec(req: ExecRequest): void | Promise<void>;
 }
 
-export interface SupervisorLog {
-  debug(msg: string, fields?: Record<string, unknown>): void;
-  info(msg: string, fields?: Record<string, unknown>): void;
-  warn(msg: string, fields?: Record<string, unknown>): void;
-  error(msg: string, fields?: Record<string, unknown>): void;
-}
-
 export interface HealthSupervisorOptions {
   executor: HealthExecutor;
-  log: SupervisorLog;
+  log: Logger;
   clock?: Clock;
   timers?: TimerSource;
   random?: () => number;
@@ -102,10 +97,6 @@ interface Service {
   quorumUp: boolean;
 }
 
-function showDest(addr: string, port: number): string {
-  return addr.includes(":") ? `[${addr}]:${port}` : `${addr}:${port}`;
-}
-
 function sameDest(a: DestSpec, b: DestSpec): boolean {
   return (
     a.weight === b.weight &&
@@ -118,7 +109,7 @@ function sameDest(a: DestSpec, b: DestSpec): boolean {
 
 export class HealthSupervisor {
   readonly #exec: HealthExecutor;
-  readonly #log: SupervisorLog;
+  readonly #log: Logger;
   readonly #runner: HealthRunner;
   readonly #serverHealth: ServerHealth;
   readonly #notify: NotifyRunner;
@@ -141,7 +132,7 @@ export class HealthSupervisor {
     this.#adapt = opts.adaptDest;
     this.#log = opts.log;
     this.#notify = new NotifyRunner({
-      timeoutMs: opts.notifyTimeoutMs ?? 10_000,
+      timeoutMs: opts.notifyTimeoutMs ?? DEFAULT_NOTIFY_TIMEOUT_MS,
       log: opts.log,
     });
     this.#serverHealth = new ServerHealth((e) => this.#onServer(e));
@@ -243,7 +234,7 @@ export class HealthSupervisor {
     const byChecker = new Map(this.#runner.status().map((s) => [s.id, s]));
     for (const svc of this.#services.values()) {
       for (const srv of svc.servers.values()) {
-        const dest = showDest(srv.dest.addr, srv.dest.port);
+        const dest = formatEndpoint(srv.dest.addr, srv.dest.port);
         if (srv.checkerIds.length === 0) {
           out.push({
             service: svc.id,
@@ -281,7 +272,7 @@ export class HealthSupervisor {
         const inUse = sorryInUse(sorry, svc.quorumUp);
         out.push({
           service: svc.id,
-          dest: showDest(sorry.dest.addr, sorry.dest.port),
+          dest: formatEndpoint(sorry.dest.addr, sorry.dest.port),
           checker: "sorry_server",
           state: inUse ? "up" : "down",
           lastResult: "none",
@@ -351,7 +342,7 @@ export class HealthSupervisor {
       } catch (err) {
         this.#log.error("Cannot start health check; the real server is treated as down", {
           service: svc.id,
-          dest: showDest(rs.addr, rs.port),
+          dest: formatEndpoint(rs.addr, rs.port),
           checker: spec.type,
           err,
         });
@@ -381,7 +372,7 @@ export class HealthSupervisor {
     if (omega && srv.alive && this.#omega(svc, srv)) {
       this.#log.info("Real server down (omega)", {
         service: svc.id,
-        dest: showDest(srv.dest.addr, srv.dest.port),
+        dest: formatEndpoint(srv.dest.addr, srv.dest.port),
         why,
       });
       if (srv.rs.notifyDown) this.#run(srv.rs.notifyDown, svc.id, "notify_down");
@@ -420,7 +411,7 @@ export class HealthSupervisor {
     if (!loc || this.#stopped) return;
     const { svc, srv } = loc;
     const before = this.#applying ? undefined : this.#pool(svc);
-    const dest = showDest(srv.dest.addr, srv.dest.port);
+    const dest = formatEndpoint(srv.dest.addr, srv.dest.port);
     if (e.type === "down") {
       srv.alive = false;
       this.#log.info(srv.rs.inhibitOnFailure ? "Disabling real server" : "Removing real server", {
@@ -460,7 +451,7 @@ export class HealthSupervisor {
     }
   }
 
-  #quorumFields(svc: Service): Record<string, unknown> {
+  #quorumFields(svc: Service): LogFields {
     return {
       service: svc.id,
       quorum: svc.health.quorum,
@@ -576,9 +567,9 @@ export class HealthSupervisor {
       else if (req.op === "edit-dest" && code === "ENOENT") retry = { ...req, op: "add-dest" };
       const where =
         req.op === "del-dest"
-          ? showDest(req.addr, req.port)
+          ? formatEndpoint(req.addr, req.port)
           : "dest" in req
-            ? showDest(req.dest.addr, req.dest.port)
+            ? formatEndpoint(req.dest.addr, req.dest.port)
             : "";
       if (req.op === "del-dest" && code === "ENOENT") {
         this.#log.warn("Destination already removed (changed by hand?)", { service: svc.id, dest: where });

@@ -1,20 +1,11 @@
 // JSON-lines logging for tvsd: one object per line on stderr with time (ISO 8601), level, msg and
 // any fields the caller adds. Errors in fields are reduced to their message (and code) so every
-// line stays valid JSON. A child logger carries fixed fields (e.g. the data plane's name).
+// line stays valid JSON. A child logger carries fixed fields (e.g. the data plane's name). The
+// interface it implements is core/log.ts, the one every layer imports.
 
-export type LogLevel = "debug" | "info" | "warn" | "error";
+import type { LogFields, Logger, LogLevel } from "../core/log.ts";
 
 const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
-
-export type LogFields = Record<string, unknown>;
-
-export interface Logger {
-  debug(msg: string, fields?: LogFields): void;
-  info(msg: string, fields?: LogFields): void;
-  warn(msg: string, fields?: LogFields): void;
-  error(msg: string, fields?: LogFields): void;
-  child(fields: LogFields): Logger;
-}
 
 export interface LoggerOptions {
   /** Where a finished line goes (default: process.stderr). */
@@ -63,6 +54,3 @@ export function createLogger(opts: LoggerOptions = {}, base: LogFields = {}): Lo
     child: (fields) => createLogger(opts, { ...base, ...fields }),
   };
 }
-
-/** A logger that drops everything (tests, embedded use). */
-export const silentLogger: Logger = createLogger({ write: () => {}, level: "error" }, {});

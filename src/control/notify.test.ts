@@ -6,6 +6,7 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
+import { silentLogger } from "../core/log.ts";
 import { NotifyRunner, needsShell, splitCommand } from "./notify.ts";
 
 function tempDir(t: { after(fn: () => void): void }): string {
@@ -56,7 +57,7 @@ test("a hanging script is killed at its time limit", async (t) => {
   const dir = tempDir(t);
   const s = script(dir, "hang.sh", "exec sleep 30");
   const warnings: string[] = [];
-  const r = new NotifyRunner({ timeoutMs: 200, log: { info: () => {}, warn: (m) => warnings.push(m) } });
+  const r = new NotifyRunner({ timeoutMs: 200, log: { ...silentLogger, warn: (m) => warnings.push(m) } });
   const o = await r.run({ command: s });
   assert.equal(o.timedOut, true);
   assert.equal(o.signal, "SIGTERM");
@@ -75,7 +76,7 @@ test("a script ignoring SIGTERM gets SIGKILL", async (t) => {
 test("failures to start and non-zero exits come back as outcomes", async (t) => {
   const dir = tempDir(t);
   const warnings: string[] = [];
-  const r = new NotifyRunner({ log: { info: () => {}, warn: (m) => warnings.push(m) } });
+  const r = new NotifyRunner({ log: { ...silentLogger, warn: (m) => warnings.push(m) } });
   const missing = await r.run({ command: join(dir, "nope.sh") });
   assert.equal(missing.error, "ENOENT");
   const bad = await r.run({ command: script(dir, "fail.sh", "exit 3") });

@@ -12,6 +12,7 @@
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import type { NotifyScript } from "../config/director-config.ts";
+import type { Logger } from "../core/log.ts";
 
 export interface NotifyOutcome {
   command: string;
@@ -23,18 +24,16 @@ export interface NotifyOutcome {
   error?: string;
 }
 
-export interface NotifyLog {
-  info(msg: string, fields?: Record<string, unknown>): void;
-  warn(msg: string, fields?: Record<string, unknown>): void;
-}
-
 export interface NotifyRunnerOptions {
   /** Kill a script after this long (default 10 s). */
   timeoutMs?: number;
   /** Most scripts running at once (default 16). */
   maxConcurrent?: number;
-  log?: NotifyLog;
+  log?: Logger;
 }
+
+/** How long a notify script may run before it is killed. */
+export const DEFAULT_NOTIFY_TIMEOUT_MS = 10_000;
 
 const SHELL_SYNTAX = /[|&;<>()$`\\*?[\]{}~#\n]/;
 
@@ -92,12 +91,12 @@ interface Job {
 export class NotifyRunner {
   readonly #timeoutMs: number;
   readonly #max: number;
-  readonly #log: NotifyLog | undefined;
+  readonly #log: Logger | undefined;
   readonly #queue: Job[] = [];
   readonly #running = new Set<Promise<NotifyOutcome>>();
 
   constructor(opts: NotifyRunnerOptions = {}) {
-    this.#timeoutMs = opts.timeoutMs ?? 10_000;
+    this.#timeoutMs = opts.timeoutMs ?? DEFAULT_NOTIFY_TIMEOUT_MS;
     this.#max = opts.maxConcurrent ?? 16;
     this.#log = opts.log;
   }

@@ -4,6 +4,7 @@
 // on this machine) tvsd warns and runs without it; an explicit --http that cannot bind stops the
 // start with the reason.
 
+import type { Logger } from "../core/log.ts";
 import { EventBus } from "../observe/events.ts";
 import {
   DEFAULT_HTTP_HOST,
@@ -14,7 +15,6 @@ import {
 } from "../observe/http-address.ts";
 import { ObserveServer } from "../observe/http-server.ts";
 import type { Daemon } from "./daemon.ts";
-import type { Logger } from "./log.ts";
 import { daemonObserveSource, observeSource } from "./observe-source.ts";
 import type { ControlHandlers } from "./server.ts";
 

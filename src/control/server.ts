@@ -16,9 +16,9 @@ import http from "node:http";
 import net from "node:net";
 import { dirname } from "node:path";
 import { type CoreErrorCode, type CoreOp, isCoreError } from "../core/errors.ts";
+import type { Logger } from "../core/log.ts";
 import type { ApiErrorBody, ExecRequest, Snapshot, StatusView } from "./api/protocol.ts";
 import { untrustedSocketDir } from "./api/socket-path.ts";
-import type { Logger } from "./log.ts";
 import { checkExecRequest } from "./request-check.ts";
 
 export interface SnapshotRequest {

@@ -2,7 +2,8 @@
 // one a live daemon holds, replacing a stale one), builds the Daemon with the chosen data plane and
 // desired-state source (--rules, --config or --demo), serves the control API, and handles signals:
 // SIGHUP reloads by reconciling, SIGTERM/SIGINT drain (stop accepting, let open connections finish
-// up to --drain-timeout) and exit 0. Returns the exit status; bin/tvsd.ts sets it.
+// up to --drain-timeout) and exit 0. An uncaught exception or unhandled rejection is fatal
+// (fail-fast.ts). Returns the exit status; bin/tvsd.ts sets it.
 
 import cluster from "node:cluster";
 import type { DesiredState } from "../config/desired.ts";
@@ -12,7 +13,9 @@ import { parseIpvsadmRules, rulesToDesiredState } from "../config/ipvsadm-rules.
 import { loadConfigText } from "../config/load.ts";
 import { readConfigFile } from "../config/read-config-file.ts";
 import { canonicalIp } from "../core/addr.ts";
+import type { Logger, LogLevel } from "../core/log.ts";
 import {
+  DEFAULT_CONNECT_TIMEOUT_MS,
   defaultProxyOptions,
   type ProxyPlaneOptions,
   parseFwmarkAddr,
@@ -24,10 +27,14 @@ import { defaultSocketPath } from "./api/socket-path.ts";
 import { Daemon, type DesiredSource } from "./daemon.ts";
 import type { DataPlane, DataPlaneDeps } from "./dataplane.ts";
 import { DEMO, type DemoServers, demoDesiredState, demoHint, startDemoServers } from "./demo.ts";
-import { createLogger, isLogLevel, type Logger, type LogLevel } from "./log.ts";
+import { EXIT_SOFTWARE, installFailFast } from "./fail-fast.ts";
+import { createLogger, isLogLevel } from "./log.ts";
 import { resolveHttp, startHttp } from "./observe-http.ts";
 import { type ControlHandlers, ControlServer, prepareSocketPath } from "./server.ts";
 import { serveWorker, WorkerPool } from "./workers.ts";
+
+/** How long SIGTERM lets open connections finish. */
+const DEFAULT_DRAIN_MS = 10_000;
 
 export const USAGE = `Usage: tvsd [options]
 
@@ -42,14 +49,14 @@ export const USAGE = `Usage: tvsd [options]
                            kernel does not own, answered in ARP by tvsd
   --http ADDR:PORT|none    read-only metrics (/metrics), dashboard (/) and events (/events)
                            (default 127.0.0.1:7420; PORT alone means loopback; none turns it off)
-  --drain-timeout MS       how long SIGTERM lets open connections finish (default 10000)
+  --drain-timeout MS       how long SIGTERM lets open connections finish (default ${DEFAULT_DRAIN_MS})
   --conn-limit N           connection table limit (default 1048576)
   --expire-nodest-conn     sysctl expire_nodest_conn=1: drop connections of removed destinations
   --expire-quiescent-template  sysctl expire_quiescent_template=1
   --fwmark-addr MARK=PROTO:ADDR:PORT   addresses an fwmark service listens on (socket data plane)
   --proxy-protocol tcp:VIP:PORT[->RIP:RPORT]=v1|v2   send PROXY protocol headers (socket data plane)
   --retry-connect          retry a refused/timed-out real server on another destination
-  --connect-timeout MS     real-server connect timeout on the socket data plane (default 5000)
+  --connect-timeout MS     real-server connect timeout on the socket data plane (default ${DEFAULT_CONNECT_TIMEOUT_MS})
   --workers N              socket data plane: N processes (each schedules on its own: rr sequences
                            and persistence are per worker); packet data plane: N threads sharing
                            the interface, each owning its flows (default 1)
@@ -102,7 +109,7 @@ export function parseTvsdArgs(
     iface: undefined,
     localAddrs: [],
     http: undefined,
-    drainMs: 10_000,
+    drainMs: DEFAULT_DRAIN_MS,
     connLimit: undefined,
     expireNodestConn: false,
     expireQuiescentTemplate: false,
@@ -283,9 +290,9 @@ async function makePacketPlane(deps: DataPlaneDeps, args: TvsdArgs): Promise<Dat
     localAddrs: args.localAddrs,
     workers: args.workers,
     fanout: args.fanout,
-    // A lost packet worker leaves the plane unable to forward correctly: stop, exit 70 (EX_SOFTWARE).
+    // A lost packet worker leaves the plane unable to forward correctly: stop, exit EX_SOFTWARE.
     onFatal: () => {
-      process.exitCode = 70;
+      process.exitCode = EXIT_SOFTWARE;
       process.kill(process.pid, "SIGTERM");
     },
   });
@@ -353,9 +360,12 @@ interface Handlers {
 export interface MainOptions {
   /** A SIGHUP arrived before main() ran (bin/tvsd.ts listens from its first line). */
   sighupSeen?: () => boolean;
+  /** End the process at once (bin/tvsd.ts passes process.exit): the fail-fast path (fail-fast.ts). */
+  exit: (code: number) => void;
 }
 
-export async function main(argv: string[], opts: MainOptions = {}): Promise<number> {
+/** Runs tvsd; resolves with the exit status after a clean stop. */
+export async function main(argv: string[], opts: MainOptions): Promise<number> {
   let args: TvsdArgs;
   try {
     args = parseTvsdArgs(argv, process.env);
@@ -369,10 +379,7 @@ export async function main(argv: string[], opts: MainOptions = {}): Promise<numb
   }
   const workerIndex = Number(process.env.TVSD_WORKER_INDEX ?? 0);
   const log = createLogger({ level: args.logLevel }, workerIndex ? { worker: workerIndex } : {});
-  // A daemon carrying other people's connections logs a stray exception and keeps serving; every
-  // table operation validates before it mutates, so state stays consistent.
-  process.on("uncaughtException", (err) => log.error("Uncaught exception", { err, stack: err.stack }));
-  process.on("unhandledRejection", (err) => log.error("Unhandled rejection", { err }));
+  installFailFast(log, opts.exit);
   if (cluster.isWorker && workerIndex > 0) return workerMain(args, log, workerIndex);
 
   // SIGHUP's default action kills the process, and configuration management often reloads right

@@ -15,9 +15,9 @@
 
 import cluster, { type Worker } from "node:cluster";
 import { CoreError, type CoreErrorCode, type CoreOp } from "../core/errors.ts";
+import type { Logger } from "../core/log.ts";
 import type { CountersView, ExecRequest, RatesView, Snapshot, StatusView } from "./api/protocol.ts";
 import type { Daemon } from "./daemon.ts";
-import type { Logger } from "./log.ts";
 import type { ControlHandlers, SnapshotRequest } from "./server.ts";
 
 type Method = "exec" | "snapshot" | "status" | "reload" | "stop";

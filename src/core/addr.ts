@@ -102,6 +102,9 @@ export function canonicalIp(text: string): string | undefined {
   return g ? formatIpv6Groups(g) : undefined;
 }
 
+/** The highest TCP/UDP port number. */
+export const MAX_PORT = 65535;
+
 /** Family of a canonical (or any parseable) address; IPv6 text always contains ':'. */
 export function ipFamily(text: string): Family {
   return text.includes(":") ? 6 : 4;

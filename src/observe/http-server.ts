@@ -12,6 +12,7 @@ import http from "node:http";
 import { createRequire } from "node:module";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
+import type { Logger } from "../core/log.ts";
 import { DashboardFeed } from "./dashboard-feed.ts";
 import type { EventBus, TvsEvent } from "./events.ts";
 import { formatHttpAddress, type HttpAddress } from "./http-address.ts";
@@ -22,19 +23,13 @@ export const MAX_STREAMS = 64;
 /** SSE comment lines keep idle streams (and proxies in between) open. */
 const HEARTBEAT_MS = 15_000;
 
-export interface ObserveLog {
-  info(msg: string, fields?: Record<string, unknown>): void;
-  warn(msg: string, fields?: Record<string, unknown>): void;
-  error(msg: string, fields?: Record<string, unknown>): void;
-}
-
 export interface ObserveServerOptions {
   source: ObserveSource;
   events: EventBus;
   /** The control API's snapshot with a query (for /v1/snapshot?conns=1&service=ID). */
   snapshot: (q: { conns: boolean; service: string | undefined }) => unknown;
   status: () => unknown;
-  log: ObserveLog;
+  log: Logger;
   version?: string;
   feedIntervalMs?: number;
 }

@@ -13,6 +13,7 @@ import { promisify } from "node:util";
 import { ManualClock } from "../../src/core/clock.ts";
 import { ConnTable } from "../../src/core/conn/conn-table.ts";
 import { destSpec } from "../../src/core/dest.ts";
+import { silentLogger } from "../../src/core/log.ts";
 import { SchedulerRegistry } from "../../src/core/sched/registry.ts";
 import { rr } from "../../src/core/sched/rr.ts";
 import { serviceOptions } from "../../src/core/service.ts";
@@ -33,7 +34,7 @@ function skipReason(): string | undefined {
 
 const skip = skipReason();
 
-const nullLog = { debug() {}, info() {}, warn() {}, error() {} };
+const nullLog = silentLogger;
 
 test("packet plane answers ARP and ping for a VIP over a veth pair", { skip: skip ?? false }, async (t) => {
   const id = randomBytes(3).toString("hex");

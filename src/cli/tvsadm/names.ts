@@ -5,6 +5,7 @@
 import { lookup, lookupService } from "node:dns/promises";
 import { readFileSync } from "node:fs";
 import type { NameResolver } from "../../config/ipvsadm-grammar.ts";
+import { MAX_PORT } from "../../core/addr.ts";
 import type { Protocol } from "../../core/sched/types.ts";
 import type { NameTable } from "./format.ts";
 
@@ -33,7 +34,7 @@ export function parseServices(text: string): ServicesDb {
     if (!name || !m) continue;
     const port = Number(m[1]);
     const proto = m[2] as string;
-    if (port > 65535) continue;
+    if (port > MAX_PORT) continue;
     for (const n of [name, ...aliases]) if (!byName.has(`${n}/${proto}`)) byName.set(`${n}/${proto}`, port);
     if (!byPort.has(`${port}/${proto}`)) byPort.set(`${port}/${proto}`, name);
   }

@@ -4,6 +4,7 @@
 // the real server's the default for its checkers; what none sets gets keepalived's per-type
 // default (retry 3 and delay_before_retry = delay_loop for DNS_CHECK, retry 0 for MISC_CHECK, ...).
 
+import { MAX_PORT } from "../../core/addr.ts";
 import {
   type CheckerCommon,
   type CheckerSpec,
@@ -111,7 +112,7 @@ export function readCommonOption(
     case "bind_port": {
       const t = r.value(s, "a port (1..65535)");
       if (!t) return true;
-      const v = parseUint(t.text, 1, 65535);
+      const v = parseUint(t.text, 1, MAX_PORT);
       if (v === undefined) r.diags.error(t.pos, `Invalid ${r.kw(s)} "${t.text}" (expected a port 1..65535)`);
       else if (r.kw(s) === "connect_port") out.connectPort = v;
       else out.bindPort = v;

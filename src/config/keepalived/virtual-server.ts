@@ -5,6 +5,7 @@
 // forced to the virtual port for DR/TUN, quorum capped at the total weight, hysteresis < quorum).
 // Where keepalived silently corrects a value we do the same and say so in a warning.
 
+import { ipFamily, MAX_PORT } from "../../core/addr.ts";
 import { DEFAULT_TUN, type DestSpec, destSpec, type FwdMethod, type TunOptions } from "../../core/dest.ts";
 import type { Protocol } from "../../core/sched/types.ts";
 import { type ServiceKey, serviceKeyId, serviceOptions } from "../../core/service.ts";
@@ -133,7 +134,7 @@ function readForwarding(r: StmtReader, s: Stmt): Forwarding | undefined {
       tun.type = v.text as TunOptions["type"];
     } else if (w.text === "port") {
       const v = words[++i];
-      const p = v ? parseUint(v.text, 1, 65535) : undefined;
+      const p = v ? parseUint(v.text, 1, MAX_PORT) : undefined;
       if (p === undefined) {
         r.diags.error(v?.pos ?? w.pos, `Invalid tunnel port "${v?.text ?? ""}" (expected 1..65535)`);
         return undefined;
@@ -549,18 +550,16 @@ export function buildVirtualServer(
   const nonTun = vs.realServers.find((rs) => (rs.fwd ?? vsFwd)?.fwd !== "tunnel");
   const family: 4 | 6 =
     vs.family ??
-    (firstVip?.kind === "vip" ? (firstVip.addr.includes(":") ? 6 : 4) : undefined) ??
+    (firstVip?.kind === "vip" ? ipFamily(firstVip.addr) : undefined) ??
     (fwmFamily?.kind === "fwmark" ? fwmFamily.family : undefined) ??
-    (nonTun?.addr.includes(":") ? 6 : 4);
+    (nonTun ? ipFamily(nonTun.addr) : 4);
   const keys: { key: ServiceKey; port: number }[] = entries.map((e) =>
     e.kind === "fwmark"
       ? { key: { kind: "fwmark", fwmark: e.fwmark, family: e.family ?? family }, port: 0 }
       : { key: { kind: "vip", protocol: protocol ?? "tcp", addr: e.addr, port: e.port }, port: e.port },
   );
   const allTunnelled = vs.realServers.every((rs) => (rs.fwd ?? vsFwd)?.fwd === "tunnel");
-  const otherFamily = keys.find(
-    (k) => (k.key.kind === "fwmark" ? k.key.family : k.key.addr.includes(":") ? 6 : 4) !== family,
-  );
+  const otherFamily = keys.find((k) => (k.key.kind === "fwmark" ? k.key.family : ipFamily(k.key.addr)) !== family);
   if (otherFamily && !allTunnelled) {
     d.error(
       vs.pos,
@@ -608,7 +607,7 @@ export function buildVirtualServer(
       continue;
     }
     const fwd = rs.fwd ?? vsFwd;
-    const rsFamily = rs.addr.includes(":") ? 6 : 4;
+    const rsFamily = ipFamily(rs.addr);
     if (fwd?.fwd !== "tunnel" && rsFamily !== family) {
       d.error(rs.pos, `real_server ${rs.addr} is IPv${rsFamily} but virtual_server ${vs.label} is IPv${family}`);
       continue;
@@ -728,7 +727,7 @@ export function buildVirtualServer(
       };
     }
     // A group may mix families when every real server is tunnelled; each key keeps its own.
-    const keyFam = key.kind === "fwmark" ? key.family : key.addr.includes(":") ? 6 : 4;
+    const keyFam = key.kind === "fwmark" ? key.family : ipFamily(key.addr);
     const keyOptions = { ...options, schedFlags: [...options.schedFlags] };
     if (keyFam !== family && !vs.granularity) keyOptions.netmask = keyFam === 4 ? 32 : 128;
     out.push({ service: { key, options: keyOptions, dests }, health });

@@ -6,6 +6,7 @@
 // Host and service names are not resolved: addresses must be numeric, ports numeric or a few
 // well-known service names.
 
+import { ipFamily, MAX_PORT } from "../../core/addr.ts";
 import { DEFAULT_TUN, type DestSpec, destSpec, type FwdMethod } from "../../core/dest.ts";
 import type { Protocol } from "../../core/sched/types.ts";
 import { type ServiceKey, serviceKeyId, serviceOptions } from "../../core/service.ts";
@@ -309,7 +310,7 @@ export function buildLdirectord(file: string, text: string): { config: DirectorC
   const gQuiescent = yesNo(globals.get("quiescent"), true);
 
   const parsePortText = (t: string, p: SourcePos): number | undefined => {
-    const n = /^\d+$/.test(t) ? parseUint(t, 0, 65535) : SERVICE_PORTS[t.toLowerCase()];
+    const n = /^\d+$/.test(t) ? parseUint(t, 0, MAX_PORT) : SERVICE_PORTS[t.toLowerCase()];
     if (n === undefined) diags.error(p, `Invalid port "${t}" (expected 0..65535 or a known service name)`);
     return n;
   };
@@ -387,7 +388,7 @@ export function buildLdirectord(file: string, text: string): { config: DirectorC
       protocol = (protoText as Protocol | undefined) ?? (vport === 53 ? "udp" : "tcp");
       key = { kind: "vip", protocol, addr, port: vport };
     }
-    const family = key.kind === "fwmark" ? key.family : key.addr.includes(":") ? 6 : 4;
+    const family = key.kind === "fwmark" ? key.family : ipFamily(key.addr);
 
     // Scheduling options.
     const scheduler = optText("scheduler") ?? "wrr";
@@ -466,7 +467,7 @@ export function buildLdirectord(file: string, text: string): { config: DirectorC
     let checkPort: number | undefined;
     const cpLine = opt("checkport");
     if (cpLine) {
-      const p = parseUint(unquote(cpLine.value), 1, 65535);
+      const p = parseUint(unquote(cpLine.value), 1, MAX_PORT);
       if (p === undefined) diags.error(cpLine.valuePos, `Invalid checkport "${cpLine.value}" (expected 1..65535)`);
       else checkPort = p;
     }
@@ -588,7 +589,7 @@ export function buildLdirectord(file: string, text: string): { config: DirectorC
       const extra = words[k + (req !== undefined ? 1 : 0) + (recv !== undefined ? 1 : 0)];
       if (extra) diags.warning(at(rl.valuePos, extra.offset), `Extra value "${extra.text}" on real - ignored`);
       for (const addr of addrs) {
-        const rf = addr.includes(":") ? 6 : 4;
+        const rf = ipFamily(addr);
         if (fwd !== "tunnel" && rf !== family) {
           diags.error(rl.valuePos, `real ${addr} is IPv${rf} but the virtual service is IPv${family}`);
           continue;

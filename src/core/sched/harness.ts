@@ -2,6 +2,7 @@
 // random source, and helpers to add destinations, make flows and hold connections open. Pure core
 // code (no Node imports); used by the *.test.ts files beside it and by bench/sched.ts.
 
+import { ipFamily } from "../addr.ts";
 import { ManualClock } from "../clock.ts";
 import type { Dest } from "../dest.ts";
 import { destSpec } from "../dest.ts";
@@ -25,7 +26,7 @@ export function seededRandom(seed: number): () => number {
 }
 
 export function flow(saddr: string, sport = 40000, daddr = "10.0.0.100", dport = 80): Flow {
-  return { family: saddr.includes(":") ? 6 : 4, protocol: "tcp", saddr, sport, daddr, dport };
+  return { family: ipFamily(saddr), protocol: "tcp", saddr, sport, daddr, dport };
 }
 
 export interface Harness {
@@ -57,10 +58,7 @@ export function harness(
   const table = new ServiceTable(createDefaultRegistry(), env);
   const vip = opts.vip ?? "10.0.0.100";
   const key: ServiceKey = { kind: "vip", protocol: "tcp", addr: vip, port: 80 };
-  const svc = table.addService(
-    key,
-    serviceOptions(vip.includes(":") ? 6 : 4, { scheduler, schedFlags: opts.flags ?? [] }),
-  );
+  const svc = table.addService(key, serviceOptions(ipFamily(vip), { scheduler, schedFlags: opts.flags ?? [] }));
   const defaultFlow = flow(vip.includes(":") ? "2001:db8::1" : "192.168.1.1", 40000, vip);
   const h: Harness = {
     table,

@@ -6,6 +6,7 @@ import { ManualClock } from "../../core/clock.ts";
 import { ConnTable } from "../../core/conn/conn-table.ts";
 import { destSpec } from "../../core/dest.ts";
 import { CoreError } from "../../core/errors.ts";
+import { silentLogger } from "../../core/log.ts";
 import { SchedulerRegistry } from "../../core/sched/registry.ts";
 import { rr } from "../../core/sched/rr.ts";
 import { serviceOptions } from "../../core/service.ts";
@@ -16,7 +17,7 @@ import { arpFrame } from "./frame-builder.ts";
 import { MemoryPacketIo } from "./memory-io.ts";
 import { createPacketDataPlane, PacketDataPlane } from "./plane.ts";
 
-const log = { debug() {}, info() {}, warn() {}, error() {} };
+const log = silentLogger;
 
 function setup(localAddrs: string[] = []) {
   const clock = new ManualClock(0);

@@ -17,6 +17,7 @@ import type { Clock } from "../../core/clock.ts";
 import type { ConnTable } from "../../core/conn/conn-table.ts";
 import type { DestSpec } from "../../core/dest.ts";
 import { CoreError } from "../../core/errors.ts";
+import type { Logger } from "../../core/log.ts";
 import type { ServiceKey, ServiceOptions, VirtualService } from "../../core/service.ts";
 import type { ServiceTable } from "../../core/service-table.ts";
 import { imageOf } from "../../core/table-image.ts";
@@ -32,20 +33,13 @@ import { Incarnations } from "./workers/incarnations.ts";
 import type { WorkerSetup } from "./workers/messages.ts";
 import { PacketWorkerPool } from "./workers/pool.ts";
 
-export interface PlaneLogLike {
-  debug(msg: string, fields?: Record<string, unknown>): void;
-  info(msg: string, fields?: Record<string, unknown>): void;
-  warn(msg: string, fields?: Record<string, unknown>): void;
-  error(msg: string, fields?: Record<string, unknown>): void;
-}
-
 export interface PacketDataPlaneOptions {
   /** The interface clients and real servers are reached on (one-arm director). */
   interface: string;
   services: ServiceTable;
   conns: ConnTable;
   clock: Clock;
-  log: PlaneLogLike;
+  log: Logger;
   /** Addresses to own besides the services' VIPs (answer ARP/ND, guard from the host). */
   vips?: readonly string[];
   /** FULLNAT local address pool; required for fullnat destinations. */
@@ -453,7 +447,7 @@ export interface PacketPlaneDeps {
   services: ServiceTable;
   conns: ConnTable;
   clock: Clock;
-  log: PlaneLogLike;
+  log: Logger;
 }
 
 /**

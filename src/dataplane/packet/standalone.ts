@@ -10,6 +10,7 @@ import { readFileSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 import { ConnTable } from "../../core/conn/conn-table.ts";
 import { destSpec, type FwdMethod } from "../../core/dest.ts";
+import type { LogFields, Logger } from "../../core/log.ts";
 import { createDefaultRegistry } from "../../core/sched/all.ts";
 import type { Protocol } from "../../core/sched/types.ts";
 import { serviceOptions } from "../../core/service.ts";
@@ -39,15 +40,16 @@ async function main(arg: string | undefined): Promise<number> {
   const clock = { now: () => performance.now() };
   const services = new ServiceTable(createDefaultRegistry(), { clock, random: () => (Math.random() * 2 ** 32) >>> 0 });
   const conns = new ConnTable({ services });
-  const log = {
+  const log: Logger = {
+    child: () => log,
     debug() {},
-    info(m: string, f?: Record<string, unknown>) {
+    info(m: string, f?: LogFields) {
       process.stderr.write(`${m} ${f ? JSON.stringify(f) : ""}\n`);
     },
-    warn(m: string, f?: Record<string, unknown>) {
+    warn(m: string, f?: LogFields) {
       process.stderr.write(`warning: ${m} ${f ? JSON.stringify(f) : ""}\n`);
     },
-    error(m: string, f?: Record<string, unknown>) {
+    error(m: string, f?: LogFields) {
       process.stderr.write(`error: ${m} ${f ? JSON.stringify(f) : ""}\n`);
     },
   };

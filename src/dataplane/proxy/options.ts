@@ -12,7 +12,7 @@
 //                                        per other destination before resetting the client
 //   --connect-timeout MS                 how long a destination may take to accept (default 5000)
 
-import { canonicalIp } from "../../core/addr.ts";
+import { canonicalIp, formatEndpoint, MAX_PORT } from "../../core/addr.ts";
 import type { Protocol } from "../../core/sched/types.ts";
 import type { ProxyProtocolVersion } from "./proxy-protocol.ts";
 
@@ -44,12 +44,15 @@ export interface ProxyPlaneOptions {
   udp: boolean;
 }
 
+/** How long a real server may take to accept a connection on the socket data plane. */
+export const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
+
 export function defaultProxyOptions(): ProxyPlaneOptions {
   return {
     fwmarkAddrs: new Map(),
     proxyProtocol: [],
     retryConnect: false,
-    connectTimeoutMs: 5000,
+    connectTimeoutMs: DEFAULT_CONNECT_TIMEOUT_MS,
     sharedListen: false,
     udp: true,
   };
@@ -61,12 +64,8 @@ export function parseEndpoint(text: string): { addr: string; port: number } | un
   if (!m) return undefined;
   const addr = canonicalIp(m[1] as string);
   const port = Number(m[2]);
-  if (addr === undefined || port > 65535) return undefined;
+  if (addr === undefined || port > MAX_PORT) return undefined;
   return { addr, port };
-}
-
-function endpointText(addr: string, port: number): string {
-  return addr.includes(":") ? `[${addr}]:${port}` : `${addr}:${port}`;
 }
 
 /** Parse "MARK=PROTO:ADDR:PORT"; throws an Error naming the bad value. */
@@ -94,13 +93,13 @@ export function parseProxyProtocolRule(text: string): ProxyProtocolRule {
     const sm = /^tcp:(.+)$/.exec(svcText);
     const ep = sm ? parseEndpoint(sm[1] as string) : undefined;
     if (!ep) throw bad();
-    service = `tcp ${endpointText(ep.addr, ep.port)}`;
+    service = `tcp ${formatEndpoint(ep.addr, ep.port)}`;
   }
   let dest: string | undefined;
   if (destText !== undefined) {
     const ep = parseEndpoint(destText);
     if (!ep) throw bad();
-    dest = endpointText(ep.addr, ep.port);
+    dest = formatEndpoint(ep.addr, ep.port);
   }
   return { service, dest, version: version === "v1" ? 1 : 2 };
 }

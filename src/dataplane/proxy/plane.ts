@@ -12,31 +12,30 @@
 // (all ports) and SCTP services are refused: a socket cannot listen on every port, and Node has no SCTP.
 
 import net from "node:net";
-import { canonicalIp } from "../../core/addr.ts";
+import { canonicalIp, formatEndpoint } from "../../core/addr.ts";
 import type { Clock } from "../../core/clock.ts";
 import type { ConnTable } from "../../core/conn/conn-table.ts";
 import type { DestSpec } from "../../core/dest.ts";
 import { CoreError } from "../../core/errors.ts";
+import type { Logger } from "../../core/log.ts";
 import type { ServiceKey, ServiceOptions, VirtualService } from "../../core/service.ts";
 import type { ServiceTable } from "../../core/service-table.ts";
 import { defaultProxyOptions, type ListenAddr, type ProxyPlaneOptions } from "./options.ts";
-import { type Arrival, type PlaneLogLike, type PlaneSlot, TcpRelay, type TcpRelayContext } from "./tcp-relay.ts";
+import { type Arrival, type PlaneSlot, TcpRelay, type TcpRelayContext } from "./tcp-relay.ts";
 import { UdpListener } from "./udp-relay.ts";
 
 export interface ProxyPlaneDeps {
   services: ServiceTable;
   conns: ConnTable;
   clock: Clock;
-  log: PlaneLogLike & { error(msg: string, fields?: Record<string, unknown>): void };
+  log: Logger;
 }
 
 type Listener = { kind: "tcp"; server: net.Server; arrival: Arrival } | { kind: "udp"; udp: UdpListener };
 
 function serviceText(key: ServiceKey): string {
   if (key.kind === "fwmark") return `fwmark ${key.fwmark}`;
-  return key.addr.includes(":")
-    ? `${key.protocol} [${key.addr}]:${key.port}`
-    : `${key.protocol} ${key.addr}:${key.port}`;
+  return `${key.protocol} ${formatEndpoint(key.addr, key.port)}`;
 }
 
 export class ProxyPlane {
@@ -97,12 +96,12 @@ export class ProxyPlane {
         `Destination "${spec.addr}:${spec.port}" is the virtual service itself; the socket data plane would forward to itself${spec.fwd === "droute" ? " (-g keeps the service port: give -m and the real server's port)" : ""}`,
       );
     if (spec.fwd === "droute") {
-      const id = `${serviceText(key)} -> ${spec.addr}:${spec.port}`;
+      const id = `${serviceText(key)} -> ${formatEndpoint(spec.addr, spec.port)}`;
       if (!this.#mapped.has(id)) {
         this.#mapped.add(id);
         this.#deps.log.warn("Direct routing is carried as masq on the socket data plane", {
           service: serviceText(key),
-          dest: `${spec.addr}:${spec.port}`,
+          dest: formatEndpoint(spec.addr, spec.port),
         });
       }
       return { ...spec, fwd: "masq" };

@@ -16,6 +16,7 @@
 // expire_nodest_conn after the destination was deleted) both sockets are reset.
 
 import net from "node:net";
+import { formatEndpoint } from "../../core/addr.ts";
 import type { Clock } from "../../core/clock.ts";
 import type { Conn } from "../../core/conn/conn.ts";
 import type { ConnTable } from "../../core/conn/conn-table.ts";
@@ -27,21 +28,16 @@ import {
   TCP_S_SYN_RECV,
   TCP_S_TIME_WAIT,
 } from "../../core/conn/tcp-states.ts";
+import type { Logger } from "../../core/log.ts";
 import type { Flow } from "../../core/sched/types.ts";
 import type { VirtualService } from "../../core/service.ts";
 import { type ProxyPlaneOptions, proxyProtocolFor } from "./options.ts";
 import { proxyHeader } from "./proxy-protocol.ts";
 
-export interface PlaneLogLike {
-  debug(msg: string, fields?: Record<string, unknown>): void;
-  info(msg: string, fields?: Record<string, unknown>): void;
-  warn(msg: string, fields?: Record<string, unknown>): void;
-}
-
 export interface TcpRelayContext {
   conns: ConnTable;
   clock: Clock;
-  log: PlaneLogLike;
+  log: Logger;
   options: ProxyPlaneOptions;
   /** Relays still carrying bytes; the plane drains these on stop. */
   open: Set<TcpRelay>;
@@ -142,7 +138,7 @@ export class TcpRelay implements PlaneSlot {
     if ("error" in r) {
       ctx.log.debug("Connection refused: no destination", {
         service: svc.id,
-        client: `${caddr}:${cport}`,
+        client: formatEndpoint(caddr, cport),
         why: r.error,
       });
       client.on("error", () => {});
@@ -188,7 +184,7 @@ export class TcpRelay implements PlaneSlot {
     const failed = this.#conn;
     ctx.log.debug("Destination did not accept", {
       service: this.#svc.id,
-      dest: `${failed.daddr}:${failed.dport}`,
+      dest: formatEndpoint(failed.daddr, failed.dport),
       err,
     });
     if (ctx.options.retryConnect && this.#attempts < this.#svc.dests.length && !this.#client.destroyed) {

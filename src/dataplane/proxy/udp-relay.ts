@@ -7,17 +7,19 @@
 // the udp timeout still reach the client. Every datagram counts as one packet with its payload bytes.
 
 import dgram from "node:dgram";
+import { formatEndpoint } from "../../core/addr.ts";
 import type { Clock } from "../../core/clock.ts";
 import type { Conn } from "../../core/conn/conn.ts";
 import type { ConnTable } from "../../core/conn/conn-table.ts";
+import type { Logger } from "../../core/log.ts";
 import type { Flow } from "../../core/sched/types.ts";
 import type { VirtualService } from "../../core/service.ts";
-import { type Arrival, type PlaneLogLike, type PlaneSlot, plainAddr } from "./tcp-relay.ts";
+import { type Arrival, type PlaneSlot, plainAddr } from "./tcp-relay.ts";
 
 export interface UdpContext {
   conns: ConnTable;
   clock: Clock;
-  log: PlaneLogLike;
+  log: Logger;
 }
 
 /** One client's datagrams towards one real server, and the server's replies back. */
@@ -156,7 +158,7 @@ export class UdpListener {
     if ("error" in r) {
       ctx.log.debug("Datagram dropped: no destination", {
         service: this.svc.id,
-        client: `${caddr}:${cport}`,
+        client: formatEndpoint(caddr, cport),
         why: r.error,
       });
       return;

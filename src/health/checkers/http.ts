@@ -15,6 +15,7 @@
 
 import { createHash } from "node:crypto";
 import type { HttpCheckSpec, HttpProtocol, StatusRange, UrlSpec } from "../../config/checker-spec.ts";
+import { formatEndpoint } from "../../core/addr.ts";
 import { type Checker, type CheckResult, type CheckTarget, elapsedMs } from "../checker.ts";
 import { StreamSession, type TlsOptions } from "./stream.ts";
 
@@ -31,7 +32,7 @@ export function httpRequest(path: string, host: string, protocol: HttpProtocol):
 /** The Host header value: the virtualhost as given, else the target's address and port. */
 export function hostHeader(target: CheckTarget, virtualhost: string | undefined): string {
   if (virtualhost !== undefined) return virtualhost;
-  return target.address.includes(":") ? `[${target.address}]:${target.port}` : `${target.address}:${target.port}`;
+  return formatEndpoint(target.address, target.port);
 }
 
 export interface ParsedResponse {

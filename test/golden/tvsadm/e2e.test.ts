@@ -7,8 +7,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { main } from "../../../src/cli/tvsadm/main.ts";
-import { silentLogger } from "../../../src/control/log.ts";
 import { ControlServer } from "../../../src/control/server.ts";
+import { silentLogger } from "../../../src/core/log.ts";
 import { testBed, testResolver } from "./harness.ts";
 
 test("tvsadm over the control socket", async (t) => {

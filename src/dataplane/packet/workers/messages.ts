@@ -9,6 +9,7 @@
 
 import type { ConnEntry } from "../../../core/conn/conn-entry.ts";
 import type { ConnOptions, Timeouts } from "../../../core/conn/conn-table.ts";
+import type { LogFields, LogLevel } from "../../../core/log.ts";
 import type { ServiceKey } from "../../../core/service.ts";
 import type { CounterSnapshot } from "../../../core/stats/counters.ts";
 import type { ServiceImage } from "../../../core/table-image.ts";
@@ -71,4 +72,4 @@ export type FromWorker =
   | { t: "ack"; seq: number; error?: string }
   | { t: "learned"; addr: string; mac: Uint8Array }
   | { t: "report"; seq: number; report: WorkerReport }
-  | { t: "log"; level: "debug" | "info" | "warn" | "error"; msg: string; fields?: Record<string, unknown> };
+  | { t: "log"; level: LogLevel; msg: string; fields?: LogFields };

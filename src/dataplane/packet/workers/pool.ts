@@ -12,6 +12,7 @@
 
 import { Worker } from "node:worker_threads";
 import type { Timeouts } from "../../../core/conn/conn-table.ts";
+import type { Logger } from "../../../core/log.ts";
 import type { ServiceKey } from "../../../core/service.ts";
 import type { ServiceImage } from "../../../core/table-image.ts";
 import type { TableSerials } from "./incarnations.ts";
@@ -23,13 +24,6 @@ const ANSWER_TIMEOUT_MS = 5_000;
 /** A listing of every connection entry can be large (structured clone of up to a million entries). */
 const LISTING_TIMEOUT_MS = 60_000;
 
-export interface PoolLog {
-  debug(msg: string, fields?: Record<string, unknown>): void;
-  info(msg: string, fields?: Record<string, unknown>): void;
-  warn(msg: string, fields?: Record<string, unknown>): void;
-  error(msg: string, fields?: Record<string, unknown>): void;
-}
-
 interface Member {
   index: number;
   worker: Worker;
@@ -38,7 +32,7 @@ interface Member {
 }
 
 export class PacketWorkerPool {
-  readonly #log: PoolLog;
+  readonly #log: Logger;
   readonly #onLost: (error: Error) => void;
   readonly #members: Member[] = [];
   #seq = 0;
@@ -48,7 +42,7 @@ export class PacketWorkerPool {
   mtu = 1500;
   vnetHdr = true;
 
-  constructor(log: PoolLog, onLost: (error: Error) => void = () => undefined) {
+  constructor(log: Logger, onLost: (error: Error) => void = () => undefined) {
     this.#log = log;
     this.#onLost = onLost;
   }
