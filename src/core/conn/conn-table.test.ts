@@ -7,12 +7,12 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { destSpec } from "../dest.ts";
 import { isCoreError } from "../errors.ts";
-import type { Conn } from "./conn.ts";
-import { ConnTable } from "./conn-table.ts";
+import type { BoundConn, Conn } from "./conn.ts";
+import { ConnTable, type SyncedConn, type SyncIngestResult, syncedConnOf } from "./conn-table.ts";
 import { flow, kit, testRr } from "./conn-test-kit.ts";
 import { TCP_ACK, TCP_S_ESTABLISHED, TCP_S_FIN_WAIT, TCP_S_TIME_WAIT, TCP_SYN } from "./tcp-states.ts";
 
-function ok(c: Conn | { error: string }): Conn {
+function ok(c: BoundConn | { error: string }): BoundConn {
   if ("error" in c) throw new Error(`schedule failed: ${c.error}`);
   return c;
 }
@@ -512,9 +512,9 @@ describe("conn_reuse_mode", () => {
   });
 });
 
-describe("entries from connection sync", () => {
-  const base = {
-    protocol: "tcp" as const,
+describe("entries from connection sync (ingestSynced)", () => {
+  const base: SyncedConn = {
+    protocol: "tcp",
     caddr: "1.2.3.4",
     cport: 4000,
     vaddr: "10.0.0.1",
@@ -522,23 +522,31 @@ describe("entries from connection sync", () => {
     daddr: "192.168.1.2",
     dport: 80,
     fwmark: 0,
+    fwd: "masq",
     template: false,
     inactive: false,
+    noOutput: false,
     state: TCP_S_ESTABLISHED,
     timeoutS: 0,
   };
+
+  function created(r: SyncIngestResult): Conn {
+    if (r.outcome !== "created") throw new Error(`expected a new entry, got ${r.outcome}`);
+    return r.conn;
+  }
 
   it("creates an entry bound to the local destination, then updates it in place", () => {
     const { table, svc } = kit([{ addr: "192.168.1.2", fwd: "masq" }]);
     const d = svc.dests[0];
     assert.ok(d);
-    const c = table.sync(base, 1000);
-    assert.ok(c);
+    const c = created(table.ingestSynced(base, 1000));
     assert.deepEqual([c.stateName, c.expiresAt, d.activeConns, d.inactConns], ["ESTABLISHED", 901_000, 1, 0]);
+    assert.equal(c.dest, d);
     assert.equal(table.lookupIn("tcp", "1.2.3.4", 4000, "10.0.0.1", 80), c);
     assert.equal(table.lookupOut("tcp", "192.168.1.2", 80, "1.2.3.4", 4000), c);
     assert.equal(svc.stats.conns, 0, "synced entries are not new connections");
-    assert.equal(table.sync({ ...base, inactive: true, state: TCP_S_TIME_WAIT, timeoutS: 30 }, 2000), c);
+    const r = table.ingestSynced({ ...base, inactive: true, state: TCP_S_TIME_WAIT, timeoutS: 30 }, 2000);
+    assert.deepEqual(r, { outcome: "updated", conn: c });
     assert.deepEqual([c.stateName, c.expiresAt, d.activeConns, d.inactConns], ["TIME_WAIT", 32_000, 0, 1]);
     assert.equal(table.size, 1);
   });
@@ -547,8 +555,9 @@ describe("entries from connection sync", () => {
     const { table, svc } = kit([{ addr: "192.168.1.2" }, { addr: "192.168.1.3" }], {
       service: { persistent: true, timeout: 300, netmask: 24 },
     });
-    const t = table.sync({ ...base, caddr: "1.2.3.0", cport: 0, daddr: "192.168.1.3", template: true, state: 0 }, 0);
-    assert.ok(t);
+    const t = created(
+      table.ingestSynced({ ...base, caddr: "1.2.3.0", cport: 0, daddr: "192.168.1.3", template: true, state: 0 }, 0),
+    );
     assert.equal(t.expiresAt, 180_000);
     assert.equal(svc.dests[1]?.persistConns, 1);
     const c = ok(table.schedule(svc, flow("1.2.3.77", 5), 0));
@@ -558,16 +567,119 @@ describe("entries from connection sync", () => {
 
   it("a first entry from sync starts the clock: it expires on time, not a wheel turn late", () => {
     const { table } = kit([{ addr: "192.168.1.2" }]);
-    const c = table.sync({ ...base, timeoutS: 1 }, 0);
-    assert.ok(c);
+    const c = created(table.ingestSynced({ ...base, timeoutS: 1 }, 0));
     assert.deepEqual(table.expire(100_000), [c]);
   });
 
-  it("ignores entries for services or destinations this director does not have", () => {
+  it("keeps entries for services or real servers not here unbound: listed, never forwarded, bound when they appear", () => {
+    const { table, services, key, svc } = kit([{ addr: "192.168.1.2" }]);
+    // The service (port 81) and the real server (192.168.1.9) are missing.
+    const a = created(table.ingestSynced({ ...base, vport: 81, fwd: "droute", noOutput: true }, 0));
+    const b = created(table.ingestSynced({ ...base, cport: 4001, daddr: "192.168.1.9", dport: 8080 }, 0));
+    assert.equal(table.size, 2, "kept, and counted against the limit");
+    assert.deepEqual(
+      [a.dest, a.daddr, a.dport, a.fwd, a.stateName, a.expiresAt],
+      [undefined, "192.168.1.2", 80, "droute", "ESTABLISHED", 900_000],
+    );
+    assert.deepEqual([b.dest, b.daddr, b.dport, b.fwd], [undefined, "192.168.1.9", 8080, "masq"]);
+    assert.deepEqual([...table.entries()], [a, b], "listed like any entry");
+    // Never handed to a data plane while unbound, from either direction.
+    assert.equal(table.lookupIn("tcp", "1.2.3.4", 4000, "10.0.0.1", 81), undefined);
+    assert.equal(table.lookupIn("tcp", "1.2.3.4", 4001, "10.0.0.1", 80), undefined);
+    assert.equal(table.lookupOut("tcp", "192.168.1.9", 8080, "1.2.3.4", 4001), undefined);
+    assert.equal(svc.dests[0]?.activeConns, 0);
+    // The real server appears (as a DR server): the next lookup binds the entry, which takes its
+    // method and is counted on it.
+    services.addDest(key, destSpec("192.168.1.9", 8080, { fwd: "droute" }));
+    const d9 = svc.findDest("192.168.1.9", 8080);
+    assert.ok(d9);
+    assert.equal(table.lookupIn("tcp", "1.2.3.4", 4001, "10.0.0.1", 80), b);
+    assert.deepEqual([b.dest, b.fwd, d9.activeConns, d9.inactConns], [d9, "droute", 1, 0]);
+    // Still-unbound entries expire like any other, and touch no destination.
+    assert.deepEqual(new Set(table.expire(900_000)), new Set([a, b]));
+    assert.deepEqual([d9.activeConns, table.size], [0, 0]);
+  });
+
+  it("a record for an entry still unbound binds it once its service exists", () => {
+    const { table, services, key } = kit([{ addr: "192.168.1.2" }]);
+    const c = created(table.ingestSynced({ ...base, daddr: "192.168.1.5", state: TCP_S_FIN_WAIT, inactive: true }, 0));
+    assert.equal(c.dest, undefined);
+    services.addDest(key, destSpec("192.168.1.5", 80, { fwd: "masq" }));
+    const r = table.ingestSynced({ ...base, daddr: "192.168.1.5", inactive: false }, 10);
+    assert.deepEqual(r, { outcome: "updated", conn: c });
+    const d5 = r.outcome === "updated" ? r.conn.dest : undefined;
+    assert.ok(d5);
+    assert.deepEqual([d5.addr, d5.activeConns, d5.inactConns, c.stateName], ["192.168.1.5", 1, 0, "ESTABLISHED"]);
+    assert.equal(table.lookupOut("tcp", "192.168.1.5", 80, "1.2.3.4", 4000), c, "NAT replies find it");
+  });
+
+  it("a new flow replaces an unbound entry whose real server is still missing", () => {
+    const { table, svc } = kit([{ addr: "192.168.1.2" }]);
+    const u = created(table.ingestSynced({ ...base, daddr: "192.168.1.9" }, 0));
+    const c = ok(table.schedule(svc, flow("1.2.3.4", 4000), 0));
+    assert.equal(u.live, false);
+    assert.equal(c.daddr, "192.168.1.2");
+    assert.equal(table.size, 1);
+  });
+
+  it("refuses records beyond the limit and counts them", () => {
+    const { table } = kit([{ addr: "192.168.1.2" }], { limit: 1 });
+    created(table.ingestSynced(base, 0));
+    assert.deepEqual(table.ingestSynced({ ...base, cport: 4001 }, 0), { outcome: "refused", reason: "table-full" });
+    assert.equal(table.dropped, 1);
+    assert.equal(table.ingestSynced({ ...base, state: TCP_S_TIME_WAIT }, 0).outcome, "updated", "updates still apply");
+  });
+
+  it("refuses malformed records with EINVAL before changing anything", () => {
     const { table } = kit([{ addr: "192.168.1.2" }]);
-    assert.equal(table.sync({ ...base, vport: 81 }, 0), undefined);
-    assert.equal(table.sync({ ...base, daddr: "192.168.1.9" }, 0), undefined);
-    assert.throws(() => table.sync({ ...base, state: 99 }, 0), coreErr("EINVAL"));
+    const bad: Partial<Record<keyof SyncedConn, unknown>>[] = [
+      { state: 99 },
+      { caddr: "01.2.3.4" },
+      { vaddr: "2001:DB8::1" },
+      { cport: 70000 },
+      { fwd: "bypass" },
+      { timeoutS: -1 },
+      { fwmark: 1.5 },
+      { template: "yes" },
+      { laddr: "10.9.9.9" },
+    ];
+    for (const over of bad)
+      assert.throws(
+        () => table.ingestSynced({ ...base, ...over } as SyncedConn, 0),
+        coreErr("EINVAL"),
+        JSON.stringify(over),
+      );
     assert.equal(table.size, 0);
+  });
+
+  it("a sync master's record of an entry round-trips into an equal entry on a backup", () => {
+    const master = kit([{ addr: "192.168.1.2", fwd: "fullnat" }]);
+    const m = ok(master.table.schedule(master.svc, flow("1.2.3.4", 1234), 0, { laddr: "10.9.0.1", lport: 40000 }));
+    master.table.tcpPacket(m, "in", TCP_SYN, 0);
+    master.table.tcpPacket(m, "out", TCP_SYN | TCP_ACK, 0);
+    master.table.tcpPacket(m, "in", TCP_ACK, 0);
+    const rec = syncedConnOf(m);
+    assert.deepEqual(
+      [rec.fwd, rec.state, rec.inactive, rec.timeoutS, rec.laddr, rec.lport],
+      ["fullnat", TCP_S_ESTABLISHED, false, 900, "10.9.0.1", 40000],
+    );
+    const backup = kit([{ addr: "192.168.1.2", fwd: "fullnat" }]);
+    const b = created(backup.table.ingestSynced(rec, 5000));
+    const view = (c: Conn) => [
+      c.protocol,
+      c.caddr,
+      c.cport,
+      c.vaddr,
+      c.vport,
+      c.daddr,
+      c.dport,
+      c.fwd,
+      c.stateName,
+      c.laddr,
+      c.lport,
+    ];
+    assert.deepEqual(view(b), view(m));
+    assert.equal(b.expiresAt, 905_000);
+    assert.equal(backup.table.lookupOut("tcp", "192.168.1.2", 80, "10.9.0.1", 40000), b, "FULLNAT replies find it");
   });
 });

@@ -1,7 +1,9 @@
 // One entry of the connection table (the kernel's struct ip_vs_conn): who the client is, which
 // virtual service it hit, which real server it was bound to and how packets reach it, its
 // protocol state and when it expires. Entries are created, changed and removed only by ConnTable;
-// a Conn is a handle the data planes keep and read.
+// a Conn is a handle the data planes keep and read. An entry received from a sync master whose
+// service or real server is not (yet) here is kept unbound (dest undefined, as the kernel keeps
+// cp->dest NULL) until one appears; the table never hands an unbound entry to a data plane.
 //
 // Memory layout: a million live entries must fit in well under 200 MB, so a Conn carries only
 // what cannot be derived. Numbers that change on every packet (expiry, timeout) live in typed
@@ -42,7 +44,7 @@ export function protoCode(p: Protocol): number {
   return p === "tcp" ? 0 : p === "udp" ? 1 : 2;
 }
 
-/** Per-slot numeric storage shared by a table's entries (see conn-table.ts). */
+/** Per-slot numeric storage shared by a table's entries (see conn-store.ts). */
 export interface ConnSlots {
   /** Absolute expiry time, ms on the injected clock. */
   exp: Float64Array;
@@ -60,6 +62,13 @@ export interface ConnExtra {
   deadTmo: number;
   /** @internal A template's key in the table's template map ("" otherwise). */
   tkey: string;
+  /** Real-server address of an unbound entry ("" once bound: the destination's address then). */
+  daddr: string;
+}
+
+/** A fresh side record. */
+export function connExtra(over: Partial<ConnExtra> = {}): ConnExtra {
+  return { laddr: "", lport: 0, fwmark: 0, deadExp: 0, deadTmo: 0, tkey: "", daddr: "", ...over };
 }
 
 export class Conn {
@@ -74,9 +83,12 @@ export class Conn {
   readonly cport: number;
   /** @internal Virtual address: 32-bit integer for IPv4, canonical text for IPv6. */
   _va: number | string;
-  readonly vport: number;
-  /** The real server this entry is bound to (never changes; may be removed from its service). */
-  readonly dest: Dest;
+  /** @internal Virtual port (65535 on an invalidated template). */
+  _vp: number;
+  /** @internal See dest. */
+  _dest: Dest | undefined;
+  /** @internal Real-server address: 32-bit integer for IPv4, canonical text for IPv6. */
+  readonly _da: number | string;
   /** The persistence template this entry hangs off, if the service is persistent. */
   control: Conn | undefined;
   /** Data-plane slot (sockets, cached MACs, ...); core never reads it. */
@@ -94,7 +106,8 @@ export class Conn {
     cport: number,
     va: number | string,
     vport: number,
-    dest: Dest,
+    dest: Dest | undefined,
+    da: number | string,
     dport: number,
     x: ConnExtra | undefined,
   ) {
@@ -104,16 +117,25 @@ export class Conn {
     this._ca = ca;
     this.cport = cport;
     this._va = va;
-    this.vport = vport;
-    this.dest = dest;
+    this._vp = vport;
+    this._dest = dest;
+    this._da = da;
     this._dp = dport;
     this.control = undefined;
     this.plane = undefined;
     this._x = x;
   }
 
+  /**
+   * The real server this entry is bound to (never changes once bound; may be removed from its
+   * service). Undefined only for an entry from connection sync whose destination is not here;
+   * lookups and schedule() return bound entries only (BoundConn).
+   */
+  get dest(): Dest | undefined {
+    return this._dest;
+  }
   get protocol(): Protocol {
-    return PROTOCOLS[(this._bits >>> PROTO_SHIFT) & 3] as Protocol;
+    return protocolOf(this._proto);
   }
   get family(): Family {
     return this._bits & CF_V6 ? 6 : 4;
@@ -123,12 +145,15 @@ export class Conn {
     const a = this._ca;
     return typeof a === "number" ? formatIpv4(a >>> 0) : a;
   }
+  get vport(): number {
+    return this._vp;
+  }
   get vaddr(): string {
     const a = this._va;
     return typeof a === "number" ? formatIpv4(a >>> 0) : a;
   }
   get daddr(): string {
-    return this.dest.addr;
+    return this._dest !== undefined ? this._dest.addr : (this._x?.daddr ?? "");
   }
   /**
    * Real-server port. A connection's is fixed when created (the dest's port, or the packet's
@@ -145,13 +170,13 @@ export class Conn {
   get lport(): number {
     return this._x?.lport ?? 0;
   }
-  /** The virtual service, via the destination (as the kernel's dest->svc). */
-  get svc(): VirtualService {
-    return this.dest.svc as VirtualService;
+  /** The virtual service, via the destination (as the kernel's dest->svc); undefined while unbound. */
+  get svc(): VirtualService | undefined {
+    return this._dest?.svc;
   }
   /** Forwarding method fixed when the entry was bound (the kernel copies it into the conn flags). */
   get fwd(): FwdMethod {
-    return FWD_METHODS[(this._bits >>> FWD_SHIFT) & 7] as FwdMethod;
+    return fwdOf((this._bits >>> FWD_SHIFT) & 7);
   }
   get template(): boolean {
     return (this._bits & CF_TEMPLATE) !== 0;
@@ -177,23 +202,70 @@ export class Conn {
   }
   get stateName(): string {
     if (this._bits & CF_TEMPLATE) return "NONE";
-    const p = (this._bits >>> PROTO_SHIFT) & 3;
+    const p = this._proto;
     const names = p === 0 ? TCP_STATE_NAMES : p === 1 ? UDP_STATE_NAMES : SCTP_STATE_NAMES;
     return names[this.state] ?? "ERR!";
   }
   /** Current timeout in ms (the state's timeout, or the persistence timeout for a template). */
   get timeoutMs(): number {
-    return this._id >= 0 ? (this._s.tmo[this._id] as number) : (this._x?.deadTmo ?? 0);
+    return this._id >= 0 ? (this._s.tmo[this._id] ?? 0) : (this._x?.deadTmo ?? 0);
   }
   /** When the entry expires, ms on the injected clock. */
   get expiresAt(): number {
-    return this._id >= 0 ? (this._s.exp[this._id] as number) : (this._x?.deadExp ?? 0);
+    return this._id >= 0 ? (this._s.exp[this._id] ?? 0) : (this._x?.deadExp ?? 0);
   }
 
+  // Typed access to the packed bits for the table's modules (the only readers of _bits).
+
+  /** @internal Protocol code (protoCode). */
+  get _proto(): number {
+    return (this._bits >>> PROTO_SHIFT) & 3;
+  }
+  /** @internal Whether every flag in `f` is set. */
+  _has(f: number): boolean {
+    return (this._bits & f) === f;
+  }
+  /** @internal */
+  _set(f: number): void {
+    this._bits |= f;
+  }
+  /** @internal */
+  _clear(f: number): void {
+    this._bits &= ~f;
+  }
   /** @internal */
   _setState(state: number): void {
     this._bits = (this._bits & ~(0xff << STATE_SHIFT)) | (state << STATE_SHIFT);
   }
+  /** @internal Bind an unbound entry (sync) to a destination: it takes the destination's method. */
+  _bindTo(dest: Dest): void {
+    this._dest = dest;
+    const noOutput = dest.fwd !== "masq" && dest.fwd !== "fullnat" ? CF_NOOUTPUT : 0;
+    this._bits =
+      (this._bits & ~((7 << FWD_SHIFT) | CF_NOOUTPUT)) | (FWD_METHODS.indexOf(dest.fwd) << FWD_SHIFT) | noOutput;
+    if (this._x !== undefined) this._x.daddr = "";
+  }
+  /** @internal Invalidated template: shown with ports 65535 (ip_vs_check_template). */
+  _invalidate(): void {
+    this._bits |= CF_INVALID;
+    this._vp = 0xffff;
+    this._dp = 0xffff;
+  }
+}
+
+/** An entry bound to a destination: what lookups and schedule() return to data planes. */
+export type BoundConn = Conn & { readonly dest: Dest };
+
+export function isBound(c: Conn): c is BoundConn {
+  return c._dest !== undefined;
+}
+
+function protocolOf(code: number): Protocol {
+  return code === 0 ? "tcp" : code === 1 ? "udp" : "sctp";
+}
+
+function fwdOf(code: number): FwdMethod {
+  return FWD_METHODS[code] ?? "masq";
 }
 
 /** @internal Pack the immutable part of _bits. */

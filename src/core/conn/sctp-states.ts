@@ -158,6 +158,5 @@ export const SCTP_STATES: readonly (readonly (readonly number[])[])[] = [
 
 /** Next state for a packet: direction index 0 INPUT, 1 OUTPUT, 2 INPUT_ONLY. */
 export function sctpNextState(dirIndex: number, current: number, event: number): number {
-  const rows = SCTP_STATES[dirIndex] as readonly (readonly number[])[];
-  return (rows[event] as readonly number[])[current] as number;
+  return SCTP_STATES[dirIndex]?.[event]?.[current] ?? current;
 }

@@ -104,6 +104,5 @@ export const TCP_STATES: readonly (readonly number[])[] = [
 export function tcpNextState(dirOffset: number, current: number, flags: number): number {
   const idx = tcpFlagIndex(flags);
   if (idx < 0) return TCP_S_CLOSE;
-  const row = TCP_STATES[dirOffset + idx] as readonly number[];
-  return row[current] as number;
+  return TCP_STATES[dirOffset + idx]?.[current] ?? TCP_S_CLOSE;
 }

@@ -6,10 +6,10 @@
 
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { Conn } from "./conn.ts";
+import type { BoundConn, Conn } from "./conn.ts";
 import { flow, kit } from "./conn-test-kit.ts";
 
-function ok(c: Conn | { error: string }): Conn {
+function ok(c: BoundConn | { error: string }): BoundConn {
   if ("error" in c) throw new Error(`schedule failed: ${c.error}`);
   return c;
 }

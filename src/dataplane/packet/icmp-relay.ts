@@ -13,7 +13,7 @@
 // The quoted transport checksum is left as is (as the kernel does); the ICMP checksum is
 // recomputed over the whole message.
 
-import type { Conn } from "../../core/conn/conn.ts";
+import type { BoundConn } from "../../core/conn/conn.ts";
 import { readU32 } from "./codec/arp.ts";
 import { checksum } from "./codec/checksum.ts";
 import { fixIcmp4Checksum } from "./codec/icmp.ts";
@@ -88,7 +88,7 @@ export function relayIcmpIn(ctx: TunContext, p: Pkt): Verdict | undefined {
   return v;
 }
 
-function relayIn(ctx: TunContext, p: Pkt, q: Quoted, conn: Conn): Verdict {
+function relayIn(ctx: TunContext, p: Pkt, q: Quoted, conn: BoundConn): Verdict {
   const buf = p.buf;
   switch (conn.fwd) {
     case "droute":
@@ -123,7 +123,7 @@ export function relayIcmpOut(ctx: TunContext, p: Pkt): Verdict | undefined {
   if (!relayedType(buf[p.l4]!)) return undefined;
   const q = quoted(p);
   if (q === undefined || p.fragment) return undefined;
-  const conn: Conn | undefined = ctx.conns.lookupOut4(q.protocol, q.daddr, q.dport, q.saddr, q.sport);
+  const conn: BoundConn | undefined = ctx.conns.lookupOut4(q.protocol, q.daddr, q.dport, q.saddr, q.sport);
   if (conn === undefined || (conn.fwd !== "masq" && conn.fwd !== "fullnat")) return undefined;
   if (!checksumOk(p)) return ctx.drop("malformed");
   if (!decrementTtl(p)) return ctx.drop("ttl");

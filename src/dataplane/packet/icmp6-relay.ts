@@ -15,7 +15,7 @@
 // transport checksum is left as is (as the kernel does); the ICMPv6 checksum, which covers the
 // outer pseudo-header, is recomputed over the whole message.
 
-import type { Conn } from "../../core/conn/conn.ts";
+import type { BoundConn } from "../../core/conn/conn.ts";
 import { finish, pseudo6, sumBytes } from "./codec/checksum.ts";
 import { fixIcmp6Checksum, isIcmpv6Error } from "./codec/icmp.ts";
 import { IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP } from "./codec/ipv4.ts";
@@ -117,7 +117,7 @@ export function relayIcmp6In(ctx: TunContext, p: Pkt): Verdict | undefined {
   return v;
 }
 
-function relayIn(ctx: TunContext, p: Pkt, q: Quoted6, conn: Conn): Verdict {
+function relayIn(ctx: TunContext, p: Pkt, q: Quoted6, conn: BoundConn): Verdict {
   const buf = p.buf;
   switch (conn.fwd) {
     case "droute":
@@ -150,7 +150,7 @@ export function relayIcmp6Out(ctx: TunContext, p: Pkt): Verdict | undefined {
   if (p.fragment || !isIcmpv6Error(buf[p.l4]!)) return undefined;
   const q = quoted6(p);
   if (q === undefined) return undefined;
-  const conn: Conn | undefined = ctx.conns.lookupOut(q.protocol, q.daddr, q.dport, q.saddr, q.sport);
+  const conn: BoundConn | undefined = ctx.conns.lookupOut(q.protocol, q.daddr, q.dport, q.saddr, q.sport);
   if (conn === undefined || (conn.fwd !== "masq" && conn.fwd !== "fullnat")) return undefined;
   if (!checksumOk(p)) return ctx.drop("malformed");
   if (!decrementTtl(p)) return ctx.drop("ttl");

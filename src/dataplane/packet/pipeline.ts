@@ -17,7 +17,7 @@
 // through the vnet header (PACKET_VNET_HDR) or finished here (PACKET_AUXDATA CSUMNOTREADY).
 
 import { formatIpv4, parseIpv4, parseIpv6Groups } from "../../core/addr.ts";
-import type { Conn } from "../../core/conn/conn.ts";
+import type { BoundConn } from "../../core/conn/conn.ts";
 import type { ConnTable } from "../../core/conn/conn-table.ts";
 import type { Protocol } from "../../core/sched/types.ts";
 import type { ServiceTable } from "../../core/service-table.ts";
@@ -540,7 +540,7 @@ export class Pipeline implements XmitContext {
     const protocol = p.protocol as Protocol;
     const now = this.#now;
     const conns = this.conns;
-    let conn: Conn | undefined;
+    let conn: BoundConn | undefined;
     let daddrText = "";
     let saddrText = "";
     if (p.family === 4) conn = conns.lookupIn4(protocol, p.saddr4, p.sport, p.daddr4, p.dport);
@@ -600,7 +600,7 @@ export class Pipeline implements XmitContext {
   }
 
   /** Real server → client through the director (NAT, FULLNAT). */
-  #outbound(p: Pkt, conn: Conn): Verdict {
+  #outbound(p: Pkt, conn: BoundConn): Verdict {
     const now = this.#now;
     if (p.protocol === "tcp") this.conns.tcpPacket(conn, "out", p.tcpFlags, now);
     else this.conns.touch(conn, now);

@@ -18,7 +18,7 @@
 import net from "node:net";
 import { formatEndpoint } from "../../core/addr.ts";
 import type { Clock } from "../../core/clock.ts";
-import type { Conn } from "../../core/conn/conn.ts";
+import type { BoundConn } from "../../core/conn/conn.ts";
 import type { ConnTable } from "../../core/conn/conn-table.ts";
 import {
   TCP_S_CLOSE,
@@ -68,7 +68,7 @@ export class TcpRelay implements PlaneSlot {
   readonly #client: net.Socket;
   readonly #caddr: string;
   readonly #cport: number;
-  #conn: Conn;
+  #conn: BoundConn;
   #backend: net.Socket | undefined;
   #clientEnded = false;
   #backendEnded = false;
@@ -85,7 +85,7 @@ export class TcpRelay implements PlaneSlot {
     client: net.Socket,
     caddr: string,
     cport: number,
-    conn: Conn,
+    conn: BoundConn,
   ) {
     this.#ctx = ctx;
     this.#svc = svc;
@@ -104,7 +104,7 @@ export class TcpRelay implements PlaneSlot {
     this.#connect();
   }
 
-  get conn(): Conn {
+  get conn(): BoundConn {
     return this.#conn;
   }
 

@@ -9,7 +9,7 @@
 import dgram from "node:dgram";
 import { formatEndpoint } from "../../core/addr.ts";
 import type { Clock } from "../../core/clock.ts";
-import type { Conn } from "../../core/conn/conn.ts";
+import type { BoundConn } from "../../core/conn/conn.ts";
 import type { ConnTable } from "../../core/conn/conn-table.ts";
 import type { Logger } from "../../core/log.ts";
 import type { Flow } from "../../core/sched/types.ts";
@@ -30,12 +30,12 @@ class UdpFlow implements PlaneSlot {
   readonly cport: number;
   readonly daddr: string;
   readonly dport: number;
-  conn: Conn | undefined;
+  conn: BoundConn | undefined;
   #closed = false;
   #idle: NodeJS.Timeout | undefined;
   readonly #idleMs: number;
 
-  constructor(listener: UdpListener, conn: Conn, caddr: string, cport: number, idleMs: number) {
+  constructor(listener: UdpListener, conn: BoundConn, caddr: string, cport: number, idleMs: number) {
     this.#listener = listener;
     this.caddr = caddr;
     this.cport = cport;

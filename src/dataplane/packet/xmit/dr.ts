@@ -4,12 +4,12 @@
 // transitions). The real-server port cannot differ from the virtual port: nothing rewrites it,
 // so such an entry is a configuration error and its packets are dropped.
 
-import type { Conn } from "../../../core/conn/conn.ts";
+import type { BoundConn } from "../../../core/conn/conn.ts";
 import type { Verdict } from "../counters.ts";
 import type { Pkt } from "../pkt.ts";
 import { decrementTtl, type XmitContext } from "./context.ts";
 
-export function drIn(ctx: XmitContext, p: Pkt, conn: Conn): Verdict {
+export function drIn(ctx: XmitContext, p: Pkt, conn: BoundConn): Verdict {
   if (p.l4 >= 0 && conn.dport !== p.dport) return ctx.drop("drPort");
   if (!decrementTtl(p)) return ctx.drop("ttl");
   return ctx.toNeighbour(p, conn.daddr, conn.dest.family);

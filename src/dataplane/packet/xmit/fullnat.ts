@@ -4,14 +4,14 @@
 // the client as destination. The local endpoint is chosen per connection from a pool: a port is
 // taken from a per-address cursor and skipped while another entry to the same real server uses it.
 
-import type { Conn } from "../../../core/conn/conn.ts";
+import type { BoundConn } from "../../../core/conn/conn.ts";
 import { rewriteAddr4, rewriteAddr6, rewritePort } from "../codec/l4.ts";
 import type { Verdict } from "../counters.ts";
 import type { Pkt } from "../pkt.ts";
 import { connPlane, decrementTtl, type XmitContext } from "./context.ts";
 import { fromVirtual, toRealServer } from "./nat.ts";
 
-export function fullnatIn(ctx: XmitContext, p: Pkt, conn: Conn): Verdict {
+export function fullnatIn(ctx: XmitContext, p: Pkt, conn: BoundConn): Verdict {
   if (!decrementTtl(p)) return ctx.drop("ttl");
   const cp = connPlane(conn);
   toRealServer(p, conn);
@@ -21,7 +21,7 @@ export function fullnatIn(ctx: XmitContext, p: Pkt, conn: Conn): Verdict {
   return ctx.toNeighbour(p, conn.daddr, conn.dest.family);
 }
 
-export function fullnatOut(ctx: XmitContext, p: Pkt, conn: Conn): Verdict {
+export function fullnatOut(ctx: XmitContext, p: Pkt, conn: BoundConn): Verdict {
   if (!decrementTtl(p)) return ctx.drop("ttl");
   const cp = connPlane(conn);
   fromVirtual(p, conn);

@@ -4,14 +4,14 @@
 // go to the client's next hop, whose MAC the director learned from the client's packets.
 // Checksums are updated incrementally; a UDP checksum of 0 stays 0.
 
-import type { Conn } from "../../../core/conn/conn.ts";
+import type { BoundConn } from "../../../core/conn/conn.ts";
 import { rewriteAddr4, rewriteAddr6, rewritePort } from "../codec/l4.ts";
 import type { Verdict } from "../counters.ts";
 import type { Pkt } from "../pkt.ts";
 import { connPlane, decrementTtl, destPlane, type XmitContext } from "./context.ts";
 
 /** Rewrite the destination of a client packet to the real server (also used by FULLNAT). */
-export function toRealServer(p: Pkt, conn: Conn): void {
+export function toRealServer(p: Pkt, conn: BoundConn): void {
   const dp = destPlane(conn.dest);
   if (p.family === 4) rewriteAddr4(p.buf, p.l3, 16, p.l4, p.proto, dp.addr4, p.partial);
   else rewriteAddr6(p.buf, p.l3, 24, p.l4, p.proto, dp.addr6!, p.partial);
@@ -19,20 +19,20 @@ export function toRealServer(p: Pkt, conn: Conn): void {
 }
 
 /** Rewrite the source of a real server's reply to VIP:vport (also used by FULLNAT). */
-export function fromVirtual(p: Pkt, conn: Conn): void {
+export function fromVirtual(p: Pkt, conn: BoundConn): void {
   const cp = connPlane(conn);
   if (p.family === 4) rewriteAddr4(p.buf, p.l3, 12, p.l4, p.proto, cp.vaddr4, p.partial);
   else rewriteAddr6(p.buf, p.l3, 8, p.l4, p.proto, cp.vaddr6!, p.partial);
   if (p.l4 >= 0) rewritePort(p.buf, p.l4, p.proto, 0, conn.vport, p.partial, p.family === 6);
 }
 
-export function natIn(ctx: XmitContext, p: Pkt, conn: Conn): Verdict {
+export function natIn(ctx: XmitContext, p: Pkt, conn: BoundConn): Verdict {
   if (!decrementTtl(p)) return ctx.drop("ttl");
   toRealServer(p, conn);
   return ctx.toNeighbour(p, conn.daddr, conn.dest.family);
 }
 
-export function natOut(ctx: XmitContext, p: Pkt, conn: Conn): Verdict {
+export function natOut(ctx: XmitContext, p: Pkt, conn: BoundConn): Verdict {
   if (!decrementTtl(p)) return ctx.drop("ttl");
   fromVirtual(p, conn);
   return ctx.toMac(p, connPlane(conn).cmac);

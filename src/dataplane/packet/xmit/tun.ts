@@ -27,7 +27,7 @@
 // described as a tunnelled GSO in a virtio_net_hdr, so TCPv4 super-frames are segmented in
 // software first (segment.ts); other GSO types are dropped (counted as gso).
 
-import type { Conn } from "../../../core/conn/conn.ts";
+import type { BoundConn } from "../../../core/conn/conn.ts";
 import { update16 } from "../codec/checksum.ts";
 import { ETH_P_IP, ETH_P_IPV6 } from "../codec/eth.ts";
 import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_IPIP, IPPROTO_TCP, IPV4_HLEN, writeIpv4 } from "../codec/ipv4.ts";
@@ -58,7 +58,7 @@ function tooBig(ctx: TunContext, p: Pkt, mtu: number): Verdict {
   return ctx.drop("mtu");
 }
 
-export function tunIn(ctx: TunContext, p: Pkt, conn: Conn): Verdict {
+export function tunIn(ctx: TunContext, p: Pkt, conn: BoundConn): Verdict {
   const outer6 = conn.dest.family === 6;
   const inner6 = p.family === 6;
   if (outer6 && ctx.addr6 === undefined) return ctx.drop("unsupported");
