@@ -1,7 +1,13 @@
 #!/usr/bin/env node
-// Entry shim for `tvs`: runs the TypeScript source through tsx so `npx tvs` works right after
-// `npm ci` with no build step.
-import { register } from "tsx/esm/api";
+// Entry for `tvs`: runs the compiled dist/bin/tvs.js. In a source checkout (src/ beside bin/),
+// bin/checkout-entry.js decides between dist/ and the TypeScript sources through tsx.
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 
-register();
-await import("./tvs.ts");
+const root = new URL("..", import.meta.url);
+if (existsSync(new URL("src", root))) {
+  const { runFromCheckout } = await import("./checkout-entry.js");
+  await runFromCheckout(fileURLToPath(root), "tvs");
+} else {
+  await import("../dist/bin/tvs.js");
+}

@@ -1,7 +1,13 @@
 #!/usr/bin/env node
-// Entry shim for `tvsadm`: runs the TypeScript source through tsx so `npx tvsadm` works right after
-// `npm ci` with no build step.
-import { register } from "tsx/esm/api";
+// Entry for `tvsadm`: runs the compiled dist/bin/tvsadm.js. In a source checkout (src/ beside bin/),
+// bin/checkout-entry.js decides between dist/ and the TypeScript sources through tsx.
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 
-register();
-await import("./tvsadm.ts");
+const root = new URL("..", import.meta.url);
+if (existsSync(new URL("src", root))) {
+  const { runFromCheckout } = await import("./checkout-entry.js");
+  await runFromCheckout(fileURLToPath(root), "tvsadm");
+} else {
+  await import("../dist/bin/tvsadm.js");
+}

@@ -1,7 +1,13 @@
 #!/usr/bin/env node
-// Entry shim for `tvsd`: runs the TypeScript source through tsx so `npx tvsd` works right after
-// `npm ci` with no build step.
-import { register } from "tsx/esm/api";
+// Entry for `tvsd`: runs the compiled dist/bin/tvsd.js. In a source checkout (src/ beside bin/),
+// bin/checkout-entry.js decides between dist/ and the TypeScript sources through tsx.
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 
-register();
-await import("./tvsd.ts");
+const root = new URL("..", import.meta.url);
+if (existsSync(new URL("src", root))) {
+  const { runFromCheckout } = await import("./checkout-entry.js");
+  await runFromCheckout(fileURLToPath(root), "tvsd");
+} else {
+  await import("../dist/bin/tvsd.js");
+}

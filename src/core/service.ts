@@ -2,9 +2,10 @@
 // firewall mark + family), scheduling options, its destinations in the kernel's list order (new
 // ones at the head) and its counters. Mutated only through ServiceTable.
 
-import { type Family, formatEndpoint, ipFamily } from "./addr.ts";
+import { type Family, ipFamily } from "./addr.ts";
 import type { Dest } from "./dest.ts";
 import type { Protocol, SchedService, SchedulerInstance } from "./sched/types.ts";
+import { serviceKeyId } from "./service-key.ts";
 import { Counters } from "./stats/counters.ts";
 
 export type ServiceKey =
@@ -48,12 +49,7 @@ export function keyFamily(key: ServiceKey): Family {
   return key.kind === "fwmark" ? key.family : ipFamily(key.addr);
 }
 
-/** A stable string for maps and logs: "tcp 10.0.0.1:80", "fwmark 1 ipv4". */
-export function serviceKeyId(key: ServiceKey): string {
-  return key.kind === "fwmark"
-    ? `fwmark ${key.fwmark} ipv${key.family}`
-    : `${key.protocol} ${formatEndpoint(key.addr, key.port)}`;
-}
+export { serviceKeyId };
 
 export class VirtualService implements SchedService {
   readonly key: ServiceKey;

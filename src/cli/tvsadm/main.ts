@@ -9,11 +9,13 @@
 // (FULLNAT forwarding for -a/-e). -R applies all lines as one atomic batch: one bad line and
 // nothing is applied, and the error names the line.
 //
+// Start-up time is part of the contract (scripts call tvsadm in loops): what only some commands
+// need (the -R reader, the help text, name resolution) is imported when they run.
+//
 // Everything the command touches is injectable (client, streams, stdin, name resolver), so tests
 // run it in-process against an in-process Director.
 
 import { IpvsadmArgError, type ParsedCommand, parseIpvsadmArgv, toRuleRequest } from "../../config/ipvsadm-grammar.ts";
-import { parseIpvsadmRules, RulesError } from "../../config/ipvsadm-rules.ts";
 import { ApiError, type ControlClient, ControlConnectError, HttpControlClient } from "../../control/api/client.ts";
 import type { ExecRequest, Snapshot } from "../../control/api/protocol.ts";
 import { defaultSocketPath } from "../../control/api/socket-path.ts";
@@ -28,9 +30,7 @@ import {
   type NameTable,
   NO_NAMES,
 } from "./format.ts";
-import { ipvsStrerror } from "./messages.ts";
 import { nameTable, SystemResolver, type TvsadmResolver } from "./names.ts";
-import { usageText, versionLine } from "./usage.ts";
 
 export interface TextSink {
   write(text: string): unknown;
@@ -117,10 +117,10 @@ export async function main(argv: string[], io: TvsadmIo = {}): Promise<number> {
     const f = listFormat(p);
     switch (p.command) {
       case "help":
-        stdout.write(usageText(program));
+        stdout.write((await import("./usage.ts")).usageText(program));
         return 0;
       case "version":
-        stdout.write(versionLine());
+        stdout.write((await import("./usage.ts")).versionLine());
         return 0;
       case "list":
         return list(p, f);
@@ -152,7 +152,7 @@ export async function main(argv: string[], io: TvsadmIo = {}): Promise<number> {
         snap = await client.snapshot({ service: p.key });
       } catch (e) {
         if (e instanceof ApiError) {
-          stderr.write(`${ipvsStrerror("get-service", e.code, e.message)}\n`);
+          stderr.write(`${(await import("./messages.ts")).ipvsStrerror("get-service", e.code, e.message)}\n`);
           return 1;
         }
         throw e;
@@ -178,7 +178,7 @@ export async function main(argv: string[], io: TvsadmIo = {}): Promise<number> {
       return 0;
     } catch (e) {
       if (e instanceof ApiError) {
-        stderr.write(`${ipvsStrerror(req.op, e.code, e.message)}\n`);
+        stderr.write(`${(await import("./messages.ts")).ipvsStrerror(req.op, e.code, e.message)}\n`);
         return EXIT_REFUSED;
       }
       throw e;
@@ -187,6 +187,7 @@ export async function main(argv: string[], io: TvsadmIo = {}): Promise<number> {
 
   async function restore(): Promise<number> {
     const text = await (io.readStdin ?? readAll)();
+    const { parseIpvsadmRules, RulesError } = await import("../../config/ipvsadm-rules.ts");
     let rules: Awaited<ReturnType<typeof parseIpvsadmRules>>;
     try {
       rules = await parseIpvsadmRules(text, { file: "<stdin>", resolver, program });
@@ -207,7 +208,7 @@ export async function main(argv: string[], io: TvsadmIo = {}): Promise<number> {
         const i = e.index ?? 0;
         const line = rules.lines[i];
         const op = requests[i]?.op ?? "flush";
-        stderr.write(`${ipvsStrerror(op, e.code, e.message)}\n`);
+        stderr.write(`${(await import("./messages.ts")).ipvsStrerror(op, e.code, e.message)}\n`);
         if (line) stderr.write(restoreFailed(line.line, line.text));
         return EXIT_REFUSED;
       }

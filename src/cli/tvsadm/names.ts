@@ -1,8 +1,8 @@
 // Name look-ups for tvsadm as ipvsadm does them through libc: host names with gethostbyname (IPv4
 // only) and gethostbyaddr (here getnameinfo through dns.lookupService, which also reads
 // /etc/hosts), service names and ports from /etc/services per protocol (getservbyname/-byport).
+// node:dns is imported on first use: `tvsadm -L -n` never resolves and should not pay for it.
 
-import { lookup, lookupService } from "node:dns/promises";
 import { readFileSync } from "node:fs";
 import type { NameResolver } from "../../config/ipvsadm-grammar.ts";
 import { MAX_PORT } from "../../core/addr.ts";
@@ -64,6 +64,7 @@ export class SystemResolver implements TvsadmResolver {
 
   async hostToIpv4(name: string): Promise<string | undefined> {
     try {
+      const { lookup } = await import("node:dns/promises");
       return (await lookup(name, { family: 4 })).address;
     } catch {
       return undefined;
@@ -72,6 +73,7 @@ export class SystemResolver implements TvsadmResolver {
 
   async addrToHost(addr: string): Promise<string | undefined> {
     try {
+      const { lookupService } = await import("node:dns/promises");
       const { hostname } = await lookupService(addr, 0);
       return hostname === addr ? undefined : hostname;
     } catch {

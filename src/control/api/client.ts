@@ -1,14 +1,15 @@
 // The client side of the control API: `ControlClient` is what tvsadm talks to, and
-// `HttpControlClient` implements it as HTTP + JSON over tvsd's Unix socket (node:http, socketPath).
+// `HttpControlClient` implements it as HTTP + JSON over tvsd's Unix socket (http-exchange.ts:
+// node:net, one request per connection).
 // Errors come back as `ApiError` (the daemon refused: code, op, message, batch index) or
 // `ControlConnectError` (no daemon listening, or it answered something that is not the API).
 
 import { existsSync } from "node:fs";
-import { request } from "node:http";
 import { dirname } from "node:path";
 import type { CoreErrorCode, CoreOp } from "../../core/errors.ts";
 import type { ServiceKey } from "../../core/service.ts";
-import { serviceKeyId } from "../../core/service.ts";
+import { serviceKeyId } from "../../core/service-key.ts";
+import { ExchangeError, type HttpAnswer, httpExchange } from "./http-exchange.ts";
 import type { ApiErrorBody, ExecRequest, Snapshot, StatusView } from "./protocol.ts";
 import { untrustedSocketDir } from "./socket-path.ts";
 
@@ -93,58 +94,38 @@ export class HttpControlClient implements ControlClient {
     await this.#call("POST", "/v1/reload", {});
   }
 
-  #call(method: string, path: string, body?: unknown): Promise<unknown> {
+  async #call(method: string, path: string, body?: unknown): Promise<unknown> {
     const payload = body === undefined ? undefined : JSON.stringify(body);
     // Another user who can write the socket's directory could be listening in tvsd's place.
     const dir = dirname(this.socketPath);
     const why = existsSync(dir) ? untrustedSocketDir(dir) : undefined;
-    if (why !== undefined)
-      return Promise.reject(new ControlConnectError(this.socketPath, `untrusted socket directory: ${why}`));
-    return new Promise((resolve, reject) => {
-      const headers: Record<string, string | number> = { accept: "application/json" };
-      if (payload !== undefined) {
-        headers["content-type"] = "application/json";
-        headers["content-length"] = Buffer.byteLength(payload);
-      }
-      const req = request({ socketPath: this.socketPath, method, path, headers }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on("data", (c: Buffer) => chunks.push(c));
-        res.on("error", (e) => reject(new ControlConnectError(this.socketPath, e.message)));
-        res.on("end", () => {
-          const text = Buffer.concat(chunks).toString("utf8");
-          let parsed: unknown;
-          try {
-            parsed = text === "" ? {} : JSON.parse(text);
-          } catch {
-            reject(new ControlConnectError(this.socketPath, `answer to ${method} ${path} is not JSON`));
-            return;
-          }
-          const status = res.statusCode ?? 0;
-          if (status >= 200 && status < 300) {
-            resolve(parsed);
-            return;
-          }
-          const err = (parsed as Partial<ApiErrorBody>).error;
-          if (err && typeof err.code === "string" && typeof err.message === "string") reject(new ApiError(err, status));
-          else reject(new ControlConnectError(this.socketPath, `HTTP ${status} from ${method} ${path}`));
-        });
-      });
-      req.setTimeout(this.#timeoutMs, () => {
-        req.destroy(new Error(`no answer within ${this.#timeoutMs} ms`));
-      });
-      req.on("error", (e: NodeJS.ErrnoException) => {
-        // HPE_* codes come from the HTTP parser: something listens there, but it is not tvsd.
-        const notApi = typeof e.code === "string" && e.code.startsWith("HPE_");
-        reject(
-          new ControlConnectError(
-            this.socketPath,
-            notApi
-              ? `the program listening there does not speak the tvsd control API (${e.code})`
-              : (e.code ?? e.message),
-          ),
-        );
-      });
-      req.end(payload);
-    });
+    if (why !== undefined) throw new ControlConnectError(this.socketPath, `untrusted socket directory: ${why}`);
+    let answer: HttpAnswer;
+    try {
+      answer = await httpExchange(this.socketPath, method, path, payload, this.#timeoutMs);
+    } catch (e) {
+      // A socket error is reported by its code (ENOENT: no socket, ECONNREFUSED: nobody listening);
+      // an answer that is not HTTP means something listens there, but it is not tvsd.
+      if (!(e instanceof ExchangeError)) throw new ControlConnectError(this.socketPath, (e as Error).message);
+      const reason =
+        e.code === "EPROTO"
+          ? `the program listening there does not speak the tvsd control API (${e.message})`
+          : e.code === "ETIMEDOUT"
+            ? e.message
+            : e.code;
+      throw new ControlConnectError(this.socketPath, reason);
+    }
+    const text = answer.body.toString("utf8");
+    let parsed: unknown;
+    try {
+      parsed = text === "" ? {} : JSON.parse(text);
+    } catch {
+      throw new ControlConnectError(this.socketPath, `answer to ${method} ${path} is not JSON`);
+    }
+    const status = answer.status;
+    if (status >= 200 && status < 300) return parsed;
+    const err = (parsed as Partial<ApiErrorBody>).error;
+    if (err && typeof err.code === "string" && typeof err.message === "string") throw new ApiError(err, status);
+    throw new ControlConnectError(this.socketPath, `HTTP ${status} from ${method} ${path}`);
   }
 }

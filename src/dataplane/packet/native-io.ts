@@ -5,7 +5,7 @@
 
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { FrameBatch, type PacketIo, VNET_HDR_LEN } from "./io.ts";
 
 export interface NativeConstants {
@@ -41,11 +41,22 @@ export class NativeUnavailableError extends Error {
 let cached: NativeAddon | undefined;
 let failure: string | undefined;
 
+/** The package's root (where package.json is), from the sources (src/) and the compiled dist/src/ alike. */
+function packageRoot(): string {
+  let dir = import.meta.dirname;
+  while (!existsSync(join(dir, "package.json"))) {
+    const up = dirname(dir);
+    if (up === dir) return join(import.meta.dirname, "..", "..", "..");
+    dir = up;
+  }
+  return dir;
+}
+
 /** Where the built addon lives: $TVS_NATIVE_PATH, else native/build/Release in the package. */
 export function nativeAddonPath(): string {
   const fromEnv = process.env.TVS_NATIVE_PATH;
   if (fromEnv) return resolve(fromEnv);
-  return join(import.meta.dirname, "..", "..", "..", "native", "build", "Release", "tvs_native.node");
+  return join(packageRoot(), "native", "build", "Release", "tvs_native.node");
 }
 
 /** Load the addon once; throws NativeUnavailableError saying why and what to do. */

@@ -1,8 +1,11 @@
-// Entry of every packet worker thread. The sources are TypeScript run through tsx, and a worker
-// thread does not inherit the main thread's loader hooks, so this plain module registers tsx in
-// the new thread first and then imports the worker module named in workerData.entry.
+// Entry of every packet worker thread: imports the worker module named in workerData.entry. When
+// that is TypeScript (tests and a checkout run the sources through tsx), tsx is registered in the
+// new thread first, since a worker thread does not inherit the main thread's loader hooks; the
+// compiled package (dist/, .js) needs no tsx, which is a development dependency only.
 import { workerData } from "node:worker_threads";
-import { register } from "tsx/esm/api";
 
-register();
+if (workerData.entry.endsWith(".ts")) {
+  const { register } = await import("tsx/esm/api");
+  register();
+}
 await import(workerData.entry);

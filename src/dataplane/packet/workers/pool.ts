@@ -10,6 +10,7 @@
 // change. The pool reports the loss once through `onLost`; the plane then stops the daemon, so a
 // supervisor restarts it with a fresh group. Restarting one worker in place is not possible.
 
+import { extname } from "node:path";
 import { Worker } from "node:worker_threads";
 import type { Timeouts } from "../../../core/conn/conn-table.ts";
 import type { Logger } from "../../../core/log.ts";
@@ -63,7 +64,8 @@ export class PacketWorkerPool {
 
   #startOne(setup: WorkerSetup): Promise<void> {
     const worker = new Worker(new URL("./boot.mjs", import.meta.url), {
-      workerData: { entry: new URL("./worker-thread.ts", import.meta.url).href, setup },
+      // The same extension as this module: .ts from the sources (tsx), .js from the compiled dist/.
+      workerData: { entry: new URL(`./worker-thread${extname(import.meta.url)}`, import.meta.url).href, setup },
     });
     const member: Member = { index: setup.index, worker, alive: false, waiting: new Map() };
     return new Promise<void>((resolve, reject) => {

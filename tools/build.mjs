@@ -1,0 +1,67 @@
+#!/usr/bin/env node
+// Builds dist/: tsc compiles src/ and bin/*.ts (tsconfig.build.json: every source file except
+// tests, picked up by directory, so new files need no list), then the files tsc does not emit
+// (other modules and assets under src/, such as a worker's .mjs boot file or static pages) are
+// copied beside the compiled code, and dist/.build-stamp records when the build began reading
+// the sources (bin/checkout-entry.js compares it with the sources' times).
+//
+//   node tools/build.mjs            # `npm run build`, and `prepare` (so `npm ci` builds dist/)
+//   node tools/build.mjs --strict   # `prepack`: a type error or a missing compiler fails the build
+//
+// Without --strict a type error exits 0 and writes no stamp (so the bins in a checkout run the
+// sources through tsx), and a work-in-progress type error does not make `npm ci` fail (`npm run
+// typecheck` is the gate); a checkout installed without development dependencies (no typescript)
+// is left to the bins' fallback with a message.
+import { spawnSync } from "node:child_process";
+import { copyFileSync, mkdirSync, readdirSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join, relative, resolve } from "node:path";
+
+const strict = process.argv.includes("--strict");
+const root = resolve(import.meta.dirname, "..");
+const dist = join(root, "dist");
+
+let tsc;
+try {
+  tsc = createRequire(join(root, "package.json")).resolve("typescript/bin/tsc");
+} catch {
+  process.stderr.write("tvs: dist/ not built: typescript is not installed (a development dependency)\n");
+  process.exit(strict ? 1 : 0);
+}
+
+const started = new Date();
+rmSync(dist, { recursive: true, force: true });
+const r = spawnSync(process.execPath, [tsc, "-p", join(root, "tsconfig.build.json")], { stdio: "inherit", cwd: root });
+const compiled = r.status === 0;
+if (!compiled) {
+  process.stderr.write(`tvs: tsc reported errors (exit ${r.status ?? r.signal}); dist/ is left without a stamp\n`);
+  if (strict) process.exit(1);
+}
+
+/** Files under src/ that are not TypeScript and not tests: shipped as they are. */
+function assets(dir) {
+  const out = [];
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) {
+      if (entry.name !== "testdata" && entry.name !== "fixtures") out.push(...assets(path));
+    } else if (!entry.name.endsWith(".ts") && !entry.name.includes(".test.") && entry.name !== "tsconfig.json") {
+      out.push(path);
+    }
+  }
+  return out;
+}
+
+for (const file of assets(join(root, "src"))) {
+  const to = join(dist, relative(root, file));
+  mkdirSync(dirname(to), { recursive: true });
+  copyFileSync(file, to);
+}
+
+// Without a stamp the bins in a checkout run the sources through tsx rather than a broken build.
+if (compiled) {
+  const stamp = join(dist, ".build-stamp");
+  writeFileSync(stamp, `${started.toISOString()}\n`);
+  utimesSync(stamp, started, started);
+  process.stdout.write("tvs: built dist/\n");
+}
