@@ -8,20 +8,19 @@ import type { ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { type AddressPlan, SEED001_ADDRESSES } from "./addresses.ts";
 import { run, runIn, sleep, spawnIn } from "./exec.ts";
 import { startNameServer, UDP_CLIENT_JS } from "./servers.ts";
 import {
   buildTopology,
-  CLIENT_IP,
-  FULLNAT_LOCAL_IP,
   HTTP_PORT,
   type LabMode,
   MAPPED_PORT,
   REPO_ROOT,
+  type RealServer,
   releaseRealServers,
   type Topology,
   UDP_PORT,
-  VIP,
 } from "./topology.ts";
 
 export interface ExperimentOptions {
@@ -36,6 +35,14 @@ export interface ExperimentOptions {
   workers?: number;
   /** Where progress lines go (the commands, as the seeds print them); silent when undefined. */
   log?: (line: string) => void;
+  /** The seed's address plan (default seed 001's). */
+  addresses?: AddressPlan;
+  /** Leave the real servers unprepared (no route back, no VIP on lo): the pitfalls experiment. */
+  unprepared?: boolean;
+  /** Skip the tvsadm commands that configure the services (the experiment configures tvsd itself). */
+  configure?: boolean;
+  /** More tvsd arguments (e.g. --config FILE). */
+  tvsdArgs?: string[];
 }
 
 /** What a test names; the rest defaults to the seeds' setup (two real servers, rr, weights 1, torn down). */
@@ -78,6 +85,10 @@ export class Experiment {
   readonly topo: Topology;
   readonly socket: string;
   readonly #children: ChildProcess[] = [];
+  /** Each real server's web server, by real server name (stopServer/startServer). */
+  readonly #servers = new Map<string, ChildProcess>();
+  #keep = false;
+  #tvsd: ChildProcess | undefined;
   readonly #log: (line: string) => void;
 
   private constructor(topo: Topology, socket: string, log: (line: string) => void) {
@@ -90,19 +101,21 @@ export class Experiment {
   static async start(setup: ExperimentSetup): Promise<Experiment> {
     const opts: ExperimentOptions = { ...EXPERIMENT_DEFAULTS, ...setup };
     const log = opts.log ?? (() => undefined);
+    const plan = opts.addresses ?? SEED001_ADDRESSES;
     log(
-      `# building the ${opts.mode.toUpperCase()} topology: client ${CLIENT_IP}, VIP ${VIP}, ${opts.realServers} real servers`,
+      `# building the ${opts.mode.toUpperCase()} topology: client ${plan.client}, director ${plan.director}, VIP ${plan.vip}, ${opts.realServers} real servers`,
     );
-    const topo = await buildTopology(opts.mode, opts.realServers);
+    const topo = await buildTopology(opts.mode, opts.realServers, undefined, {
+      plan,
+      ...(opts.unprepared ? { unprepared: true } : {}),
+    });
     const socket = join(tmpdir(), `${topo.lab.prefix}-tvs.sock`);
     const exp = new Experiment(topo, socket, log);
+    exp.#keep = opts.keep;
     try {
-      for (const rs of topo.realServers) {
-        const log = opts.keep ? socket.replace(/\.sock$/, `-${rs.name}.log`) : undefined;
-        exp.#children.push(startNameServer(rs.host.ns, rs.name, [HTTP_PORT, MAPPED_PORT], UDP_PORT, log));
-      }
-      await exp.#startTvsd(opts.mode, opts.keep, opts.workers ?? 1);
-      await exp.configure(opts);
+      for (const rs of topo.realServers) exp.startServer(rs, true);
+      await exp.#startTvsd(opts.mode, opts.keep, opts.workers ?? 1, opts.tvsdArgs ?? []);
+      if (opts.configure !== false) await exp.configure(opts);
       await exp.#waitForServers();
     } catch (e) {
       await exp.stop();
@@ -111,10 +124,40 @@ export class Experiment {
     return exp;
   }
 
-  async #startTvsd(mode: LabMode, keep: boolean, workers: number): Promise<void> {
-    const args = [TVSD, "--dataplane", "packet", "--interface", "eth0", "--socket", this.socket];
+  /** The seed's VIP in this topology. */
+  get vip(): string {
+    return this.topo.plan.vip;
+  }
+
+  /** Start (or restart) a real server's web server: `systemctl start nginx` in the seeds. */
+  startServer(rs: RealServer, quiet = false): void {
+    if (this.#servers.get(rs.name)?.exitCode === null) return;
+    if (!quiet) this.#log(`# ${rs.name} (${rs.ip}): web server started`);
+    const log = this.#keep ? this.socket.replace(/\.sock$/, `-${rs.name}.log`) : undefined;
+    const child = startNameServer(rs.host.ns, rs.name, [HTTP_PORT, MAPPED_PORT], UDP_PORT, log);
+    this.#servers.set(rs.name, child);
+    this.#children.push(child);
+  }
+
+  /** Stop a real server's web server (`systemctl stop nginx`); resolves when it has exited. */
+  async stopServer(rs: RealServer): Promise<void> {
+    const child = this.#servers.get(rs.name);
+    if (!child || child.exitCode !== null || child.pid === undefined) return;
+    this.#log(`# ${rs.name} (${rs.ip}): web server stopped`);
+    const exited = new Promise((r) => child.once("exit", r));
+    child.kill("SIGTERM");
+    await exited;
+  }
+
+  /** tvsd's process (for CPU time: its PID inside the director's namespace is `ip netns exec`'s child). */
+  get tvsdProcess(): ChildProcess | undefined {
+    return this.#tvsd;
+  }
+
+  async #startTvsd(mode: LabMode, keep: boolean, workers: number, extra: string[]): Promise<void> {
+    const args = [TVSD, "--dataplane", "packet", "--interface", "eth0", "--socket", this.socket, ...extra];
     if (workers > 1) args.push("--workers", String(workers));
-    if (mode === "fullnat") args.push("--local-addrs", FULLNAT_LOCAL_IP);
+    if (mode === "fullnat") args.push("--local-addrs", this.topo.plan.fullnatLocal);
     this.#log(`# director: tvsd ${args.slice(1).join(" ")}`);
     // With --keep, tvsd must outlive this command: detached, logging to a file beside its socket.
     const logFile = keep ? this.socket.replace(/\.sock$/, ".log") : undefined;
@@ -126,6 +169,7 @@ export class Experiment {
     });
     child.stdout?.resume();
     this.#children.push(child);
+    this.#tvsd = child;
     const deadline = Date.now() + 20_000;
     while (!existsSync(this.socket)) {
       if (child.exitCode !== null) throw new Error(`tvsd exited with ${child.exitCode}: ${stderr.trim()}`);
@@ -148,6 +192,7 @@ export class Experiment {
   }
 
   async configure(opts: ExperimentOptions): Promise<void> {
+    const VIP = this.vip;
     const svc = `${VIP}:${HTTP_PORT}`;
     await this.tvsadm(["-A", "-t", svc, "-s", opts.scheduler]);
     await this.tvsadm(["-A", "-u", `${VIP}:${UDP_PORT}`, "-s", opts.scheduler]);
@@ -175,8 +220,8 @@ export class Experiment {
   }
 
   /** One HTTP request from the client to the VIP; the responder's name or "" on failure. */
-  async request(path = "/", port = HTTP_PORT): Promise<string> {
-    return runIn(this.topo.client.ns, "curl", ["-s", "-m", "3", `http://${VIP}:${port}${path}`]).then(
+  async request(path = "/", port = HTTP_PORT, host = this.vip, timeoutS = 3): Promise<string> {
+    return runIn(this.topo.client.ns, "curl", ["-s", "-m", String(timeoutS), `http://${host}:${port}${path}`]).then(
       (r) => r.stdout.trim(),
       () => "",
     );
@@ -187,7 +232,7 @@ export class Experiment {
    * a datagram of that many bytes is echoed back: "rs1 echo-ok" when it returned intact.
    */
   async udpRequest(port = UDP_PORT, size?: number): Promise<string> {
-    const args = ["-e", UDP_CLIENT_JS, VIP, String(port), ...(size !== undefined ? [String(size)] : [])];
+    const args = ["-e", UDP_CLIENT_JS, this.vip, String(port), ...(size !== undefined ? [String(size)] : [])];
     return runIn(this.topo.client.ns, process.execPath, args).then(
       (r) => r.stdout.trim(),
       () => "",
@@ -198,7 +243,7 @@ export class Experiment {
   async fetchBytes(path: string, port = HTTP_PORT): Promise<Buffer> {
     const r = await run(
       "ip",
-      ["netns", "exec", this.topo.client.ns, "curl", "-s", "-m", "60", `http://${VIP}:${port}${path}`],
+      ["netns", "exec", this.topo.client.ns, "curl", "-s", "-m", "60", `http://${this.vip}:${port}${path}`],
       {
         timeoutMs: 90_000,
         encoding: "buffer",
@@ -216,7 +261,7 @@ export class Experiment {
       "-q",
       "-l",
       "-p",
-      `tcp and src port ${HTTP_PORT} and (dst host ${CLIENT_IP} or dst host ${FULLNAT_LOCAL_IP}) and not src host ${VIP}`,
+      `tcp and src port ${HTTP_PORT} and (dst host ${this.topo.plan.client} or dst host ${this.topo.plan.fullnatLocal}) and not src host ${this.vip}`,
     ]);
     let lines = 0;
     capture.stdout?.on("data", (d: Buffer) => {
@@ -225,8 +270,13 @@ export class Experiment {
         .split("\n")
         .filter((l) => l.trim() !== "").length;
     });
-    capture.stderr?.resume();
+    let captureErr = "";
+    capture.stderr?.on("data", (d: Buffer) => {
+      captureErr = (captureErr + d.toString()).slice(-2000);
+    });
     await sleep(500);
+    if (capture.exitCode !== null)
+      throw new Error(`tcpdump did not start in the director (install tcpdump): ${captureErr.trim()}`);
     const sequence: string[] = [];
     for (let i = 1; i <= requests; i++) {
       const who = await this.request();
@@ -234,8 +284,11 @@ export class Experiment {
       this.#log(`${i}: ${who || "(failed)"}`);
     }
     await sleep(300);
-    capture.kill("SIGTERM");
-    await new Promise((r) => capture.once("exit", r));
+    if (capture.exitCode === null) {
+      const exited = new Promise((r) => capture.once("exit", r));
+      capture.kill("SIGTERM");
+      await exited;
+    }
     return { sequence, captured: lines };
   }
 

@@ -6,18 +6,20 @@
 // `ip r add <client>/32 via <director>`), FULLNAT needs nothing on the real servers.
 
 import { join } from "node:path";
+import { type AddressPlan, realServerAddress, SEED001_ADDRESSES } from "./addresses.ts";
 import { ipIn, runIn } from "./exec.ts";
 import { type Host, Lab } from "./netns.ts";
 
 export type LabMode = "nat" | "dr" | "tun" | "fullnat";
 export const LAB_MODES: readonly LabMode[] = ["nat", "dr", "tun", "fullnat"];
 
-export const SUBNET_PREFIX = "192.168.122";
-export const CLIENT_IP = `${SUBNET_PREFIX}.70`;
-export const DIRECTOR_IP = `${SUBNET_PREFIX}.30`;
-export const VIP = `${SUBNET_PREFIX}.22`;
+// Seed 001's addresses (the default plan; --addresses seed000 picks seed 000's).
+export const SUBNET_PREFIX = SEED001_ADDRESSES.prefix;
+export const CLIENT_IP = SEED001_ADDRESSES.client;
+export const DIRECTOR_IP = SEED001_ADDRESSES.director;
+export const VIP = SEED001_ADDRESSES.vip;
 /** FULLNAT local address: an address the director's kernel does not own, answered in userspace. */
-export const FULLNAT_LOCAL_IP = `${SUBNET_PREFIX}.31`;
+export const FULLNAT_LOCAL_IP = SEED001_ADDRESSES.fullnatLocal;
 export const HTTP_PORT = 80;
 /** A second real-server port, for NAT port mapping (VIP:80 → RS:8080). */
 export const MAPPED_PORT = 8080;
@@ -32,6 +34,7 @@ export interface RealServer {
 export interface Topology {
   lab: Lab;
   mode: LabMode;
+  plan: AddressPlan;
   client: Host;
   director: Host;
   realServers: RealServer[];
@@ -40,35 +43,52 @@ export interface Topology {
 export const REPO_ROOT = join(import.meta.dirname, "..", "..");
 export const TVS_BIN = join(REPO_ROOT, "bin", "tvs.js");
 
-export function realServerIp(i: number): string {
-  return `${SUBNET_PREFIX}.${45 + i}`;
+export function realServerIp(i: number, plan: AddressPlan = SEED001_ADDRESSES): string {
+  return realServerAddress(plan, i);
+}
+
+export interface TopologyOptions {
+  plan?: AddressPlan;
+  /**
+   * Leave the real servers as they come (no route back for NAT, no VIP on lo for DR/TUN): for the
+   * experiments that show what goes wrong without it. prepareRealServer() does it later.
+   */
+  unprepared?: boolean;
 }
 
 /** Build the namespaces, links and addresses for a mode; real servers are prepared per mode. */
-export async function buildTopology(mode: LabMode, realServers: number, lab = new Lab()): Promise<Topology> {
+export async function buildTopology(
+  mode: LabMode,
+  realServers: number,
+  lab = new Lab(),
+  opts: TopologyOptions = {},
+): Promise<Topology> {
   if (realServers < 1 || realServers > 50) throw new RangeError(`Real server count "${realServers}" must be 1..50`);
+  const plan = opts.plan ?? SEED001_ADDRESSES;
   await lab.createSwitch();
   const client = await lab.addHost("client");
   const director = await lab.addHost("director");
-  await ipIn(client.ns, "addr", "add", `${CLIENT_IP}/24`, "dev", "eth0");
-  await ipIn(director.ns, "addr", "add", `${DIRECTOR_IP}/24`, "dev", "eth0");
+  await ipIn(client.ns, "addr", "add", `${plan.client}/24`, "dev", "eth0");
+  await ipIn(director.ns, "addr", "add", `${plan.director}/24`, "dev", "eth0");
   const rss: RealServer[] = [];
   for (let i = 0; i < realServers; i++) {
     const name = `rs${i + 1}`;
     const host = await lab.addHost(name);
-    const ip = realServerIp(i);
+    const ip = realServerIp(i, plan);
     await ipIn(host.ns, "addr", "add", `${ip}/24`, "dev", "eth0");
     rss.push({ name, host, ip });
   }
-  for (const rs of rss) await prepareRealServer(mode, rs);
-  return { lab, mode, client, director, realServers: rss };
+  const topo: Topology = { lab, mode, plan, client, director, realServers: rss };
+  if (!opts.unprepared) for (const rs of rss) await prepareRealServer(topo, rs);
+  return topo;
 }
 
-async function prepareRealServer(mode: LabMode, rs: RealServer): Promise<void> {
-  if (mode === "nat") {
-    await ipIn(rs.host.ns, "route", "add", `${CLIENT_IP}/32`, "via", DIRECTOR_IP);
-  } else if (mode === "dr" || mode === "tun") {
-    await runIn(rs.host.ns, process.execPath, [TVS_BIN, "realserver", "start", "--vip", VIP, "--mode", mode], {
+/** What an operator does on a real server for the mode (seed 001's route back; the VIP on lo). */
+export async function prepareRealServer(topo: Topology, rs: RealServer, vip = topo.plan.vip): Promise<void> {
+  if (topo.mode === "nat") {
+    await ipIn(rs.host.ns, "route", "replace", `${topo.plan.client}/32`, "via", topo.plan.director);
+  } else if (topo.mode === "dr" || topo.mode === "tun") {
+    await runIn(rs.host.ns, process.execPath, [TVS_BIN, "realserver", "start", "--vip", vip, "--mode", topo.mode], {
       timeoutMs: 60_000,
     });
   }
@@ -78,7 +98,7 @@ async function prepareRealServer(mode: LabMode, rs: RealServer): Promise<void> {
 export async function releaseRealServers(topo: Topology): Promise<void> {
   if (topo.mode !== "dr" && topo.mode !== "tun") return;
   for (const rs of topo.realServers) {
-    await runIn(rs.host.ns, process.execPath, [TVS_BIN, "realserver", "stop", "--vip", VIP], {
+    await runIn(rs.host.ns, process.execPath, [TVS_BIN, "realserver", "stop", "--vip", topo.plan.vip], {
       timeoutMs: 30_000,
     }).catch(() => undefined);
   }

@@ -1,0 +1,28 @@
+// Every `tvs lab` experiment, one line each: its name, the seed it reproduces, what it shows, and
+// how to load it (lazily, so `tvs lab --list` loads none). Add an experiment by adding its line;
+// names must be unique (checked when the registry is built).
+
+import type { LabEntry } from "./lab-experiment.ts";
+
+const forwarding = () => import("./experiments/forwarding.ts");
+
+// biome-ignore format: one line per experiment
+export const LAB_EXPERIMENTS: readonly LabEntry[] = registry([
+  { name: "nat", seed: "seed 001", summary: "NAT (-m): replies return through the director; rr, wrr 2:1, port mapping", load: () => forwarding().then((m) => m.nat) },
+  { name: "dr", seed: "seeds 000+001", summary: "DR (-g): MAC rewrite, VIP on the real servers' lo, replies bypass the director", load: () => forwarding().then((m) => m.dr) },
+  { name: "tun", seed: "seed 003", summary: "TUN (-i): IPIP to the real servers, replies bypass the director", load: () => forwarding().then((m) => m.tun) },
+  { name: "fullnat", seed: "seed 004", summary: "FULLNAT: both addresses rewritten, real servers see the director's local address", load: () => forwarding().then((m) => m.fullnat) },
+]);
+
+function registry(entries: LabEntry[]): readonly LabEntry[] {
+  const seen = new Set<string>();
+  for (const e of entries) {
+    if (seen.has(e.name)) throw new Error(`Lab experiment "${e.name}" is registered twice`);
+    seen.add(e.name);
+  }
+  return Object.freeze(entries);
+}
+
+export function findExperiment(name: string): LabEntry | undefined {
+  return LAB_EXPERIMENTS.find((e) => e.name === name);
+}
