@@ -84,6 +84,7 @@ const STATUS_OF: Record<CoreErrorCode, number> = {
   EBUSY: 409,
   ENOMEM: 507,
   EOPNOTSUPP: 501,
+  ENODEV: 404,
 };
 
 export class HttpError extends Error {

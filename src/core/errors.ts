@@ -9,7 +9,8 @@ export type CoreErrorCode =
   | "ERANGE" // argument out of range
   | "EBUSY" // object in use
   | "ENOMEM" // a bounded table is full
-  | "EOPNOTSUPP"; // valid request this build or data plane cannot honour
+  | "EOPNOTSUPP" // valid request this build or data plane cannot honour
+  | "ENODEV"; // no such network interface (sync daemon's --mcast-interface)
 
 export type CoreOp =
   | "add-service"

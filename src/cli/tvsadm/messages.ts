@@ -52,6 +52,7 @@ const STRERROR: Record<CoreErrorCode, string> = {
   EBUSY: "Device or resource busy",
   ENOMEM: "Cannot allocate memory",
   EOPNOTSUPP: "Operation not supported",
+  ENODEV: "No such device",
 };
 
 /**

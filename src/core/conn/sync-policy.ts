@@ -138,17 +138,14 @@ export class SyncPolicy {
     const orig = s.endtime;
     const timeout = c.timeoutMs;
     let n = Math.floor((now + timeout) / 4) * 4;
-    let force = false;
     const state = c.state;
-    check: {
-      if (c.template) break check;
+    const p = c.protocol;
+    if (!c.template) {
       if (set.persistMode && c.control?.template) return false;
-      const p = c.protocol;
       if (p === "tcp" || p === "sctp") {
         if (!((1 << state) & (p === "tcp" ? TCP_SYNCED : SCTP_SYNCED))) return false;
-        force = state !== s.oldState;
-        const est = p === "tcp" ? TCP_S_ESTABLISHED : SCTP_S_ESTABLISHED;
-        if (force && state !== est) {
+        // A state change goes at once, except into ESTABLISHED (which waits for the count).
+        if (state !== s.oldState && state !== (p === "tcp" ? TCP_S_ESTABLISHED : SCTP_S_ESTABLISHED)) {
           s.oldState = state;
           s.endtime = n;
           return true;

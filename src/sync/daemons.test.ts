@@ -1,0 +1,161 @@
+// The daemons' control surface (start/stop/running as ipvsadm sees it) and bulk resync, over a
+// memory multicast group standing in for the sockets.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { Conn } from "../core/conn/conn.ts";
+import { flow, kit } from "../core/conn/conn-test-kit.ts";
+import { DEFAULT_SYNC_SETTINGS } from "../core/conn/sync-policy.ts";
+import { syncedConnOf } from "../core/conn/conn-sync.ts";
+import { TCP_S_ESTABLISHED } from "../core/conn/tcp-states.ts";
+import type { CoreError } from "../core/errors.ts";
+import { type SyncDaemonConfig, SyncDaemons, type SyncHost } from "./daemons.ts";
+import type { EndpointOptions, OpenEndpoint } from "./endpoint.ts";
+import { tableIngest } from "./table-link.ts";
+
+/** A multicast group in memory: every endpoint but the sender gets each datagram. */
+function memoryGroup(): OpenEndpoint {
+  const members = new Set<EndpointOptions & { id: number }>();
+  let ids = 0;
+  return async (o) => {
+    const me = { ...o, id: ids++ };
+    members.add(me);
+    return {
+      send(msg: Uint8Array) {
+        for (const m of members)
+          if (m !== me && m.port === o.port) queueMicrotask(() => m.onMessage(Uint8Array.from(msg), `peer${me.id}`));
+      },
+      close() {
+        members.delete(me);
+      },
+      sendErrors: 0,
+    };
+  };
+}
+
+const quiet = { info() {}, warn() {}, error() {} };
+const resolve = (name: string) => (name === "eth9" ? { name, addr: "10.9.0.1", mtu: 9000 } : undefined);
+
+function daemonsFor(table: ReturnType<typeof kit>["table"], open: OpenEndpoint) {
+  const host: SyncHost = {
+    setMaster: () => {},
+    dump: async () => [...table.entries()].map(syncedConnOf),
+    ingest: tableIngest(table),
+  };
+  return new SyncDaemons({
+    host,
+    log: quiet,
+    now: () => performance.now(),
+    settings: DEFAULT_SYNC_SETTINGS,
+    resolve,
+    open,
+    resyncIntervalMs: 20,
+  });
+}
+
+const spec = (state: "master" | "backup", extra: Partial<SyncDaemonConfig> = {}): SyncDaemonConfig => ({
+  state,
+  mcastIfn: "eth9",
+  syncId: 0,
+  syncMaxLen: 0,
+  mcastGroup: "",
+  mcastPort: 0,
+  mcastTtl: 0,
+  ...extra,
+});
+
+test("start fills in the kernel's defaults; errors are the kernel's", () => {
+  const k = kit([{ addr: "10.0.1.2" }]);
+  const d = daemonsFor(k.table, memoryGroup());
+  d.start(spec("master", { syncId: 3 }));
+  d.start(spec("backup"));
+  assert.deepEqual(d.running(), [
+    {
+      state: "master",
+      mcastIfn: "eth9",
+      syncId: 3,
+      syncMaxLen: 1472,
+      mcastGroup: "224.0.0.81",
+      mcastPort: 8848,
+      mcastTtl: 1,
+    },
+    {
+      state: "backup",
+      mcastIfn: "eth9",
+      syncId: 0,
+      syncMaxLen: 8972,
+      mcastGroup: "224.0.0.81",
+      mcastPort: 8848,
+      mcastTtl: 1,
+    },
+  ]);
+  const code = (f: () => void) => {
+    try {
+      f();
+    } catch (e) {
+      return (e as CoreError).code;
+    }
+    return "none";
+  };
+  assert.equal(
+    code(() => d.start(spec("master"))),
+    "EEXIST",
+  );
+  d.stop("master");
+  assert.equal(
+    code(() => d.stop("master")),
+    "ESRCH",
+  );
+  assert.equal(
+    code(() => d.start(spec("master", { mcastIfn: "nope0" }))),
+    "ENODEV",
+  );
+  assert.equal(
+    code(() => d.start(spec("master", { mcastGroup: "10.1.1.1" }))),
+    "EINVAL",
+  );
+  d.start(spec("master", { syncMaxLen: 600, mcastGroup: "239.1.2.3", mcastPort: 9000, mcastTtl: 4 }));
+  assert.deepEqual(d.running()[0], {
+    state: "master",
+    mcastIfn: "eth9",
+    syncId: 0,
+    syncMaxLen: 600,
+    mcastGroup: "239.1.2.3",
+    mcastPort: 9000,
+    mcastTtl: 4,
+  });
+  d.close();
+  assert.deepEqual(d.running(), []);
+});
+
+test("a backup that starts asks for the table and gets all of it (bulk resync)", async () => {
+  const group = memoryGroup();
+  const m = kit([{ addr: "10.0.1.2" }, { addr: "10.0.1.3" }], { service: { persistent: true, timeout: 300 } });
+  for (let i = 0; i < 200; i++) {
+    const c = m.table.schedule(m.svc, flow(`192.168.${i >> 6}.${i & 63}`, 1024 + i), 0) as Conn;
+    m.table.setState(c, TCP_S_ESTABLISHED, 0);
+  }
+  const b = kit([{ addr: "10.0.1.2" }, { addr: "10.0.1.3" }], { service: { persistent: true, timeout: 300 } });
+  const master = daemonsFor(m.table, group);
+  const backup = daemonsFor(b.table, group);
+  master.start(spec("master"));
+  await sleep(5);
+  backup.start(spec("backup"));
+  for (let i = 0; i < 100 && !backup.status()[0]?.includes("resync complete"); i++) await sleep(10);
+  assert.match(backup.status()[0] ?? "", /resync complete \(400 entries from peer\d/);
+  assert.equal(b.table.size, 400);
+  const key = (c: Conn) => `${c.caddr}:${c.cport} ${c.daddr}:${c.dport} ${c.stateName} ${c.template}`;
+  assert.deepEqual([...b.table.entries()].map(key).sort(), [...m.table.entries()].map(key).sort());
+  assert.match(master.status()[0] ?? "", /1 resync requests answered/);
+  master.close();
+  backup.close();
+});
+
+test("with no master answering, the backup gives up after its tries and says so", async () => {
+  const b = kit([{ addr: "10.0.1.2" }]);
+  const backup = daemonsFor(b.table, memoryGroup());
+  backup.start(spec("backup"));
+  await sleep(200);
+  assert.match(backup.status()[0] ?? "", /resync not answered/);
+  backup.close();
+});
