@@ -1,10 +1,16 @@
 // Adapts the running daemon to observe/'s ObserveSource: one read = the control API's snapshot and
 // status (the packet plane with workers gathers its counters through collect() for each), plus the
 // runtime figures outside that contract (connection table fill and refusals, data-plane verdicts and
-// drops by reason, workers). VRRP and sync views come from their engines when tvsd runs them.
+// drops by reason, workers). VRRP and sync views come from their engines when tvsd runs them:
+// vrrpInstanceView / syncMasterView / syncBackupView turn their status types into observe's views,
+// and vrrpStateEvent a VRRP state change into an event.
 
 import type { PlaneCounterSnapshot } from "../dataplane/packet/counters.ts";
+import type { TvsEventInput } from "../observe/events.ts";
 import type { ObservedState, ObserveSource, RuntimeView, SyncView, VrrpInstanceView } from "../observe/source.ts";
+import type { BackupStats } from "../sync/backup.ts";
+import type { MasterStats } from "../sync/master.ts";
+import type { VrrpInstanceStatus, VrrpStateChange } from "../vrrp/status.ts";
 import type { Snapshot, StatusView } from "./api/protocol.ts";
 import type { Daemon } from "./daemon.ts";
 import type { SnapshotRequest } from "./server.ts";
@@ -79,4 +85,79 @@ export function daemonObserveSource(d: Daemon): ObserveSource {
     status: () => d.status(),
     runtime: () => daemonRuntime(d),
   });
+}
+
+/** A VRRP instance's status (vrrp/status.ts) as the metrics and the dashboard show it. */
+export function vrrpInstanceView(s: VrrpInstanceStatus): VrrpInstanceView {
+  const c = s.counters;
+  const view: VrrpInstanceView = {
+    name: s.name,
+    interface: s.interface,
+    vrid: s.vrid,
+    state: s.state,
+    priority: s.configuredPriority,
+    effectivePriority: s.effectivePriority,
+    addresses: [...s.virtualIpaddresses],
+    advertisementsReceived: c.advert_rcvd,
+    advertisementsSent: c.advert_sent,
+    becameMaster: c.become_master,
+    releasedMaster: c.release_master,
+    errors: {
+      packet_length_errors: c.packet_len_err,
+      ip_ttl_errors: c.ip_ttl_err,
+      invalid_type_received: c.invalid_type_rcvd,
+      advertisements_interval_errors: c.advert_interval_err,
+      address_list_errors: c.addr_list_err,
+      authentication_invalid: c.invalid_authtype,
+      authentication_mismatch: c.authtype_mismatch,
+      authentication_failure: c.auth_failure,
+      priority_zero_received: c.pri_zero_rcvd,
+      priority_zero_sent: c.pri_zero_sent,
+    },
+  };
+  if (s.lastTransition) view.sinceChangeMs = Math.max(0, Date.now() - Date.parse(s.lastTransition.at));
+  return view;
+}
+
+/** A VRRP state change (the instance manager's "state" event) for the event bus. */
+export function vrrpStateEvent(c: VrrpStateChange): TvsEventInput {
+  return {
+    type: "vrrp-state",
+    message: `VRRP ${c.instance}${c.syncGroup ? ` (group ${c.syncGroup})` : ""}: ${c.from} → ${c.to}: ${c.reason}`,
+    detail: { instance: c.instance, from: c.from, to: c.to, reason: c.reason, vips: c.vips.join(" ") },
+  };
+}
+
+/** The sync master's counters (sync/master.ts) as a SyncView. */
+export function syncMasterView(m: { syncId: number; stats: MasterStats }, iface: string, running: boolean): SyncView {
+  return {
+    role: "master",
+    syncId: m.syncId,
+    interface: iface,
+    state: running ? "running" : "stopped",
+    messagesSent: m.stats.messages,
+    messagesReceived: 0,
+    connectionsSent: m.stats.records,
+    connectionsReceived: 0,
+    errors: m.stats.unencodable ? { unencodable: m.stats.unencodable } : {},
+  };
+}
+
+/** The sync backup's counters (sync/backup.ts) as a SyncView: drops and skips by reason are its errors. */
+export function syncBackupView(b: { syncId: number; stats: BackupStats }, iface: string, running: boolean): SyncView {
+  const errors: Record<string, number> = {};
+  for (const [k, v] of Object.entries(b.stats.dropped)) if (v) errors[k] = v;
+  for (const [k, v] of Object.entries(b.stats.skipped)) if (v) errors[k] = (errors[k] ?? 0) + v;
+  if (b.stats.refused) errors.refused = b.stats.refused;
+  return {
+    role: "backup",
+    syncId: b.syncId,
+    interface: iface,
+    state: running ? "running" : "stopped",
+    messagesSent: 0,
+    messagesReceived: b.stats.messages,
+    connectionsSent: 0,
+    connectionsReceived: b.stats.records,
+    errors,
+  };
 }

@@ -80,7 +80,7 @@ function makeChart(container, height, series) {
         show: height > 100,
       },
     ],
-    series: [{}, ...series],
+    series: [{}, ...series.map((s) => ({ points: { show: height > 100 }, ...s }))],
   };
   const data = [[], ...series.map(() => [])];
   const u = new uPlot(opts, data, container);
@@ -207,6 +207,7 @@ function renderServices(f) {
         el(
           "div",
           { class: "svc-body" },
+          el("div", { class: "chart small" }),
           el(
             "div",
             { class: "table-wrap" },
@@ -219,7 +220,7 @@ function renderServices(f) {
                 el(
                   "tr",
                   {},
-                  ...["Real server", "Fwd", "Weight", "Active", "Inactive", "Conn/s", "Health"].map((h) =>
+                  ...["Real server", "Health", "Weight", "Active", "Inactive", "Conn/s", "Fwd"].map((h) =>
                     el("th", { text: h }),
                   ),
                 ),
@@ -227,7 +228,6 @@ function renderServices(f) {
               el("tbody"),
             ),
           ),
-          el("div", { class: "chart" }),
         ),
       );
       root.insertBefore(card, prev ? prev.nextSibling : root.firstChild);
@@ -243,18 +243,18 @@ function renderServices(f) {
             "tr",
             { "data-dest": d.dest, class: d.health && d.health.state === "down" ? "is-down" : "" },
             el("td", { text: d.dest }),
-            el("td", { text: d.fwd }),
+            healthCell(d.health),
             el("td", { text: String(d.weight) }),
             el("td", { text: num(d.active) }),
             el("td", { text: num(d.inactive) }),
             el("td", { text: num(d.cps) }),
-            healthCell(d.health),
+            el("td", { text: d.fwd || "out of table", class: d.fwd ? "" : "muted" }),
           ),
         ),
       );
     const chartBox = card.querySelector(".chart");
     if (!svcCharts.has(s.id) && svcCharts.size < 50) {
-      const c = makeChart(chartBox, 70, svcSeries());
+      const c = makeChart(chartBox, 56, svcSeries());
       for (const h of history) if (h.svc[s.id]) pushPoint(c, h.t, h.svc[s.id]);
       svcCharts.set(s.id, c);
     }
