@@ -93,23 +93,20 @@ virtual_server 127.0.0.1 ${vport2} {
     await svc1.locator(`tr[data-dest="127.0.0.1:${b.port}"]`).waitFor();
     // First check results in (up, with a last check shown).
     await rowA.locator('[data-health="up"]').waitFor({ timeout: 10_000 });
-    await page.waitForFunction((sel) => /ok/.test(document.querySelector(sel)?.textContent ?? ""), `tr[data-dest="127.0.0.1:${a.port}"] .check`, { timeout: 10_000 });
+    await rowA.locator(".check", { hasText: "ok" }).waitFor({ timeout: 10_000 });
 
     // Traffic, and the chart advances (more points, and a later last point).
     for (let i = 0; i < 10; i++) await whoAnswers(vport);
     const chart = page.locator("#total-chart");
     const before = Number(await chart.getAttribute("data-points"));
     const beforeT = Number(await chart.getAttribute("data-last-t"));
-    await page.waitForFunction(
-      ([n, last]) => {
-        const el = document.querySelector("#total-chart") as HTMLElement | null;
-        return Number(el?.dataset.points) > n && Number(el?.dataset.lastT) > last;
-      },
-      [before, beforeT] as const,
-      { timeout: 5_000 },
-    );
-    // The per-second rate reached the page (10 connections in one second or two).
-    await page.waitForFunction(() => /[1-9]/.test(document.querySelector("#summary")?.textContent ?? ""));
+    // (Page-side expressions as strings: this file is compiled without the DOM's types.)
+    const chartData = (key: string) => `Number(document.querySelector("#total-chart").dataset.${key})`;
+    await page.waitForFunction(`${chartData("points")} > ${before} && ${chartData("lastT")} > ${beforeT}`, undefined, {
+      timeout: 5_000,
+    });
+    // The connections reached the chart as a rate above 0.
+    await page.waitForFunction(`${chartData("maxCps")} > 0`, undefined, { timeout: 5_000 });
 
     // Kill real server alpha: it turns down within delay_loop + connect_timeout (+ one push).
     await a.close();
@@ -134,7 +131,9 @@ virtual_server 127.0.0.1 ${vport2} {
     const phone = join(tmpdir(), `tvs-dashboard-phone-${process.pid}.png`);
     await page.screenshot({ path: phone, fullPage: true });
     // On a phone nothing is wider than the screen (tables scroll inside their cards).
-    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    const overflow = Number(
+      await page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth"),
+    );
     assert.ok(overflow <= 0, `page is ${overflow} px wider than a phone screen`);
     console.log(`dashboard screenshots: ${shot} ${phone}`);
     assert.deepEqual(consoleErrors, []);

@@ -95,6 +95,7 @@ function pushPoint(chart, t, values) {
   chart.u.setData(d);
   chart.container.dataset.points = String(d[0].length);
   chart.container.dataset.lastT = String(t);
+  chart.container.dataset.maxCps = String(Math.max(0, ...d[1]));
 }
 
 const totalSeries = [
