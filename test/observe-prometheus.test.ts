@@ -15,9 +15,15 @@ import { adm, freePort, nameServer, startTvsd, waitFor, whoAnswers } from "./tvs
 const PROMETHEUS = "/usr/bin/prometheus";
 const PROMTOOL = "/usr/bin/promtool";
 
-async function query(promPort: number, expr: string): Promise<{ metric: Record<string, string>; value: [number, string] }[]> {
+async function query(
+  promPort: number,
+  expr: string,
+): Promise<{ metric: Record<string, string>; value: [number, string] }[]> {
   const res = await fetch(`http://127.0.0.1:${promPort}/api/v1/query?query=${encodeURIComponent(expr)}`);
-  const body = (await res.json()) as { status: string; data: { result: { metric: Record<string, string>; value: [number, string] }[] } };
+  const body = (await res.json()) as {
+    status: string;
+    data: { result: { metric: Record<string, string>; value: [number, string] }[] };
+  };
   assert.equal(body.status, "success", JSON.stringify(body));
   return body.data.result;
 }
@@ -115,10 +121,7 @@ test(
       return Number(total[0]?.value[1]) === 40 || undefined;
     });
     const backends = await query(promPort, `node_ipvs_backend_weight{local_port="${vport}",proto="TCP"}`);
-    assert.deepEqual(
-      backends.map((s) => s.metric.remote_port).sort(),
-      [String(a.port), String(b.port)].sort(),
-    );
+    assert.deepEqual(backends.map((s) => s.metric.remote_port).sort(), [String(a.port), String(b.port)].sort());
     const perBackend = await query(promPort, `sum(tvs_backend_connections_total{local_port="${vport}"})`);
     assert.equal(Number(perBackend[0]?.value[1]), 40);
 
