@@ -227,6 +227,15 @@ export class Experiment {
     );
   }
 
+  /** One HTTP request to the VIP from another of the client's addresses (curl --interface). */
+  async requestFrom(source: string, path = "/"): Promise<string> {
+    const url = `http://${this.vip}:${HTTP_PORT}${path}`;
+    return runIn(this.topo.client.ns, "curl", ["-s", "-m", "3", "--interface", source, url]).then(
+      (r) => r.stdout.trim(),
+      () => "",
+    );
+  }
+
   /**
    * One UDP exchange from the client to VIP:port; the reply text or "" on timeout. With `size`,
    * a datagram of that many bytes is echoed back: "rs1 echo-ok" when it returned intact.

@@ -12,6 +12,7 @@ export const LAB_EXPERIMENTS: readonly LabEntry[] = registry([
   { name: "dr", seed: "seeds 000+001", summary: "DR (-g): MAC rewrite, VIP on the real servers' lo, replies bypass the director", load: () => forwarding().then((m) => m.dr) },
   { name: "tun", seed: "seed 003", summary: "TUN (-i): IPIP to the real servers, replies bypass the director", load: () => forwarding().then((m) => m.tun) },
   { name: "fullnat", seed: "seed 004", summary: "FULLNAT: both addresses rewritten, real servers see the director's local address", load: () => forwarding().then((m) => m.fullnat) },
+  { name: "persistence", seed: "seed 003", summary: "-s wlc -p 600: one client sticks to one real server, others spread, the template in -c and --persistent-conn, -d moves the client", load: () => import("./experiments/persistence.ts").then((m) => m.persistence) },
 ]);
 
 function registry(entries: LabEntry[]): readonly LabEntry[] {

@@ -1,0 +1,54 @@
+// The seed experiments of `tvs lab` beyond the four forwarding methods, each run through the
+// registry as the command runs it (real namespaces, real kernels' TCP stacks, tvsd on the packet
+// plane): each must show what its seed shows, print ipvsadm's tables, and leave no namespace behind.
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { test } from "node:test";
+import { SEED001_ADDRESSES } from "../../src/lab/addresses.ts";
+import type { LabOutcome, LabValues } from "../../src/lab/lab-experiment.ts";
+import { findExperiment } from "../../src/lab/registry.ts";
+
+const root = process.getuid?.() === 0;
+
+/** Run a registered experiment with its defaults and `values`; its printed lines and summary. */
+async function runLab(name: string, values: LabValues = {}): Promise<{ out: string; outcome: LabOutcome }> {
+  const entry = findExperiment(name);
+  assert.ok(entry, `${name} is registered`);
+  const exp = await entry.load();
+  const all: LabValues = {};
+  for (const [k, o] of Object.entries(exp.options))
+    if (o.type === "string" && o.default !== undefined) all[k] = o.default;
+  const lines: string[] = [];
+  const outcome = await exp.run(
+    { ...all, ...values },
+    { log: (l) => lines.push(l), keep: false, addresses: SEED001_ADDRESSES },
+  );
+  return { out: lines.join("\n"), outcome };
+}
+
+function assertCleanedUp(summary: object): void {
+  const made = (summary as { namespaces?: string[] }).namespaces ?? [];
+  assert.ok(made.length > 0, "the summary names the namespaces it made");
+  const now = execFileSync("ip", ["netns", "list"], { encoding: "utf8" });
+  for (const ns of made) assert.ok(!now.includes(ns), `namespace ${ns} removed`);
+}
+
+test(
+  "lab persistence (seed 003): -s wlc -p 600 sticks, spreads others, lists the template, -d moves the client",
+  {
+    skip: root ? false : "needs root",
+    timeout: 120_000,
+  },
+  async () => {
+    const { out, outcome } = await runLab("persistence");
+    const s = outcome.summary as Record<string, unknown>;
+    assert.equal(s.allOnOne, true, "20 requests on one real server");
+    assert.deepEqual(Object.keys(s.spread as object).sort(), ["rs1", "rs2"], "other clients on both real servers");
+    assert.match(String(s.template), /NONE\s+192\.168\.122\.70:0\s+192\.168\.122\.22:80\s+192\.168\.122\.4[56]:80/);
+    assert.equal(s.moved, true, "the client moves after -d");
+    assert.equal(outcome.ok, true);
+    assert.match(out, /^TCP {2}192\.168\.122\.22:80 wlc persistent 600$/m, "ipvsadm's service line");
+    assert.match(out, /PersistConn ActiveConn InActConn/, "the --persistent-conn header");
+    assertCleanedUp(outcome.summary);
+  },
+);
