@@ -6,6 +6,7 @@
 // (fail-fast.ts). Returns the exit status; bin/tvsd.ts sets it.
 
 import cluster from "node:cluster";
+import { packageVersion } from "../cli/package-version.ts";
 import type { DesiredState } from "../config/desired.ts";
 import { formatDiagnostic } from "../config/diagnostics.ts";
 import type { DirectorConfig } from "../config/director-config.ts";
@@ -30,7 +31,9 @@ import { DEMO, type DemoServers, demoDesiredState, demoHint, startDemoServers } 
 import { EXIT_SOFTWARE, installFailFast } from "./fail-fast.ts";
 import { createLogger, isLogLevel } from "./log.ts";
 import { resolveHttp, startHttp } from "./observe-http.ts";
+import { PersistingControl } from "./persisting-control.ts";
 import { type ControlHandlers, ControlServer, prepareSocketPath } from "./server.ts";
+import { StateFile } from "./state-file.ts";
 import { serveWorker, WorkerPool } from "./workers.ts";
 
 /** How long SIGTERM lets open connections finish. */
@@ -42,6 +45,9 @@ export const USAGE = `Usage: tvsd [options]
                            else $XDG_RUNTIME_DIR/tvs/control.sock or /tmp/tvs-UID/control.sock)
   --rules FILE             load ipvsadm rules (ipvsadm -S format) at start; SIGHUP reloads them
   --config FILE            load keepalived.conf or ldirectord.cf services at start; SIGHUP reloads
+  --state-file PATH        keep the live table in PATH (ipvsadm -S format), written atomically on
+                           every change and on stop; restored at start when there is no --rules,
+                           --config or --demo
   --demo                   VIP 127.0.0.1:8080 (rr) over two built-in real servers on :8081 and :8082
   --dataplane proxy|packet socket data plane (default, no privilege) or raw frames (needs --interface)
   --interface IF           interface for the packet data plane
@@ -65,12 +71,14 @@ export const USAGE = `Usage: tvsd [options]
                            kernel's PACKET_FANOUT_HASH (DR/TUN without persistence only)
   --log-level debug|info|warn|error   (default info; also TVS_LOG_LEVEL)
   -h, --help
+  --version
 `;
 
 export interface TvsdArgs {
   socket: string | undefined;
   rules: string | undefined;
   config: string | undefined;
+  stateFile: string | undefined;
   demo: boolean;
   dataplane: "proxy" | "packet";
   iface: string | undefined;
@@ -85,6 +93,7 @@ export interface TvsdArgs {
   workers: number;
   fanout: "cbpf" | "hash";
   help: boolean;
+  version: boolean;
 }
 
 export class UsageError extends Error {}
@@ -104,6 +113,7 @@ export function parseTvsdArgs(
     socket: undefined,
     rules: undefined,
     config: undefined,
+    stateFile: undefined,
     demo: false,
     dataplane: "proxy",
     iface: undefined,
@@ -118,6 +128,7 @@ export function parseTvsdArgs(
     workers: 1,
     fanout: "cbpf",
     help: false,
+    version: false,
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
@@ -134,8 +145,14 @@ export function parseTvsdArgs(
       case "--help":
         a.help = true;
         break;
+      case "--version":
+        a.version = true;
+        break;
       case "--socket":
         a.socket = value();
+        break;
+      case "--state-file":
+        a.stateFile = value();
         break;
       case "--rules":
         a.rules = value();
@@ -377,6 +394,10 @@ export async function main(argv: string[], opts: MainOptions): Promise<number> {
     process.stdout.write(USAGE);
     return 0;
   }
+  if (args.version) {
+    process.stdout.write(`tvsd ${packageVersion()}\n`);
+    return 0;
+  }
   const workerIndex = Number(process.env.TVSD_WORKER_INDEX ?? 0);
   const log = createLogger({ level: args.logLevel }, workerIndex ? { worker: workerIndex } : {});
   installFailFast(log, opts.exit);
@@ -464,7 +485,22 @@ async function serve(args: TvsdArgs, log: Logger, ready: (reload: () => void) =>
     };
   }
 
-  const server = new ControlServer(h.control, log);
+  // --state-file: the table tvsadm leaves survives a restart (state-file.ts, persisting-control.ts).
+  const state = args.stateFile !== undefined ? new StateFile(args.stateFile) : undefined;
+  const control = new PersistingControl(h.control, state, log);
+  if (state) {
+    try {
+      await restoreState(state, args, h.control, log);
+    } catch (e) {
+      await h.stop(0);
+      await demo?.close();
+      return fail((e as Error).message);
+    }
+    await control.persist();
+    single?.events.subscribe(() => void control.persist());
+  }
+
+  const server = new ControlServer(control, log);
   try {
     await server.listen(socketPath);
   } catch (e) {
@@ -498,13 +534,14 @@ async function serve(args: TvsdArgs, log: Logger, ready: (reload: () => void) =>
     ready(() => {
       if (stopping) return;
       log.info("SIGHUP: reloading", { source: sourceName });
-      h.control.reload().catch(() => {});
+      control.reload().catch(() => {});
     });
     const onTerm = (sig: string) => {
       if (stopping) return;
       stopping = true;
       log.info("Draining", { signal: sig, drainMs: args.drainMs, open: h.open() });
       (async () => {
+        await control.persist();
         await server.close();
         await httpServer?.close();
         await h.stop(args.drainMs);
@@ -519,6 +556,34 @@ async function serve(args: TvsdArgs, log: Logger, ready: (reload: () => void) =>
     process.once("SIGTERM", () => onTerm("SIGTERM"));
     process.once("SIGINT", () => onTerm("SIGINT"));
   });
+}
+
+/**
+ * --state-file at start: without a source (--rules, --config, --demo) the saved table is applied as
+ * one batch (all or nothing); with one, the source decides the table and the file follows it.
+ */
+async function restoreState(state: StateFile, args: TvsdArgs, control: ControlHandlers, log: Logger): Promise<void> {
+  const sourceName = describeSource(args).sourceName;
+  if (sourceName !== undefined) {
+    log.info("State file follows the live table; the table at start comes from the source", {
+      file: state.path,
+      source: sourceName,
+    });
+    return;
+  }
+  const saved = await state.load();
+  if (!saved) {
+    log.info("No state file yet; starting empty", { file: state.path });
+    return;
+  }
+  if (saved.requests.length > 0) {
+    try {
+      await control.exec({ op: "batch", requests: saved.requests });
+    } catch (e) {
+      throw new Error(`Cannot restore the state file "${state.path}": ${(e as Error).message}`);
+    }
+  }
+  log.info("Restored the table from the state file", { file: state.path, services: saved.services });
 }
 
 /** --demo: show the table as tvsadm -L -n prints it, and how to try the service. */

@@ -11,7 +11,7 @@ const SUBCOMMANDS: Record<string, Sub> = {
 };
 
 function usage(): string {
-  const lines = ["Usage: tvs <command> [options]", "", "Commands:"];
+  const lines = ["Usage: tvs <command> [options]", "       tvs --version", "", "Commands:"];
   for (const [name, s] of Object.entries(SUBCOMMANDS)) lines.push(`  ${name.padEnd(14)}${s.summary}`);
   return `${lines.join("\n")}\n`;
 }
@@ -21,6 +21,11 @@ export async function main(argv: string[]): Promise<number> {
   if (cmd === undefined || cmd === "-h" || cmd === "--help" || cmd === "help") {
     process.stdout.write(usage());
     return cmd === undefined ? 2 : 0;
+  }
+  if (cmd === "--version" || cmd === "-V") {
+    const { packageVersion } = await import("../package-version.ts");
+    process.stdout.write(`tvs ${packageVersion()}\n`);
+    return 0;
   }
   const sub = SUBCOMMANDS[cmd];
   if (!sub) {

@@ -25,6 +25,8 @@ export const NO_NAMES: NameTable = { host: () => undefined, service: () => undef
 export interface FormatOptions extends ListFormat {
   /** -S: rules instead of a listing. */
   rule?: boolean;
+  /** With rule: also -x/-y when a destination has them (ipvsadm -S leaves them out, -R takes them). */
+  ruleThresholds?: boolean;
 }
 
 const pad = (s: string | number, n: number): string => String(s).padEnd(n);
@@ -211,7 +213,9 @@ export function formatService(s: ServiceView, f: FormatOptions, names: NameTable
     if (!f.rule && !dv6) dname = dname.slice(0, 28);
     const fwd = d.spec.fwd;
     if (f.rule) {
-      const base = `-a ${svcName} -r ${dname} ${FWD_SWITCH[fwd]} -w ${d.spec.weight}`;
+      let base = `-a ${svcName} -r ${dname} ${FWD_SWITCH[fwd]} -w ${d.spec.weight}`;
+      if (f.ruleThresholds && d.spec.uThreshold > 0) base += ` -x ${d.spec.uThreshold}`;
+      if (f.ruleThresholds && d.spec.lThreshold > 0) base += ` -y ${d.spec.lThreshold}`;
       if (fwd === "tunnel") {
         const t = d.spec.tun;
         if (t.type === "gre") out += `${base} --tun-type gre ${TUN_FLAG_OPT[tunFlagIndex(d)]}\n`;

@@ -1,0 +1,130 @@
+// The control API's handlers with the live table written to the --state-file after every change:
+// a tvsadm request, a reload, a health transition (persist() from the daemon's events) and stop.
+// A request is answered only after its table is on disk, so a tvsd killed right after tvsadm
+// returns still comes back with the change. It wraps any ControlHandlers (one daemon, or the
+// socket plane's worker pool), since the saved text comes from the same snapshot tvsadm -S reads.
+//
+// It also remembers the requests made through the control API since the last load (start or
+// reload) of --rules/--config: a reload that changes the table while there are some has replaced
+// what tvsadm did, and the log says so, naming them.
+
+import { formatListAll, NO_NAMES } from "../cli/tvsadm/format.ts";
+import type { Logger } from "../core/log.ts";
+import type { ExecRequest, Snapshot, StatusView } from "./api/protocol.ts";
+import type { ControlHandlers, SnapshotRequest } from "./server.ts";
+import type { StateFile } from "./state-file.ts";
+
+const ALL: SnapshotRequest = { conns: false, service: undefined };
+
+/** Requests that change what ipvsadm -S prints (not -Z, --set, sync daemons). */
+const TABLE_OPS = new Set([
+  "add-service",
+  "edit-service",
+  "del-service",
+  "flush",
+  "add-dest",
+  "edit-dest",
+  "del-dest",
+  "batch",
+]);
+
+/** At most this many of the tvsadm requests since the last load are named in the log. */
+const NAMED_CHANGES = 20;
+
+/** The table as `ipvsadm -S -n` prints it, with -x/-y added (which -S leaves out and -R reads). */
+export function saveText(snap: Snapshot): string {
+  return formatListAll(
+    snap,
+    {
+      rule: true,
+      ruleThresholds: true,
+      numeric: true,
+      stats: false,
+      rate: false,
+      thresholds: false,
+      persistentConn: false,
+      nosort: false,
+      exact: false,
+      tunInfo: false,
+    },
+    NO_NAMES,
+  );
+}
+
+/** "add-service tcp 10.0.0.1:80" and the like, for the log. */
+function describe(req: ExecRequest): string {
+  if (req.op === "batch") return `batch of ${req.requests.length}`;
+  const key = "key" in req && req.key ? req.key : undefined;
+  if (!key) return req.op;
+  const svc = key.kind === "fwmark" ? `fwmark ${key.fwmark}` : `${key.protocol} ${key.addr}:${key.port}`;
+  return `${req.op} ${svc}`;
+}
+
+export class PersistingControl implements ControlHandlers {
+  readonly #inner: ControlHandlers;
+  readonly #state: StateFile | undefined;
+  readonly #log: Logger;
+  /** Control API requests that changed the table since the last load. */
+  #sinceLoad: string[] = [];
+
+  constructor(inner: ControlHandlers, state: StateFile | undefined, log: Logger) {
+    this.#inner = inner;
+    this.#state = state;
+    this.#log = log;
+  }
+
+  async exec(req: ExecRequest): Promise<void> {
+    await this.#inner.exec(req);
+    if (TABLE_OPS.has(req.op)) {
+      this.#sinceLoad.push(describe(req));
+      await this.persist();
+    }
+  }
+
+  snapshot(q: SnapshotRequest): Snapshot | Promise<Snapshot> {
+    return this.#inner.snapshot(q);
+  }
+
+  status(): StatusView | Promise<StatusView> {
+    return this.#inner.status();
+  }
+
+  async reload(): Promise<void> {
+    const before = this.#sinceLoad.length > 0 ? saveText(await this.#inner.snapshot(ALL)) : undefined;
+    await this.#inner.reload();
+    if (before !== undefined) {
+      const after = saveText(await this.#inner.snapshot(ALL));
+      if (after !== before) {
+        const n = this.#sinceLoad.length;
+        this.#log.warn(
+          `Reload replaced ${n} change(s) made with tvsadm since the last load; the configuration file wins (put them in the file to keep them)`,
+          { discarded: this.#sinceLoad.slice(0, NAMED_CHANGES), more: Math.max(0, n - NAMED_CHANGES) || undefined },
+        );
+      }
+    }
+    this.#sinceLoad = [];
+    await this.persist();
+  }
+
+  /** The table was loaded from the source (start): later tvsadm changes count from here. */
+  markLoaded(): void {
+    this.#sinceLoad = [];
+  }
+
+  /**
+   * Write the live table to the state file, when there is one. A failed write (disk full, the
+   * directory gone) is logged as an error and leaves the previous file whole; the change itself
+   * stands, so the request is not reported as refused.
+   */
+  async persist(): Promise<void> {
+    if (!this.#state) return;
+    try {
+      await this.#state.save(saveText(await this.#inner.snapshot(ALL)));
+    } catch (err) {
+      this.#log.error("Cannot write the state file; it keeps the previous table", {
+        file: this.#state.path,
+        err: (err as Error).message,
+      });
+    }
+  }
+}
