@@ -59,4 +59,12 @@ export interface DataPlane {
   zeroed?(key?: ServiceKey): void;
   /** Connection entries the plane holds outside the daemon's table (as of the last collect), if it does. */
   connCount?(): number | undefined;
+  /**
+   * Own or release a VIP on the link (VRRP: MASTER owns, BACKUP/FAULT release). Owned: ARP/ND
+   * for it are answered, its traffic is taken, and a gratuitous ARP / unsolicited NA goes out at
+   * once. Released: never answered for, its traffic not taken. Every VIP starts owned. Resolves
+   * when the plane applies it (every packet worker); rejects on an invalid address. Absent: the
+   * plane has no link-layer presence to switch (the proxy plane binds sockets instead).
+   */
+  setVipOwned?(addr: string, owned: boolean): Promise<void>;
 }

@@ -73,6 +73,17 @@ export class PacketEngine {
     this.#send(c);
   }
 
+  /**
+   * Own an address again (announced at once when `announce`) or release it: released addresses
+   * are not answered for and their frames are left to the host (NeighbourResponder).
+   */
+  setOwned(addr: string, owned: boolean, announce = true): void {
+    const c = this.control;
+    c.reset();
+    this.pipeline.setOwned(addr, owned, announce ? c : undefined, this.io.vnetHdr);
+    if (c.txCount > 0) this.#send(c);
+  }
+
   /** Probe the given next hops (e.g. every real server) so their MACs are known before traffic. */
   resolve(addrs: readonly string[]): void {
     const c = this.control;

@@ -21,10 +21,8 @@ import type { BoundConn } from "../../core/conn/conn.ts";
 import type { ConnTable } from "../../core/conn/conn-table.ts";
 import type { Protocol } from "../../core/sched/types.ts";
 import type { ServiceTable } from "../../core/service-table.ts";
-import { ARP_REPLY, ARP_REQUEST, type ArpInfo, parseArp, readU32, writeArpFrame } from "./codec/arp.ts";
 import { finish, pseudo6, sumBytes } from "./codec/checksum.ts";
 import {
-  BROADCAST_MAC,
   ETH_P_ARP,
   ETH_P_IP,
   ETH_P_IPV6,
@@ -43,8 +41,6 @@ import {
   NDISC_NEIGHBOUR_ADVERTISEMENT,
   NDISC_NEIGHBOUR_SOLICITATION,
   writeFragNeeded,
-  writeNeighbourAdvert,
-  writeNeighbourSolicit,
   writePacketTooBig,
 } from "./codec/icmp.ts";
 import {
@@ -55,7 +51,7 @@ import {
   type Ipv4Info,
   parseIpv4 as parseIpv4Header,
 } from "./codec/ipv4.ts";
-import { bytesEqual, type Ipv6Info, ip6Bytes, ip6Text, parseIpv6 } from "./codec/ipv6.ts";
+import { type Ipv6Info, ip6Bytes, ip6Text, parseIpv6 } from "./codec/ipv6.ts";
 import { TCP_HLEN, TCP_RST, TCP_SYN, tcpHeaderLen } from "./codec/tcp.ts";
 import { UDP_HLEN } from "./codec/udp.ts";
 import { type DropReason, PlaneCounters, type Verdict } from "./counters.ts";
@@ -63,7 +59,8 @@ import { finishL4Checksum } from "./finish-checksum.ts";
 import { relayIcmpIn, relayIcmpOut } from "./icmp-relay.ts";
 import { relayIcmp6In, relayIcmp6Out } from "./icmp6-relay.ts";
 import { type FrameBatch, META_PKTTYPE, META_STATUS, VNET_HDR_LEN } from "./io.ts";
-import { Neighbours } from "./neighbours.ts";
+import { NeighbourResponder, vnetHead } from "./neighbour-responder.ts";
+import type { Neighbours } from "./neighbours.ts";
 import { ownedAddresses } from "./owned-addresses.ts";
 import { Pkt, VNET_F_NEEDS_CSUM } from "./pkt.ts";
 import { connPlane, type XmitContext } from "./xmit/context.ts";
@@ -94,6 +91,8 @@ export interface PipelineOptions {
   localAddrs?: readonly string[];
   /** Clamp the MSS of tunnelled SYNs (IPVS does not; default false). */
   tunClampMss?: boolean;
+  /** Addresses released (not answered for, traffic not taken) from the start; see NeighbourResponder. */
+  released?: readonly string[];
   /** Packet worker `index` of `of`: FULLNAT local ports are allocated from this worker's share. */
   worker?: { index: number; of: number };
 }
@@ -107,7 +106,8 @@ export class Pipeline implements XmitContext {
   readonly mtu: number;
   readonly tunClampMss: boolean;
   readonly counters = new PlaneCounters();
-  readonly neighbours = new Neighbours();
+  /** ARP/ND answers, announcements and resolution, and the own/release switch per address. */
+  readonly responder: NeighbourResponder;
   readonly localPool: LocalPool;
   /** Verdict of each frame of the last batch (tests and fixtures read it). */
   readonly verdicts: Verdict[] = [];
@@ -115,15 +115,9 @@ export class Pipeline implements XmitContext {
   readonly reasons: (DropReason | "")[] = [];
 
   readonly #extraVips: string[];
-  #vip4 = new Set<number>();
-  #vip6 = new Set<string>();
-  #local4 = new Set<number>();
-  #local6 = new Set<string>();
-  #owned6: Uint8Array[] = [];
   readonly #p = new Pkt();
   readonly #seg = new Pkt();
   readonly #l2: L2Info = { ethertype: 0, l3: 0, vlan: -1 };
-  readonly #arp: ArpInfo = { op: 0, sha: 0, spa: 0, tha: 0, tpa: 0 };
   readonly #ip4 = {} as Ipv4Info;
   readonly #ip6 = {} as Ipv6Info;
   #batch: FrameBatch | undefined;
@@ -141,33 +135,30 @@ export class Pipeline implements XmitContext {
     this.tunClampMss = o.tunClampMss ?? false;
     this.#extraVips = [...(o.vips ?? [])];
     this.localPool = new LocalPool(o.localAddrs ?? [], o.worker);
+    this.responder = new NeighbourResponder({
+      mac: this.mac,
+      addr4: this.addr4,
+      addr6: this.addr6,
+      counters: this.counters,
+      drop: (r) => this.drop(r),
+    });
+    for (const a of o.released ?? []) this.responder.release(a);
     this.refreshVips();
+  }
+
+  /** The neighbour cache (real servers, gateways, clients). */
+  get neighbours(): Neighbours {
+    return this.responder.neighbours;
   }
 
   /** Recompute the owned addresses from the service table (call after services change). */
   refreshVips(): void {
-    const v4 = new Set<number>();
-    const v6 = new Set<string>();
-    const add = (a: string, s4: Set<number>, s6: Set<string>) => {
-      const n = parseIpv4(a);
-      if (n !== undefined) s4.add(n);
-      else if (parseIpv6Groups(a)) s6.add(ip6Text(ip6Bytes(parseIpv6Groups(a)!), 0));
-    };
-    const owned = ownedAddresses(this.services, this.#extraVips, this.localPool.addrs);
-    for (const a of owned.vips) add(a, v4, v6);
-    const l4 = new Set<number>();
-    const l6 = new Set<string>();
-    for (const a of owned.locals) add(a, l4, l6);
-    this.#vip4 = v4;
-    this.#vip6 = v6;
-    this.#local4 = l4;
-    this.#local6 = l6;
-    this.#owned6 = [...v6, ...l6].map((t) => ip6Bytes(parseIpv6Groups(t)!));
+    this.responder.configure(ownedAddresses(this.services, this.#extraVips, this.localPool.addrs));
   }
 
-  /** Every address this director answers ARP/ND for (VIPs and local addresses), as text. */
+  /** Every address this director answers ARP/ND for (owned VIPs and local addresses), as text. */
   ownedAddresses(): string[] {
-    return [...[...this.#vip4, ...this.#local4].map((n) => formatIpv4(n)), ...this.#vip6, ...this.#local6];
+    return this.responder.answered();
   }
 
   /** Handle every received frame of the batch; the frames to send are queued in batch.tx. */
@@ -201,43 +192,23 @@ export class Pipeline implements XmitContext {
 
   /** Gratuitous ARPs (IPv6: unsolicited advertisements) for every owned address, into `batch`. */
   announce(batch: FrameBatch, vnet: boolean): void {
-    this.#batch = batch;
-    for (const a of this.#vip4) this.#gratuitous(batch, a, vnet);
-    for (const a of this.#local4) this.#gratuitous(batch, a, vnet);
-    for (const a of this.#owned6) {
-      const off = batch.allocGen();
-      if (off < 0) return;
-      const h = this.#vnetHead(batch.buf, off, vnet);
-      const allNodes = Uint8Array.of(0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1);
-      const len = writeNeighbourAdvert(
-        batch.buf,
-        off + h,
-        Uint8Array.of(0x33, 0x33, 0, 0, 0, 1),
-        this.mac,
-        a,
-        allNodes,
-        false,
-      );
-      batch.queue(off, h + len);
-      this.counters.tx++;
-    }
+    this.responder.announce(batch, vnet);
+  }
+
+  /** Own (announcing it into `batch` when given) or release an address; see NeighbourResponder. */
+  setOwned(addr: string, owned: boolean, batch: FrameBatch | undefined, vnet: boolean): void {
+    if (owned) this.responder.own(addr, batch, vnet);
+    else this.responder.release(addr);
   }
 
   /** A neighbour another worker learned: record it and send the frames that waited for it. */
   learnFromPeer(batch: FrameBatch, addr: string, mac: Uint8Array, now: number, vnet: boolean): void {
-    this.#batch = batch;
-    this.#now = now;
-    const waiting = this.neighbours.learn(addr, mac, now, true, true);
-    if (waiting.length > 0) this.#flush(waiting, mac, vnet);
+    this.responder.learnFromPeer(batch, addr, mac, now, vnet);
   }
 
   /** Send probes for addresses not yet resolved (e.g. every real server when services change). */
   resolve(batch: FrameBatch, addrs: readonly string[], now: number, vnet: boolean): void {
-    this.#batch = batch;
-    this.#now = now;
-    for (const a of addrs) {
-      if (this.neighbours.wantsProbe(a, now)) this.#probe(a, vnet);
-    }
+    this.responder.resolve(batch, addrs, now, vnet);
   }
 
   // ----------------------------------------------------------------------------- XmitContext
@@ -293,7 +264,7 @@ export class Pipeline implements XmitContext {
   toNeighbour(p: Pkt, addr: string, _family: 4 | 6): Verdict {
     const n = this.neighbours;
     const e = n.entry(addr);
-    if (n.probeDue(e, this.#now)) this.#probe(addr, p.vnet);
+    if (n.probeDue(e, this.#now)) this.responder.probe(this.#batch!, addr, p.vnet);
     const mac = e.mac;
     if (mac !== undefined) return this.toMac(p, mac);
     const len = this.#padded(p);
@@ -305,7 +276,7 @@ export class Pipeline implements XmitContext {
     const batch = this.#batch!;
     const off = batch.allocGen();
     if (off < 0) return;
-    const h = this.#vnetHead(batch.buf, off, p.vnet);
+    const h = vnetHead(batch.buf, off, p.vnet);
     const srcMac = p.buf.subarray(p.eth + 6, p.eth + 12);
     if (p.family === 6) {
       // IPv6: ICMPv6 packet too big, from the packet's destination (the VIP) to its source.
@@ -391,7 +362,7 @@ export class Pipeline implements XmitContext {
     if (!parseEth(buf, eth, end - eth, l2)) return this.drop("malformed");
     const forUs = macEquals(buf, eth, this.mac);
     if (!forUs && !isMulticastMac(buf, eth)) return "ignore";
-    if (l2.ethertype === ETH_P_ARP) return this.#arpFrame(p, l2.l3, end);
+    if (l2.ethertype === ETH_P_ARP) return this.responder.arp(batch, p, l2.l3, end, this.#now);
     if (!forUs && l2.ethertype !== ETH_P_IPV6) return "ignore";
     if (l2.ethertype === ETH_P_IP) {
       const csumNotReady = !vnet && (batch.meta[i * 4 + META_STATUS]! & TP_STATUS_CSUMNOTREADY) !== 0;
@@ -400,32 +371,6 @@ export class Pipeline implements XmitContext {
     if (l2.ethertype === ETH_P_IPV6) {
       const csumNotReady = !vnet && (batch.meta[i * 4 + META_STATUS]! & TP_STATUS_CSUMNOTREADY) !== 0;
       return this.#ipv6(p, l2.l3, end, forUs, csumNotReady);
-    }
-    return "ignore";
-  }
-
-  #arpFrame(p: Pkt, l3: number, end: number): Verdict {
-    const a = this.#arp;
-    const buf = p.buf;
-    if (!parseArp(buf, l3, end, a)) return this.drop("malformed");
-    const spa = readU32(buf, a.spa);
-    const tpa = readU32(buf, a.tpa);
-    const owned = this.#vip4.has(tpa) || this.#local4.has(tpa);
-    const sender = formatIpv4(spa);
-    const sha = buf.subarray(a.sha, a.sha + 6);
-    if (spa !== 0) {
-      const waiting = this.neighbours.learn(sender, sha, this.#now, owned || a.op === ARP_REPLY);
-      if (waiting.length > 0) this.#flush(waiting, sha, p.vnet);
-    }
-    if (a.op === ARP_REQUEST && owned && spa !== tpa) {
-      const batch = this.#batch!;
-      const off = batch.allocGen();
-      if (off < 0) return "consume";
-      const h = this.#vnetHead(batch.buf, off, p.vnet);
-      const len = writeArpFrame(batch.buf, off + h, ARP_REPLY, sha, this.mac, tpa, sha, spa);
-      batch.queue(off, h + len);
-      this.counters.arpReplies++;
-      return "reply";
     }
     return "ignore";
   }
@@ -442,8 +387,8 @@ export class Pipeline implements XmitContext {
     p.saddr4 = ip.saddr;
     p.daddr4 = ip.daddr;
     p.fragment = ip.fragment;
-    const toVip = this.#vip4.has(ip.daddr);
-    const toLocal = !toVip && this.#local4.has(ip.daddr);
+    const toVip = this.responder.isVip4(ip.daddr);
+    const toLocal = !toVip && this.responder.isLocal4(ip.daddr);
     if (!ip.laterFragment && !this.#l4(p, l3 + ip.hlen)) return toVip || toLocal ? this.drop("malformed") : "ignore";
     if (csumNotReady && p.l4 >= 0) finishL4Checksum(p);
     if (toVip) {
@@ -476,16 +421,16 @@ export class Pipeline implements XmitContext {
     p.fragment = ip.fragment;
     if (ip.protocol === IPPROTO_ICMPV6 && !ip.laterFragment && end - ip.l4 >= 24) {
       const type = buf[ip.l4]!;
-      if (type === NDISC_NEIGHBOUR_SOLICITATION) return this.#solicit(p, ip.l4);
+      if (type === NDISC_NEIGHBOUR_SOLICITATION) return this.responder.solicit(this.#batch!, p, ip.l4, this.#now);
       if (type === NDISC_NEIGHBOUR_ADVERTISEMENT) {
-        this.#advert(p, ip.l4);
+        this.responder.advert(this.#batch!, p, ip.l4, this.#now);
         return "ignore";
       }
     }
     if (!forUs) return "ignore";
     const daddr = ip6Text(buf, l3 + 24);
-    const toVip = this.#vip6.has(daddr);
-    const toLocal = !toVip && this.#local6.has(daddr);
+    const toVip = this.responder.isVip6(daddr);
+    const toLocal = !toVip && this.responder.isLocal6(daddr);
     if (!ip.laterFragment && !this.#l4(p, ip.l4)) return toVip || toLocal ? this.drop("malformed") : "ignore";
     if (csumNotReady && p.l4 >= 0) finishL4Checksum(p);
     if (toVip) {
@@ -670,47 +615,6 @@ export class Pipeline implements XmitContext {
     return "reply";
   }
 
-  #solicit(p: Pkt, l4: number): Verdict {
-    const buf = p.buf;
-    const target = buf.subarray(l4 + 8, l4 + 24);
-    if (buf[p.l3 + 7] !== 255) return this.drop("malformed");
-    const owned = this.#owned6.some((a) => bytesEqual(target, 0, a));
-    const src = buf.subarray(p.l3 + 8, p.l3 + 24);
-    const unspecified = src.every((b) => b === 0);
-    // Learn the solicitor from its source link-layer address option.
-    if (!unspecified && p.end - l4 >= 32 && buf[l4 + 24] === 1 && buf[l4 + 25] === 1) {
-      const waiting = this.neighbours.learn(ip6Text(src, 0), buf.subarray(l4 + 26, l4 + 32), this.#now, owned);
-      if (waiting.length > 0) this.#flush(waiting, buf.subarray(l4 + 26, l4 + 32), p.vnet);
-    }
-    if (!owned) return "ignore";
-    const batch = this.#batch!;
-    const off = batch.allocGen();
-    if (off < 0) return "consume";
-    const h = this.#vnetHead(batch.buf, off, p.vnet);
-    const allNodes = Uint8Array.of(0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1);
-    const ethDst = Uint8Array.from(buf.subarray(p.eth + 6, p.eth + 12));
-    const len = writeNeighbourAdvert(
-      batch.buf,
-      off + h,
-      unspecified ? Uint8Array.of(0x33, 0x33, 0, 0, 0, 1) : ethDst,
-      this.mac,
-      Uint8Array.from(target),
-      unspecified ? allNodes : Uint8Array.from(src),
-      !unspecified,
-    );
-    batch.queue(off, h + len);
-    this.counters.neighbourAdverts++;
-    return "reply";
-  }
-
-  #advert(p: Pkt, l4: number): void {
-    const buf = p.buf;
-    if (p.end - l4 < 32 || buf[l4 + 24] !== 2 || buf[l4 + 25] !== 1) return;
-    const mac = buf.subarray(l4 + 26, l4 + 32);
-    const waiting = this.neighbours.learn(ip6Text(buf, l4 + 8), mac, this.#now, true);
-    if (waiting.length > 0) this.#flush(waiting, mac, p.vnet);
-  }
-
   // ----------------------------------------------------------------------------- output
 
   /** Length of the frame from p.off when padded to the Ethernet minimum; zero-fills the pad. */
@@ -725,57 +629,6 @@ export class Pipeline implements XmitContext {
 
   #emit(p: Pkt): void {
     this.#batch!.queue(p.off, this.#padded(p));
-  }
-
-  /** Write a zero vnet header at off when the io uses them; returns its length. */
-  #vnetHead(buf: Buffer, off: number, vnet: boolean): number {
-    if (!vnet) return 0;
-    buf.fill(0, off, off + VNET_HDR_LEN);
-    return VNET_HDR_LEN;
-  }
-
-  #gratuitous(batch: FrameBatch, addr: number, vnet: boolean): void {
-    const off = batch.allocGen();
-    if (off < 0) return;
-    const h = this.#vnetHead(batch.buf, off, vnet);
-    const len = writeArpFrame(batch.buf, off + h, ARP_REQUEST, BROADCAST_MAC, this.mac, addr, BROADCAST_MAC, addr);
-    batch.queue(off, h + len);
-    this.counters.tx++;
-  }
-
-  /** ARP request / neighbour solicitation for addr. */
-  #probe(addr: string, vnet: boolean): void {
-    const batch = this.#batch!;
-    const off = batch.allocGen();
-    if (off < 0) return;
-    const h = this.#vnetHead(batch.buf, off, vnet);
-    const v4 = parseIpv4(addr);
-    let len: number;
-    if (v4 !== undefined) {
-      len = writeArpFrame(batch.buf, off + h, ARP_REQUEST, BROADCAST_MAC, this.mac, this.addr4, new Uint8Array(6), v4);
-    } else {
-      const g = parseIpv6Groups(addr);
-      if (!g || !this.addr6) return;
-      len = writeNeighbourSolicit(batch.buf, off + h, this.mac, this.addr6, ip6Bytes(g));
-    }
-    batch.queue(off, h + len);
-    this.counters.neighbourProbes++;
-  }
-
-  /** Send frames that were waiting for a neighbour's MAC. */
-  #flush(frames: Buffer[], mac: Uint8Array, vnet: boolean): void {
-    const batch = this.#batch!;
-    const ethOff = vnet ? VNET_HDR_LEN : 0;
-    for (const f of frames) {
-      const off = batch.allocGen();
-      if (off < 0 || f.length > batch.slotSize - batch.headroom) {
-        this.counters.drops.neighbour++;
-        continue;
-      }
-      batch.buf.set(f, off);
-      setMacs(batch.buf, off + ethOff, mac, this.mac);
-      batch.queue(off, f.length);
-    }
   }
 }
 

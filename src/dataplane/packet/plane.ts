@@ -13,6 +13,7 @@
 // daemon's tables and returns their connection entries, so listings show everything.
 
 import { networkInterfaces } from "node:os";
+import { canonicalIp } from "../../core/addr.ts";
 import type { Clock } from "../../core/clock.ts";
 import type { ConnTable } from "../../core/conn/conn-table.ts";
 import type { DestSpec } from "../../core/dest.ts";
@@ -100,6 +101,8 @@ export class PacketDataPlane {
   #steerKey: string | undefined;
   readonly #incarnations = new Incarnations();
   #owned = new Set<string>();
+  /** Addresses released by setVipOwned (canonical text). */
+  readonly #released = new Set<string>();
 
   constructor(o: PacketDataPlaneOptions) {
     this.#o = o;
@@ -181,6 +184,7 @@ export class PacketDataPlane {
       ...(addr6 ? { addr6 } : {}),
       vips: o.vips ?? [],
       localAddrs: o.localAddrs ?? [],
+      released: [...this.#released],
       tunClampMss: o.tunClampMss ?? false,
     });
     this.#pipeline = pipeline;
@@ -205,6 +209,20 @@ export class PacketDataPlane {
   serviceRemoved(_svc: VirtualService): void {
     if (this.#pool) void this.#syncWorkers().catch(() => undefined);
     else this.#refresh();
+  }
+
+  /**
+   * VRRP's switch: own a VIP (answer ARP/ND for it, take its traffic, announce it with a
+   * gratuitous ARP / unsolicited NA) or release it (never answered for, its frames left to the
+   * host). Every address starts owned. With workers, every worker applies it before this resolves.
+   */
+  async setVipOwned(addr: string, owned: boolean): Promise<void> {
+    const a = typeof addr === "string" ? canonicalIp(addr) : undefined;
+    if (a === undefined) throw new CoreError("EINVAL", "request", `Invalid address "${String(addr)}"`);
+    if (owned) this.#released.delete(a);
+    else this.#released.add(a);
+    if (this.#pool) await this.#pool.own(a, owned);
+    else this.#engine?.setOwned(a, owned);
   }
 
   async stop(_drainMs: number): Promise<void> {
@@ -290,6 +308,7 @@ export class PacketDataPlane {
       ...(addr6 ? { addr6 } : {}),
       vips: [...(o.vips ?? [])],
       localAddrs: [...(o.localAddrs ?? [])],
+      released: [...this.#released],
       tunClampMss: o.tunClampMss ?? false,
       batch: o.batch ?? 64,
       connLimit: Math.max(1, Math.ceil(conns.limit / n)),
@@ -402,9 +421,9 @@ export class PacketDataPlane {
     if (!p || !e) return;
     const before = new Set(p.ownedAddresses());
     p.refreshVips();
-    const owned = p.ownedAddresses();
-    this.#guard(owned);
-    if (owned.some((a) => !before.has(a))) e.announce();
+    // The guard covers released VIPs too (the host must not take them either); only owned ones are announced.
+    this.#guard(p.responder.configured());
+    if (p.ownedAddresses().some((a) => !before.has(a))) e.announce();
     e.resolve(this.#destAddresses());
   }
 

@@ -28,6 +28,8 @@ export interface WorkerSetup {
   addr6?: string;
   vips: string[];
   localAddrs: string[];
+  /** Addresses released (VRRP backup) when the worker starts. */
+  released: string[];
   tunClampMss: boolean;
   batch: number;
   connLimit: number;
@@ -38,6 +40,7 @@ export type ToWorker =
   | { t: "table"; seq: number; image: ServiceImage[]; serials: TableSerials; timeouts: Timeouts }
   | { t: "steer"; seq: number; program: Uint8Array }
   | { t: "refresh"; announce: boolean; resolve: string[] }
+  | { t: "own"; seq: number; addr: string; owned: boolean; announce: boolean }
   | { t: "neighbour"; addr: string; mac: Uint8Array }
   | { t: "zero"; key?: ServiceKey }
   | { t: "collect"; seq: number; conns: boolean }

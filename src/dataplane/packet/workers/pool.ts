@@ -183,6 +183,18 @@ export class PacketWorkerPool {
     if (a.t === "ack" && a.error) throw new Error(`Cannot install the fanout steering program: ${a.error}`);
   }
 
+  /**
+   * Own or release an address on every worker (each answers ARP/ND and takes traffic on its own
+   * socket); the first one announces it. Resolves when all have applied it.
+   */
+  async own(addr: string, owned: boolean): Promise<void> {
+    const acks = await Promise.all(
+      this.#alive().map((m, i) => this.#ask(m, (seq) => ({ t: "own", seq, addr, owned, announce: i === 0 }))),
+    );
+    for (const a of acks)
+      if (a.t === "ack" && a.error) throw new Error(`A packet worker could not switch ${addr}: ${a.error}`);
+  }
+
   /** Gratuitous ARPs and neighbour probes go out from the first worker (one copy is enough). */
   refresh(announce: boolean, resolve: string[]): void {
     this.#alive()[0]?.worker.postMessage({ t: "refresh", announce, resolve } satisfies ToWorker);

@@ -71,6 +71,7 @@ function run(): void {
     ...(setup.addr6 ? { addr6: setup.addr6 } : {}),
     vips: setup.vips,
     localAddrs: setup.localAddrs,
+    released: setup.released,
     tunClampMss: setup.tunClampMss,
     worker: { index: setup.index, of: setup.workers },
   });
@@ -156,6 +157,10 @@ function run(): void {
       case "refresh":
         if (m.announce) engine.announce();
         if (m.resolve.length > 0) engine.resolve(m.resolve);
+        break;
+      case "own":
+        engine.setOwned(m.addr, m.owned, m.announce);
+        post({ t: "ack", seq: m.seq });
         break;
       case "neighbour":
         engine.learnFromPeer(m.addr, m.mac);
