@@ -8,6 +8,10 @@ const SUBCOMMANDS: Record<string, Sub> = {
   realserver: { summary: "configure this host as a DR/TUN real server", load: () => import("./realserver.ts") },
   "check-config": { summary: "check a keepalived.conf or ldirectord.cf", load: () => import("./check-config.ts") },
   status: { summary: "show tvsd's data plane and health-check state", load: () => import("./status.ts") },
+  top: {
+    summary: "watch services, real servers, rates and health live (like watch ipvsadm -L --rate)",
+    load: () => import("./top.ts"),
+  },
 };
 
 function usage(): string {
