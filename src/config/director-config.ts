@@ -5,7 +5,7 @@
 
 import type { DestSpec } from "../core/dest.ts";
 import type { ServiceKey } from "../core/service.ts";
-import type { CheckerSpec } from "./checker-spec.ts";
+import type { CheckerSpec } from "../health/checker-spec.ts";
 import type { DesiredState } from "./desired.ts";
 import type { Diagnostic, SourcePos } from "./diagnostics.ts";
 import type { VrrpConfig } from "./vrrp-spec.ts";

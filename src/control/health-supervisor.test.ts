@@ -8,12 +8,12 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import type { CheckerSpec } from "../config/checker-spec.ts";
 import type { DirectorConfig } from "../config/director-config.ts";
 import { loadConfigText } from "../config/load.ts";
 import type { DestSpec } from "../core/dest.ts";
 import { createDefaultRegistry } from "../core/sched/all.ts";
 import type { Checker, CheckResult } from "../health/checker.ts";
+import type { CheckerSpec } from "../health/checker-spec.ts";
 import type { TimerSource } from "../health/runner.ts";
 import { Director } from "./executor.ts";
 import { HealthSupervisor } from "./health-supervisor.ts";

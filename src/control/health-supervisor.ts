@@ -26,7 +26,6 @@
 // and services stop being checked, and with omega (virtual_server omega or a checker's omega) an
 // alive server's notify_down runs (and a service's quorum_down when its quorum was up), as on stop().
 
-import type { CheckerSpec } from "../config/checker-spec.ts";
 import type { DesiredService, DesiredState } from "../config/desired.ts";
 import type { DirectorConfig, NotifyScript, RealServerHealth, ServiceHealth } from "../config/director-config.ts";
 import { formatEndpoint } from "../core/addr.ts";
@@ -37,6 +36,7 @@ import type { LogFields, Logger } from "../core/log.ts";
 import { type ServiceKey, serviceKeyId, type VirtualService } from "../core/service.ts";
 import { normalizeKey } from "../core/service-table.ts";
 import type { Checker } from "../health/checker.ts";
+import type { CheckerSpec } from "../health/checker-spec.ts";
 import { type HealthEvent, HealthRunner, type TimerSource } from "../health/runner.ts";
 import { ServerHealth, type ServerHealthEvent } from "../health/server-health.ts";
 import type { CheckView, ExecRequest } from "./api/protocol.ts";

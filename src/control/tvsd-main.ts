@@ -379,6 +379,8 @@ export interface MainOptions {
   sighupSeen?: () => boolean;
   /** End the process at once (bin/tvsd.ts passes process.exit): the fail-fast path (fail-fast.ts). */
   exit: (code: number) => void;
+  /** --demo: print the service table of the daemon on this socket (bin/tvsd.ts runs tvsadm -L -n). */
+  listDemoTable?: (socketPath: string) => Promise<unknown>;
 }
 
 /** Runs tvsd; resolves with the exit status after a clean stop. */
@@ -418,7 +420,7 @@ export async function main(argv: string[], opts: MainOptions): Promise<number> {
   process.on("SIGHUP", onHup);
   if (opts.sighupSeen?.()) onHup();
   try {
-    return await serve(args, log, (run) => {
+    return await serve(args, log, opts, (run) => {
       reloadNow = run;
       if (reloadPending) {
         reloadPending = false;
@@ -431,7 +433,12 @@ export async function main(argv: string[], opts: MainOptions): Promise<number> {
 }
 
 /** Everything after argument parsing; `ready` hands over the reload to run for each SIGHUP. */
-async function serve(args: TvsdArgs, log: Logger, ready: (reload: () => void) => void): Promise<number> {
+async function serve(
+  args: TvsdArgs,
+  log: Logger,
+  opts: MainOptions,
+  ready: (reload: () => void) => void,
+): Promise<number> {
   const socketPath = defaultSocketPath({ explicit: args.socket });
   const fail = (msg: string): number => {
     log.error(msg);
@@ -527,7 +534,7 @@ async function serve(args: TvsdArgs, log: Logger, ready: (reload: () => void) =>
     workers: args.workers,
   });
 
-  if (args.demo) await printDemo(socketPath);
+  if (args.demo) await printDemo(socketPath, opts.listDemoTable);
 
   return await new Promise<number>((resolve) => {
     let stopping = false;
@@ -586,14 +593,18 @@ async function restoreState(state: StateFile, args: TvsdArgs, control: ControlHa
   log.info("Restored the table from the state file", { file: state.path, services: saved.services });
 }
 
-/** --demo: show the table as tvsadm -L -n prints it, and how to try the service. */
-async function printDemo(socketPath: string): Promise<void> {
-  try {
-    const { main: tvsadm } = await import("../cli/tvsadm/main.ts");
+/**
+ * --demo: show the table (as tvsadm -L -n prints it, when the caller composed tvsadm in: control
+ * does not import the CLI) and how to try the service.
+ */
+async function printDemo(socketPath: string, listTable: MainOptions["listDemoTable"]): Promise<void> {
+  if (listTable) {
     process.stdout.write("$ tvsadm -L -n\n");
-    await tvsadm(["--socket", socketPath, "-L", "-n"]);
-  } catch (e) {
-    process.stdout.write(`(tvsadm -L -n failed: ${(e as Error).message})\n`);
+    try {
+      await listTable(socketPath);
+    } catch (e) {
+      process.stdout.write(`(tvsadm -L -n failed: ${(e as Error).message})\n`);
+    }
   }
   process.stdout.write(`${demoHint(DEMO)}\n`);
   if (defaultSocketPath() !== socketPath)

@@ -2,7 +2,6 @@
 // checkWithTimeout turning a checker that throws or hangs into a failed result.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { type CheckerSpec, checkerCommon } from "../config/checker-spec.ts";
 import {
   abortAttempt,
   attemptTimeoutMs,
@@ -12,6 +11,7 @@ import {
   managedAbortController,
   onAbort,
 } from "./checker.ts";
+import { type CheckerSpec, checkerCommon } from "./checker-spec.ts";
 
 const tcp: CheckerSpec = { ...checkerCommon("TCP_CHECK", { connectTimeoutMs: 3000 }), type: "TCP_CHECK" };
 

@@ -4,7 +4,7 @@
 // abort the checker closes its socket or kills its process and resolves at once. The runner owns
 // intervals, retries and transitions.
 
-import type { CheckerSpec } from "../config/checker-spec.ts";
+import type { CheckerSpec } from "./checker-spec.ts";
 
 /** What one attempt is aimed at: the real server with the spec's overrides applied. */
 export interface CheckTarget {

@@ -2,8 +2,8 @@
 // Checker. A plain switch over the discriminated union, so a new spec type fails to compile here
 // until it has a checker.
 
-import type { CheckerSpec } from "../config/checker-spec.ts";
 import type { Checker, CheckResult } from "./checker.ts";
+import type { CheckerSpec } from "./checker-spec.ts";
 import { createDnsChecker } from "./checkers/dns.ts";
 import { createFileChecker } from "./checkers/file.ts";
 import { createHttpChecker } from "./checkers/http.ts";

@@ -8,6 +8,7 @@ import type net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
+import type { Checker, CheckResult } from "./checker.ts";
 import {
   type CheckerSpec,
   checkerCommon,
@@ -15,8 +16,7 @@ import {
   type HttpCheckSpec,
   type MiscCheckSpec,
   type TcpCheckSpec,
-} from "../config/checker-spec.ts";
-import type { Checker, CheckResult } from "./checker.ts";
+} from "./checker-spec.ts";
 import { createChecker } from "./create-checker.ts";
 import { type HealthEvent, HealthRunner, type HealthRunnerOptions, type TimerSource } from "./runner.ts";
 import { closedPort, listenTcp, silentTcp, unansweredTcp } from "./test-listeners.ts";

@@ -25,7 +25,6 @@
 // so a burst never opens thousands of sockets at once and a hung server only holds one slot until
 // its own time limit. Nothing per check is synchronous beyond bookkeeping.
 
-import type { CheckerSpec } from "../config/checker-spec.ts";
 import type { Clock } from "../core/clock.ts";
 import {
   abortAttempt,
@@ -37,6 +36,7 @@ import {
   checkTarget,
   managedAbortController,
 } from "./checker.ts";
+import type { CheckerSpec } from "./checker-spec.ts";
 import { tcpConnect } from "./checkers/tcp.ts";
 import { createChecker as defaultCreateChecker } from "./create-checker.ts";
 

@@ -17,8 +17,8 @@ import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { test } from "node:test";
 import { promisify } from "node:util";
+import { loadNative, nativeAddonPath, nativeStatus } from "../../src/addon/native-addon.ts";
 import { arpFrame, eth, icmp, ipv4, tcp, tcp6Frame, udp } from "../../src/dataplane/packet/frame-builder.ts";
-import { loadNative, nativeAddonPath, nativeStatus } from "../../src/dataplane/packet/native-io.ts";
 import { ownsLocalPort, type SteeringPlan, steeringProgram, steerValue } from "../../src/dataplane/packet/steering.ts";
 
 const exec = promisify(execFile);

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { destSpec } from "../../core/dest.ts";
 import { serviceOptions } from "../../core/service.ts";
-import type { CheckerSpec } from "../checker-spec.ts";
+import type { CheckerSpec } from "../../health/checker-spec.ts";
 import type { Diagnostic } from "../diagnostics.ts";
 import type { DirectorConfig } from "../director-config.ts";
 import { parseIpvsadmRules, rulesToDesiredState } from "../ipvsadm-rules.ts";

@@ -18,7 +18,7 @@ import {
   type HttpProtocol,
   type StatusRange,
   type UrlSpec,
-} from "../checker-spec.ts";
+} from "../../health/checker-spec.ts";
 import type { SourcePos } from "../diagnostics.ts";
 import { parsePort, parseUint } from "../values.ts";
 import type { StmtReader } from "./reader.ts";

@@ -9,7 +9,7 @@ import { ipFamily, MAX_PORT } from "../../core/addr.ts";
 import { DEFAULT_TUN, type DestSpec, destSpec, type FwdMethod, type TunOptions } from "../../core/dest.ts";
 import type { Protocol } from "../../core/sched/types.ts";
 import { type ServiceKey, serviceKeyId, serviceOptions } from "../../core/service.ts";
-import type { CheckerSpec } from "../checker-spec.ts";
+import type { CheckerSpec } from "../../health/checker-spec.ts";
 import type { DesiredService } from "../desired.ts";
 import type { SourcePos } from "../diagnostics.ts";
 import type { NotifyScript, RealServerHealth, ServiceHealth } from "../director-config.ts";

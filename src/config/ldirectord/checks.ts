@@ -6,7 +6,7 @@
 // (ldirectord counts failed periodic checks); checktimeout bounds connect/ping/external checks and
 // negotiatetimeout (falling back on checktimeout, then 30 s) negotiate checks; checks start at once.
 
-import { type CheckerCommon, type CheckerSpec, type CheckerType, checkerCommon } from "../checker-spec.ts";
+import { type CheckerCommon, type CheckerSpec, type CheckerType, checkerCommon } from "../../health/checker-spec.ts";
 
 /** Resolved per-virtual settings for one real server (values already validated by the parser). */
 export interface LdirectordCheckSettings {

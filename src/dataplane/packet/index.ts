@@ -3,18 +3,18 @@
 // loader (raw IP sockets and TUN for VRRP and the real server's IPIP decapsulation), the PacketIo
 // seam with its memory fake, and the pipeline for tests and benchmarks.
 
-export type { PlaneCounterSnapshot } from "./counters.ts";
-export { PacketEngine } from "./engine.ts";
-export { FrameBatch, type PacketIo } from "./io.ts";
-export { MemoryPacketIo } from "./memory-io.ts";
 export {
   explainSocketError,
   loadNative,
   type NativeAddon,
-  NativePacketIo,
   NativeUnavailableError,
   nativeStatus,
-} from "./native-io.ts";
+} from "../../addon/native-addon.ts";
+export type { PlaneCounterSnapshot } from "./counters.ts";
+export { PacketEngine } from "./engine.ts";
+export { FrameBatch, type PacketIo } from "./io.ts";
+export { MemoryPacketIo } from "./memory-io.ts";
+export { NativePacketIo } from "./native-io.ts";
 export { Pipeline, type PipelineOptions } from "./pipeline.ts";
 export {
   createPacketDataPlane,

@@ -13,6 +13,7 @@
 // daemon's tables and returns their connection entries, so listings show everything.
 
 import { networkInterfaces } from "node:os";
+import { loadNative } from "../../addon/native-addon.ts";
 import { canonicalIp } from "../../core/addr.ts";
 import type { Clock } from "../../core/clock.ts";
 import type { ConnTable } from "../../core/conn/conn-table.ts";
@@ -25,7 +26,7 @@ import { imageOf } from "../../core/table-image.ts";
 import type { PlaneCounterSnapshot } from "./counters.ts";
 import { type BatchingIo, PacketEngine } from "./engine.ts";
 import { installGuard, removeGuard } from "./host-guard.ts";
-import { loadNative, NativePacketIo } from "./native-io.ts";
+import { NativePacketIo } from "./native-io.ts";
 import { type OwnedAddresses, ownedAddresses } from "./owned-addresses.ts";
 import { Pipeline } from "./pipeline.ts";
 import { steeringFallback, steeringProgram } from "./steering.ts";

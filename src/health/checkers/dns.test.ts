@@ -3,8 +3,8 @@
 // that is not a response, a closed port (ICMP), and ldirectord's answer regex.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { checkerCommon, type DnsCheckSpec } from "../../config/checker-spec.ts";
 import { checkWithTimeout } from "../checker.ts";
+import { checkerCommon, type DnsCheckSpec } from "../checker-spec.ts";
 import { listenUdp } from "../test-listeners.ts";
 import { answerAddresses, createDnsChecker, encodeName, encodeQuery } from "./dns.ts";
 

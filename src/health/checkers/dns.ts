@@ -5,9 +5,9 @@
 // ldirectord's dns negotiate additionally wants an A/AAAA answer whose address matches `receive`.
 
 import { randomInt } from "node:crypto";
-import type { DnsCheckSpec, DnsQueryType } from "../../config/checker-spec.ts";
 import { canonicalIp } from "../../core/addr.ts";
 import { type Checker, type CheckResult, elapsedMs } from "../checker.ts";
+import type { DnsCheckSpec, DnsQueryType } from "../checker-spec.ts";
 import { type ReplyVerdict, udpExchange } from "./datagram.ts";
 
 export const DNS_TYPE_CODES: Record<DnsQueryType, number> = {

@@ -5,8 +5,8 @@ import { mkdtempSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { checkerCommon, type FileCheckSpec } from "../../config/checker-spec.ts";
 import { checkWithTimeout } from "../checker.ts";
+import { checkerCommon, type FileCheckSpec } from "../checker-spec.ts";
 import { createFileChecker, fileVerdict, strtol0 } from "./file.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "tvs-file-"));

@@ -7,8 +7,8 @@
 // here it is read every delay_loop.
 
 import { open } from "node:fs/promises";
-import type { FileCheckSpec } from "../../config/checker-spec.ts";
 import { type Checker, type CheckResult, elapsedMs } from "../checker.ts";
+import type { FileCheckSpec } from "../checker-spec.ts";
 
 const INT32_MIN = -2147483648;
 const INT32_MAX = 2147483647;

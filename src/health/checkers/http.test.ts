@@ -10,8 +10,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import tls from "node:tls";
-import { checkerCommon, type HttpCheckSpec, type UrlSpec } from "../../config/checker-spec.ts";
 import { checkWithTimeout } from "../checker.ts";
+import { checkerCommon, type HttpCheckSpec, type UrlSpec } from "../checker-spec.ts";
 import { closedPort, listenTcp, silentTcp } from "../test-listeners.ts";
 import { createHttpChecker, httpRequest, parseResponse } from "./http.ts";
 

@@ -14,9 +14,9 @@
 // urls in turn (same verdict, found sooner).
 
 import { createHash } from "node:crypto";
-import type { HttpCheckSpec, HttpProtocol, StatusRange, UrlSpec } from "../../config/checker-spec.ts";
 import { formatEndpoint } from "../../core/addr.ts";
 import { type Checker, type CheckResult, type CheckTarget, elapsedMs } from "../checker.ts";
+import type { HttpCheckSpec, HttpProtocol, StatusRange, UrlSpec } from "../checker-spec.ts";
 import { StreamSession, type TlsOptions } from "./stream.ts";
 
 /** Largest response read; a longer one fails the check rather than filling memory. */

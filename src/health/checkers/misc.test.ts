@@ -6,8 +6,8 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { checkerCommon, type MiscCheckSpec } from "../../config/checker-spec.ts";
 import { checkWithTimeout } from "../checker.ts";
+import { checkerCommon, type MiscCheckSpec } from "../checker-spec.ts";
 import { createMiscChecker, splitCommand } from "./misc.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "tvs-misc-"));

@@ -7,8 +7,8 @@
 
 import { type ChildProcess, spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
-import type { MiscCheckSpec } from "../../config/checker-spec.ts";
 import { abortReason, type Checker, type CheckResult, elapsedMs } from "../checker.ts";
+import type { MiscCheckSpec } from "../checker-spec.ts";
 
 /** Grace between SIGTERM and SIGKILL for a script that overran misc_timeout. */
 export const MISC_KILL_GRACE_MS = 2000;

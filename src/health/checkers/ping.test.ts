@@ -7,8 +7,8 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { checkerCommon, type PingCheckSpec } from "../../config/checker-spec.ts";
 import { checkWithTimeout } from "../checker.ts";
+import { checkerCommon, type PingCheckSpec } from "../checker-spec.ts";
 import { createPingChecker, pingArgs } from "./ping.ts";
 
 const spec: PingCheckSpec = { ...checkerCommon("PING_CHECK", { connectTimeoutMs: 2000 }), type: "PING_CHECK" };

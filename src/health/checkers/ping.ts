@@ -5,8 +5,8 @@
 // ICMP, a socket-based echo can replace the child process here without changing the interface.
 
 import { spawn } from "node:child_process";
-import type { PingCheckSpec } from "../../config/checker-spec.ts";
 import { abortReason, type Checker, type CheckResult, elapsedMs } from "../checker.ts";
+import type { PingCheckSpec } from "../checker-spec.ts";
 
 /** The ping binary; override with TVS_PING for hosts where it lives elsewhere. */
 export const PING_BINARY = process.env.TVS_PING ?? "ping";

@@ -3,8 +3,8 @@
 import assert from "node:assert/strict";
 import type net from "node:net";
 import { test } from "node:test";
-import { checkerCommon, DEFAULT_SMTP_HELO, type SmtpCheckSpec } from "../../config/checker-spec.ts";
 import { checkWithTimeout } from "../checker.ts";
+import { checkerCommon, DEFAULT_SMTP_HELO, type SmtpCheckSpec } from "../checker-spec.ts";
 import { listenTcp, silentTcp } from "../test-listeners.ts";
 import { createSmtpChecker } from "./smtp.ts";
 

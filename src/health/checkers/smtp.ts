@@ -3,8 +3,8 @@
 // reads a single line, so a multi-line greeting ("220-...") fails there; here a multi-line reply
 // is read to its last line ("220 ...") as RFC 5321 defines it.
 
-import type { SmtpCheckSpec } from "../../config/checker-spec.ts";
 import { type Checker, type CheckResult, elapsedMs } from "../checker.ts";
+import type { SmtpCheckSpec } from "../checker-spec.ts";
 import { StreamSession } from "./stream.ts";
 
 /** Read one SMTP reply (all its lines) and return its code, or -1 when malformed. */

@@ -2,8 +2,8 @@
 // bind options, and ldirectord's simpletcp request/answer.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { checkerCommon, type TcpCheckSpec } from "../../config/checker-spec.ts";
 import { checkWithTimeout } from "../checker.ts";
+import { checkerCommon, type TcpCheckSpec } from "../checker-spec.ts";
 import { closedPort, listenTcp, silentTcp, unansweredTcp } from "../test-listeners.ts";
 import { createTcpChecker, netConnect, TCP_CONNECT_PATH } from "./tcp.ts";
 

@@ -4,8 +4,8 @@
 
 import net from "node:net";
 import { getSystemErrorName } from "node:util";
-import type { TcpCheckSpec } from "../../config/checker-spec.ts";
 import { abortReason, type Checker, type CheckResult, type CheckTarget, elapsedMs, onAbort } from "../checker.ts";
+import type { TcpCheckSpec } from "../checker-spec.ts";
 import { describeSocketError, StreamSession } from "./stream.ts";
 
 /**

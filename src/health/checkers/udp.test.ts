@@ -3,8 +3,8 @@
 // length limits, and the payload on the wire.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { checkerCommon, DEFAULT_UDP_MAX_REPLY, type UdpCheckSpec } from "../../config/checker-spec.ts";
 import { checkWithTimeout } from "../checker.ts";
+import { checkerCommon, DEFAULT_UDP_MAX_REPLY, type UdpCheckSpec } from "../checker-spec.ts";
 import { listenUdp } from "../test-listeners.ts";
 import { createUdpChecker, parseHex } from "./udp.ts";
 

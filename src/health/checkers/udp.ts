@@ -5,8 +5,8 @@
 // and its first bytes must equal the require_reply data (compared over the shorter of the two, as
 // keepalived does).
 
-import type { UdpCheckSpec } from "../../config/checker-spec.ts";
 import { type Checker, type CheckResult, CheckTimeoutError, elapsedMs } from "../checker.ts";
+import type { UdpCheckSpec } from "../checker-spec.ts";
 import { type ReplyVerdict, udpExchange } from "./datagram.ts";
 
 export function parseHex(text: string, where: string): Buffer {

@@ -1,9 +1,10 @@
 // The health-checker specification as plain, JSON-able data: what a keepalived.conf real_server
 // checker block (TCP_CHECK, HTTP_GET, SSL_GET, SMTP_CHECK, DNS_CHECK, MISC_CHECK, UDP_CHECK,
-// PING_CHECK, FILE_CHECK) or an ldirectord.cf checktype/service pair asks for. The config parsers
-// produce it, src/health turns it into checkers and a runner. All times are milliseconds; all
-// defaults are keepalived's (keepalived.conf(5) and keepalived/check/*.c), filled in by
-// `checkerCommon()` so a spec is always complete and the health code never guesses.
+// PING_CHECK, FILE_CHECK) or an ldirectord.cf checktype/service pair asks for. It lives beside the
+// checkers that use it: the config parsers (src/config) produce it, src/health turns it into
+// checkers and a runner. All times are milliseconds; all defaults are keepalived's
+// (keepalived.conf(5) and keepalived/check/*.c), filled in by `checkerCommon()` so a spec is always
+// complete and the health code never guesses.
 
 /** Options every checker shares (keepalived's "common checker options" plus the virtual_server's timing). */
 export interface CheckerCommon {
