@@ -5,7 +5,7 @@
 // dataplane/packet/codec), the row names that path rather than the whole area.
 //
 // The rules in words: core imports only core, with no Node module or package and no timers or
-// wall clock. addon (the native addon loader) is a leaf. dataplane, health, vrrp, sync and announce
+// wall clock. platform (the native addon loader, the package's version) is a leaf. dataplane, health, vrrp, sync and announce
 // import core (vrrp, sync and the real server may use the packet codecs and the addon) and never
 // each other, control, cli or lab. config turns files into plain specs: core types and the
 // checker specs health defines. observe reads the control API's views. control composes
@@ -22,17 +22,17 @@ const src = join(root, "src");
 /** What each area may import besides itself: an area name, or a path inside one (a contract). */
 const LAYERS: Record<string, readonly string[]> = {
   core: [],
-  addon: [],
-  dataplane: ["core", "addon"],
+  platform: [],
+  dataplane: ["core", "platform"],
   health: ["core"],
-  vrrp: ["core", "addon", "dataplane/packet/codec"],
-  sync: ["core", "addon", "dataplane/packet/codec"],
+  vrrp: ["core", "platform", "dataplane/packet/codec"],
+  sync: ["core", "platform", "dataplane/packet/codec"],
   announce: ["core"],
-  realserver: ["core", "addon", "dataplane/packet/codec"],
+  realserver: ["core", "platform", "dataplane/packet/codec"],
   config: ["core", "health/checker-spec.ts"],
   observe: ["core", "control/api"],
-  control: ["core", "addon", "config", "dataplane", "health", "vrrp", "sync", "announce", "observe"],
-  cli: ["core", "config", "control/api", "lab", "realserver"],
+  control: ["core", "platform", "config", "dataplane", "health", "vrrp", "sync", "announce", "observe"],
+  cli: ["core", "config", "control/api", "lab", "realserver", "platform"],
   lab: ["core", "config", "control/api"],
 };
 
@@ -128,7 +128,7 @@ test("the rule checker refuses the arrows that ran the wrong way", () => {
   ]);
   // the real server reaching into the packet plane for the addon loader.
   assert.equal(violationsOf(at("realserver/decap.ts"), ["../dataplane/packet/native-io.ts"]).length, 1);
-  assert.deepEqual(violationsOf(at("realserver/decap.ts"), ["../addon/native-addon.ts"]), []);
+  assert.deepEqual(violationsOf(at("realserver/decap.ts"), ["../platform/native-addon.ts"]), []);
   // health taking its spec types from config; config using health's spec is the allowed direction.
   assert.equal(violationsOf(at("health/checkers/tcp.ts"), ["../../config/director-config.ts"]).length, 1);
   assert.deepEqual(violationsOf(at("config/keepalived/checkers.ts"), ["../../health/checker-spec.ts"]), []);

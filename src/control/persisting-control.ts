@@ -4,11 +4,13 @@
 // returns still comes back with the change. It wraps any ControlHandlers (one daemon, or the
 // socket plane's worker pool), since the saved text comes from the same snapshot tvsadm -S reads.
 //
+// The saved text is the table as `tvsadm -S -n` prints it (with -x/-y); the formatter is tvsadm's
+// own, handed in by bin/tvsd.ts (control does not import the CLI).
+//
 // It also remembers the requests made through the control API since the last load (start or
 // reload) of --rules/--config: a reload that changes the table while there are some has replaced
 // what tvsadm did, and the log says so, naming them.
 
-import { formatListAll, NO_NAMES } from "../cli/tvsadm/format.ts";
 import type { Logger } from "../core/log.ts";
 import type { ExecRequest, Snapshot, StatusView } from "./api/protocol.ts";
 import type { ControlHandlers, SnapshotRequest } from "./server.ts";
@@ -31,26 +33,6 @@ const TABLE_OPS = new Set([
 /** At most this many of the tvsadm requests since the last load are named in the log. */
 const NAMED_CHANGES = 20;
 
-/** The table as `ipvsadm -S -n` prints it, with -x/-y added (which -S leaves out and -R reads). */
-export function saveText(snap: Snapshot): string {
-  return formatListAll(
-    snap,
-    {
-      rule: true,
-      ruleThresholds: true,
-      numeric: true,
-      stats: false,
-      rate: false,
-      thresholds: false,
-      persistentConn: false,
-      nosort: false,
-      exact: false,
-      tunInfo: false,
-    },
-    NO_NAMES,
-  );
-}
-
 /** "add-service tcp 10.0.0.1:80" and the like, for the log. */
 function describe(req: ExecRequest): string {
   if (req.op === "batch") return `batch of ${req.requests.length}`;
@@ -64,11 +46,13 @@ export class PersistingControl implements ControlHandlers {
   readonly #inner: ControlHandlers;
   readonly #state: StateFile | undefined;
   readonly #log: Logger;
+  readonly #saveText: (snap: Snapshot) => string;
   /** Control API requests that changed the table since the last load. */
   #sinceLoad: string[] = [];
 
-  constructor(inner: ControlHandlers, state: StateFile | undefined, log: Logger) {
+  constructor(inner: ControlHandlers, state: StateFile | undefined, log: Logger, saveText: (snap: Snapshot) => string) {
     this.#inner = inner;
+    this.#saveText = saveText;
     this.#state = state;
     this.#log = log;
   }
@@ -90,10 +74,10 @@ export class PersistingControl implements ControlHandlers {
   }
 
   async reload(): Promise<void> {
-    const before = this.#sinceLoad.length > 0 ? saveText(await this.#inner.snapshot(ALL)) : undefined;
+    const before = this.#sinceLoad.length > 0 ? this.#saveText(await this.#inner.snapshot(ALL)) : undefined;
     await this.#inner.reload();
     if (before !== undefined) {
-      const after = saveText(await this.#inner.snapshot(ALL));
+      const after = this.#saveText(await this.#inner.snapshot(ALL));
       if (after !== before) {
         const n = this.#sinceLoad.length;
         this.#log.warn(
@@ -119,7 +103,7 @@ export class PersistingControl implements ControlHandlers {
   async persist(): Promise<void> {
     if (!this.#state) return;
     try {
-      await this.#state.save(saveText(await this.#inner.snapshot(ALL)));
+      await this.#state.save(this.#saveText(await this.#inner.snapshot(ALL)));
     } catch (err) {
       this.#log.error("Cannot write the state file; it keeps the previous table", {
         file: this.#state.path,

@@ -6,7 +6,6 @@
 // (fail-fast.ts). Returns the exit status; bin/tvsd.ts sets it.
 
 import cluster from "node:cluster";
-import { packageVersion } from "../cli/package-version.ts";
 import type { DesiredState } from "../config/desired.ts";
 import { formatDiagnostic } from "../config/diagnostics.ts";
 import type { DirectorConfig } from "../config/director-config.ts";
@@ -24,6 +23,8 @@ import {
 } from "../dataplane/proxy/options.ts";
 import { ProxyPlane } from "../dataplane/proxy/plane.ts";
 import { formatHttpAddress } from "../observe/http-address.ts";
+import { packageVersion } from "../platform/package-version.ts";
+import type { Snapshot } from "./api/protocol.ts";
 import { defaultSocketPath } from "./api/socket-path.ts";
 import { Daemon, type DesiredSource } from "./daemon.ts";
 import type { DataPlane, DataPlaneDeps } from "./dataplane.ts";
@@ -379,6 +380,8 @@ export interface MainOptions {
   sighupSeen?: () => boolean;
   /** End the process at once (bin/tvsd.ts passes process.exit): the fail-fast path (fail-fast.ts). */
   exit: (code: number) => void;
+  /** The table as `tvsadm -S -n` prints it, for --state-file and the reload log (the CLI's formatter). */
+  formatStateFile: (snap: Snapshot) => string;
   /** --demo: print the service table of the daemon on this socket (bin/tvsd.ts runs tvsadm -L -n). */
   listDemoTable?: (socketPath: string) => Promise<unknown>;
 }
@@ -494,7 +497,7 @@ async function serve(
 
   // --state-file: the table tvsadm leaves survives a restart (state-file.ts, persisting-control.ts).
   const state = args.stateFile !== undefined ? new StateFile(args.stateFile) : undefined;
-  const control = new PersistingControl(h.control, state, log);
+  const control = new PersistingControl(h.control, state, log, opts.formatStateFile);
   if (state) {
     try {
       await restoreState(state, args, h.control, log);

@@ -15,8 +15,8 @@
 
 import { execFileSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
-import { loadNative } from "../addon/native-addon.ts";
 import { parseIpv4, parseIpv6Groups } from "../core/addr.ts";
+import { loadNative } from "../platform/native-addon.ts";
 
 const IPPROTO_IPIP = 4;
 const IPPROTO_IPV6 = 41;

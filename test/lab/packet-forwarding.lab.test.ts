@@ -9,10 +9,10 @@
 import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
 import { test } from "node:test";
-import { nativeStatus } from "../../src/addon/native-addon.ts";
 import type { StandaloneConfig } from "../../src/dataplane/packet/standalone.ts";
 import { ipIn, isRoot, runIn, sleep, spawnIn } from "../../src/lab/exec.ts";
 import { Lab } from "../../src/lab/netns.ts";
+import { nativeStatus } from "../../src/platform/native-addon.ts";
 
 function skipReason(): string | undefined {
   if (process.platform !== "linux") return "needs Linux";
@@ -246,7 +246,7 @@ test(
     await ipIn(rs.ns, "addr", "add", "10.82.0.21/24", "dev", "eth0");
     await ipIn(rs.ns, "route", "add", "10.81.0.0/24", "dev", "eth0");
     await ipIn(rs.ns, "addr", "add", "10.82.0.10/32", "dev", "lo");
-    const { nativeAddonPath } = await import("../../src/addon/native-addon.ts");
+    const { nativeAddonPath } = await import("../../src/platform/native-addon.ts");
     const decap = spawnIn(rs.ns, process.execPath, ["-e", DECAP_JS, nativeAddonPath()]);
     procs.push(decap);
     await waitForLine(decap, "ready", 10_000);

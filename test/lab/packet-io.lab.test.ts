@@ -10,7 +10,6 @@ import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { test } from "node:test";
 import { promisify } from "node:util";
-import { loadNative, nativeStatus } from "../../src/addon/native-addon.ts";
 import { ManualClock } from "../../src/core/clock.ts";
 import { ConnTable } from "../../src/core/conn/conn-table.ts";
 import { destSpec } from "../../src/core/dest.ts";
@@ -21,6 +20,7 @@ import { serviceOptions } from "../../src/core/service.ts";
 import { ServiceTable } from "../../src/core/service-table.ts";
 import { macText } from "../../src/dataplane/packet/codec/eth.ts";
 import { createPacketDataPlane } from "../../src/dataplane/packet/index.ts";
+import { loadNative, nativeStatus } from "../../src/platform/native-addon.ts";
 
 const exec = promisify(execFile);
 

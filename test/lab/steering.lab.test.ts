@@ -17,9 +17,9 @@ import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { test } from "node:test";
 import { promisify } from "node:util";
-import { loadNative, nativeAddonPath, nativeStatus } from "../../src/addon/native-addon.ts";
 import { arpFrame, eth, icmp, ipv4, tcp, tcp6Frame, udp } from "../../src/dataplane/packet/frame-builder.ts";
 import { ownsLocalPort, type SteeringPlan, steeringProgram, steerValue } from "../../src/dataplane/packet/steering.ts";
+import { loadNative, nativeAddonPath, nativeStatus } from "../../src/platform/native-addon.ts";
 
 const exec = promisify(execFile);
 

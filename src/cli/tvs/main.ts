@@ -27,7 +27,7 @@ export async function main(argv: string[]): Promise<number> {
     return cmd === undefined ? 2 : 0;
   }
   if (cmd === "--version" || cmd === "-V") {
-    const { packageVersion } = await import("../package-version.ts");
+    const { packageVersion } = await import("../../platform/package-version.ts");
     process.stdout.write(`tvs ${packageVersion()}\n`);
     return 0;
   }

@@ -324,3 +324,26 @@ export function addressesOf(snap: Snapshot): Set<string> {
   }
   return out;
 }
+
+/**
+ * The table as `ipvsadm -S -n` prints it, with -x/-y added (which -S leaves out and -R reads):
+ * what tvsd writes to its --state-file (bin/tvsd.ts hands this to the daemon).
+ */
+export function formatStateFile(snap: Snapshot): string {
+  return formatListAll(
+    snap,
+    {
+      rule: true,
+      ruleThresholds: true,
+      numeric: true,
+      stats: false,
+      rate: false,
+      thresholds: false,
+      persistentConn: false,
+      nosort: false,
+      exact: false,
+      tunInfo: false,
+    },
+    NO_NAMES,
+  );
+}

@@ -9,7 +9,7 @@ export {
   type NativeAddon,
   NativeUnavailableError,
   nativeStatus,
-} from "../../addon/native-addon.ts";
+} from "../../platform/native-addon.ts";
 export type { PlaneCounterSnapshot } from "./counters.ts";
 export { PacketEngine } from "./engine.ts";
 export { FrameBatch, type PacketIo } from "./io.ts";

@@ -1,8 +1,8 @@
 // NativePacketIo: a PacketIo over an AF_PACKET socket bound to one interface, through the native
-// addon (src/addon/native-addon.ts loads it lazily, on first use, and explains what is wrong and
+// addon (src/platform/native-addon.ts loads it lazily, on first use, and explains what is wrong and
 // what to do when it cannot).
 
-import { explainSocketError, loadNative, type NativeAddon } from "../../addon/native-addon.ts";
+import { explainSocketError, loadNative, type NativeAddon } from "../../platform/native-addon.ts";
 import { FrameBatch, type PacketIo, VNET_HDR_LEN } from "./io.ts";
 
 export interface NativePacketIoOptions {

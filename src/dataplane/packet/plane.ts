@@ -13,7 +13,6 @@
 // daemon's tables and returns their connection entries, so listings show everything.
 
 import { networkInterfaces } from "node:os";
-import { loadNative } from "../../addon/native-addon.ts";
 import { canonicalIp } from "../../core/addr.ts";
 import type { Clock } from "../../core/clock.ts";
 import type { ConnTable } from "../../core/conn/conn-table.ts";
@@ -23,6 +22,7 @@ import type { Logger } from "../../core/log.ts";
 import type { ServiceKey, ServiceOptions, VirtualService } from "../../core/service.ts";
 import type { ServiceTable } from "../../core/service-table.ts";
 import { imageOf } from "../../core/table-image.ts";
+import { loadNative } from "../../platform/native-addon.ts";
 import type { PlaneCounterSnapshot } from "./counters.ts";
 import { type BatchingIo, PacketEngine } from "./engine.ts";
 import { installGuard, removeGuard } from "./host-guard.ts";

@@ -11,11 +11,11 @@
 import { randomInt } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import { type MessagePort, parentPort, workerData } from "node:worker_threads";
-import { loadNative } from "../../../addon/native-addon.ts";
 import { ConnTable } from "../../../core/conn/conn-table.ts";
 import { createDefaultRegistry } from "../../../core/sched/all.ts";
 import { ServiceTable } from "../../../core/service-table.ts";
 import { applyChanges, diffTable, type ServiceImage } from "../../../core/table-image.ts";
+import { loadNative } from "../../../platform/native-addon.ts";
 import { PacketEngine } from "../engine.ts";
 import { NativePacketIo } from "../native-io.ts";
 import { Pipeline } from "../pipeline.ts";

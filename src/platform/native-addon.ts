@@ -1,5 +1,5 @@
 // The native addon (native/, built by tools/build-native.mjs): its functions' types and the loader.
-// A leaf module: it imports nothing from src/, so every part that needs raw sockets (the packet
+// Part of src/platform, a leaf: it imports nothing from src/, so every part that needs raw sockets (the packet
 // data plane, the real server's tunnel decapsulator, VRRP) takes it from here without reaching
 // into another part. Loading never happens at import time, so the proxy data plane, the CLI and the
 // config checker work where the addon is missing; loadNative() explains what is wrong and what to do.

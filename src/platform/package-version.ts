@@ -1,6 +1,7 @@
 // The version every command prints for --version: the "version" of tvs's package.json, found by
-// walking up from this module, so the sources (src/cli/) and the compiled package (dist/src/cli/)
-// read the same file. Read only when asked for.
+// walking up from this module, so the sources (src/platform/) and the compiled package
+// (dist/src/platform/) read the same file. Read only when asked for. Part of src/platform, a leaf
+// every command (tvs, tvsadm, tvsd) may import.
 
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
