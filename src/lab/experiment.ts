@@ -6,6 +6,7 @@
 
 import type { ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
+import { request as httpRequest } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type AddressPlan, SEED001_ADDRESSES } from "./addresses.ts";
@@ -183,6 +184,34 @@ export class Experiment {
     if (!quiet) this.#log(`tvsadm ${args.join(" ")}`);
     const r = await run(process.execPath, [TVSADM, ...args], { env: { ...process.env, TVS_SOCKET: this.socket } });
     return r.stdout;
+  }
+
+  /**
+   * The destinations in tvsd's table ("ADDR:PORT" per service, in list order), read straight from
+   * the control socket (GET /v1/snapshot): cheap enough to poll every few milliseconds when timing
+   * a health check, where starting tvsadm each time would blur the figure.
+   */
+  destinations(): Promise<string[]> {
+    return new Promise((resolve, reject) => {
+      const req = httpRequest({ socketPath: this.socket, path: "/v1/snapshot", method: "GET" }, (res) => {
+        let body = "";
+        res.setEncoding("utf8");
+        res.on("data", (d: string) => {
+          body += d;
+        });
+        res.on("end", () => {
+          try {
+            const snap = JSON.parse(body) as { services: { dests: { spec: { addr: string; port: number } }[] }[] };
+            resolve(snap.services.flatMap((s) => s.dests.map((d) => `${d.spec.addr}:${d.spec.port}`)));
+          } catch (e) {
+            reject(new Error(`tvsd's snapshot did not parse (HTTP ${res.statusCode}): ${(e as Error).message}`));
+          }
+        });
+      });
+      req.setTimeout(5000, () => req.destroy(new Error("tvsd's snapshot took over 5 s")));
+      req.on("error", reject);
+      req.end();
+    });
   }
 
   /** Run `tvs` (e.g. `status`) against this experiment's tvsd; returns stdout. */

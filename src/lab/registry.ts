@@ -13,6 +13,7 @@ export const LAB_EXPERIMENTS: readonly LabEntry[] = registry([
   { name: "tun", seed: "seed 003", summary: "TUN (-i): IPIP to the real servers, replies bypass the director", load: () => forwarding().then((m) => m.tun) },
   { name: "fullnat", seed: "seed 004", summary: "FULLNAT: both addresses rewritten, real servers see the director's local address", load: () => forwarding().then((m) => m.fullnat) },
   { name: "persistence", seed: "seed 003", summary: "-s wlc -p 600: one client sticks to one real server, others spread, the template in -c and --persistent-conn, -d moves the client", load: () => import("./experiments/persistence.ts").then((m) => m.persistence) },
+  { name: "ldirectord", seed: "seed 003", summary: "ldirectord.cf (quiescent=no, negotiate, fallback) on DR: a stopped web server leaves -L -n in checkinterval, returns, fallback when all are down", load: () => import("./experiments/ldirectord.ts").then((m) => m.ldirectord) },
 ]);
 
 function registry(entries: LabEntry[]): readonly LabEntry[] {

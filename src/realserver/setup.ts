@@ -59,6 +59,16 @@ export function validateVip(text: string): string {
   return vip;
 }
 
+/** Whether lo holds the VIP as a host address in this network namespace. */
+function vipOnLo(vip: string): boolean {
+  try {
+    const out = ip(ipFamily(vip) === 6 ? "-6" : "-4", "-o", "addr", "show", "dev", "lo");
+    return out.split("\n").some((l) => l.includes(` ${hostPrefix(vip)} `));
+  } catch {
+    return false;
+  }
+}
+
 /** The VIP as a host prefix (/32 or /128). */
 function hostPrefix(vip: string): string {
   return `${vip}/${ipFamily(vip) === 6 ? 128 : 32}`;
@@ -74,7 +84,10 @@ export interface StartOptions {
 export function startRealServer(opts: StartOptions): RealServerState {
   const vip = validateVip(opts.vip);
   const existing = readState(vip);
-  if (existing) return existing;
+  // A record is keyed by the namespace's inode, which the kernel reuses once a namespace is gone:
+  // a record whose VIP is not on lo here belongs to a namespace that no longer exists.
+  if (existing && vipOnLo(vip)) return existing;
+  if (existing) removeState(vip);
   const v6 = ipFamily(vip) === 6;
   const wanted = v6 ? {} : { ...ARP_SYSCTLS, ...(opts.mode === "tun" ? TUN_SYSCTLS : {}) };
   const sysctls: Record<string, string> = {};

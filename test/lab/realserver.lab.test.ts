@@ -3,6 +3,8 @@
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 
@@ -93,5 +95,40 @@ test(
       const lo2 = execFileSync("ip", ["-n", ns, "-6", "-o", "addr", "show", "dev", "lo"], { encoding: "utf8" });
       assert.doesNotMatch(lo2, /fd00:77::53/);
     }
+  },
+);
+
+test(
+  "realserver start replaces a stale record left by a deleted namespace whose inode was reused",
+  {
+    skip: root ? false : "needs root",
+  },
+  (t) => {
+    const ns = `trs${randomBytes(3).toString("hex")}`;
+    execFileSync("ip", ["netns", "add", ns]);
+    const stateDir = mkdtempSync(join(tmpdir(), "tvs-rs-state-"));
+    t.after(() => {
+      execFileSync("ip", ["netns", "del", ns]);
+      rmSync(stateDir, { recursive: true, force: true });
+    });
+    const inode = execFileSync("ip", ["netns", "exec", ns, "stat", "-L", "-c", "%i", "/proc/self/ns/net"], {
+      encoding: "utf8",
+    }).trim();
+    // What a namespace with the same inode left behind when it was deleted without `stop`.
+    const stale = { vip: "10.77.0.54", mode: "dr", sysctls: {}, addedAddress: true, addedRoute: true, startedAt: "x" };
+    writeFileSync(join(stateDir, `${inode}-10.77.0.54.json`), JSON.stringify(stale));
+    const env = { ...process.env, TVS_STATE_DIR: stateDir };
+    const start = spawnSync(
+      "ip",
+      ["netns", "exec", ns, process.execPath, TVS, "realserver", "start", "--vip", "10.77.0.54"],
+      {
+        encoding: "utf8",
+        env,
+      },
+    );
+    assert.equal(start.status, 0, start.stderr);
+    const lo = execFileSync("ip", ["-n", ns, "-4", "-o", "addr", "show", "dev", "lo"], { encoding: "utf8" });
+    assert.match(lo, /inet 10\.77\.0\.54\/32/, "the VIP is on lo although a record existed");
+    assert.equal(sysctlIn(ns, "net.ipv4.conf.all.arp_ignore"), "1");
   },
 );

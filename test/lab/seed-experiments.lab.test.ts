@@ -52,3 +52,33 @@ test(
     assertCleanedUp(outcome.summary);
   },
 );
+
+test(
+  "lab ldirectord (seed 003): a stopped web server leaves in checkinterval, returns, the fallback comes in",
+  {
+    skip: root ? false : "needs root",
+    timeout: 120_000,
+  },
+  async () => {
+    const { out, outcome } = await runLab("ldirectord", { "fallback-host": "192.168.122.60" });
+    const s = outcome.summary as {
+      boundMs: number;
+      removedMs: number | null;
+      returnedMs: number | null;
+      fallbackMs: number | null;
+      steps: { step: string; table: string; answer: string }[];
+    };
+    assert.equal(s.boundMs, 1000, "checkinterval 1 s × (retries 0 + 1)");
+    assert.ok(s.removedMs !== null && s.removedMs <= s.boundMs + 3000, `removed after ${s.removedMs} ms`);
+    assert.ok(s.returnedMs !== null, "returned after one good check");
+    assert.ok(s.fallbackMs !== null, "fallback in");
+    const table = (step: string) => s.steps.find((x) => x.step === step)?.table ?? "";
+    assert.doesNotMatch(table("stop rs1"), /192\.168\.122\.45:80/, "rs1 gone (quiescent=no removes it)");
+    assert.match(table("start rs1"), /-> 192\.168\.122\.45:80 {12}Route {3}1 /, "rs1 back with weight 1");
+    assert.match(table("stop all"), /^ {2}-> 192\.168\.122\.60:80 {12}Route {3}1 /m, "only the fallback");
+    assert.equal(s.steps.find((x) => x.step === "stop all")?.answer, "fallback", "the fallback answers the client");
+    assert.match(out, /^TCP {2}192\.168\.122\.22:80 rr persistent 600$/m);
+    assert.equal(outcome.ok, true);
+    assertCleanedUp(outcome.summary);
+  },
+);
