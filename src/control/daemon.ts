@@ -23,12 +23,14 @@ import { ServiceTable } from "../core/service-table.ts";
 import type { Counters } from "../core/stats/counters.ts";
 import { RateEstimator } from "../core/stats/estimator.ts";
 import { EventBus } from "../observe/events.ts";
+import type { SyncDaemons } from "../sync/daemons.ts";
 import type { ExecRequest, Snapshot, StatusView } from "./api/protocol.ts";
 import type { DataPlane } from "./dataplane.ts";
 import { type ConnLike, Director } from "./executor.ts";
 import { HealthSupervisor } from "./health-supervisor.ts";
 import { reconcile } from "./reconcile.ts";
 import type { SnapshotRequest } from "./server.ts";
+import { createSyncDaemons, SOCKET_PLANE_SYNC_NOTE } from "./sync-host.ts";
 
 export const EXPIRE_INTERVAL_MS = 1000;
 
@@ -73,6 +75,8 @@ export class Daemon {
   readonly conns: ConnTable;
   readonly estimator: RateEstimator;
   readonly director: Director;
+  /** Connection sync daemons (ipvsadm --start-daemon / --stop-daemon, keepalived's lvs_sync_daemon). */
+  readonly sync: SyncDaemons;
   readonly log: Logger;
   /** What an operator follows: health transitions, quorum, reloads, services added and removed. */
   readonly events = new EventBus();
@@ -111,7 +115,14 @@ export class Daemon {
     // The Director lists the daemon's connection table, or, while a snapshot is being taken from
     // a plane that keeps its flows elsewhere (packet workers), the entries the plane returned.
     const conns = this.conns;
+    this.sync = createSyncDaemons({
+      conns,
+      plane: () => this.plane as DataPlane | undefined,
+      log: this.log,
+      now: () => this.clock.now(),
+    });
     this.director = new Director({
+      sync: this.sync,
       registry,
       env,
       services: this.services,
@@ -363,6 +374,13 @@ export class Daemon {
         `Connection table: ${this.conns.size} entries (limit ${this.conns.limit}, dropped ${this.conns.dropped})`,
       );
     notes.push(`Open flows on the data plane: ${this.plane.openFlows()}`);
+    notes.push(...this.sync.status());
+    const applied = this.plane.syncedCounts?.();
+    if (applied !== undefined && this.sync.running().some((d) => d.state === "backup"))
+      notes.push(
+        `Sync records applied by the packet workers: ${applied.created} created, ${applied.updated} updated, ${applied.refused} refused (connection limit)`,
+      );
+    if (this.plane.syncTemplatesOnly) notes.push(SOCKET_PLANE_SYNC_NOTE);
     if (this.#lastReload)
       notes.push(
         `Last reload ${this.#lastReload.at}: ${this.#lastReload.ok ? "ok" : "refused"}: ${this.#lastReload.message}`,
@@ -382,6 +400,7 @@ export class Daemon {
   async stop(drainMs: number): Promise<void> {
     for (const t of this.#timers) clearInterval(t);
     this.#timers = [];
+    this.sync.close();
     await this.health.stop();
     if (this.plane) await this.plane.stop(drainMs);
   }

@@ -6,7 +6,9 @@
 // how a change was requested (tvsadm, a rules reload, a health check).
 
 import type { Clock } from "../core/clock.ts";
+import type { SyncedConn } from "../core/conn/conn-sync.ts";
 import type { ConnTable } from "../core/conn/conn-table.ts";
+import type { SyncSettings } from "../core/conn/sync-policy.ts";
 import type { DestSpec } from "../core/dest.ts";
 import type { Logger } from "../core/log.ts";
 import type { ServiceKey, ServiceOptions, VirtualService } from "../core/service.ts";
@@ -67,4 +69,18 @@ export interface DataPlane {
    * plane has no link-layer presence to switch (the proxy plane binds sockets instead).
    */
   setVipOwned?(addr: string, owned: boolean): Promise<void>;
+  /**
+   * Connection sync, master side: run core's SyncPolicy after every forwarded client packet and
+   * hand the entries it selects to `emit` (undefined: a master stopped). Absent: the plane
+   * cannot feed a master (only bulk resync answers go out).
+   */
+  setSync?(sync: { settings: SyncSettings; emit: (recs: SyncedConn[]) => void } | undefined): void;
+  /** Backup side, for a plane with its own tables: take these records; false when it has none. */
+  ingestSynced?(recs: readonly SyncedConn[]): boolean;
+  /** Every entry as a sync record, from a plane with its own tables (undefined: none). */
+  dumpSynced?(): Promise<SyncedConn[] | undefined>;
+  /** Sync records the plane's own tables ingested (as of the last collect). */
+  syncedCounts?(): { created: number; updated: number; refused: number } | undefined;
+  /** The plane keeps only persistence templates from a sync backup (the socket plane). */
+  readonly syncTemplatesOnly?: boolean;
 }

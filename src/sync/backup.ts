@@ -9,8 +9,11 @@ import { fromWire, type RecordRefusal } from "./records.ts";
 import { decodeResyncControl, type ResyncControl } from "./resync-wire.ts";
 import type { SyncedConn } from "./synced-conn.ts";
 
-/** What the table did with one record (core's ingest result, reduced to its outcome). */
-export type IngestOutcome = "created" | "updated" | "refused";
+/**
+ * What the table did with one record (core's ingest result, reduced to its outcome), or
+ * "ignored" (a plane that keeps only templates) or "passed" (handed to a worker that counts it).
+ */
+export type IngestOutcome = "created" | "updated" | "refused" | "ignored" | "passed";
 
 export type Ingest = (rec: SyncedConn, now: number) => IngestOutcome;
 
@@ -23,6 +26,10 @@ export interface BackupStats {
   updated: number;
   /** Refused by the table (its connection limit). */
   refused: number;
+  /** Not kept: a connection on a plane that keeps only templates. */
+  ignored: number;
+  /** Handed to packet workers (they count created/updated/refused). */
+  passed: number;
   /** Whole messages (or their rest) dropped, by reason. */
   dropped: Partial<Record<MessageDrop, number>>;
   /** Single records skipped, by reason. */
@@ -39,6 +46,8 @@ export class SyncBackup {
     created: 0,
     updated: 0,
     refused: 0,
+    ignored: 0,
+    passed: 0,
     dropped: {},
     skipped: {},
     control: 0,

@@ -104,8 +104,6 @@ export class SyncDaemons {
     const op = "start-daemon";
     if (spec.state !== "master" && spec.state !== "backup")
       throw new CoreError("EINVAL", op, `Invalid sync daemon state "${String(spec.state)}"`);
-    if ((spec.state === "master" ? this.#master : this.#backup) !== undefined)
-      throw new CoreError("EEXIST", op, `A ${spec.state} sync daemon is already running`);
     if (!Number.isInteger(spec.syncId) || spec.syncId < 0 || spec.syncId > 255)
       throw new CoreError("EINVAL", op, `Invalid syncid "${spec.syncId}"`);
     const group = spec.mcastGroup || SYNC_MCAST_GROUP;
@@ -114,6 +112,8 @@ export class SyncDaemons {
     const ifn = spec.mcastIfn;
     const iface = (this.#o.resolve ?? resolveInterface)(ifn, six ? 6 : 4);
     if (iface === undefined) throw new CoreError("ENODEV", op, `Unknown mcast interface "${ifn}"`);
+    if ((spec.state === "master" ? this.#master : this.#backup) !== undefined)
+      throw new CoreError("EEXIST", op, `A ${spec.state} sync daemon is already running`);
     if (iface.addr === "")
       throw new CoreError("EINVAL", op, `Interface "${ifn}" has no IPv4 address to send sync messages from`);
     return {

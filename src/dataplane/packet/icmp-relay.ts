@@ -21,7 +21,7 @@ import { IPPROTO_TCP, IPPROTO_UDP } from "./codec/ipv4.ts";
 import { rewriteAddr4 } from "./codec/l4.ts";
 import type { Verdict } from "./counters.ts";
 import type { Pkt } from "./pkt.ts";
-import { connPlane, decrementTtl, destPlane } from "./xmit/context.ts";
+import { connPlane, decrementTtl, destPlane, toClient } from "./xmit/context.ts";
 import { type TunContext, tunIn } from "./xmit/tun.ts";
 
 interface Quoted {
@@ -138,7 +138,7 @@ export function relayIcmpOut(ctx: TunContext, p: Pkt): Verdict | undefined {
     setPort(buf, q.l4, conn.cport);
   }
   fixIcmp4Checksum(buf, p.l4, p.end);
-  const v = ctx.toMac(p, cp.cmac);
+  const v = toClient(ctx, p, conn, cp);
   if (v === "forward") ctx.conns.account(conn, "out", 1, bytes);
   return v;
 }

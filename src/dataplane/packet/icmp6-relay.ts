@@ -22,7 +22,7 @@ import { IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP } from "./codec/ipv4.ts";
 import { IPV6_HLEN, ip6Text } from "./codec/ipv6.ts";
 import type { Verdict } from "./counters.ts";
 import type { Pkt } from "./pkt.ts";
-import { connPlane, decrementTtl, destPlane } from "./xmit/context.ts";
+import { connPlane, decrementTtl, destPlane, toClient } from "./xmit/context.ts";
 import { type TunContext, tunIn } from "./xmit/tun.ts";
 
 const EXT_HOP = 0;
@@ -163,7 +163,7 @@ export function relayIcmp6Out(ctx: TunContext, p: Pkt): Verdict | undefined {
     setPort(buf, q.l4, conn.cport);
   }
   fixIcmp6Checksum(buf, p.l3, p.l4, p.end);
-  const v = ctx.toMac(p, cp.cmac);
+  const v = toClient(ctx, p, conn, cp);
   if (v === "forward") ctx.conns.account(conn, "out", 1, bytes);
   return v;
 }

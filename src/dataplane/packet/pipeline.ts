@@ -109,6 +109,11 @@ export class Pipeline implements XmitContext {
   /** ARP/ND answers, announcements and resolution, and the own/release switch per address. */
   readonly responder: NeighbourResponder;
   readonly localPool: LocalPool;
+  /**
+   * Called after a client packet of `conn` was forwarded (where the kernel's ip_vs_in asks
+   * whether to sync the entry); set while a sync master runs.
+   */
+  onInbound: ((conn: BoundConn, now: number) => void) | undefined = undefined;
   /** Verdict of each frame of the last batch (tests and fixtures read it). */
   readonly verdicts: Verdict[] = [];
   /** Drop reason of each dropped frame of the last batch ("" otherwise). */
@@ -511,7 +516,6 @@ export class Pipeline implements XmitContext {
       if ("error" in r) return this.drop(r.error === "no-destination" ? "noDest" : "tableFull");
       conn = r;
       const cp = connPlane(conn);
-      cp.cmac.set(p.buf.subarray(p.eth + 6, p.eth + 12));
       if (conn.fwd === "fullnat") {
         const fam = p.family;
         const c = conn;
@@ -529,6 +533,11 @@ export class Pipeline implements XmitContext {
       }
     }
     if (!conn.dest.available) return this.drop("destGone");
+    const cpl = connPlane(conn);
+    if (!cpl.cmacKnown) {
+      cpl.cmac.set(p.buf.subarray(p.eth + 6, p.eth + 12));
+      cpl.cmacKnown = true;
+    }
     const fwd = conn.fwd;
     if (protocol === "tcp")
       conns.tcpPacket(conn, fwd === "droute" || fwd === "tunnel" ? "in-only" : "in", p.tcpFlags, now);
@@ -540,7 +549,10 @@ export class Pipeline implements XmitContext {
     else if (fwd === "tunnel") v = tunIn(this, p, conn);
     else if (fwd === "fullnat") v = fullnatIn(this, p, conn);
     else v = this.drop("unsupported");
-    if (v === "forward") conns.account(conn, "in", 1, bytes);
+    if (v === "forward") {
+      conns.account(conn, "in", 1, bytes);
+      this.onInbound?.(conn, now);
+    }
     return v;
   }
 

@@ -15,7 +15,9 @@
 import { networkInterfaces } from "node:os";
 import { canonicalIp } from "../../core/addr.ts";
 import type { Clock } from "../../core/clock.ts";
+import { type SyncedConn, syncedConnOf } from "../../core/conn/conn-sync.ts";
 import type { ConnTable } from "../../core/conn/conn-table.ts";
+import { SyncPolicy, type SyncSettings } from "../../core/conn/sync-policy.ts";
 import type { DestSpec } from "../../core/dest.ts";
 import { CoreError } from "../../core/errors.ts";
 import type { Logger } from "../../core/log.ts";
@@ -29,7 +31,7 @@ import { installGuard, removeGuard } from "./host-guard.ts";
 import { NativePacketIo } from "./native-io.ts";
 import { type OwnedAddresses, ownedAddresses } from "./owned-addresses.ts";
 import { Pipeline } from "./pipeline.ts";
-import { steeringFallback, steeringProgram } from "./steering.ts";
+import { steeringFallback, steeringProgram, steerTuple } from "./steering.ts";
 import { type Aggregate, type MergedConn, mergeConns, mergeReports } from "./workers/aggregate.ts";
 import { Incarnations } from "./workers/incarnations.ts";
 import type { WorkerSetup } from "./workers/messages.ts";
@@ -86,8 +88,16 @@ function fanoutGroupId(): number {
   return (process.pid ^ 0x7651) & 0xffff;
 }
 
+/** A sync master's hook into a plane: its settings and where selected entries go. */
+export interface PlaneSync {
+  settings: SyncSettings;
+  emit: (recs: SyncedConn[]) => void;
+}
+
 export class PacketDataPlane {
   readonly name = "packet";
+  #sync: PlaneSync | undefined;
+  #syncedByWorkers = { created: 0, updated: 0, refused: 0 };
   readonly #o: PacketDataPlaneOptions;
   #engine: PacketEngine | undefined;
   #pipeline: Pipeline | undefined;
@@ -189,6 +199,7 @@ export class PacketDataPlane {
       tunClampMss: o.tunClampMss ?? false,
     });
     this.#pipeline = pipeline;
+    this.#applySync();
     this.#engine = new PacketEngine(io, pipeline, () => o.clock.now(), o.batch ?? 64);
     if (!addr4) o.log.warn(`Interface "${o.interface}" has no IPv4 address: tunnel and ARP probes use 0.0.0.0`);
     this.#refresh();
@@ -261,7 +272,81 @@ export class PacketDataPlane {
     const reports = await pool.collect(conns);
     // Reports taken before an -Z that happened meanwhile would put the old totals back.
     if (epoch === this.#zeroEpoch) this.#agg = mergeReports(this.#o.services, reports);
+    const synced = { created: 0, updated: 0, refused: 0 };
+    for (const r of reports)
+      if (r.synced) for (const k of ["created", "updated", "refused"] as const) synced[k] += r.synced[k];
+    this.#syncedByWorkers = synced;
     return conns ? mergeConns(reports, this.#o.clock.now()) : undefined;
+  }
+
+  // ------------------------------------------------------------ connection sync
+
+  /**
+   * A sync master started (settings, and where selected entries go) or stopped (undefined): the
+   * pipeline, or every worker, runs core's SyncPolicy after each forwarded client packet.
+   */
+  setSync(sync: PlaneSync | undefined): void {
+    this.#sync = sync;
+    this.#applySync();
+  }
+
+  #applySync(): void {
+    const sync = this.#sync;
+    if (this.#pool) {
+      this.#pool.onSynced = sync?.emit;
+      this.#pool.sync(sync ? sync.settings : null);
+      return;
+    }
+    const p = this.#pipeline;
+    if (!p) return;
+    if (!sync) {
+      p.onInbound = undefined;
+      return;
+    }
+    const policy = new SyncPolicy(sync.settings);
+    const emit = sync.emit;
+    const pick = (c: Parameters<Parameters<SyncPolicy["inPacket"]>[2]>[0]) => emit([syncedConnOf(c)]);
+    p.onInbound = (c, now) => policy.inPacket(c, now, pick);
+  }
+
+  /**
+   * Records a sync backup received: with workers, each goes to the worker the steering program
+   * sends its client's packets to (IPv6 and the kernel's hash fanout: see steerTuple; with
+   * "hash" every worker gets a copy, since the kernel's flow hash cannot be computed here).
+   * Returns false with one thread: the daemon's own table is the live one.
+   */
+  ingestSynced(recs: readonly SyncedConn[]): boolean {
+    const pool = this.#pool;
+    if (!pool) return false;
+    const n = this.workers;
+    const byWorker: SyncedConn[][] = Array.from({ length: n }, () => []);
+    if (this.#o.fanout === "hash") for (const list of byWorker) list.push(...recs);
+    else {
+      const plan = this.#steeringPlan(ownedAddresses(this.#o.services, this.#o.vips ?? [], this.#o.localAddrs ?? []));
+      for (const r of recs) {
+        let w = 0;
+        try {
+          w = steerTuple(plan, r.caddr, r.cport, r.vaddr, r.vport) % n;
+        } catch {
+          w = 0;
+        }
+        byWorker[w]?.push(r);
+      }
+    }
+    byWorker.forEach((list, i) => {
+      if (list.length > 0) pool.ingest(i, list);
+    });
+    return true;
+  }
+
+  /** Every entry as a sync record (bulk resync); undefined with one thread (the daemon's table). */
+  async dumpSynced(): Promise<SyncedConn[] | undefined> {
+    return this.#pool?.dump();
+  }
+
+  /** Sync records the workers ingested (as of the last collect); undefined with one thread. */
+  syncedCounts(): { created: number; updated: number; refused: number } | undefined {
+    return this.#pool ? { ...this.#syncedByWorkers } : undefined;
   }
 
   /** ipvsadm -Z reached the daemon's table; the workers zero their own counters too. */
@@ -323,6 +408,7 @@ export class PacketDataPlane {
     });
     await pool.start(Array.from({ length: n }, (_, index) => ({ ...base, index })));
     this.#pool = pool;
+    this.#applySync();
     this.#started = true;
     if (!addr4) o.log.warn(`Interface "${o.interface}" has no IPv4 address: tunnel and ARP probes use 0.0.0.0`);
     await this.#syncWorkers();

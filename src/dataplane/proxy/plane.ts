@@ -14,7 +14,9 @@
 import net from "node:net";
 import { canonicalIp, formatEndpoint } from "../../core/addr.ts";
 import type { Clock } from "../../core/clock.ts";
+import { type SyncedConn, syncedConnOf } from "../../core/conn/conn-sync.ts";
 import type { ConnTable } from "../../core/conn/conn-table.ts";
+import { SyncPolicy, type SyncSettings } from "../../core/conn/sync-policy.ts";
 import type { DestSpec } from "../../core/dest.ts";
 import { CoreError } from "../../core/errors.ts";
 import type { Logger } from "../../core/log.ts";
@@ -64,6 +66,27 @@ export class ProxyPlane {
       prev?.(c);
     };
   }
+
+  /**
+   * A sync master started (settings, and where selected entries go) or stopped: every client
+   * packet (a chunk or datagram here) goes through core's SyncPolicy, as the kernel's ip_vs_in.
+   * The socket plane cannot hand a TCP connection to another host (its sockets end here), so what
+   * a backup can use from it are the persistence templates; connections are sent all the same,
+   * for a backup on the packet plane or a kernel.
+   */
+  setSync(sync: { settings: SyncSettings; emit: (recs: SyncedConn[]) => void } | undefined): void {
+    if (sync === undefined) {
+      this.#relayCtx.syncIn = undefined;
+      return;
+    }
+    const policy = new SyncPolicy(sync.settings);
+    const emit = sync.emit;
+    const pick = (c: Parameters<Parameters<SyncPolicy["inPacket"]>[2]>[0]) => emit([syncedConnOf(c)]);
+    this.#relayCtx.syncIn = (c, now) => policy.inPacket(c, now, pick);
+  }
+
+  /** What a sync backup may put in the table here: templates only (see setSync). */
+  readonly syncTemplatesOnly = true;
 
   admitService(key: ServiceKey, _options: ServiceOptions, op: "add-service" | "edit-service"): void {
     if (key.kind === "vip" && key.protocol === "sctp")

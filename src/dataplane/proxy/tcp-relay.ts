@@ -41,6 +41,11 @@ export interface TcpRelayContext {
   options: ProxyPlaneOptions;
   /** Relays still carrying bytes; the plane drains these on stop. */
   open: Set<TcpRelay>;
+  /**
+   * Set while a sync master runs: called after each chunk a client sent (the socket plane's
+   * incoming packet) and the client's handshake completion and FIN.
+   */
+  syncIn?: ((conn: BoundConn, now: number) => void) | undefined;
 }
 
 /** Where a client connected: the VIP socket's address (for fwmark services, one of the listed addresses). */
@@ -227,6 +232,7 @@ export class TcpRelay implements PlaneSlot {
       return;
     }
     ctx.conns.setState(conn, TCP_S_ESTABLISHED, ctx.clock.now());
+    ctx.syncIn?.(conn, ctx.clock.now());
     if (conn.fwd === "fullnat") {
       // The director's side of the server connection is FULLNAT's local endpoint (-c shows it).
       const laddr = plainAddr(backend.localAddress);
@@ -271,7 +277,9 @@ export class TcpRelay implements PlaneSlot {
         return;
       }
       ctx.conns.account(conn, dir, 1, chunk.length);
-      ctx.conns.touch(conn, ctx.clock.now());
+      const now = ctx.clock.now();
+      ctx.conns.touch(conn, now);
+      if (dir === "in") ctx.syncIn?.(conn, now);
       if (!dst.write(chunk)) src.pause();
     });
     dst.on("drain", () => src.resume());
@@ -301,6 +309,7 @@ export class TcpRelay implements PlaneSlot {
       return;
     }
     ctx.conns.setState(this.#conn, dir === "in" ? TCP_S_CLOSE_WAIT : TCP_S_FIN_WAIT, now);
+    if (dir === "in") ctx.syncIn?.(this.#conn, now);
   }
 
   #onClientError(err: Error): void {

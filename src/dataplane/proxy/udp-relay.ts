@@ -20,6 +20,8 @@ export interface UdpContext {
   conns: ConnTable;
   clock: Clock;
   log: Logger;
+  /** Set while a sync master runs: called after each client datagram of an entry. */
+  syncIn?: ((conn: BoundConn, now: number) => void) | undefined;
 }
 
 /** One client's datagrams towards one real server, and the server's replies back. */
@@ -140,6 +142,7 @@ export class UdpListener {
           ctx.conns.account(conn, "in", 1, msg.length);
           ctx.conns.touch(conn, now);
           flow.send(msg);
+          ctx.syncIn?.(conn, now);
           return;
         }
         // The entry outlived its socket (or its destination is gone with expire_nodest_conn).
@@ -164,6 +167,7 @@ export class UdpListener {
       return;
     }
     ctx.conns.account(r, "in", 1, msg.length);
+    ctx.syncIn?.(r, now);
     const udpTimeoutMs = ctx.conns.timeouts().udp * 1000;
     if (ops) {
       const key = `${caddr}|${cport}|${r.daddr}|${r.dport}`;

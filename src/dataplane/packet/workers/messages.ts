@@ -8,7 +8,9 @@
 // (counters, connection counts, optionally every connection entry), log lines.
 
 import type { ConnEntry } from "../../../core/conn/conn-entry.ts";
+import type { SyncedConn } from "../../../core/conn/conn-sync.ts";
 import type { ConnOptions, Timeouts } from "../../../core/conn/conn-table.ts";
+import type { SyncSettings } from "../../../core/conn/sync-policy.ts";
 import type { LogFields, LogLevel } from "../../../core/log.ts";
 import type { ServiceKey } from "../../../core/service.ts";
 import type { CounterSnapshot } from "../../../core/stats/counters.ts";
@@ -44,6 +46,12 @@ export type ToWorker =
   | { t: "neighbour"; addr: string; mac: Uint8Array }
   | { t: "zero"; key?: ServiceKey }
   | { t: "collect"; seq: number; conns: boolean }
+  /** A sync master started (its settings) or stopped (null): decide per client packet what to sync. */
+  | { t: "sync"; settings: SyncSettings | null }
+  /** Records a sync backup received for flows this worker owns. */
+  | { t: "ingest"; recs: SyncedConn[] }
+  /** Every entry as a sync record (bulk resync). */
+  | { t: "dump"; seq: number }
   | { t: "stop" };
 
 /** One destination's share in a worker. */
@@ -67,6 +75,8 @@ export interface WorkerReport {
   dropped: number;
   plane: PlaneCounterSnapshot;
   conns?: ConnRecord[];
+  /** Sync records ingested: created, updated, refused (connection limit). */
+  synced?: { created: number; updated: number; refused: number };
 }
 
 export type FromWorker =
@@ -75,4 +85,7 @@ export type FromWorker =
   | { t: "ack"; seq: number; error?: string }
   | { t: "learned"; addr: string; mac: Uint8Array }
   | { t: "report"; seq: number; report: WorkerReport }
+  /** Entries the sync policy selected since the last batch (sent at most every SYNC_BATCH_MS). */
+  | { t: "synced"; recs: SyncedConn[] }
+  | { t: "dumped"; seq: number; recs: SyncedConn[] }
   | { t: "log"; level: LogLevel; msg: string; fields?: LogFields };

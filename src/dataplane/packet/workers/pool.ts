@@ -12,7 +12,9 @@
 
 import { extname } from "node:path";
 import { Worker } from "node:worker_threads";
+import type { SyncedConn } from "../../../core/conn/conn-sync.ts";
 import type { Timeouts } from "../../../core/conn/conn-table.ts";
+import type { SyncSettings } from "../../../core/conn/sync-policy.ts";
 import type { Logger } from "../../../core/log.ts";
 import type { ServiceKey } from "../../../core/service.ts";
 import type { ServiceImage } from "../../../core/table-image.ts";
@@ -40,6 +42,8 @@ export class PacketWorkerPool {
   #stopping = false;
   #failed = false;
   mac: Uint8Array | undefined;
+  /** Records the workers' sync policies selected (a sync master runs). */
+  onSynced: ((recs: SyncedConn[]) => void) | undefined = undefined;
   mtu = 1500;
   vnetHdr = true;
 
@@ -116,7 +120,11 @@ export class PacketWorkerPool {
 
   #onMessage(member: Member, m: FromWorker): void {
     switch (m.t) {
+      case "synced":
+        this.onSynced?.(m.recs);
+        break;
       case "ack":
+      case "dumped":
       case "report": {
         const w = member.waiting.get(m.seq);
         if (w) {
@@ -213,6 +221,26 @@ export class PacketWorkerPool {
       ),
     );
     return answers.flatMap((a) => (a.t === "report" ? [a.report] : []));
+  }
+
+  /** Start (settings) or stop (null) the sync policy on every worker. */
+  sync(settings: SyncSettings | null): void {
+    for (const m of this.#alive()) m.worker.postMessage({ t: "sync", settings } satisfies ToWorker);
+  }
+
+  /** Hand sync records to the worker that owns their flows. */
+  ingest(index: number, recs: SyncedConn[]): void {
+    this.#alive()
+      .find((m) => m.index === index)
+      ?.worker.postMessage({ t: "ingest", recs } satisfies ToWorker);
+  }
+
+  /** Every worker's entries as sync records. */
+  async dump(): Promise<SyncedConn[]> {
+    const answers = await Promise.all(
+      this.#alive().map((m) => this.#ask(m, (seq) => ({ t: "dump", seq }), LISTING_TIMEOUT_MS)),
+    );
+    return answers.flatMap((a) => (a.t === "dumped" ? a.recs : []));
   }
 
   /** Ask every worker to close its socket and end; terminate the ones that do not. */

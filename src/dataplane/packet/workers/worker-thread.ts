@@ -11,7 +11,9 @@
 import { randomInt } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import { type MessagePort, parentPort, workerData } from "node:worker_threads";
+import { type SyncedConn, syncedConnOf } from "../../../core/conn/conn-sync.ts";
 import { ConnTable } from "../../../core/conn/conn-table.ts";
+import { SyncPolicy } from "../../../core/conn/sync-policy.ts";
 import { createDefaultRegistry } from "../../../core/sched/all.ts";
 import { ServiceTable } from "../../../core/service-table.ts";
 import { applyChanges, diffTable, type ServiceImage } from "../../../core/table-image.ts";
@@ -23,6 +25,8 @@ import { ReplicaSerials } from "./incarnations.ts";
 import type { FromWorker, ToWorker, WorkerReport, WorkerSetup } from "./messages.ts";
 
 const EXPIRE_INTERVAL_MS = 1000;
+/** Records a sync master selected go to the main thread at most this often (the kernel's buffer waits up to 2 s anyway). */
+const SYNC_BATCH_MS = 100;
 
 if (!parentPort) throw new Error("worker-thread.ts runs only as a worker thread");
 const port: MessagePort = parentPort;
@@ -86,6 +90,18 @@ function run(): void {
     }
   }, EXPIRE_INTERVAL_MS);
 
+  // Connection sync: as master, the policy picks entries per client packet and they go to the main
+  // thread in batches; as backup, records for this worker's flows arrive from the main thread.
+  let policy: SyncPolicy | undefined;
+  let outbox: SyncedConn[] = [];
+  let syncTimer: NodeJS.Timeout | undefined;
+  const synced = { created: 0, updated: 0, refused: 0 };
+  const flushSynced = () => {
+    if (outbox.length === 0) return;
+    post({ t: "synced", recs: outbox });
+    outbox = [];
+  };
+
   function report(seq: number, withConns: boolean): void {
     const r: WorkerReport = {
       index: setup.index,
@@ -105,6 +121,7 @@ function run(): void {
       connections: conns.size,
       dropped: conns.dropped,
       plane: pipeline.counters.snapshot(),
+      synced: { ...synced },
     };
     if (withConns) {
       const t = now();
@@ -176,7 +193,45 @@ function run(): void {
       case "collect":
         report(m.seq, m.conns);
         break;
+      case "sync":
+        if (m.settings === null) {
+          flushSynced();
+          policy = undefined;
+          pipeline.onInbound = undefined;
+          if (syncTimer) clearInterval(syncTimer);
+          syncTimer = undefined;
+        } else {
+          const p = new SyncPolicy(m.settings);
+          policy = p;
+          const pick = (c: Parameters<Parameters<SyncPolicy["inPacket"]>[2]>[0]) => outbox.push(syncedConnOf(c));
+          pipeline.onInbound = (c, t) => p.inPacket(c, t, pick);
+          syncTimer ??= setInterval(flushSynced, SYNC_BATCH_MS);
+        }
+        break;
+      case "ingest": {
+        const t = now();
+        for (const rec of m.recs) {
+          try {
+            const r = conns.ingestSynced(rec, t);
+            if (r.outcome === "refused") synced.refused++;
+            else {
+              synced[r.outcome]++;
+              policy?.ingested(r.conn);
+            }
+          } catch (e) {
+            post({ t: "log", level: "warn", msg: "Sync record refused", fields: { err: (e as Error).message } });
+          }
+        }
+        break;
+      }
+      case "dump": {
+        const recs: SyncedConn[] = [];
+        for (const c of conns.entries()) if (c.dest !== undefined || c.template) recs.push(syncedConnOf(c));
+        post({ t: "dumped", seq: m.seq, recs });
+        break;
+      }
       case "stop":
+        if (syncTimer) clearInterval(syncTimer);
         clearInterval(expiry);
         engine.stop();
         io.close();

@@ -15,6 +15,8 @@ import type { Pkt } from "../pkt.ts";
 export interface ConnPlane {
   /** Source MAC of the client's packets: the client itself or the router in front of it. */
   cmac: Uint8Array;
+  /** Whether cmac has been learned (an entry from connection sync has seen no client packet yet). */
+  cmacKnown: boolean;
   caddr4: number;
   vaddr4: number;
   laddr4: number;
@@ -71,6 +73,7 @@ export function connPlane(c: Conn): ConnPlane {
     const v4 = c.family === 4;
     cp = {
       cmac: new Uint8Array(6),
+      cmacKnown: false,
       caddr4: v4 ? (parseIpv4(c.caddr) ?? 0) : 0,
       vaddr4: v4 ? (parseIpv4(c.vaddr) ?? 0) : 0,
       laddr4: v4 && c.laddr ? (parseIpv4(c.laddr) ?? 0) : 0,
@@ -94,4 +97,15 @@ export function decrementTtl(p: Pkt): boolean {
   if (h <= 1) return false;
   p.buf[p.l3 + 7] = h - 1;
   return true;
+}
+
+/**
+ * Send a reply towards the client: to the MAC its packets came from, or, for an entry made by
+ * connection sync that has not seen a client packet on this director yet, to the client's address
+ * through neighbour resolution (a client on the link; a routed client is reached once its next
+ * packet teaches the MAC of its router).
+ */
+export function toClient(ctx: XmitContext, p: Pkt, conn: Conn, cp: ConnPlane): Verdict {
+  if (cp.cmacKnown) return ctx.toMac(p, cp.cmac);
+  return ctx.toNeighbour(p, conn.caddr, conn.family);
 }

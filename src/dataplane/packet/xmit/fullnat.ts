@@ -8,7 +8,7 @@ import type { BoundConn } from "../../../core/conn/conn.ts";
 import { rewriteAddr4, rewriteAddr6, rewritePort } from "../codec/l4.ts";
 import type { Verdict } from "../counters.ts";
 import type { Pkt } from "../pkt.ts";
-import { connPlane, decrementTtl, type XmitContext } from "./context.ts";
+import { connPlane, decrementTtl, toClient, type XmitContext } from "./context.ts";
 import { fromVirtual, toRealServer } from "./nat.ts";
 
 export function fullnatIn(ctx: XmitContext, p: Pkt, conn: BoundConn): Verdict {
@@ -28,7 +28,7 @@ export function fullnatOut(ctx: XmitContext, p: Pkt, conn: BoundConn): Verdict {
   if (p.family === 4) rewriteAddr4(p.buf, p.l3, 16, p.l4, p.proto, cp.caddr4, p.partial);
   else rewriteAddr6(p.buf, p.l3, 24, p.l4, p.proto, cp.caddr6!, p.partial);
   if (p.l4 >= 0) rewritePort(p.buf, p.l4, p.proto, 2, conn.cport, p.partial, p.family === 6);
-  return ctx.toMac(p, cp.cmac);
+  return toClient(ctx, p, conn, cp);
 }
 
 /**

@@ -8,7 +8,7 @@ import type { BoundConn } from "../../../core/conn/conn.ts";
 import { rewriteAddr4, rewriteAddr6, rewritePort } from "../codec/l4.ts";
 import type { Verdict } from "../counters.ts";
 import type { Pkt } from "../pkt.ts";
-import { connPlane, decrementTtl, destPlane, type XmitContext } from "./context.ts";
+import { connPlane, decrementTtl, destPlane, toClient, type XmitContext } from "./context.ts";
 
 /** Rewrite the destination of a client packet to the real server (also used by FULLNAT). */
 export function toRealServer(p: Pkt, conn: BoundConn): void {
@@ -35,5 +35,5 @@ export function natIn(ctx: XmitContext, p: Pkt, conn: BoundConn): Verdict {
 export function natOut(ctx: XmitContext, p: Pkt, conn: BoundConn): Verdict {
   if (!decrementTtl(p)) return ctx.drop("ttl");
   fromVirtual(p, conn);
-  return ctx.toMac(p, connPlane(conn).cmac);
+  return toClient(ctx, p, conn, connPlane(conn));
 }

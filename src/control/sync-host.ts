@@ -1,0 +1,71 @@
+// The sync daemons wired to tvsd's tables and plane (src/sync/daemons.ts's SyncHost): a master
+// gets its records from the plane's forwarding path (the main loop's pipeline, every packet
+// worker, or the socket plane's relays); a backup's records go to the plane's own tables (packet
+// workers, each getting its own flows) or to the daemon's table. On the socket data plane a
+// backup keeps only persistence templates: a TCP connection ends at this host's sockets and
+// cannot be taken over, so an entry for it would only mislead the schedulers.
+
+import { type SyncedConn, syncedConnOf } from "../core/conn/conn-sync.ts";
+import type { ConnTable } from "../core/conn/conn-table.ts";
+import { DEFAULT_SYNC_SETTINGS, SyncPolicy, type SyncSettings } from "../core/conn/sync-policy.ts";
+import type { Logger } from "../core/log.ts";
+import type { IngestOutcome } from "../sync/backup.ts";
+import { SyncDaemons } from "../sync/daemons.ts";
+import type { DataPlane } from "./dataplane.ts";
+
+export interface SyncHostDeps {
+  conns: ConnTable;
+  plane: () => DataPlane | undefined;
+  log: Logger;
+  now: () => number;
+  settings?: SyncSettings;
+}
+
+/** What `tvs status` says about sync on the socket plane. */
+export const SOCKET_PLANE_SYNC_NOTE =
+  "Connection sync on the socket data plane: persistence templates are synced; TCP connections cannot move to another host (they end at this host's sockets), so a failover resets them";
+
+export function createSyncDaemons(d: SyncHostDeps): SyncDaemons {
+  const settings = d.settings ?? DEFAULT_SYNC_SETTINGS;
+  // Entries a backup made keep the kernel's in_pkts/old_state, so if this director becomes master
+  // they are resent on the kernel's schedule (used for the daemon's own table).
+  let ingestPolicy = new SyncPolicy(settings);
+  let toWorkers: SyncedConn[] = [];
+  const flushToWorkers = () => {
+    const recs = toWorkers;
+    toWorkers = [];
+    if (recs.length > 0) d.plane()?.ingestSynced?.(recs);
+  };
+  return new SyncDaemons({
+    log: d.log.child({ part: "sync" }),
+    now: d.now,
+    settings,
+    host: {
+      setMaster(m) {
+        ingestPolicy = new SyncPolicy(settings);
+        d.plane()?.setSync?.(m);
+      },
+      async dump() {
+        const fromPlane = await d.plane()?.dumpSynced?.();
+        if (fromPlane !== undefined) return fromPlane;
+        const out: SyncedConn[] = [];
+        for (const c of d.conns.entries()) if (c.dest !== undefined || c.template) out.push(syncedConnOf(c));
+        return out;
+      },
+      ingest(rec, now): IngestOutcome {
+        const plane = d.plane();
+        if (plane?.syncTemplatesOnly && !rec.template) return "ignored";
+        if (plane?.ingestSynced !== undefined && plane.connCount?.() !== undefined) {
+          // Packet workers: batched per datagram, routed to the worker owning the flow.
+          if (toWorkers.length === 0) queueMicrotask(flushToWorkers);
+          toWorkers.push(rec);
+          return "passed";
+        }
+        const r = d.conns.ingestSynced(rec, now);
+        if (r.outcome === "refused") return "refused";
+        ingestPolicy.ingested(r.conn);
+        return r.outcome;
+      },
+    },
+  });
+}
