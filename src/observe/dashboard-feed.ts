@@ -158,10 +158,12 @@ export class DashboardFeed {
     try {
       const state = await this.#source.read();
       const t = Date.now();
-      const frame = this.#frame(state, t);
-      // Built only when someone watches: JSON for a large table costs more than the sample.
-      if (this.#listeners.size > 0) {
-        const json = JSON.stringify(frame);
+      // The whole frame only when someone watches; otherwise just the charts' sample.
+      if (this.#listeners.size === 0) {
+        this.#sampleOnly(state, t);
+        this.#lastFrame = undefined;
+      } else {
+        const json = JSON.stringify(this.#frame(state, t));
         this.#lastFrame = json;
         for (const l of [...this.#listeners]) {
           try {
@@ -170,12 +172,35 @@ export class DashboardFeed {
             this.#listeners.delete(l);
           }
         }
-      } else this.#lastFrame = undefined;
+      }
     } catch (err) {
       this.#onError(err);
     } finally {
       this.#busy = false;
     }
+  }
+
+  /** Record the history sample (totals and the charted services) without building a frame. */
+  #sampleOnly(state: ObservedState, t: number): void {
+    const prev = this.#prev;
+    const seconds = prev ? (t - prev.t) / 1000 : 0;
+    const counters = new Map<string, CountersView>();
+    const sample: Sample = { t, total: rates(state.snapshot.stats, prev?.total, seconds), svc: {} };
+    const services = state.snapshot.services;
+    for (let i = 0; i < services.length && i < CHARTED_SERVICES; i++) {
+      const s = services[i] as ServiceView;
+      const id = serviceId(s);
+      counters.set(id, s.stats);
+      const r = rates(s.stats, prev?.counters.get(id), seconds);
+      sample.svc[id] = [r.cps, r.inBps + r.outBps];
+    }
+    this.#prev = { t, total: state.snapshot.stats, counters };
+    if (prev) this.#record(sample);
+  }
+
+  #record(sample: Sample): void {
+    this.#history.push(sample);
+    if (this.#history.length > HISTORY_SAMPLES) this.#history.shift();
   }
 
   #frame(state: ObservedState, t: number): Frame {
@@ -268,10 +293,7 @@ export class DashboardFeed {
       }
     }
     this.#prev = { t, total: state.snapshot.stats, counters };
-    if (prev) {
-      this.#history.push(sample);
-      if (this.#history.length > HISTORY_SAMPLES) this.#history.shift();
-    }
+    if (prev) this.#record(sample);
     const frame: Frame = {
       t,
       dataplane: state.status.dataplane,

@@ -87,41 +87,81 @@ class EventCounts {
 
 type Read = () => ObservedState;
 
+/**
+ * One metric family whose series are set from the daemon's read on every scrape, handed to
+ * prom-client's registry as a collector (the registry renders and escapes it, in either format).
+ * Like the Go client's const metrics: no per-series state between scrapes, no label hashing, so
+ * 100,000 series (10,000 real servers) cost one pass over the table.
+ */
+class SeriesMetric {
+  name: string;
+  readonly help: string;
+  readonly type: "counter" | "gauge";
+  readonly labelNames: readonly string[];
+  readonly aggregator = "sum";
+  readonly #fill: (set: (l: Labels, v: number) => void) => void;
+
+  constructor(
+    name: string,
+    help: string,
+    type: "counter" | "gauge",
+    labelNames: readonly string[],
+    fill: (set: (l: Labels, v: number) => void) => void,
+  ) {
+    this.name = name;
+    this.help = help;
+    this.type = type;
+    this.labelNames = labelNames;
+    this.#fill = fill;
+  }
+
+  async get(): Promise<{
+    name: string;
+    help: string;
+    type: string;
+    aggregator: string;
+    values: { labels: Labels; value: number }[];
+  }> {
+    const values: { labels: Labels; value: number }[] = [];
+    const counter = this.type === "counter";
+    this.#fill((labels, v) => values.push({ labels, value: counter ? Math.max(0, v) : v }));
+    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values };
+  }
+
+  reset(): void {}
+}
+
 function defineMetrics(reg: client.Registry, read: Read, counts: EventCounts, version: string): void {
-  const registers = [reg];
+  // Label objects made once per scrape and shared by every family (the read's views are the keys,
+  // so the next scrape's read starts afresh and these are collected with it).
+  let labelCache = new WeakMap<object, Labels>();
+  let cachedFor: ObservedState | undefined;
+  const labelsOf = (view: object, make: () => Labels): Labels => {
+    const state = read();
+    if (state !== cachedFor) {
+      labelCache = new WeakMap();
+      cachedFor = state;
+    }
+    let l = labelCache.get(view);
+    if (!l) {
+      l = make();
+      labelCache.set(view, l);
+    }
+    return l;
+  };
   // A counter whose value is set from the daemon's own total (never incremented here).
   const counter = (
     name: string,
     help: string,
     labelNames: readonly string[],
     fill: (set: (l: Labels, v: number) => void) => void,
-  ) =>
-    new client.Counter({
-      name,
-      help,
-      labelNames,
-      registers,
-      collect() {
-        this.reset();
-        fill((l, v) => this.inc(l, Math.max(0, v)));
-      },
-    });
+  ) => reg.registerMetric(new SeriesMetric(name, help, "counter", labelNames, fill) as unknown as client.Metric);
   const gauge = (
     name: string,
     help: string,
     labelNames: readonly string[],
     fill: (set: (l: Labels, v: number) => void) => void,
-  ) =>
-    new client.Gauge({
-      name,
-      help,
-      labelNames,
-      registers,
-      collect() {
-        this.reset();
-        fill((l, v) => this.set(l, v));
-      },
-    });
+  ) => reg.registerMetric(new SeriesMetric(name, help, "gauge", labelNames, fill) as unknown as client.Metric);
   const total = (f: (s: ObservedState) => number) => (set: (l: Labels, v: number) => void) => set({}, f(read()));
 
   // node_exporter ipvs collector.
@@ -156,17 +196,25 @@ function defineMetrics(reg: client.Registry, read: Read, counts: EventCounts, ve
     total((s) => s.snapshot.stats.outBytes),
   );
   const perBackend = (f: (d: DestView) => number) => (set: (l: Labels, v: number) => void) => {
-    // node_exporter sums backends that share a label set; so do we.
-    const sums = new Map<string, { l: Labels; v: number }>();
-    for (const s of read().snapshot.services)
+    // node_exporter sums backends that share a label set. Within one VIP service every real server
+    // is distinct; only fwmark services of both families with one mark can share labels.
+    let sums: Map<string, { l: Labels; v: number }> | undefined;
+    for (const s of read().snapshot.services) {
+      const local = labelsOf(s, () => serviceLabels(s));
       for (const d of s.dests) {
-        const l = backendLabels(s, d);
-        const key = Object.values(l).join("\0");
+        const l = labelsOf(d, () => ({ ...local, remote_address: d.spec.addr, remote_port: String(d.spec.port) }));
+        if (s.key.kind !== "fwmark") {
+          set(l, f(d));
+          continue;
+        }
+        sums ??= new Map();
+        const key = `${local.local_mark}\0${l.remote_address}\0${l.remote_port}`;
         const cur = sums.get(key);
         if (cur) cur.v += f(d);
         else sums.set(key, { l, v: f(d) });
       }
-    for (const { l, v } of sums.values()) set(l, v);
+    }
+    for (const { l, v } of sums?.values() ?? []) set(l, v);
   };
   gauge(
     "node_ipvs_backend_connections_active",
@@ -189,7 +237,11 @@ function defineMetrics(reg: client.Registry, read: Read, counts: EventCounts, ve
 
   // Per service.
   const perService = (f: (s: ServiceView) => number) => (set: (l: Labels, v: number) => void) => {
-    for (const s of read().snapshot.services) set(serviceLabels(s), f(s));
+    for (const s of read().snapshot.services)
+      set(
+        labelsOf(s, () => serviceLabels(s)),
+        f(s),
+      );
   };
   counter(
     "tvs_service_connections_total",
