@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import http from "node:http";
 import { test } from "node:test";
+import { silentLogger } from "../core/log.ts";
 import { EventBus } from "./events.ts";
 import { MAX_STREAMS, ObserveServer } from "./http-server.ts";
 import { destView, mutableSource, serviceView, snapshotOf, stateOf } from "./test-state.ts";
@@ -13,7 +14,6 @@ async function serve(t: import("node:test").TestContext) {
   const state = stateOf(snapshotOf([web]));
   const source = mutableSource(state);
   const events = new EventBus();
-  const quiet = { info() {}, warn() {}, error() {} };
   const server = new ObserveServer({
     source,
     events,
@@ -23,7 +23,7 @@ async function serve(t: import("node:test").TestContext) {
       return { ...source.state.snapshot, conns: q.conns ? [] : undefined };
     },
     status: () => source.state.status,
-    log: quiet,
+    log: silentLogger,
     feedIntervalMs: 100,
   });
   const addr = await server.listen({ host: "127.0.0.1", port: 0 });
