@@ -8,6 +8,8 @@
 //   recvBatch / sendBatch                             recvmmsg / sendmmsg into caller buffers
 //   readBatch / writeBatch                            read / write loops for TUN descriptors
 //   recvFrom / sendTo                                 one datagram with an address (raw IP)
+//   recvMsg / bindAddr                                one datagram with TTL/hop limit and destination
+//                                                     (VRRP); bind a raw socket to a local address
 //   setsockopt / getsockopt                           integer or byte-buffer passthrough
 //   setFanoutProgram(fd, program)                     PACKET_FANOUT_DATA: a cBPF program for the group
 //   ifInfo(name)                                      index, MAC, MTU, flags of an interface
@@ -413,6 +415,86 @@ static napi_value recv_from(napi_env env, napi_callback_info info) {
   return arr;
 }
 
+// recvMsg(fd, buf) → [length, source, ttl or hop limit (-1 unknown), destination ("" unknown), ifindex]
+// or null when nothing is waiting. IPv6 raw sockets give no header: the hop limit and destination
+// come from IPV6_RECVHOPLIMIT / IPV6_RECVPKTINFO ancillary data (enable them with setsockopt).
+// IPv4 raw sockets include the header; IP_PKTINFO gives the receiving interface.
+static napi_value recv_msg(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  int32_t fd;
+  uint8_t* buf;
+  size_t blen;
+  if (argc < 2 || !get_i32(env, argv[0], &fd) || !get_bytes(env, argv[1], &buf, &blen))
+    return throw_type(env, "recvMsg(fd, buf) has bad arguments");
+  struct sockaddr_storage ss;
+  struct iovec iov = {buf, blen};
+  union {
+    char b[256];
+    struct cmsghdr align;
+  } ctrl;
+  struct msghdr mh;
+  memset(&mh, 0, sizeof mh);
+  mh.msg_name = &ss;
+  mh.msg_namelen = sizeof ss;
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  mh.msg_control = ctrl.b;
+  mh.msg_controllen = sizeof ctrl.b;
+  ssize_t r = recvmsg(fd, &mh, MSG_DONTWAIT);
+  if (r < 0) {
+    napi_value nul;
+    napi_get_null(env, &nul);
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return nul;
+    return throw_errno(env, "recvmsg", errno);
+  }
+  int32_t hops = -1, ifindex = 0;
+  char src[INET6_ADDRSTRLEN] = "", dst[INET6_ADDRSTRLEN] = "";
+  if (ss.ss_family == AF_INET) inet_ntop(AF_INET, &((struct sockaddr_in*)&ss)->sin_addr, src, sizeof src);
+  if (ss.ss_family == AF_INET6) inet_ntop(AF_INET6, &((struct sockaddr_in6*)&ss)->sin6_addr, src, sizeof src);
+  for (struct cmsghdr* c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+    if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_HOPLIMIT) {
+      int v;
+      memcpy(&v, CMSG_DATA(c), sizeof v);
+      hops = v;
+    } else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
+      struct in6_pktinfo pi;
+      memcpy(&pi, CMSG_DATA(c), sizeof pi);
+      inet_ntop(AF_INET6, &pi.ipi6_addr, dst, sizeof dst);
+      ifindex = (int32_t)pi.ipi6_ifindex;
+    } else if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+      struct in_pktinfo pi;
+      memcpy(&pi, CMSG_DATA(c), sizeof pi);
+      inet_ntop(AF_INET, &pi.ipi_addr, dst, sizeof dst);
+      ifindex = pi.ipi_ifindex;
+    }
+  }
+  napi_value arr, s, d;
+  napi_create_array_with_length(env, 5, &arr);
+  napi_set_element(env, arr, 0, mk_i32(env, (int32_t)r));
+  napi_create_string_utf8(env, src, NAPI_AUTO_LENGTH, &s);
+  napi_set_element(env, arr, 1, s);
+  napi_set_element(env, arr, 2, mk_i32(env, hops));
+  napi_create_string_utf8(env, dst, NAPI_AUTO_LENGTH, &d);
+  napi_set_element(env, arr, 3, d);
+  napi_set_element(env, arr, 4, mk_i32(env, ifindex));
+  return arr;
+}
+
+// bindAddr(fd, address, scopeId): bind a raw socket to a local address (an IPv6 link-local one
+// needs the interface index as scope).
+static napi_value bind_addr(napi_env env, napi_callback_info info) {
+  ARGS(3);
+  int32_t fd, scope = 0;
+  struct sockaddr_storage ss;
+  socklen_t sl;
+  if (argc < 2 || !get_i32(env, argv[0], &fd)) return throw_type(env, "bindAddr(fd, address, scopeId) has bad arguments");
+  if (!parse_addr(env, argv[1], &ss, &sl)) return throw_type(env, "bindAddr: address is not an IPv4 or IPv6 address");
+  if (argc >= 3) get_i32(env, argv[2], &scope);
+  if (ss.ss_family == AF_INET6) ((struct sockaddr_in6*)&ss)->sin6_scope_id = (uint32_t)scope;
+  if (bind(fd, (struct sockaddr*)&ss, sl) < 0) return throw_errno(env, "bind", errno);
+  return NULL;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Socket options and interfaces
 
@@ -672,6 +754,8 @@ NAPI_MODULE_INIT() {
       {"writeBatch", NULL, write_batch, NULL, NULL, NULL, napi_enumerable, NULL},
       {"sendTo", NULL, send_to, NULL, NULL, NULL, napi_enumerable, NULL},
       {"recvFrom", NULL, recv_from, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"recvMsg", NULL, recv_msg, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"bindAddr", NULL, bind_addr, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setsockopt", NULL, set_sockopt, NULL, NULL, NULL, napi_enumerable, NULL},
       {"getsockopt", NULL, get_sockopt, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setFanoutProgram", NULL, set_fanout_program, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -730,6 +814,17 @@ NAPI_MODULE_INIT() {
   set_const(env, c, "IPV6_UNICAST_HOPS", IPV6_UNICAST_HOPS);
   set_const(env, c, "IPV6_ADD_MEMBERSHIP", IPV6_ADD_MEMBERSHIP);
   set_const(env, c, "IFF_UP", IFF_UP);
+  set_const(env, c, "IFF_RUNNING", IFF_RUNNING);
+  set_const(env, c, "IPPROTO_IP", IPPROTO_IP);
+  set_const(env, c, "IPPROTO_IPV6", IPPROTO_IPV6);
+  set_const(env, c, "IP_PKTINFO", IP_PKTINFO);
+  set_const(env, c, "IP_FREEBIND", IP_FREEBIND);
+  set_const(env, c, "IP_MULTICAST_ALL", IP_MULTICAST_ALL);
+  set_const(env, c, "IPV6_CHECKSUM", IPV6_CHECKSUM);
+  set_const(env, c, "IPV6_RECVHOPLIMIT", IPV6_RECVHOPLIMIT);
+  set_const(env, c, "IPV6_RECVPKTINFO", IPV6_RECVPKTINFO);
+  set_const(env, c, "IPV6_DROP_MEMBERSHIP", IPV6_DROP_MEMBERSHIP);
+  set_const(env, c, "ETH_P_IPV6", ETH_P_IPV6);
   set_const(env, c, "POLL_READABLE", UV_READABLE);
   set_const(env, c, "POLL_WRITABLE", UV_WRITABLE);
   napi_set_named_property(env, exports, "constants", c);

@@ -25,6 +25,9 @@ export interface NativeAddon {
   writeBatch(fd: number, buf: Buffer, desc: Int32Array, count: number): number;
   sendTo(fd: number, buf: Buffer, offset: number, length: number, address: string): number;
   recvFrom(fd: number, buf: Buffer): [number, string] | null;
+  /** [length, source, TTL/hop limit (-1 unknown), destination ("" unknown), ifindex] or null. */
+  recvMsg(fd: number, buf: Buffer): [number, string, number, string, number] | null;
+  bindAddr(fd: number, address: string, scopeId?: number): void;
   setsockopt(fd: number, level: number, name: number, value: number | Uint8Array): void;
   getsockopt(fd: number, level: number, name: number, size?: number): number | Buffer;
   setFanoutProgram(fd: number, program: Uint8Array): void;

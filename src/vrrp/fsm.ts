@@ -275,7 +275,8 @@ export class VrrpFsm {
       if (this.#state === "FAULT") return out;
       this.#becomeMaster(now, reason, out);
     } else if (to === "BACKUP") {
-      if (this.#state === "FAULT") return out;
+      // A member held in FAULT by its group comes back with the group; its own fault keeps it there.
+      if (this.#state === "FAULT" && this.#faulted) return out;
       if (this.#state === "MASTER") out.push({ kind: "send", priority: 0 });
       this.#becomeBackup(now, reason, out);
     } else {

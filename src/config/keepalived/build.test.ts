@@ -82,9 +82,7 @@ test("seed 004 DR master: the same table as the ipvsadm commands, TCP_CHECK per 
     vi?.virtualIpaddresses.map((v) => [v.addr, v.prefix]),
     [["127.0.0.100", 32]],
   );
-  assert.deepEqual(warnings(c.warnings), [
-    [7, 1, "vrrp_instance VI_1 is parsed and kept, but VRRP is not active yet in tvs"],
-  ]);
+  assert.deepEqual(warnings(c.warnings), []);
 });
 
 test("seed 004 DR backup differs from the master only in VRRP state and priority", () => {
@@ -307,11 +305,7 @@ test("include: relative globs in file order, plain paths, VRRP blocks across fil
   // Diagnostics name the included file and its own line.
   assert.deepEqual(
     c.warnings.map((w) => [w.file.slice(FIX.length + 1), w.line, w.column]),
-    [
-      ["include/vrrp.inc", 1, 1],
-      ["include/vrrp.inc", 8, 1],
-      ["include/vrrp.inc", 22, 1],
-    ],
+    [["include/vrrp.inc", 8, 1]],
   );
 });
 
@@ -526,9 +520,9 @@ test("VRRP blocks are validated: state, virtual_router_id, priority, addresses, 
   ]);
 });
 
-test("a valid VRRP pair loads with one not-active warning per block and keeps its settings", () => {
+test("a valid VRRP instance loads and keeps its settings; keywords tvs does not act on are warned about", () => {
   const text =
-    'vrrp_script chk {\n script /bin/true\n}\nvrrp_instance A {\n state MASTER\n interface lo\n virtual_router_id 7\n priority 150\n unicast_src_ip 127.0.0.1\n unicast_peer {\n  127.0.0.2\n }\n track_script {\n  chk weight -10\n }\n notify_master "/bin/echo master"\n garp_master_delay 5\n use_vmac\n}\n';
+    'vrrp_script chk {\n script /bin/true\n}\nvrrp_instance A {\n state MASTER\n interface lo\n virtual_router_id 7\n priority 150\n unicast_src_ip 127.0.0.1\n unicast_peer {\n  127.0.0.2\n }\n track_script {\n  chk weight -10\n }\n notify_master "/bin/echo master"\n garp_master_delay 5\n dont_track_primary\n}\n';
   const r = loadConfigText("vr.conf", text);
   const c = ok(r);
   const a = c.vrrp.instances[0];
@@ -541,12 +535,53 @@ test("a valid VRRP pair loads with one not-active warning per block and keeps it
       [{ name: "chk", weight: -10 }],
       { master: "/bin/echo master" },
       5000,
-      { use_vmac: [] },
+      { dont_track_primary: [] },
     ],
   );
-  assert.deepEqual(warnings(r.diagnostics), [
-    [1, 1, "vrrp_script chk is parsed and kept, but VRRP is not active yet in tvs"],
-    [4, 1, "vrrp_instance A is parsed and kept, but VRRP is not active yet in tvs"],
+  assert.deepEqual(warnings(r.diagnostics), [[18, 2, "dont_track_primary is not supported by tvs VRRP - ignored"]]);
+});
+
+test("VRRP refusals: use_vmac, auth_type AH, a missing interface, a VIP in two instances, mixed families", () => {
+  const text = [
+    "vrrp_instance A {", // 1
+    "  interface lo", // 2
+    "  virtual_router_id 1", // 3
+    "  use_vmac", // 4
+    "  authentication {", // 5
+    "    auth_type AH", // 6
+    "    auth_pass 1111", // 7
+    "  }", // 8
+    "  virtual_ipaddress {", // 9
+    "    127.0.0.100/32", // 10
+    "  }", // 11
+    "}", // 12
+    "vrrp_instance B {", // 13
+    "  interface tvs-no-such0", // 14
+    "  virtual_router_id 2", // 15
+    "  virtual_ipaddress {", // 16
+    "    127.0.0.100/32", // 17
+    "    ::1/128", // 18
+    "  }", // 19
+    "}", // 20
+  ].join("\n");
+  assert.deepEqual(errors(loadConfigText("r.conf", text)), [
+    [
+      4,
+      3,
+      'use_vmac is not supported by tvs (it does not create a VMAC or ipvlan interface per instance): remove it; the VIPs are configured on "lo" itself',
+    ],
+    [
+      5,
+      3,
+      "auth_type AH (IPsec AH authentication, removed from VRRP by RFC 3768) is not supported by tvs: use auth_type PASS or no authentication",
+    ],
+    [
+      13,
+      1,
+      "vrrp_instance B mixes IPv4 and IPv6 virtual_ipaddress (use virtual_ipaddress_excluded for the other family)",
+    ],
+    [13, 1, 'vrrp_instance B: interface "tvs-no-such0" does not exist on this machine'],
+    [17, 5, "Virtual address 127.0.0.100 is in vrrp_instance A and B"],
   ]);
 });
 

@@ -211,6 +211,14 @@ export function buildKeepalived(
           else if (g.block) globals[gk] = g.block.stmts.flatMap((b) => b.words.map((w) => w.text));
           else globals[gk] = g.words.slice(1).map((w) => w.text);
           if (gk === "router_id") r.str(g, "a router id");
+          if (gk === "vrrp_version") r.uint(g, 2, 3);
+          if (
+            gk === "vrrp_garp_master_delay" ||
+            gk === "vrrp_garp_master_repeat" ||
+            gk === "vrrp_garp_master_refresh" ||
+            gk === "vrrp_garp_master_refresh_repeat"
+          )
+            r.uint(g, 0, 2 ** 31 - 1);
         }
         break;
       case "virtual_server_group": {

@@ -1,7 +1,11 @@
 // keepalived VRRP blocks (vrrp_instance, vrrp_sync_group, vrrp_script, static_ipaddress): checked
-// for known keywords and value shapes and kept as VrrpConfig for the VRRP engine. Each block also
-// gets a warning that VRRP is not active yet, so `tvs check-config` never implies it runs.
+// for known keywords and value shapes and kept as VrrpConfig for the VRRP engine (src/vrrp). What
+// tvs cannot do is refused or flagged here, so `tvs check-config` says it before tvsd starts:
+// use_vmac / use_ipvlan and auth_type AH are errors; keepalived keywords tvs does not act on are
+// warnings naming them; an interface missing on this machine, a VRID used twice on one interface
+// and a virtual address in two instances are errors.
 
+import { existsSync } from "node:fs";
 import { canonicalIp } from "../../core/addr.ts";
 import type { SourcePos } from "../diagnostics.ts";
 import { parseUint } from "../values.ts";
@@ -16,6 +20,17 @@ import type {
 } from "../vrrp-spec.ts";
 import type { StmtReader } from "./reader.ts";
 import type { Stmt } from "./tree.ts";
+
+/** vrrp_instance keywords the engine reads from `extra` (the garp settings, the checksum form). */
+const INSTANCE_EXTRA_USED = new Set([
+  "garp_master_refresh",
+  "garp_master_repeat",
+  "garp_master_refresh_repeat",
+  "v3_checksum_as_v2",
+]);
+
+/** Refused: a VMAC / ipvlan interface per instance is not something tvs creates. */
+const INSTANCE_REFUSED = new Set(["use_vmac", "use_vmac_addr", "vmac_xmit_base", "use_ipvlan"]);
 
 /** vrrp_instance keywords kept as written (known to keepalived, not interpreted here). */
 const INSTANCE_EXTRA = new Set([
@@ -164,10 +179,6 @@ function readNotify(r: StmtReader, s: Stmt, notify: VrrpNotify): boolean {
   return true;
 }
 
-function notActive(r: StmtReader, pos: SourcePos, what: string): void {
-  r.diags.warning(pos, `${what} is parsed and kept, but VRRP is not active yet in tvs`);
-}
-
 export function readVrrpInstance(r: StmtReader, s: Stmt): VrrpInstanceSpec | undefined {
   const name = r.arg(s, 1, "an instance name");
   const stmts = r.block(s);
@@ -293,6 +304,11 @@ export function readVrrpInstance(r: StmtReader, s: Stmt): VrrpInstanceSpec | und
         }
         if (type === undefined || pass === undefined)
           r.diags.error(r.pos(c), "authentication needs both auth_type and auth_pass");
+        else if (type === "AH")
+          r.diags.error(
+            r.pos(c),
+            "auth_type AH (IPsec AH authentication, removed from VRRP by RFC 3768) is not supported by tvs: use auth_type PASS or no authentication",
+          );
         else inst.authentication = { type, pass };
         continue;
       }
@@ -300,6 +316,13 @@ export function readVrrpInstance(r: StmtReader, s: Stmt): VrrpInstanceSpec | und
         if (INSTANCE_EXTRA.has(k)) {
           inst.extra[k] = words(c);
           if (c.block) inst.extra[k] = c.block.stmts.flatMap((b) => b.words.map((w) => w.text));
+          if (INSTANCE_REFUSED.has(k))
+            r.diags.error(
+              r.pos(c),
+              `${k} is not supported by tvs (it does not create a VMAC or ipvlan interface per instance): remove it; the VIPs are configured on "${inst.interface ?? "the interface"}" itself`,
+            );
+          else if (!INSTANCE_EXTRA_USED.has(k))
+            r.diags.warning(r.pos(c), `${k} is not supported by tvs VRRP - ignored`);
           continue;
         }
         r.unknown(c, "vrrp_instance");
@@ -310,7 +333,25 @@ export function readVrrpInstance(r: StmtReader, s: Stmt): VrrpInstanceSpec | und
   if (inst.interface === undefined) r.diags.warning(pos, `vrrp_instance ${inst.name} has no interface`);
   if (inst.state === "MASTER" && inst.priority < 255 && !s.block?.stmts.some((c) => r.kw(c) === "priority"))
     r.diags.warning(pos, `vrrp_instance ${inst.name} is MASTER without a priority (default 100)`);
-  notActive(r, pos, `vrrp_instance ${inst.name}`);
+  const v6 = inst.virtualIpaddresses.some((v) => v.addr.includes(":"));
+  const v4 = inst.virtualIpaddresses.some((v) => !v.addr.includes(":"));
+  if (v4 && v6)
+    r.diags.error(
+      pos,
+      `vrrp_instance ${inst.name} mixes IPv4 and IPv6 virtual_ipaddress (use virtual_ipaddress_excluded for the other family)`,
+    );
+  if (v6 && inst.version === 2)
+    r.diags.warning(
+      pos,
+      `vrrp_instance ${inst.name} has IPv6 addresses: VRRP version 3 is used (version 2 is IPv4 only)`,
+    );
+  if (inst.authentication && inst.version === 3)
+    r.diags.warning(pos, `vrrp_instance ${inst.name}: VRRPv3 has no authentication - authentication ignored`);
+  if (inst.advertIntMs % 1000 !== 0 && inst.version !== 3)
+    r.diags.warning(
+      pos,
+      `vrrp_instance ${inst.name}: advert_int ${inst.advertIntMs / 1000} is not whole seconds; VRRPv2 rounds it (set version 3 or vrrp_version 3 for sub-second adverts)`,
+    );
   return inst;
 }
 
@@ -337,7 +378,8 @@ export function readVrrpSyncGroup(r: StmtReader, s: Stmt): VrrpSyncGroupSpec | u
     r.noBlock(c);
   }
   if (g.instances.length === 0) r.diags.error(g.origin, `vrrp_sync_group ${g.name} has no group { } of instances`);
-  notActive(r, g.origin, `vrrp_sync_group ${g.name}`);
+  for (const k of Object.keys(g.extra))
+    r.diags.warning(g.origin, `vrrp_sync_group ${g.name}: ${k} is not supported by tvs - ignored`);
   return g;
 }
 
@@ -396,12 +438,42 @@ export function readVrrpScript(r: StmtReader, s: Stmt): VrrpScriptSpec | undefin
     r.noBlock(c);
   }
   if (sc.script === "") r.diags.error(sc.origin, `vrrp_script ${sc.name} has no script`);
-  notActive(r, sc.origin, `vrrp_script ${sc.name}`);
   return sc;
 }
 
-/** Cross-checks: sync groups name existing instances; tracked scripts exist; VRIDs unique per interface. */
-export function checkVrrp(r: StmtReader, vrrp: VrrpConfig): void {
+/** Whether a network interface exists on this machine (Linux sysfs; elsewhere assumed). */
+export function interfaceExists(name: string): boolean {
+  if (process.platform !== "linux") return true;
+  return /^[^/\0\s]{1,15}$/.test(name) && existsSync(`/sys/class/net/${name}`);
+}
+
+/**
+ * Cross-checks: sync groups name existing instances; tracked scripts exist; interfaces exist;
+ * VRIDs unique per interface; a virtual address belongs to one instance.
+ */
+export function checkVrrp(
+  r: StmtReader,
+  vrrp: VrrpConfig,
+  ifExists: (name: string) => boolean = interfaceExists,
+): void {
+  for (const i of vrrp.instances) {
+    if (i.interface !== undefined && !ifExists(i.interface))
+      r.diags.error(i.origin, `vrrp_instance ${i.name}: interface "${i.interface}" does not exist on this machine`);
+    for (const t of i.trackInterfaces)
+      if (!ifExists(t.name))
+        r.diags.error(
+          i.origin,
+          `vrrp_instance ${i.name}: tracked interface "${t.name}" does not exist on this machine`,
+        );
+  }
+  const owner = new Map<string, string>();
+  for (const i of vrrp.instances)
+    for (const v of [...i.virtualIpaddresses, ...i.virtualIpaddressesExcluded]) {
+      const o = owner.get(v.addr);
+      if (o !== undefined && o !== i.name)
+        r.diags.error(v.origin, `Virtual address ${v.addr} is in vrrp_instance ${o} and ${i.name}`);
+      else owner.set(v.addr, i.name);
+    }
   const names = new Map(vrrp.instances.map((i) => [i.name, i]));
   for (const g of vrrp.syncGroups)
     for (const n of g.instances)
