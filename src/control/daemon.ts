@@ -24,10 +24,14 @@ import type { Counters } from "../core/stats/counters.ts";
 import { RateEstimator } from "../core/stats/estimator.ts";
 import { EventBus } from "../observe/events.ts";
 import type { SyncDaemons } from "../sync/daemons.ts";
+import type { VipDriver, VrrpHost } from "../vrrp/io.ts";
+import { type PreparedVrrp, VrrpManager } from "../vrrp/manager.ts";
+import type { VrrpStateChange } from "../vrrp/status.ts";
 import type { ExecRequest, Snapshot, StatusView } from "./api/protocol.ts";
 import type { DataPlane } from "./dataplane.ts";
 import { type ConnLike, Director } from "./executor.ts";
 import { HealthSupervisor } from "./health-supervisor.ts";
+import { vrrpStateEvent } from "./observe-source.ts";
 import { reconcile } from "./reconcile.ts";
 import type { SnapshotRequest } from "./server.ts";
 import { createSyncDaemons, SOCKET_PLANE_SYNC_NOTE } from "./sync-host.ts";
@@ -67,6 +71,11 @@ export interface DaemonOptions {
   expireNodestConn?: boolean;
   expireQuiescentTemplate?: boolean;
   clock?: Clock;
+  /**
+   * The system under VRRP (raw sockets, VIP ownership for this plane), made on first use: a
+   * configuration with vrrp_instance blocks runs them. Absent: such a configuration is refused.
+   */
+  vrrp?: (plane: DataPlane) => { host: VrrpHost; vips: VipDriver };
 }
 
 export class Daemon {
@@ -81,6 +90,11 @@ export class Daemon {
   /** What an operator follows: health transitions, quorum, reloads, services added and removed. */
   readonly events = new EventBus();
   plane!: DataPlane;
+  /**
+   * The VRRP engine (keepalived.conf vrrp_instance blocks); emits "state" (VrrpStateChange) on every
+   * transition. Present when the daemon was given a way to reach the network (opts.vrrp).
+   */
+  readonly vrrp: VrrpManager | undefined;
   /** Runs the configuration's health checks; idle (no checks) without --config. */
   readonly health: HealthSupervisor;
   /** The configuration the supervisor runs now, to roll back to when a reload is refused. */
@@ -133,6 +147,28 @@ export class Daemon {
       },
       rates: (c) => this.estimator.rates(c),
     });
+    if (opts.vrrp) {
+      const make = opts.vrrp;
+      let made: { host: VrrpHost; vips: VipDriver } | undefined;
+      const sys = () => {
+        made ??= make(this.plane);
+        return made;
+      };
+      // Built on first use, so a daemon without VRRP never loads raw-socket support.
+      const host: VrrpHost = {
+        open: (o, rx) => sys().host.open(o, rx),
+        interfaceExists: (i) => sys().host.interfaceExists(i),
+        linkUp: (i) => sys().host.linkUp(i),
+        primaryAddress: (i, f) => sys().host.primaryAddress(i, f),
+        announce: (i, a) => sys().host.announce(i, a),
+      };
+      const vips: VipDriver = {
+        own: (v, i) => sys().vips.own(v, i),
+        release: (v, i) => sys().vips.release(v, i),
+      };
+      this.vrrp = new VrrpManager({ host, vips, log: this.log.child({ part: "vrrp" }) });
+      this.vrrp.on("state", (e: VrrpStateChange) => this.events.publish(vrrpStateEvent(e)));
+    } else this.vrrp = undefined;
     this.health = new HealthSupervisor({
       // Through the daemon, so the plane vets and learns of every change the checks make.
       executor: { services: this.services, exec: (r) => this.exec(r) },
@@ -249,16 +285,41 @@ export class Daemon {
   /** Apply what a source gave: a config's health settings first, then its (health-adjusted) services. */
   async #applySource(got: DesiredState | DirectorConfig): Promise<number> {
     if (!isDirectorConfig(got)) return this.applyDesired(got);
+    // VRRP first resolves against this host (interfaces, addresses): a problem refuses the whole
+    // change before anything moves. Services on its VIPs may then wait for the VIP to arrive.
+    let vrrp: PreparedVrrp | undefined;
+    if (got.vrrp.instances.length > 0 || this.vrrp?.running) {
+      if (!this.vrrp)
+        throw new CoreError(
+          "EINVAL",
+          "reload",
+          "This tvsd process does not run VRRP (vrrp_instance blocks need tvsd with one worker)",
+        );
+      vrrp = this.vrrp.prepare(got.vrrp, got.globals);
+      const managed = VrrpManager.managedVips(got.vrrp);
+      this.plane.expectVips?.(managed);
+      // A plane answers for every VIP until told otherwise: release the ones no MASTER here holds
+      // before their services arrive, so a BACKUP never answers ARP/ND for them, not even briefly.
+      const held = new Set(
+        this.vrrp
+          .status()
+          .filter((i) => i.vipsOwned)
+          .flatMap((i) => i.virtualIpaddresses.map((v) => v.split("/")[0])),
+      );
+      for (const a of managed) if (!held.has(a)) await this.plane.setVipOwned?.(a, false);
+    }
     const previous = this.#healthConfig;
     await this.health.apply(got);
+    let n: number;
     try {
-      const n = await this.applyDesired(this.health.effective(got.desired));
+      n = await this.applyDesired(this.health.effective(got.desired));
       this.#healthConfig = got;
-      return n;
     } catch (err) {
       if (previous) await this.health.apply(previous).catch(() => undefined);
       throw err;
     }
+    if (vrrp && this.vrrp) await this.vrrp.apply(vrrp);
+    return n;
   }
 
   /** Re-read the source and reconcile; a broken source is refused and the running state stays. */
@@ -393,13 +454,17 @@ export class Daemon {
       notes,
     };
     if (this.#opts.sourceName !== undefined) view.config = this.#opts.sourceName;
+    if (this.vrrp?.running) view.vrrp = this.vrrp.status();
     return view;
   }
 
-  /** Stop the timers and drain the plane (open connections get up to drainMs). */
+  /** Step VRRP down, stop the timers and drain the plane (open connections get up to drainMs). */
   async stop(drainMs: number): Promise<void> {
     for (const t of this.#timers) clearInterval(t);
     this.#timers = [];
+    // Step down first (priority 0, VIPs released) so the peer takes over after its skew while the
+    // connections that are open here drain.
+    if (this.vrrp) await this.vrrp.stop().catch((err) => this.log.error("VRRP stop failed", { err }));
     this.sync.close();
     await this.health.stop();
     if (this.plane) await this.plane.stop(drainMs);

@@ -65,8 +65,8 @@ export interface DataPlane {
    * Own or release a VIP on the link (VRRP: MASTER owns, BACKUP/FAULT release). Owned: ARP/ND
    * for it are answered, its traffic is taken, and a gratuitous ARP / unsolicited NA goes out at
    * once. Released: never answered for, its traffic not taken. Every VIP starts owned. Resolves
-   * when the plane applies it (every packet worker); rejects on an invalid address. Absent: the
-   * plane has no link-layer presence to switch (the proxy plane binds sockets instead).
+   * when the plane applies it (every packet worker); rejects on an invalid address. The socket
+   * plane (no link-layer presence) binds the services that waited for an owned VIP.
    */
   setVipOwned?(addr: string, owned: boolean): Promise<void>;
   /**
@@ -83,4 +83,9 @@ export interface DataPlane {
   syncedCounts?(): { created: number; updated: number; refused: number } | undefined;
   /** The plane keeps only persistence templates from a sync backup (the socket plane). */
   readonly syncTemplatesOnly?: boolean;
+  /**
+   * VIPs VRRP manages (they come and go with MASTER state): a service on one of them must not fail
+   * to start while the VIP is elsewhere; the socket plane binds it when the VIP arrives.
+   */
+  expectVips?(addrs: readonly string[]): void;
 }

@@ -84,6 +84,7 @@ export function daemonObserveSource(d: Daemon): ObserveSource {
     snapshot: (q) => d.snapshot(q),
     status: () => d.status(),
     runtime: () => daemonRuntime(d),
+    vrrp: () => (d.vrrp?.status() ?? []).map(vrrpInstanceView),
   });
 }
 

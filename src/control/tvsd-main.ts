@@ -24,6 +24,7 @@ import {
 import { ProxyPlane } from "../dataplane/proxy/plane.ts";
 import { formatHttpAddress } from "../observe/http-address.ts";
 import { packageVersion } from "../platform/package-version.ts";
+import type { VipDriver, VrrpHost } from "../vrrp/io.ts";
 import type { Snapshot } from "./api/protocol.ts";
 import { defaultSocketPath } from "./api/socket-path.ts";
 import { Daemon, type DesiredSource } from "./daemon.ts";
@@ -35,6 +36,7 @@ import { resolveHttp, startHttp } from "./observe-http.ts";
 import { PersistingControl } from "./persisting-control.ts";
 import { type ControlHandlers, ControlServer, prepareSocketPath } from "./server.ts";
 import { StateFile } from "./state-file.ts";
+import { KernelVips, NativeVrrpHost, PlaneVips } from "./vrrp-host.ts";
 import { serveWorker, WorkerPool } from "./workers.ts";
 
 /** How long SIGTERM lets open connections finish. */
@@ -337,9 +339,23 @@ function describeSource(args: TvsdArgs, log?: Logger): { source?: DesiredSource;
   return {};
 }
 
-function makeDaemon(args: TvsdArgs, log: Logger, proxy: ProxyPlaneOptions): Daemon {
+/** VRRP's view of this host: raw sockets through the native addon; VIPs per data plane. */
+function vrrpSystem(plane: DataPlane, log: Logger): { host: VrrpHost; vips: VipDriver } {
+  const vlog = log.child({ part: "vrrp" });
+  let host: VrrpHost;
+  try {
+    host = new NativeVrrpHost(vlog);
+  } catch (e) {
+    throw new Error(`VRRP needs raw IP sockets from the native addon: ${(e as Error).message}`);
+  }
+  const vips = plane.name === "packet" ? new PlaneVips(() => plane, vlog) : new KernelVips(() => plane);
+  return { host, vips };
+}
+
+function makeDaemon(args: TvsdArgs, log: Logger, proxy: ProxyPlaneOptions, withVrrp = false): Daemon {
   const { source, sourceName } = describeSource(args, log);
   return new Daemon({
+    ...(withVrrp ? { vrrp: (plane: DataPlane) => vrrpSystem(plane, log) } : {}),
     log,
     ...(source ? { source } : {}),
     ...(sourceName !== undefined ? { sourceName } : {}),
@@ -478,7 +494,7 @@ async function serve(
     }
     h = { control: pool, dataplane: "proxy", open: () => undefined, stop: (ms) => pool.stop(ms) };
   } else {
-    const daemon = makeDaemon(args, log, args.proxy);
+    const daemon = makeDaemon(args, log, args.proxy, true);
     try {
       await daemon.start();
     } catch (e) {

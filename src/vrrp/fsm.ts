@@ -168,12 +168,15 @@ export class VrrpFsm {
   tick(now: number): FsmAction[] {
     const out: FsmAction[] = [];
     if (this.#state === "BACKUP" && this.#downAt !== undefined && now >= this.#downAt) {
-      const heard = this.#masterAddr !== undefined;
-      this.#becomeMaster(
-        now,
-        heard ? `master ${this.#masterAddr} silent for master_down` : "no master heard within master_down",
-        out,
-      );
+      const reason =
+        this.#masterAddr === undefined
+          ? "no master heard within master_down"
+          : this.#masterPriority === 0
+            ? `master ${this.#masterAddr} stepped down (priority 0)`
+            : this.cfg.preempt && (this.#masterPriority ?? 0) < this.#priority
+              ? `preempting master ${this.#masterAddr} (priority ${this.#masterPriority} < ${this.#priority})`
+              : `master ${this.#masterAddr} silent for master_down`;
+      this.#becomeMaster(now, reason, out);
     } else if (this.#state === "MASTER" && this.#advertAt !== undefined && now >= this.#advertAt) {
       out.push({ kind: "send", priority: this.#priority });
       // On schedule; after a stall (the process was descheduled) no burst, one interval from now.
@@ -199,8 +202,11 @@ export class VrrpFsm {
         this.#masterAddr = ad.src;
         this.#masterPriority = ad.priority;
         this.#downAt = now + this.masterDownMs();
+      } else {
+        // A lower priority and we may preempt: only noted; the down timer runs out.
+        this.#masterAddr = ad.src;
+        this.#masterPriority = ad.priority;
       }
-      // else: a lower priority and we may preempt: ignore it, the down timer runs out.
       return out;
     }
     if (this.#state === "MASTER") {

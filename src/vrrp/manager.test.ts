@@ -154,9 +154,13 @@ test("nopreempt keeps a lower master; equal priorities elect the greater address
     await a.mgr.stop();
     await b.mgr.stop();
   });
+  // Both become master while the segment is cut; joined, the equal priorities compare addresses.
+  seg.cut = true;
   await start(a, V3 + instance({ prio: 100 }));
   await start(b, V3 + instance({ prio: 100 }));
-  await until("one master", () => state(a) === "MASTER" || state(b) === "MASTER");
+  await until("two masters", () => state(a) === "MASTER" && state(b) === "MASTER");
+  seg.cut = false;
+  await until("a yields", () => state(a) === "BACKUP");
   await sleep(300);
   assert.equal(state(b), "MASTER", "equal priority: 172.16.0.12 > 172.16.0.11");
   assert.equal(state(a), "BACKUP");
@@ -291,25 +295,28 @@ test("hostile adverts are counted and dropped: TTL, auth, bad checksum; the inst
   assert.ok((b.mgr.status()[0]?.counters.packet_len_err ?? 0) >= 1);
 });
 
-test("prepare refuses: missing interface, VRID twice on an interface, a VIP in two instances (with positions)", () => {
+test("prepare refuses what this host cannot run, with the block's position: a missing interface, no source address", () => {
   const seg = new MemorySegment();
-  const a = node(seg, "a", "172.16.0.11");
+  const host = new MemoryHost("a", seg, { eth0: { 4: "172.16.0.11" }, eth2: {} });
+  const mgr = new VrrpManager({ host, vips: new MemoryVips(), log: quiet });
   const c = conf(
-    instance({ name: "A", prio: 100, iface: "eth9" }) +
-      instance({ name: "B", prio: 100, vrid: 60, vip: "172.16.0.50/24" }) +
-      instance({ name: "C", prio: 100, vrid: 61, vip: "172.16.0.50/24" }),
+    V3 +
+      instance({ name: "A", prio: 100, iface: "eth9" }) +
+      instance({ name: "B", prio: 100, vrid: 60, iface: "eth2", vip: "172.16.0.50/24" }) +
+      instance({ name: "C", prio: 100, vrid: 61, vip: "172.16.0.51/24" }),
   );
   assert.throws(
-    () => a.mgr.prepare(c.vrrp, c.globals),
+    () => mgr.prepare(c.vrrp, c.globals),
     (e: unknown) => {
       assert.ok(e instanceof VrrpConfigError);
       assert.deepEqual(
         e.problems.map((p) => `${p.origin.line}:${p.origin.column} ${p.message}`),
         [
-          '1:1 vrrp_instance A: interface "eth9" does not exist',
-          "31:5 Virtual address 172.16.0.50 is in vrrp_instance B and C",
+          '4:1 vrrp_instance A: interface "eth9" does not exist',
+          '15:1 vrrp_instance B: interface "eth2" has no IPv4 address to send adverts from',
         ],
       );
+      assert.match(e.message, /^t\.conf:4:1: vrrp_instance A/);
       return true;
     },
   );

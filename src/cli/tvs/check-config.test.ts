@@ -50,6 +50,25 @@ test("errors exit 1 with FILE:LINE:COL: error: lines", () => {
   }
 });
 
+test("a vrrp_instance on an interface this machine lacks is an error at its block", () => {
+  const dir = mkdtempSync(join(tmpdir(), "tvs-check-"));
+  try {
+    const f = join(dir, "keepalived.conf");
+    writeFileSync(
+      f,
+      "! pair\nvrrp_instance VI_1 {\n  interface tvs-nosuch9\n  virtual_router_id 51\n  virtual_ipaddress {\n    172.16.0.30/24\n  }\n}\n",
+    );
+    const r = tvs(f);
+    assert.equal(r.code, 1);
+    assert.equal(
+      r.err,
+      `${f}:2:1: error: vrrp_instance VI_1: interface "tvs-nosuch9" does not exist\n${f}: 1 error, configuration refused\n`,
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test("--json prints the DirectorConfig", () => {
   const r = tvs("--json", join(FIX, "ldirectord/seed003.cf"));
   assert.equal(r.code, 0);

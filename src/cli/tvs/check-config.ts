@@ -3,8 +3,9 @@
 // "FILE:LINE:COL: error|warning: message". Exit 0 without errors (warnings allowed), 1 with
 // errors, 2 on usage errors. --json prints the parsed DirectorConfig on stdout.
 
-import { formatDiagnostic } from "../../config/diagnostics.ts";
+import { type Diagnostic, formatDiagnostic } from "../../config/diagnostics.ts";
 import type { ConfigFormat } from "../../config/director-config.ts";
+import { checkVrrpInterfaces } from "../../config/keepalived/vrrp.ts";
 import { loadConfig } from "../../config/load.ts";
 
 const USAGE = "Usage: tvs check-config [--json] [--format keepalived|ldirectord] FILE\n";
@@ -39,7 +40,14 @@ export async function run(argv: string[]): Promise<number> {
     process.stderr.write(`Missing configuration file\n${USAGE}`);
     return 2;
   }
-  const result = loadConfig(file, format);
+  let result = loadConfig(file, format);
+  // What depends on this machine (tvsd checks the same when it starts or reloads).
+  if ("config" in result && result.config.vrrp.instances.length > 0) {
+    const local = checkVrrpInterfaces(result.config.vrrp).map(
+      (p): Diagnostic => ({ severity: "error", ...p.origin, message: p.message }),
+    );
+    if (local.length > 0) result = { diagnostics: [...result.diagnostics, ...local] };
+  }
   for (const d of result.diagnostics) process.stderr.write(`${formatDiagnostic(d)}\n`);
   if (!("config" in result)) {
     const n = result.diagnostics.filter((d) => d.severity === "error").length;

@@ -1,5 +1,6 @@
 // `tvs status`: what tvsd is doing beyond the table tvsadm shows: which data plane runs, since when,
-// the configuration it loaded, health-check states and the daemon's notes (forwarding methods the
+// the configuration it loaded, health-check states, VRRP instances (state, priorities, master,
+// last transition, adverts and keepalived's error counters) and the daemon's notes (forwarding methods the
 // plane maps, connection-table fill, open flows, the last reload). --json prints the raw StatusView.
 
 import { ControlConnectError, HttpControlClient } from "../../control/api/client.ts";
@@ -33,6 +34,30 @@ export function formatStatus(v: StatusView, socketPath: string): string {
       lines.push(
         `  ${c.service.padEnd(26)} ${c.dest.padEnd(22)} ${c.checker.padEnd(10)} ${c.state.padEnd(8)} ${duration(c.sinceChangeMs).padEnd(8)} ${c.lastResult}${c.reason ? ` (${c.reason})` : ""}`,
       );
+    }
+  }
+  if (v.vrrp && v.vrrp.length > 0) {
+    lines.push("VRRP:");
+    for (const i of v.vrrp) {
+      const prio =
+        i.effectivePriority === i.configuredPriority
+          ? `priority ${i.configuredPriority}`
+          : `priority ${i.effectivePriority} (configured ${i.configuredPriority})`;
+      lines.push(
+        `  ${i.name}: ${i.state} on ${i.interface} vrid ${i.vrid} v${i.version}, ${prio}, master ${i.masterAddress ?? "unknown"}${i.masterPriority !== null && i.state !== "MASTER" ? ` (priority ${i.masterPriority})` : ""}`,
+      );
+      lines.push(
+        `    VIPs ${i.virtualIpaddresses.join(" ")} ${i.vipsOwned ? "held here" : "not held"}; adverts sent ${i.counters.advert_sent}, received ${i.counters.advert_rcvd}; ${i.unicastPeers.length ? `unicast ${i.sourceAddress} -> ${i.unicastPeers.join(" ")}` : `multicast from ${i.sourceAddress}`}`,
+      );
+      if (i.lastTransition)
+        lines.push(
+          `    last transition ${i.lastTransition.from} -> ${i.lastTransition.to} at ${i.lastTransition.at}: ${i.lastTransition.reason}`,
+        );
+      const errs = Object.entries(i.counters).filter(
+        ([k, n]) => n > 0 && !["advert_rcvd", "advert_sent", "become_master", "release_master"].includes(k),
+      );
+      if (errs.length) lines.push(`    counters: ${errs.map(([k, n]) => `${k} ${n}`).join(", ")}`);
+      if (i.faults.length) lines.push(`    faults: ${i.faults.join("; ")}`);
     }
   }
   if (v.notes.length > 0) {

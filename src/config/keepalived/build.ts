@@ -326,7 +326,7 @@ export function buildKeepalived(
     if (path === undefined) diags.error(ref.pos, `FILE_CHECK names unknown track_file "${ref.name}"`);
     else ref.spec.file = path;
   }
-  checkVrrp(r, vrrp);
+  checkVrrp(r, vrrp, globals);
 
   const config: DirectorConfig = {
     format: "keepalived",

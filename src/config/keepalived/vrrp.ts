@@ -347,11 +347,6 @@ export function readVrrpInstance(r: StmtReader, s: Stmt): VrrpInstanceSpec | und
     );
   if (inst.authentication && inst.version === 3)
     r.diags.warning(pos, `vrrp_instance ${inst.name}: VRRPv3 has no authentication - authentication ignored`);
-  if (inst.advertIntMs % 1000 !== 0 && inst.version !== 3)
-    r.diags.warning(
-      pos,
-      `vrrp_instance ${inst.name}: advert_int ${inst.advertIntMs / 1000} is not whole seconds; VRRPv2 rounds it (set version 3 or vrrp_version 3 for sub-second adverts)`,
-    );
   return inst;
 }
 
@@ -448,23 +443,40 @@ export function interfaceExists(name: string): boolean {
 }
 
 /**
+ * The checks that depend on this machine, for `tvs check-config` (tvsd makes the same ones when it
+ * starts or reloads): every interface an instance runs on or tracks exists.
+ */
+export function checkVrrpInterfaces(
+  vrrp: VrrpConfig,
+  ifExists: (name: string) => boolean = interfaceExists,
+): { origin: SourcePos; message: string }[] {
+  const out: { origin: SourcePos; message: string }[] = [];
+  for (const i of vrrp.instances) {
+    if (i.interface !== undefined && !ifExists(i.interface))
+      out.push({ origin: i.origin, message: `vrrp_instance ${i.name}: interface "${i.interface}" does not exist` });
+    for (const t of i.trackInterfaces)
+      if (!ifExists(t.name))
+        out.push({
+          origin: i.origin,
+          message: `vrrp_instance ${i.name}: tracked interface "${t.name}" does not exist`,
+        });
+  }
+  return out;
+}
+
+/**
  * Cross-checks: sync groups name existing instances; tracked scripts exist; interfaces exist;
  * VRIDs unique per interface; a virtual address belongs to one instance.
  */
-export function checkVrrp(
-  r: StmtReader,
-  vrrp: VrrpConfig,
-  ifExists: (name: string) => boolean = interfaceExists,
-): void {
+export function checkVrrp(r: StmtReader, vrrp: VrrpConfig, globals: Record<string, string[]>): void {
+  const gVersion = globals.vrrp_version?.[0] === "3" ? 3 : 2;
   for (const i of vrrp.instances) {
-    if (i.interface !== undefined && !ifExists(i.interface))
-      r.diags.error(i.origin, `vrrp_instance ${i.name}: interface "${i.interface}" does not exist on this machine`);
-    for (const t of i.trackInterfaces)
-      if (!ifExists(t.name))
-        r.diags.error(
-          i.origin,
-          `vrrp_instance ${i.name}: tracked interface "${t.name}" does not exist on this machine`,
-        );
+    const v6 = i.virtualIpaddresses.some((v) => v.addr.includes(":"));
+    if (i.advertIntMs % 1000 !== 0 && (i.version ?? gVersion) === 2 && !v6)
+      r.diags.warning(
+        i.origin,
+        `vrrp_instance ${i.name}: advert_int ${i.advertIntMs / 1000} is not whole seconds; VRRPv2 rounds it (set version 3 or vrrp_version 3 for sub-second adverts)`,
+      );
   }
   const owner = new Map<string, string>();
   for (const i of vrrp.instances)

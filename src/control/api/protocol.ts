@@ -12,6 +12,7 @@
 import type { DestSpec } from "../../core/dest.ts";
 import type { CoreErrorCode, CoreOp } from "../../core/errors.ts";
 import type { ServiceKey, ServiceOptions } from "../../core/service.ts";
+import type { VrrpInstanceStatus } from "../../vrrp/status.ts";
 
 export const API_VERSION = "v1";
 
@@ -152,5 +153,7 @@ export interface StatusView {
   uptimeMs: number;
   config?: string;
   checks: CheckView[];
+  /** VRRP instances (present when the configuration runs some). */
+  vrrp?: VrrpInstanceStatus[];
   notes: string[];
 }

@@ -47,6 +47,9 @@ export class ProxyPlane {
   readonly #relayCtx: TcpRelayContext;
   /** Listeners by service object (a re-added service with the same key is a new object). */
   readonly #listeners = new Map<VirtualService, Listener[]>();
+  /** VIPs VRRP manages, and the services waiting for theirs to arrive. */
+  #expected = new Set<string>();
+  readonly #waiting = new Map<VirtualService, string>();
   readonly #mapped = new Set<string>();
   #stopping = false;
 
@@ -142,6 +145,26 @@ export class ProxyPlane {
     return this.#options.fwmarkAddrs.get(k.fwmark) ?? [];
   }
 
+  /** VIPs VRRP manages: a listen on one that is not configured yet waits for setVipOwned. */
+  expectVips(addrs: readonly string[]): void {
+    this.#expected = new Set(addrs);
+    for (const [svc, addr] of [...this.#waiting]) if (!this.#expected.has(addr)) this.#waiting.delete(svc);
+  }
+
+  /** The VIP is on the interface now (owned) or gone (released: bound listeners simply idle). */
+  async setVipOwned(addr: string, owned: boolean): Promise<void> {
+    if (!owned) return;
+    const due = [...this.#waiting].filter(([, a]) => a === addr).map(([svc]) => svc);
+    for (const svc of due) {
+      this.#waiting.delete(svc);
+      try {
+        await this.serviceAdded(svc);
+      } catch (err) {
+        this.#deps.log.error("Cannot listen on a VIP that just arrived", { service: svc.id, err });
+      }
+    }
+  }
+
   async serviceAdded(svc: VirtualService): Promise<void> {
     if (this.#stopping) return;
     const made: Listener[] = [];
@@ -175,6 +198,13 @@ export class ProxyPlane {
     } catch (err) {
       for (const l of made) closeListener(l);
       const e = err as NodeJS.ErrnoException;
+      const vip = svc.key.kind === "vip" ? svc.key.addr : undefined;
+      if (e.code === "EADDRNOTAVAIL" && vip !== undefined && this.#expected.has(vip)) {
+        // VRRP holds this VIP on another director for now: listen when it arrives here.
+        this.#waiting.set(svc, vip);
+        this.#deps.log.info("Waiting for VRRP to bring the VIP before listening", { service: svc.id });
+        return;
+      }
       throw new CoreError("EBUSY", "add-service", `Cannot listen on ${serviceText(svc.key)}: ${e.code ?? e.message}`);
     }
     this.#listeners.set(svc, made);
@@ -186,6 +216,7 @@ export class ProxyPlane {
   }
 
   serviceRemoved(svc: VirtualService): void {
+    this.#waiting.delete(svc);
     const ls = this.#listeners.get(svc);
     if (!ls) return;
     this.#listeners.delete(svc);
@@ -203,6 +234,7 @@ export class ProxyPlane {
       "Packets and bytes count socket reads and payload bytes (no TCP handshakes or headers)",
     ];
     for (const m of this.#mapped) out.push(`Direct routing carried as masq: ${m}`);
+    for (const [svc, vip] of this.#waiting) out.push(`Waiting for VRRP to bring ${vip} before listening: ${svc.id}`);
     return out;
   }
 
