@@ -13,11 +13,11 @@
 import { execFile } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { networkInterfaces } from "node:os";
-import type { VipSpec } from "../config/vrrp-spec.ts";
-import { loadNative, type NativeAddon } from "../dataplane/packet/native-io.ts";
+import { loadNative, type NativeAddon } from "../addon/native-addon.ts";
 import { ipv4Bytes, ipv6Bytes, splitIpv4 } from "../vrrp/codec.ts";
 import { garpFrame, unsolicitedNa } from "../vrrp/garp.ts";
 import type { ChannelOptions, RxDatagram, VipDriver, VrrpChannel, VrrpHost, VrrpLog } from "../vrrp/io.ts";
+import type { VirtualAddress as VipSpec } from "../vrrp/spec.ts";
 import type { DataPlane } from "./dataplane.ts";
 
 const IFF_UP = 0x1;

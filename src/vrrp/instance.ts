@@ -6,7 +6,6 @@
 // notify scripts, and keeps keepalived's counters. The manager (manager.ts) feeds it received
 // adverts, tracking results and sync-group moves.
 
-import type { VipSpec, VrrpNotify } from "../config/vrrp-spec.ts";
 import {
   type ChecksumForm,
   checkAdvert,
@@ -19,6 +18,7 @@ import {
 } from "./codec.ts";
 import { type FsmAction, VrrpFsm, type VrrpState } from "./fsm.ts";
 import type { ScriptRunner, VipDriver, VrrpChannel, VrrpHost, VrrpLog, VrrpTimers } from "./io.ts";
+import type { VirtualAddress as VipSpec, NotifyScripts as VrrpNotify } from "./spec.ts";
 import { type VrrpCounters, type VrrpInstanceStatus, type VrrpTransition, zeroCounters } from "./status.ts";
 
 export interface GarpSettings {

@@ -3,7 +3,7 @@
 // virtual addresses, and running scripts. tvsd wires the real ones (control/vrrp-host.ts: the
 // native addon, `ip addr`, the packet plane's ARP/ND switch); tests wire an in-memory segment.
 
-import type { VipSpec } from "../config/vrrp-spec.ts";
+import type { VirtualAddress as VipSpec } from "./spec.ts";
 
 export interface RxDatagram {
   /** The VRRP message (after the IP header). */

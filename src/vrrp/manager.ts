@@ -12,12 +12,16 @@
 
 import { EventEmitter } from "node:events";
 import { performance } from "node:perf_hooks";
-import type { SourcePos } from "../config/diagnostics.ts";
-import type { VrrpConfig, VrrpInstanceSpec, VrrpScriptSpec } from "../config/vrrp-spec.ts";
 import { decodeAdvert } from "./codec.ts";
 import { type GarpSettings, type InstanceConfig, VrrpInstance } from "./instance.ts";
 import type { RxDatagram, ScriptRunner, VipDriver, VrrpChannel, VrrpHost, VrrpLog, VrrpTimers } from "./io.ts";
 import { ProcessScriptRunner, passwdUser } from "./scripts.ts";
+import type {
+  SourceRef as SourcePos,
+  VrrpSpec as VrrpConfig,
+  InstanceSpec as VrrpInstanceSpec,
+  ScriptSpec as VrrpScriptSpec,
+} from "./spec.ts";
 import type { VrrpInstanceStatus, VrrpStateChange } from "./status.ts";
 
 export const TRACK_POLL_MS = 200;

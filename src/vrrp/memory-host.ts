@@ -3,8 +3,8 @@
 // listens to the group or owns the unicast destination, and a recording VIP driver. The same
 // engine code runs on it as on real sockets (control/vrrp-host.ts).
 
-import type { VipSpec } from "../config/vrrp-spec.ts";
 import type { ChannelOptions, RxDatagram, VipDriver, VrrpChannel, VrrpHost } from "./io.ts";
+import type { VirtualAddress as VipSpec } from "./spec.ts";
 
 interface Listener {
   host: MemoryHost;
