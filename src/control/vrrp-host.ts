@@ -13,7 +13,7 @@
 import { execFile } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { networkInterfaces } from "node:os";
-import { loadNative, type NativeAddon } from "../addon/native-addon.ts";
+import { loadNative, type NativeAddon } from "../platform/native-addon.ts";
 import { ipv4Bytes, ipv6Bytes, splitIpv4 } from "../vrrp/codec.ts";
 import { garpFrame, unsolicitedNa } from "../vrrp/garp.ts";
 import type { ChannelOptions, RxDatagram, VipDriver, VrrpChannel, VrrpHost, VrrpLog } from "../vrrp/io.ts";
