@@ -44,6 +44,11 @@ export interface ExperimentOptions {
   configure?: boolean;
   /** More tvsd arguments (e.g. --config FILE). */
   tvsdArgs?: string[];
+  /**
+   * Check from the director that every real server answers before returning (default true). The
+   * check makes the real servers ARP for the director, which teaches tvsd their MACs.
+   */
+  awaitServers?: boolean;
 }
 
 /** What a test names; the rest defaults to the seeds' setup (two real servers, rr, weights 1, torn down). */
@@ -117,7 +122,7 @@ export class Experiment {
       for (const rs of topo.realServers) exp.startServer(rs, true);
       await exp.#startTvsd(opts.mode, opts.keep, opts.workers ?? 1, opts.tvsdArgs ?? []);
       if (opts.configure !== false) await exp.configure(opts);
-      await exp.#waitForServers();
+      if (opts.awaitServers !== false) await exp.#waitForServers();
     } catch (e) {
       await exp.stop();
       throw e;

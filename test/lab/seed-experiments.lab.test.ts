@@ -82,3 +82,27 @@ test(
     assertCleanedUp(outcome.summary);
   },
 );
+
+test(
+  "lab pitfalls (seed 001): NAT without a route back and DR with the director's address fail as the seed's did, then work",
+  {
+    skip: root ? false : "needs root",
+    timeout: 180_000,
+  },
+  async () => {
+    const { out, outcome } = await runLab("pitfalls");
+    type Case = { broken: string[]; fixed: string[]; evidence: string[]; diagnosis: string; reproduced: boolean };
+    const s = outcome.summary as { nat: Case; dr: Case };
+    assert.deepEqual(s.nat.broken, ["", "", "", ""], "NAT without a route back: no answer");
+    assert.match(s.nat.evidence[0] ?? "", /[1-9]\d* packets from the real servers' own addresses, 0 from the VIP/);
+    assert.deepEqual(s.nat.fixed, ["rs2", "rs1", "rs2", "rs1"], "NAT with the route back: rr answers");
+    assert.deepEqual(s.dr.broken, ["", "", "", ""], "DR with VIP = director: no answer");
+    assert.match(
+      s.dr.evidence[0] ?? "",
+      /[1-9]\d* ARP requests "who-has 192\.168\.122\.45 tell 192\.168\.122\.30", 0 replies/,
+    );
+    assert.deepEqual(s.dr.fixed, ["rs2", "rs1", "rs2", "rs1"], "DR with a VIP of its own: rr answers");
+    assert.equal(out.split("\n").filter((l) => l.startsWith("# diagnosis: ")).length, 2, "one diagnosis line each");
+    assert.equal(outcome.ok, true);
+  },
+);
