@@ -85,6 +85,10 @@ export function daemonObserveSource(d: Daemon): ObserveSource {
     status: () => d.status(),
     runtime: () => daemonRuntime(d),
     vrrp: () => (d.vrrp?.status() ?? []).map(vrrpInstanceView),
+    sync: () =>
+      d.sync
+        .observed()
+        .map((x) => (x.role === "master" ? syncMasterView(x, x.iface, true) : syncBackupView(x, x.iface, true))),
   });
 }
 

@@ -267,6 +267,19 @@ export class SyncDaemons {
     };
   }
 
+  /** Each running daemon's counters, for metrics and the dashboard. */
+  observed(): (
+    | { role: "master"; syncId: number; iface: string; stats: SyncMaster["stats"] }
+    | { role: "backup"; syncId: number; iface: string; stats: SyncBackup["stats"] }
+  )[] {
+    const out: ReturnType<SyncDaemons["observed"]> = [];
+    const m = this.#master;
+    if (m) out.push({ role: "master", syncId: m.config.syncId, iface: m.config.mcastIfn, stats: m.sender.stats });
+    const b = this.#backup;
+    if (b) out.push({ role: "backup", syncId: b.config.syncId, iface: b.config.mcastIfn, stats: b.receiver.stats });
+    return out;
+  }
+
   // ------------------------------------------------------------ bulk resync
 
   #requestResync(): void {
