@@ -7,7 +7,7 @@ import {
   type NameResolver,
   parseIpvsadmArgv,
   stringToNumber,
-  toRuleRequest,
+  toRequest,
 } from "./ipvsadm-grammar.ts";
 
 const resolver: NameResolver = {
@@ -47,7 +47,7 @@ test("inet_aton accepts the short and octal/hex forms", () => {
 test("-A with names: host and port names resolve, defaults fill in", async () => {
   const p = await parse("-A -t www.example.com:http");
   assert.deepEqual(p.key, { kind: "vip", protocol: "tcp", addr: "10.0.0.100", port: 80 });
-  assert.deepEqual(toRuleRequest(p), {
+  assert.deepEqual(toRequest(p), {
     op: "add-service",
     key: { kind: "vip", protocol: "tcp", addr: "10.0.0.100", port: 80 },
     options: { scheduler: "wlc", schedFlags: [], persistent: false, timeout: 0, netmask: 32, ops: false, pe: "" },
@@ -100,7 +100,7 @@ test("clustering and glued arguments as popt reads them", async () => {
 
 test("--set reads three leftovers", async () => {
   const p = await parse("--set 900 120 300");
-  assert.deepEqual(toRuleRequest(p), { op: "set-timeout", timeouts: { tcp: 900, tcpfin: 120, udp: 300 } });
+  assert.deepEqual(toRequest(p), { op: "set-timeout", timeouts: { tcp: 900, tcpfin: 120, udp: 300 } });
 });
 
 test("the command × option matrix and its messages", async () => {

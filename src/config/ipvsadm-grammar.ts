@@ -17,6 +17,8 @@
 
 import { canonicalIp, formatIpv4, formatIpv6Groups, MAX_PORT, parseIpv4, parseIpv6Groups } from "../core/addr.ts";
 import type { DestSpec, FwdMethod, TunType } from "../core/dest.ts";
+import type { SingleRequest, SyncDaemonSpec, Timeouts } from "../core/request.ts";
+import { schedFlagBit, schedFlagNames } from "../core/sched/flags.ts";
 import type { Protocol } from "../core/sched/types.ts";
 import type { ServiceKey, ServiceOptions } from "../core/service.ts";
 
@@ -149,23 +151,6 @@ export interface ListFormat {
   tunInfo: boolean;
 }
 
-export interface TimeoutsSpec {
-  tcp: number;
-  tcpfin: number;
-  udp: number;
-}
-
-/** Same shape as control/api/protocol.ts's SyncDaemonSpec; 0 or "" means "the daemon's default". */
-export interface SyncDaemonArgs {
-  state: "master" | "backup";
-  mcastIfn: string;
-  syncId: number;
-  syncMaxLen: number;
-  mcastGroup: string;
-  mcastPort: number;
-  mcastTtl: number;
-}
-
 export interface ParsedCommand {
   command: IpvsadmCommand | "help" | "version";
   options: ReadonlySet<IpvsadmOption>;
@@ -175,26 +160,9 @@ export interface ParsedCommand {
   serviceOptions: ServiceOptions;
   /** The real server (-r and its options), when given. */
   dest: DestSpec | undefined;
-  timeouts: TimeoutsSpec;
-  daemon: SyncDaemonArgs;
+  timeouts: Timeouts;
+  daemon: SyncDaemonSpec;
 }
-
-/**
- * A mutating request, the same shape as the matching control/api ExecRequest variants (config
- * may not import control; the shapes are kept identical so cli passes these through unchanged).
- */
-export type RuleRequest =
-  | { op: "add-service"; key: ServiceKey; options: ServiceOptions }
-  | { op: "edit-service"; key: ServiceKey; options: ServiceOptions }
-  | { op: "del-service"; key: ServiceKey }
-  | { op: "flush" }
-  | { op: "add-dest"; key: ServiceKey; dest: DestSpec }
-  | { op: "edit-dest"; key: ServiceKey; dest: DestSpec }
-  | { op: "del-dest"; key: ServiceKey; addr: string; port: number }
-  | { op: "zero"; key?: ServiceKey }
-  | { op: "set-timeout"; timeouts: TimeoutsSpec }
-  | { op: "start-daemon"; daemon: SyncDaemonArgs }
-  | { op: "stop-daemon"; state: "master" | "backup" };
 
 // ---------------------------------------------------------------------------------------------
 // popt-style tokenizer
@@ -498,51 +466,19 @@ function parseFwmark(buf: string): number {
   return n;
 }
 
-/** Scheduler flags (-b) as names canonical for the scheduler, in ipvsadm's bit order. */
+/**
+ * Scheduler flags (-b) as names canonical for the scheduler, in ipvsadm's bit order. A name a
+ * scheduler declares (core/sched/flags.ts: sh-port on sh) is refused with another scheduler.
+ */
 function parseSchedFlags(sched: string, arg: string): string[] {
   let bits = 0;
   for (const flag of arg.split(",").filter((f) => f !== "")) {
-    let bit: number;
-    let need: string | undefined;
-    if (flag === "flag-1") bit = 1;
-    else if (flag === "flag-2") bit = 2;
-    else if (flag === "flag-3") bit = 4;
-    else if (flag === "sh-fallback" || flag === "mh-fallback") {
-      bit = 1;
-      need = flag.slice(0, 2);
-    } else if (flag === "sh-port" || flag === "mh-port") {
-      bit = 2;
-      need = flag.slice(0, 2);
-    } else return fail(`invalid scheduler flag \`${flag}'`);
-    if (need !== undefined && sched !== need) fail(`incompatible scheduler flag \`${flag}'`);
-    bits |= bit;
+    const known = schedFlagBit(flag);
+    if (!known) return fail(`invalid scheduler flag \`${flag}'`);
+    if (known.owner !== undefined && sched !== known.owner) fail(`incompatible scheduler flag \`${flag}'`);
+    bits |= known.bit;
   }
   return schedFlagNames(sched, bits);
-}
-
-/** Bits (1, 2, 4 = the kernel's IP_VS_SVC_F_SCHED1..3) as the names ipvsadm prints for `sched`. */
-export function schedFlagNames(sched: string, bits: number): string[] {
-  const out: string[] = [];
-  if (sched === "sh" || sched === "mh") {
-    if (bits & 1) out.push(`${sched}-fallback`);
-    if (bits & 2) out.push(`${sched}-port`);
-  } else {
-    if (bits & 1) out.push("flag-1");
-    if (bits & 2) out.push("flag-2");
-    if (bits & 4) out.push("flag-3");
-  }
-  return out;
-}
-
-/** Scheduler flag names back to the kernel's bits. */
-export function schedFlagBits(names: readonly string[]): number {
-  let bits = 0;
-  for (const n of names) {
-    if (n === "flag-1" || n.endsWith("-fallback")) bits |= 1;
-    else if (n === "flag-2" || n.endsWith("-port")) bits |= 2;
-    else if (n === "flag-3") bits |= 4;
-  }
-  return bits;
 }
 
 const TAG_COMMAND: Record<string, IpvsadmCommand | "help" | "version"> = {
@@ -612,7 +548,7 @@ export async function parseIpvsadmArgv(argv: readonly string[], opts: ParseArgvO
   let tunType: TunType = "ipip";
   let tunPort = 0;
   let schedFlagsArg = "";
-  const daemon: SyncDaemonArgs = {
+  const daemon: SyncDaemonSpec = {
     state: "master",
     mcastIfn: "",
     syncId: 0,
@@ -621,7 +557,7 @@ export async function parseIpvsadmArgv(argv: readonly string[], opts: ParseArgvO
     mcastPort: 0,
     mcastTtl: 0,
   };
-  const timeouts: TimeoutsSpec = { tcp: 0, tcpfin: 0, udp: 0 };
+  const timeouts: Timeouts = { tcp: 0, tcpfin: 0, udp: 0 };
 
   const set = (o: IpvsadmOption): void => {
     if (options.has(o)) fail(`multiple '${o}' options specified`);
@@ -984,7 +920,7 @@ function tunnelOptCheck(type: TunType, options: ReadonlySet<IpvsadmOption>): voi
 }
 
 /** The mutating request a parsed command stands for; undefined for list/save/restore/help/version. */
-export function toRuleRequest(p: ParsedCommand): RuleRequest | undefined {
+export function toRequest(p: ParsedCommand): SingleRequest | undefined {
   const key = p.key;
   switch (p.command) {
     case "add-service":

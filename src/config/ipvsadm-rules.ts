@@ -8,15 +8,10 @@
 // those requests produce when applied to an empty table.
 
 import type { DestSpec } from "../core/dest.ts";
+import type { SingleRequest } from "../core/request.ts";
 import { type ServiceKey, serviceKeyId } from "../core/service.ts";
 import type { DesiredService, DesiredState } from "./desired.ts";
-import {
-  IpvsadmArgError,
-  type NameResolver,
-  parseIpvsadmArgv,
-  type RuleRequest,
-  toRuleRequest,
-} from "./ipvsadm-grammar.ts";
+import { IpvsadmArgError, type NameResolver, parseIpvsadmArgv, toRequest } from "./ipvsadm-grammar.ts";
 
 export interface RuleLine {
   /** 1-based line number. */
@@ -64,7 +59,7 @@ export function splitRuleLines(text: string): RuleLine[] {
 export interface ParsedRules {
   lines: RuleLine[];
   /** One request per line, in order (requests[i] came from lines[i]). */
-  requests: RuleRequest[];
+  requests: SingleRequest[];
 }
 
 export interface ParseRulesOptions {
@@ -79,15 +74,15 @@ export interface ParseRulesOptions {
 export async function parseIpvsadmRules(text: string, opts: ParseRulesOptions = {}): Promise<ParsedRules> {
   const file = opts.file ?? "<stdin>";
   const lines = splitRuleLines(text);
-  const requests: RuleRequest[] = [];
+  const requests: SingleRequest[] = [];
   for (const l of lines) {
-    let req: RuleRequest | undefined;
+    let req: SingleRequest | undefined;
     try {
       const parsed = await parseIpvsadmArgv(l.argv, {
         program: opts.program ?? "ipvsadm",
         ...(opts.resolver ? { resolver: opts.resolver } : {}),
       });
-      req = toRuleRequest(parsed);
+      req = toRequest(parsed);
       if (!req) throw new RulesError(file, l, `The '${parsed.command}' command cannot be used in rules`);
     } catch (e) {
       if (e instanceof IpvsadmArgError) throw new RulesError(file, l, e.message.replace(/\n+$/, ""), e.exitCode);
@@ -162,6 +157,6 @@ export function rulesToDesiredState(rules: ParsedRules, file = "<stdin>"): Desir
  * The requests of a rules file that do not describe table contents (--set timeouts, sync daemons,
  * -Z), in file order, for a daemon that applies them after reconciling the table.
  */
-export function rulesSideRequests(rules: ParsedRules): RuleRequest[] {
+export function rulesSideRequests(rules: ParsedRules): SingleRequest[] {
   return rules.requests.filter((r) => r.op === "set-timeout" || r.op === "start-daemon" || r.op === "stop-daemon");
 }

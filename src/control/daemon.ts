@@ -16,6 +16,7 @@ import { ConnTable } from "../core/conn/conn-table.ts";
 import type { DestSpec } from "../core/dest.ts";
 import { CoreError } from "../core/errors.ts";
 import type { Logger } from "../core/log.ts";
+import { BatchError } from "../core/request.ts";
 import { createDefaultRegistry } from "../core/sched/all.ts";
 import type { SchedEnv } from "../core/sched/types.ts";
 import type { ServiceKey, VirtualService } from "../core/service.ts";
@@ -342,12 +343,9 @@ export class Daemon {
       this.#lastReload = { ok: false, at, message };
       this.log.error("Reload refused; the running state is unchanged", { source: this.#opts.sourceName, err: message });
       this.events.publish({ type: "reload-refused", message: `Reload refused: ${message}` });
-      if (err instanceof CoreError) {
-        const index = (err as { index?: unknown }).index;
-        const e = new CoreError(err.code, "reload", `Reload refused: ${message}`);
-        if (typeof index === "number") Object.assign(e, { index });
-        throw e;
-      }
+      if (err instanceof BatchError)
+        throw new BatchError({ code: err.code, op: "reload", message: `Reload refused: ${message}` }, err.index);
+      if (err instanceof CoreError) throw new CoreError(err.code, "reload", `Reload refused: ${message}`);
       throw new CoreError("EINVAL", "reload", `Reload refused: ${message}`);
     }
   }

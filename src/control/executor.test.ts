@@ -5,11 +5,12 @@ import { test } from "node:test";
 import { ManualClock } from "../core/clock.ts";
 import { destSpec } from "../core/dest.ts";
 import { CoreError } from "../core/errors.ts";
+import { BatchError } from "../core/request.ts";
 import { SchedulerRegistry } from "../core/sched/registry.ts";
 import type { Scheduler } from "../core/sched/types.ts";
 import { type ServiceKey, serviceOptions } from "../core/service.ts";
 import type { ExecRequest } from "./api/protocol.ts";
-import { BatchError, Director, errorBody } from "./executor.ts";
+import { Director, errorBody } from "./executor.ts";
 
 /** Round robin over the kernel's list, enough to see that scheduler state is the live one. */
 const rr: Scheduler = {

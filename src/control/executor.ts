@@ -12,12 +12,13 @@
 import type { ConnEntry } from "../core/conn/conn-entry.ts";
 import type { Dest } from "../core/dest.ts";
 import { CoreError, type CoreErrorCode, type CoreOp, isCoreError } from "../core/errors.ts";
+import { BatchError, type ExecRequest, type SyncDaemonSpec, type Timeouts } from "../core/request.ts";
 import type { SchedulerRegistry } from "../core/sched/registry.ts";
 import type { SchedEnv } from "../core/sched/types.ts";
 import type { VirtualService } from "../core/service.ts";
 import { ServiceTable } from "../core/service-table.ts";
 import type { Counters } from "../core/stats/counters.ts";
-import type { ApiErrorBody, ExecRequest, RatesView, Snapshot, SyncDaemonSpec, Timeouts } from "./api/protocol.ts";
+import type { ApiErrorBody, RatesView, Snapshot } from "./api/protocol.ts";
 import { buildSnapshot, type SnapshotQuery } from "./snapshot.ts";
 
 /** What the Director needs from a connection entry (core's ConnEntry; a Conn is one). */
@@ -57,16 +58,6 @@ export interface DirectorOptions {
 
 /** The kernel's default timeouts (seconds) while no connection table is attached. */
 export const DEFAULT_TIMEOUTS: Timeouts = { tcp: 900, tcpfin: 120, udp: 300 };
-
-/** A batch failed: `index` is the zero-based position of the request that failed. */
-export class BatchError extends CoreError {
-  readonly index: number;
-  constructor(cause: CoreError, index: number) {
-    super(cause.code, cause.op, cause.message);
-    this.name = "BatchError";
-    this.index = index;
-  }
-}
 
 export class Director {
   readonly services: ServiceTable;
@@ -140,12 +131,10 @@ export class Director {
     // cannot see (the connection table's own limits, a missing interface), so they go first: if
     // one fails, the table has not been touched. The table requests cannot fail after the dry run.
     const outside = (r: ExecRequest) => r.op === "set-timeout" || r.op === "start-daemon" || r.op === "stop-daemon";
-    const order = [...requests.keys()].sort(
-      (a, b) => Number(outside(requests[b] as ExecRequest)) - Number(outside(requests[a] as ExecRequest)),
-    );
-    for (const i of order) {
+    const order = requests.map((r, i) => ({ r, i })).sort((a, b) => Number(outside(b.r)) - Number(outside(a.r)));
+    for (const { r, i } of order) {
       try {
-        applyTo(this.services, requests[i] as ExecRequest, this, false);
+        applyTo(this.services, r, this, false);
       } catch (e) {
         if (isCoreError(e)) throw new BatchError(e, i);
         throw e;

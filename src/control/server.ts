@@ -17,6 +17,7 @@ import net from "node:net";
 import { dirname } from "node:path";
 import { type CoreErrorCode, type CoreOp, isCoreError } from "../core/errors.ts";
 import type { Logger } from "../core/log.ts";
+import { BatchError } from "../core/request.ts";
 import type { ApiErrorBody, ExecRequest, Snapshot, StatusView } from "./api/protocol.ts";
 import { untrustedSocketDir } from "./api/socket-path.ts";
 import { checkExecRequest } from "./request-check.ts";
@@ -104,8 +105,7 @@ function errorBody(err: unknown, fallbackOp: CoreOp): { status: number; body: Ap
     return { status: err.status, body: { error: { code: err.code, op: err.op, message: err.message } } };
   if (isCoreError(err)) {
     const e: ApiErrorBody["error"] = { code: err.code, op: err.op, message: err.message };
-    const index = (err as { index?: unknown }).index;
-    if (typeof index === "number") e.index = index;
+    if (err instanceof BatchError) e.index = err.index;
     return { status: STATUS_OF[err.code] ?? 400, body: { error: e } };
   }
   const message = err instanceof Error ? err.message : String(err);

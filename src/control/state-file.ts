@@ -77,7 +77,7 @@ export class StateFile {
       throw new Error(`State file: ${e.message} (fix or remove "${this.path}" to start)`);
     });
     this.#onDisk = text;
-    const requests = rules.requests as ExecRequest[];
+    const requests: ExecRequest[] = rules.requests;
     return { requests, services: requests.filter((r) => r.op === "add-service").length };
   }
 

@@ -16,6 +16,7 @@
 import cluster, { type Worker } from "node:cluster";
 import { CoreError, type CoreErrorCode, type CoreOp } from "../core/errors.ts";
 import type { Logger } from "../core/log.ts";
+import { BatchError } from "../core/request.ts";
 import type { CountersView, ExecRequest, RatesView, Snapshot, StatusView } from "./api/protocol.ts";
 import type { Daemon } from "./daemon.ts";
 import type { ControlHandlers, SnapshotRequest } from "./server.ts";
@@ -67,9 +68,8 @@ export function serveWorker(daemon: Daemon, log: Logger): Promise<void> {
       (err: unknown) => {
         const e =
           err instanceof CoreError ? err : new CoreError("EINVAL", "request", String((err as Error)?.message ?? err));
-        const index = (e as { index?: unknown }).index;
         const error: ErrorShape = { code: e.code, op: e.op, message: e.message };
-        if (typeof index === "number") error.index = index;
+        if (e instanceof BatchError) error.index = e.index;
         reply({ t: "reply", id: m.id, ok: false, error });
       },
     );
@@ -158,9 +158,12 @@ export class WorkerPool implements ControlHandlers {
               this.#pending.delete(m.id);
               if (m.ok) p.resolve(m.value);
               else {
-                const e = new CoreError(m.error.code, m.error.op, m.error.message);
-                if (m.error.index !== undefined) Object.assign(e, { index: m.error.index });
-                p.reject(e);
+                const { index, ...cause } = m.error;
+                p.reject(
+                  index === undefined
+                    ? new CoreError(cause.code, cause.op, cause.message)
+                    : new BatchError(cause, index),
+                );
               }
             }
           });

@@ -14,6 +14,7 @@
 
 import { canonicalIp } from "./addr.ts";
 import type { DestSpec } from "./dest.ts";
+import type { TableRequest } from "./request.ts";
 import { type ServiceKey, type ServiceOptions, serviceKeyId } from "./service.ts";
 import { normalizeKey, type ServiceTable } from "./service-table.ts";
 
@@ -23,14 +24,6 @@ export interface ServiceImage {
   options: ServiceOptions;
   dests: DestSpec[];
 }
-
-export type TableChange =
-  | { op: "add-service"; key: ServiceKey; options: ServiceOptions }
-  | { op: "edit-service"; key: ServiceKey; options: ServiceOptions }
-  | { op: "del-service"; key: ServiceKey }
-  | { op: "add-dest"; key: ServiceKey; dest: DestSpec }
-  | { op: "edit-dest"; key: ServiceKey; dest: DestSpec }
-  | { op: "del-dest"; key: ServiceKey; addr: string; port: number };
 
 /** The table as an image that rebuilds it exactly (same services, options, destination order). */
 export function imageOf(table: ServiceTable): ServiceImage[] {
@@ -74,13 +67,13 @@ function destId(addr: string, port: number): string {
 }
 
 /** Changes that bring `table` to `image`; throws CoreError on a malformed key in the image. */
-export function diffTable(image: readonly ServiceImage[], table: ServiceTable): TableChange[] {
+export function diffTable(image: readonly ServiceImage[], table: ServiceTable): TableRequest[] {
   const wanted = new Map<string, ServiceImage>();
   for (const s of image) {
     const key = normalizeKey(s.key, "add-service");
     wanted.set(serviceKeyId(key), { key, options: s.options, dests: s.dests });
   }
-  const out: TableChange[] = [];
+  const out: TableRequest[] = [];
   const live = new Map(table.services().map((s) => [s.id, s]));
   for (const [id, svc] of live) if (!wanted.has(id)) out.push({ op: "del-service", key: svc.key });
   for (const [id, w] of wanted) {
@@ -105,7 +98,7 @@ export function diffTable(image: readonly ServiceImage[], table: ServiceTable): 
 }
 
 /** Apply changes in order through the table's own methods; throws the first CoreError met. */
-export function applyChanges(table: ServiceTable, changes: readonly TableChange[]): void {
+export function applyChanges(table: ServiceTable, changes: readonly TableRequest[]): void {
   for (const c of changes) {
     switch (c.op) {
       case "add-service":

@@ -9,6 +9,7 @@ import { flow, kit } from "../core/conn/conn-test-kit.ts";
 import { DEFAULT_SYNC_SETTINGS } from "../core/conn/sync-policy.ts";
 import { TCP_S_ESTABLISHED } from "../core/conn/tcp-states.ts";
 import type { CoreError } from "../core/errors.ts";
+import { silentLogger } from "../core/log.ts";
 import { type SyncDaemonConfig, SyncDaemons, type SyncHost } from "./daemons.ts";
 import type { EndpointOptions, OpenEndpoint } from "./endpoint.ts";
 import { tableIngest } from "./table-link.ts";
@@ -33,7 +34,7 @@ function memoryGroup(): OpenEndpoint {
   };
 }
 
-const quiet = { info() {}, warn() {}, error() {} };
+const quiet = silentLogger;
 const resolve = (name: string) => (name === "eth9" ? { name, addr: "10.9.0.1", mtu: 9000 } : undefined);
 
 function daemonsFor(table: ReturnType<typeof kit>["table"], open: OpenEndpoint) {

@@ -12,6 +12,8 @@
 
 import type { SyncSettings } from "../core/conn/sync-policy.ts";
 import { CoreError } from "../core/errors.ts";
+import type { Logger } from "../core/log.ts";
+import type { SyncDaemonSpec } from "../core/request.ts";
 import { type Ingest, SyncBackup } from "./backup.ts";
 import { SYNC_MCAST_GROUP, SYNC_MCAST_PORT, syncMaxLen } from "./codec.ts";
 import {
@@ -25,22 +27,8 @@ import { SYNC_CHECK_PERIOD_MS, SyncMaster } from "./master.ts";
 import { decodeResyncControl, encodeResyncEnd, encodeResyncRequest, type ResyncControl } from "./resync-wire.ts";
 import type { SyncedConn } from "./synced-conn.ts";
 
-/** One daemon's configuration (the control API's SyncDaemonSpec); 0 or "" means the default. */
-export interface SyncDaemonConfig {
-  state: "master" | "backup";
-  mcastIfn: string;
-  syncId: number;
-  syncMaxLen: number;
-  mcastGroup: string;
-  mcastPort: number;
-  mcastTtl: number;
-}
-
-export interface SyncLog {
-  info(msg: string, fields?: Record<string, unknown>): void;
-  warn(msg: string, fields?: Record<string, unknown>): void;
-  error(msg: string, fields?: Record<string, unknown>): void;
-}
+/** One daemon's configuration: core's SyncDaemonSpec (ipvsadm --start-daemon); 0 or "" means the default. */
+export type SyncDaemonConfig = SyncDaemonSpec;
 
 /** What tvsd gives the daemons: its tables, through its planes. */
 export interface SyncHost {
@@ -57,7 +45,7 @@ export interface SyncHost {
 
 export interface SyncDaemonsOptions {
   host: SyncHost;
-  log: SyncLog;
+  log: Logger;
   now: () => number;
   settings: SyncSettings;
   /** Tests: another interface lookup and socket layer. */

@@ -7,9 +7,10 @@
 // 32-bit words and reading the difference as a signed int, so addresses more than 2^31 apart
 // compare "backwards" (192.168.0.1 lists before 10.0.0.1), exactly as ipvsadm shows them.
 
-import { type ListFormat, schedFlagBits, schedFlagNames } from "../../config/ipvsadm-grammar.ts";
+import type { ListFormat } from "../../config/ipvsadm-grammar.ts";
 import type { ConnView, DestView, ServiceView, Snapshot, SyncDaemonSpec } from "../../control/api/protocol.ts";
 import { formatIpv4, ipWords, wordsToIp } from "../../core/addr.ts";
+import { schedFlagBits, schedFlagNames } from "../../core/sched/flags.ts";
 import type { ServiceKey } from "../../core/service.ts";
 
 export type Proto = "tcp" | "udp" | "sctp";

@@ -15,7 +15,7 @@
 // Everything the command touches is injectable (client, streams, stdin, name resolver), so tests
 // run it in-process against an in-process Director.
 
-import { IpvsadmArgError, type ParsedCommand, parseIpvsadmArgv, toRuleRequest } from "../../config/ipvsadm-grammar.ts";
+import { IpvsadmArgError, type ParsedCommand, parseIpvsadmArgv, toRequest } from "../../config/ipvsadm-grammar.ts";
 import { ApiError, type ControlClient, ControlConnectError, HttpControlClient } from "../../control/api/client.ts";
 import type { ExecRequest, Snapshot } from "../../control/api/protocol.ts";
 import { defaultSocketPath } from "../../control/api/socket-path.ts";
@@ -132,7 +132,7 @@ export async function main(argv: string[], io: TvsadmIo = {}): Promise<number> {
       case "restore":
         return restore();
       default: {
-        const req = toRuleRequest(p) as ExecRequest | undefined;
+        const req = toRequest(p);
         if (!req) throw new Error(`No request for the '${p.command}' command`);
         return exec(req);
       }
@@ -199,7 +199,7 @@ export async function main(argv: string[], io: TvsadmIo = {}): Promise<number> {
       throw e;
     }
     if (rules.requests.length === 0) return 0;
-    const requests = rules.requests as ExecRequest[];
+    const requests = rules.requests;
     try {
       await client.exec({ op: "batch", requests });
       return 0;

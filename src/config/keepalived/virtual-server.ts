@@ -7,6 +7,7 @@
 
 import { ipFamily, MAX_PORT } from "../../core/addr.ts";
 import { DEFAULT_TUN, type DestSpec, destSpec, type FwdMethod, type TunOptions } from "../../core/dest.ts";
+import { allSchedFlagNames, schedFlagBit, schedFlagNames } from "../../core/sched/flags.ts";
 import type { Protocol } from "../../core/sched/types.ts";
 import { type ServiceKey, serviceKeyId, serviceOptions } from "../../core/service.ts";
 import type { CheckerSpec } from "../../health/checker-spec.ts";
@@ -48,7 +49,8 @@ export const KEEPALIVED_SCHEDULERS = [
   "nq",
   "twos",
 ];
-const SCHED_FLAG_WORDS = new Set(["flag-1", "flag-2", "flag-3", "sh-port", "sh-fallback", "mh-port", "mh-fallback"]);
+/** The scheduler-flag keywords: flag-1..3 and every name a scheduler declares (core/sched/flags.ts). */
+const SCHED_FLAG_WORDS = new Set(allSchedFlagNames());
 
 interface Forwarding {
   fwd: FwdMethod;
@@ -517,31 +519,24 @@ export function buildVirtualServer(
     vsFwd = { fwd: "masq", tun: { ...DEFAULT_TUN } };
   }
 
-  // Scheduler flags: keepalived spells sh-*/mh-* (valid only with that scheduler) and flag-1..3,
-  // which are the kernel's bits 1, 2, 4 (sh/mh: 1 = fallback, 2 = port). Named as ipvsadm lists
-  // them, in bit order.
+  // Scheduler flags: keepalived spells a scheduler's own names (sh-port, valid only with sh) and
+  // flag-1..3, which are the kernel's bits 1, 2, 4. Named as ipvsadm lists them, in bit order.
   let bits = 0;
   for (const f of vs.flags) {
     const w = f.word;
-    if (w.startsWith("sh-") || w.startsWith("mh-")) {
-      if (!w.startsWith(`${scheduler}-`)) {
-        d.warning(f.pos, `${w} only applies to the ${w.slice(0, 2)} scheduler - ignored`);
-        continue;
-      }
-      bits |= w.endsWith("-fallback") ? 1 : 2;
-    } else if (w === "flag-3" && (scheduler === "sh" || scheduler === "mh")) {
-      d.warning(f.pos, `flag-3 has no meaning for the ${scheduler} scheduler - ignored`);
-    } else bits |= w === "flag-1" ? 1 : w === "flag-2" ? 2 : 4;
+    const known = schedFlagBit(w);
+    if (!known) continue;
+    if (known.owner !== undefined && known.owner !== scheduler) {
+      d.warning(f.pos, `${w} only applies to the ${known.owner} scheduler - ignored`);
+      continue;
+    }
+    if (schedFlagNames(scheduler, known.bit).length === 0) {
+      d.warning(f.pos, `${w} has no meaning for the ${scheduler} scheduler - ignored`);
+      continue;
+    }
+    bits |= known.bit;
   }
-  const schedFlags: string[] = [];
-  if (scheduler === "sh" || scheduler === "mh") {
-    if (bits & 1) schedFlags.push(`${scheduler}-fallback`);
-    if (bits & 2) schedFlags.push(`${scheduler}-port`);
-  } else {
-    if (bits & 1) schedFlags.push("flag-1");
-    if (bits & 2) schedFlags.push("flag-2");
-    if (bits & 4) schedFlags.push("flag-3");
-  }
+  const schedFlags = schedFlagNames(scheduler, bits);
 
   // Persistence.
   let timeout = vs.persistenceTimeout ?? 0;

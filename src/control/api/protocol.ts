@@ -11,48 +11,15 @@
 
 import type { DestSpec } from "../../core/dest.ts";
 import type { CoreErrorCode, CoreOp } from "../../core/errors.ts";
+import type { SyncDaemonSpec, Timeouts } from "../../core/request.ts";
 import type { ServiceKey, ServiceOptions } from "../../core/service.ts";
 import type { VrrpInstanceStatus } from "../../vrrp/status.ts";
 
 export const API_VERSION = "v1";
 
-export interface Timeouts {
-  /** ESTABLISHED timeout, seconds. */
-  tcp: number;
-  /** FIN_WAIT timeout, seconds. */
-  tcpfin: number;
-  /** UDP timeout, seconds. */
-  udp: number;
-}
-
-export interface SyncDaemonSpec {
-  state: "master" | "backup";
-  mcastIfn: string;
-  syncId: number;
-  syncMaxLen: number;
-  mcastGroup: string;
-  mcastPort: number;
-  mcastTtl: number;
-}
-
-/** One mutating operation; ipvsadm's commands map onto these one to one. */
-export type ExecRequest =
-  | { op: "add-service"; key: ServiceKey; options: ServiceOptions }
-  | { op: "edit-service"; key: ServiceKey; options: ServiceOptions }
-  | { op: "del-service"; key: ServiceKey }
-  | { op: "flush" }
-  | { op: "add-dest"; key: ServiceKey; dest: DestSpec }
-  | { op: "edit-dest"; key: ServiceKey; dest: DestSpec }
-  | { op: "del-dest"; key: ServiceKey; addr: string; port: number }
-  | { op: "zero"; key?: ServiceKey }
-  | { op: "set-timeout"; timeouts: Timeouts }
-  | { op: "start-daemon"; daemon: SyncDaemonSpec }
-  | { op: "stop-daemon"; state: "master" | "backup" }
-  /**
-   * Apply a list atomically (ipvsadm -R): all or nothing. On failure the error carries the
-   * zero-based index of the failing request in `index`.
-   */
-  | { op: "batch"; requests: ExecRequest[] };
+// The requests are core's one vocabulary (core/request.ts), the same types ipvsadm's grammar and
+// table images use; re-exported here as part of the contract.
+export type { ExecRequest, SingleRequest, SyncDaemonSpec, Timeouts } from "../../core/request.ts";
 
 export interface ApiErrorBody {
   error: {

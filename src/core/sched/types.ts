@@ -57,7 +57,10 @@ export interface SchedulerInstance {
 
 export interface Scheduler {
   readonly name: string;
-  /** Scheduler flags this scheduler understands (names as given to ipvsadm -b). */
+  /**
+   * The names this scheduler gives the kernel's scheduler-flag bits, in bit order (bit 1, 2, 4):
+   * what ipvsadm -b and keepalived.conf accept and listings print (flags.ts reads them).
+   */
   readonly flags?: readonly string[];
   create(svc: SchedService, env: SchedEnv): SchedulerInstance;
 }
