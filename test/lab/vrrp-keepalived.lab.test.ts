@@ -1,0 +1,188 @@
+// tvsd and Debian's keepalived 2.2.7 as a VRRP pair on one segment (network namespaces, a bridge),
+// both running the same kind of keepalived.conf, for VRRPv2 with PASS authentication, VRRPv3
+// multicast and VRRPv3 unicast. One walk through each:
+//  1. keepalived MASTER (150), tvsd BACKUP (100): tvsd stays backup, never holds the VIP, and the
+//     client's ARP for the VIP is answered by keepalived's MAC only.
+//  2. keepalived's link goes down: tvsd owns the VIP within master_down + 0.5 s and serves the
+//     virtual service on it (the client's ARP cache follows the gratuitous ARP).
+//  3. keepalived's link comes back with its higher priority: tvsd yields (BACKUP, VIP released).
+//  4. keepalived restarted as BACKUP (50) behind tvsd MASTER: its notify record says BACKUP and
+//     stays so; tvsd stops (SIGTERM: priority 0) and keepalived is MASTER after about its skew.
+// Skipped when not root or when keepalived is not installed (.ci/packages.txt lists it).
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { ipIn, run, runIn, sleep } from "../../src/lab/exec.ts";
+import { Lab } from "../../src/lab/netns.ts";
+import { startNameServer } from "../../src/lab/servers.ts";
+import {
+  arpOwner,
+  hasAddress,
+  macOf,
+  startKeepalived,
+  startTvsd,
+  stopChild,
+  type VrrpSide,
+  waitFor,
+} from "../../src/lab/vrrp-pair.ts";
+
+const root = process.getuid?.() === 0;
+const haveKeepalived = await run("keepalived", ["--version"]).then(
+  () => true,
+  () => false,
+);
+const skip = !root ? "needs root" : !haveKeepalived ? "needs keepalived (apt-get install keepalived)" : false;
+
+const NET = "172.16.0";
+const KA_IP = `${NET}.11`;
+const TV_IP = `${NET}.12`;
+const CLIENT_IP = `${NET}.100`;
+const RS_IP = `${NET}.21`;
+const VIP = `${NET}.30`;
+
+interface Variant {
+  name: string;
+  version: 2 | 3;
+  advertInt: number;
+  authPass?: string;
+  unicast: boolean;
+}
+
+function masterDownMs(v: Variant, prio: number): number {
+  const adv = v.advertInt * 1000;
+  return 3 * adv + (v.version === 2 ? ((256 - prio) * 1000) / 256 : ((256 - prio) * adv) / 256);
+}
+
+async function walk(v: Variant, t: import("node:test").TestContext): Promise<void> {
+  const lab = new Lab();
+  const dir = mkdtempSync(join(tmpdir(), "tvs-vrrp-"));
+  const children: { stop(): Promise<void> }[] = [];
+  t.after(async () => {
+    for (const c of children.reverse()) await c.stop().catch(() => undefined);
+    await lab.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  await lab.createSwitch();
+  const ka = await lab.addHost("ka");
+  const tv = await lab.addHost("tv");
+  const client = await lab.addHost("client");
+  const rs = await lab.addHost("rs");
+  await ipIn(ka.ns, "addr", "add", `${KA_IP}/24`, "dev", "eth0");
+  await ipIn(tv.ns, "addr", "add", `${TV_IP}/24`, "dev", "eth0");
+  await ipIn(client.ns, "addr", "add", `${CLIENT_IP}/24`, "dev", "eth0");
+  await ipIn(rs.ns, "addr", "add", `${RS_IP}/24`, "dev", "eth0");
+  const server = startNameServer(rs.ns, "rs1", [80], 5353);
+  children.push({ stop: () => stopChild(server, 2000) });
+
+  const common = {
+    vrid: 51,
+    advertInt: v.advertInt,
+    version: v.version,
+    vip: `${VIP}/24`,
+    ...(v.authPass !== undefined ? { authPass: v.authPass } : {}),
+  };
+  const kaSide = (state: "MASTER" | "BACKUP", priority: number): VrrpSide => ({
+    ...common,
+    state,
+    priority,
+    ...(v.unicast ? { unicast: { src: KA_IP, peer: TV_IP } } : {}),
+  });
+  const tvSide: VrrpSide = {
+    ...common,
+    state: "BACKUP",
+    priority: 100,
+    ...(v.unicast ? { unicast: { src: TV_IP, peer: KA_IP } } : {}),
+    virtualServer: `virtual_server ${VIP} 80 {\n    lb_algo rr\n    lb_kind NAT\n    protocol TCP\n    real_server ${RS_IP} 80 {\n    }\n}`,
+  };
+
+  // 1. keepalived MASTER, tvsd BACKUP.
+  const kaMac = await macOf(ka.ns);
+  let keepalived = startKeepalived(ka.ns, dir, kaSide("MASTER", 150));
+  children.push(keepalived);
+  await waitFor("keepalived MASTER", () => keepalived.last() === "MASTER", 15_000, 50);
+  const tvsd = startTvsd(tv.ns, dir, tvSide);
+  children.push(tvsd);
+  await waitFor("tvsd hearing keepalived", async () => (await tvsd.vrrp())?.masterAddress === KA_IP, 20_000, 50);
+  const backupUntil = performance.now() + masterDownMs(v, 100) + 500;
+  while (performance.now() < backupUntil) {
+    const s = await tvsd.vrrp();
+    assert.equal(s?.state, "BACKUP", "tvsd stays BACKUP behind keepalived's higher priority");
+    assert.equal(s?.vipsOwned, false);
+    assert.equal(await hasAddress(tv.ns, VIP), false, "a BACKUP tvsd never holds the VIP");
+    await sleep(Math.max(50, v.advertInt * 250));
+  }
+  for (let i = 0; i < 3; i++) assert.equal(await arpOwner(client.ns, VIP), kaMac, "only keepalived answers ARP");
+  const backupStatus = await tvsd.vrrp();
+  assert.ok((backupStatus?.counters.advert_rcvd ?? 0) >= 3, "tvsd receives keepalived's adverts");
+  const errs = Object.entries(backupStatus?.counters ?? {}).filter(
+    ([k, n]) => n > 0 && !["advert_rcvd", "advert_sent", "become_master", "release_master"].includes(k),
+  );
+  assert.deepEqual(errs, [], "keepalived's adverts pass every check (checksum, TTL, auth, interval, addresses)");
+
+  // 2. keepalived's link goes down: tvsd takes over within master_down + 0.5 s and serves.
+  const t0 = performance.now();
+  await ipIn(ka.ns, "link", "set", "eth0", "down");
+  const limit = masterDownMs(v, 100) + 500;
+  const took = await waitFor("tvsd MASTER", async () => (await tvsd.vrrp())?.state === "MASTER", limit + 2000, 10);
+  assert.ok(took <= limit, `takeover ${took.toFixed(0)} ms within master_down + 0.5 s (${limit.toFixed(0)} ms)`);
+  await waitFor("VIP on tvsd", () => hasAddress(tv.ns, VIP), 2000, 20);
+  const served = await runIn(client.ns, "curl", ["-s", "-m", "3", `http://${VIP}/`], { timeoutMs: 10_000 });
+  assert.equal(served.stdout, "rs1\n", "tvsd serves the virtual service on the VIP it took");
+  assert.equal(await arpOwner(client.ns, VIP), await macOf(tv.ns), "the client now reaches tvsd for the VIP");
+
+  // 3. keepalived returns with its higher priority: tvsd yields.
+  await ipIn(ka.ns, "link", "set", "eth0", "up");
+  await waitFor("keepalived MASTER again", () => keepalived.last() === "MASTER", 20_000, 50);
+  await waitFor("tvsd BACKUP", async () => (await tvsd.vrrp())?.state === "BACKUP", 5000, 20);
+  await waitFor("VIP gone from tvsd", async () => !(await hasAddress(tv.ns, VIP)), 3000, 20);
+  const yielded = await tvsd.vrrp();
+  assert.match(yielded?.lastTransition?.reason ?? "", /higher priority 150 advert from 172\.16\.0\.11/);
+
+  // 4. keepalived as BACKUP (50) behind tvsd MASTER; then tvsd stops and keepalived takes over.
+  await keepalived.stop();
+  await waitFor(
+    "tvsd MASTER after keepalived's priority 0",
+    async () => (await tvsd.vrrp())?.state === "MASTER",
+    5000,
+    20,
+  );
+  rmSync(keepalived.record, { force: true });
+  keepalived = startKeepalived(ka.ns, dir, kaSide("BACKUP", 50));
+  children.push(keepalived);
+  await waitFor("keepalived BACKUP", () => keepalived.last() === "BACKUP", 15_000, 50);
+  await sleep(masterDownMs(v, 50) + 500);
+  assert.deepEqual(
+    keepalived.states().map((s) => s.state),
+    ["BACKUP"],
+    "keepalived stays BACKUP behind tvsd's higher priority",
+  );
+  assert.equal(await hasAddress(ka.ns, VIP), false);
+  const stopAt = Date.now();
+  await tvsd.stop();
+  await waitFor("keepalived MASTER after tvsd stops", () => keepalived.last() === "MASTER", 10_000, 20);
+  const handover = (keepalived.states().at(-1)?.at ?? 0) - stopAt;
+  // Priority 0 makes keepalived's down timer just its skew ((256 - 50)/256 s for v2).
+  const skew = v.version === 2 ? (206 * 1000) / 256 : (206 * v.advertInt * 1000) / 256;
+  assert.ok(
+    handover < masterDownMs(v, 50),
+    `keepalived took over ${handover} ms after tvsd stopped: after its skew (${skew.toFixed(0)} ms), not master_down`,
+  );
+  assert.equal(await hasAddress(tv.ns, VIP), false, "tvsd released the VIP when it stopped");
+  t.diagnostic(
+    `${v.name}: tvsd takeover ${took.toFixed(0)} ms (master_down ${masterDownMs(v, 100).toFixed(0)} ms); keepalived takeover after tvsd stop ${handover} ms (skew ${skew.toFixed(0)} ms)`,
+  );
+}
+
+test("VRRPv2 with PASS authentication: tvsd and keepalived 2.2.7", { skip, timeout: 120_000 }, (t) =>
+  walk({ name: "v2 PASS", version: 2, advertInt: 1, authPass: "1111", unicast: false }, t),
+);
+
+test("VRRPv3 multicast: tvsd and keepalived 2.2.7", { skip, timeout: 120_000 }, (t) =>
+  walk({ name: "v3 multicast", version: 3, advertInt: 0.2, unicast: false }, t),
+);
+
+test("VRRPv3 unicast: tvsd and keepalived 2.2.7", { skip, timeout: 120_000 }, (t) =>
+  walk({ name: "v3 unicast", version: 3, advertInt: 0.2, unicast: true }, t),
+);
