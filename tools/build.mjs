@@ -18,6 +18,10 @@ import { createRequire } from "node:module";
 import { dirname, join, relative, resolve } from "node:path";
 
 const strict = process.argv.includes("--strict");
+// npm pack and npm publish run prepack (the strict build) and then prepare: build once.
+if (!strict && process.env.npm_lifecycle_event === "prepare" && ["pack", "publish"].includes(process.env.npm_command)) {
+  process.exit(0);
+}
 const root = resolve(import.meta.dirname, "..");
 const dist = join(root, "dist");
 
@@ -63,5 +67,5 @@ if (compiled) {
   const stamp = join(dist, ".build-stamp");
   writeFileSync(stamp, `${started.toISOString()}\n`);
   utimesSync(stamp, started, started);
-  process.stdout.write("tvs: built dist/\n");
+  process.stderr.write("tvs: built dist/\n");
 }

@@ -33,11 +33,14 @@ import type { DataPlane } from "./dataplane.ts";
 import { type ConnLike, Director } from "./executor.ts";
 import { HealthSupervisor } from "./health-supervisor.ts";
 import { vrrpStateEvent } from "./observe-source.ts";
+import { hostAddresses, pitfallNotes } from "./pitfalls.ts";
 import { reconcile } from "./reconcile.ts";
 import type { SnapshotRequest } from "./server.ts";
 import { createSyncDaemons, SOCKET_PLANE_SYNC_NOTE } from "./sync-host.ts";
 
 export const EXPIRE_INTERVAL_MS = 1000;
+
+const NO_CONNS: SnapshotRequest = { conns: false, service: undefined };
 
 const EVENT_TITLE = {
   "dest-down": "Real server down",
@@ -440,6 +443,14 @@ export class Daemon {
         `Sync records applied by the packet workers: ${applied.created} created, ${applied.updated} updated, ${applied.refused} refused (connection limit)`,
       );
     if (this.plane.syncTemplatesOnly) notes.push(SOCKET_PLANE_SYNC_NOTE);
+    if (this.plane.name === "packet")
+      notes.push(
+        ...pitfallNotes({
+          plane: this.plane.name,
+          snapshot: await this.snapshot(NO_CONNS),
+          hostAddrs: hostAddresses(),
+        }),
+      );
     if (this.#lastReload)
       notes.push(
         `Last reload ${this.#lastReload.at}: ${this.#lastReload.ok ? "ok" : "refused"}: ${this.#lastReload.message}`,
