@@ -151,7 +151,7 @@ test(
         run("ip", ["netns", "exec", ns, process.execPath, "-e", NODE_GET], { timeout: 15_000 }).out.trim() || "(none)",
     );
     const servers = answers.map((a) => /^Hello from (rs\d) /.exec(a)?.[1] ?? a);
-  assert.deepEqual([...new Set(servers)].sort(), ["rs1", "rs2"], `answers: ${answers.join(", ")}\n${log}`);
+    assert.deepEqual([...new Set(servers)].sort(), ["rs1", "rs2"], `answers: ${answers.join(", ")}\n${log}`);
     const status = run("ip", ["netns", "exec", ns, bin("tvs"), "status"], { env });
     assert.equal(status.status, 0, status.text);
     assert.match(status.out, /Data plane: proxy/);
@@ -170,7 +170,7 @@ test(
       const found = run("man", ["-w", page], { env: { ...process.env, MANPATH: join(prefix, "share", "man") } });
       assert.equal(found.status, 0, found.text);
       assert.match(found.out, new RegExp(`/${page}\\.8\n$`));
-    assert.ok(existsSync(join(prefix, "share", "man", "man8", `${page}.8`)), `${page}.8 not linked into the prefix`);
+      assert.ok(existsSync(join(prefix, "share", "man", "man8", `${page}.8`)), `${page}.8 not linked into the prefix`);
     }
 
     // --- the unit, with the installed commands named in it.
