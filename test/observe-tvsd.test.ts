@@ -74,6 +74,15 @@ test("the connection sync daemon appears in the metrics with its counters", asyn
     return /tvs_sync_messages_sent_total\{role="master",syncid="7",interface="lo"\} \d+/.test(body) ? body : undefined;
   });
   assert.equal(sample(text, /^tvs_sync_daemon_running\{role="master",syncid="7",interface="lo"\} (\d+)$/m), 1);
+  await adm(tvsd, "--stop-daemon", "master");
+  const events = (await (await fetch(`http://127.0.0.1:${port}/v1/events`)).json()) as {
+    type: string;
+    message: string;
+  }[];
+  assert.deepEqual(
+    events.filter((e) => e.type === "sync-state").map((e) => e.message),
+    ["Sync master daemon started on lo (syncid 7)", "Sync master daemon stopped"],
+  );
 });
 
 test("a reload (SIGHUP) and a refused reload are events on /events", async (t) => {

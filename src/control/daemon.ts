@@ -263,6 +263,19 @@ export class Daemon {
     this.director.exec(admitted);
     this.#zeroPlane(admitted);
     await this.#syncPlane();
+    if (admitted.op === "start-daemon") {
+      const d = admitted.daemon;
+      this.events.publish({
+        type: "sync-state",
+        message: `Sync ${d.state} daemon started on ${d.mcastIfn} (syncid ${d.syncId})`,
+        detail: { role: d.state, interface: d.mcastIfn, syncid: d.syncId, running: true },
+      });
+    } else if (admitted.op === "stop-daemon")
+      this.events.publish({
+        type: "sync-state",
+        message: `Sync ${admitted.state} daemon stopped`,
+        detail: { role: admitted.state, running: false },
+      });
   }
 
   /** Pass ipvsadm -Z (alone or inside a batch) on to a plane that keeps its own counters. */
