@@ -15,6 +15,7 @@ export const LAB_EXPERIMENTS: readonly LabEntry[] = registry([
   { name: "persistence", seed: "seed 003", summary: "-s wlc -p 600: one client sticks to one real server, others spread, the template in -c and --persistent-conn, -d moves the client", load: () => import("./experiments/persistence.ts").then((m) => m.persistence) },
   { name: "ldirectord", seed: "seed 003", summary: "ldirectord.cf (quiescent=no, negotiate, fallback) on DR: a stopped web server leaves -L -n in checkinterval, returns, fallback when all are down", load: () => import("./experiments/ldirectord.ts").then((m) => m.ldirectord) },
   { name: "pitfalls", seed: "seed 001", summary: "the seed's failed attempts: NAT without a route back (no answer), DR with the VIP = the director's address (no ARP reply); diagnosis, then the fix", load: () => import("./experiments/pitfalls.ts").then((m) => m.pitfalls) },
+  { name: "compare", seed: "seed 004", summary: "NAT, DR, TUN and FULLNAT in turn; the seed's comparison table measured: client address at the RS, reply path, port mapping, RS needs, throughput, director CPU", load: () => import("./experiments/compare.ts").then((m) => m.compare) },
 ]);
 
 function registry(entries: LabEntry[]): readonly LabEntry[] {

@@ -104,5 +104,52 @@ test(
     assert.deepEqual(s.dr.fixed, ["rs2", "rs1", "rs2", "rs1"], "DR with a VIP of its own: rr answers");
     assert.equal(out.split("\n").filter((l) => l.startsWith("# diagnosis: ")).length, 2, "one diagnosis line each");
     assert.equal(outcome.ok, true);
+    assertCleanedUp(outcome.summary);
+  },
+);
+
+test(
+  "lab compare (seed 004): the four methods' table, measured",
+  {
+    skip: root ? false : "needs root",
+    timeout: 300_000,
+  },
+  async () => {
+    const { out, outcome } = await runLab("compare", { requests: "6", "bulk-mb": "20" });
+    type M = {
+      mode: string;
+      clientAddressAtRealServer: string;
+      repliesPassDirector: boolean;
+      directorOutPackets: number;
+      capturedReplyPackets: number;
+      portMapping: boolean;
+      portMappingListed: string;
+      realServerNeeds: string[];
+      bulkIntact: boolean;
+      bulkMBps: number;
+    };
+    const s = outcome.summary as { modes: M[]; table: string };
+    const by = Object.fromEntries(s.modes.map((m) => [m.mode, m])) as Record<string, M>;
+    assert.deepEqual(Object.keys(by), ["nat", "dr", "tun", "fullnat"], "run in turn");
+    for (const mode of ["nat", "dr", "tun"]) assert.equal(by[mode]?.clientAddressAtRealServer, "192.168.122.70");
+    assert.equal(by.fullnat?.clientAddressAtRealServer, "192.168.122.31", "FULLNAT: the director's local address");
+    for (const mode of ["nat", "fullnat"]) {
+      assert.equal(by[mode]?.repliesPassDirector, true);
+      assert.ok((by[mode]?.directorOutPackets ?? 0) > 0 && (by[mode]?.capturedReplyPackets ?? 0) > 0);
+      assert.equal(by[mode]?.portMapping, true, `${mode} maps 8000 → 8080`);
+    }
+    for (const mode of ["dr", "tun"]) {
+      assert.equal(by[mode]?.directorOutPackets, 0);
+      assert.equal(by[mode]?.capturedReplyPackets, 0);
+      assert.equal(by[mode]?.portMapping, false);
+      assert.match(by[mode]?.portMappingListed ?? "", /:8000$/, "-g/-i keep the service's port");
+    }
+    assert.match(by.nat?.realServerNeeds.join() ?? "", /route to the client via 192\.168\.122\.30/);
+    assert.match(by.dr?.realServerNeeds.join() ?? "", /VIP on lo, arp_ignore=1 arp_announce=2/);
+    assert.match(by.tun?.realServerNeeds.join() ?? "", /IPIP decapsulation/);
+    assert.deepEqual(by.fullnat?.realServerNeeds, ["nothing"]);
+    for (const m of s.modes) assert.ok(m.bulkIntact && m.bulkMBps > 0, `${m.mode} bulk intact`);
+    assert.match(out, /^ +NAT +DR +TUN +FULLNAT$/m, "the table's header");
+    assert.equal(outcome.ok, true);
   },
 );
