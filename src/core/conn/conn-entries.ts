@@ -113,25 +113,27 @@ export class ConnEntries {
 
   /** Give a live entry a new timeout and restart its timer. */
   retime(c: Conn, tmo: number, now: number): void {
-    this.store.setTmo(c._id, tmo);
-    this.wheel.rearm(c._id, now);
+    this.wheel.retime(c._id, tmo, now);
   }
 
   /** Move to `state`: active/inactive counts follow ESTABLISHED; the state's timeout restarts. */
   applyState(c: Conn, state: number, now: number): void {
     const p = c._proto;
-    if (state !== c.state) {
-      const est = ESTABLISHED[p];
-      if (!c._has(CF_INACTIVE) && state !== est) {
-        c.dest?.becameInactive();
-        c._set(CF_INACTIVE);
-      } else if (c._has(CF_INACTIVE) && state === est) {
-        c.dest?.becameActive();
-        c._clear(CF_INACTIVE);
-      }
-      c._setState(state);
+    if (state !== c.state) this.#transition(c, p, state);
+    this.wheel.retime(c._id, this.timeouts.ms(p, state) ?? 0, now);
+  }
+
+  /** A state change: the destination's active/inactive counts follow ESTABLISHED (out of line: rare). */
+  #transition(c: Conn, p: number, state: number): void {
+    const est = ESTABLISHED[p];
+    if (!c._has(CF_INACTIVE) && state !== est) {
+      c.dest?.becameInactive();
+      c._set(CF_INACTIVE);
+    } else if (c._has(CF_INACTIVE) && state === est) {
+      c.dest?.becameActive();
+      c._clear(CF_INACTIVE);
     }
-    this.retime(c, this.timeouts.ms(p, state) ?? 0, now);
+    c._setState(state);
   }
 
   /** Unlink `c` from everything, unbind its destination, append it to `out`, tell onRemove. */
@@ -176,7 +178,11 @@ export class ConnEntries {
    * server have appeared (the kernel's ip_vs_try_bind_dest), else not returned.
    */
   lookupIn(p: number, ca: AddrKey, cport: number, va: AddrKey, vport: number): BoundConn | undefined {
-    const c = this.index.findIn(p, ca, cport, va, vport);
+    return this.settleIn(this.index.findIn(p, ca, cport, va, vport));
+  }
+
+  /** What lookupIn returns for the entry the IN index found (split out so the lookup stays small). */
+  settleIn(c: Conn | undefined): BoundConn | undefined {
     if (c === undefined) return undefined;
     if (isBound(c)) {
       if (this.options.expireNodestConn && !c.dest.available) {
@@ -190,9 +196,11 @@ export class ConnEntries {
 
   /** The bound connection for a reply from the real server (see lookupIn for unbound entries). */
   lookupOut(p: number, da: AddrKey, dport: number, xa: AddrKey, xport: number): BoundConn | undefined {
-    const c = this.index.findOut(p, da, dport, xa, xport);
-    if (c === undefined) return undefined;
-    if (isBound(c)) return c;
+    return this.settleOut(this.index.findOut(p, da, dport, xa, xport));
+  }
+
+  settleOut(c: Conn | undefined): BoundConn | undefined {
+    if (c === undefined || isBound(c)) return c;
     return this.tryBind(c) ? c : undefined;
   }
 

@@ -31,10 +31,10 @@ import type { Flow, Protocol } from "../sched/types.ts";
 import { VirtualService } from "../service.ts";
 import type { ServiceTable } from "../service-table.ts";
 import { addrKey } from "./addr-key.ts";
-import { type BoundConn, CF_NOOUTPUT, type Conn, protoCode } from "./conn.ts";
+import { type BoundConn, CF_NOOUTPUT, type Conn, isBound, protoCode } from "./conn.ts";
 import { checkAddr, checkByte, checkDirection, checkNow, checkPort, checkProtocol } from "./conn-args.ts";
 import { ConnEntries, type ConnOptions, DEFAULT_CONN_OPTIONS } from "./conn-entries.ts";
-import { CF_OUTHASH } from "./conn-index.ts";
+import { CF_OUTHASH, type ConnIndex } from "./conn-index.ts";
 import { ConnScheduler, type ScheduleError, type ScheduleOptions } from "./conn-schedule.ts";
 import { ingestSynced, type SyncedConn, type SyncIngestResult } from "./conn-sync.ts";
 import type { Timeouts } from "./conn-timeouts.ts";
@@ -69,10 +69,12 @@ export const MAX_CONN_LIMIT = 1 << 26;
 const CONTROL_RETRY_MS = 60_000;
 /** State counts per protocol code (tcp, udp, sctp). */
 const STATE_COUNT = [TCP_S_COUNT, UDP_S_COUNT, SCTP_S_COUNT];
+const PROTO_TCP = 0;
 const PROTO_UDP = 1;
 
 export class ConnTable {
   readonly #t: ConnEntries;
+  readonly #index: ConnIndex;
   readonly #sched: ConnScheduler;
 
   constructor(opts: { services: ServiceTable; limit?: number; options?: Partial<ConnOptions> }) {
@@ -86,6 +88,7 @@ export class ConnTable {
       if (typeof v !== "boolean")
         throw new CoreError("EINVAL", "conn", `Invalid connection option ${k} "${String(v)}"`);
     this.#t = new ConnEntries(opts.services, limit, options);
+    this.#index = this.#t.index;
     this.#sched = new ConnScheduler(this.#t);
   }
 
@@ -158,7 +161,10 @@ export class ConnTable {
    * what the comparison needs; use it from the packet data plane with values from a parsed header.
    */
   lookupIn4(protocol: Protocol, caddr: number, cport: number, vaddr: number, vport: number): BoundConn | undefined {
-    return this.#t.lookupIn(protoCode(protocol), caddr | 0, cport, vaddr | 0, vport);
+    const c = this.#index.findIn(protoCode(protocol), caddr | 0, cport, vaddr | 0, vport);
+    // The common case inline: a bound entry and no expire_nodest_conn.
+    if (c !== undefined && isBound(c) && !this.#t.options.expireNodestConn) return c;
+    return this.#t.settleIn(c);
   }
 
   /**
@@ -178,7 +184,9 @@ export class ConnTable {
 
   /** Numeric fast path of lookupOut for IPv4 (see lookupIn4). */
   lookupOut4(protocol: Protocol, daddr: number, dport: number, caddr: number, cport: number): BoundConn | undefined {
-    return this.#t.lookupOut(protoCode(protocol), daddr | 0, dport, caddr | 0, cport);
+    const c = this.#index.findOut(protoCode(protocol), daddr | 0, dport, caddr | 0, cport);
+    if (c === undefined || isBound(c)) return c;
+    return this.#t.settleOut(c);
   }
 
   /** The live template for a client network of a persistent service (for listings and tests). */
@@ -204,7 +212,7 @@ export class ConnTable {
     checkNow(now, op);
     checkDirection(dir, op);
     checkByte(tcpFlags, 0, 0xff, "TCP flags", op);
-    if (conn.protocol !== "tcp") throw new CoreError("EINVAL", op, `Connection is ${conn.protocol}, not tcp`);
+    if (conn._proto !== PROTO_TCP) throw new CoreError("EINVAL", op, `Connection is ${conn.protocol}, not tcp`);
     if (!conn.live || conn.template) return;
     let off = dir === "out" ? TCP_DIR_OUTPUT : dir === "in" ? TCP_DIR_INPUT : TCP_DIR_INPUT_ONLY;
     if (conn._has(CF_NOOUTPUT)) {

@@ -85,8 +85,13 @@ export class Conn {
   _va: number | string;
   /** @internal Virtual port (65535 on an invalidated template). */
   _vp: number;
-  /** @internal See dest. */
-  _dest: Dest | undefined;
+  /**
+   * The real server this entry is bound to (never changes once bound; may be removed from its
+   * service). Undefined only for an entry from connection sync whose destination is not here;
+   * lookups and schedule() return bound entries only (BoundConn). Written only by the table
+   * (a plain field rather than a getter: it is read on every packet).
+   */
+  dest: Dest | undefined;
   /** @internal Real-server address: 32-bit integer for IPv4, canonical text for IPv6. */
   readonly _da: number | string;
   /** The persistence template this entry hangs off, if the service is persistent. */
@@ -118,7 +123,7 @@ export class Conn {
     this.cport = cport;
     this._va = va;
     this._vp = vport;
-    this._dest = dest;
+    this.dest = dest;
     this._da = da;
     this._dp = dport;
     this.control = undefined;
@@ -126,14 +131,6 @@ export class Conn {
     this._x = x;
   }
 
-  /**
-   * The real server this entry is bound to (never changes once bound; may be removed from its
-   * service). Undefined only for an entry from connection sync whose destination is not here;
-   * lookups and schedule() return bound entries only (BoundConn).
-   */
-  get dest(): Dest | undefined {
-    return this._dest;
-  }
   get protocol(): Protocol {
     return protocolOf(this._proto);
   }
@@ -153,7 +150,7 @@ export class Conn {
     return typeof a === "number" ? formatIpv4(a >>> 0) : a;
   }
   get daddr(): string {
-    return this._dest !== undefined ? this._dest.addr : (this._x?.daddr ?? "");
+    return this.dest !== undefined ? this.dest.addr : (this._x?.daddr ?? "");
   }
   /**
    * Real-server port. A connection's is fixed when created (the dest's port, or the packet's
@@ -172,7 +169,7 @@ export class Conn {
   }
   /** The virtual service, via the destination (as the kernel's dest->svc); undefined while unbound. */
   get svc(): VirtualService | undefined {
-    return this._dest?.svc;
+    return this.dest?.svc;
   }
   /** Forwarding method fixed when the entry was bound (the kernel copies it into the conn flags). */
   get fwd(): FwdMethod {
@@ -239,7 +236,7 @@ export class Conn {
   }
   /** @internal Bind an unbound entry (sync) to a destination: it takes the destination's method. */
   _bindTo(dest: Dest): void {
-    this._dest = dest;
+    this.dest = dest;
     const noOutput = dest.fwd !== "masq" && dest.fwd !== "fullnat" ? CF_NOOUTPUT : 0;
     this._bits =
       (this._bits & ~((7 << FWD_SHIFT) | CF_NOOUTPUT)) | (FWD_METHODS.indexOf(dest.fwd) << FWD_SHIFT) | noOutput;
@@ -257,7 +254,7 @@ export class Conn {
 export type BoundConn = Conn & { readonly dest: Dest };
 
 export function isBound(c: Conn): c is BoundConn {
-  return c._dest !== undefined;
+  return c.dest !== undefined;
 }
 
 function protocolOf(code: number): Protocol {

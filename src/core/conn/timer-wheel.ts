@@ -80,17 +80,31 @@ export class TimerWheel {
     this.#slot[id] = -1;
   }
 
-  /** Expiry = now + the slot's timeout; moved in the wheel only when it got earlier. */
+  /**
+   * Expiry = now + the slot's timeout; moved in the wheel only when it got earlier. Runs on
+   * every packet: kept small so that it is inlined, the move is out of line.
+   */
   rearm(id: number, now: number): void {
-    const store = this.#store;
-    const next = now + store.tmo(id);
-    const old = store.exp(id);
-    store.setExp(id, next);
-    const filed = this.#slot[id] !== -1;
-    if (next < old || !filed) {
-      if (filed) this.unlink(id);
-      this.insert(id);
-    }
+    const slots = this.#store.slots;
+    const next = now + (slots.tmo[id] ?? 0);
+    const old = slots.exp[id] ?? 0;
+    slots.exp[id] = next;
+    if (next < old || this.#slot[id] === -1) this.#refile(id);
+  }
+
+  /** Give the slot a new timeout and rearm it (one call on the per-packet path). */
+  retime(id: number, tmo: number, now: number): void {
+    const slots = this.#store.slots;
+    slots.tmo[id] = tmo;
+    const next = now + tmo;
+    const old = slots.exp[id] ?? 0;
+    slots.exp[id] = next;
+    if (next < old || this.#slot[id] === -1) this.#refile(id);
+  }
+
+  #refile(id: number): void {
+    if (this.#slot[id] !== -1) this.unlink(id);
+    this.insert(id);
   }
 
   /**

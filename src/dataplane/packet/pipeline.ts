@@ -12,6 +12,10 @@
 //      address, ICMP errors about them) → reverse translation towards the client
 //   5. anything else is the host's (ignored: the kernel still sees it)
 //
+// Its parts: neighbour-responder.ts (step 2, and which addresses are owned: the own/release
+// switch), xmit/forwarders.ts (the forwarder bound to each connection), egress.ts (MAC
+// resolution, padding, oversize frames, software GSO), echo.ts, transport.ts, icmp*-relay.ts.
+//
 // The host kernel sees the same frames; tvsd keeps it away from VIP traffic with an nft netdev
 // ingress rule (host-guard.ts). Checksums the sender left to offload are either carried on
 // through the vnet header (PACKET_VNET_HDR) or finished here (PACKET_AUXDATA CSUMNOTREADY).
@@ -21,18 +25,7 @@ import type { BoundConn } from "../../core/conn/conn.ts";
 import type { ConnTable } from "../../core/conn/conn-table.ts";
 import type { Protocol } from "../../core/sched/types.ts";
 import type { ServiceTable } from "../../core/service-table.ts";
-import { finish, pseudo6, sumBytes } from "./codec/checksum.ts";
-import {
-  ETH_P_ARP,
-  ETH_P_IP,
-  ETH_P_IPV6,
-  ETH_ZLEN,
-  isMulticastMac,
-  type L2Info,
-  macEquals,
-  parseEth,
-  setMacs,
-} from "./codec/eth.ts";
+import { ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, isMulticastMac, type L2Info, macEquals, parseEth } from "./codec/eth.ts";
 import {
   ICMP_ECHO,
   ICMPV6_ECHO_REQUEST,
@@ -40,36 +33,25 @@ import {
   isIcmpv6Error,
   NDISC_NEIGHBOUR_ADVERTISEMENT,
   NDISC_NEIGHBOUR_SOLICITATION,
-  writeFragNeeded,
-  writePacketTooBig,
 } from "./codec/icmp.ts";
-import {
-  IPPROTO_ICMP,
-  IPPROTO_ICMPV6,
-  IPPROTO_TCP,
-  IPPROTO_UDP,
-  type Ipv4Info,
-  parseIpv4 as parseIpv4Header,
-} from "./codec/ipv4.ts";
+import { IPPROTO_ICMP, IPPROTO_ICMPV6, type Ipv4Info, parseIpv4 as parseIpv4Header } from "./codec/ipv4.ts";
 import { type Ipv6Info, ip6Bytes, ip6Text, parseIpv6 } from "./codec/ipv6.ts";
-import { TCP_HLEN, TCP_RST, TCP_SYN, tcpHeaderLen } from "./codec/tcp.ts";
-import { UDP_HLEN } from "./codec/udp.ts";
+import { TCP_RST, TCP_SYN } from "./codec/tcp.ts";
 import { type DropReason, PlaneCounters, type Verdict } from "./counters.ts";
+import { echoReply4, echoReply6 } from "./echo.ts";
+import { Egress } from "./egress.ts";
 import { finishL4Checksum } from "./finish-checksum.ts";
 import { relayIcmpIn, relayIcmpOut } from "./icmp-relay.ts";
 import { relayIcmp6In, relayIcmp6Out } from "./icmp6-relay.ts";
 import { type FrameBatch, META_PKTTYPE, META_STATUS, VNET_HDR_LEN } from "./io.ts";
-import { NeighbourResponder, vnetHead } from "./neighbour-responder.ts";
+import { NeighbourResponder } from "./neighbour-responder.ts";
 import type { Neighbours } from "./neighbours.ts";
 import { ownedAddresses } from "./owned-addresses.ts";
 import { Pkt, VNET_F_NEEDS_CSUM } from "./pkt.ts";
-import { connPlane, type XmitContext } from "./xmit/context.ts";
-import { drIn } from "./xmit/dr.ts";
-import { fragmentIpv4 } from "./xmit/fragment.ts";
-import { fullnatIn, fullnatOut, LocalPool } from "./xmit/fullnat.ts";
-import { natIn, natOut } from "./xmit/nat.ts";
-import { segmentTcp4 } from "./xmit/segment.ts";
-import { tunIn } from "./xmit/tun.ts";
+import { transportOk } from "./transport.ts";
+import { connPlane, type TunContext } from "./xmit/context.ts";
+import { forwarderOf } from "./xmit/forwarders.ts";
+import { LocalPool } from "./xmit/fullnat.ts";
 
 const PACKET_OUTGOING = 4;
 const TP_STATUS_CSUMNOTREADY = 8;
@@ -97,7 +79,7 @@ export interface PipelineOptions {
   worker?: { index: number; of: number };
 }
 
-export class Pipeline implements XmitContext {
+export class Pipeline implements TunContext {
   readonly services: ServiceTable;
   readonly conns: ConnTable;
   readonly mac: Uint8Array;
@@ -121,13 +103,14 @@ export class Pipeline implements XmitContext {
 
   readonly #extraVips: string[];
   readonly #p = new Pkt();
-  readonly #seg = new Pkt();
+  readonly #egress: Egress;
   readonly #l2: L2Info = { ethertype: 0, l3: 0, vlan: -1 };
   readonly #ip4 = {} as Ipv4Info;
   readonly #ip6 = {} as Ipv6Info;
   #batch: FrameBatch | undefined;
   #now = 0;
-  #reason: DropReason | "" = "";
+  /** Drop reason of the frame being handled ("" while none); egress reads and restores it. */
+  reason: DropReason | "" = "";
 
   constructor(o: PipelineOptions) {
     this.services = o.services;
@@ -148,6 +131,13 @@ export class Pipeline implements XmitContext {
       drop: (r) => this.drop(r),
     });
     for (const a of o.released ?? []) this.responder.release(a);
+    this.#egress = new Egress({
+      mac: this.mac,
+      mtu: this.mtu,
+      counters: this.counters,
+      responder: this.responder,
+      drops: this,
+    });
     this.refreshVips();
   }
 
@@ -170,13 +160,14 @@ export class Pipeline implements XmitContext {
   process(batch: FrameBatch, now: number, vnet: boolean): void {
     this.#batch = batch;
     this.#now = now;
+    this.#egress.begin(batch, now);
     batch.txCount = 0;
     batch.genCount = 0;
     this.verdicts.length = batch.rxCount;
     this.reasons.length = batch.rxCount;
     const c = this.counters;
     for (let i = 0; i < batch.rxCount; i++) {
-      this.#reason = "";
+      this.reason = "";
       let v: Verdict;
       try {
         v = this.#frame(batch, i, vnet);
@@ -184,7 +175,7 @@ export class Pipeline implements XmitContext {
         v = this.drop("error");
       }
       this.verdicts[i] = v;
-      this.reasons[i] = this.#reason;
+      this.reasons[i] = this.reason;
       c.rx++;
       if (v === "forward") c.forwarded++;
       else if (v === "reply") c.replied++;
@@ -227,111 +218,24 @@ export class Pipeline implements XmitContext {
 
   drop(reason: DropReason): Verdict {
     this.counters.drops[reason]++;
-    this.#reason = reason;
+    this.reason = reason;
     return "drop";
   }
 
   toMac(p: Pkt, mac: Uint8Array): Verdict {
-    setMacs(p.buf, p.eth, mac, this.mac);
-    if (!p.gso && ipPacketLength(p.buf, p.l3) > this.mtu) return this.#oversize(p);
-    this.#emit(p);
-    return "forward";
-  }
-
-  /**
-   * A packet larger than the link (a datagram the kernel reassembled before the packet socket, see
-   * xmit/fragment.ts): IPv4 without DF is cut into fragments; anything else gets "fragmentation
-   * needed" / "packet too big" and is dropped.
-   */
-  #oversize(p: Pkt): Verdict {
-    const buf = p.buf;
-    if (buf[p.l3]! >>> 4 === 4 && (buf[p.l3 + 6]! & 0x40) === 0) {
-      if (p.partial) finishL4Checksum(p);
-      const batch = this.#batch!;
-      const made = fragmentIpv4(
-        buf,
-        p.off,
-        p.l3,
-        p.vnet ? VNET_HDR_LEN : 0,
-        this.mtu,
-        batch.buf,
-        () => batch.allocGen(),
-        (off, len) => batch.queue(off, len),
-      );
-      if (made === 0) return this.drop("mtu");
-      this.counters.fragmentsOut += made;
-      return "forward";
-    }
-    this.fragNeeded(p, this.mtu);
-    return this.drop("mtu");
+    return this.#egress.toMac(p, mac);
   }
 
   toNeighbour(p: Pkt, addr: string, _family: 4 | 6): Verdict {
-    const n = this.neighbours;
-    const e = n.entry(addr);
-    if (n.probeDue(e, this.#now)) this.responder.probe(this.#batch!, addr, p.vnet);
-    const mac = e.mac;
-    if (mac !== undefined) return this.toMac(p, mac);
-    const len = this.#padded(p);
-    if (!n.hold(addr, p.buf.subarray(p.off, p.off + len))) return this.drop("neighbour");
-    return "forward";
+    return this.#egress.toNeighbour(p, addr);
   }
 
   fragNeeded(p: Pkt, mtu: number): void {
-    const batch = this.#batch!;
-    const off = batch.allocGen();
-    if (off < 0) return;
-    const h = vnetHead(batch.buf, off, p.vnet);
-    const srcMac = p.buf.subarray(p.eth + 6, p.eth + 12);
-    if (p.family === 6) {
-      // IPv6: ICMPv6 packet too big, from the packet's destination (the VIP) to its source.
-      const src = p.buf.subarray(p.l3 + 24, p.l3 + 40);
-      const dst = p.buf.subarray(p.l3 + 8, p.l3 + 24);
-      const n = writePacketTooBig(batch.buf, off + h, srcMac, this.mac, src, dst, mtu, p.buf, p.l3, p.end - p.l3);
-      batch.queue(off, h + n);
-      this.counters.icmpSent++;
-      return;
-    }
-    const len = writeFragNeeded(
-      batch.buf,
-      off + h,
-      srcMac,
-      this.mac,
-      p.daddr4,
-      p.saddr4,
-      mtu,
-      p.buf,
-      p.l3,
-      p.end - p.l3,
-    );
-    batch.queue(off, h + len);
-    this.counters.icmpSent++;
+    this.#egress.fragNeeded(p, mtu);
   }
 
   segment(p: Pkt, each: (seg: Pkt) => Verdict): Verdict {
-    const batch = this.#batch!;
-    let forwarded = 0;
-    let reason: DropReason | "" = "";
-    const saved = this.#reason;
-    const made = segmentTcp4(
-      p,
-      batch.buf,
-      () => batch.allocGen(),
-      this.#seg,
-      (seg) => {
-        this.#reason = "";
-        const v = each(seg);
-        if (v === "forward") forwarded++;
-        else if (v === "drop") {
-          // Segments are not frames of their own: undo the per-segment drop count.
-          this.counters.drops[this.#reason as DropReason]--;
-          reason = this.#reason;
-        }
-      },
-    );
-    this.#reason = saved;
-    if (forwarded > 0) return "forward";
-    return this.drop(made === 0 ? "gso" : reason === "" ? "gso" : reason);
+    return this.#egress.segment(p, each);
   }
 
   // ----------------------------------------------------------------------------- frames
@@ -394,7 +298,7 @@ export class Pipeline implements XmitContext {
     p.fragment = ip.fragment;
     const toVip = this.responder.isVip4(ip.daddr);
     const toLocal = !toVip && this.responder.isLocal4(ip.daddr);
-    if (!ip.laterFragment && !this.#l4(p, l3 + ip.hlen)) return toVip || toLocal ? this.drop("malformed") : "ignore";
+    if (!ip.laterFragment && !transportOk(p, l3 + ip.hlen)) return toVip || toLocal ? this.drop("malformed") : "ignore";
     if (csumNotReady && p.l4 >= 0) finishL4Checksum(p);
     if (toVip) {
       if (p.proto === IPPROTO_ICMP) return this.#icmpToVip(p);
@@ -436,10 +340,11 @@ export class Pipeline implements XmitContext {
     const daddr = ip6Text(buf, l3 + 24);
     const toVip = this.responder.isVip6(daddr);
     const toLocal = !toVip && this.responder.isLocal6(daddr);
-    if (!ip.laterFragment && !this.#l4(p, ip.l4)) return toVip || toLocal ? this.drop("malformed") : "ignore";
+    if (!ip.laterFragment && !transportOk(p, ip.l4)) return toVip || toLocal ? this.drop("malformed") : "ignore";
     if (csumNotReady && p.l4 >= 0) finishL4Checksum(p);
     if (toVip) {
-      if (p.proto === IPPROTO_ICMPV6 && p.l4 >= 0 && buf[p.l4] === ICMPV6_ECHO_REQUEST) return this.#echo6(p);
+      if (p.proto === IPPROTO_ICMPV6 && p.l4 >= 0 && buf[p.l4] === ICMPV6_ECHO_REQUEST)
+        return echoReply6(p, this.mac, this.#egress);
       if (p.proto === IPPROTO_ICMPV6 && p.l4 >= 0 && isIcmpv6Error(buf[p.l4]!))
         return relayIcmp6In(this, p) ?? this.drop("noConn");
       if (p.protocol === undefined) return "ignore";
@@ -456,33 +361,6 @@ export class Pipeline implements XmitContext {
     const conn = this.conns.lookupOut(p.protocol, ip6Text(buf, l3 + 8), p.sport, daddr, p.dport);
     if (conn === undefined) return toLocal ? this.drop("noConn") : "ignore";
     return this.#outbound(p, conn);
-  }
-
-  /** Parse the transport header at l4; false when it is malformed. */
-  #l4(p: Pkt, l4: number): boolean {
-    const buf = p.buf;
-    const avail = p.end - l4;
-    p.l4 = l4;
-    if (p.proto === IPPROTO_TCP) {
-      if (avail < TCP_HLEN) return false;
-      const hl = tcpHeaderLen(buf, l4);
-      if (hl < TCP_HLEN || hl > avail) return false;
-      p.protocol = "tcp";
-      p.sport = (buf[l4]! << 8) | buf[l4 + 1]!;
-      p.dport = (buf[l4 + 2]! << 8) | buf[l4 + 3]!;
-      p.tcpFlags = buf[l4 + 13]!;
-    } else if (p.proto === IPPROTO_UDP) {
-      if (avail < UDP_HLEN) return false;
-      const ul = (buf[l4 + 4]! << 8) | buf[l4 + 5]!;
-      if (!p.fragment && (ul < UDP_HLEN || ul > avail)) return false;
-      p.protocol = "udp";
-      p.sport = (buf[l4]! << 8) | buf[l4 + 1]!;
-      p.dport = (buf[l4 + 2]! << 8) | buf[l4 + 3]!;
-      p.tcpFlags = 0;
-    } else if (p.proto === IPPROTO_ICMP || p.proto === IPPROTO_ICMPV6) {
-      if (avail < 8) return false;
-    }
-    return true;
   }
 
   /** Client → VIP: find or create the connection, then forward with its method. */
@@ -538,17 +416,11 @@ export class Pipeline implements XmitContext {
       cpl.cmac.set(p.buf.subarray(p.eth + 6, p.eth + 12));
       cpl.cmacKnown = true;
     }
-    const fwd = conn.fwd;
-    if (protocol === "tcp")
-      conns.tcpPacket(conn, fwd === "droute" || fwd === "tunnel" ? "in-only" : "in", p.tcpFlags, now);
+    const xmit = forwarderOf(conn);
+    if (protocol === "tcp") conns.tcpPacket(conn, xmit.clientDir, p.tcpFlags, now);
     else conns.touch(conn, now);
     const bytes = p.ipLen;
-    let v: Verdict;
-    if (fwd === "droute") v = drIn(this, p, conn);
-    else if (fwd === "masq") v = natIn(this, p, conn);
-    else if (fwd === "tunnel") v = tunIn(this, p, conn);
-    else if (fwd === "fullnat") v = fullnatIn(this, p, conn);
-    else v = this.drop("unsupported");
+    const v = xmit.in(this, p, conn);
     if (v === "forward") {
       conns.account(conn, "in", 1, bytes);
       this.onInbound?.(conn, now);
@@ -562,7 +434,8 @@ export class Pipeline implements XmitContext {
     if (p.protocol === "tcp") this.conns.tcpPacket(conn, "out", p.tcpFlags, now);
     else this.conns.touch(conn, now);
     const bytes = p.ipLen;
-    const v = conn.fwd === "fullnat" ? fullnatOut(this, p, conn) : natOut(this, p, conn);
+    const out = forwarderOf(conn).out;
+    const v = out === undefined ? this.drop("unsupported") : out(this, p, conn);
     if (v === "forward") this.conns.account(conn, "out", 1, bytes);
     return v;
   }
@@ -572,81 +445,9 @@ export class Pipeline implements XmitContext {
     const type = buf[p.l4]!;
     if (type === ICMP_ECHO) {
       if (p.fragment) return this.drop("fragment");
-      return this.#echo4(p);
+      return echoReply4(p, this.mac, this.#egress) === "drop" ? this.drop("malformed") : "reply";
     }
     if (isIcmpError(type)) return relayIcmpIn(this, p) ?? this.drop("noConn");
     return "ignore";
   }
-
-  /** Answer an echo request to a VIP in place (the VIP is ours, as on a kernel director). */
-  #echo4(p: Pkt): Verdict {
-    const buf = p.buf;
-    const l3 = p.l3;
-    const l4 = p.l4;
-    const icmpLen = p.end - l4;
-    if (finish(sumBytes(buf, l4, icmpLen)) !== 0) return this.drop("malformed");
-    const s = buf.readUInt32BE(l3 + 12);
-    buf.writeUInt32BE(buf.readUInt32BE(l3 + 16), l3 + 12);
-    buf.writeUInt32BE(s, l3 + 16);
-    buf[l3 + 8] = 64;
-    buf[l3 + 10] = 0;
-    buf[l3 + 11] = 0;
-    const hc = finish(sumBytes(buf, l3, (buf[l3]! & 15) * 4));
-    buf[l3 + 10] = hc >>> 8;
-    buf[l3 + 11] = hc & 0xff;
-    buf[l4] = 0;
-    buf[l4 + 2] = 0;
-    buf[l4 + 3] = 0;
-    const c = finish(sumBytes(buf, l4, icmpLen));
-    buf[l4 + 2] = c >>> 8;
-    buf[l4 + 3] = c & 0xff;
-    const src = Uint8Array.from(buf.subarray(p.eth + 6, p.eth + 12));
-    setMacs(buf, p.eth, src, this.mac);
-    this.#emit(p);
-    return "reply";
-  }
-
-  #echo6(p: Pkt): Verdict {
-    const buf = p.buf;
-    const l3 = p.l3;
-    const l4 = p.l4;
-    const icmpLen = p.end - l4;
-    const tmp = Uint8Array.from(buf.subarray(l3 + 8, l3 + 24));
-    buf.copyWithin(l3 + 8, l3 + 24, l3 + 40);
-    buf.set(tmp, l3 + 24);
-    buf[l3 + 7] = 64;
-    buf[l4] = 129;
-    buf[l4 + 2] = 0;
-    buf[l4 + 3] = 0;
-    const c = finish(sumBytes(buf, l4, icmpLen, pseudo6(buf, l3 + 8, IPPROTO_ICMPV6, icmpLen)));
-    buf[l4 + 2] = c >>> 8;
-    buf[l4 + 3] = c & 0xff;
-    const src = Uint8Array.from(buf.subarray(p.eth + 6, p.eth + 12));
-    setMacs(buf, p.eth, src, this.mac);
-    this.#emit(p);
-    return "reply";
-  }
-
-  // ----------------------------------------------------------------------------- output
-
-  /** Length of the frame from p.off when padded to the Ethernet minimum; zero-fills the pad. */
-  #padded(p: Pkt): number {
-    const ethLen = p.end - p.eth;
-    if (ethLen < ETH_ZLEN) {
-      p.buf.fill(0, p.end, p.eth + ETH_ZLEN);
-      return p.eth - p.off + ETH_ZLEN;
-    }
-    return p.end - p.off;
-  }
-
-  #emit(p: Pkt): void {
-    this.#batch!.queue(p.off, this.#padded(p));
-  }
-}
-
-/** Length of the IP packet at l3 (IPv4 total length, or IPv6's 40 + payload length). */
-function ipPacketLength(buf: Uint8Array, l3: number): number {
-  const v = buf[l3]! >>> 4;
-  const field = (buf[l3 + (v === 4 ? 2 : 4)]! << 8) | buf[l3 + (v === 4 ? 3 : 5)]!;
-  return v === 4 ? field : 40 + field;
 }

@@ -3,7 +3,7 @@
 // and per-destination cached addresses. Implemented by Pipeline; the methods stay small.
 
 import { parseIpv4, parseIpv6Groups } from "../../../core/addr.ts";
-import type { Conn } from "../../../core/conn/conn.ts";
+import type { BoundConn, Conn } from "../../../core/conn/conn.ts";
 import type { ConnTable } from "../../../core/conn/conn-table.ts";
 import type { Dest } from "../../../core/dest.ts";
 import { decTtl4 } from "../codec/ipv4.ts";
@@ -11,8 +11,32 @@ import { ip6Bytes } from "../codec/ipv6.ts";
 import type { DropReason, Verdict } from "../counters.ts";
 import type { Pkt } from "../pkt.ts";
 
+/**
+ * A forwarding method as bound to a connection (the kernel's cp->packet_xmit, set once by
+ * ip_vs_bind_xmit): how a client's packet goes to the real server, and how a reply comes back
+ * when replies pass the director.
+ */
+export interface Forwarder {
+  /** The direction a client's TCP segment drives the state with: "in-only" when replies bypass us. */
+  readonly clientDir: "in" | "in-only";
+  /** Client → real server. */
+  readonly in: (ctx: TunContext, p: Pkt, conn: BoundConn) => Verdict;
+  /** Real server → client (NAT, FULLNAT); undefined when replies bypass the director. */
+  readonly out: ((ctx: XmitContext, p: Pkt, conn: BoundConn) => Verdict) | undefined;
+}
+
+/** What the tunnel method needs beyond XmitContext. */
+export interface TunContext extends XmitContext {
+  /** The director's own IPv6 address on the interface, undefined when it has none. */
+  readonly addr6: Uint8Array | undefined;
+  /** A fresh IPv4 ID for an outer header that will be fragmented (the kernel's ip_select_ident). */
+  nextIpId(): number;
+}
+
 /** Per-connection data-plane state (Conn.plane): numeric addresses and the client's next hop. */
 export interface ConnPlane {
+  /** The forwarder bound to the connection (xmit/forwarders.ts), once the plane has bound it. */
+  xmit: Forwarder | undefined;
   /** Source MAC of the client's packets: the client itself or the router in front of it. */
   cmac: Uint8Array;
   /** Whether cmac has been learned (an entry from connection sync has seen no client packet yet). */
@@ -72,6 +96,7 @@ export function connPlane(c: Conn): ConnPlane {
   if (cp === undefined) {
     const v4 = c.family === 4;
     cp = {
+      xmit: undefined,
       cmac: new Uint8Array(6),
       cmacKnown: false,
       caddr4: v4 ? (parseIpv4(c.caddr) ?? 0) : 0,

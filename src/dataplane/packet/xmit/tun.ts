@@ -36,19 +36,16 @@ import { clampMss, TCP_SYN, tcpHeaderLen } from "../codec/tcp.ts";
 import type { Verdict } from "../counters.ts";
 import { finishL4Checksum } from "../finish-checksum.ts";
 import { type Pkt, VNET_F_NEEDS_CSUM } from "../pkt.ts";
-import { decrementTtl, destPlane, type XmitContext } from "./context.ts";
+import { decrementTtl, destPlane, type TunContext } from "./context.ts";
+
+export type { TunContext } from "./context.ts";
+
 import { canSegment, gsoSize } from "./segment.ts";
 
 const IPV4_MIN_MTU = 68;
 const IPV6_MIN_MTU = 1280;
 
 /** What the tunnel method needs besides XmitContext: the outer source towards IPv6 real servers. */
-export interface TunContext extends XmitContext {
-  /** The director's own IPv6 address on the interface, undefined when it has none. */
-  readonly addr6: Uint8Array | undefined;
-  /** A fresh IPv4 ID for an outer header that will be fragmented (the kernel's ip_select_ident). */
-  nextIpId(): number;
-}
 
 /** Answer a packet that does not fit the tunnel (see the header) and drop it. */
 function tooBig(ctx: TunContext, p: Pkt, mtu: number): Verdict {
