@@ -2,13 +2,16 @@
 // registry as the command runs it (real namespaces, real kernels' TCP stacks, tvsd on the packet
 // plane): each must show what its seed shows, print ipvsadm's tables, and leave no namespace behind.
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
+import { join } from "node:path";
 import { test } from "node:test";
+import { promisify } from "node:util";
 import { SEED001_ADDRESSES } from "../../src/lab/addresses.ts";
 import type { LabOutcome, LabValues } from "../../src/lab/lab-experiment.ts";
 import { findExperiment } from "../../src/lab/registry.ts";
 
 const root = process.getuid?.() === 0;
+const TVS = join(import.meta.dirname, "..", "..", "bin", "tvs.js");
 
 /** Run a registered experiment with its defaults and `values`; its printed lines and summary. */
 async function runLab(name: string, values: LabValues = {}): Promise<{ out: string; outcome: LabOutcome }> {
@@ -151,5 +154,35 @@ test(
     for (const m of s.modes) assert.ok(m.bulkIntact && m.bulkMBps > 0, `${m.mode} bulk intact`);
     assert.match(out, /^ +NAT +DR +TUN +FULLNAT$/m, "the table's header");
     assert.equal(outcome.ok, true);
+    assertCleanedUp(outcome.summary);
+  },
+);
+
+test(
+  "tvs lab dr --addresses seed000 --json (seed 000): its own addresses, one JSON line, rr over .55 and .57",
+  {
+    skip: root ? false : "needs root",
+    timeout: 120_000,
+  },
+  async () => {
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      [TVS, "lab", "dr", "--addresses", "seed000", "--requests", "4", "--json"],
+      { timeout: 110_000 },
+    );
+    const lines = stdout.trimEnd().split("\n");
+    assert.equal(lines.length, 1, "--json prints one line and nothing else");
+    const s = JSON.parse(lines[0] ?? "") as {
+      sequence: string[];
+      repliesBypassedDirector: boolean;
+      stats: string;
+      namespaces: string[];
+    };
+    assert.deepEqual(s.sequence, ["rs2", "rs1", "rs2", "rs1"]);
+    assert.equal(s.repliesBypassedDirector, true);
+    assert.match(s.stats, /^TCP {2}172\.20\.120\.53:80 /m, "seed 000's VIP");
+    assert.match(s.stats, /^ {2}-> 172\.20\.120\.55:80 /m);
+    assert.match(s.stats, /^ {2}-> 172\.20\.120\.57:80 /m);
+    assertCleanedUp(s);
   },
 );
