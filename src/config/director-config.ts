@@ -8,6 +8,7 @@ import type { ServiceKey } from "../core/service.ts";
 import type { CheckerSpec } from "../health/checker-spec.ts";
 import type { DesiredState } from "./desired.ts";
 import type { Diagnostic, SourcePos } from "./diagnostics.ts";
+import type { LvsSyncDaemonSpec } from "./keepalived/lvs-sync-daemon.ts";
 import type { VrrpConfig } from "./vrrp-spec.ts";
 
 export type ConfigFormat = "keepalived" | "ldirectord";
@@ -81,6 +82,8 @@ export interface DirectorConfig {
   health: ServiceHealth[];
   /** keepalived VRRP blocks, parsed and validated but not active yet. Empty for ldirectord. */
   vrrp: VrrpConfig;
+  /** keepalived's global_defs lvs_sync_daemon: connection sync driven by a VRRP instance's state. */
+  lvsSyncDaemon?: LvsSyncDaemonSpec;
   /** global_defs (keepalived) or global options (ldirectord): keyword → words after it. */
   globals: Record<string, string[]>;
   warnings: Diagnostic[];

@@ -32,6 +32,7 @@ import type { ExecRequest, Snapshot, StatusView } from "./api/protocol.ts";
 import type { DataPlane } from "./dataplane.ts";
 import { type ConnLike, Director } from "./executor.ts";
 import { HealthSupervisor } from "./health-supervisor.ts";
+import { LvsSyncDriver } from "./lvs-sync.ts";
 import { vrrpStateEvent } from "./observe-source.ts";
 import { hostAddresses, pitfallNotes } from "./pitfalls.ts";
 import { reconcile } from "./reconcile.ts";
@@ -90,6 +91,8 @@ export class Daemon {
   readonly director: Director;
   /** Connection sync daemons (ipvsadm --start-daemon / --stop-daemon, keepalived's lvs_sync_daemon). */
   readonly sync: SyncDaemons;
+  /** keepalived's lvs_sync_daemon: the sync daemons following a VRRP instance's state. */
+  readonly lvsSync: LvsSyncDriver;
   readonly log: Logger;
   /** What an operator follows: health transitions, quorum, reloads, services added and removed. */
   readonly events = new EventBus();
@@ -139,6 +142,7 @@ export class Daemon {
       log: this.log,
       now: () => this.clock.now(),
     });
+    this.lvsSync = new LvsSyncDriver(this.sync, this.log.child({ part: "sync" }));
     this.director = new Director({
       sync: this.sync,
       registry,
@@ -171,7 +175,10 @@ export class Daemon {
         release: (v, i) => sys().vips.release(v, i),
       };
       this.vrrp = new VrrpManager({ host, vips, log: this.log.child({ part: "vrrp" }) });
-      this.vrrp.on("state", (e: VrrpStateChange) => this.events.publish(vrrpStateEvent(e)));
+      this.vrrp.on("state", (e: VrrpStateChange) => {
+        this.events.publish(vrrpStateEvent(e));
+        this.lvsSync.onState(e);
+      });
     } else this.vrrp = undefined;
     this.health = new HealthSupervisor({
       // Through the daemon, so the plane vets and learns of every change the checks make.
@@ -336,6 +343,7 @@ export class Daemon {
       throw err;
     }
     if (vrrp && this.vrrp) await this.vrrp.apply(vrrp);
+    this.lvsSync.apply(got.lvsSyncDaemon, this.vrrp);
     return n;
   }
 
@@ -487,6 +495,7 @@ export class Daemon {
     // Step down first (priority 0, VIPs released) so the peer takes over after its skew while the
     // connections that are open here drain.
     if (this.vrrp) await this.vrrp.stop().catch((err) => this.log.error("VRRP stop failed", { err }));
+    this.lvsSync.forget();
     this.sync.close();
     await this.health.stop();
     if (this.plane) await this.plane.stop(drainMs);

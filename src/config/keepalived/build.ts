@@ -11,6 +11,7 @@ import type { DirectorConfig, ServiceHealth } from "../director-config.ts";
 import { parsePort, parseUint } from "../values.ts";
 import { emptyVrrpConfig } from "../vrrp-spec.ts";
 import { CHECKER_KEYWORDS, type PendingFileRef } from "./checkers.ts";
+import { type LvsSyncDaemonSpec, readLvsSyncDaemon } from "./lvs-sync-daemon.ts";
 import { StmtReader } from "./reader.ts";
 import { readKeepalivedSource } from "./source.ts";
 import { parseTree, type Stmt } from "./tree.ts";
@@ -200,6 +201,7 @@ export function buildKeepalived(
   const drafts: VsDraft[] = [];
   const trackFiles = new Map<string, string>();
   const vrrp = emptyVrrpConfig();
+  let lvsSyncDaemon: LvsSyncDaemonSpec | undefined;
 
   for (const s of tree) {
     const k = r.kw(s);
@@ -211,6 +213,10 @@ export function buildKeepalived(
           else if (g.block) globals[gk] = g.block.stmts.flatMap((b) => b.words.map((w) => w.text));
           else globals[gk] = g.words.slice(1).map((w) => w.text);
           if (gk === "router_id") r.str(g, "a router id");
+          if (gk === "lvs_sync_daemon") {
+            if (lvsSyncDaemon) r.diags.error(r.pos(g), "lvs_sync_daemon is given twice");
+            else lvsSyncDaemon = readLvsSyncDaemon(r, g);
+          }
           if (gk === "vrrp_version") r.uint(g, 2, 3);
           if (
             gk === "vrrp_garp_master_delay" ||
@@ -327,6 +333,8 @@ export function buildKeepalived(
     else ref.spec.file = path;
   }
   checkVrrp(r, vrrp, globals);
+  if (lvsSyncDaemon && !vrrp.instances.some((i) => i.name === lvsSyncDaemon?.instance))
+    diags.error(lvsSyncDaemon.origin, `lvs_sync_daemon names unknown vrrp_instance "${lvsSyncDaemon.instance}"`);
 
   const config: DirectorConfig = {
     format: "keepalived",
@@ -338,5 +346,6 @@ export function buildKeepalived(
     globals,
     warnings: diags.warnings,
   };
+  if (lvsSyncDaemon) config.lvsSyncDaemon = lvsSyncDaemon;
   return { config, diagnostics: diags };
 }
