@@ -5,11 +5,11 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { ConnTable } from "../core/conn/conn-table.ts";
 import { DEFAULT_SYNC_SETTINGS } from "../core/conn/sync-policy.ts";
+import { silentLogger } from "../core/log.ts";
 import { createDefaultRegistry } from "../core/sched/all.ts";
 import { ServiceTable } from "../core/service-table.ts";
 import { SyncDaemons } from "../sync/daemons.ts";
 import type { VrrpStateChange } from "../vrrp/status.ts";
-import { createLogger } from "./log.ts";
 import { LvsSyncDriver } from "./lvs-sync.ts";
 
 function setup() {
@@ -24,14 +24,13 @@ function setup() {
       dump: async () => [],
       ingest: (rec, now) => conns.ingestSynced(rec, now).outcome,
     },
-    log: { info() {}, warn() {}, error() {} },
+    log: silentLogger,
     now: () => 0,
     settings: DEFAULT_SYNC_SETTINGS,
     resolve: (name) => (name === "eth1" ? { name, addr: "10.1.1.1", mtu: 1500 } : undefined),
     open: async () => ({ send() {}, close() {}, sendErrors: 0 }),
   });
-  const log = createLogger({ level: "error", write: () => {} });
-  return { sync, driver: new LvsSyncDriver(sync, log), masterOn: () => masterOn };
+  return { sync, driver: new LvsSyncDriver(sync, silentLogger), masterOn: () => masterOn };
 }
 
 const change = (to: VrrpStateChange["to"]): VrrpStateChange => ({
