@@ -133,8 +133,13 @@ export class TvsdProcess {
 
 /** tvsd from a keepalived.conf in a namespace (socket data plane unless `args` says otherwise). */
 export function startTvsd(ns: string, dir: string, side: VrrpSide, name = "tvsd", args: string[] = []): TvsdProcess {
+  return startTvsdConf(ns, dir, vrrpConf(side), name, args);
+}
+
+/** tvsd from keepalived.conf text, written to DIR/NAME.conf; control socket DIR/NAME.sock. */
+export function startTvsdConf(ns: string, dir: string, text: string, name: string, args: string[] = []): TvsdProcess {
   const conf = join(dir, `${name}.conf`);
-  writeFileSync(conf, vrrpConf(side));
+  writeFileSync(conf, text);
   const socket = join(dir, `${name}.sock`);
   const child = spawnIn(
     ns,
