@@ -68,6 +68,8 @@ export interface StartOptions {
   nodeArgs?: string[];
   /** Extra environment for the daemon. */
   env?: Record<string, string>;
+  /** Run tvsd under this open-files limit (ulimit -n). */
+  nofile?: number;
 }
 
 /** Start tvsd; resolves once it logged "tvsd ready" (or rejects with its stderr if it exited). */
@@ -75,7 +77,11 @@ export async function startTvsd(args: string[] = [], opts: StartOptions = {}): P
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), "tvsd-test-"));
   const socket = opts.socket ?? join(dir, "control.sock");
   const nodeArgs = ["--import", "tsx", ...(opts.nodeArgs ?? [])];
-  const proc = spawn(process.execPath, [...nodeArgs, join(ROOT, "bin/tvsd.ts"), "--socket", socket, ...args], {
+  const argv = [process.execPath, ...nodeArgs, join(ROOT, "bin/tvsd.ts"), "--socket", socket, ...args];
+  // nofile: run tvsd under a lower open-files limit (the shell's ulimit, then exec: same PID).
+  const [cmd, ...rest] =
+    opts.nofile === undefined ? argv : ["sh", "-c", `ulimit -n ${opts.nofile} && exec "$@"`, "sh", ...argv];
+  const proc = spawn(cmd as string, rest, {
     cwd: ROOT,
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, TVS_LOG_LEVEL: "debug", ...opts.env },

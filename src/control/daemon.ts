@@ -40,6 +40,7 @@ import type { SnapshotRequest } from "./server.ts";
 import { createSyncDaemons, SOCKET_PLANE_SYNC_NOTE } from "./sync-host.ts";
 
 export const EXPIRE_INTERVAL_MS = 1000;
+export const ESTIMATOR_INTERVAL_MS = 2000;
 
 const NO_CONNS: SnapshotRequest = { conns: false, service: undefined };
 
@@ -49,7 +50,15 @@ const EVENT_TITLE = {
   "quorum-lost": "Quorum lost",
   "quorum-gained": "Quorum regained",
 } as const;
-export const ESTIMATOR_INTERVAL_MS = 2000;
+
+/** The services a request adds, with their request's position (0 for a single request). */
+function plannedServices(req: ExecRequest): { key: ServiceKey; index: number }[] {
+  if (req.op === "add-service") return [{ key: req.key, index: 0 }];
+  if (req.op !== "batch") return [];
+  const out: { key: ServiceKey; index: number }[] = [];
+  for (const [index, r] of req.requests.entries()) if (r.op === "add-service") out.push({ key: r.key, index });
+  return out;
+}
 
 /**
  * Where a reload reads its desired state from: rules file and demo give a DesiredState; a
@@ -264,12 +273,33 @@ export class Daemon {
     }
   }
 
-  /** Apply one control request; throws CoreError (with `index` for a batch) and leaves state as it was. */
+  /**
+   * Apply one control request; throws CoreError (with `index` for a batch) and leaves state as it
+   * was. All or nothing: the request is checked against a copy of the tables, then the plane
+   * acquires what the new services need (binds their VIPs), and only then do the tables change,
+   * so a VIP that cannot be bound refuses the whole change with the index of its request.
+   */
   async exec(req: ExecRequest): Promise<void> {
     const admitted = this.#admit(req);
-    this.director.exec(admitted);
-    this.#zeroPlane(admitted);
-    await this.#syncPlane();
+    const planned = plannedServices(admitted);
+    let prepared: { release(): void } | undefined;
+    if (planned.length > 0 && this.plane.prepare) {
+      this.director.check(admitted);
+      try {
+        prepared = await this.plane.prepare(planned);
+      } catch (err) {
+        // A single request is not a batch: its error carries no index.
+        if (admitted.op !== "batch" && err instanceof BatchError) throw new CoreError(err.code, err.op, err.message);
+        throw err;
+      }
+    }
+    try {
+      this.director.exec(admitted);
+      this.#zeroPlane(admitted);
+      await this.#syncPlane();
+    } finally {
+      prepared?.release();
+    }
     if (admitted.op === "start-daemon") {
       const d = admitted.daemon;
       this.events.publish({

@@ -88,4 +88,17 @@ export interface DataPlane {
    * to start while the VIP is elsewhere; the socket plane binds it when the VIP arrives.
    */
   expectVips?(addrs: readonly string[]): void;
+  /**
+   * Before a change that adds services touches the tables: acquire everything that can fail
+   * (bind the new VIPs). Rejects with a BatchError whose `index` is the request that cannot be
+   * served, after undoing its own work; resolves with a handle the daemon releases once the change
+   * is applied or refused (whatever no service took is closed then).
+   */
+  prepare?(planned: readonly { key: ServiceKey; index: number }[]): Promise<{ release(): void }>;
+  /**
+   * How close the plane is to its resource limits and what it refused, as plain counters
+   * (the socket plane: fdLimit, fdUsed, fdReserve, fdRefused, udpFlows, udpFlowLimit, udpSockets,
+   * udpEvicted). For tvs status and metrics.
+   */
+  pressure?(): Readonly<Record<string, number>>;
 }

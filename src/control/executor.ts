@@ -110,7 +110,33 @@ export class Director {
     return buildSnapshot(this, query);
   }
 
+  /**
+   * Throw what exec(req) would throw for a batch that the tables refuse, changing nothing (a dry
+   * run on a shadow table). The daemon calls this before binding VIPs, so a batch refused anyway
+   * binds nothing and its error names the first bad request. Single requests validate as they apply.
+   */
+  check(req: ExecRequest): void {
+    if (req.op === "batch") this.#dryRun(req.requests);
+  }
+
   #batch(requests: readonly ExecRequest[]): void {
+    this.#dryRun(requests);
+    // Requests outside the service table (timeouts, sync daemons) can fail for reasons the shadow
+    // cannot see (the connection table's own limits, a missing interface), so they go first: if
+    // one fails, the table has not been touched. The table requests cannot fail after the dry run.
+    const outside = (r: ExecRequest) => r.op === "set-timeout" || r.op === "start-daemon" || r.op === "stop-daemon";
+    const order = requests.map((r, i) => ({ r, i })).sort((a, b) => Number(outside(b.r)) - Number(outside(a.r)));
+    for (const { r, i } of order) {
+      try {
+        applyTo(this.services, r, this, false);
+      } catch (e) {
+        if (isCoreError(e)) throw new BatchError(e, i);
+        throw e;
+      }
+    }
+  }
+
+  #dryRun(requests: readonly ExecRequest[]): void {
     const shadow = this.#shadow();
     const daemons = new Set((this.sync?.running() ?? []).map((d) => d.state));
     requests.forEach((r, i) => {
@@ -127,19 +153,6 @@ export class Director {
         throw e;
       }
     });
-    // Requests outside the service table (timeouts, sync daemons) can fail for reasons the shadow
-    // cannot see (the connection table's own limits, a missing interface), so they go first: if
-    // one fails, the table has not been touched. The table requests cannot fail after the dry run.
-    const outside = (r: ExecRequest) => r.op === "set-timeout" || r.op === "start-daemon" || r.op === "stop-daemon";
-    const order = requests.map((r, i) => ({ r, i })).sort((a, b) => Number(outside(b.r)) - Number(outside(a.r)));
-    for (const { r, i } of order) {
-      try {
-        applyTo(this.services, r, this, false);
-      } catch (e) {
-        if (isCoreError(e)) throw new BatchError(e, i);
-        throw e;
-      }
-    }
   }
 
   /** A ServiceTable holding the same services and destinations, in the same order, as the live one. */

@@ -73,7 +73,7 @@ export function jsonDepth(text: string): number {
 /** Did the request fail because the caller went away (not because of anything tvsd did)? */
 function isHangUp(err: unknown, req: http.IncomingMessage): boolean {
   const code = (err as { code?: unknown } | undefined)?.code;
-  return req.destroyed || code === "ECONNRESET" || code === "EPIPE" || code === "ERR_STREAM_PREMATURE_CLOSE";
+  return req.socket.destroyed || code === "ECONNRESET" || code === "EPIPE" || code === "ERR_STREAM_PREMATURE_CLOSE";
 }
 
 const STATUS_OF: Record<CoreErrorCode, number> = {

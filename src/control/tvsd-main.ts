@@ -66,6 +66,10 @@ export const USAGE = `Usage: tvsd [options]
   --proxy-protocol tcp:VIP:PORT[->RIP:RPORT]=v1|v2   send PROXY protocol headers (socket data plane)
   --retry-connect          retry a refused/timed-out real server on another destination
   --connect-timeout MS     real-server connect timeout on the socket data plane (default ${DEFAULT_CONNECT_TIMEOUT_MS})
+  --fd-reserve N           socket data plane: file descriptors kept for the control socket and
+                           health checks whatever the traffic does (default limit/8, 64..1024)
+  --udp-flow-limit N       socket data plane: most UDP flows at once; when full the oldest
+                           unanswered flow is evicted (default a quarter of the fd budget)
   --workers N              socket data plane: N processes (each schedules on its own: rr sequences
                            and persistence are per worker); packet data plane: N threads sharing
                            the interface, each owning its flows (default 1)
@@ -237,6 +241,12 @@ export function parseTvsdArgs(
         break;
       case "--connect-timeout":
         a.proxy.connectTimeoutMs = intArg(flag, value(), 1, 600_000);
+        break;
+      case "--fd-reserve":
+        a.proxy.fdReserve = intArg(flag, value(), 0, 1 << 20);
+        break;
+      case "--udp-flow-limit":
+        a.proxy.udpFlowLimit = intArg(flag, value(), 1, 1 << 24);
         break;
       case "--log-level": {
         const v = value();

@@ -11,6 +11,11 @@
 //   --retry-connect                      when a destination refuses or times out, schedule once more
 //                                        per other destination before resetting the client
 //   --connect-timeout MS                 how long a destination may take to accept (default 5000)
+//   --fd-reserve N                       file descriptors kept for the control plane whatever the
+//                                        traffic does (default: limit/8, within 64..1024)
+//   --udp-flow-limit N                   most UDP flows held at once; when full, the oldest
+//                                        unanswered flow is evicted first (default: a quarter of
+//                                        the data plane's descriptor budget)
 
 import { canonicalIp, formatEndpoint, MAX_PORT } from "../../core/addr.ts";
 import type { Protocol } from "../../core/sched/types.ts";
@@ -42,6 +47,10 @@ export interface ProxyPlaneOptions {
    */
   sharedListen: boolean;
   udp: boolean;
+  /** Descriptors kept for the control plane (--fd-reserve); undefined: the default in fd-budget.ts. */
+  fdReserve?: number | undefined;
+  /** Most UDP flows at once (--udp-flow-limit); undefined: a quarter of the descriptor budget. */
+  udpFlowLimit?: number | undefined;
 }
 
 /** How long a real server may take to accept a connection on the socket data plane. */

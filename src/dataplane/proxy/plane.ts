@@ -10,6 +10,17 @@
 // given; this plane therefore accepts -g and carries it as masq, logging a warning and listing the
 // mapping in tvs status (the listing shows "Masq", which is what really happens). Services on port 0
 // (all ports) and SCTP services are refused: a socket cannot listen on every port, and Node has no SCTP.
+//
+// Listeners are endpoints (protocol, address, port) that point at the service they serve. A change
+// that adds services is prepared before the tables change (prepare): every new endpoint is bound
+// first, and if one cannot be (address in use, not local, no descriptor left) all the new ones are
+// closed again and the change is refused with the index of the request that failed, so a refused
+// change leaves neither a service nor a listener behind. An endpoint whose service is deleted and
+// re-added in the same change passes from the old service to the new one without closing.
+//
+// Resources the network can consume are bounded (fd-budget.ts, udp-flow-table.ts): sockets come
+// from a descriptor budget that keeps a reserve for the control plane, and UDP flows from a capped
+// table with shared sockets. pressure() reports both for status and metrics.
 
 import net from "node:net";
 import { canonicalIp, formatEndpoint } from "../../core/addr.ts";
@@ -20,11 +31,15 @@ import { SyncPolicy, type SyncSettings } from "../../core/conn/sync-policy.ts";
 import type { DestSpec } from "../../core/dest.ts";
 import { CoreError } from "../../core/errors.ts";
 import type { Logger } from "../../core/log.ts";
+import { BatchError } from "../../core/request.ts";
 import type { ServiceKey, ServiceOptions, VirtualService } from "../../core/service.ts";
 import type { ServiceTable } from "../../core/service-table.ts";
+import { FdBudget } from "./fd-budget.ts";
+import { LimitAlarm } from "./limit-alarm.ts";
 import { defaultProxyOptions, type ListenAddr, type ProxyPlaneOptions } from "./options.ts";
 import { type Arrival, type PlaneSlot, TcpRelay, type TcpRelayContext } from "./tcp-relay.ts";
-import { UdpListener } from "./udp-relay.ts";
+import { UdpFlowTable } from "./udp-flow-table.ts";
+import { type UdpContext, UdpListener } from "./udp-relay.ts";
 
 export interface ProxyPlaneDeps {
   services: ServiceTable;
@@ -33,35 +48,101 @@ export interface ProxyPlaneDeps {
   log: Logger;
 }
 
-type Listener = { kind: "tcp"; server: net.Server; arrival: Arrival } | { kind: "udp"; udp: UdpListener };
+/** A bound VIP socket and the service it serves now (undefined while prepared or between owners). */
+type Endpoint = { id: string; svc: VirtualService | undefined } & (
+  | { kind: "tcp"; server: net.Server; arrival: Arrival }
+  | { kind: "udp"; udp: UdpListener }
+);
+
+/** A service a change will add, and the position of its request (for the error's index). */
+export interface PlannedService {
+  key: ServiceKey;
+  index: number;
+}
+
+/** Endpoints bound ahead of a change; release() closes those no service took. */
+export interface PreparedChange {
+  release(): void;
+}
+
+/** Figures for status and metrics: how close the plane is to its limits, and what it refused. */
+export type PlanePressure = {
+  /** Descriptors the plane may hold (Infinity when the process limit is unknown). */
+  fdLimit: number;
+  fdUsed: number;
+  /** Descriptors kept for the control plane. */
+  fdReserve: number;
+  /** Sockets refused because the budget was spent (TCP clients reset, UDP datagrams dropped, listeners). */
+  fdRefused: number;
+  udpFlows: number;
+  udpFlowLimit: number;
+  udpSockets: number;
+  /** UDP flows evicted because the flow table was full. */
+  udpEvicted: number;
+};
+
+function endpointId(protocol: string, addr: string, port: number): string {
+  return `${protocol}|${addr}|${port}`;
+}
 
 function serviceText(key: ServiceKey): string {
   if (key.kind === "fwmark") return `fwmark ${key.fwmark}`;
   return `${key.protocol} ${formatEndpoint(key.addr, key.port)}`;
 }
 
+/** The UDP flow cap where the descriptor budget is unknown (not Linux). */
+const DEFAULT_UDP_FLOW_LIMIT = 16_384;
+
 export class ProxyPlane {
   readonly name = "proxy";
   readonly #deps: ProxyPlaneDeps;
   readonly #options: ProxyPlaneOptions;
-  readonly #relayCtx: TcpRelayContext;
-  /** Listeners by service object (a re-added service with the same key is a new object). */
-  readonly #listeners = new Map<VirtualService, Listener[]>();
+  readonly #relayCtx: TcpRelayContext & UdpContext;
+  readonly #fds: FdBudget;
+  /** Bound endpoints by endpointId. */
+  readonly #endpoints = new Map<string, Endpoint>();
+  /** Endpoints by the service they serve (a re-added service with the same key is a new object). */
+  readonly #byService = new Map<VirtualService, Endpoint[]>();
+  /** Endpoints a prepared change will hand to a new service: kept open when their old service goes. */
+  readonly #reserved = new Set<Endpoint>();
   /** VIPs VRRP manages, and the services waiting for theirs to arrive. */
   #expected = new Set<string>();
   readonly #waiting = new Map<VirtualService, string>();
-  readonly #mapped = new Set<string>();
+  /** -g destinations carried as masq, for the notes: "service -> dest" → where it is. */
+  readonly #mapped = new Map<string, { key: ServiceKey; addr: string; port: number }>();
   #stopping = false;
 
   constructor(deps: ProxyPlaneDeps, options: Partial<ProxyPlaneOptions> = {}) {
     this.#deps = deps;
     this.#options = { ...defaultProxyOptions(), ...options };
+    this.#fds = new FdBudget(this.#options.fdReserve !== undefined ? { reserve: this.#options.fdReserve } : {});
+    const fdAlarm = new LimitAlarm(
+      deps.log,
+      "error",
+      "Data plane at its file descriptor limit: refusing new connections (the control socket keeps its reserve)",
+    );
+    const udpLimit =
+      this.#options.udpFlowLimit ??
+      (Number.isFinite(this.#fds.limit) ? Math.max(16, Math.floor(this.#fds.limit / 4)) : DEFAULT_UDP_FLOW_LIMIT);
+    const udpFlows = new UdpFlowTable({
+      limit: udpLimit,
+      fds: this.#fds,
+      fdAlarm,
+      fullAlarm: new LimitAlarm(deps.log, "warn", "UDP flow table full: evicting the oldest unanswered flows first"),
+      evict: (flow) => {
+        if (flow.conn) deps.conns.remove(flow.conn, deps.clock.now());
+      },
+      onSocketError: (err) => deps.log.debug("UDP flow socket error", { err }),
+    });
     this.#relayCtx = {
       conns: deps.conns,
       clock: deps.clock,
       log: deps.log,
       options: this.#options,
       open: new Set(),
+      fds: this.#fds,
+      fdAlarm,
+      udpFlows,
     };
     const prev = deps.conns.onRemove;
     deps.conns.onRemove = (c) => {
@@ -124,7 +205,7 @@ export class ProxyPlane {
     if (spec.fwd === "droute") {
       const id = `${serviceText(key)} -> ${formatEndpoint(spec.addr, spec.port)}`;
       if (!this.#mapped.has(id)) {
-        this.#mapped.add(id);
+        this.#mapped.set(id, { key, addr: spec.addr, port: spec.port });
         this.#deps.log.warn("Direct routing is carried as masq on the socket data plane", {
           service: serviceText(key),
           dest: formatEndpoint(spec.addr, spec.port),
@@ -139,10 +220,156 @@ export class ProxyPlane {
     this.#stopping = false;
   }
 
-  #arrivals(svc: VirtualService): ListenAddr[] {
-    const k = svc.key;
-    if (k.kind === "vip") return [{ protocol: k.protocol, addr: k.addr, port: k.port }];
-    return this.#options.fwmarkAddrs.get(k.fwmark) ?? [];
+  #arrival(svc: VirtualService | ServiceKey, a: ListenAddr): Arrival {
+    const key = "key" in svc ? svc.key : svc;
+    return { vaddr: a.addr, vport: a.port, fwmark: key.kind === "fwmark" ? key.fwmark : 0 };
+  }
+
+  /** The endpoints a service listens on (UDP ones only where this process serves UDP). */
+  #listenAddrs(key: ServiceKey): ListenAddr[] {
+    const all: ListenAddr[] =
+      key.kind === "vip"
+        ? [{ protocol: key.protocol, addr: canonicalIp(key.addr) ?? key.addr, port: key.port }]
+        : (this.#options.fwmarkAddrs.get(key.fwmark) ?? []);
+    return all.filter((a) => a.protocol !== "udp" || this.#options.udp);
+  }
+
+  /** Bind one endpoint (taking its descriptor); rejects with a message naming the address. */
+  async #bind(id: string, a: ListenAddr, arrival: Arrival): Promise<Endpoint> {
+    if (!this.#fds.take(1)) {
+      this.#relayCtx.fdAlarm.hit({ what: "listener", listen: `${a.protocol} ${a.addr}:${a.port}` });
+      throw new Error("no file descriptor left for the data plane");
+    }
+    try {
+      if (a.protocol === "udp") {
+        const udp = new UdpListener(this.#relayCtx, undefined, arrival);
+        const ep: Endpoint = { id, svc: undefined, kind: "udp", udp };
+        try {
+          await udp.bind();
+        } catch (err) {
+          udp.closeVip();
+          throw err;
+        }
+        return ep;
+      }
+      const ep: Endpoint = {
+        id,
+        svc: undefined,
+        kind: "tcp",
+        server: net.createServer({ allowHalfOpen: true }),
+        arrival,
+      };
+      ep.server.on("connection", (sock: net.Socket) => this.#accept(ep, sock));
+      try {
+        await listen(ep.server, a.addr, a.port, !this.#options.sharedListen);
+      } catch (err) {
+        ep.server.close();
+        throw err;
+      }
+      return ep;
+    } catch (err) {
+      this.#fds.give(1);
+      const e = err as NodeJS.ErrnoException;
+      throw Object.assign(new Error(e.code ?? e.message), { code: e.code });
+    }
+  }
+
+  /** A VIP VRRP manages that is not on this host now: the service waits for it instead of failing. */
+  #awaitsVrrp(key: ServiceKey, err: NodeJS.ErrnoException): boolean {
+    return err.code === "EADDRNOTAVAIL" && key.kind === "vip" && this.#expected.has(key.addr);
+  }
+
+  #accept(ep: Endpoint & { kind: "tcp" }, sock: net.Socket): void {
+    const svc = ep.svc;
+    if (!svc) {
+      // Prepared but not live yet, or its service just went: refuse like a closed port.
+      sock.on("error", () => {});
+      sock.resetAndDestroy();
+      return;
+    }
+    try {
+      TcpRelay.accept(this.#relayCtx, svc, ep.arrival, sock);
+    } catch (err) {
+      // A bug must cost one connection, never the daemon.
+      this.#deps.log.error("Connection dropped", { service: svc.id, err });
+      sock.on("error", () => {});
+      sock.resetAndDestroy();
+    }
+  }
+
+  #close(ep: Endpoint): void {
+    if (this.#endpoints.get(ep.id) === ep) this.#endpoints.delete(ep.id);
+    this.#reserved.delete(ep);
+    if (ep.kind === "tcp") {
+      if (ep.server.listening) ep.server.close();
+      else return;
+    } else ep.udp.closeVip();
+    this.#fds.give(1);
+  }
+
+  /**
+   * Bind, before the tables change, every endpoint the services a change adds will need. An
+   * endpoint already bound for the same service key (deleted and re-added in one change) is kept
+   * for the new service. On failure every endpoint bound here is closed again and a BatchError
+   * (EBUSY) is thrown carrying `index`, the position of the first request that could not be served.
+   */
+  async prepare(planned: readonly PlannedService[]): Promise<PreparedChange> {
+    const made: Endpoint[] = [];
+    const kept: Endpoint[] = [];
+    const jobs: { index: number; key: ServiceKey; a: ListenAddr; job: Promise<Endpoint> }[] = [];
+    const seen = new Set<string>();
+    for (const p of planned) {
+      for (const a of this.#listenAddrs(p.key)) {
+        const id = endpointId(a.protocol, a.addr, a.port);
+        if (seen.has(id)) continue;
+        seen.add(id);
+        const live = this.#endpoints.get(id);
+        if (live) {
+          // Bound already: usable when it serves this same key (or nothing); otherwise the address
+          // is taken by another service and the bind below reports it.
+          if (live.svc === undefined || serviceText(live.svc.key) === serviceText(p.key)) {
+            this.#reserved.add(live);
+            kept.push(live);
+            continue;
+          }
+        }
+        jobs.push({ index: p.index, key: p.key, a, job: this.#bind(id, a, this.#arrival(p.key, a)) });
+      }
+    }
+    const results = await Promise.allSettled(jobs.map((j) => j.job));
+    let failed: { index: number; key: ServiceKey; a: ListenAddr; why: string } | undefined;
+    for (const [i, r] of results.entries()) {
+      const j = jobs[i] as (typeof jobs)[number];
+      if (r.status === "fulfilled") made.push(r.value);
+      else if (this.#awaitsVrrp(j.key, r.reason as NodeJS.ErrnoException)) {
+        // Not a failure: serviceAdded puts the service in the waiting list.
+      } else if (failed === undefined || j.index < failed.index)
+        failed = { index: j.index, key: j.key, a: j.a, why: (r.reason as Error).message };
+    }
+    const releaseAll = () => {
+      for (const ep of made) if (ep.svc === undefined) this.#close(ep);
+      for (const ep of kept) {
+        this.#reserved.delete(ep);
+        if (ep.svc === undefined) this.#close(ep);
+      }
+    };
+    if (failed) {
+      for (const ep of made) this.#close(ep);
+      for (const ep of kept) this.#reserved.delete(ep);
+      const where =
+        failed.key.kind === "vip"
+          ? serviceText(failed.key)
+          : `${serviceText(failed.key)} (${failed.a.protocol} ${failed.a.addr}:${failed.a.port})`;
+      throw new BatchError(
+        { code: "EBUSY", op: "add-service", message: `Cannot listen on ${where}: ${failed.why}` },
+        failed.index,
+      );
+    }
+    for (const ep of made) {
+      this.#endpoints.set(ep.id, ep);
+      this.#reserved.add(ep);
+    }
+    return { release: releaseAll };
   }
 
   /** VIPs VRRP manages: a listen on one that is not configured yet waits for setVipOwned. */
@@ -167,61 +394,81 @@ export class ProxyPlane {
 
   async serviceAdded(svc: VirtualService): Promise<void> {
     if (this.#stopping) return;
-    const made: Listener[] = [];
+    const mine: Endpoint[] = [];
+    const made: Endpoint[] = [];
     try {
-      for (const a of this.#arrivals(svc)) {
-        const arrival: Arrival = {
-          vaddr: a.addr,
-          vport: a.port,
-          fwmark: svc.key.kind === "fwmark" ? svc.key.fwmark : 0,
-        };
-        if (a.protocol === "udp" && !this.#options.udp) continue;
-        if (a.protocol === "udp") {
-          const udp = new UdpListener(this.#relayCtx, svc, arrival);
-          made.push({ kind: "udp", udp });
-          await udp.bind();
-        } else {
-          const server = net.createServer({ allowHalfOpen: true }, (sock) => {
-            try {
-              TcpRelay.accept(this.#relayCtx, svc, arrival, sock);
-            } catch (err) {
-              // A bug or a refused table operation must cost one connection, never the daemon.
-              this.#deps.log.error("Connection dropped", { service: svc.id, err });
-              sock.on("error", () => {});
-              sock.resetAndDestroy();
-            }
-          });
-          made.push({ kind: "tcp", server, arrival });
-          await listen(server, a.addr, a.port, !this.#options.sharedListen);
+      for (const a of this.#listenAddrs(svc.key)) {
+        const id = endpointId(a.protocol, a.addr, a.port);
+        let ep = this.#endpoints.get(id);
+        if (ep && ep.svc !== undefined && ep.svc !== svc) ep = undefined; // taken: the bind below says so
+        if (!ep) {
+          ep = await this.#bind(id, a, this.#arrival(svc, a));
+          made.push(ep);
         }
+        mine.push(ep);
       }
     } catch (err) {
-      for (const l of made) closeListener(l);
+      for (const ep of made) this.#close(ep);
       const e = err as NodeJS.ErrnoException;
-      const vip = svc.key.kind === "vip" ? svc.key.addr : undefined;
-      if (e.code === "EADDRNOTAVAIL" && vip !== undefined && this.#expected.has(vip)) {
+      if (this.#awaitsVrrp(svc.key, e)) {
         // VRRP holds this VIP on another director for now: listen when it arrives here.
-        this.#waiting.set(svc, vip);
+        this.#waiting.set(svc, (svc.key as { addr: string }).addr);
         this.#deps.log.info("Waiting for VRRP to bring the VIP before listening", { service: svc.id });
         return;
       }
-      throw new CoreError("EBUSY", "add-service", `Cannot listen on ${serviceText(svc.key)}: ${e.code ?? e.message}`);
+      throw new CoreError("EBUSY", "add-service", `Cannot listen on ${serviceText(svc.key)}: ${e.message}`);
     }
-    this.#listeners.set(svc, made);
+    for (const ep of mine) {
+      ep.svc = svc;
+      this.#endpoints.set(ep.id, ep);
+      this.#reserved.delete(ep);
+      if (ep.kind === "udp") ep.udp.svc = svc;
+    }
+    this.#byService.set(svc, mine);
     this.#deps.log.info("Listening", { service: svc.id });
   }
 
   serviceChanged(_svc: VirtualService): void {
     // Options and destinations are read from the service at each new connection.
+    this.#pruneMapped();
   }
 
   serviceRemoved(svc: VirtualService): void {
     this.#waiting.delete(svc);
-    const ls = this.#listeners.get(svc);
-    if (!ls) return;
-    this.#listeners.delete(svc);
-    for (const l of ls) closeListener(l);
+    const eps = this.#byService.get(svc);
+    this.#pruneMapped();
+    if (!eps) return;
+    this.#byService.delete(svc);
+    for (const ep of eps) {
+      if (ep.svc !== svc) continue;
+      ep.svc = undefined;
+      if (ep.kind === "udp") ep.udp.svc = undefined;
+      // A prepared change hands this endpoint to the service's successor: keep it open.
+      if (!this.#reserved.has(ep)) this.#close(ep);
+    }
     this.#deps.log.info("Stopped listening", { service: svc.id });
+  }
+
+  /** Forget -g mappings whose service or destination is gone, so the notes list only live ones. */
+  #pruneMapped(): void {
+    for (const [id, m] of this.#mapped) {
+      const svc = this.#deps.services.get(m.key);
+      if (!svc?.findDest(m.addr, m.port)) this.#mapped.delete(id);
+    }
+  }
+
+  pressure(): PlanePressure {
+    const u = this.#relayCtx.udpFlows;
+    return {
+      fdLimit: this.#fds.limit,
+      fdUsed: this.#fds.used,
+      fdReserve: this.#fds.reserve,
+      fdRefused: this.#fds.refused,
+      udpFlows: u.size,
+      udpFlowLimit: u.limit,
+      udpSockets: u.sockets,
+      udpEvicted: u.evicted,
+    };
   }
 
   openFlows(): number {
@@ -233,19 +480,24 @@ export class ProxyPlane {
       "Socket data plane: masq and fullnat are relayed through sockets; -g is carried as masq; -i needs --dataplane packet",
       "Packets and bytes count socket reads and payload bytes (no TCP handshakes or headers)",
     ];
-    for (const m of this.#mapped) out.push(`Direct routing carried as masq: ${m}`);
+    this.#pruneMapped();
+    for (const m of this.#mapped.keys()) out.push(`Direct routing carried as masq: ${m}`);
     for (const [svc, vip] of this.#waiting) out.push(`Waiting for VRRP to bring ${vip} before listening: ${svc.id}`);
+    const p = this.pressure();
+    const fdLimit = Number.isFinite(p.fdLimit) ? String(p.fdLimit) : "unbounded";
+    out.push(
+      `File descriptors on the data plane: ${p.fdUsed} of ${fdLimit} (reserve ${p.fdReserve} for control; refused ${p.fdRefused})`,
+      `UDP flows: ${p.udpFlows} of ${p.udpFlowLimit} on ${p.udpSockets} socket(s) (evicted ${p.udpEvicted})`,
+    );
     return out;
   }
 
   async stop(drainMs: number): Promise<void> {
     this.#stopping = true;
     const closing: Promise<void>[] = [];
-    for (const [, ls] of this.#listeners) {
-      for (const l of ls) {
-        if (l.kind === "tcp") closing.push(new Promise((r) => l.server.close(() => r())));
-        else l.udp.closeVip();
-      }
+    for (const ep of this.#endpoints.values()) {
+      if (ep.kind === "tcp") closing.push(new Promise((r) => ep.server.close(() => r())));
+      else ep.udp.closeVip();
     }
     const open = this.#relayCtx.open;
     const deadline = Date.now() + drainMs;
@@ -257,8 +509,11 @@ export class ProxyPlane {
         relay.abort();
       }
     }
-    for (const [, ls] of this.#listeners) for (const l of ls) if (l.kind === "udp") l.udp.closeAll();
-    this.#listeners.clear();
+    for (const ep of this.#endpoints.values()) if (ep.kind === "udp") ep.udp.closeAll();
+    this.#relayCtx.udpFlows.closeAll();
+    this.#endpoints.clear();
+    this.#byService.clear();
+    this.#reserved.clear();
     await Promise.all(closing);
   }
 }
@@ -272,10 +527,4 @@ function listen(server: net.Server, addr: string, port: number, exclusive: boole
       resolve();
     });
   });
-}
-
-function closeListener(l: Listener): void {
-  if (l.kind === "tcp") {
-    if (l.server.listening) l.server.close();
-  } else l.udp.closeAll();
 }

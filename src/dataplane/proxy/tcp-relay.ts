@@ -31,6 +31,8 @@ import {
 import type { Logger } from "../../core/log.ts";
 import type { Flow } from "../../core/sched/types.ts";
 import type { VirtualService } from "../../core/service.ts";
+import type { FdBudget } from "./fd-budget.ts";
+import type { LimitAlarm } from "./limit-alarm.ts";
 import { type ProxyPlaneOptions, proxyProtocolFor } from "./options.ts";
 import { proxyHeader } from "./proxy-protocol.ts";
 
@@ -46,6 +48,10 @@ export interface TcpRelayContext {
    * incoming packet) and the client's handshake completion and FIN.
    */
   syncIn?: ((conn: BoundConn, now: number) => void) | undefined;
+  /** The plane's descriptor budget: a relay holds two (client and real server). */
+  fds: FdBudget;
+  /** Logged (rate-limited, error level) when a client is refused for lack of descriptors. */
+  fdAlarm: LimitAlarm;
 }
 
 /** Where a client connected: the VIP socket's address (for fwmark services, one of the listed addresses). */
@@ -82,6 +88,8 @@ export class TcpRelay implements PlaneSlot {
   #piped = false;
   #attempts = 1;
   #tried = new Set<string>();
+  /** The descriptor taken at accept for the first real-server socket is still unused. */
+  #backendFdTaken = true;
 
   constructor(
     ctx: TcpRelayContext,
@@ -121,6 +129,15 @@ export class TcpRelay implements PlaneSlot {
       client.destroy();
       return;
     }
+    // Two descriptors: the client's (already accepted) and the real server's, or the client is
+    // reset at once and the descriptors stay with the control plane's reserve.
+    if (!ctx.fds.take(2)) {
+      ctx.fdAlarm.hit({ service: svc.id, fdLimit: ctx.fds.limit, fdUsed: ctx.fds.used });
+      client.on("error", () => {});
+      client.resetAndDestroy();
+      return;
+    }
+    client.once("close", () => ctx.fds.give(1));
     const flow: Flow = {
       family: svc.family,
       protocol: "tcp",
@@ -146,6 +163,7 @@ export class TcpRelay implements PlaneSlot {
         client: formatEndpoint(caddr, cport),
         why: r.error,
       });
+      ctx.fds.give(1); // the real server's descriptor was not needed
       client.on("error", () => {});
       client.resetAndDestroy();
       return;
@@ -156,7 +174,16 @@ export class TcpRelay implements PlaneSlot {
   #connect(): void {
     const conn = this.#conn;
     this.#tried.add(`${conn.daddr}|${conn.dport}`);
+    // The first connect uses the descriptor taken at accept; a retry takes one of its own.
+    if (this.#backendFdTaken) this.#backendFdTaken = false;
+    else if (!this.#ctx.fds.take(1)) {
+      this.#ctx.fdAlarm.hit({ service: this.#svc.id, fdLimit: this.#ctx.fds.limit, fdUsed: this.#ctx.fds.used });
+      this.#finish(TCP_S_CLOSE);
+      this.#client.resetAndDestroy();
+      return;
+    }
     const backend = net.connect({ host: conn.daddr, port: conn.dport, allowHalfOpen: true });
+    backend.once("close", () => this.#ctx.fds.give(1));
     this.#backend = backend;
     backend.setNoDelay(true);
     const timer = setTimeout(() => {

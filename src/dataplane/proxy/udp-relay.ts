@@ -1,10 +1,12 @@
 // UDP on the socket data plane. A service's VIP socket receives datagrams; each client address
 // and port is one flow (one UDP entry in the connection table, state UDP, the udp timeout refreshed
-// by every datagram either way), forwarded through its own socket towards the chosen real server so
-// the server's replies can be told apart and sent back to the client from the VIP socket, as the
-// client expects. With one-packet scheduling (-o) every datagram is scheduled on its own and its
-// entry leaves the table at once (as the kernel's OPS entries do); replies that come back within
-// the udp timeout still reach the client. Every datagram counts as one packet with its payload bytes.
+// by every datagram either way), forwarded from a shared outgoing socket towards the chosen real
+// server so the server's replies can be told apart and sent back to the client from the VIP
+// socket, as the client expects. Flows and their sockets are held by the plane's UdpFlowTable
+// (udp-flow-table.ts: shared sockets, a cap, and which flow goes first when it is full). With
+// one-packet scheduling (-o) every datagram is scheduled on its own and its entry leaves the table
+// at once (as the kernel's OPS entries do); replies that come back within the udp timeout still
+// reach the client. Every datagram counts as one packet with its payload bytes.
 
 import dgram from "node:dgram";
 import { formatEndpoint } from "../../core/addr.ts";
@@ -14,7 +16,8 @@ import type { ConnTable } from "../../core/conn/conn-table.ts";
 import type { Logger } from "../../core/log.ts";
 import type { Flow } from "../../core/sched/types.ts";
 import type { VirtualService } from "../../core/service.ts";
-import { type Arrival, type PlaneSlot, plainAddr } from "./tcp-relay.ts";
+import { type Arrival, plainAddr } from "./tcp-relay.ts";
+import { UdpFlow, type UdpFlowOwner, type UdpFlowTable } from "./udp-flow-table.ts";
 
 export interface UdpContext {
   conns: ConnTable;
@@ -22,93 +25,31 @@ export interface UdpContext {
   log: Logger;
   /** Set while a sync master runs: called after each client datagram of an entry. */
   syncIn?: ((conn: BoundConn, now: number) => void) | undefined;
+  udpFlows: UdpFlowTable;
 }
 
-/** One client's datagrams towards one real server, and the server's replies back. */
-class UdpFlow implements PlaneSlot {
-  readonly #listener: UdpListener;
-  readonly #sock: dgram.Socket;
-  readonly caddr: string;
-  readonly cport: number;
-  readonly daddr: string;
-  readonly dport: number;
-  conn: BoundConn | undefined;
-  #closed = false;
-  #idle: NodeJS.Timeout | undefined;
-  readonly #idleMs: number;
-
-  constructor(listener: UdpListener, conn: BoundConn, caddr: string, cport: number, idleMs: number) {
-    this.#listener = listener;
-    this.caddr = caddr;
-    this.cport = cport;
-    this.daddr = conn.daddr;
-    this.dport = conn.dport;
-    this.conn = conn;
-    this.#idleMs = idleMs;
-    this.#sock = dgram.createSocket(conn.daddr.includes(":") ? "udp6" : "udp4");
-    this.#sock.on("error", (err) => listener.ctx.log.debug("UDP flow socket error", { err }));
-    this.#sock.on("message", (msg, rinfo) => {
-      if (plainAddr(rinfo.address) !== this.daddr || rinfo.port !== this.dport) return;
-      listener.reply(this, msg);
-    });
-  }
-
-  send(msg: Buffer): void {
-    if (this.#closed) return;
-    this.#sock.send(msg, this.dport, this.daddr);
-    this.#armIdle();
-  }
-
-  /** Flows whose entry left the table (ops) close after an idle udp timeout of their own. */
-  #armIdle(): void {
-    if (this.conn !== undefined) return;
-    if (this.#idle) this.#idle.refresh();
-    else {
-      this.#idle = setTimeout(() => this.close(), this.#idleMs);
-      this.#idle.unref();
-    }
-  }
-
-  touched(): void {
-    this.#armIdle();
-  }
-
-  get closed(): boolean {
-    return this.#closed;
-  }
-
-  close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    if (this.#idle) clearTimeout(this.#idle);
-    this.#sock.close();
-    this.#listener.forget(this);
-  }
-
-  closeFromTable(): void {
-    this.close();
-  }
-}
-
-export class UdpListener {
+export class UdpListener implements UdpFlowOwner {
   readonly ctx: UdpContext;
-  readonly svc: VirtualService;
+  /** The service datagrams go to; undefined while the socket is prepared but not yet live. */
+  svc: VirtualService | undefined;
   readonly arrival: Arrival;
   readonly #sock: dgram.Socket;
   /** Flows whose entries left the table at once (ops), keyed by client and destination. */
   readonly #opsFlows = new Map<string, UdpFlow>();
   readonly #flows = new Set<UdpFlow>();
 
-  constructor(ctx: UdpContext, svc: VirtualService, arrival: Arrival) {
+  constructor(ctx: UdpContext, svc: VirtualService | undefined, arrival: Arrival) {
     this.ctx = ctx;
     this.svc = svc;
     this.arrival = arrival;
     this.#sock = dgram.createSocket({ type: arrival.vaddr.includes(":") ? "udp6" : "udp4" });
     this.#sock.on("message", (msg, rinfo) => {
+      const s = this.svc;
+      if (!s) return;
       try {
-        this.#onMessage(msg, rinfo);
+        this.#onMessage(s, msg, rinfo);
       } catch (err) {
-        ctx.log.warn("Datagram dropped", { service: svc.id, err });
+        ctx.log.warn("Datagram dropped", { service: s.id, err });
       }
     });
   }
@@ -120,19 +61,19 @@ export class UdpListener {
       this.#sock.once("error", onError);
       this.#sock.bind({ address: this.arrival.vaddr, port: this.arrival.vport, exclusive: true }, () => {
         this.#sock.off("error", onError);
-        this.#sock.on("error", (err) => this.ctx.log.warn("UDP VIP socket error", { service: this.svc.id, err }));
+        this.#sock.on("error", (err) => this.ctx.log.warn("UDP VIP socket error", { service: this.svc?.id, err }));
         resolve();
       });
     });
   }
 
-  #onMessage(msg: Buffer, rinfo: dgram.RemoteInfo): void {
+  #onMessage(svc: VirtualService, msg: Buffer, rinfo: dgram.RemoteInfo): void {
     const ctx = this.ctx;
     const caddr = plainAddr(rinfo.address) ?? rinfo.address;
     const cport = rinfo.port;
     const now = ctx.clock.now();
     const { vaddr, vport, fwmark } = this.arrival;
-    const ops = this.svc.options.ops;
+    const ops = svc.options.ops;
     if (!ops) {
       const conn = ctx.conns.lookupIn("udp", caddr, cport, vaddr, vport);
       if (conn) {
@@ -150,39 +91,50 @@ export class UdpListener {
       }
     }
     const f: Flow = {
-      family: this.svc.family,
+      family: svc.family,
       protocol: "udp",
       saddr: caddr,
       sport: cport,
       daddr: vaddr,
       dport: vport,
     };
-    const r = ctx.conns.schedule(this.svc, f, now, fwmark ? { fwmark } : undefined);
+    const r = ctx.conns.schedule(svc, f, now, fwmark ? { fwmark } : undefined);
     if ("error" in r) {
       ctx.log.debug("Datagram dropped: no destination", {
-        service: this.svc.id,
+        service: svc.id,
         client: formatEndpoint(caddr, cport),
         why: r.error,
       });
       return;
     }
-    ctx.conns.account(r, "in", 1, msg.length);
-    ctx.syncIn?.(r, now);
     const udpTimeoutMs = ctx.conns.timeouts().udp * 1000;
+    const ends = { caddr, cport, daddr: r.daddr, dport: r.dport };
     if (ops) {
       const key = `${caddr}|${cport}|${r.daddr}|${r.dport}`;
       let flow = this.#opsFlows.get(key);
       if (!flow) {
-        flow = new UdpFlow(this, r, caddr, cport, udpTimeoutMs);
-        flow.conn = undefined;
-        this.#opsFlows.set(key, flow);
-        this.#flows.add(flow);
+        flow = ctx.udpFlows.open(this, ends, undefined, udpTimeoutMs);
+        if (flow) {
+          this.#opsFlows.set(key, flow);
+          this.#flows.add(flow);
+        }
+      }
+      if (flow) {
+        ctx.conns.account(r, "in", 1, msg.length);
+        ctx.syncIn?.(r, now);
       }
       ctx.conns.remove(r, now);
-      flow.send(msg);
+      flow?.send(msg);
       return;
     }
-    const flow = new UdpFlow(this, r, caddr, cport, udpTimeoutMs);
+    const flow = ctx.udpFlows.open(this, ends, r, udpTimeoutMs);
+    if (!flow) {
+      // No socket to forward from (descriptor budget spent): the entry goes, the datagram is dropped.
+      ctx.conns.remove(r, now);
+      return;
+    }
+    ctx.conns.account(r, "in", 1, msg.length);
+    ctx.syncIn?.(r, now);
     r.plane = flow;
     this.#flows.add(flow);
     flow.send(msg);
@@ -194,13 +146,15 @@ export class UdpListener {
     if (conn) {
       this.ctx.conns.account(conn, "out", 1, msg.length);
       this.ctx.conns.touch(conn, this.ctx.clock.now());
-    } else flow.touched();
+    }
+    flow.answered();
     this.#sock.send(msg, flow.cport, flow.caddr);
   }
 
   forget(flow: UdpFlow): void {
     this.#flows.delete(flow);
-    this.#opsFlows.delete(`${flow.caddr}|${flow.cport}|${flow.daddr}|${flow.dport}`);
+    const key = `${flow.caddr}|${flow.cport}|${flow.daddr}|${flow.dport}`;
+    if (this.#opsFlows.get(key) === flow) this.#opsFlows.delete(key);
   }
 
   /** Stop receiving on the VIP (the service went); flows stay until their entries expire. */
