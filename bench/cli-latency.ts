@@ -10,8 +10,9 @@
 // temporary directory) and as a source checkout runs it (bin/tvsadm.js here, which first checks
 // that dist/ is newer than every source file, else runs the sources through tsx). The
 // rounds are interleaved (every round runs every command once, in turn), so load from other
-// processes on the machine falls on all of them alike; the table gives median and 90th percentile
-// and the ratio of medians to `node -e 0`. tvsd listens on a private socket in a temporary
+// processes on the machine falls on all of them alike; the table gives the median and 90th
+// percentile of wall time and the median CPU time (user + system, from bash's `times`, which other
+// processes disturb far less), each with its ratio to `node -e 0`. tvsd listens on a private socket in a temporary
 // directory with three services on 127.0.0.1 at free ports; it is stopped by its PID at the end.
 
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
@@ -47,6 +48,17 @@ async function freePort(): Promise<number> {
   const port = (s.address() as net.AddressInfo).port;
   await new Promise<void>((r) => s.close(() => r()));
   return port;
+}
+
+/**
+ * CPU time (user + system, ms) the command used: bash's `times` reports its children's. Unlike
+ * wall time this hardly moves when other processes compete for the cores.
+ */
+function cpu(cmd: string, args: string[]): number {
+  const r = spawnSync("bash", ["-c", '"$@" >/dev/null 2>&1; times', "_", cmd, ...args], { env, encoding: "utf8" });
+  const m = /\n(\d+)m([\d.]+)s (\d+)m([\d.]+)s/.exec(r.stdout);
+  if (!m) throw new Error(`cannot read times from ${JSON.stringify(r.stdout)}`);
+  return (Number(m[1]) * 60 + Number(m[2]) + Number(m[3]) * 60 + Number(m[4])) * 1000;
 }
 
 function run(cmd: string, args: string[]): { ms: number; status: number | null; out: string } {
@@ -103,9 +115,11 @@ try {
     if (r.status !== 0) throw new Error(`${c.label} failed (exit ${r.status}): ${r.out}`);
   }
   const times = commands.map(() => [] as number[]);
+  const cpus = commands.map(() => [] as number[]);
   for (let round = 0; round < ROUNDS; round++) {
     commands.forEach((c, i) => {
       times[i]?.push(run(c.cmd, c.args).ms);
+      cpus[i]?.push(cpu(c.cmd, c.args));
     });
   }
 
@@ -114,15 +128,20 @@ try {
     return s[Math.min(s.length - 1, Math.floor(p * (s.length - 1) + 0.5))] ?? Number.NaN;
   };
   const floor = pct(times[0] ?? [], 0.5);
+  const cpuFloor = pct(cpus[0] ?? [], 0.5);
   console.log(`node ${process.version}, ${ROUNDS} interleaved rounds, milliseconds per process`);
-  console.log(`${"command".padEnd(36)} ${"median".padStart(8)} ${"p90".padStart(8)} ${"× node -e 0".padStart(12)}`);
+  console.log(
+    `${"command".padEnd(36)} ${"wall med".padStart(9)} ${"p90".padStart(7)} ${"× node".padStart(7)} ${"cpu med".padStart(8)} ${"× node".padStart(7)}`,
+  );
   commands.forEach((c, i) => {
     const xs = times[i] ?? [];
     const med = pct(xs, 0.5);
+    const cmed = pct(cpus[i] ?? [], 0.5);
     console.log(
-      `${c.label.padEnd(36)} ${med.toFixed(1).padStart(8)} ${pct(xs, 0.9).toFixed(1).padStart(8)} ${(med / floor).toFixed(2).padStart(12)}`,
+      `${c.label.padEnd(36)} ${med.toFixed(1).padStart(9)} ${pct(xs, 0.9).toFixed(1).padStart(7)} ${(med / floor).toFixed(2).padStart(7)} ${cmed.toFixed(0).padStart(8)} ${(cmed / cpuFloor).toFixed(2).padStart(7)}`,
     );
   });
+  console.log("× node: median over the median of `node -e 0` (wall: elapsed; cpu: user + system)");
   if (ipvsadm.status !== 0) console.log("ipvsadm: not installed or no ip_vs in this kernel (not measured)");
 } finally {
   tvsd.kill("SIGTERM");

@@ -2,7 +2,8 @@
 // Builds dist/: tsc compiles src/ and bin/*.ts (tsconfig.build.json: every source file except
 // tests, picked up by directory, so new files need no list), then the files tsc does not emit
 // (other modules and assets under src/, such as a worker's .mjs boot file or static pages) are
-// copied beside the compiled code, and dist/.build-stamp records when the build began reading
+// copied beside the compiled code, dist/bin/tvsadm.js becomes one file (start-up time; see
+// bundleModule), and dist/.build-stamp records when the build began reading
 // the sources (bin/checkout-entry.js compares it with the sources' times).
 //
 //   node tools/build.mjs            # `npm run build`, and `prepare` (so `npm ci` builds dist/)
@@ -60,6 +61,46 @@ for (const file of assets(join(root, "src"))) {
   const to = join(dist, relative(root, file));
   mkdirSync(dirname(to), { recursive: true });
   copyFileSync(file, to);
+}
+
+// tvsadm is called in loops by scripts, so its start-up is part of its contract (bench/cli-latency.ts).
+// Node 20 loads each ES module separately (resolve, read, compile, link), which costs more than
+// the code itself; the compiled entry and the modules it imports are joined into one file with
+// esbuild (a development dependency, used here only to concatenate tsc's output). A module that
+// reads import.meta (its own location) would see the bundle's instead, so such a bundle is not
+// used and the plain tsc output stays.
+// The same for `tvs status` (its subcommand module; tvs's other subcommands stay separate files).
+if (compiled) for (const m of ["bin/tvsadm.js", "src/cli/tvs/status.js"]) await bundleModule(m);
+
+async function bundleModule(rel) {
+  let esbuild;
+  try {
+    esbuild = await import(createRequire(join(root, "package.json")).resolve("esbuild"));
+  } catch {
+    process.stderr.write(`tvs: esbuild is not installed: dist/${rel} stays unbundled (slower start)\n`);
+    return;
+  }
+  const entry = join(dist, rel);
+  const out = await esbuild.build({
+    entryPoints: [entry],
+    bundle: true,
+    platform: "node",
+    format: "esm",
+    target: "node20",
+    write: false,
+    logLevel: "silent",
+  });
+  const text = out.outputFiles[0]?.text ?? "";
+  if (text === "" || text.includes("import.meta")) {
+    process.stderr.write(`tvs: dist/${rel} not bundled: a module it loads uses import.meta\n`);
+    if (strict) process.exit(1);
+    return;
+  }
+  const source = rel.replace(/\.js$/, ".ts");
+  writeFileSync(
+    entry,
+    `// ${source} and the modules it loads, compiled by tsc and joined by tools/build.mjs.\n${text}`,
+  );
 }
 
 // Without a stamp the bins in a checkout run the sources through tsx rather than a broken build.
