@@ -19,7 +19,9 @@ export { Pipeline, type PipelineOptions } from "./pipeline.ts";
 export {
   createPacketDataPlane,
   createPacketPlane,
-  PacketDataPlane,
+  LoopPacketPlane,
+  type PacketDataPlane,
   type PacketDataPlaneOptions,
   type PacketPlaneDeps,
+  PoolPacketPlane,
 } from "./plane.ts";

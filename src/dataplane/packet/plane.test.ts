@@ -15,7 +15,7 @@ import { parseMac } from "./codec/eth.ts";
 import { CLIENT, CLIENT_MAC, DIRECTOR_MAC } from "./fixtures.ts";
 import { arpFrame } from "./frame-builder.ts";
 import { MemoryPacketIo } from "./memory-io.ts";
-import { createPacketDataPlane, PacketDataPlane } from "./plane.ts";
+import { createPacketDataPlane, PoolPacketPlane } from "./plane.ts";
 
 const log = silentLogger;
 
@@ -93,7 +93,7 @@ test("workers sharing by the kernel's hash refuse what needs steering: NAT, FULL
   const conns = new ConnTable({ services });
   // Constructed directly: admission needs no native addon and no interface.
   const make = (fanout: "hash" | "cbpf") =>
-    new PacketDataPlane({
+    new PoolPacketPlane({
       interface: "eth0",
       services,
       conns,

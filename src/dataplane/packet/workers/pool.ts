@@ -179,8 +179,10 @@ export class PacketWorkerPool {
     const acks = await Promise.all(
       this.#alive().map((m) => this.#ask(m, (seq) => ({ t: "table", seq, image, serials, timeouts }))),
     );
+    // A worker whose table differs from the daemon's forwards by rules nobody asked for: the
+    // caller (the plane) treats this as fatal.
     for (const a of acks)
-      if (a.t === "ack" && a.error) this.#log.error("A packet worker could not apply the table", { err: a.error });
+      if (a.t === "ack" && a.error) throw new Error(`A packet worker could not apply the table: ${a.error}`);
   }
 
   /** Install the fanout steering program (one member sets it for the whole group). */
@@ -259,3 +261,21 @@ export class PacketWorkerPool {
     );
   }
 }
+
+/** What PoolPacketPlane uses of a worker pool (a test can hand in a fake). */
+export type WorkerPoolPort = Pick<
+  PacketWorkerPool,
+  | "start"
+  | "table"
+  | "steer"
+  | "refresh"
+  | "own"
+  | "zero"
+  | "collect"
+  | "stop"
+  | "sync"
+  | "ingest"
+  | "dump"
+  | "size"
+  | "onSynced"
+>;

@@ -155,7 +155,8 @@ function run(): void {
           serials.record(image, m.serials);
           conns.setTimeouts(m.timeouts);
         } catch (e) {
-          // The main table already accepted this state, so this is a bug; say so and go on.
+          // The main table already accepted this state, so this is a bug: the main thread is
+          // told and stops the daemon (PoolPacketPlane).
           error = (e as Error).message;
         }
         pipeline.refreshVips();
