@@ -511,64 +511,69 @@ export function tryHelp(program: string): string {
   return `Try \`${program} -h' or '${program} --help' for more information.`;
 }
 
+/** Everything the options of one command line set, filled in as the options are read. */
+interface ArgvState {
+  options: Set<IpvsadmOption>;
+  format: ListFormat;
+  svc: SvcState;
+  dest: { af: 4 | 6; addr: string; port: number } | undefined;
+  server: { fwd: FwdMethod; weight: number; uThreshold: number; lThreshold: number; tunType: TunType; tunPort: number };
+  schedFlagsArg: string;
+  daemon: SyncDaemonSpec;
+  timeouts: Timeouts;
+}
+
+type OptToken = { tag: string; arg: string | undefined };
+
+function initialArgvState(): ArgvState {
+  return {
+    options: new Set<IpvsadmOption>(),
+    format: {
+      numeric: false,
+      stats: false,
+      rate: false,
+      thresholds: false,
+      persistentConn: false,
+      nosort: false,
+      exact: false,
+      tunInfo: false,
+    },
+    svc: {
+      af: 0,
+      protocol: undefined,
+      addr: "",
+      port: 0,
+      fwmark: 0,
+      netmask: 32,
+      persistent: false,
+      timeout: 0,
+      ops: false,
+      sched: "",
+      pe: "",
+    },
+    dest: undefined,
+    server: { fwd: "droute", weight: 1, uThreshold: 0, lThreshold: 0, tunType: "ipip", tunPort: 0 },
+    schedFlagsArg: "",
+    daemon: { state: "master", mcastIfn: "", syncId: 0, syncMaxLen: 0, mcastGroup: "", mcastPort: 0, mcastTtl: 0 },
+    timeouts: { tcp: 0, tcpfin: 0, udp: 0 },
+  };
+}
+
+/** Record option `o` once; ipvsadm refuses it twice. */
+function setOption(st: ArgvState, o: IpvsadmOption): void {
+  if (st.options.has(o)) fail(`multiple '${o}' options specified`);
+  st.options.add(o);
+}
+
 /** Parse one ipvsadm command line (without argv[0]); throws IpvsadmArgError. */
 export async function parseIpvsadmArgv(argv: readonly string[], opts: ParseArgvOptions = {}): Promise<ParsedCommand> {
   const program = opts.program ?? "ipvsadm";
   const resolver = opts.resolver ?? NUMERIC_ONLY;
   const walker = new OptionWalker(argv);
-  const options = new Set<IpvsadmOption>();
-  const format: ListFormat = {
-    numeric: false,
-    stats: false,
-    rate: false,
-    thresholds: false,
-    persistentConn: false,
-    nosort: false,
-    exact: false,
-    tunInfo: false,
-  };
-  const svc: SvcState = {
-    af: 0,
-    protocol: undefined,
-    addr: "",
-    port: 0,
-    fwmark: 0,
-    netmask: 32,
-    persistent: false,
-    timeout: 0,
-    ops: false,
-    sched: "",
-    pe: "",
-  };
-  let dest: { af: 4 | 6; addr: string; port: number } | undefined;
-  let fwd: FwdMethod = "droute";
-  let weight = 1;
-  let uThreshold = 0;
-  let lThreshold = 0;
-  let tunType: TunType = "ipip";
-  let tunPort = 0;
-  let schedFlagsArg = "";
-  const daemon: SyncDaemonSpec = {
-    state: "master",
-    mcastIfn: "",
-    syncId: 0,
-    syncMaxLen: 0,
-    mcastGroup: "",
-    mcastPort: 0,
-    mcastTtl: 0,
-  };
-  const timeouts: Timeouts = { tcp: 0, tcpfin: 0, udp: 0 };
-
-  const set = (o: IpvsadmOption): void => {
-    if (options.has(o)) fail(`multiple '${o}' options specified`);
-    options.add(o);
-  };
-
-  const first = walker.next();
-  if (first.kind !== "opt") throw new IpvsadmArgError(tryHelp(program), 255);
-  const command = TAG_COMMAND[first.tag];
-  if (command === undefined) throw new IpvsadmArgError(tryHelp(program), 255);
+  const st = initialArgvState();
+  const command = readCommand(walker, st, program);
   if (command === "help" || command === "version") {
+    const { options, format, timeouts, daemon } = st;
     return {
       command,
       options,
@@ -580,239 +585,281 @@ export async function parseIpvsadmArgv(argv: readonly string[], opts: ParseArgvO
       daemon,
     };
   }
+  await readOptions(walker, st, resolver);
+  readTimeoutArguments(command, walker, st);
+  const schedFlags =
+    st.schedFlagsArg === "" ? [] : parseSchedFlags(st.svc.sched || DEFAULT_SCHEDULER, st.schedFlagsArg);
+  checkCommandOptions(command, st);
+  return parsedCommand(command, st, schedFlags);
+}
+
+/** The first option is the command (-A, -L, --start-daemon master, ...); anything else is exit 255. */
+function readCommand(walker: OptionWalker, st: ArgvState, program: string): IpvsadmCommand | "help" | "version" {
+  const first = walker.next();
+  if (first.kind !== "opt") throw new IpvsadmArgError(tryHelp(program), 255);
+  const command = TAG_COMMAND[first.tag];
+  if (command === undefined) throw new IpvsadmArgError(tryHelp(program), 255);
   if (command === "start-daemon" || command === "stop-daemon") {
-    if (first.arg === "master" || first.arg === "backup") daemon.state = first.arg;
+    if (first.arg === "master" || first.arg === "backup") st.daemon.state = first.arg;
     else if (command === "start-daemon") fail("illegal start-daemon parameter specified");
     else fail("illegal start_daemon specified");
   }
+  return command;
+}
 
+/** Every option after the command, in order, each to the reader of its group. */
+async function readOptions(walker: OptionWalker, st: ArgvState, resolver: NameResolver): Promise<void> {
   for (;;) {
     const tok = walker.next();
     if (tok.kind === "end") break;
     if (tok.kind === "error") throw new IpvsadmArgError(`${walker.bad}: ${tok.reason}`, 255);
-    const arg = tok.arg as string;
-    switch (tok.tag) {
-      case "t":
-      case "u":
-      case "sctp": {
-        set("service-address");
-        svc.protocol = tok.tag === "t" ? "tcp" : tok.tag === "u" ? "udp" : "sctp";
-        const r = await parseService(arg, svc.protocol, resolver);
-        if (!r) fail("illegal virtual server address[:port] specified");
-        else {
-          svc.af = r.af;
-          svc.addr = r.addr;
-          if (r.af === 6) svc.netmask = 128;
-          if (r.port !== undefined) svc.port = r.port;
-        }
-        break;
-      }
-      case "f":
-        set("service-address");
-        svc.af = 4;
-        svc.protocol = "tcp";
-        svc.fwmark = parseFwmark(arg);
-        break;
-      case "s":
-        set("scheduler");
-        svc.sched = arg.slice(0, 15);
-        break;
-      case "p":
-        set("persistent");
-        svc.persistent = true;
-        svc.timeout = parseTimeout(tok.arg, 1, MAX_TIMEOUT);
-        break;
-      case "M":
-        set("netmask");
-        if (svc.af !== 6) {
-          const m = inetAton(arg) ?? (await resolver.hostToIpv4(arg));
-          if (m === undefined) fail("illegal virtual server persistent mask specified");
-          // A mask with holes parses in ipvsadm; core keeps prefix lengths, so it is refused below
-          // if the service ends up IPv4 (an IPv6 service address resets the mask to 128 anyway).
-          else svc.netmask = maskToPrefix(m) ?? NONCONTIGUOUS;
-        } else {
-          const n = Number.parseInt(arg, 10);
-          if (!(n >= 1 && n <= 128)) fail("illegal ipv6 netmask specified");
-          svc.netmask = n;
-        }
-        break;
-      case "r": {
-        set("real-server");
-        const r = await parseService(arg, svc.protocol, resolver);
-        if (!r) fail("illegal real server address[:port] specified");
-        else dest = { af: r.af, addr: r.addr, port: r.port ?? svc.port };
-        break;
-      }
-      case "i":
-        set("forwarding-method");
-        fwd = "tunnel";
-        break;
-      case "g":
-        set("forwarding-method");
-        fwd = "droute";
-        break;
-      case "m":
-        set("forwarding-method");
-        fwd = "masq";
-        break;
-      case "fullnat":
-        set("forwarding-method");
-        fwd = "fullnat";
-        break;
-      case "w":
-        set("weight");
-        // Debian's ipvsadm 1.31 (what the kernel oracle runs) takes weights up to INT_MAX; upstream 65535.
-        weight = stringToNumber(arg, 0, 0x7fffffff);
-        if (weight === -1) fail("illegal weight specified");
-        break;
-      case "x":
-        set("u-threshold");
-        uThreshold = stringToNumber(arg, 0, 0x7fffffff);
-        if (uThreshold === -1) fail("illegal u_threshold specified");
-        break;
-      case "y":
-        set("l-threshold");
-        lThreshold = stringToNumber(arg, 0, 0x7fffffff);
-        if (lThreshold === -1) fail("illegal l_threshold specified");
-        break;
-      case "c":
-        set("connection");
-        break;
-      case "n":
-        set("numeric");
-        format.numeric = true;
-        break;
-      case "mcast-interface":
-        set("mcast-interface");
-        daemon.mcastIfn = arg.slice(0, 15);
-        break;
-      case "syncid":
-        set("syncid");
-        daemon.syncId = stringToNumber(arg, 0, 255);
-        if (daemon.syncId === -1) fail("illegal syncid specified");
-        break;
-      case "timeout":
-        set("timeout");
-        break;
-      case "daemon":
-        set("daemon");
-        break;
-      case "stats":
-        set("stats");
-        format.stats = true;
-        break;
-      case "rate":
-        set("rate");
-        format.rate = true;
-        break;
-      case "thresholds":
-        set("thresholds");
-        format.thresholds = true;
-        break;
-      case "persistent-conn":
-        set("persistent-conn");
-        format.persistentConn = true;
-        break;
-      case "nosort":
-        set("nosort");
-        format.nosort = true;
-        break;
-      case "sort":
-        break;
-      case "exact":
-        set("exact");
-        format.exact = true;
-        break;
-      case "6":
-        if (svc.fwmark) {
-          svc.af = 6;
-          svc.netmask = 128;
-        } else fail("-6 used before -f\n");
-        break;
-      case "o":
-        set("ops");
-        svc.ops = true;
-        break;
-      case "pe":
-        set("pe");
-        svc.pe = arg.slice(0, 16);
-        break;
-      case "b":
-        set("sched-flags");
-        schedFlagsArg = arg.slice(0, 127);
-        break;
-      case "mcast-group":
-        set("mcast-group");
-        if (arg.includes(":")) {
-          const g = inet6(arg);
-          if (g === undefined || !g.startsWith("ff")) fail(`invalid IPv6 mcast-group \`${arg}'`);
-          else daemon.mcastGroup = g;
-        } else {
-          const v = parseIpv4(arg);
-          if (v === undefined || v >>> 28 !== 0xe) fail(`invalid IPv4 mcast-group \`${arg}'`);
-          else daemon.mcastGroup = formatIpv4(v);
-        }
-        break;
-      case "mcast-port":
-        set("mcast-port");
-        daemon.mcastPort = stringToNumber(arg, 1, MAX_PORT);
-        if (daemon.mcastPort === -1) fail("illegal mcast-port specified");
-        break;
-      case "mcast-ttl":
-        set("mcast-ttl");
-        daemon.mcastTtl = stringToNumber(arg, 1, 255);
-        if (daemon.mcastTtl === -1) fail("illegal mcast-ttl specified");
-        break;
-      case "sync-maxlen":
-        set("sync-maxlen");
-        daemon.syncMaxLen = stringToNumber(arg, 1, 65535 - 20 - 8);
-        if (daemon.syncMaxLen === -1) fail("illegal sync-maxlen specified");
-        break;
-      case "tun-info":
-        set("tun-info");
-        format.tunInfo = true;
-        break;
-      case "tun-type": {
-        set("tun-type");
-        const t = TUN_TYPES.find((x) => x === arg);
-        if (t === undefined) fail("illegal tunnel type specified");
-        else tunType = t;
-        break;
-      }
-      case "tun-port":
-        set("tun-port");
-        tunPort = stringToNumber(arg, 1, MAX_PORT);
-        if (tunPort === -1) fail("illegal tunnel port specified");
-        break;
-      case "tun-nocsum":
-        set("tun-nocsum");
-        break;
-      case "tun-csum":
-        set("tun-csum");
-        break;
-      case "tun-remcsum":
-        set("tun-remcsum");
-        break;
-      default:
-        fail(`invalid option \`${walker.bad}'`);
-    }
+    const handled =
+      (await readServiceOption(tok, st, resolver)) ||
+      (await readServerOption(tok, st, resolver)) ||
+      readDaemonOption(tok, st) ||
+      readListOption(tok, st);
+    if (!handled) fail(`invalid option \`${walker.bad}'`);
   }
   walker.drain();
-  const leftovers = walker.leftovers;
+}
 
+/** The virtual service and its settings: -t/-u/--sctp-service/-f, -s, -p, -M, -6, -o, --pe, -b. */
+async function readServiceOption(tok: OptToken, st: ArgvState, resolver: NameResolver): Promise<boolean> {
+  const svc = st.svc;
+  const arg = tok.arg as string;
+  switch (tok.tag) {
+    case "t":
+    case "u":
+    case "sctp": {
+      setOption(st, "service-address");
+      svc.protocol = tok.tag === "t" ? "tcp" : tok.tag === "u" ? "udp" : "sctp";
+      const r = await parseService(arg, svc.protocol, resolver);
+      if (!r) fail("illegal virtual server address[:port] specified");
+      else {
+        svc.af = r.af;
+        svc.addr = r.addr;
+        if (r.af === 6) svc.netmask = 128;
+        if (r.port !== undefined) svc.port = r.port;
+      }
+      return true;
+    }
+    case "f":
+      setOption(st, "service-address");
+      svc.af = 4;
+      svc.protocol = "tcp";
+      svc.fwmark = parseFwmark(arg);
+      return true;
+    case "s":
+      setOption(st, "scheduler");
+      svc.sched = arg.slice(0, 15);
+      return true;
+    case "p":
+      setOption(st, "persistent");
+      svc.persistent = true;
+      svc.timeout = parseTimeout(tok.arg, 1, MAX_TIMEOUT);
+      return true;
+    case "M":
+      setOption(st, "netmask");
+      svc.netmask = await parseNetmaskOption(arg, svc.af, resolver);
+      return true;
+    case "6":
+      if (svc.fwmark) {
+        svc.af = 6;
+        svc.netmask = 128;
+      } else fail("-6 used before -f\n");
+      return true;
+    case "o":
+      setOption(st, "ops");
+      svc.ops = true;
+      return true;
+    case "pe":
+      setOption(st, "pe");
+      svc.pe = arg.slice(0, 16);
+      return true;
+    case "b":
+      setOption(st, "sched-flags");
+      st.schedFlagsArg = arg.slice(0, 127);
+      return true;
+    default:
+      return false;
+  }
+}
+
+/** -M: a dotted (or resolvable) IPv4 mask as a prefix length, or an IPv6 prefix length. */
+async function parseNetmaskOption(arg: string, af: SvcState["af"], resolver: NameResolver): Promise<number> {
+  if (af === 6) {
+    const n = Number.parseInt(arg, 10);
+    if (!(n >= 1 && n <= 128)) fail("illegal ipv6 netmask specified");
+    return n;
+  }
+  const m = inetAton(arg) ?? (await resolver.hostToIpv4(arg));
+  if (m === undefined) return fail("illegal virtual server persistent mask specified");
+  // A mask with holes parses in ipvsadm; core keeps prefix lengths, so it is refused later if the
+  // service ends up IPv4 (an IPv6 service address resets the mask to 128 anyway).
+  return maskToPrefix(m) ?? NONCONTIGUOUS;
+}
+
+/** The real server and how it is reached: -r, -g/-i/-m/--fullnat, -w, -x, -y, --tun-*. */
+async function readServerOption(tok: OptToken, st: ArgvState, resolver: NameResolver): Promise<boolean> {
+  const server = st.server;
+  const arg = tok.arg as string;
+  switch (tok.tag) {
+    case "r": {
+      setOption(st, "real-server");
+      const r = await parseService(arg, st.svc.protocol, resolver);
+      if (!r) fail("illegal real server address[:port] specified");
+      else st.dest = { af: r.af, addr: r.addr, port: r.port ?? st.svc.port };
+      return true;
+    }
+    case "i":
+    case "g":
+    case "m":
+    case "fullnat":
+      setOption(st, "forwarding-method");
+      server.fwd = FWD_OF_TAG[tok.tag] as FwdMethod;
+      return true;
+    case "w":
+      setOption(st, "weight");
+      // Debian's ipvsadm 1.31 (what the kernel oracle runs) takes weights up to INT_MAX; upstream 65535.
+      server.weight = stringToNumber(arg, 0, 0x7fffffff);
+      if (server.weight === -1) fail("illegal weight specified");
+      return true;
+    case "x":
+      setOption(st, "u-threshold");
+      server.uThreshold = stringToNumber(arg, 0, 0x7fffffff);
+      if (server.uThreshold === -1) fail("illegal u_threshold specified");
+      return true;
+    case "y":
+      setOption(st, "l-threshold");
+      server.lThreshold = stringToNumber(arg, 0, 0x7fffffff);
+      if (server.lThreshold === -1) fail("illegal l_threshold specified");
+      return true;
+    case "tun-type": {
+      setOption(st, "tun-type");
+      const t = TUN_TYPES.find((x) => x === arg);
+      if (t === undefined) fail("illegal tunnel type specified");
+      else server.tunType = t;
+      return true;
+    }
+    case "tun-port":
+      setOption(st, "tun-port");
+      server.tunPort = stringToNumber(arg, 1, MAX_PORT);
+      if (server.tunPort === -1) fail("illegal tunnel port specified");
+      return true;
+    case "tun-nocsum":
+    case "tun-csum":
+    case "tun-remcsum":
+      setOption(st, tok.tag);
+      return true;
+    default:
+      return false;
+  }
+}
+
+/** The forwarding method each switch selects. */
+const FWD_OF_TAG: Readonly<Record<string, FwdMethod>> = { i: "tunnel", g: "droute", m: "masq", fullnat: "fullnat" };
+
+/** The sync daemon's settings: --mcast-interface, --syncid, --mcast-group/-port/-ttl, --sync-maxlen. */
+function readDaemonOption(tok: OptToken, st: ArgvState): boolean {
+  const daemon = st.daemon;
+  const arg = tok.arg as string;
+  switch (tok.tag) {
+    case "mcast-interface":
+      setOption(st, "mcast-interface");
+      daemon.mcastIfn = arg.slice(0, 15);
+      return true;
+    case "syncid":
+      setOption(st, "syncid");
+      daemon.syncId = stringToNumber(arg, 0, 255);
+      if (daemon.syncId === -1) fail("illegal syncid specified");
+      return true;
+    case "mcast-group":
+      setOption(st, "mcast-group");
+      daemon.mcastGroup = parseMcastGroup(arg);
+      return true;
+    case "mcast-port":
+      setOption(st, "mcast-port");
+      daemon.mcastPort = stringToNumber(arg, 1, MAX_PORT);
+      if (daemon.mcastPort === -1) fail("illegal mcast-port specified");
+      return true;
+    case "mcast-ttl":
+      setOption(st, "mcast-ttl");
+      daemon.mcastTtl = stringToNumber(arg, 1, 255);
+      if (daemon.mcastTtl === -1) fail("illegal mcast-ttl specified");
+      return true;
+    case "sync-maxlen":
+      setOption(st, "sync-maxlen");
+      daemon.syncMaxLen = stringToNumber(arg, 1, 65535 - 20 - 8);
+      if (daemon.syncMaxLen === -1) fail("illegal sync-maxlen specified");
+      return true;
+    default:
+      return false;
+  }
+}
+
+/** --mcast-group: an IPv4 (224/4) or IPv6 (ff00::/8) multicast address. */
+function parseMcastGroup(arg: string): string {
+  if (arg.includes(":")) {
+    const g = inet6(arg);
+    if (g === undefined || !g.startsWith("ff")) return fail(`invalid IPv6 mcast-group \`${arg}'`);
+    return g;
+  }
+  const v = parseIpv4(arg);
+  if (v === undefined || v >>> 28 !== 0xe) return fail(`invalid IPv4 mcast-group \`${arg}'`);
+  return formatIpv4(v);
+}
+
+/** What a listing shows and how: -c, -n, --timeout, --daemon, --stats, --rate, ..., --tun-info. */
+function readListOption(tok: OptToken, st: ArgvState): boolean {
+  const format = st.format;
+  switch (tok.tag) {
+    case "c":
+      setOption(st, "connection");
+      return true;
+    case "timeout":
+    case "daemon":
+      setOption(st, tok.tag);
+      return true;
+    case "sort":
+      return true;
+    default: {
+      const flag = LIST_FLAGS[tok.tag];
+      if (flag === undefined) return false;
+      setOption(st, flag.option);
+      format[flag.field] = true;
+      return true;
+    }
+  }
+}
+
+/** The listing switches that set one field of the ListFormat. */
+const LIST_FLAGS: Readonly<Record<string, { option: IpvsadmOption; field: keyof ListFormat }>> = {
+  n: { option: "numeric", field: "numeric" },
+  stats: { option: "stats", field: "stats" },
+  rate: { option: "rate", field: "rate" },
+  thresholds: { option: "thresholds", field: "thresholds" },
+  "persistent-conn": { option: "persistent-conn", field: "persistentConn" },
+  nosort: { option: "nosort", field: "nosort" },
+  exact: { option: "exact", field: "exact" },
+  "tun-info": { option: "tun-info", field: "tunInfo" },
+};
+
+/** --set takes its three timeouts as plain arguments; any other leftover argument is an error. */
+function readTimeoutArguments(command: IpvsadmCommand, walker: OptionWalker, st: ArgvState): void {
+  const leftovers = walker.leftovers;
   if (command === "set") {
     if (leftovers.length < 3) fail("--set option requires 3 timeout values");
-    timeouts.tcp = parseTimeout(leftovers.shift(), 0, MAX_TIMEOUT);
-    timeouts.tcpfin = parseTimeout(leftovers.shift(), 0, MAX_TIMEOUT);
-    timeouts.udp = parseTimeout(leftovers.shift(), 0, MAX_TIMEOUT);
+    st.timeouts.tcp = parseTimeout(leftovers.shift(), 0, MAX_TIMEOUT);
+    st.timeouts.tcpfin = parseTimeout(leftovers.shift(), 0, MAX_TIMEOUT);
+    st.timeouts.udp = parseTimeout(leftovers.shift(), 0, MAX_TIMEOUT);
   }
   if (leftovers.length > 0) fail(`unexpected argument ${leftovers[0]}`);
+}
 
-  let schedFlags: string[] = [];
-  if (schedFlagsArg !== "") schedFlags = parseSchedFlags(svc.sched || DEFAULT_SCHEDULER, schedFlagsArg);
-
+/** ipvsadm's checks once every option is in: the option matrix, then each command's own rules. */
+function checkCommandOptions(command: IpvsadmCommand, st: ArgvState): void {
+  const { options, svc, daemon, dest, server } = st;
   genericOptCheck(command, options);
-
   if (command === "add-service" || command === "edit-service") {
     if (!svc.fwmark && !svc.port && !svc.persistent) fail("Zero port specified for non-persistent service");
     if (svc.ops && !svc.fwmark && svc.protocol !== "udp")
@@ -820,15 +867,14 @@ export async function parseIpvsadmArgv(argv: readonly string[], opts: ParseArgvO
     if (svc.sched === "") svc.sched = DEFAULT_SCHEDULER;
   }
   if (command === "start-daemon" && daemon.mcastIfn === "") daemon.mcastIfn = DEFAULT_MCAST_IFN;
-
   if ((command === "add-server" || command === "edit-server") && dest) {
-    if (!svc.fwmark && (fwd === "tunnel" || fwd === "droute")) dest.port = svc.port;
-    if (dest.af !== svc.af && fwd !== "tunnel") fail("Different address family is allowed only for tunneling servers");
+    if (!svc.fwmark && (server.fwd === "tunnel" || server.fwd === "droute")) dest.port = svc.port;
+    if (dest.af !== svc.af && server.fwd !== "tunnel")
+      fail("Different address family is allowed only for tunneling servers");
     const anyTun = TUN_OPTS.some((o) => options.has(o)) || options.has("tun-type");
-    if (anyTun && fwd !== "tunnel") fail("Tunnel options conflict with forward method");
-    tunnelOptCheck(tunType, options);
+    if (anyTun && server.fwd !== "tunnel") fail("Tunnel options conflict with forward method");
+    tunnelOptCheck(server.tunType, options);
   }
-
   if (command === "list") {
     const has = (...o: IpvsadmOption[]) => o.some((x) => options.has(x));
     if (
@@ -837,9 +883,13 @@ export async function parseIpvsadmArgv(argv: readonly string[], opts: ParseArgvO
     )
       fail("options conflicts in the list command");
   }
-
-  const family = svc.af === 6 ? 6 : 4;
   if (svc.netmask === NONCONTIGUOUS) fail("illegal virtual server persistent mask specified");
+}
+
+/** The parsed command: the service key, its options and the real server as core's types. */
+function parsedCommand(command: IpvsadmCommand, st: ArgvState, schedFlags: string[]): ParsedCommand {
+  const { options, format, svc, dest, server, timeouts, daemon } = st;
+  const family = svc.af === 6 ? 6 : 4;
   let key: ServiceKey | undefined;
   if (options.has("service-address")) {
     key = svc.fwmark
@@ -858,13 +908,13 @@ export async function parseIpvsadmArgv(argv: readonly string[], opts: ParseArgvO
   const destSpec: DestSpec | undefined = dest && {
     addr: dest.addr,
     port: dest.port,
-    fwd,
-    weight,
-    uThreshold,
-    lThreshold,
+    fwd: server.fwd,
+    weight: server.weight,
+    uThreshold: server.uThreshold,
+    lThreshold: server.lThreshold,
     tun: {
-      type: tunType,
-      port: tunPort,
+      type: server.tunType,
+      port: server.tunPort,
       nocsum: options.has("tun-nocsum"),
       csum: options.has("tun-csum"),
       remcsum: options.has("tun-remcsum"),
