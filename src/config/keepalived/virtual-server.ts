@@ -281,26 +281,34 @@ export function readVirtualServer(r: StmtReader, s: Stmt): VsDraft | undefined {
   const first = r.arg(s, 1, "an address, fwmark N or group NAME");
   const stmts = r.block(s);
   if (!first || !stmts) return undefined;
-  let target: VsTarget;
-  if (first.text === "fwmark" || first.text === "group") {
-    const v = r.arg(s, 2, first.text === "fwmark" ? "a firewall mark" : "a group name");
-    if (!v) return undefined;
-    r.noExtra(s, 2);
-    if (first.text === "group") target = { kind: "group", name: v.text, pos: v.pos };
-    else {
-      const mark = parseUint(v.text, 1, 2 ** 32 - 1);
-      if (mark === undefined) {
-        r.diags.error(v.pos, `Invalid virtual_server fwmark "${v.text}" (expected 1..4294967295)`);
-        return undefined;
-      }
-      target = { kind: "fwmark", fwmark: mark };
-    }
-  } else {
+  const target = readVsTarget(r, s, first);
+  if (!target) return undefined;
+  const vs = newVsDraft(r, s, target);
+  for (const c of stmts) readVsStatement(r, c, vs);
+  return vs;
+}
+
+/** What `virtual_server` names: `ADDR PORT`, `fwmark N` or `group NAME`. */
+function readVsTarget(r: StmtReader, s: Stmt, first: Token): VsTarget | undefined {
+  if (first.text !== "fwmark" && first.text !== "group") {
     const ap = readAddrPort(r, s, "virtual_server");
-    if (!ap) return undefined;
-    target = { kind: "vip", addr: ap.addr, port: ap.port ?? 0 };
+    return ap && { kind: "vip", addr: ap.addr, port: ap.port ?? 0 };
   }
-  const vs: VsDraft = {
+  const v = r.arg(s, 2, first.text === "fwmark" ? "a firewall mark" : "a group name");
+  if (!v) return undefined;
+  r.noExtra(s, 2);
+  if (first.text === "group") return { kind: "group", name: v.text, pos: v.pos };
+  const mark = parseUint(v.text, 1, 2 ** 32 - 1);
+  if (mark === undefined) {
+    r.diags.error(v.pos, `Invalid virtual_server fwmark "${v.text}" (expected 1..4294967295)`);
+    return undefined;
+  }
+  return { kind: "fwmark", fwmark: mark };
+}
+
+/** A draft with keepalived's defaults, before any statement of the block is read. */
+function newVsDraft(r: StmtReader, s: Stmt, target: VsTarget): VsDraft {
+  return {
     pos: r.pos(s),
     label: s.words
       .slice(1, 3)
@@ -319,145 +327,176 @@ export function readVirtualServer(r: StmtReader, s: Stmt): VsDraft | undefined {
     common: {},
     realServers: [],
   };
-  for (const c of stmts) {
-    const k = r.kw(c);
-    if (k === "real_server") {
-      const rs = readRealServer(r, c);
-      if (rs) vs.realServers.push(rs);
-      continue;
-    }
-    if (CHECKER_KEYWORDS.has(k)) {
-      r.diags.error(r.pos(c), `${k} must be inside a real_server block`);
-      continue;
-    }
-    if (readCommonOption(r, c, vs.common, "vs")) {
-      if (k === "alpha") vs.alpha = true;
-      r.noBlock(c);
-      continue;
-    }
-    switch (k) {
-      case "lb_algo":
-      case "lvs_sched": {
-        const t = r.value(c, "a scheduler name");
-        if (!t) break;
-        if (KEEPALIVED_SCHEDULERS.includes(t.text)) vs.scheduler = t.text;
-        else r.diags.error(t.pos, `Invalid ${k} "${t.text}" (expected one of ${KEEPALIVED_SCHEDULERS.join(" ")})`);
-        break;
-      }
-      case "lb_kind":
-      case "lvs_method": {
-        const f = readForwarding(r, c);
-        if (f) vs.fwd = f;
-        break;
-      }
-      case "ops":
-        r.bare(c);
-        vs.ops = true;
-        vs.opsPos = r.pos(c);
-        break;
-      case "hashed":
-        r.bare(c);
-        break;
-      case "protocol": {
-        const t = r.value(c, "TCP, UDP or SCTP");
-        if (!t) break;
-        const p = t.text.toLowerCase();
-        if (p === "tcp" || p === "udp" || p === "sctp") {
-          vs.protocol = p;
-          vs.protocolPos = r.pos(c);
-        } else r.diags.error(t.pos, `Invalid protocol "${t.text}" (expected TCP, UDP or SCTP)`);
-        break;
-      }
-      case "persistence_timeout": {
-        if (c.words.length === 1) vs.persistenceTimeout = KEEPALIVED_PERSISTENCE_TIMEOUT;
-        else {
-          const v = r.uint(c, 0, MAX_PERSISTENCE_TIMEOUT, "seconds");
-          if (v !== undefined) vs.persistenceTimeout = v;
-        }
-        break;
-      }
-      case "persistence_granularity": {
-        const t = r.value(c, "a netmask");
-        if (t) vs.granularity = t;
-        break;
-      }
-      case "persistence_engine": {
-        const t = r.value(c, "a persistence engine name");
-        if (t && t.text !== "sip") r.diags.error(t.pos, `Invalid persistence_engine "${t.text}" (only sip exists)`);
-        else if (t) vs.pe = t.text;
-        break;
-      }
-      case "ip_family": {
-        const t = r.value(c, "inet or inet6");
-        if (t?.text === "inet") vs.family = 4;
-        else if (t?.text === "inet6") vs.family = 6;
-        else if (t) r.diags.error(t.pos, `Invalid ip_family "${t.text}" (expected inet or inet6)`);
-        break;
-      }
-      case "quorum":
-        vs.quorum = r.uint(c, 1, 2 ** 32 - 1) ?? vs.quorum;
-        break;
-      case "hysteresis":
-        vs.hysteresis = r.uint(c, 0, 2 ** 32 - 1) ?? vs.hysteresis;
-        break;
-      case "quorum_up":
-      case "quorum_down": {
-        const v = readScript(r, c);
-        if (v && k === "quorum_up") vs.quorumUp = v;
-        else if (v) vs.quorumDown = v;
-        break;
-      }
-      case "omega":
-        r.bare(c);
-        vs.omega = true;
-        break;
-      case "inhibit_on_failure":
-        r.bare(c);
-        vs.inhibit = true;
-        break;
-      case "virtualhost": {
-        const v = r.str(c, "a host name");
-        if (v !== undefined) vs.virtualhost = v;
-        break;
-      }
-      case "weight":
-        vs.weight = r.uint(c, 1, MAX_WEIGHT) ?? vs.weight;
-        break;
-      case "sorry_server": {
-        const ap = readAddrPort(r, c, "sorry_server");
-        if (ap) vs.sorry = { ...ap, inhibit: false, pos: r.pos(c) };
-        break;
-      }
-      case "sorry_server_inhibit":
-        r.bare(c);
-        if (vs.sorry) vs.sorry.inhibit = true;
-        else r.diags.error(r.pos(c), "sorry_server_inhibit before or without sorry_server");
-        break;
-      case "sorry_server_lvs_method": {
-        const f = readForwarding(r, c);
-        if (!vs.sorry) r.diags.error(r.pos(c), "sorry_server_lvs_method before or without sorry_server");
-        else if (f) vs.sorry.fwd = f;
-        break;
-      }
-      case "ha_suspend":
-        r.bare(c);
-        r.unsupported(c, "virtual_server");
-        break;
-      case "smtp_alert":
-        r.flag(c);
-        break;
-      case "snmp_name":
-        r.str(c);
-        break;
-      default:
-        if (SCHED_FLAG_WORDS.has(k)) {
-          r.bare(c);
-          vs.flags.push({ word: k, pos: r.pos(c) });
-        } else r.unknown(c, "virtual_server");
-    }
-    r.noBlock(c);
+}
+
+/** One statement of a virtual_server block, to the reader of its kind. */
+function readVsStatement(r: StmtReader, c: Stmt, vs: VsDraft): void {
+  const k = r.kw(c);
+  if (k === "real_server") {
+    const rs = readRealServer(r, c);
+    if (rs) vs.realServers.push(rs);
+    return;
   }
-  return vs;
+  if (CHECKER_KEYWORDS.has(k)) {
+    r.diags.error(r.pos(c), `${k} must be inside a real_server block`);
+    return;
+  }
+  if (readCommonOption(r, c, vs.common, "vs")) {
+    if (k === "alpha") vs.alpha = true;
+    r.noBlock(c);
+    return;
+  }
+  const known = readVsScheduling(r, c, k, vs) || readVsHealth(r, c, k, vs) || readVsSorry(r, c, k, vs);
+  if (!known) readVsOther(r, c, k, vs);
+  r.noBlock(c);
+}
+
+/** How the service schedules and forwards: lb_algo, lb_kind, ops, protocol, persistence_*, ip_family. */
+function readVsScheduling(r: StmtReader, c: Stmt, k: string, vs: VsDraft): boolean {
+  switch (k) {
+    case "lb_algo":
+    case "lvs_sched": {
+      const t = r.value(c, "a scheduler name");
+      if (!t) return true;
+      if (KEEPALIVED_SCHEDULERS.includes(t.text)) vs.scheduler = t.text;
+      else r.diags.error(t.pos, `Invalid ${k} "${t.text}" (expected one of ${KEEPALIVED_SCHEDULERS.join(" ")})`);
+      return true;
+    }
+    case "lb_kind":
+    case "lvs_method": {
+      const f = readForwarding(r, c);
+      if (f) vs.fwd = f;
+      return true;
+    }
+    case "ops":
+      r.bare(c);
+      vs.ops = true;
+      vs.opsPos = r.pos(c);
+      return true;
+    case "hashed":
+      r.bare(c);
+      return true;
+    case "protocol": {
+      const t = r.value(c, "TCP, UDP or SCTP");
+      if (!t) return true;
+      const p = t.text.toLowerCase();
+      if (p === "tcp" || p === "udp" || p === "sctp") {
+        vs.protocol = p;
+        vs.protocolPos = r.pos(c);
+      } else r.diags.error(t.pos, `Invalid protocol "${t.text}" (expected TCP, UDP or SCTP)`);
+      return true;
+    }
+    case "persistence_timeout": {
+      if (c.words.length === 1) vs.persistenceTimeout = KEEPALIVED_PERSISTENCE_TIMEOUT;
+      else {
+        const v = r.uint(c, 0, MAX_PERSISTENCE_TIMEOUT, "seconds");
+        if (v !== undefined) vs.persistenceTimeout = v;
+      }
+      return true;
+    }
+    case "persistence_granularity": {
+      const t = r.value(c, "a netmask");
+      if (t) vs.granularity = t;
+      return true;
+    }
+    case "persistence_engine": {
+      const t = r.value(c, "a persistence engine name");
+      if (t && t.text !== "sip") r.diags.error(t.pos, `Invalid persistence_engine "${t.text}" (only sip exists)`);
+      else if (t) vs.pe = t.text;
+      return true;
+    }
+    case "ip_family": {
+      const t = r.value(c, "inet or inet6");
+      if (t?.text === "inet") vs.family = 4;
+      else if (t?.text === "inet6") vs.family = 6;
+      else if (t) r.diags.error(t.pos, `Invalid ip_family "${t.text}" (expected inet or inet6)`);
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
+/** How health results act on the service: quorum, hysteresis, quorum_up/down, omega, inhibit, weight. */
+function readVsHealth(r: StmtReader, c: Stmt, k: string, vs: VsDraft): boolean {
+  switch (k) {
+    case "quorum":
+      vs.quorum = r.uint(c, 1, 2 ** 32 - 1) ?? vs.quorum;
+      return true;
+    case "hysteresis":
+      vs.hysteresis = r.uint(c, 0, 2 ** 32 - 1) ?? vs.hysteresis;
+      return true;
+    case "quorum_up":
+    case "quorum_down": {
+      const v = readScript(r, c);
+      if (v && k === "quorum_up") vs.quorumUp = v;
+      else if (v) vs.quorumDown = v;
+      return true;
+    }
+    case "omega":
+      r.bare(c);
+      vs.omega = true;
+      return true;
+    case "inhibit_on_failure":
+      r.bare(c);
+      vs.inhibit = true;
+      return true;
+    case "virtualhost": {
+      const v = r.str(c, "a host name");
+      if (v !== undefined) vs.virtualhost = v;
+      return true;
+    }
+    case "weight":
+      vs.weight = r.uint(c, 1, MAX_WEIGHT) ?? vs.weight;
+      return true;
+    default:
+      return false;
+  }
+}
+
+/** The sorry server: sorry_server, sorry_server_inhibit, sorry_server_lvs_method. */
+function readVsSorry(r: StmtReader, c: Stmt, k: string, vs: VsDraft): boolean {
+  switch (k) {
+    case "sorry_server": {
+      const ap = readAddrPort(r, c, "sorry_server");
+      if (ap) vs.sorry = { ...ap, inhibit: false, pos: r.pos(c) };
+      return true;
+    }
+    case "sorry_server_inhibit":
+      r.bare(c);
+      if (vs.sorry) vs.sorry.inhibit = true;
+      else r.diags.error(r.pos(c), "sorry_server_inhibit before or without sorry_server");
+      return true;
+    case "sorry_server_lvs_method": {
+      const f = readForwarding(r, c);
+      if (!vs.sorry) r.diags.error(r.pos(c), "sorry_server_lvs_method before or without sorry_server");
+      else if (f) vs.sorry.fwd = f;
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
+/** Scheduler flag words, keywords read and left alone, and everything unknown. */
+function readVsOther(r: StmtReader, c: Stmt, k: string, vs: VsDraft): void {
+  switch (k) {
+    case "ha_suspend":
+      r.bare(c);
+      r.unsupported(c, "virtual_server");
+      break;
+    case "smtp_alert":
+      r.flag(c);
+      break;
+    case "snmp_name":
+      r.str(c);
+      break;
+    default:
+      if (SCHED_FLAG_WORDS.has(k)) {
+        r.bare(c);
+        vs.flags.push({ word: k, pos: r.pos(c) });
+      } else r.unknown(c, "virtual_server");
+  }
 }
 
 /** One entry of a virtual_server_group, after range expansion. */
