@@ -104,9 +104,9 @@ function relayIn(ctx: TunContext, p: Pkt, q: Quoted, conn: BoundConn): Verdict {
       setQuotedAddr(buf, q.l3, 12, rs);
       setPort(buf, q.l4, conn.dport);
       if (conn.fwd === "fullnat") {
-        const cp = connPlane(conn);
-        rewriteAddr4(buf, p.l3, 12, -1, 0, cp.laddr4, false);
-        setQuotedAddr(buf, q.l3, 16, cp.laddr4);
+        const plane = connPlane(conn);
+        rewriteAddr4(buf, p.l3, 12, -1, 0, plane.laddr4, false);
+        setQuotedAddr(buf, q.l3, 16, plane.laddr4);
         setPort(buf, q.l4 + 2, conn.lport);
       }
       fixIcmp4Checksum(buf, p.l4, p.end);
@@ -128,17 +128,17 @@ export function relayIcmpOut(ctx: TunContext, p: Pkt): Verdict | undefined {
   if (!checksumOk(p)) return ctx.drop("malformed");
   if (!decrementTtl(p)) return ctx.drop("ttl");
   const bytes = p.ipLen;
-  const cp = connPlane(conn);
-  rewriteAddr4(buf, p.l3, 12, -1, 0, cp.vaddr4, false);
-  setQuotedAddr(buf, q.l3, 16, cp.vaddr4);
+  const plane = connPlane(conn);
+  rewriteAddr4(buf, p.l3, 12, -1, 0, plane.vaddr4, false);
+  setQuotedAddr(buf, q.l3, 16, plane.vaddr4);
   setPort(buf, q.l4 + 2, conn.vport);
   if (conn.fwd === "fullnat") {
-    rewriteAddr4(buf, p.l3, 16, -1, 0, cp.caddr4, false);
-    setQuotedAddr(buf, q.l3, 12, cp.caddr4);
+    rewriteAddr4(buf, p.l3, 16, -1, 0, plane.caddr4, false);
+    setQuotedAddr(buf, q.l3, 12, plane.caddr4);
     setPort(buf, q.l4, conn.cport);
   }
   fixIcmp4Checksum(buf, p.l4, p.end);
-  const v = toClient(ctx, p, conn, cp);
+  const v = toClient(ctx, p, conn, plane);
   if (v === "forward") ctx.conns.account(conn, "out", 1, bytes);
   return v;
 }

@@ -155,15 +155,15 @@ export function relayIcmp6Out(ctx: TunContext, p: Pkt): Verdict | undefined {
   if (!checksumOk(p)) return ctx.drop("malformed");
   if (!decrementTtl(p)) return ctx.drop("ttl");
   const bytes = p.ipLen;
-  const cp = connPlane(conn);
-  if (!setAddr(buf, p.l3 + 8, cp.vaddr6) || !setAddr(buf, q.l3 + 24, cp.vaddr6)) return ctx.drop("unsupported");
+  const plane = connPlane(conn);
+  if (!setAddr(buf, p.l3 + 8, plane.vaddr6) || !setAddr(buf, q.l3 + 24, plane.vaddr6)) return ctx.drop("unsupported");
   setPort(buf, q.l4 + 2, conn.vport);
   if (conn.fwd === "fullnat") {
-    if (!setAddr(buf, p.l3 + 24, cp.caddr6) || !setAddr(buf, q.l3 + 8, cp.caddr6)) return ctx.drop("unsupported");
+    if (!setAddr(buf, p.l3 + 24, plane.caddr6) || !setAddr(buf, q.l3 + 8, plane.caddr6)) return ctx.drop("unsupported");
     setPort(buf, q.l4, conn.cport);
   }
   fixIcmp6Checksum(buf, p.l3, p.l4, p.end);
-  const v = toClient(ctx, p, conn, cp);
+  const v = toClient(ctx, p, conn, plane);
   if (v === "forward") ctx.conns.account(conn, "out", 1, bytes);
   return v;
 }

@@ -393,7 +393,7 @@ export class Pipeline implements TunContext {
       );
       if ("error" in r) return this.drop(r.error === "no-destination" ? "noDest" : "tableFull");
       conn = r;
-      const cp = connPlane(conn);
+      const plane = connPlane(conn);
       if (conn.fwd === "fullnat") {
         const fam = p.family;
         const c = conn;
@@ -406,8 +406,8 @@ export class Pipeline implements TunContext {
           return this.drop("localPort");
         }
         conns.setLocal(conn, picked.laddr, picked.lport);
-        if (fam === 4) cp.laddr4 = parseIpv4(picked.laddr) ?? 0;
-        else cp.laddr6 = ip6Bytes(parseIpv6Groups(picked.laddr)!);
+        if (fam === 4) plane.laddr4 = parseIpv4(picked.laddr) ?? 0;
+        else plane.laddr6 = ip6Bytes(parseIpv6Groups(picked.laddr)!);
       }
     }
     if (!conn.dest.available) return this.drop("destGone");

@@ -381,14 +381,14 @@ export function steerValue(plan: SteeringPlan, buf: Uint8Array, off: number, len
   const l4 = n + ((buf[n]! & 0x0f) << 2);
   let ca = be32(buf, n + 16);
   let oa = be32(buf, n + 12);
-  let cp = 0;
+  let cport = 0;
   let op = 0;
   if ((be16(buf, n + 6) & 0x1fff) === 0) {
     const proto = buf[n + 9]!;
     if (hasPorts(proto)) {
       if (l4 + 4 > end) return 0;
       op = be16(buf, l4);
-      cp = be16(buf, l4 + 2);
+      cport = be16(buf, l4 + 2);
     } else if (proto === 1) {
       if (l4 + 1 > end) return 0;
       if (isIcmpError(buf[l4]!)) {
@@ -399,22 +399,22 @@ export function steerValue(plan: SteeringPlan, buf: Uint8Array, off: number, len
         if ((be16(buf, q + 6) & 0x1fff) === 0 && hasPorts(buf[q + 9]!)) {
           const ql4 = q + ((buf[q]! & 0x0f) << 2);
           if (ql4 + 4 > end) return 0;
-          cp = be16(buf, ql4);
+          cport = be16(buf, ql4);
           op = be16(buf, ql4 + 2);
         }
       }
     }
   }
-  return decide(c, ca, cp, oa, op);
+  return decide(c, ca, cport, oa, op);
 }
 
 /** Rules 1-4 once the classified side C (dst, or the quoted src) and the other side O are known. */
-function decide(c: Compiled, ca: number, cp: number, oa: number, op: number): number {
-  if (c.locals.has(ca)) return cp;
+function decide(c: Compiled, ca: number, cport: number, oa: number, op: number): number {
+  if (c.locals.has(ca)) return cport;
   const vip = c.vips.has(ca);
   const addr = vip ? oa : ca;
   if (c.byAddress) return steeringHash((addr & c.mask) >>> 0, 0);
-  return steeringHash(addr, vip ? op : cp);
+  return steeringHash(addr, vip ? op : cport);
 }
 
 /**

@@ -92,10 +92,10 @@ function addr6(text: string): Uint8Array | undefined {
 
 /** The connection's plane state, created from its addresses when the entry came from elsewhere. */
 export function connPlane(c: Conn): ConnPlane {
-  let cp = c.plane as ConnPlane | undefined;
-  if (cp === undefined) {
+  let plane = c.plane as ConnPlane | undefined;
+  if (plane === undefined) {
     const v4 = c.family === 4;
-    cp = {
+    plane = {
       xmit: undefined,
       cmac: new Uint8Array(6),
       cmacKnown: false,
@@ -106,9 +106,9 @@ export function connPlane(c: Conn): ConnPlane {
       vaddr6: v4 ? undefined : addr6(c.vaddr),
       laddr6: v4 || !c.laddr ? undefined : addr6(c.laddr),
     };
-    c.plane = cp;
+    c.plane = plane;
   }
-  return cp;
+  return plane;
 }
 
 /** Decrement TTL / hop limit as IPVS does before forwarding; false when it ran out. */
@@ -130,7 +130,7 @@ export function decrementTtl(p: Pkt): boolean {
  * through neighbour resolution (a client on the link; a routed client is reached once its next
  * packet teaches the MAC of its router).
  */
-export function toClient(ctx: XmitContext, p: Pkt, conn: Conn, cp: ConnPlane): Verdict {
-  if (cp.cmacKnown) return ctx.toMac(p, cp.cmac);
+export function toClient(ctx: XmitContext, p: Pkt, conn: Conn, plane: ConnPlane): Verdict {
+  if (plane.cmacKnown) return ctx.toMac(p, plane.cmac);
   return ctx.toNeighbour(p, conn.caddr, conn.family);
 }

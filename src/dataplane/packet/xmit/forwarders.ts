@@ -22,11 +22,11 @@ const FORWARDERS: Readonly<Record<FwdMethod, Forwarder>> = {
 
 /** The connection's forwarder, bound on first use from its method (fixed once the entry is bound). */
 export function forwarderOf(c: BoundConn): Forwarder {
-  const cp = connPlane(c);
-  let f = cp.xmit;
+  const plane = connPlane(c);
+  let f = plane.xmit;
   if (f === undefined) {
     f = FORWARDERS[c.fwd];
-    cp.xmit = f;
+    plane.xmit = f;
   }
   return f;
 }

@@ -13,22 +13,22 @@ import { fromVirtual, toRealServer } from "./nat.ts";
 
 export function fullnatIn(ctx: XmitContext, p: Pkt, conn: BoundConn): Verdict {
   if (!decrementTtl(p)) return ctx.drop("ttl");
-  const cp = connPlane(conn);
+  const plane = connPlane(conn);
   toRealServer(p, conn);
-  if (p.family === 4) rewriteAddr4(p.buf, p.l3, 12, p.l4, p.proto, cp.laddr4, p.partial);
-  else rewriteAddr6(p.buf, p.l3, 8, p.l4, p.proto, cp.laddr6!, p.partial);
+  if (p.family === 4) rewriteAddr4(p.buf, p.l3, 12, p.l4, p.proto, plane.laddr4, p.partial);
+  else rewriteAddr6(p.buf, p.l3, 8, p.l4, p.proto, plane.laddr6!, p.partial);
   if (p.l4 >= 0) rewritePort(p.buf, p.l4, p.proto, 0, conn.lport, p.partial, p.family === 6);
   return ctx.toNeighbour(p, conn.daddr, conn.dest.family);
 }
 
 export function fullnatOut(ctx: XmitContext, p: Pkt, conn: BoundConn): Verdict {
   if (!decrementTtl(p)) return ctx.drop("ttl");
-  const cp = connPlane(conn);
+  const plane = connPlane(conn);
   fromVirtual(p, conn);
-  if (p.family === 4) rewriteAddr4(p.buf, p.l3, 16, p.l4, p.proto, cp.caddr4, p.partial);
-  else rewriteAddr6(p.buf, p.l3, 24, p.l4, p.proto, cp.caddr6!, p.partial);
+  if (p.family === 4) rewriteAddr4(p.buf, p.l3, 16, p.l4, p.proto, plane.caddr4, p.partial);
+  else rewriteAddr6(p.buf, p.l3, 24, p.l4, p.proto, plane.caddr6!, p.partial);
   if (p.l4 >= 0) rewritePort(p.buf, p.l4, p.proto, 2, conn.cport, p.partial, p.family === 6);
-  return toClient(ctx, p, conn, cp);
+  return toClient(ctx, p, conn, plane);
 }
 
 /**

@@ -20,9 +20,9 @@ export function toRealServer(p: Pkt, conn: BoundConn): void {
 
 /** Rewrite the source of a real server's reply to VIP:vport (also used by FULLNAT). */
 export function fromVirtual(p: Pkt, conn: BoundConn): void {
-  const cp = connPlane(conn);
-  if (p.family === 4) rewriteAddr4(p.buf, p.l3, 12, p.l4, p.proto, cp.vaddr4, p.partial);
-  else rewriteAddr6(p.buf, p.l3, 8, p.l4, p.proto, cp.vaddr6!, p.partial);
+  const plane = connPlane(conn);
+  if (p.family === 4) rewriteAddr4(p.buf, p.l3, 12, p.l4, p.proto, plane.vaddr4, p.partial);
+  else rewriteAddr6(p.buf, p.l3, 8, p.l4, p.proto, plane.vaddr6!, p.partial);
   if (p.l4 >= 0) rewritePort(p.buf, p.l4, p.proto, 0, conn.vport, p.partial, p.family === 6);
 }
 
