@@ -151,8 +151,8 @@ export class SyncDaemons {
       b.receiver.onControl = (c) => this.#backupControl(c);
       this.#open(b, iface as ResolvedInterface, (msg, from) => {
         if (this.#backup !== b) return;
-        b.receiver.receive(msg, this.#o.now());
         this.#lastPeer = from;
+        b.receiver.receive(msg, this.#o.now());
       });
     }
     this.#o.log.info("Sync daemon started", { ...config });
@@ -240,7 +240,10 @@ export class SyncDaemons {
       out.push(
         `Sync backup on ${b.config.mcastIfn} (syncid ${b.config.syncId}, ${b.config.mcastGroup}:${b.config.mcastPort})` +
           `${b.failed ? `: sockets failed: ${b.failed}` : ""}: ${s.messages} messages, ${s.records} entries, ` +
-          `${s.created} created, ${s.updated} updated, ${s.refused} refused (connection limit)` +
+          (s.passed > 0
+            ? `${s.passed} handed to the packet workers`
+            : `${s.created} created, ${s.updated} updated, ${s.refused} refused (connection limit)`) +
+          (s.ignored > 0 ? `, ${s.ignored} connections not kept (templates only on this plane)` : "") +
           `${drops ? `; dropped: ${drops}` : ""}; ${resync}`,
       );
     }

@@ -138,166 +138,173 @@ async function macOf(ns: string): Promise<string> {
   return (JSON.parse(r.stdout) as { address: string }[])[0]?.address as string;
 }
 
-test(
-  "a backup tvsd keeps the master's connections: listed, carried after failover, resynced back",
-  { skip: skip ?? false, timeout: 180_000 },
-  async (t) => {
-    const lab = new Lab();
-    const procs: ChildProcess[] = [];
-    const dir = mkdtempSync(join(tmpdir(), "tvs-sync-lab-"));
-    t.after(async () => {
-      for (const p of procs) if (p.pid && p.exitCode === null && p.signalCode === null) process.kill(p.pid, "SIGKILL");
-      await lab.destroy();
-      rmSync(dir, { recursive: true, force: true });
-    });
-    await lab.createSwitch();
-    const client = await lab.addHost("client");
-    const a = await lab.addHost("dira");
-    const b = await lab.addHost("dirb");
-    const rs1 = await lab.addHost("rs1");
-    const rs2 = await lab.addHost("rs2");
-    await ipIn(client.ns, "addr", "add", `${CLIENT}/24`, "dev", "eth0");
-    await ipIn(a.ns, "addr", "add", `${DIR_A}/24`, "dev", "eth0");
-    await ipIn(b.ns, "addr", "add", `${DIR_B}/24`, "dev", "eth0");
-    await ipIn(rs1.ns, "addr", "add", `${RS1}/24`, "dev", "eth0");
-    await ipIn(rs1.ns, "addr", "add", `${VIP_DR}/32`, "dev", "lo");
-    for (const k of ["net.ipv4.conf.all.arp_ignore=1", "net.ipv4.conf.all.arp_announce=2"])
-      await runIn(rs1.ns, "sysctl", ["-qw", k]);
-    await ipIn(rs2.ns, "addr", "add", `${RS2}/24`, "dev", "eth0");
-    await ipIn(rs2.ns, "route", "add", `${CLIENT}/32`, "via", DIR_A);
-
-    for (const [host, name, port] of [
-      [rs1, "rs1", "80"],
-      [rs2, "rs2", "8080"],
-    ] as const) {
-      const p = spawnIn(host.ns, process.execPath, ["-e", LINE_SERVER, name, port]);
-      procs.push(p);
-      assert.equal(await lines(p)(), "listening");
-    }
-
-    const rules = join(dir, "rules");
-    writeFileSync(
-      rules,
-      [
-        `-A -t ${VIP_DR}:80 -s rr`,
-        `-a -t ${VIP_DR}:80 -r ${RS1}:80 -g -w 1`,
-        `-A -t ${VIP_NAT}:80 -s rr`,
-        `-a -t ${VIP_NAT}:80 -r ${RS2}:8080 -m -w 1`,
-        "",
-      ].join("\n"),
-    );
-    const startTvsd = async (ns: string, name: string): Promise<{ proc: ChildProcess; socket: string }> => {
-      const socket = join(dir, `${name}.sock`);
-      const proc = spawnIn(ns, process.execPath, [
-        TVSD,
-        "--dataplane",
-        "packet",
-        "--interface",
-        "eth0",
-        "--socket",
-        socket,
-        "--rules",
-        rules,
-        "--http",
-        "none",
-      ]);
-      let err = "";
-      proc.stderr?.on("data", (d: Buffer) => {
-        err = (err + d.toString()).slice(-4000);
+for (const workers of [1, 2])
+  test(
+    `a backup tvsd keeps the master's connections: listed, carried after failover, resynced back (${workers} packet worker${workers > 1 ? "s" : ""})`,
+    { skip: skip ?? false, timeout: 180_000 },
+    async (t) => {
+      const lab = new Lab();
+      const procs: ChildProcess[] = [];
+      const dir = mkdtempSync(join(tmpdir(), "tvs-sync-lab-"));
+      t.after(async () => {
+        for (const p of procs)
+          if (p.pid && p.exitCode === null && p.signalCode === null) process.kill(p.pid, "SIGKILL");
+        await lab.destroy();
+        rmSync(dir, { recursive: true, force: true });
       });
-      proc.stdout?.resume();
-      procs.push(proc);
-      for (let i = 0; i < 200; i++) {
-        if (proc.exitCode !== null) throw new Error(`tvsd ${name} exited: ${err}`);
-        const r = await run(process.execPath, [TVSADM, "--socket", socket, "-L", "-n"]).catch(() => undefined);
-        if (r?.stdout.includes(VIP_NAT)) return { proc, socket };
-        await sleep(100);
+      await lab.createSwitch();
+      const client = await lab.addHost("client");
+      const a = await lab.addHost("dira");
+      const b = await lab.addHost("dirb");
+      const rs1 = await lab.addHost("rs1");
+      const rs2 = await lab.addHost("rs2");
+      await ipIn(client.ns, "addr", "add", `${CLIENT}/24`, "dev", "eth0");
+      await ipIn(a.ns, "addr", "add", `${DIR_A}/24`, "dev", "eth0");
+      await ipIn(b.ns, "addr", "add", `${DIR_B}/24`, "dev", "eth0");
+      await ipIn(rs1.ns, "addr", "add", `${RS1}/24`, "dev", "eth0");
+      await ipIn(rs1.ns, "addr", "add", `${VIP_DR}/32`, "dev", "lo");
+      for (const k of ["net.ipv4.conf.all.arp_ignore=1", "net.ipv4.conf.all.arp_announce=2"])
+        await runIn(rs1.ns, "sysctl", ["-qw", k]);
+      await ipIn(rs2.ns, "addr", "add", `${RS2}/24`, "dev", "eth0");
+      await ipIn(rs2.ns, "route", "add", `${CLIENT}/32`, "via", DIR_A);
+
+      for (const [host, name, port] of [
+        [rs1, "rs1", "80"],
+        [rs2, "rs2", "8080"],
+      ] as const) {
+        const p = spawnIn(host.ns, process.execPath, ["-e", LINE_SERVER, name, port]);
+        procs.push(p);
+        assert.equal(await lines(p)(), "listening");
       }
-      throw new Error(`tvsd ${name} did not come up: ${err}`);
-    };
-    const tvsadm = async (socket: string, ...args: string[]) =>
-      (await run(process.execPath, [TVSADM, "--socket", socket, ...args])).stdout;
-    const status = async (socket: string) => (await run(process.execPath, [TVS, "status", "--socket", socket])).stdout;
 
-    const dirA = await startTvsd(a.ns, "a");
-    const dirB = await startTvsd(b.ns, "b");
-    await tvsadm(dirA.socket, "--start-daemon", "master", "--mcast-interface", "eth0", "--syncid", "9");
-    await tvsadm(dirB.socket, "--start-daemon", "backup", "--mcast-interface", "eth0", "--syncid", "9");
-    assert.equal(
-      await tvsadm(dirB.socket, "-L", "--daemon"),
-      "backup sync daemon (mcast=eth0, syncid=9, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)\n",
-    );
+      const rules = join(dir, "rules");
+      writeFileSync(
+        rules,
+        [
+          `-A -t ${VIP_DR}:80 -s rr`,
+          `-a -t ${VIP_DR}:80 -r ${RS1}:80 -g -w 1`,
+          `-A -t ${VIP_NAT}:80 -s rr`,
+          `-a -t ${VIP_NAT}:80 -r ${RS2}:8080 -m -w 1`,
+          "",
+        ].join("\n"),
+      );
+      const startTvsd = async (ns: string, name: string): Promise<{ proc: ChildProcess; socket: string }> => {
+        const socket = join(dir, `${name}.sock`);
+        const proc = spawnIn(ns, process.execPath, [
+          TVSD,
+          "--dataplane",
+          "packet",
+          "--interface",
+          "eth0",
+          "--socket",
+          socket,
+          "--rules",
+          rules,
+          "--http",
+          "none",
+          ...(workers > 1 ? ["--workers", String(workers)] : []),
+        ]);
+        let err = "";
+        proc.stderr?.on("data", (d: Buffer) => {
+          err = (err + d.toString()).slice(-4000);
+        });
+        proc.stdout?.resume();
+        procs.push(proc);
+        for (let i = 0; i < 200; i++) {
+          if (proc.exitCode !== null) throw new Error(`tvsd ${name} exited: ${err}`);
+          const r = await run(process.execPath, [TVSADM, "--socket", socket, "-L", "-n"]).catch(() => undefined);
+          if (r?.stdout.includes(VIP_NAT)) return { proc, socket };
+          await sleep(100);
+        }
+        throw new Error(`tvsd ${name} did not come up: ${err}`);
+      };
+      const tvsadm = async (socket: string, ...args: string[]) =>
+        (await run(process.execPath, [TVSADM, "--socket", socket, ...args])).stdout;
+      const status = async (socket: string) =>
+        (await run(process.execPath, [TVS, "status", "--socket", socket])).stdout;
 
-    // The client reaches the VIPs through A (what VRRP's MASTER announces).
-    const macA = await macOf(a.ns);
-    const macB = await macOf(b.ns);
-    for (const vip of [VIP_DR, VIP_NAT])
-      await ipIn(client.ns, "neigh", "replace", vip, "lladdr", macA, "dev", "eth0", "nud", "permanent");
+      const dirA = await startTvsd(a.ns, "a");
+      const dirB = await startTvsd(b.ns, "b");
+      await tvsadm(dirA.socket, "--start-daemon", "master", "--mcast-interface", "eth0", "--syncid", "9");
+      await tvsadm(dirB.socket, "--start-daemon", "backup", "--mcast-interface", "eth0", "--syncid", "9");
+      assert.equal(
+        await tvsadm(dirB.socket, "-L", "--daemon"),
+        "backup sync daemon (mcast=eth0, syncid=9, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)\n",
+      );
 
-    // spawnIn gives no stdin; the client is driven through it.
-    const holder = spawn(
-      "ip",
-      ["netns", "exec", client.ns, process.execPath, "-e", HOLDING_CLIENT, `${VIP_DR},${VIP_NAT}`, String(HELD)],
-      { stdio: ["pipe", "pipe", "pipe"] },
-    );
-    procs.push(holder);
-    const next = lines(holder);
-    const ping = async (): Promise<string[]> => {
-      holder.stdin?.write("ping\n");
-      return JSON.parse(await next()) as string[];
-    };
-    // Two rounds: SYN, ACK and two data segments in, past the sync threshold (3 packets).
-    const first = await ping();
-    const second = await ping();
-    const expected = (round: number) =>
-      Array.from({ length: 2 * HELD }, (_, k) => `${k < HELD ? "rs1" : "rs2"}:r${round}c${k}`);
-    assert.deepEqual(first, expected(1));
-    assert.deepEqual(second, expected(2));
+      // The client reaches the VIPs through A (what VRRP's MASTER announces).
+      const macA = await macOf(a.ns);
+      const macB = await macOf(b.ns);
+      for (const vip of [VIP_DR, VIP_NAT])
+        await ipIn(client.ns, "neigh", "replace", vip, "lladdr", macA, "dev", "eth0", "nud", "permanent");
 
-    // Within the 2 s flush, B lists what A lists.
-    const onA = entries(await tvsadm(dirA.socket, "-L", "-n", "-c"));
-    assert.equal(onA.length, 2 * HELD);
-    assert.ok(
-      onA.every((e) => e.startsWith("TCP ESTABLISHED")),
-      onA.join("\n"),
-    );
-    let onB: string[] = [];
-    for (let i = 0; i < 50; i++) {
-      onB = entries(await tvsadm(dirB.socket, "-L", "-n", "-c"));
-      if (onB.length === onA.length) break;
-      await sleep(200);
-    }
-    assert.deepEqual(onB, onA);
-    assert.match(
-      await status(dirA.socket),
-      /Sync master on eth0 \(syncid 9, 224\.0\.0\.81:8848\): \d+ messages, \d+ entries sent/,
-    );
-    assert.match(await status(dirB.socket), new RegExp(`Sync backup on eth0 .*${2 * HELD} created`));
+      // spawnIn gives no stdin; the client is driven through it.
+      const holder = spawn(
+        "ip",
+        ["netns", "exec", client.ns, process.execPath, "-e", HOLDING_CLIENT, `${VIP_DR},${VIP_NAT}`, String(HELD)],
+        { stdio: ["pipe", "pipe", "pipe"] },
+      );
+      procs.push(holder);
+      const next = lines(holder);
+      const ping = async (): Promise<string[]> => {
+        holder.stdin?.write("ping\n");
+        return JSON.parse(await next()) as string[];
+      };
+      // Two rounds: SYN, ACK and two data segments in, past the sync threshold (3 packets).
+      const first = await ping();
+      const second = await ping();
+      const expected = (round: number) =>
+        Array.from({ length: 2 * HELD }, (_, k) => `${k < HELD ? "rs1" : "rs2"}:r${round}c${k}`);
+      assert.deepEqual(first, expected(1));
+      assert.deepEqual(second, expected(2));
 
-    // Failover: A dies; B is made the one the client and rs2 send to.
-    process.kill(dirA.proc.pid as number, "SIGKILL");
-    await ipIn(a.ns, "link", "set", "eth0", "down");
-    for (const vip of [VIP_DR, VIP_NAT])
-      await ipIn(client.ns, "neigh", "replace", vip, "lladdr", macB, "dev", "eth0", "nud", "permanent");
-    await ipIn(rs2.ns, "route", "replace", `${CLIENT}/32`, "via", DIR_B);
-    const after = await ping();
-    const resets = after.filter((r) => r.startsWith("ERR")).length;
-    assert.equal(resets, 0, `connections reset or lost after failover: ${after.join(" ")}`);
-    assert.deepEqual(after, expected(3), "every held connection answered by the same real server");
-    await tvsadm(dirB.socket, "--stop-daemon", "backup");
-    await tvsadm(dirB.socket, "--start-daemon", "master", "--mcast-interface", "eth0", "--syncid", "9");
+      // Within the 2 s flush, B lists what A lists.
+      const onA = entries(await tvsadm(dirA.socket, "-L", "-n", "-c"));
+      assert.equal(onA.length, 2 * HELD);
+      assert.ok(
+        onA.every((e) => e.startsWith("TCP ESTABLISHED")),
+        onA.join("\n"),
+      );
+      let onB: string[] = [];
+      for (let i = 0; i < 50; i++) {
+        onB = entries(await tvsadm(dirB.socket, "-L", "-n", "-c"));
+        if (onB.length === onA.length) break;
+        await sleep(200);
+      }
+      assert.deepEqual(onB, onA);
+      assert.match(
+        await status(dirA.socket),
+        /Sync master on eth0 \(syncid 9, 224\.0\.0\.81:8848\): \d+ messages, \d+ entries sent/,
+      );
+      assert.match(
+        await status(dirB.socket),
+        new RegExp(`Sync backup on eth0 .*${2 * HELD} (created|handed to the packet workers)`),
+      );
 
-    // A comes back empty, as backup, and asks B for the table.
-    await ipIn(a.ns, "link", "set", "eth0", "up");
-    const dirA2 = await startTvsd(a.ns, "a2");
-    await tvsadm(dirA2.socket, "--start-daemon", "backup", "--mcast-interface", "eth0", "--syncid", "9");
-    let resynced = "";
-    for (let i = 0; i < 50 && !resynced.includes("resync complete"); i++) {
-      await sleep(200);
-      resynced = await status(dirA2.socket);
-    }
-    assert.match(resynced, /resync complete \(\d+ entries from 10\.88\.0\.3/);
-    assert.deepEqual(entries(await tvsadm(dirA2.socket, "-L", "-n", "-c")), onA);
-    holder.stdin?.write("quit\n");
-  },
-);
+      // Failover: A dies; B is made the one the client and rs2 send to.
+      process.kill(dirA.proc.pid as number, "SIGKILL");
+      await ipIn(a.ns, "link", "set", "eth0", "down");
+      for (const vip of [VIP_DR, VIP_NAT])
+        await ipIn(client.ns, "neigh", "replace", vip, "lladdr", macB, "dev", "eth0", "nud", "permanent");
+      await ipIn(rs2.ns, "route", "replace", `${CLIENT}/32`, "via", DIR_B);
+      const after = await ping();
+      const resets = after.filter((r) => r.startsWith("ERR")).length;
+      assert.equal(resets, 0, `connections reset or lost after failover: ${after.join(" ")}`);
+      assert.deepEqual(after, expected(3), "every held connection answered by the same real server");
+      await tvsadm(dirB.socket, "--stop-daemon", "backup");
+      await tvsadm(dirB.socket, "--start-daemon", "master", "--mcast-interface", "eth0", "--syncid", "9");
+
+      // A comes back empty, as backup, and asks B for the table.
+      await ipIn(a.ns, "link", "set", "eth0", "up");
+      const dirA2 = await startTvsd(a.ns, "a2");
+      await tvsadm(dirA2.socket, "--start-daemon", "backup", "--mcast-interface", "eth0", "--syncid", "9");
+      let resynced = "";
+      for (let i = 0; i < 50 && !resynced.includes("resync complete"); i++) {
+        await sleep(200);
+        resynced = await status(dirA2.socket);
+      }
+      assert.match(resynced, /resync complete \(\d+ entries from 10\.88\.0\.3/);
+      assert.deepEqual(entries(await tvsadm(dirA2.socket, "-L", "-n", "-c")), onA);
+      holder.stdin?.write("quit\n");
+    },
+  );
