@@ -19,7 +19,7 @@ import { canonicalIp } from "../core/addr.ts";
 import type { Snapshot } from "./api/protocol.ts";
 
 /** Incoming packets a NAT destination may have without any reply before it is pointed out. */
-export const NAT_SILENT_MIN_PACKETS = 5;
+export const NAT_SILENT_MIN_PACKETS = 3;
 
 export interface PitfallInput {
   /** The data plane's name ("packet" or "proxy"). */
@@ -50,7 +50,7 @@ export function pitfallNotes(input: PitfallInput): string[] {
         const rs = d.spec.addr.includes(":") ? `[${d.spec.addr}]:${d.spec.port}` : `${d.spec.addr}:${d.spec.port}`;
         notes.push(
           `NAT real server ${rs} of ${id} got ${d.stats.inPkts} packets and no reply came back through this director: ` +
-            "make the director its default gateway (or route the clients through it), or use --fullnat",
+            "unless it is down, make the director its default gateway (or route the clients through it), or use --fullnat",
         );
       }
     }

@@ -94,7 +94,14 @@ test(
   },
   async () => {
     const { out, outcome } = await runLab("pitfalls");
-    type Case = { broken: string[]; fixed: string[]; evidence: string[]; diagnosis: string; reproduced: boolean };
+    type Case = {
+      broken: string[];
+      fixed: string[];
+      evidence: string[];
+      diagnosis: string;
+      tvsNote?: string;
+      reproduced: boolean;
+    };
     const s = outcome.summary as { nat: Case; dr: Case };
     assert.deepEqual(s.nat.broken, ["", "", "", ""], "NAT without a route back: no answer");
     assert.match(s.nat.evidence[0] ?? "", /[1-9]\d* packets from the real servers' own addresses, 0 from the VIP/);
@@ -106,6 +113,15 @@ test(
     );
     assert.deepEqual(s.dr.fixed, ["rs2", "rs1", "rs2", "rs1"], "DR with a VIP of its own: rr answers");
     assert.equal(out.split("\n").filter((l) => l.startsWith("# diagnosis: ")).length, 2, "one diagnosis line each");
+    // tvs status names each mistake from the director's side (src/control/pitfalls.ts).
+    assert.match(
+      s.nat.tvsNote ?? "",
+      /^NAT real server 192\.168\.122\.4[56]:80 of tcp 192\.168\.122\.22:80 got \d+ packets and no reply came back through this director/,
+    );
+    assert.match(
+      s.dr.tvsNote ?? "",
+      /^VIP 192\.168\.122\.30 of tcp 192\.168\.122\.30:80 is also this host's own address: DR\/TUN real servers/,
+    );
     assert.equal(outcome.ok, true);
     assertCleanedUp(outcome.summary);
   },

@@ -35,6 +35,8 @@ interface CaseResult {
   /** What the capture showed while broken (abridged). */
   evidence: string[];
   diagnosis: string;
+  /** What `tvs status` notes about the broken set-up (its pitfall line), if anything. */
+  tvsNote: string | undefined;
   fixed: string[];
   /** True when every broken request failed and every fixed one was answered. */
   reproduced: boolean;
@@ -82,6 +84,7 @@ async function natCase(ctx: LabContext): Promise<CaseResult> {
         ? `the real servers answer ${client} directly from their own addresses (no route back through the director ${director}), so the client resets replies it never asked for: route the client via the director on each real server`
         : `unexpected: ${fromVip.length} replies from the VIP, ${fromRs.length} from the real servers`;
     ctx.log(`# diagnosis: ${diagnosis}`);
+    const tvsNote = await statusNote(exp, ctx, /no reply came back through this director/);
     ctx.log(`# fix: on each real server: ip r add ${client}/32 via ${director}`);
     for (const rs of exp.topo.realServers) await prepareRealServer(exp.topo, rs);
     const fixed = await requests(exp, ctx, vip);
@@ -89,6 +92,7 @@ async function natCase(ctx: LabContext): Promise<CaseResult> {
       broken,
       evidence,
       diagnosis,
+      tvsNote,
       fixed,
       namespaces: exp.topo.lab.hosts().map((h) => h.ns),
       reproduced: broken.every((b) => b === "") && fixed.every((f) => f !== "") && fromRs.length > 0,
@@ -96,6 +100,13 @@ async function natCase(ctx: LabContext): Promise<CaseResult> {
   } finally {
     await exp.stop(ctx.keep);
   }
+}
+
+/** The line of `tvs status` that names the mistake (see src/control/pitfalls.ts), logged. */
+async function statusNote(exp: Experiment, ctx: LabContext, pattern: RegExp): Promise<string | undefined> {
+  const note = (await exp.tvs(["status"])).split("\n").find((l) => pattern.test(l));
+  ctx.log(`# tvs status: ${note?.trim() ?? "(no note)"}`);
+  return note?.trim();
 }
 
 async function realserverCmd(rs: RealServer, action: "start" | "stop", vip: string): Promise<void> {
@@ -144,6 +155,7 @@ async function drCase(ctx: LabContext): Promise<CaseResult> {
         ? `the real servers hold the director's address ${director} on lo, so the director's ARP requests (from ${director}) look like their own and go unanswered: the director never learns their MACs; give the VIP an address of its own`
         : `unexpected: ${asked.length} ARP requests, ${answered.length} replies`;
     ctx.log(`# diagnosis: ${diagnosis}`);
+    const tvsNote = await statusNote(exp, ctx, /is also this host's own address/);
     ctx.log(`# fix: a VIP of its own (${vip}) on the real servers' lo and in the service`);
     await exp.tvsadm(["-D", "-t", svc]);
     for (const rs of exp.topo.realServers) {
@@ -161,6 +173,7 @@ async function drCase(ctx: LabContext): Promise<CaseResult> {
       broken,
       evidence,
       diagnosis,
+      tvsNote,
       fixed,
       namespaces: exp.topo.lab.hosts().map((h) => h.ns),
       reproduced:
