@@ -242,6 +242,30 @@ test("item 4: tvsd refuses a control socket directory others can write or anothe
   await tvsd.stop();
 });
 
+test("item 6: a table full of TIME_WAIT entries takes new clients at once", async (t) => {
+  const real = await nameServer("t1");
+  const tvsd = await startTvsd(["--conn-limit", "20"]);
+  t.after(async () => {
+    await tvsd.stop();
+    await real.close();
+  });
+  const port = await freePort();
+  await adm(tvsd, "-A", "-t", `127.0.0.1:${port}`, "-s", "rr");
+  await adm(tvsd, "-a", "-t", `127.0.0.1:${port}`, "-r", `127.0.0.1:${real.port}`, "-m");
+  for (let i = 0; i < 20; i++) assert.equal(await whoAnswers(port), "t1");
+  await waitFor("20 lingering entries", async () => {
+    const c = (await tvsd.snapshot(true)).conns ?? [];
+    return (c.length === 20 && c.every((e) => e.state === "TIME_WAIT" || e.state === "CLOSE")) || undefined;
+  });
+  // Twenty more short connections, right away: each finds room by reclaiming a lingering entry.
+  for (let i = 0; i < 20; i++) assert.equal(await whoAnswers(port), "t1");
+  const status = await tvsd.client.status();
+  assert.match(
+    notes(status, "Connection table:"),
+    /^Connection table: \d+ entries \(limit 20, dropped 0, reclaimed [1-9]\d*\)$/,
+  );
+});
+
 test("item 7: a SIGHUP during start-up is applied once ready and does not kill tvsd", async (t) => {
   const dir = mkdtempSync(join(tmpdir(), "tvs-hup-"));
   const rules = join(dir, "rules");

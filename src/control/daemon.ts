@@ -484,7 +484,7 @@ export class Daemon {
     if (held !== undefined) notes.push(`Connection entries on the data plane: ${held} (the plane's own tables)`);
     else
       notes.push(
-        `Connection table: ${this.conns.size} entries (limit ${this.conns.limit}, dropped ${this.conns.dropped})`,
+        `Connection table: ${this.conns.size} entries (limit ${this.conns.limit}, dropped ${this.conns.dropped}${this.conns.reclaimed > 0 ? `, reclaimed ${this.conns.reclaimed}` : ""})`,
       );
     notes.push(`Open flows on the data plane: ${this.plane.openFlows()}`);
     notes.push(...this.sync.status());

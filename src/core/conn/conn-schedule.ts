@@ -4,9 +4,11 @@
 // service is persistent, making the template when there is none or it may no longer be used),
 // and create the entry bound to that destination.
 //
-// Full table: the kernel grows its table without bound and, under memory pressure, drops random
-// entries (drop_entry). We refuse instead: schedule returns { error: "table-full" } without
-// touching the scheduler, any destination or any counter, and `dropped` counts the refusal.
+// Full table: the kernel grows its table without bound and, under memory pressure, drops entries
+// that carry nothing (drop_entry). tvs has a limit: when it is reached, lingering and half-open
+// entries are reclaimed first (conn-reclaim.ts); only if that frees no room is the flow refused:
+// schedule returns { error: "table-full" } without touching the scheduler, any destination or
+// any counter, and `dropped` counts the refusal.
 
 import { canonicalIp } from "../addr.ts";
 import type { Dest } from "../dest.ts";
@@ -30,6 +32,7 @@ import {
 } from "./conn.ts";
 import { checkAddr, checkFwmark, checkNow, checkPort, checkProtocol } from "./conn-args.ts";
 import type { ConnEntries } from "./conn-entries.ts";
+import { ConnReclaimer } from "./conn-reclaim.ts";
 import {
   clientNetwork,
   persistentConnDport,
@@ -73,9 +76,12 @@ export class ConnScheduler {
   readonly #destKeys = new WeakMap<Dest, AddrKey>();
   #flowCa: AddrKey = 0;
   #flowVa: AddrKey = 0;
+  /** Makes room in a full table before a flow is refused. */
+  readonly reclaimer: ConnReclaimer;
 
   constructor(entries: ConnEntries) {
     this.#t = entries;
+    this.reclaimer = new ConnReclaimer(entries);
   }
 
   /** See ConnTable.schedule. */
@@ -87,7 +93,7 @@ export class ConnScheduler {
     if (!svc.options.persistent) {
       if (svc.key.kind === "vip" && f.dport !== svc.key.port)
         throw new CoreError("EINVAL", "schedule", `Port ${f.dport} does not match service ${svc.id}`);
-      if (!ops && !t.hasRoom(1)) return this.#refuse();
+      if (!ops && !this.reclaimer.makeRoom(1, now)) return this.#refuse();
       const dest = svc.sched.schedule(f);
       if (dest === undefined) return { error: "no-destination" };
       this.#checkLocal(dest, laddr, lport, nf);
@@ -105,7 +111,7 @@ export class ConnScheduler {
       this.#invalidateTemplate(tpl);
       tpl = undefined;
     }
-    if (!t.hasRoom((tpl === undefined ? 1 : 0) + (ops ? 0 : 1))) return this.#refuse();
+    if (!this.reclaimer.makeRoom((tpl === undefined ? 1 : 0) + (ops ? 0 : 1), now)) return this.#refuse();
     let bound: BoundConn;
     if (tpl === undefined) {
       const d = svc.sched.schedule(f);

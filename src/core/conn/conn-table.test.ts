@@ -10,7 +10,7 @@ import { isCoreError } from "../errors.ts";
 import type { BoundConn, Conn } from "./conn.ts";
 import { ConnTable, type SyncedConn, type SyncIngestResult, syncedConnOf } from "./conn-table.ts";
 import { flow, kit, testRr } from "./conn-test-kit.ts";
-import { TCP_ACK, TCP_S_ESTABLISHED, TCP_S_FIN_WAIT, TCP_S_TIME_WAIT, TCP_SYN } from "./tcp-states.ts";
+import { TCP_ACK, TCP_S_ESTABLISHED, TCP_S_FIN_WAIT, TCP_S_SYN_RECV, TCP_S_TIME_WAIT, TCP_SYN } from "./tcp-states.ts";
 
 function ok(c: BoundConn | { error: string }): BoundConn {
   if ("error" in c) throw new Error(`schedule failed: ${c.error}`);
@@ -289,6 +289,53 @@ describe("full table", () => {
     table.expire(3000);
     assert.equal(table.size, 0);
     ok(table.schedule(svc, flow("1.2.3.4", 3), 3000));
+  });
+
+  it("reclaims TIME_WAIT entries before refusing (issue #11 item 6)", () => {
+    const { table, svc } = kit([{ addr: "192.168.1.2" }], { limit: 100 });
+    const removed: Conn[] = [];
+    table.onRemove = (c) => removed.push(c);
+    const done: BoundConn[] = [];
+    // One finished connection every 300 ms (each in its own timer tick), lingering in TIME_WAIT.
+    for (let i = 0; i < 100; i++) {
+      const c = ok(table.schedule(svc, flow("1.2.3.4", 1000 + i), i * 300));
+      table.setState(c, TCP_S_ESTABLISHED, i * 300);
+      table.setState(c, TCP_S_TIME_WAIT, i * 300);
+      done.push(c);
+    }
+    // Nothing is active: the next 100 clients all get in, none is refused.
+    for (let i = 0; i < 100; i++) ok(table.schedule(svc, flow("5.6.7.8", 2000 + i), 30_000 + i));
+    assert.equal(table.dropped, 0);
+    assert.equal(table.reclaimed, 100);
+    assert.equal(table.size, 100);
+    // The ones that expire first went first, and each went through onRemove.
+    assert.deepEqual(removed, done);
+  });
+
+  it("never reclaims established connections; half-open ones only after finished ones", () => {
+    const { table, svc } = kit([{ addr: "192.168.1.2" }], { limit: 3 });
+    const est = ok(table.schedule(svc, flow("1.2.3.4", 1), 0));
+    table.setState(est, TCP_S_ESTABLISHED, 0);
+    const half = ok(table.schedule(svc, flow("1.2.3.4", 2), 0));
+    table.setState(half, TCP_S_SYN_RECV, 0);
+    const tw = ok(table.schedule(svc, flow("1.2.3.4", 3), 0));
+    table.setState(tw, TCP_S_TIME_WAIT, 0);
+    const a = ok(table.schedule(svc, flow("1.2.3.4", 4), 10));
+    assert.equal(tw._id, -1, "TIME_WAIT went first");
+    assert.notEqual(half._id, -1);
+    table.setState(a, TCP_S_ESTABLISHED, 10);
+    ok(table.schedule(svc, flow("1.2.3.4", 5), 20));
+    assert.equal(half._id, -1, "then the half-open one");
+    assert.equal(table.reclaimed, 2);
+    const b = table.lookupIn("tcp", "1.2.3.4", 5, "10.0.0.1", 80) as BoundConn;
+    table.setState(b, TCP_S_ESTABLISHED, 20);
+    // Only established entries are left: refused, and no other walk for a second.
+    assert.deepEqual(table.schedule(svc, flow("1.2.3.4", 6), 30), { error: "table-full" });
+    table.setState(b, TCP_S_TIME_WAIT, 40);
+    assert.deepEqual(table.schedule(svc, flow("1.2.3.4", 7), 500), { error: "table-full" });
+    ok(table.schedule(svc, flow("1.2.3.4", 8), 1100));
+    assert.equal(table.dropped, 2);
+    assert.equal(est._id >= 0, true, "the established connection stayed");
   });
 
   it("validates the limit", () => {

@@ -2,8 +2,9 @@
 // flow is scheduled (with its persistence template), finds entries from both directions, drives
 // the protocol state machines that move a destination's connections between active and
 // inactive, charges traffic to the counters, expires entries on an injected clock, and takes in
-// entries from a sync master. Bounded: when `limit` entries are live, new flows are refused and
-// counted in `dropped` (conn-schedule.ts, "Full table").
+// entries from a sync master. Bounded: when `limit` entries are live, lingering and half-open
+// entries make room first (conn-reclaim.ts), and only then are new flows refused and counted in
+// `dropped` (conn-schedule.ts, "Full table").
 //
 // How a data plane drives it (the kernel's ip_vs_in / ip_vs_out in miniature):
 //   client packet:  c = lookupIn(...) ?? schedule(services.lookup(...), flow, now)
@@ -24,6 +25,7 @@
 //   timer-wheel.ts   expiry                               conn-entries.ts  an entry's life
 //   conn-schedule.ts new flows and persistence templates  conn-sync.ts the sync backup's ingest
 //   conn-timeouts.ts per-state timeouts, ipvsadm --set    conn-args.ts argument checks
+//   conn-reclaim.ts  room in a full table (TIME_WAIT and half-open entries go first)
 
 import { canonicalIp } from "../addr.ts";
 import { CoreError, type CoreOp } from "../errors.ts";
@@ -121,6 +123,11 @@ export class ConnTable {
   /** New flows (and synced entries) refused because the table was full. */
   get dropped(): number {
     return this.#t.dropped;
+  }
+
+  /** Lingering and half-open entries removed to make room for new flows (conn-reclaim.ts). */
+  get reclaimed(): number {
+    return this.#sched.reclaimer.reclaimed;
   }
 
   /**

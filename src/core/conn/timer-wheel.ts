@@ -108,6 +108,26 @@ export class TimerWheel {
   }
 
   /**
+   * Entries in about the order they expire: the wheel's slots from the next tick on, one full turn
+   * at most, each slot's chain in turn. `visit` returns true to stop. At most `maxVisits` entries
+   * are looked at. The caller must not change the wheel during the walk (collect, then act).
+   */
+  soonest(visit: (c: Conn) => boolean, maxVisits: number): void {
+    if (Number.isNaN(this.#cursor)) return;
+    const store = this.#store;
+    let visits = 0;
+    for (let b = this.#cursor + 1; b <= this.#cursor + WHEEL_SLOTS; b++) {
+      let id = this.#heads[b & WHEEL_MASK] ?? -1;
+      while (id !== -1) {
+        const c = store.at(id);
+        if (c !== undefined && visit(c)) return;
+        if (++visits >= maxVisits) return;
+        id = this.#next[id] ?? -1;
+      }
+    }
+  }
+
+  /**
    * Visit every tick up to `now`: each entry whose expiry is at or before `now` goes to `due`
    * (which must remove it or re-file it, e.g. by rearm), the others are re-filed.
    */
