@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { chromium } from "playwright-core";
-import { freePort, nameServer, startTvsd, whoAnswers } from "./tvsd-harness.ts";
+import { freePort, nameServer, startTvsd, waitFor, whoAnswers } from "./tvsd-harness.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 const FLAGS = [
@@ -82,6 +82,10 @@ virtual_server 127.0.0.1 ${vport2} {
     const page = context.pages()[0] ?? (await context.newPage());
     const consoleErrors: string[] = [];
     page.on("pageerror", (e) => consoleErrors.push(e.message));
+    // Console errors include Content-Security-Policy violations: the page must need nothing outside.
+    page.on("console", (m) => {
+      if (m.type() === "error") consoleErrors.push(m.text());
+    });
     await page.goto(`http://127.0.0.1:${httpPort}/`);
 
     // Both services listed, with their real servers.
@@ -100,13 +104,15 @@ virtual_server 127.0.0.1 ${vport2} {
     const chart = page.locator("#total-chart");
     const before = Number(await chart.getAttribute("data-points"));
     const beforeT = Number(await chart.getAttribute("data-last-t"));
-    // (Page-side expressions as strings: this file is compiled without the DOM's types.)
-    const chartData = (key: string) => `Number(document.querySelector("#total-chart").dataset.${key})`;
-    await page.waitForFunction(`${chartData("points")} > ${before} && ${chartData("lastT")} > ${beforeT}`, undefined, {
-      timeout: 5_000,
-    });
+    // Read from here (the page's CSP forbids evaluating strings in it, as it should).
+    const attr = async (name: string) => Number(await chart.getAttribute(name));
+    await waitFor(
+      "the chart to advance",
+      async () => ((await attr("data-points")) > before && (await attr("data-last-t")) > beforeT) || undefined,
+      5_000,
+    );
     // The connections reached the chart as a rate above 0.
-    await page.waitForFunction(`${chartData("maxCps")} > 0`, undefined, { timeout: 5_000 });
+    await waitFor("a rate above 0 in the chart", async () => (await attr("data-max-cps")) > 0 || undefined, 5_000);
 
     // Kill real server alpha: it turns down within delay_loop + connect_timeout (+ one push).
     await a.close();
@@ -131,9 +137,9 @@ virtual_server 127.0.0.1 ${vport2} {
     const phone = join(tmpdir(), `tvs-dashboard-phone-${process.pid}.png`);
     await page.screenshot({ path: phone, fullPage: true });
     // On a phone nothing is wider than the screen (tables scroll inside their cards).
-    const overflow = Number(
-      await page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth"),
-    );
+    const overflow = await page
+      .locator("html")
+      .evaluate((el: { scrollWidth: number; clientWidth: number }) => el.scrollWidth - el.clientWidth);
     assert.ok(overflow <= 0, `page is ${overflow} px wider than a phone screen`);
     console.log(`dashboard screenshots: ${shot} ${phone}`);
     assert.deepEqual(consoleErrors, []);

@@ -167,3 +167,23 @@ test("at most MAX_STREAMS streams at once; the next gets 503", async (t) => {
   assert.equal(refused.status, 503);
   assert.equal(refused.headers.get("retry-after"), "5");
 });
+
+test("on loopback, a Host that is not an address of this machine gets 421 (DNS rebinding)", async (t) => {
+  const { base } = await serve(t);
+  const port = new URL(base).port;
+  const ask = (host: string) =>
+    new Promise<number>((resolve, reject) => {
+      const req = http.request(`${base}/v1/snapshot`, { headers: { host } }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on("error", reject);
+      req.end();
+    });
+  assert.equal(await ask(`evil.example:${port}`), 421);
+  assert.equal(await ask(`127.0.0.1:${port}`), 200);
+  assert.equal(await ask(`localhost:${port}`), 200);
+  assert.equal(await ask(`[::1]:${port}`), 200);
+  const page = await fetch(`${base}/`);
+  assert.match(page.headers.get("content-security-policy") ?? "", /default-src 'self'/);
+});

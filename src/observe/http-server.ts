@@ -15,7 +15,7 @@ import { join } from "node:path";
 import type { Logger } from "../core/log.ts";
 import { DashboardFeed } from "./dashboard-feed.ts";
 import type { EventBus, TvsEvent } from "./events.ts";
-import { formatHttpAddress, type HttpAddress } from "./http-address.ts";
+import { formatHttpAddress, type HttpAddress, isLoopback } from "./http-address.ts";
 import { MetricsExporter, wantsOpenMetrics } from "./metrics.ts";
 import type { ObserveSource } from "./source.ts";
 
@@ -109,7 +109,7 @@ export class ObserveServer {
       });
     });
     const a = this.#server.address() as AddressInfo;
-    this.#address = { host: addr.host, port: a.port, loopback: true };
+    this.#address = { host: addr.host, port: a.port, loopback: isLoopback(addr.host) };
     this.feed.start();
     this.#heartbeat = setInterval(() => {
       for (const s of this.#streams) s.write(": keep-alive\n\n");
@@ -153,10 +153,33 @@ export class ObserveServer {
     res.end(req.method === "HEAD" ? undefined : text);
   }
 
+  /**
+   * On loopback, only Host headers that name an address of this machine (or localhost) are served:
+   * a web page a browser opened elsewhere cannot point a DNS name at 127.0.0.1 (DNS rebinding) and
+   * read the director's table through the operator's browser. Another bind address (given with
+   * --http) is reached by whatever name the operator uses.
+   */
+  #hostAllowed(host: string | undefined): boolean {
+    if (!this.#address?.loopback) return true;
+    if (host === undefined) return true; // HTTP/1.0 clients (and curl -H "Host:") send none
+    const m = /^(?:\[([^\]]+)\]|([^:]+))(?::\d+)?$/.exec(host);
+    const name = (m?.[1] ?? m?.[2] ?? "").toLowerCase();
+    return name === "localhost" || isLoopback(name) || name === this.#address.host.toLowerCase();
+  }
+
   async #handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? "/", "http://tvsd");
     const path = url.pathname;
     const known = this.#assets.has(path) || ROUTES.includes(path);
+    if (!this.#hostAllowed(req.headers.host)) {
+      req.resume();
+      this.#text(
+        res,
+        421,
+        `Host "${req.headers.host ?? ""}" is not this loopback endpoint; use http://${formatHttpAddress(this.#address ?? { host: "127.0.0.1", port: 0 })}/\n`,
+      );
+      return;
+    }
     if (req.method !== "GET" && req.method !== "HEAD") {
       req.resume();
       this.#text(
@@ -176,6 +199,10 @@ export class ObserveServer {
         "content-length": asset.body.length,
         "cache-control": "no-cache",
         "x-content-type-options": "nosniff",
+        // Everything comes from tvsd itself; nothing may frame the page.
+        "content-security-policy":
+          "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'",
+        "x-frame-options": "DENY",
       });
       res.end(req.method === "HEAD" ? undefined : asset.body);
       return;

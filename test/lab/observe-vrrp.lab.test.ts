@@ -2,7 +2,8 @@
 // vrrp_instance VI_1) on one segment in network namespaces, each serving its read-only HTTP endpoint
 // on its own loopback. keepalived-exporter's keepalived_vrrp_state reads 2 (MASTER) on the master and
 // 1 (BACKUP) on the backup; when the master's link goes down the backup's metrics turn MASTER,
-// keepalived_become_master_total counts it, and its /events carries the vrrp-state event.
+// keepalived_become_master_total counts it, its /events carries the vrrp-state event and its
+// dashboard feed shows the instance as MASTER.
 // Skipped when not root.
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -111,5 +112,14 @@ test(
     assert.equal(failover.detail?.from, "BACKUP");
     // The SSE stream replays it too.
     assert.match(await get(b.ns, "/events", 2), /event: vrrp-state\ndata: .*"to":"MASTER"/);
+    // The dashboard's feed carries the instance (what its VRRP panel shows).
+    const frames = [...(await get(b.ns, "/dashboard/stream", 2)).matchAll(/event: state\ndata: (.*)\n/g)];
+    const frame = JSON.parse(frames.at(-1)?.[1] ?? "{}") as {
+      vrrp?: { name: string; state: string; addresses: string[] }[];
+    };
+    assert.deepEqual(
+      frame.vrrp?.map((v) => [v.name, v.state]),
+      [["VI_1", "MASTER"]],
+    );
   },
 );
