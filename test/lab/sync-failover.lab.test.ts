@@ -19,6 +19,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { ipIn, isRoot, run, runIn, sleep, spawnIn } from "../../src/lab/exec.ts";
+import { HOLDING_CLIENT, LINE_SERVER, lines } from "../../src/lab/held-connections.ts";
 import { Lab } from "../../src/lab/netns.ts";
 import { REPO_ROOT } from "../../src/lab/topology.ts";
 import { nativeStatus } from "../../src/platform/native-addon.ts";
@@ -43,82 +44,6 @@ const RS2 = "10.88.0.22";
 const VIP_DR = "10.88.0.10";
 const VIP_NAT = "10.88.0.11";
 const HELD = 12;
-
-/** A line server: each line gets "NAME:line" back; connections stay open. */
-const LINE_SERVER = `
-const net = require("node:net");
-const [name, port] = process.argv.slice(1);
-net.createServer((s) => {
-  let buf = "";
-  s.on("data", (d) => {
-    buf += d;
-    let i;
-    while ((i = buf.indexOf("\\n")) >= 0) { const line = buf.slice(0, i); buf = buf.slice(i + 1); s.write(name + ":" + line + "\\n"); }
-  });
-  s.on("error", () => {});
-}).listen(Number(port), "0.0.0.0", () => console.log("listening"));
-`;
-
-/**
- * The client: opens N connections to each VIP and keeps them. On "ping" (stdin) it sends a line
- * on every connection and prints one JSON line: per connection the reply, or the error/reset.
- */
-const HOLDING_CLIENT = `
-const net = require("node:net");
-const vips = process.argv[1].split(",");
-const n = Number(process.argv[2]);
-const conns = [];
-for (const vip of vips) for (let i = 0; i < n; i++) {
-  const c = { vip, sock: net.connect(80, vip), buf: "", err: "", waiting: null };
-  c.sock.setEncoding("utf8");
-  c.sock.on("data", (d) => { c.buf += d; const i = c.buf.indexOf("\\n"); if (i >= 0 && c.waiting) { const line = c.buf.slice(0, i); c.buf = c.buf.slice(i + 1); const w = c.waiting; c.waiting = null; w(line); } });
-  c.sock.on("error", (e) => { c.err = e.code || e.message; if (c.waiting) { const w = c.waiting; c.waiting = null; w("ERR " + c.err); } });
-  c.sock.on("close", () => { if (!c.err) c.err = "closed"; if (c.waiting) { const w = c.waiting; c.waiting = null; w("ERR " + c.err); } });
-  conns.push(c);
-}
-let round = 0;
-async function ping() {
-  round++;
-  const out = await Promise.all(conns.map((c, k) => new Promise((resolve) => {
-    if (c.err) return resolve("ERR " + c.err);
-    const t = setTimeout(() => { c.waiting = null; resolve("ERR timeout"); }, 8000);
-    c.waiting = (line) => { clearTimeout(t); resolve(line); };
-    c.sock.write("r" + round + "c" + k + "\\n");
-  })));
-  console.log(JSON.stringify(out));
-}
-process.stdin.setEncoding("utf8");
-let inb = "";
-process.stdin.on("data", (d) => { inb += d; let i; while ((i = inb.indexOf("\\n")) >= 0) { const cmd = inb.slice(0, i); inb = inb.slice(i + 1); if (cmd === "ping") ping(); else if (cmd === "quit") process.exit(0); } });
-`;
-
-function lines(p: ChildProcess): () => Promise<string> {
-  let buf = "";
-  const queue: string[] = [];
-  const waiters: ((s: string) => void)[] = [];
-  p.stdout?.on("data", (d: Buffer) => {
-    buf += d.toString();
-    let i = buf.indexOf("\n");
-    while (i >= 0) {
-      const line = buf.slice(0, i);
-      buf = buf.slice(i + 1);
-      const w = waiters.shift();
-      if (w) w(line);
-      else queue.push(line);
-      i = buf.indexOf("\n");
-    }
-  });
-  return () =>
-    new Promise((resolve, reject) => {
-      const q = queue.shift();
-      if (q !== undefined) return resolve(q);
-      const t = setTimeout(() => reject(new Error("no line from the process within 20 s")), 20_000);
-      waiters.push((s) => {
-        clearTimeout(t);
-        resolve(s);
-      });
-    });
-}
 
 /** -L -n -c without the expire column, sorted. */
 function entries(listing: string): string[] {
