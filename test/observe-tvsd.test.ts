@@ -7,7 +7,7 @@ import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { adm, freePort, startTvsd, waitFor } from "./tvsd-harness.ts";
+import { adm, freePort, nameServer, startTvsd, waitFor, whoAnswers } from "./tvsd-harness.ts";
 
 function sample(text: string, re: RegExp): number | undefined {
   const m = re.exec(text);
@@ -106,4 +106,22 @@ test("a reload (SIGHUP) and a refused reload are events on /events", async (t) =
     (await events()).find((e) => e.type === "reload-refused"),
   );
   assert.match(refused.message, /^Reload refused: /);
+});
+
+test("with --workers N on the socket plane the metrics sum the workers", async (t) => {
+  const rs = await nameServer("alpha");
+  t.after(() => rs.close());
+  const port = await freePort();
+  const tvsd = await startTvsd(["--workers", "2", "--http", `127.0.0.1:${port}`]);
+  t.after(() => tvsd.stop());
+  const vport = await freePort();
+  await adm(tvsd, "-A", "-t", `127.0.0.1:${vport}`, "-s", "rr");
+  await adm(tvsd, "-a", "-t", `127.0.0.1:${vport}`, "-r", `127.0.0.1:${rs.port}`, "-m");
+  for (let i = 0; i < 6; i++) assert.equal(await whoAnswers(vport), "alpha");
+  const text = await waitFor("six connections in /metrics", async () => {
+    const body = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    return sample(body, /^node_ipvs_connections_total (\d+)$/m) === 6 ? body : undefined;
+  });
+  assert.equal(sample(text, /^tvs_dataplane_workers (\d+)$/m), 2);
+  assert.equal(sample(text, /^tvs_connection_table_limit (\d+)$/m), 2 * 1048576);
 });

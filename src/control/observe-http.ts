@@ -4,6 +4,7 @@
 // on this machine) tvsd warns and runs without it; an explicit --http that cannot bind stops the
 // start with the reason.
 
+import { DEFAULT_CONN_LIMIT } from "../core/conn/conn-table.ts";
 import type { Logger } from "../core/log.ts";
 import { EventBus } from "../observe/events.ts";
 import {
@@ -14,6 +15,8 @@ import {
   parseHttpAddress,
 } from "../observe/http-address.ts";
 import { ObserveServer } from "../observe/http-server.ts";
+import type { RuntimeView } from "../observe/source.ts";
+import type { Snapshot } from "./api/protocol.ts";
 import type { Daemon } from "./daemon.ts";
 import { daemonObserveSource, observeSource } from "./observe-source.ts";
 import type { ControlHandlers } from "./server.ts";
@@ -32,6 +35,20 @@ export interface HttpDeps {
   daemon?: Daemon;
   control: ControlHandlers;
   log: Logger;
+  /** Without a daemon in this process (socket plane --workers N): the workers and their table limit. */
+  workers?: number;
+  connLimit?: number;
+}
+
+/**
+ * What can be said of the workers' tables from their summed snapshot: entries as the connections
+ * the real servers hold (templates not counted), the limit as each worker's times the workers.
+ * Refusals are not reported across workers (0).
+ */
+function poolRuntime(snap: Snapshot, workers: number, connLimit: number): RuntimeView {
+  let entries = 0;
+  for (const s of snap.services) for (const d of s.dests) entries += d.activeConns + d.inactConns;
+  return { connEntries: entries, connLimit: connLimit * workers, connRefused: 0, openFlows: entries, workers };
 }
 
 /** Serve; resolves undefined when not served (turned off, or the default port is taken). */
@@ -46,7 +63,11 @@ export async function startHttp(arg: string | undefined, deps: HttpDeps): Promis
   const server = new ObserveServer({
     source: d
       ? daemonObserveSource(d)
-      : observeSource({ snapshot: (q) => deps.control.snapshot(q), status: () => deps.control.status() }),
+      : observeSource({
+          snapshot: (q) => deps.control.snapshot(q),
+          status: () => deps.control.status(),
+          runtime: (snap) => poolRuntime(snap, deps.workers ?? 1, deps.connLimit ?? DEFAULT_CONN_LIMIT),
+        }),
     events: d ? d.events : new EventBus(),
     snapshot: (q) => deps.control.snapshot(q),
     status: () => deps.control.status(),

@@ -546,7 +546,12 @@ async function serve(
   }
   let httpServer: Awaited<ReturnType<typeof startHttp>>;
   try {
-    httpServer = await startHttp(args.http, { ...(single ? { daemon: single } : {}), control: h.control, log });
+    httpServer = await startHttp(args.http, {
+      ...(single ? { daemon: single } : { workers: args.workers }),
+      ...(args.connLimit !== undefined ? { connLimit: args.connLimit } : {}),
+      control: h.control,
+      log,
+    });
   } catch (e) {
     await server.close();
     await h.stop(0);
