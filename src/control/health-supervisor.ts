@@ -31,6 +31,7 @@ import type { DirectorConfig, NotifyScript, RealServerHealth, ServiceHealth } fr
 import { formatEndpoint } from "../core/addr.ts";
 import type { Clock } from "../core/clock.ts";
 import { type DestSpec, destSpec } from "../core/dest.ts";
+import { diffDests } from "../core/dest-diff.ts";
 import { isCoreError } from "../core/errors.ts";
 import type { LogFields, Logger } from "../core/log.ts";
 import { type ServiceKey, serviceKeyId, type VirtualService } from "../core/service.ts";
@@ -95,16 +96,6 @@ interface Service {
   health: ServiceHealth;
   servers: Map<string, Server>;
   quorumUp: boolean;
-}
-
-function sameDest(a: DestSpec, b: DestSpec): boolean {
-  return (
-    a.weight === b.weight &&
-    a.fwd === b.fwd &&
-    a.uThreshold === b.uThreshold &&
-    a.lThreshold === b.lThreshold &&
-    JSON.stringify(a.tun) === JSON.stringify(b.tun)
-  );
 }
 
 export class HealthSupervisor {
@@ -507,39 +498,27 @@ export class HealthSupervisor {
     return this.#exec.services.services().find((s) => s.id === svc.id);
   }
 
-  /** Apply the difference between two pools of a service. */
+  /** Apply the difference between two pools of a service (core's destination diff). */
   async #applyDiff(svc: Service, before: Map<string, DestSpec>, after: Map<string, DestSpec>): Promise<void> {
     const live = this.#live(svc);
     if (!live) {
       this.#log.warn("Health-checked service is not in the table; nothing changed", { service: svc.id });
       return;
     }
-    for (const [k, d] of before)
-      if (!after.has(k)) await this.#send(svc, { op: "del-dest", key: live.key, addr: d.addr, port: d.port });
-    for (const [k, d] of after) {
-      const b = before.get(k);
-      if (!b) await this.#send(svc, { op: "add-dest", key: live.key, dest: d });
-      else if (!sameDest(b, d)) await this.#send(svc, { op: "edit-dest", key: live.key, dest: d });
-    }
+    for (const req of diffDests(live.key, before.values(), after.values())) await this.#send(svc, req);
   }
 
   /** Bring the managed destinations of a live service to its pool (start, reload). */
   async #converge(svc: Service): Promise<void> {
     const live = this.#live(svc);
     if (!live) return;
-    const pool = new Map([...this.#pool(svc)].map(([k, d]) => [k, this.#adapted(live.key, d)]));
+    const pool = [...this.#pool(svc).values()].map((d) => this.#adapted(live.key, d));
     const managed = new Set([...svc.servers.keys()]);
     const sorry = svc.health.sorryServer;
     if (sorry) managed.add(destKey(sorry.dest.addr, sorry.dest.port));
-    const have = new Map(live.dests.map((d) => [destKey(d.addr, d.port), d.spec()]));
-    for (const [k, d] of have)
-      if (managed.has(k) && !pool.has(k))
-        await this.#send(svc, { op: "del-dest", key: live.key, addr: d.addr, port: d.port });
-    for (const [k, d] of pool) {
-      const h = have.get(k);
-      if (!h) await this.#send(svc, { op: "add-dest", key: live.key, dest: d });
-      else if (!sameDest(h, d)) await this.#send(svc, { op: "edit-dest", key: live.key, dest: d });
-    }
+    const have = live.dests.map((d) => d.spec());
+    const owned = (d: DestSpec) => managed.has(destKey(d.addr, d.port));
+    for (const req of diffDests(live.key, have, pool, owned)) await this.#send(svc, req);
   }
 
   #adapted(key: ServiceKey, d: DestSpec): DestSpec {

@@ -8,12 +8,12 @@
 // connections, counters and scheduler state survive; ones that differ are edited in place; only
 // what the image no longer names is deleted. Order of the result: deletions of whole services
 // first (frees VIPs a new service may reuse), then per wanted service, in its order: add or edit
-// the service, delete its stale destinations, edit changed ones, and add new ones in the image's
-// order. Core inserts destinations at the list head (as the kernel does), so an image lists
-// destinations in insertion order — the reverse of a service's list — and imageOf() does that.
+// the service, then its destinations through core's one destination diff (dest-diff.ts). Core
+// inserts destinations at the list head (as the kernel does), so an image lists destinations in
+// insertion order — the reverse of a service's list — and imageOf() does that.
 
-import { canonicalIp } from "./addr.ts";
 import type { DestSpec } from "./dest.ts";
+import { diffDests } from "./dest-diff.ts";
 import type { TableRequest } from "./request.ts";
 import { type ServiceKey, type ServiceOptions, serviceKeyId } from "./service.ts";
 import { normalizeKey, type ServiceTable } from "./service-table.ts";
@@ -48,24 +48,6 @@ function sameOptions(a: ServiceOptions, b: ServiceOptions): boolean {
   );
 }
 
-function sameDest(a: DestSpec, b: DestSpec): boolean {
-  return (
-    a.fwd === b.fwd &&
-    a.weight === b.weight &&
-    a.uThreshold === b.uThreshold &&
-    a.lThreshold === b.lThreshold &&
-    a.tun.type === b.tun.type &&
-    a.tun.port === b.tun.port &&
-    a.tun.nocsum === b.tun.nocsum &&
-    a.tun.csum === b.tun.csum &&
-    a.tun.remcsum === b.tun.remcsum
-  );
-}
-
-function destId(addr: string, port: number): string {
-  return `${canonicalIp(addr) ?? addr}|${port}`;
-}
-
 /** Changes that bring `table` to `image`; throws CoreError on a malformed key in the image. */
 export function diffTable(image: readonly ServiceImage[], table: ServiceTable): TableRequest[] {
   const wanted = new Map<string, ServiceImage>();
@@ -84,15 +66,13 @@ export function diffTable(image: readonly ServiceImage[], table: ServiceTable): 
       continue;
     }
     if (!sameOptions(have.options, w.options)) out.push({ op: "edit-service", key: w.key, options: w.options });
-    const wantDests = new Map(w.dests.map((d) => [destId(d.addr, d.port), d]));
-    for (const d of have.dests)
-      if (!wantDests.has(destId(d.addr, d.port))) out.push({ op: "del-dest", key: w.key, addr: d.addr, port: d.port });
-    const liveDests = new Map(have.dests.map((d) => [destId(d.addr, d.port), d]));
-    for (const d of w.dests) {
-      const cur = liveDests.get(destId(d.addr, d.port));
-      if (!cur) out.push({ op: "add-dest", key: w.key, dest: d });
-      else if (!sameDest(cur.spec(), d)) out.push({ op: "edit-dest", key: w.key, dest: d });
-    }
+    out.push(
+      ...diffDests(
+        w.key,
+        have.dests.map((d) => d.spec()),
+        w.dests,
+      ),
+    );
   }
   return out;
 }

@@ -1,22 +1,11 @@
 // The health-check runner: owns, for every real server, when its checker runs (delay_loop,
 // warmup, retry, delay_before_retry), bounds every attempt (connect_timeout / misc_timeout through
-// an AbortSignal), turns results into up/down transitions with keepalived's rules, and reports only
-// changes through one callback. It never touches core: the daemon applies the events.
+// an AbortSignal), turns results into up/down transitions with keepalived's rules (transition.ts),
+// and reports only changes through one callback. It never touches core: the daemon applies the events.
 //
-// Transition rules (keepalived check_api.c / check_data.c / check_http.c epilog):
-// - A server starts up, or down with alpha. It is reported by status() from the start; events
-//   follow only changes.
-// - Up server, attempt fails: retry after delay_before_retry; after retry + 1 consecutive failures
-//   it goes down. Before its first result a server needs only one failure ("one failure is enough
-//   initially", keepalived sets retry_it = retry at start).
-// - Down server: checked every delay_loop, no retries; one success brings it up.
-// - After a success (or after going down) the next check is delay_loop later.
-// - misc_dynamic weights and FILE_CHECK offsets travel on the up event and, while the server stays
-//   up, as weight events when they change. A down server's dynamic weight is forgotten.
-// - omega: on stop() or remove(), a server that is up is reported down (keepalived runs notify_down
-//   on shutdown with omega).
-// - ldirectord's combined checktype (connectChecksBetween N): after a full check passes, the next
-//   N checks are plain TCP connects; a failed connect makes the next check full again.
+// The transition rules (retry, alpha/omega, the first result, weight changes, the combined
+// checktype) are the pure step of transition.ts; this file applies its outcome: the event, the
+// status fields and the timer for the next attempt.
 //
 // Scheduling: each server has one timer at a time; the first check comes after a random delay in
 // [0, warmup] (keepalived's warmup, default delay_loop), later ones delay_loop after the previous
@@ -39,6 +28,14 @@ import {
 import type { CheckerSpec } from "./checker-spec.ts";
 import { tcpConnect } from "./checkers/tcp.ts";
 import { createChecker as defaultCreateChecker } from "./create-checker.ts";
+import {
+  type HealthEvent,
+  type HealthState,
+  healthStep,
+  initialHealthState,
+  nextIsConnectOnly,
+  removalEvent,
+} from "./transition.ts";
 
 /** A real server to watch, with the checker spec that applies to it. */
 export interface HealthTarget {
@@ -50,30 +47,7 @@ export interface HealthTarget {
   spec: CheckerSpec;
 }
 
-export interface HealthTransition {
-  type: "up" | "down";
-  id: string;
-  reason: string;
-  /** Clock time of the transition (ms). */
-  at: number;
-  /** misc_dynamic weight to use (up only; absent = the configured weight). */
-  weight?: number;
-  /** FILE_CHECK offset to add to the configured weight (up only; absent = none). */
-  weightOffset?: number;
-}
-
-export interface HealthWeightChange {
-  type: "weight";
-  id: string;
-  reason: string;
-  at: number;
-  /** New misc_dynamic weight; absent = back to the configured weight. */
-  weight?: number;
-  /** New FILE_CHECK offset; absent = none. */
-  weightOffset?: number;
-}
-
-export type HealthEvent = HealthTransition | HealthWeightChange;
+export type { HealthEvent, HealthTransition, HealthWeightChange } from "./transition.ts";
 
 /** What `tvs status` shows for one real server. */
 export interface HealthStatus {
@@ -128,17 +102,12 @@ interface Entry {
   target: HealthTarget;
   checkTarget: CheckTarget;
   checker: Checker;
-  up: boolean;
-  hasRun: boolean;
-  failures: number;
+  /** What the transitions remember (transition.ts). */
+  health: HealthState;
   checks: number;
   lastResult?: CheckResult;
   lastCheckAt?: number;
   lastChangeAt: number;
-  weight: number | undefined;
-  weightOffset: number | undefined;
-  /** Plain TCP connects left before the next full check (combined checktype). */
-  connectsLeft: number;
   timer: unknown;
   queued: boolean;
   /** The controller of the attempt in flight, if any. */
@@ -192,16 +161,11 @@ export class HealthRunner {
       target,
       checkTarget: checkTarget(target.spec, target.address, target.port),
       checker: this.#createChecker(target.spec),
-      up: !target.spec.alpha,
-      hasRun: false,
-      failures: 0,
+      health: initialHealthState(target.spec),
       checks: 0,
       lastChangeAt: this.#clock.now(),
-      weight: undefined,
-      weightOffset: undefined,
       controller: undefined,
       signalCtl: undefined,
-      connectsLeft: 0,
       timer: undefined,
       queued: false,
       removed: false,
@@ -248,7 +212,7 @@ export class HealthRunner {
   /** Current state of one server, or undefined. */
   state(id: string): "up" | "down" | undefined {
     const e = this.#entries.get(id);
-    return e ? (e.up ? "up" : "down") : undefined;
+    return e ? (e.health.up ? "up" : "down") : undefined;
   }
 
   /** The status listing for `tvs status`, in insertion order. */
@@ -261,17 +225,17 @@ export class HealthRunner {
         address: e.target.address,
         port: e.target.port,
         checker: e.target.spec.type,
-        state: e.up ? "up" : "down",
-        pending: !e.hasRun,
-        failures: e.failures,
+        state: e.health.up ? "up" : "down",
+        pending: !e.health.hasRun,
+        failures: e.health.failures,
         checks: e.checks,
         sinceChangeMs: Math.max(0, now - e.lastChangeAt),
         inFlight: e.controller !== undefined,
       };
       if (e.lastResult) s.lastResult = { ...e.lastResult };
       if (e.lastCheckAt !== undefined) s.lastCheckAt = e.lastCheckAt;
-      if (e.weight !== undefined) s.weight = e.weight;
-      if (e.weightOffset !== undefined) s.weightOffset = e.weightOffset;
+      if (e.health.weight !== undefined) s.weight = e.health.weight;
+      if (e.health.weightOffset !== undefined) s.weightOffset = e.health.weightOffset;
       out.push(s);
     }
     return out;
@@ -288,9 +252,10 @@ export class HealthRunner {
       if (i !== -1) this.#queue.splice(i, 1);
       e.queued = false;
     }
-    if (e.target.spec.omega && e.up) {
-      e.up = false;
-      this.#emit({ type: "down", id: e.target.id, reason: `${why} (omega)`, at: this.#clock.now() });
+    const event = removalEvent(e.health, e.target.spec, e.target.id, why, this.#clock.now());
+    if (event) {
+      e.health = { ...e.health, up: false };
+      this.#emit(event);
     }
   }
 
@@ -317,7 +282,7 @@ export class HealthRunner {
   #start(e: Entry): void {
     this.#running++;
     const spec = e.target.spec;
-    const connectOnly = spec.connectChecksBetween !== undefined && e.connectsLeft > 0;
+    const connectOnly = nextIsConnectOnly(e.health, spec);
     const timeoutMs = connectOnly ? spec.connectTimeoutMs : attemptTimeoutMs(spec);
     // One controller per server, reused until something aborts it (a timeout or a removal): most
     // attempts end normally and the checkers remove their listeners, so nothing accumulates.
@@ -367,62 +332,17 @@ export class HealthRunner {
     return this.#jitter ? d + this.#random() * Math.min(d / 100, 50) : d;
   }
 
-  /** Apply one result: keepalived's transition rules, then schedule the next attempt. */
+  /** Apply one result through the transition step, then schedule the next attempt. */
   #settle(e: Entry, result: CheckResult, connectOnly: boolean): void {
-    const spec = e.target.spec;
     const now = this.#clock.now();
-    const firstResult = !e.hasRun;
-    e.hasRun = true;
+    const out = healthStep(e.health, { result, connectOnly, id: e.target.id, now }, e.target.spec);
+    e.health = out.state;
     e.checks++;
     e.lastResult = result;
     e.lastCheckAt = now;
-    if (spec.connectChecksBetween !== undefined) {
-      if (!result.ok) e.connectsLeft = 0;
-      else if (connectOnly) e.connectsLeft--;
-      else e.connectsLeft = spec.connectChecksBetween;
-    }
-    if (result.ok) {
-      e.failures = 0;
-      const weight = connectOnly ? e.weight : result.weight;
-      const weightOffset = connectOnly ? e.weightOffset : result.weightOffset;
-      if (!e.up) {
-        e.up = true;
-        e.lastChangeAt = now;
-        e.weight = weight;
-        e.weightOffset = weightOffset;
-        const ev: HealthTransition = { type: "up", id: e.target.id, reason: result.reason, at: now };
-        if (weight !== undefined) ev.weight = weight;
-        if (weightOffset !== undefined) ev.weightOffset = weightOffset;
-        this.#emit(ev);
-      } else if (
-        weight !== e.weight ||
-        weightOffset !== e.weightOffset ||
-        (firstResult && (weight ?? weightOffset) !== undefined)
-      ) {
-        e.weight = weight;
-        e.weightOffset = weightOffset;
-        const ev: HealthWeightChange = { type: "weight", id: e.target.id, reason: result.reason, at: now };
-        if (weight !== undefined) ev.weight = weight;
-        if (weightOffset !== undefined) ev.weightOffset = weightOffset;
-        this.#emit(ev);
-      }
-      this.#schedule(e, this.#delayLoop(e));
-      return;
-    }
-    e.failures++;
-    if (e.up && (firstResult || e.failures > spec.retry)) {
-      e.up = false;
-      e.lastChangeAt = now;
-      e.weight = undefined;
-      e.weightOffset = undefined;
-      const reason = e.failures > 1 ? `${result.reason} (${e.failures} failures)` : result.reason;
-      this.#emit({ type: "down", id: e.target.id, reason, at: now });
-      this.#schedule(e, this.#delayLoop(e));
-    } else if (e.up) {
-      this.#schedule(e, spec.delayBeforeRetryMs);
-    } else {
-      this.#schedule(e, this.#delayLoop(e));
-    }
+    if (out.event && out.event.type !== "weight") e.lastChangeAt = now;
+    if (out.event) this.#emit(out.event);
+    this.#schedule(e, out.next === "delay_loop" ? this.#delayLoop(e) : out.delayMs);
   }
 
   #emit(event: HealthEvent): void {

@@ -13,8 +13,8 @@
 //   removed, the "delete" of an inhibited server being a weight-0 edit).
 // - The sorry server outside a quorum loss is absent, or at weight 0 with sorry_server_inhibit.
 
-import { canonicalIp } from "../../core/addr.ts";
 import type { DestSpec } from "../../core/dest.ts";
+import { destId } from "../../core/dest-diff.ts";
 
 export interface PoolServer {
   /** The desired DestSpec with the configured weight. */
@@ -30,10 +30,8 @@ export interface PoolSorry {
   inhibit: boolean;
 }
 
-/** A destination's identity within a service ("10.0.0.1|80"). */
-export function destKey(addr: string, port: number): string {
-  return `${canonicalIp(addr) ?? addr}|${port}`;
-}
+/** A destination's identity within a service ("10.0.0.1|80"): core's, as the destination diff matches them. */
+export const destKey = destId;
 
 /** The sorry server is in use: the quorum is lost and there is one. */
 export function sorryInUse(sorry: PoolSorry | undefined, quorumUp: boolean): boolean {
