@@ -122,6 +122,31 @@ test("item 1: flows towards different real servers share sockets", async (t) => 
   assert.match(notes(status, "UDP flows:"), /^UDP flows: 9 of \d+ on 3 socket\(s\) \(evicted 0\)$/);
 });
 
+test("item 1: --udp-flow-limit and --fd-reserve are honoured", async (t) => {
+  const udpReal = await udpNameServer("u1");
+  const tvsd = await startTvsd(["--udp-flow-limit", "5", "--fd-reserve", "100"], { nofile: NOFILE });
+  const clients: Awaited<ReturnType<typeof udpClient>>[] = [];
+  t.after(async () => {
+    for (const c of clients) await c.close();
+    await tvsd.stop();
+    await udpReal.close();
+  });
+  const uport = await freeUdpPort();
+  await adm(tvsd, "-A", "-u", `127.0.0.1:${uport}`, "-s", "rr");
+  await adm(tvsd, "-a", "-u", `127.0.0.1:${uport}`, "-r", `127.0.0.1:${udpReal.port}`, "-m");
+  for (let i = 0; i < 12; i++) {
+    const c = await udpClient();
+    clients.push(c);
+    assert.equal(await c.ask(uport, `q${i}`), `u1:q${i}`);
+  }
+  const status = await tvsd.client.status();
+  assert.match(notes(status, "UDP flows:"), /^UDP flows: 5 of 5 on 5 socket\(s\) \(evicted 7\)$/);
+  assert.match(notes(status, "File descriptors on the data plane:"), /of \d+ \(reserve 100 for control; refused 0\)$/);
+  // The five most recent clients still have their flows.
+  const snap = await tvsd.snapshot(true);
+  assert.equal((snap.conns ?? []).filter((c) => c.protocol === "udp").length, 5);
+});
+
 test("item 2: idle TCP clients beyond the descriptor budget are refused with an error log; the control socket answers", async (t) => {
   const real = await nameServer("t1");
   const tvsd = await startTvsd([], { nofile: NOFILE });
