@@ -568,7 +568,14 @@ async function serve(
     workers: args.workers,
   });
 
-  if (args.demo) await printDemo(socketPath, opts.listDemoTable);
+  if (args.demo) {
+    await printDemo(socketPath, opts.listDemoTable);
+    const at = httpServer?.address;
+    if (at)
+      process.stdout.write(
+        `  Dashboard: http://${formatHttpAddress(at)}/  (metrics: /metrics; tvs top in a terminal)\n`,
+      );
+  }
 
   return await new Promise<number>((resolve) => {
     let stopping = false;
