@@ -90,6 +90,24 @@ test("NAT real servers that get packets and send none back through the director 
   ]);
 });
 
+test("a real server that is the director itself (loopback or its own address) is pointed out", () => {
+  const notes = pitfallNotes({
+    plane: "packet",
+    snapshot: snap("192.168.122.22", [
+      dest("127.0.0.1", "droute"),
+      dest("192.168.122.30", "droute"),
+      dest("192.168.122.45", "droute"),
+    ]),
+    hostAddrs: host,
+  });
+  assert.equal(notes.length, 2);
+  assert.match(notes[0] ?? "", /^Real server 127\.0\.0\.1:80 of tcp 192\.168\.122\.22:80 is this director itself: /);
+  assert.match(
+    notes[1] ?? "",
+    /^Real server 192\.168\.122\.30:80 of tcp 192\.168\.122\.22:80 is this director itself: /,
+  );
+});
+
 test("the socket data plane gets no such notes (its VIPs are the host's, its replies always return)", () => {
   assert.deepEqual(
     pitfallNotes({ plane: "proxy", snapshot: snap("127.0.0.1", [dest("127.0.0.2", "masq", 99, 0)]), hostAddrs: host }),

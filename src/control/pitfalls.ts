@@ -11,6 +11,11 @@
 //   route to the clients through it). Seen as a destination with incoming packets and no outgoing
 //   ones on the packet plane, where both directions are counted from the wire.
 //
+// - A real server that is the director itself (127.0.0.0/8, ::1 or one of the host's addresses:
+//   ldirectord's `fallback=127.0.0.1:80`, a sorry server on the director). The kernel's IPVS hands
+//   such packets to its own stack; the packet data plane has no local delivery, so connections
+//   scheduled there get no answer.
+//
 // A real server answering ARP for the VIP (DR without arp_ignore/arp_announce) is not visible from
 // here in general: `tvs realserver status` on the real server shows its settings.
 
@@ -45,6 +50,14 @@ export function pitfallNotes(input: PitfallInput): string[] {
       );
     }
     for (const d of svc.dests) {
+      if (isLoopback(d.spec.addr) || input.hostAddrs.has(d.spec.addr)) {
+        const rs = d.spec.addr.includes(":") ? `[${d.spec.addr}]:${d.spec.port}` : `${d.spec.addr}:${d.spec.port}`;
+        notes.push(
+          `Real server ${rs} of ${id} is this director itself: the packet data plane cannot hand packets to its own ` +
+            "stack, so connections scheduled to it get no answer; put it (a sorry server, an ldirectord fallback) on a host of its own",
+        );
+        continue;
+      }
       if (d.spec.fwd !== "masq") continue;
       if (d.stats.inPkts >= NAT_SILENT_MIN_PACKETS && d.stats.outPkts === 0) {
         const rs = d.spec.addr.includes(":") ? `[${d.spec.addr}]:${d.spec.port}` : `${d.spec.addr}:${d.spec.port}`;
@@ -56,6 +69,10 @@ export function pitfallNotes(input: PitfallInput): string[] {
     }
   }
   return notes;
+}
+
+function isLoopback(addr: string): boolean {
+  return addr.startsWith("127.") || addr === "::1";
 }
 
 /** Every address of this host's interfaces, canonical text. */

@@ -87,6 +87,27 @@ test(
 );
 
 test(
+  "lab ldirectord with the seed's own file (fallback=127.0.0.1:80 gate): listed, and tvs status says it cannot answer",
+  { skip: root ? false : "needs root", timeout: 120_000 },
+  async () => {
+    const { out, outcome } = await runLab("ldirectord");
+    const s = outcome.summary as {
+      config: string;
+      tvsNote: string | null;
+      steps: { step: string; table: string; answer: string }[];
+    };
+    assert.match(s.config, /^ {8}fallback=127\.0\.0\.1:80 gate$/m, "the seed's fallback line");
+    assert.match(s.config, /^quiescent=no$/m);
+    const all = s.steps.find((x) => x.step === "stop all");
+    assert.match(all?.table ?? "", /^ {2}-> 127\.0\.0\.1:80 {17}Route {3}1 /m, "the fallback listed as ipvsadm would");
+    assert.match(s.tvsNote ?? "", /^Real server 127\.0\.0\.1:80 of tcp 192\.168\.122\.22:80 is this director itself/);
+    assert.match(out, /^# tvs status: Real server 127\.0\.0\.1:80/m);
+    assert.equal(outcome.ok, true);
+    assertCleanedUp(outcome.summary);
+  },
+);
+
+test(
   "lab pitfalls (seed 001): NAT without a route back and DR with the director's address fail as the seed's did, then work",
   {
     skip: root ? false : "needs root",

@@ -163,9 +163,12 @@ async function run(values: LabValues, ctx: LabContext): Promise<LabOutcome> {
     );
     ctx.log(`# fallback ${fallback}:80 in after ${fb ?? "(never)"} ms`);
     await record("stop all", fb);
+    // tvsd says so itself when the fallback is the director (its packet plane has no local delivery).
+    const tvsNote = (await exp.tvs(["status"])).split("\n").find((l) => l.includes("is this director itself"));
+    if (tvsNote) ctx.log(`# tvs status: ${tvsNote.trim()}`);
     if (fallback === "127.0.0.1")
       ctx.log(
-        "# (no answer expected: the kernel's IPVS hands a packet for a destination on the director itself to its own\n#  stack; tvsd's packet plane has no such local delivery. --fallback-host ADDR puts the fallback on a host of its own)\n",
+        "# (the kernel's IPVS hands such packets to the director's own stack, where the seed's local httpd answers;\n#  --fallback-host ADDR puts the fallback on a host of its own)\n",
       );
 
     exp.startServer(rs2);
@@ -181,7 +184,7 @@ async function run(values: LabValues, ctx: LabContext): Promise<LabOutcome> {
       stopAll?.ms !== undefined &&
       start2?.ms !== undefined &&
       stop1?.answer === rs2.name &&
-      (fallback === "127.0.0.1" || stopAll.answer === "fallback");
+      (fallback === "127.0.0.1" ? tvsNote !== undefined : stopAll.answer === "fallback");
     ctx.log(
       `# removed within the bound: ${removedInBound ? "yes" : "no"}; returned: ${start1?.ms !== undefined ? "yes" : "no"}; fallback in when all were down: ${stopAll?.ms !== undefined ? "yes" : "no"} (answered by ${stopAll?.answer || "nobody"})`,
     );
@@ -191,6 +194,7 @@ async function run(values: LabValues, ctx: LabContext): Promise<LabOutcome> {
         experiment: "ldirectord",
         config,
         fallback,
+        tvsNote: tvsNote?.trim() ?? null,
         checkintervalMs: interval * 1000,
         retries,
         boundMs,
