@@ -23,3 +23,20 @@ test("a bad --fanout or --workers value is a usage error naming it", () => {
     (e: unknown) => e instanceof UsageError && /Invalid --workers "0"/.test(e.message),
   );
 });
+
+test("--fd-reserve and --udp-flow-limit reach the socket plane's options; bad values are refused", () => {
+  const a = parseTvsdArgs(["--fd-reserve", "200", "--udp-flow-limit", "5000"]);
+  assert.equal(a.proxy.fdReserve, 200);
+  assert.equal(a.proxy.udpFlowLimit, 5000);
+  const d = parseTvsdArgs([]);
+  assert.equal(d.proxy.fdReserve, undefined);
+  assert.equal(d.proxy.udpFlowLimit, undefined);
+  assert.throws(
+    () => parseTvsdArgs(["--udp-flow-limit", "0"]),
+    (e: unknown) => e instanceof UsageError && /Invalid --udp-flow-limit "0"/.test(e.message),
+  );
+  assert.throws(
+    () => parseTvsdArgs(["--fd-reserve", "-1"]),
+    (e: unknown) => e instanceof UsageError && /Invalid --fd-reserve "-1"/.test(e.message),
+  );
+});
