@@ -187,3 +187,19 @@ test("on loopback, a Host that is not an address of this machine gets 421 (DNS r
   const page = await fetch(`${base}/`);
   assert.match(page.headers.get("content-security-policy") ?? "", /default-src 'self'/);
 });
+
+test("/metrics is gzipped when the scraper accepts it (as Prometheus does)", async (t) => {
+  const { base } = await serve(t);
+  const { gunzipSync } = await import("node:zlib");
+  const raw = await new Promise<{ headers: http.IncomingHttpHeaders; body: Buffer }>((resolve, reject) => {
+    http
+      .get(`${base}/metrics`, { headers: { "accept-encoding": "gzip" } }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () => resolve({ headers: res.headers, body: Buffer.concat(chunks) }));
+      })
+      .on("error", reject);
+  });
+  assert.equal(raw.headers["content-encoding"], "gzip");
+  assert.match(gunzipSync(raw.body).toString(), /^node_ipvs_connections_total 3$/m);
+});
