@@ -102,8 +102,6 @@ export class SyncDaemons {
     if (iface === undefined) throw new CoreError("ENODEV", op, `Unknown mcast interface "${ifn}"`);
     if ((spec.state === "master" ? this.#master : this.#backup) !== undefined)
       throw new CoreError("EEXIST", op, `A ${spec.state} sync daemon is already running`);
-    if (iface.addr === "")
-      throw new CoreError("EINVAL", op, `Interface "${ifn}" has no IPv4 address to send sync messages from`);
     return {
       state: spec.state,
       mcastIfn: ifn,

@@ -68,12 +68,16 @@ export const openUdpEndpoint: OpenEndpoint = async (o) => {
   const rx = createSocket({ type, reuseAddr: true });
   let sendErrors = 0;
   try {
-    await bindAsync(tx, six ? { port: 0 } : { port: 0, address: o.iface.addr });
+    // Like bind_mcastif_addr: an interface without an IPv4 address still gets a daemon (the kernel
+    // only logs "You probably need to specify IP address on multicast interface").
+    const addr = o.iface.addr;
+    await bindAsync(tx, six || addr === "" ? { port: 0 } : { port: 0, address: addr });
     tx.setMulticastTTL(o.ttl);
     tx.setMulticastLoopback(false);
-    tx.setMulticastInterface(o.iface.addr);
+    if (addr !== "") tx.setMulticastInterface(addr);
     await bindAsync(rx, { port: o.port, address: o.group });
-    rx.addMembership(o.group, six ? o.iface.addr : o.iface.addr);
+    if (addr !== "") rx.addMembership(o.group, addr);
+    else rx.addMembership(o.group);
   } catch (e) {
     tx.close();
     rx.close();

@@ -13,7 +13,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { ipIn, isRoot, run, runIn, sleep, spawnIn } from "../../src/lab/exec.ts";
+import { ipIn, isRoot, run, runIn, spawnIn } from "../../src/lab/exec.ts";
 import {
   DOWNLOAD_CLIENT,
   DOWNLOAD_SERVER,

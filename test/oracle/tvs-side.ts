@@ -39,6 +39,10 @@ export async function startTvsdInNamespace(extra: string[] = []): Promise<TvsdPr
     ip("-n", ns, "link", "add", "tv0", "type", "veth", "peer", "name", "tv1");
     ip("-n", ns, "link", "set", "tv0", "up");
     ip("-n", ns, "link", "set", "tv1", "up");
+    // The guest's sync daemons use eth0 and eth1; the same names exist here for tvsd's.
+    ip("-n", ns, "link", "add", "eth0", "type", "veth", "peer", "name", "eth1");
+    ip("-n", ns, "link", "set", "eth0", "up");
+    ip("-n", ns, "link", "set", "eth1", "up");
   } catch (e) {
     spawnSync("ip", ["netns", "del", ns]);
     throw e;
