@@ -54,8 +54,8 @@ export function vrrpConf(s: VrrpSide): string {
 }
 
 /** A notify script that appends "STATE epoch-ms" to `record` (keepalived's $3 is the state). */
-export function writeNotifyScript(dir: string, record: string): string {
-  const path = join(dir, "notify.sh");
+export function writeNotifyScript(dir: string, record: string, name = "notify"): string {
+  const path = join(dir, `${name}.sh`);
   writeFileSync(path, `#!/bin/sh\necho "$3 $(date +%s%3N)" >> ${record}\n`);
   chmodSync(path, 0o755);
   return path;
@@ -96,7 +96,7 @@ export class KeepalivedProcess {
  */
 export function startKeepalived(ns: string, dir: string, side: VrrpSide, name = "ka"): KeepalivedProcess {
   const record = join(dir, `${name}.states`);
-  const notify = writeNotifyScript(dir, record);
+  const notify = writeNotifyScript(dir, record, `${name}-notify`);
   const conf = join(dir, `${name}.conf`);
   writeFileSync(conf, vrrpConf({ ...side, notify }));
   const child = spawnIn(
