@@ -186,3 +186,78 @@ test("VRRPv3 multicast: tvsd and keepalived 2.2.7", { skip, timeout: 120_000 }, 
 test("VRRPv3 unicast: tvsd and keepalived 2.2.7", { skip, timeout: 120_000 }, (t) =>
   walk({ name: "v3 unicast", version: 3, advertInt: 0.2, unicast: true }, t),
 );
+
+test(
+  "VRRPv3 over IPv6 (ff02::12, link-local sources): tvsd and keepalived 2.2.7",
+  { skip, timeout: 120_000 },
+  async (t) => {
+    const lab = new Lab();
+    const dir = mkdtempSync(join(tmpdir(), "tvs-vrrp6-"));
+    const children: { stop(): Promise<void> }[] = [];
+    t.after(async () => {
+      for (const c of children.reverse()) await c.stop().catch(() => undefined);
+      await lab.destroy();
+      rmSync(dir, { recursive: true, force: true });
+    });
+    await lab.createSwitch();
+    const ka = await lab.addHost("ka");
+    const tv = await lab.addHost("tv");
+    for (const h of [ka, tv]) {
+      for (const k of ["all", "default", "eth0"])
+        await runIn(h.ns, "sysctl", ["-qw", `net.ipv6.conf.${k}.disable_ipv6=0`]);
+      await ipIn(h.ns, "link", "set", "eth0", "down");
+      await ipIn(h.ns, "link", "set", "eth0", "up");
+    }
+    await ipIn(ka.ns, "addr", "add", "fd00:16::11/64", "dev", "eth0", "nodad");
+    await ipIn(tv.ns, "addr", "add", "fd00:16::12/64", "dev", "eth0", "nodad");
+    // Link-local addresses come after DAD on the new link.
+    await waitFor(
+      "link-local addresses",
+      async () => {
+        for (const h of [ka, tv]) {
+          const r = await run("ip", ["-n", h.ns, "-6", "-o", "addr", "show", "dev", "eth0", "scope", "link"]);
+          if (!r.stdout.includes("fe80::") || r.stdout.includes("tentative")) return false;
+        }
+        return true;
+      },
+      10_000,
+      100,
+    );
+    const side = (state: "MASTER" | "BACKUP", priority: number): VrrpSide => ({
+      state,
+      priority,
+      vrid: 61,
+      advertInt: 0.2,
+      version: 3,
+      vip: "fd00:16::30/64",
+    });
+    const keepalived = startKeepalived(ka.ns, dir, side("MASTER", 150));
+    children.push(keepalived);
+    await waitFor("keepalived MASTER", () => keepalived.last() === "MASTER", 15_000, 50);
+    const tvsd = startTvsd(tv.ns, dir, side("BACKUP", 100));
+    children.push(tvsd);
+    await waitFor(
+      "tvsd hearing keepalived",
+      async () => (await tvsd.vrrp())?.masterAddress?.startsWith("fe80::") ?? false,
+      20_000,
+      50,
+    );
+    await sleep(1000);
+    const s = await tvsd.vrrp();
+    assert.equal(s?.state, "BACKUP");
+    assert.equal(s?.family, 6);
+    assert.match(s?.sourceAddress ?? "", /^fe80::/);
+    assert.equal(await hasAddress(tv.ns, "fd00:16::30"), false);
+    const errs = Object.entries(s?.counters ?? {}).filter(
+      ([k, n]) => n > 0 && !["advert_rcvd", "advert_sent", "become_master", "release_master"].includes(k),
+    );
+    assert.deepEqual(errs, [], "keepalived's IPv6 adverts pass every check (hop limit 255 included)");
+    await ipIn(ka.ns, "link", "set", "eth0", "down");
+    const took = await waitFor("tvsd MASTER", async () => (await tvsd.vrrp())?.state === "MASTER", 3000, 10);
+    assert.ok(took <= 3 * 200 + (156 * 200) / 256 + 500, `takeover ${took} ms`);
+    await waitFor("IPv6 VIP on tvsd", () => hasAddress(tv.ns, "fd00:16::30"), 2000, 20);
+    await ipIn(ka.ns, "link", "set", "eth0", "up");
+    await waitFor("tvsd yields", async () => (await tvsd.vrrp())?.state === "BACKUP", 10_000, 20);
+    await waitFor("keepalived MASTER again", () => keepalived.last() === "MASTER", 10_000, 50);
+  },
+);
