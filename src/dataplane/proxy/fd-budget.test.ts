@@ -32,3 +32,12 @@ test("this process's limit and open descriptors are read from /proc on Linux", (
   assert.ok(limit === undefined || limit > 0);
   assert.ok(open !== undefined && open >= 3);
 });
+
+test("a listener (the operator's) may use half of the reserve; traffic may not", () => {
+  const b = new FdBudget({ processLimit: 256, baseline: 0, reserve: 64 });
+  assert.equal(b.take(192), true);
+  assert.equal(b.take(1), false);
+  for (let i = 0; i < 32; i++) assert.equal(b.take(1, true), true);
+  assert.equal(b.take(1, true), false);
+  assert.equal(b.used, 224);
+});

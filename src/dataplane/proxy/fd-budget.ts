@@ -10,7 +10,9 @@
 //   reserve = --fd-reserve, by default an eighth of the limit, at least 64 and at most 1024
 //
 // The reserve is what the control plane (tvsadm and tvs connections, configuration reads, health
-// checks, the log) keeps whatever the traffic does. The limit is read from /proc/self/limits;
+// checks, the log) keeps whatever the traffic does. A VIP's listener is the operator's, not the
+// network's: it may also use half of the reserve, so changes and reloads still apply while
+// traffic holds the whole budget (the listener's own clients then wait for room like any other). The limit is read from /proc/self/limits;
 // where that does not exist (not Linux) the budget is unbounded and only the UDP flow cap holds.
 // Refusals are counted (`refused`) for status and metrics.
 
@@ -79,9 +81,14 @@ export class FdBudget {
     return this.#refused;
   }
 
-  /** Take n descriptors if the budget allows; false (and counted as a refusal) when it does not. */
-  take(n = 1): boolean {
-    if (this.#used + n > this.limit) {
+  /**
+   * Take n descriptors if the budget allows; false (and counted as a refusal) when it does not.
+   * `operator`: for what an operator asked for (a VIP's listener), which may also use half of the
+   * reserve, so a change or a reload still applies while traffic holds the whole budget.
+   */
+  take(n = 1, operator = false): boolean {
+    const room = operator ? this.limit + Math.floor(this.reserve / 2) : this.limit;
+    if (this.#used + n > room) {
       this.#refused++;
       return false;
     }

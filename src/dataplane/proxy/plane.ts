@@ -236,7 +236,7 @@ export class ProxyPlane {
 
   /** Bind one endpoint (taking its descriptor); rejects with a message naming the address. */
   async #bind(id: string, a: ListenAddr, arrival: Arrival): Promise<Endpoint> {
-    if (!this.#fds.take(1)) {
+    if (!this.#fds.take(1, true)) {
       this.#relayCtx.fdAlarm.hit({ what: "listener", listen: `${a.protocol} ${a.addr}:${a.port}` });
       throw new Error("no file descriptor left for the data plane");
     }
