@@ -38,6 +38,7 @@ import { checkAddr, checkByte, checkDirection, checkNow, checkPort, checkProtoco
 import { ConnEntries, type ConnOptions, DEFAULT_CONN_OPTIONS } from "./conn-entries.ts";
 import { CF_OUTHASH, type ConnIndex } from "./conn-index.ts";
 import { ConnScheduler, type ScheduleError, type ScheduleOptions } from "./conn-schedule.ts";
+import type { ConnStore } from "./conn-store.ts";
 import { ingestSynced, type SyncedConn, type SyncIngestResult } from "./conn-sync.ts";
 import type { Timeouts } from "./conn-timeouts.ts";
 import { SCTP_S_CLOSED, SCTP_S_COUNT, sctpEvent, sctpNextState } from "./sctp-states.ts";
@@ -77,6 +78,7 @@ const PROTO_UDP = 1;
 export class ConnTable {
   readonly #t: ConnEntries;
   readonly #index: ConnIndex;
+  readonly #store: ConnStore;
   readonly #sched: ConnScheduler;
 
   constructor(opts: { services: ServiceTable; limit?: number; options?: Partial<ConnOptions> }) {
@@ -91,6 +93,7 @@ export class ConnTable {
         throw new CoreError("EINVAL", "conn", `Invalid connection option ${k} "${String(v)}"`);
     this.#t = new ConnEntries(opts.services, limit, options);
     this.#index = this.#t.index;
+    this.#store = this.#t.store;
     this.#sched = new ConnScheduler(this.#t);
   }
 
@@ -461,7 +464,7 @@ export class ConnTable {
   }
 
   #mine(conn: Conn, op: CoreOp): void {
-    if (!this.#t.store.owns(conn))
+    if (!this.#store.owns(conn))
       throw new CoreError("EINVAL", op, `Connection "${String(conn)}" does not belong to this table`);
   }
 }

@@ -57,10 +57,12 @@ export class NeighbourResponder {
   #configured: OwnedAddresses = { vips: [], locals: [] };
   /** Addresses released by release(), canonical text. */
   readonly #released = new Set<string>();
-  #vip4 = new Set<number>();
-  #vip6 = new Set<string>();
-  #local4 = new Set<number>();
-  #local6 = new Set<string>();
+  // Owned addresses by family and kind, refilled in place (the pipeline keeps these references
+  // and tests them on every frame).
+  readonly #vip4 = new Set<number>();
+  readonly #vip6 = new Set<string>();
+  readonly #local4 = new Set<number>();
+  readonly #local6 = new Set<string>();
   #owned6: Uint8Array[] = [];
 
   constructor(o: ResponderOptions) {
@@ -97,6 +99,16 @@ export class NeighbourResponder {
   /** Whether `addr` is released (not answered for). */
   released(addr: string): boolean {
     return this.#released.has(canonicalIp(addr) ?? addr);
+  }
+
+  /** The owned sets themselves (live: refilled in place when ownership changes), for the per-frame tests. */
+  ownedSets(): {
+    vip4: ReadonlySet<number>;
+    local4: ReadonlySet<number>;
+    vip6: ReadonlySet<string>;
+    local6: ReadonlySet<string>;
+  } {
+    return { vip4: this.#vip4, local4: this.#local4, vip6: this.#vip6, local6: this.#local6 };
   }
 
   /** Owned (not released) IPv4 VIP, as a 32-bit integer. */
@@ -274,16 +286,9 @@ export class NeighbourResponder {
         }
       }
     };
-    const v4 = new Set<number>();
-    const v6 = new Set<string>();
-    const l4 = new Set<number>();
-    const l6 = new Set<string>();
-    fill(this.#configured.vips, v4, v6);
-    fill(this.#configured.locals, l4, l6);
-    this.#vip4 = v4;
-    this.#vip6 = v6;
-    this.#local4 = l4;
-    this.#local6 = l6;
-    this.#owned6 = [...v6, ...l6].flatMap((t) => v6Bytes(t) ?? []);
+    for (const set of [this.#vip4, this.#vip6, this.#local4, this.#local6]) set.clear();
+    fill(this.#configured.vips, this.#vip4, this.#vip6);
+    fill(this.#configured.locals, this.#local4, this.#local6);
+    this.#owned6 = [...this.#vip6, ...this.#local6].flatMap((t) => v6Bytes(t) ?? []);
   }
 }

@@ -50,7 +50,7 @@ import { ownedAddresses } from "./owned-addresses.ts";
 import { Pkt, VNET_F_NEEDS_CSUM } from "./pkt.ts";
 import { transportOk } from "./transport.ts";
 import { connPlane, type TunContext } from "./xmit/context.ts";
-import { forwarderOf } from "./xmit/forwarders.ts";
+import { bindForwarder, forwarderOf } from "./xmit/forwarders.ts";
 import { LocalPool } from "./xmit/fullnat.ts";
 
 const PACKET_OUTGOING = 4;
@@ -104,6 +104,8 @@ export class Pipeline implements TunContext {
   readonly #extraVips: string[];
   readonly #p = new Pkt();
   readonly #egress: Egress;
+  /** The responder's owned-address sets (live), tested on every frame. */
+  readonly #owned: ReturnType<NeighbourResponder["ownedSets"]>;
   readonly #l2: L2Info = { ethertype: 0, l3: 0, vlan: -1 };
   readonly #ip4 = {} as Ipv4Info;
   readonly #ip6 = {} as Ipv6Info;
@@ -130,6 +132,7 @@ export class Pipeline implements TunContext {
       counters: this.counters,
       drop: (r) => this.drop(r),
     });
+    this.#owned = this.responder.ownedSets();
     for (const a of o.released ?? []) this.responder.release(a);
     this.#egress = new Egress({
       mac: this.mac,
@@ -296,8 +299,8 @@ export class Pipeline implements TunContext {
     p.saddr4 = ip.saddr;
     p.daddr4 = ip.daddr;
     p.fragment = ip.fragment;
-    const toVip = this.responder.isVip4(ip.daddr);
-    const toLocal = !toVip && this.responder.isLocal4(ip.daddr);
+    const toVip = this.#owned.vip4.has(ip.daddr);
+    const toLocal = !toVip && this.#owned.local4.has(ip.daddr);
     if (!ip.laterFragment && !transportOk(p, l3 + ip.hlen)) return toVip || toLocal ? this.drop("malformed") : "ignore";
     if (csumNotReady && p.l4 >= 0) finishL4Checksum(p);
     if (toVip) {
@@ -338,8 +341,8 @@ export class Pipeline implements TunContext {
     }
     if (!forUs) return "ignore";
     const daddr = ip6Text(buf, l3 + 24);
-    const toVip = this.responder.isVip6(daddr);
-    const toLocal = !toVip && this.responder.isLocal6(daddr);
+    const toVip = this.#owned.vip6.has(daddr);
+    const toLocal = !toVip && this.#owned.local6.has(daddr);
     if (!ip.laterFragment && !transportOk(p, ip.l4)) return toVip || toLocal ? this.drop("malformed") : "ignore";
     if (csumNotReady && p.l4 >= 0) finishL4Checksum(p);
     if (toVip) {
@@ -411,12 +414,12 @@ export class Pipeline implements TunContext {
       }
     }
     if (!conn.dest.available) return this.drop("destGone");
-    const cpl = connPlane(conn);
-    if (!cpl.cmacKnown) {
-      cpl.cmac.set(p.buf.subarray(p.eth + 6, p.eth + 12));
-      cpl.cmacKnown = true;
+    const plane = connPlane(conn);
+    if (!plane.cmacKnown) {
+      plane.cmac.set(p.buf.subarray(p.eth + 6, p.eth + 12));
+      plane.cmacKnown = true;
     }
-    const xmit = forwarderOf(conn);
+    const xmit = plane.xmit ?? bindForwarder(conn, plane);
     if (protocol === "tcp") conns.tcpPacket(conn, xmit.clientDir, p.tcpFlags, now);
     else conns.touch(conn, now);
     const bytes = p.ipLen;

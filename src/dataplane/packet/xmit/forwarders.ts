@@ -6,7 +6,7 @@
 
 import type { BoundConn } from "../../../core/conn/conn.ts";
 import type { FwdMethod } from "../../../core/dest.ts";
-import { connPlane, type Forwarder } from "./context.ts";
+import { type ConnPlane, connPlane, type Forwarder } from "./context.ts";
 import { drIn } from "./dr.ts";
 import { fullnatIn, fullnatOut } from "./fullnat.ts";
 import { natIn, natOut } from "./nat.ts";
@@ -23,10 +23,12 @@ const FORWARDERS: Readonly<Record<FwdMethod, Forwarder>> = {
 /** The connection's forwarder, bound on first use from its method (fixed once the entry is bound). */
 export function forwarderOf(c: BoundConn): Forwarder {
   const plane = connPlane(c);
-  let f = plane.xmit;
-  if (f === undefined) {
-    f = FORWARDERS[c.fwd];
-    plane.xmit = f;
-  }
+  return plane.xmit ?? bindForwarder(c, plane);
+}
+
+/** Bind the forwarder of the connection's method to its plane state (ip_vs_bind_xmit); once per connection. */
+export function bindForwarder(c: BoundConn, plane: ConnPlane): Forwarder {
+  const f = FORWARDERS[c.fwd];
+  plane.xmit = f;
   return f;
 }
