@@ -10,7 +10,7 @@
 //     stays so; tvsd stops (SIGTERM: priority 0) and keepalived is MASTER after about its skew.
 // Skipped when not root or when keepalived is not installed (.ci/packages.txt lists it).
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -25,6 +25,7 @@ import {
   startTvsd,
   stopChild,
   type VrrpSide,
+  vrrpConf,
   waitFor,
 } from "../../src/lab/vrrp-pair.ts";
 
@@ -159,6 +160,33 @@ async function walk(v: Variant, t: import("node:test").TestContext): Promise<voi
     "keepalived stays BACKUP behind tvsd's higher priority",
   );
   assert.equal(await hasAddress(ka.ns, VIP), false);
+
+  // SIGHUP with the same file: the MASTER stays MASTER, no transition, no advert gap (keepalived
+  // stays BACKUP). A file naming a missing interface is refused with its position; nothing moves.
+  const pid = tvsd.child.pid as number;
+  const beforeHup = await tvsd.vrrp();
+  process.kill(pid, "SIGHUP");
+  await sleep(masterDownMs(v, 50));
+  const afterHup = await tvsd.vrrp();
+  assert.equal(afterHup?.state, "MASTER");
+  assert.deepEqual(afterHup?.lastTransition, beforeHup?.lastTransition, "the reload kept the running instance");
+  assert.equal(afterHup?.counters.become_master, beforeHup?.counters.become_master);
+  writeFileSync(join(dir, "tvsd.conf"), vrrpConf({ ...tvSide, iface: "tvsnosuch0" }));
+  process.kill(pid, "SIGHUP");
+  await waitFor(
+    "the refused reload",
+    async () => (await tvsd.client.status()).notes.some((n) => n.includes("refused")),
+    5000,
+    50,
+  );
+  const notes = (await tvsd.client.status()).notes.join("\n");
+  assert.match(notes, /tvsd\.conf:4:1: vrrp_instance VI_1: interface "tvsnosuch0" does not exist/);
+  assert.equal((await tvsd.vrrp())?.state, "MASTER");
+  assert.deepEqual(
+    keepalived.states().map((s) => s.state),
+    ["BACKUP"],
+    "keepalived saw no gap in tvsd's adverts across both reloads",
+  );
   const stopAt = Date.now();
   await tvsd.stop();
   await waitFor("keepalived MASTER after tvsd stops", () => keepalived.last() === "MASTER", 10_000, 20);
