@@ -5,10 +5,11 @@
 //
 //   npm run build && node --import tsx bench/cli-latency.ts [rounds]
 //
-// Each command is measured twice: as an installed package runs it (bin/tvsadm.js with no src/
-// beside it, which imports the compiled dist/ at once: a copy of package.json, bin/ and dist/ in a
-// temporary directory) and as a source checkout runs it (bin/tvsadm.js here, which first checks
-// that dist/ is newer than every source file, else runs the sources through tsx). The
+// Each command is measured twice: as an installed package runs it (the bin package.json names,
+// with no src/ beside it: bin/tvsadm.cjs requires the single CommonJS file dist/bin/tvsadm.cjs, and
+// bin/tvs.js imports the compiled dist/; a copy of package.json, bin/ and dist/ in a temporary
+// directory) and as a source checkout runs it (the same bins here, which first check that dist/ is
+// newer than every source file, else run the sources through tsx). The
 // rounds are interleaved (every round runs every command once, in turn), so load from other
 // processes on the machine falls on all of them alike; the table gives the median and 90th
 // percentile of wall time and the median CPU time (user + system, from bash's `times`, which other
@@ -16,7 +17,7 @@
 // directory with three services on 127.0.0.1 at free ports; it is stopped by its PID at the end.
 
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { cpSync, existsSync, mkdtempSync, rmSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -32,6 +33,10 @@ if (!existsSync(join(ROOT, "dist", "bin", "tvsadm.js"))) {
   console.error("bench/cli-latency.ts measures the compiled CLI: run `npm run build` first");
   process.exit(2);
 }
+
+/** The file package.json names for the tvsadm command (bin/tvsadm.cjs). */
+const TVSADM_BIN = (JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { bin: Record<string, string> }).bin
+  .tvsadm as string;
 
 // The installed layout: what `npm pack` ships of the bins and the compiled code.
 const installed = join(dir, "pkg");
@@ -101,8 +106,8 @@ try {
   const node = process.execPath;
   const commands: { label: string; cmd: string; args: string[] }[] = [
     { label: "node -e 0", cmd: node, args: ["-e", "0"] },
-    { label: "tvsadm -L -n (installed)", cmd: node, args: [join(installed, "bin", "tvsadm.js"), "-L", "-n"] },
-    { label: "tvsadm -L -n (checkout)", cmd: node, args: [join(ROOT, "bin", "tvsadm.js"), "-L", "-n"] },
+    { label: "tvsadm -L -n (installed)", cmd: node, args: [join(installed, TVSADM_BIN), "-L", "-n"] },
+    { label: "tvsadm -L -n (checkout)", cmd: node, args: [join(ROOT, TVSADM_BIN), "-L", "-n"] },
     { label: "tvs status (installed)", cmd: node, args: [join(installed, "bin", "tvs.js"), "status"] },
     { label: "tvs status (checkout)", cmd: node, args: [join(ROOT, "bin", "tvs.js"), "status"] },
   ];

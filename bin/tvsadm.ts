@@ -7,4 +7,9 @@ process.stdout.on("error", (e: NodeJS.ErrnoException) => {
   throw e;
 });
 
-process.exitCode = await main(process.argv.slice(2));
+// No top-level await: the build also makes a CommonJS copy of this entry (bin/tvsadm.cjs loads it
+// without starting Node's ES module loader, which is a good part of a short command's start-up).
+// A rejection is unhandled and ends the process with its stack, as an uncaught error would.
+void main(process.argv.slice(2)).then((code) => {
+  process.exitCode = code;
+});

@@ -69,15 +69,20 @@ for (const file of assets(join(root, "src"))) {
 // esbuild (a development dependency, used here only to concatenate tsc's output). A module that
 // reads import.meta (its own location) would see the bundle's instead, so such a bundle is not
 // used and the plain tsc output stays.
-// The same for `tvs status` (its subcommand module; tvs's other subcommands stay separate files).
-if (compiled) for (const m of ["bin/tvsadm.js", "src/cli/tvs/status.js"]) await bundleModule(m);
+// tvsadm also gets a CommonJS copy, dist/bin/tvsadm.cjs, which bin/tvsadm.cjs (the installed
+// command) requires: then Node never starts its ES module loader at all. The same single file for
+// `tvs status` (its subcommand module; tvs's other subcommands stay separate files).
+if (compiled) {
+  await bundleModule("bin/tvsadm.js", "bin/tvsadm.cjs", "cjs");
+  for (const m of ["bin/tvsadm.js", "src/cli/tvs/status.js"]) await bundleModule(m, m, "esm");
+}
 
-async function bundleModule(rel) {
+async function bundleModule(rel, outRel, format) {
   let esbuild;
   try {
     esbuild = await import(createRequire(join(root, "package.json")).resolve("esbuild"));
   } catch {
-    process.stderr.write(`tvs: esbuild is not installed: dist/${rel} stays unbundled (slower start)\n`);
+    process.stderr.write(`tvs: esbuild is not installed: dist/${outRel} is not made (slower start)\n`);
     return;
   }
   const entry = join(dist, rel);
@@ -85,20 +90,20 @@ async function bundleModule(rel) {
     entryPoints: [entry],
     bundle: true,
     platform: "node",
-    format: "esm",
+    format,
     target: "node20",
     write: false,
     logLevel: "silent",
   });
   const text = out.outputFiles[0]?.text ?? "";
   if (text === "" || text.includes("import.meta")) {
-    process.stderr.write(`tvs: dist/${rel} not bundled: a module it loads uses import.meta\n`);
+    process.stderr.write(`tvs: dist/${outRel} not made: a module ${rel} loads uses import.meta\n`);
     if (strict) process.exit(1);
     return;
   }
   const source = rel.replace(/\.js$/, ".ts");
   writeFileSync(
-    entry,
+    join(dist, outRel),
     `// ${source} and the modules it loads, compiled by tsc and joined by tools/build.mjs.\n${text}`,
   );
 }

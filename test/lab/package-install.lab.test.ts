@@ -77,6 +77,8 @@ test(
       "dist/bin/tvsadm.js",
       "dist/bin/tvs.js",
       "bin/tvsd.js",
+    "bin/tvsadm.cjs",
+    "dist/bin/tvsadm.cjs",
       "man/tvsd.8",
       "man/tvsadm.8",
       "man/tvs.8",
