@@ -9,7 +9,8 @@
 import { ipFamily, MAX_PORT } from "../../core/addr.ts";
 import { DEFAULT_TUN, type DestSpec, destSpec, type FwdMethod } from "../../core/dest.ts";
 import type { Protocol } from "../../core/sched/types.ts";
-import { type ServiceKey, serviceKeyId, serviceOptions } from "../../core/service.ts";
+import { type ServiceKey, type ServiceOptions, serviceKeyId, serviceOptions } from "../../core/service.ts";
+import type { CheckerSpec } from "../../health/checker-spec.ts";
 import type { DesiredService } from "../desired.ts";
 import { Diagnostics, type SourcePos } from "../diagnostics.ts";
 import type { DirectorConfig, NotifyScript, RealServerHealth, ServiceHealth } from "../director-config.ts";
@@ -201,6 +202,45 @@ function splitHostPort(text: string): { host: string; port?: string } {
 
 export function buildLdirectord(file: string, text: string): { config: DirectorConfig; diagnostics: Diagnostics } {
   const diags = new Diagnostics();
+  const { globals, sections } = readLines(file, text, diags);
+  const val = valueReaders(diags);
+  const ctx: SectionContext = { diags, val, globals, defaults: readGlobalDefaults(globals, val) };
+  const services: DesiredService[] = [];
+  const health: ServiceHealth[] = [];
+  const seen = new Set<string>();
+  for (const sec of sections) {
+    const built = buildSection(sec, ctx);
+    if (!built) continue;
+    const id = serviceKeyId(built.service.key);
+    if (seen.has(id)) {
+      diags.error(sec.line.keyPos, `Virtual service ${id} is defined twice`);
+      continue;
+    }
+    seen.add(id);
+    services.push(built.service);
+    health.push(built.health);
+  }
+  const globalsOut: Record<string, string[]> = {};
+  for (const [k, l] of globals) globalsOut[k] = [unquote(l.value)];
+  const config: DirectorConfig = {
+    format: "ldirectord",
+    file,
+    files: [file],
+    desired: { services },
+    health,
+    vrrp: emptyVrrpConfig(),
+    globals: globalsOut,
+    warnings: diags.warnings,
+  };
+  return { config, diagnostics: diags };
+}
+
+/** The file's lines: global `key = value` lines, and `virtual=` sections with their indented lines. */
+function readLines(
+  file: string,
+  text: string,
+  diags: Diagnostics,
+): { globals: Map<string, Line>; sections: Section[] } {
   const globals = new Map<string, Line>();
   const sections: Section[] = [];
   let current: Section | undefined;
@@ -269,7 +309,19 @@ export function buildLdirectord(file: string, text: string): { config: DirectorC
     current.options.set(key, line);
   }
 
-  // Global values with ldirectord defaults.
+  return { globals, sections };
+}
+
+/** Value readers that report a bad value at its position and fall back to the default. */
+interface ValueReaders {
+  seconds(l: Line | undefined, dflt: number): number;
+  count(l: Line | undefined, dflt: number): number;
+  yesNo(l: Line | undefined, dflt: boolean): boolean;
+  /** A numeric port or a well-known service name. */
+  port(t: string, p: SourcePos): number | undefined;
+}
+
+function valueReaders(diags: Diagnostics): ValueReaders {
   const seconds = (l: Line | undefined, dflt: number): number => {
     if (!l) return dflt;
     const v = parseTimerMs(unquote(l.value), 1);
@@ -297,6 +349,26 @@ export function buildLdirectord(file: string, text: string): { config: DirectorC
     }
     return v;
   };
+  const parsePortText = (t: string, p: SourcePos): number | undefined => {
+    const n = /^\d+$/.test(t) ? parseUint(t, 0, MAX_PORT) : SERVICE_PORTS[t.toLowerCase()];
+    if (n === undefined) diags.error(p, `Invalid port "${t}" (expected 0..65535 or a known service name)`);
+    return n;
+  };
+  return { seconds, count, yesNo, port: parsePortText };
+}
+
+/** The global options every section falls back to, with ldirectord's defaults. */
+interface GlobalDefaults {
+  checkInterval: number;
+  checkTimeout: number | undefined;
+  negotiate: number | undefined;
+  fork: boolean;
+  failure: number;
+  quiescent: boolean;
+}
+
+function readGlobalDefaults(globals: Map<string, Line>, val: ValueReaders): GlobalDefaults {
+  const { seconds, count, yesNo } = val;
   for (const l of globals.values()) {
     if (["autoreload", "supervised", "fork", "readdquiescent", "cleanstop", "quiescent"].includes(l.key))
       yesNo(l, false);
@@ -309,378 +381,457 @@ export function buildLdirectord(file: string, text: string): { config: DirectorC
   const gFailure = count(globals.get("failurecount"), 1);
   const gQuiescent = yesNo(globals.get("quiescent"), true);
 
-  const parsePortText = (t: string, p: SourcePos): number | undefined => {
-    const n = /^\d+$/.test(t) ? parseUint(t, 0, MAX_PORT) : SERVICE_PORTS[t.toLowerCase()];
-    if (n === undefined) diags.error(p, `Invalid port "${t}" (expected 0..65535 or a known service name)`);
-    return n;
+  return {
+    checkInterval: gCheckInterval,
+    checkTimeout: gCheckTimeout,
+    negotiate: gNegotiate,
+    fork: gFork,
+    failure: gFailure,
+    quiescent: gQuiescent,
   };
-  const fwdOf = (word: string): FwdMethod | undefined =>
-    word === "gate"
-      ? "droute"
-      : word === "masq"
-        ? "masq"
-        : word === "ipip"
-          ? "tunnel"
-          : word === "fnat"
-            ? "fullnat"
-            : undefined;
+}
 
-  const services: DesiredService[] = [];
-  const health: ServiceHealth[] = [];
-  const seen = new Set<string>();
+interface SectionContext {
+  diags: Diagnostics;
+  val: ValueReaders;
+  globals: Map<string, Line>;
+  defaults: GlobalDefaults;
+}
 
-  for (const sec of sections) {
-    const v = sec.line;
-    const opt = (k: string) => sec.options.get(k);
-    const optText = (k: string) => {
-      const l = opt(k);
-      return l ? unquote(l.value) : undefined;
-    };
-    // virtual = ip:port | [v6]:port | fwmark
-    const vtext = unquote(v.value);
-    let key: ServiceKey;
-    let vport = 0;
-    let protocol: Protocol | "fwm";
-    const protoLine = opt("protocol");
-    const protoText = protoLine ? unquote(protoLine.value).toLowerCase() : undefined;
-    if (protoText !== undefined && !["tcp", "udp", "sctp", "fwm"].includes(protoText)) {
+/** ldirectord's forwarding words. */
+function fwdOf(word: string): FwdMethod | undefined {
+  if (word === "gate") return "droute";
+  if (word === "masq") return "masq";
+  if (word === "ipip") return "tunnel";
+  if (word === "fnat") return "fullnat";
+  return undefined;
+}
+
+/** A section's option lines, and their unquoted values. */
+function sectionOptions(sec: Section): {
+  opt: (k: string) => Line | undefined;
+  optText: (k: string) => string | undefined;
+} {
+  const opt = (k: string) => sec.options.get(k);
+  const optText = (k: string) => {
+    const l = opt(k);
+    return l ? unquote(l.value) : undefined;
+  };
+  return { opt, optText };
+}
+
+/** One `virtual=` section: its service (key, options, real servers) and its health settings. */
+function buildSection(
+  sec: Section,
+  ctx: SectionContext,
+): { service: DesiredService; health: ServiceHealth } | undefined {
+  const virtual = readVirtual(sec, ctx);
+  if (!virtual) return undefined;
+  const options = readSchedulingOptions(sec, virtual, ctx);
+  const checks = readCheckSettings(sec, virtual, ctx);
+  const { dests, rsHealth } = readReals(sec, virtual, checks, ctx);
+  const { key } = virtual;
+  const v = sec.line;
+  const { checkInterval, quiescent, virtualhost } = checks;
+  const h: ServiceHealth = {
+    serviceId: serviceKeyId(key),
+    key,
+    delayLoopMs: checkInterval,
+    quorum: 1,
+    hysteresis: 0,
+    alpha: false,
+    omega: false,
+    inhibitOnFailure: quiescent,
+    realServers: rsHealth,
+    origin: v.keyPos,
+  };
+  if (virtualhost !== undefined) h.virtualhost = virtualhost;
+  readFallback(sec, virtual, h, quiescent, ctx);
+  return { service: { key, options, dests }, health: h };
+}
+
+/** What a section's `virtual=` names, and its protocol. */
+interface Virtual {
+  key: ServiceKey;
+  vport: number;
+  protocol: Protocol | "fwm";
+  vtext: string;
+  family: 4 | 6;
+}
+
+/** `virtual = ip:port | [v6]:port | fwmark`, with `protocol` (tcp, udp, sctp, fwm). */
+function readVirtual(sec: Section, ctx: SectionContext): Virtual | undefined {
+  const { diags, val } = ctx;
+  const v = sec.line;
+  const { opt } = sectionOptions(sec);
+  // virtual = ip:port | [v6]:port | fwmark
+  const vtext = unquote(v.value);
+  let key: ServiceKey;
+  let vport = 0;
+  let protocol: Protocol | "fwm";
+  const protoLine = opt("protocol");
+  const protoText = protoLine ? unquote(protoLine.value).toLowerCase() : undefined;
+  if (protoText !== undefined && !["tcp", "udp", "sctp", "fwm"].includes(protoText)) {
+    diags.error(
+      (protoLine as Line).valuePos,
+      `Invalid protocol "${protoLine?.value}" (expected tcp, udp, sctp or fwm)`,
+    );
+    return undefined;
+  }
+  if (/^\d+$/.test(vtext)) {
+    const mark = parseUint(vtext, 1, 2 ** 32 - 1);
+    if (mark === undefined) {
+      diags.error(v.valuePos, `Invalid firewall mark "${vtext}" (expected 1..4294967295)`);
+      return undefined;
+    }
+    if (protoText !== undefined && protoText !== "fwm")
       diags.error(
         (protoLine as Line).valuePos,
-        `Invalid protocol "${protoLine?.value}" (expected tcp, udp, sctp or fwm)`,
+        `protocol must be fwm for a firewall-mark virtual (got "${protoText}")`,
       );
+    protocol = "fwm";
+    const firstReal = sec.reals[0] ? splitHostPort(splitWords(sec.reals[0].value)[0]?.text ?? "").host : "";
+    key = { kind: "fwmark", fwmark: mark, family: v.key === "virtual6" || firstReal.includes(":") ? 6 : 4 };
+  } else {
+    const hp = splitHostPort(vtext);
+    const addr = parseIp(hp.host);
+    if (addr === undefined) {
+      diags.error(v.valuePos, `Invalid virtual address "${hp.host}" (host names are not resolved; use an IP address)`);
+      return undefined;
+    }
+    if (hp.port === undefined) {
+      diags.error(v.valuePos, `virtual "${vtext}" needs a port (address:port)`);
+      return undefined;
+    }
+    const p = val.port(hp.port, at(v.valuePos, vtext.length - hp.port.length));
+    if (p === undefined) return undefined;
+    vport = p;
+    if (protoText === "fwm") {
+      diags.error((protoLine as Line).valuePos, `protocol fwm needs a firewall-mark virtual, not "${vtext}"`);
+      return undefined;
+    }
+    protocol = (protoText as Protocol | undefined) ?? (vport === 53 ? "udp" : "tcp");
+    key = { kind: "vip", protocol, addr, port: vport };
+  }
+  const family = key.kind === "fwmark" ? key.family : ipFamily(key.addr);
+
+  return { key, vport, protocol, vtext, family };
+}
+
+/** scheduler, persistent, netmask and ops as core's ServiceOptions. */
+function readSchedulingOptions(sec: Section, virtual: Virtual, ctx: SectionContext): ServiceOptions {
+  const { diags } = ctx;
+  const { yesNo } = ctx.val;
+  const { key, vport, protocol, family } = virtual;
+  const v = sec.line;
+  const { opt, optText } = sectionOptions(sec);
+  const scheduler = optText("scheduler") ?? "wrr";
+  if (!/^[a-z0-9]+$/.test(scheduler))
+    diags.error((opt("scheduler") as Line).valuePos, `Invalid scheduler "${scheduler}"`);
+  let timeout = 0;
+  const persistLine = opt("persistent");
+  if (persistLine) {
+    const t = parseUint(unquote(persistLine.value), 1, 86400 * 31);
+    if (t === undefined)
+      diags.error(persistLine.valuePos, `Invalid persistent "${persistLine.value}" (expected seconds > 0)`);
+    else timeout = t;
+  }
+  let netmask = family === 4 ? 32 : 128;
+  const maskLine = opt("netmask");
+  if (maskLine) {
+    const m = parseNetmask(unquote(maskLine.value), family);
+    if (m === undefined) diags.error(maskLine.valuePos, `Invalid netmask "${maskLine.value}"`);
+    else if (timeout === 0) diags.warning(maskLine.keyPos, "netmask only applies to a persistent service - ignored");
+    else netmask = m;
+  }
+  const ops = yesNo(opt("ops"), false);
+  if (ops && protocol !== "udp" && protocol !== "fwm")
+    diags.warning((opt("ops") as Line).keyPos, "ops (one-packet scheduling) only applies to UDP - ignored");
+  if (key.kind === "vip" && vport === 0 && timeout === 0)
+    diags.error(v.valuePos, `Port 0 is only valid for a persistent service (set persistent=)`);
+  const options = serviceOptions(family, {
+    scheduler,
+    persistent: timeout > 0,
+    timeout,
+    netmask,
+    ops: ops && (protocol === "udp" || protocol === "fwm"),
+  });
+
+  return options;
+}
+
+/** How a section's real servers are checked, and the checker spec for one of them. */
+interface SectionChecks {
+  checkInterval: number;
+  quiescent: boolean;
+  checkType: string;
+  request: string | undefined;
+  receive: string | undefined;
+  virtualhost: string | undefined;
+  checkerFor(
+    rip: string,
+    rport: number,
+    req: string | undefined,
+    recv: string | undefined,
+    pos: SourcePos,
+  ): CheckerSpec[];
+}
+
+/** checktype, service, timeouts, failurecount, quiescent, request/receive ..., with the globals as fallback. */
+function readCheckSettings(sec: Section, virtual: Virtual, ctx: SectionContext): SectionChecks {
+  const { diags } = ctx;
+  const { seconds, count, yesNo } = ctx.val;
+  const g = ctx.defaults;
+  const gCheckInterval = g.checkInterval;
+  const gCheckTimeout = g.checkTimeout;
+  const gNegotiate = g.negotiate;
+  const gFork = g.fork;
+  const gFailure = g.failure;
+  const gQuiescent = g.quiescent;
+  const { key, vport, protocol } = virtual;
+  const { opt, optText } = sectionOptions(sec);
+  // ldirectord honours a per-virtual checkinterval only when it forks a checker per virtual.
+  let checkInterval = gCheckInterval;
+  const ciLine = opt("checkinterval");
+  if (ciLine) {
+    const v = seconds(ciLine, gCheckInterval);
+    if (gFork) checkInterval = v;
+    else
+      diags.warning(
+        ciLine.keyPos,
+        "checkinterval in a virtual section is ignored unless fork = yes (as ldirectord does)",
+      );
+  }
+  const optMs = (l: Line | undefined): number | undefined => (l ? seconds(l, 0) : undefined);
+  // checktimeout and negotiatetimeout default to each other, the virtual's before the global's
+  // (ldirectord's ld_setup); what stays unset gets 5 s and 30 s in ldirectordChecker.
+  const vCheck = optMs(opt("checktimeout"));
+  const vNegotiate = optMs(opt("negotiatetimeout"));
+  const checkTimeout = vCheck ?? vNegotiate ?? gCheckTimeout ?? gNegotiate;
+  const negotiateTimeout = vNegotiate ?? optMs(opt("connecttimeout")) ?? vCheck ?? gNegotiate ?? gCheckTimeout;
+  const failureCount = count(opt("failurecount"), gFailure);
+  const quiescent = yesNo(opt("quiescent"), gQuiescent);
+  const warned = new Set<string>();
+  const checkTypeLine = opt("checktype");
+  let checkType = (optText("checktype") ?? "negotiate").toLowerCase();
+  if (
+    !["connect", "external", "external-perl", "negotiate", "off", "on", "ping"].includes(checkType) &&
+    !/^[1-9]\d*$/.test(checkType)
+  ) {
+    diags.error(
+      (checkTypeLine as Line).valuePos,
+      `Invalid checktype "${checkType}" (expected connect, negotiate, ping, external, external-perl, on, off or a number)`,
+    );
+    checkType = "negotiate"; // keep checking the rest of the section
+  }
+  const serviceLine = opt("service");
+  let service = (optText("service") ?? DEFAULT_SERVICE[vport] ?? "none").toLowerCase();
+  if (serviceLine && !SERVICES.has(service)) {
+    diags.error(serviceLine.valuePos, `Invalid service "${service}" (expected one of ${[...SERVICES].join(" ")})`);
+    service = "none";
+  }
+  let checkPort: number | undefined;
+  const cpLine = opt("checkport");
+  if (cpLine) {
+    const p = parseUint(unquote(cpLine.value), 1, MAX_PORT);
+    if (p === undefined) diags.error(cpLine.valuePos, `Invalid checkport "${cpLine.value}" (expected 1..65535)`);
+    else checkPort = p;
+  }
+  const request = optText("request");
+  const receive = optText("receive");
+  const virtualhost = optText("virtualhost");
+  const httpMethod = optText("httpmethod");
+  const checkCommand = optText("checkcommand");
+
+  const vipText = key.kind === "fwmark" ? String(key.fwmark) : key.addr;
+  const checkerFor = (
+    rip: string,
+    rport: number,
+    req: string | undefined,
+    recv: string | undefined,
+    pos: SourcePos,
+  ) => {
+    if (recv !== undefined && recv !== "" && checkType !== "external" && checkType !== "external-perl") {
+      try {
+        new RegExp(recv);
+      } catch {
+        diags.error(pos, `Invalid receive "${recv}" (not a regular expression tvs can run)`);
+      }
+    }
+    const settings: LdirectordCheckSettings = {
+      checktype: checkType,
+      service,
+      protocol,
+      virtualAddress: vipText,
+      virtualPort: vport,
+      realAddress: rip,
+      realPort: rport,
+      intervalMs: checkInterval,
+      failurecount: failureCount,
+    };
+    if (req !== undefined) settings.request = req;
+    if (recv !== undefined) settings.receive = recv;
+    if (virtualhost !== undefined) settings.virtualhost = virtualhost;
+    if (checkPort !== undefined) settings.checkport = checkPort;
+    if (checkTimeout !== undefined) settings.checkTimeoutMs = checkTimeout;
+    if (negotiateTimeout !== undefined) settings.negotiateTimeoutMs = negotiateTimeout;
+    if (checkCommand !== undefined) settings.checkcommand = checkCommand;
+    if (httpMethod !== undefined) settings.httpmethod = httpMethod;
+    const { spec, warnings } = ldirectordChecker(settings);
+    for (const w of warnings) {
+      if (warned.has(w)) continue;
+      warned.add(w);
+      diags.warning(pos, w);
+    }
+    return [spec];
+  };
+
+  return { checkInterval, quiescent, checkType, request, receive, virtualhost, checkerFor };
+}
+
+/** The `real=` lines: destinations (ranges expanded) and their health settings. */
+function readReals(
+  sec: Section,
+  virtual: Virtual,
+  checks: SectionChecks,
+  ctx: SectionContext,
+): { dests: DestSpec[]; rsHealth: RealServerHealth[] } {
+  const { diags, val } = ctx;
+  const { key, vport, family, vtext } = virtual;
+  const { checkerFor, request, receive, quiescent, checkType } = checks;
+  const v = sec.line;
+  const dests: DestSpec[] = [];
+  const rsHealth: RealServerHealth[] = [];
+  if (sec.reals.length === 0) diags.warning(v.keyPos, `virtual ${vtext} has no real servers`);
+  for (const rl of sec.reals) {
+    const words = splitWords(rl.value);
+    const w0 = words[0];
+    if (!w0) {
+      diags.error(rl.valuePos, "Missing real server address");
       continue;
     }
-    if (/^\d+$/.test(vtext)) {
-      const mark = parseUint(vtext, 1, 2 ** 32 - 1);
-      if (mark === undefined) {
-        diags.error(v.valuePos, `Invalid firewall mark "${vtext}" (expected 1..4294967295)`);
-        continue;
-      }
-      if (protoText !== undefined && protoText !== "fwm")
-        diags.error(
-          (protoLine as Line).valuePos,
-          `protocol must be fwm for a firewall-mark virtual (got "${protoText}")`,
-        );
-      protocol = "fwm";
-      const firstReal = sec.reals[0] ? splitHostPort(splitWords(sec.reals[0].value)[0]?.text ?? "").host : "";
-      key = { kind: "fwmark", fwmark: mark, family: v.key === "virtual6" || firstReal.includes(":") ? 6 : 4 };
-    } else {
-      const hp = splitHostPort(vtext);
-      const addr = parseIp(hp.host);
-      if (addr === undefined) {
-        diags.error(
-          v.valuePos,
-          `Invalid virtual address "${hp.host}" (host names are not resolved; use an IP address)`,
-        );
-        continue;
-      }
-      if (hp.port === undefined) {
-        diags.error(v.valuePos, `virtual "${vtext}" needs a port (address:port)`);
-        continue;
-      }
-      const p = parsePortText(hp.port, at(v.valuePos, vtext.length - hp.port.length));
-      if (p === undefined) continue;
-      vport = p;
-      if (protoText === "fwm") {
-        diags.error((protoLine as Line).valuePos, `protocol fwm needs a firewall-mark virtual, not "${vtext}"`);
-        continue;
-      }
-      protocol = (protoText as Protocol | undefined) ?? (vport === 53 ? "udp" : "tcp");
-      key = { kind: "vip", protocol, addr, port: vport };
-    }
-    const family = key.kind === "fwmark" ? key.family : ipFamily(key.addr);
-
-    // Scheduling options.
-    const scheduler = optText("scheduler") ?? "wrr";
-    if (!/^[a-z0-9]+$/.test(scheduler))
-      diags.error((opt("scheduler") as Line).valuePos, `Invalid scheduler "${scheduler}"`);
-    let timeout = 0;
-    const persistLine = opt("persistent");
-    if (persistLine) {
-      const t = parseUint(unquote(persistLine.value), 1, 86400 * 31);
-      if (t === undefined)
-        diags.error(persistLine.valuePos, `Invalid persistent "${persistLine.value}" (expected seconds > 0)`);
-      else timeout = t;
-    }
-    let netmask = family === 4 ? 32 : 128;
-    const maskLine = opt("netmask");
-    if (maskLine) {
-      const m = parseNetmask(unquote(maskLine.value), family);
-      if (m === undefined) diags.error(maskLine.valuePos, `Invalid netmask "${maskLine.value}"`);
-      else if (timeout === 0) diags.warning(maskLine.keyPos, "netmask only applies to a persistent service - ignored");
-      else netmask = m;
-    }
-    const ops = yesNo(opt("ops"), false);
-    if (ops && protocol !== "udp" && protocol !== "fwm")
-      diags.warning((opt("ops") as Line).keyPos, "ops (one-packet scheduling) only applies to UDP - ignored");
-    if (key.kind === "vip" && vport === 0 && timeout === 0)
-      diags.error(v.valuePos, `Port 0 is only valid for a persistent service (set persistent=)`);
-    const options = serviceOptions(family, {
-      scheduler,
-      persistent: timeout > 0,
-      timeout,
-      netmask,
-      ops: ops && (protocol === "udp" || protocol === "fwm"),
-    });
-
-    // Health settings.
-    // ldirectord honours a per-virtual checkinterval only when it forks a checker per virtual.
-    let checkInterval = gCheckInterval;
-    const ciLine = opt("checkinterval");
-    if (ciLine) {
-      const v = seconds(ciLine, gCheckInterval);
-      if (gFork) checkInterval = v;
-      else
-        diags.warning(
-          ciLine.keyPos,
-          "checkinterval in a virtual section is ignored unless fork = yes (as ldirectord does)",
-        );
-    }
-    const optMs = (l: Line | undefined): number | undefined => (l ? seconds(l, 0) : undefined);
-    // checktimeout and negotiatetimeout default to each other, the virtual's before the global's
-    // (ldirectord's ld_setup); what stays unset gets 5 s and 30 s in ldirectordChecker.
-    const vCheck = optMs(opt("checktimeout"));
-    const vNegotiate = optMs(opt("negotiatetimeout"));
-    const checkTimeout = vCheck ?? vNegotiate ?? gCheckTimeout ?? gNegotiate;
-    const negotiateTimeout = vNegotiate ?? optMs(opt("connecttimeout")) ?? vCheck ?? gNegotiate ?? gCheckTimeout;
-    const failureCount = count(opt("failurecount"), gFailure);
-    const quiescent = yesNo(opt("quiescent"), gQuiescent);
-    const warned = new Set<string>();
-    const checkTypeLine = opt("checktype");
-    let checkType = (optText("checktype") ?? "negotiate").toLowerCase();
-    if (
-      !["connect", "external", "external-perl", "negotiate", "off", "on", "ping"].includes(checkType) &&
-      !/^[1-9]\d*$/.test(checkType)
-    ) {
+    const hp = splitHostPort(w0.text);
+    const [fromText, toText] = hp.host.split("->");
+    const from = parseIp(fromText ?? "");
+    if (from === undefined) {
       diags.error(
-        (checkTypeLine as Line).valuePos,
-        `Invalid checktype "${checkType}" (expected connect, negotiate, ping, external, external-perl, on, off or a number)`,
+        rl.valuePos,
+        `Invalid real server address "${fromText}" (host names are not resolved; use an IP address)`,
       );
-      checkType = "negotiate"; // keep checking the rest of the section
-    }
-    const serviceLine = opt("service");
-    let service = (optText("service") ?? DEFAULT_SERVICE[vport] ?? "none").toLowerCase();
-    if (serviceLine && !SERVICES.has(service)) {
-      diags.error(serviceLine.valuePos, `Invalid service "${service}" (expected one of ${[...SERVICES].join(" ")})`);
-      service = "none";
-    }
-    let checkPort: number | undefined;
-    const cpLine = opt("checkport");
-    if (cpLine) {
-      const p = parseUint(unquote(cpLine.value), 1, MAX_PORT);
-      if (p === undefined) diags.error(cpLine.valuePos, `Invalid checkport "${cpLine.value}" (expected 1..65535)`);
-      else checkPort = p;
-    }
-    const request = optText("request");
-    const receive = optText("receive");
-    const virtualhost = optText("virtualhost");
-    const httpMethod = optText("httpmethod");
-    const checkCommand = optText("checkcommand");
-
-    const vipText = key.kind === "fwmark" ? String(key.fwmark) : key.addr;
-    const checkerFor = (
-      rip: string,
-      rport: number,
-      req: string | undefined,
-      recv: string | undefined,
-      pos: SourcePos,
-    ) => {
-      if (recv !== undefined && recv !== "" && checkType !== "external" && checkType !== "external-perl") {
-        try {
-          new RegExp(recv);
-        } catch {
-          diags.error(pos, `Invalid receive "${recv}" (not a regular expression tvs can run)`);
-        }
-      }
-      const settings: LdirectordCheckSettings = {
-        checktype: checkType,
-        service,
-        protocol,
-        virtualAddress: vipText,
-        virtualPort: vport,
-        realAddress: rip,
-        realPort: rport,
-        intervalMs: checkInterval,
-        failurecount: failureCount,
-      };
-      if (req !== undefined) settings.request = req;
-      if (recv !== undefined) settings.receive = recv;
-      if (virtualhost !== undefined) settings.virtualhost = virtualhost;
-      if (checkPort !== undefined) settings.checkport = checkPort;
-      if (checkTimeout !== undefined) settings.checkTimeoutMs = checkTimeout;
-      if (negotiateTimeout !== undefined) settings.negotiateTimeoutMs = negotiateTimeout;
-      if (checkCommand !== undefined) settings.checkcommand = checkCommand;
-      if (httpMethod !== undefined) settings.httpmethod = httpMethod;
-      const { spec, warnings } = ldirectordChecker(settings);
-      for (const w of warnings) {
-        if (warned.has(w)) continue;
-        warned.add(w);
-        diags.warning(pos, w);
-      }
-      return [spec];
-    };
-
-    const dests: DestSpec[] = [];
-    const rsHealth: RealServerHealth[] = [];
-    if (sec.reals.length === 0) diags.warning(v.keyPos, `virtual ${vtext} has no real servers`);
-    for (const rl of sec.reals) {
-      const words = splitWords(rl.value);
-      const w0 = words[0];
-      if (!w0) {
-        diags.error(rl.valuePos, "Missing real server address");
-        continue;
-      }
-      const hp = splitHostPort(w0.text);
-      const [fromText, toText] = hp.host.split("->");
-      const from = parseIp(fromText ?? "");
-      if (from === undefined) {
-        diags.error(
-          rl.valuePos,
-          `Invalid real server address "${fromText}" (host names are not resolved; use an IP address)`,
-        );
-        continue;
-      }
-      let addrs = [from];
-      if (toText !== undefined) {
-        const to = parseIp(toText);
-        const a = from.split(".").map(Number);
-        const b = to?.split(".").map(Number);
-        if (
-          to === undefined ||
-          from.includes(":") ||
-          !b ||
-          a.slice(0, 3).join(".") !== b.slice(0, 3).join(".") ||
-          (b[3] as number) < (a[3] as number)
-        ) {
-          diags.error(rl.valuePos, `Invalid real server range "${hp.host}" (expected A.B.C.D->A.B.C.E with E >= D)`);
-          continue;
-        }
-        addrs = [];
-        for (let i = a[3] as number; i <= (b[3] as number); i++) addrs.push(`${a[0]}.${a[1]}.${a[2]}.${i}`);
-      }
-      let rport: number | undefined;
-      if (hp.port !== undefined) {
-        rport = parsePortText(hp.port, at(rl.valuePos, w0.text.length - hp.port.length));
-        if (rport === undefined) continue;
-      }
-      const fw = words[1];
-      const fwd = fw ? fwdOf(fw.text.toLowerCase()) : undefined;
-      if (!fw || fwd === undefined) {
-        diags.error(
-          fw ? at(rl.valuePos, fw.offset) : rl.valuePos,
-          `Invalid forwarding method "${fw?.text ?? ""}" for real (expected gate, masq or ipip)`,
-        );
-        continue;
-      }
-      let weight = 1;
-      let k = 2;
-      const ww = words[2];
-      if (ww && !ww.quoted) {
-        const n = parseUint(ww.text, 0, 65535);
-        if (n === undefined) {
-          diags.error(at(rl.valuePos, ww.offset), `Invalid weight "${ww.text}" (expected 0..65535)`);
-          continue;
-        }
-        weight = n;
-        k = 3;
-      }
-      const req = words[k]?.quoted ? words[k]?.text : undefined;
-      const recv = words[k + 1]?.quoted ? words[k + 1]?.text : undefined;
-      const extra = words[k + (req !== undefined ? 1 : 0) + (recv !== undefined ? 1 : 0)];
-      if (extra) diags.warning(at(rl.valuePos, extra.offset), `Extra value "${extra.text}" on real - ignored`);
-      for (const addr of addrs) {
-        const rf = ipFamily(addr);
-        if (fwd !== "tunnel" && rf !== family) {
-          diags.error(rl.valuePos, `real ${addr} is IPv${rf} but the virtual service is IPv${family}`);
-          continue;
-        }
-        let port = rport ?? (key.kind === "fwmark" ? 0 : vport);
-        if (key.kind === "vip" && fwd !== "masq" && fwd !== "fullnat" && port !== vport) {
-          diags.warning(
-            rl.valuePos,
-            `Port ${port} of real ${addr} differs from the virtual port ${vport}, which ${fw.text} forwarding keeps - using ${vport}`,
-          );
-          port = vport;
-        }
-        if (dests.some((d) => d.addr === addr && d.port === port)) {
-          diags.warning(rl.keyPos, `real ${addr}:${port} is listed twice - second ignored`);
-          continue;
-        }
-        dests.push(destSpec(addr, port, { fwd, weight }));
-        const h: RealServerHealth = {
-          addr,
-          port,
-          weight,
-          checkers: checkerFor(addr, port, req ?? request, recv ?? receive, rl.keyPos),
-          inhibitOnFailure: quiescent,
-          alpha: checkType === "off",
-          origin: rl.keyPos,
-        };
-        rsHealth.push(h);
-      }
-    }
-
-    const h: ServiceHealth = {
-      serviceId: serviceKeyId(key),
-      key,
-      delayLoopMs: checkInterval,
-      quorum: 1,
-      hysteresis: 0,
-      alpha: false,
-      omega: false,
-      inhibitOnFailure: quiescent,
-      realServers: rsHealth,
-      origin: v.keyPos,
-    };
-    if (virtualhost !== undefined) h.virtualhost = virtualhost;
-    const fbLine = opt("fallback") ?? globals.get("fallback");
-    if (fbLine) {
-      const words = splitWords(fbLine.value);
-      const hp = splitHostPort(words[0]?.text ?? "");
-      const addr = parseIp(hp.host);
-      const fwd = words[1] ? fwdOf(words[1].text.toLowerCase()) : "droute";
-      const p = hp.port !== undefined ? parsePortText(hp.port, fbLine.valuePos) : key.kind === "fwmark" ? 0 : vport;
-      if (addr === undefined) diags.error(fbLine.valuePos, `Invalid fallback address "${hp.host}"`);
-      else if (fwd === undefined)
-        diags.error(
-          fbLine.valuePos,
-          `Invalid fallback forwarding method "${words[1]?.text}" (expected gate, masq or ipip)`,
-        );
-      else if (p !== undefined) {
-        const port = fwd === "masq" || key.kind === "fwmark" ? p : vport;
-        h.sorryServer = { dest: destSpec(addr, port, { fwd, tun: { ...DEFAULT_TUN } }), inhibit: quiescent };
-      }
-    }
-    const fbc =
-      optText("fallbackcommand") ??
-      (globals.get("fallbackcommand") ? unquote((globals.get("fallbackcommand") as Line).value) : undefined);
-    if (fbc !== undefined) {
-      const script: NotifyScript = { command: fbc };
-      h.quorumDown = { command: `${script.command} start` };
-      h.quorumUp = { command: `${script.command} stop` };
-    }
-
-    const id = serviceKeyId(key);
-    if (seen.has(id)) {
-      diags.error(v.keyPos, `Virtual service ${id} is defined twice`);
       continue;
     }
-    seen.add(id);
-    services.push({ key, options, dests });
-    health.push(h);
+    let addrs = [from];
+    if (toText !== undefined) {
+      const to = parseIp(toText);
+      const a = from.split(".").map(Number);
+      const b = to?.split(".").map(Number);
+      if (
+        to === undefined ||
+        from.includes(":") ||
+        !b ||
+        a.slice(0, 3).join(".") !== b.slice(0, 3).join(".") ||
+        (b[3] as number) < (a[3] as number)
+      ) {
+        diags.error(rl.valuePos, `Invalid real server range "${hp.host}" (expected A.B.C.D->A.B.C.E with E >= D)`);
+        continue;
+      }
+      addrs = [];
+      for (let i = a[3] as number; i <= (b[3] as number); i++) addrs.push(`${a[0]}.${a[1]}.${a[2]}.${i}`);
+    }
+    let rport: number | undefined;
+    if (hp.port !== undefined) {
+      rport = val.port(hp.port, at(rl.valuePos, w0.text.length - hp.port.length));
+      if (rport === undefined) continue;
+    }
+    const fw = words[1];
+    const fwd = fw ? fwdOf(fw.text.toLowerCase()) : undefined;
+    if (!fw || fwd === undefined) {
+      diags.error(
+        fw ? at(rl.valuePos, fw.offset) : rl.valuePos,
+        `Invalid forwarding method "${fw?.text ?? ""}" for real (expected gate, masq or ipip)`,
+      );
+      continue;
+    }
+    let weight = 1;
+    let k = 2;
+    const ww = words[2];
+    if (ww && !ww.quoted) {
+      const n = parseUint(ww.text, 0, 65535);
+      if (n === undefined) {
+        diags.error(at(rl.valuePos, ww.offset), `Invalid weight "${ww.text}" (expected 0..65535)`);
+        continue;
+      }
+      weight = n;
+      k = 3;
+    }
+    const req = words[k]?.quoted ? words[k]?.text : undefined;
+    const recv = words[k + 1]?.quoted ? words[k + 1]?.text : undefined;
+    const extra = words[k + (req !== undefined ? 1 : 0) + (recv !== undefined ? 1 : 0)];
+    if (extra) diags.warning(at(rl.valuePos, extra.offset), `Extra value "${extra.text}" on real - ignored`);
+    for (const addr of addrs) {
+      const rf = ipFamily(addr);
+      if (fwd !== "tunnel" && rf !== family) {
+        diags.error(rl.valuePos, `real ${addr} is IPv${rf} but the virtual service is IPv${family}`);
+        continue;
+      }
+      let port = rport ?? (key.kind === "fwmark" ? 0 : vport);
+      if (key.kind === "vip" && fwd !== "masq" && fwd !== "fullnat" && port !== vport) {
+        diags.warning(
+          rl.valuePos,
+          `Port ${port} of real ${addr} differs from the virtual port ${vport}, which ${fw.text} forwarding keeps - using ${vport}`,
+        );
+        port = vport;
+      }
+      if (dests.some((d) => d.addr === addr && d.port === port)) {
+        diags.warning(rl.keyPos, `real ${addr}:${port} is listed twice - second ignored`);
+        continue;
+      }
+      dests.push(destSpec(addr, port, { fwd, weight }));
+      const h: RealServerHealth = {
+        addr,
+        port,
+        weight,
+        checkers: checkerFor(addr, port, req ?? request, recv ?? receive, rl.keyPos),
+        inhibitOnFailure: quiescent,
+        alpha: checkType === "off",
+        origin: rl.keyPos,
+      };
+      rsHealth.push(h);
+    }
   }
 
-  const globalsOut: Record<string, string[]> = {};
-  for (const [k, l] of globals) globalsOut[k] = [unquote(l.value)];
-  const config: DirectorConfig = {
-    format: "ldirectord",
-    file,
-    files: [file],
-    desired: { services },
-    health,
-    vrrp: emptyVrrpConfig(),
-    globals: globalsOut,
-    warnings: diags.warnings,
-  };
-  return { config, diagnostics: diags };
+  return { dests, rsHealth };
+}
+
+/** `fallback` (the sorry server) and `fallbackcommand` (run on quorum loss and recovery). */
+function readFallback(sec: Section, virtual: Virtual, h: ServiceHealth, quiescent: boolean, ctx: SectionContext): void {
+  const { diags, val, globals } = ctx;
+  const { key, vport } = virtual;
+  const { opt, optText } = sectionOptions(sec);
+  const fbLine = opt("fallback") ?? globals.get("fallback");
+  if (fbLine) {
+    const words = splitWords(fbLine.value);
+    const hp = splitHostPort(words[0]?.text ?? "");
+    const addr = parseIp(hp.host);
+    const fwd = words[1] ? fwdOf(words[1].text.toLowerCase()) : "droute";
+    const p = hp.port !== undefined ? val.port(hp.port, fbLine.valuePos) : key.kind === "fwmark" ? 0 : vport;
+    if (addr === undefined) diags.error(fbLine.valuePos, `Invalid fallback address "${hp.host}"`);
+    else if (fwd === undefined)
+      diags.error(
+        fbLine.valuePos,
+        `Invalid fallback forwarding method "${words[1]?.text}" (expected gate, masq or ipip)`,
+      );
+    else if (p !== undefined) {
+      const port = fwd === "masq" || key.kind === "fwmark" ? p : vport;
+      h.sorryServer = { dest: destSpec(addr, port, { fwd, tun: { ...DEFAULT_TUN } }), inhibit: quiescent };
+    }
+  }
+  const fbc =
+    optText("fallbackcommand") ??
+    (globals.get("fallbackcommand") ? unquote((globals.get("fallbackcommand") as Line).value) : undefined);
+  if (fbc !== undefined) {
+    const script: NotifyScript = { command: fbc };
+    h.quorumDown = { command: `${script.command} start` };
+    h.quorumUp = { command: `${script.command} stop` };
+  }
 }
