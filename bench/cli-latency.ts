@@ -7,7 +7,7 @@
 //
 // Each command is measured twice: as an installed package runs it (the bin package.json names,
 // with no src/ beside it: bin/tvsadm.cjs requires the single CommonJS file dist/bin/tvsadm.cjs, and
-// bin/tvs.js imports the compiled dist/; a copy of package.json, bin/ and dist/ in a temporary
+// bin/tvs.cjs the one of its status subcommand; a copy of package.json, bin/ and dist/ in a temporary
 // directory) and as a source checkout runs it (the same bins here, which first check that dist/ is
 // newer than every source file, else run the sources through tsx). The
 // rounds are interleaved (every round runs every command once, in turn), so load from other
@@ -34,9 +34,10 @@ if (!existsSync(join(ROOT, "dist", "bin", "tvsadm.js"))) {
   process.exit(2);
 }
 
-/** The file package.json names for the tvsadm command (bin/tvsadm.cjs). */
-const TVSADM_BIN = (JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { bin: Record<string, string> }).bin
-  .tvsadm as string;
+/** The files package.json names for the commands (bin/tvsadm.cjs, bin/tvs.cjs). */
+const BINS = (JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { bin: Record<string, string> }).bin;
+const TVSADM_BIN = BINS.tvsadm as string;
+const TVS_BIN = BINS.tvs as string;
 
 // The installed layout: what `npm pack` ships of the bins and the compiled code.
 const installed = join(dir, "pkg");
@@ -108,8 +109,8 @@ try {
     { label: "node -e 0", cmd: node, args: ["-e", "0"] },
     { label: "tvsadm -L -n (installed)", cmd: node, args: [join(installed, TVSADM_BIN), "-L", "-n"] },
     { label: "tvsadm -L -n (checkout)", cmd: node, args: [join(ROOT, TVSADM_BIN), "-L", "-n"] },
-    { label: "tvs status (installed)", cmd: node, args: [join(installed, "bin", "tvs.js"), "status"] },
-    { label: "tvs status (checkout)", cmd: node, args: [join(ROOT, "bin", "tvs.js"), "status"] },
+    { label: "tvs status (installed)", cmd: node, args: [join(installed, TVS_BIN), "status"] },
+    { label: "tvs status (checkout)", cmd: node, args: [join(ROOT, TVS_BIN), "status"] },
   ];
   const ipvsadm = spawnSync("ipvsadm", ["-L", "-n"], { stdio: "ignore" });
   if (ipvsadm.status === 0) commands.push({ label: "ipvsadm -L -n (kernel)", cmd: "ipvsadm", args: ["-L", "-n"] });

@@ -70,10 +70,12 @@ for (const file of assets(join(root, "src"))) {
 // reads import.meta (its own location) would see the bundle's instead, so such a bundle is not
 // used and the plain tsc output stays.
 // tvsadm also gets a CommonJS copy, dist/bin/tvsadm.cjs, which bin/tvsadm.cjs (the installed
-// command) requires: then Node never starts its ES module loader at all. The same single file for
+// command) requires: then Node never starts its ES module loader at all; likewise `tvs status`
+// (dist/src/cli/tvs/status.cjs, required by bin/tvs.cjs). The same single file for
 // `tvs status` (its subcommand module; tvs's other subcommands stay separate files).
 if (compiled) {
   await bundleModule("bin/tvsadm.js", "bin/tvsadm.cjs", "cjs");
+  await bundleModule("src/cli/tvs/status.js", "src/cli/tvs/status.cjs", "cjs");
   for (const m of ["bin/tvsadm.js", "src/cli/tvs/status.js"]) await bundleModule(m, m, "esm");
 }
 

@@ -79,6 +79,8 @@ test(
       "bin/tvsd.js",
       "bin/tvsadm.cjs",
       "dist/bin/tvsadm.cjs",
+      "bin/tvs.cjs",
+      "dist/src/cli/tvs/status.cjs",
       "man/tvsd.8",
       "man/tvsadm.8",
       "man/tvs.8",
