@@ -115,6 +115,33 @@ test("core never reads a clock or starts a timer (time is injected)", () => {
   assert.deepEqual(found, []);
 });
 
+/** Lines of src/ (outside tests) matching `re`, except in the files `allowed` names. */
+function linesMatching(re: RegExp, allowed: readonly string[]): string[] {
+  const found: string[] = [];
+  for (const file of walk(src)) {
+    const rel = relative(root, file);
+    if (allowed.includes(rel)) continue;
+    readFileSync(file, "utf8")
+      .split("\n")
+      .forEach((line, i) => {
+        if (re.test(line)) found.push(`${rel}:${i + 1}: ${line.trim()}`);
+      });
+  }
+  return found;
+}
+
+test("one Logger interface: no layer declares its own logging shape", () => {
+  // A method like `warn(msg: string, ...)` declared anywhere but core/log.ts is a copy of Logger.
+  assert.deepEqual(linesMatching(/^\s*(?:debug|info|warn|error)\(msg: string/, ["src/core/log.ts"]), []);
+});
+
+test("one endpoint formatter: addr:port and [v6]:port are written by core's formatEndpoint", () => {
+  // tvsadm's addrPort prints host and service names in place of addresses (ipvsadm's
+  // addrport_to_anyname), which formatEndpoint cannot.
+  const allowed = ["src/core/addr.ts", "src/cli/tvsadm/format.ts"];
+  assert.deepEqual(linesMatching(/`\[\$\{[^}]+\}\]:\$\{/, allowed), []);
+});
+
 test("the rule checker sees a core file's imports", () => {
   const imports = importsOf(join(src, "core", "service-table.ts"));
   assert.ok(imports.includes("./addr.ts"));

@@ -20,7 +20,7 @@
 // here in general: `tvs realserver status` on the real server shows its settings.
 
 import { networkInterfaces } from "node:os";
-import { canonicalIp } from "../core/addr.ts";
+import { canonicalIp, formatEndpoint } from "../core/addr.ts";
 import type { Snapshot } from "./api/protocol.ts";
 
 /** Incoming packets a NAT destination may have without any reply before it is pointed out. */
@@ -40,7 +40,7 @@ export function pitfallNotes(input: PitfallInput): string[] {
   for (const svc of input.snapshot.services) {
     const k = svc.key;
     if (k.kind !== "vip") continue;
-    const id = `${k.protocol} ${k.addr.includes(":") ? `[${k.addr}]` : k.addr}:${k.port}`;
+    const id = `${k.protocol} ${formatEndpoint(k.addr, k.port)}`;
     if (input.hostAddrs.has(k.addr)) {
       const bypass = svc.dests.some((d) => d.spec.fwd === "droute" || d.spec.fwd === "tunnel");
       notes.push(
@@ -51,7 +51,7 @@ export function pitfallNotes(input: PitfallInput): string[] {
     }
     for (const d of svc.dests) {
       if (isLoopback(d.spec.addr) || input.hostAddrs.has(d.spec.addr)) {
-        const rs = d.spec.addr.includes(":") ? `[${d.spec.addr}]:${d.spec.port}` : `${d.spec.addr}:${d.spec.port}`;
+        const rs = formatEndpoint(d.spec.addr, d.spec.port);
         notes.push(
           `Real server ${rs} of ${id} is this director itself: the packet data plane cannot hand packets to its own ` +
             "stack, so connections scheduled to it get no answer; put it (a sorry server, an ldirectord fallback) on a host of its own",
@@ -60,7 +60,7 @@ export function pitfallNotes(input: PitfallInput): string[] {
       }
       if (d.spec.fwd !== "masq") continue;
       if (d.stats.inPkts >= NAT_SILENT_MIN_PACKETS && d.stats.outPkts === 0) {
-        const rs = d.spec.addr.includes(":") ? `[${d.spec.addr}]:${d.spec.port}` : `${d.spec.addr}:${d.spec.port}`;
+        const rs = formatEndpoint(d.spec.addr, d.spec.port);
         notes.push(
           `NAT real server ${rs} of ${id} got ${d.stats.inPkts} packets and no reply came back through this director: ` +
             "unless it is down, make the director its default gateway (or route the clients through it), or use --fullnat",

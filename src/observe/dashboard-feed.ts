@@ -9,6 +9,7 @@
 // second.
 
 import type { CountersView, ServiceView } from "../control/api/protocol.ts";
+import { formatEndpoint } from "../core/addr.ts";
 import type { ObservedState, ObserveSource } from "./source.ts";
 
 export const FEED_INTERVAL_MS = 1000;
@@ -94,10 +95,6 @@ function rates(now: CountersView, before: CountersView | undefined, seconds: num
 
 function destKey(svc: string, addr: string, port: number): string {
   return `${svc}|${addr}|${port}`;
-}
-
-function showDest(addr: string, port: number): string {
-  return addr.includes(":") ? `[${addr}]:${port}` : `${addr}:${port}`;
 }
 
 export type FrameListener = (json: string) => void;
@@ -229,7 +226,7 @@ export class DashboardFeed {
         counters.set(k, d.stats);
         sa += d.activeConns;
         si += d.inactConns;
-        const shown = showDest(d.spec.addr, d.spec.port);
+        const shown = formatEndpoint(d.spec.addr, d.spec.port);
         const c = checks.get(`${id}|${shown}`);
         const f: DestFrame = {
           dest: shown,
@@ -319,5 +316,5 @@ export class DashboardFeed {
 /** The id serviceKeyId gives ("tcp 10.0.0.1:80", "fwmark 1 ipv4"), from the plain key. */
 export function serviceId(s: ServiceView): string {
   const k = s.key;
-  return k.kind === "fwmark" ? `fwmark ${k.fwmark} ipv${k.family}` : `${k.protocol} ${showDest(k.addr, k.port)}`;
+  return k.kind === "fwmark" ? `fwmark ${k.fwmark} ipv${k.family}` : `${k.protocol} ${formatEndpoint(k.addr, k.port)}`;
 }

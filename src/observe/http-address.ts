@@ -6,6 +6,7 @@
 // given, and the daemon logs it as a warning.
 
 import net from "node:net";
+import { formatEndpoint } from "../core/addr.ts";
 
 export const DEFAULT_HTTP_PORT = 7420;
 export const DEFAULT_HTTP_HOST = "127.0.0.1";
@@ -72,5 +73,5 @@ export function parseHttpAddress(arg: string): HttpAddress | undefined {
 
 /** "127.0.0.1:7420", "[::1]:7420". */
 export function formatHttpAddress(a: { host: string; port: number }): string {
-  return net.isIPv6(a.host) ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
+  return formatEndpoint(a.host, a.port);
 }

@@ -3,6 +3,7 @@
 // virtual addresses, and running scripts. tvsd wires the real ones (control/vrrp-host.ts: the
 // native addon, `ip addr`, the packet plane's ARP/ND switch); tests wire an in-memory segment.
 
+import type { Logger } from "../core/log.ts";
 import type { VirtualAddress as VipSpec } from "./spec.ts";
 
 export interface RxDatagram {
@@ -65,12 +66,8 @@ export interface ScriptRunner {
   ): Promise<ScriptResult>;
 }
 
-export interface VrrpLog {
-  debug(msg: string, fields?: Record<string, unknown>): void;
-  info(msg: string, fields?: Record<string, unknown>): void;
-  warn(msg: string, fields?: Record<string, unknown>): void;
-  error(msg: string, fields?: Record<string, unknown>): void;
-}
+/** The VRRP engine logs through the one Logger of tvs (core/log.ts). */
+export type VrrpLog = Logger;
 
 /** Timers, injectable for tests. */
 export interface VrrpTimers {

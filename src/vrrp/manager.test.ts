@@ -5,12 +5,13 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { loadConfigText } from "../config/load.ts";
 import type { VrrpConfig } from "../config/vrrp-spec.ts";
+import { silentLogger } from "../core/log.ts";
 import type { ScriptRunner } from "./io.ts";
 import { VrrpConfigError, VrrpManager } from "./manager.ts";
 import { MemoryHost, MemorySegment, MemoryVips } from "./memory-host.ts";
 import type { VrrpStateChange } from "./status.ts";
 
-const quiet = { debug() {}, info() {}, warn() {}, error() {} };
+const quiet = silentLogger;
 
 function conf(text: string): { vrrp: VrrpConfig; globals: Record<string, string[]> } {
   const r = loadConfigText("t.conf", text);

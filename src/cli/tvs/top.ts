@@ -7,6 +7,7 @@
 import { ControlConnectError, HttpControlClient } from "../../control/api/client.ts";
 import type { CheckView, DestView, ServiceView, Snapshot, StatusView } from "../../control/api/protocol.ts";
 import { defaultSocketPath } from "../../control/api/socket-path.ts";
+import { formatEndpoint } from "../../core/addr.ts";
 import { compareDests, compareServices, largeNum } from "../tvsadm/format.ts";
 
 const USAGE = `Usage: tvs top [--socket PATH] [-n SECONDS] [--count N] [--once]
@@ -32,20 +33,16 @@ function duration(ms: number): string {
   return [d ? `${d}d` : "", h ? `${h}h` : "", m ? `${m}m` : "", `${s % 60}s`].filter(Boolean).join(" ");
 }
 
-function endpoint(addr: string, port: number): string {
-  return addr.includes(":") ? `[${addr}]:${port}` : `${addr}:${port}`;
-}
-
 function serviceName(s: ServiceView): string {
   const k = s.key;
   return k.kind === "fwmark"
     ? `FWM  ${k.fwmark}${k.family === 6 ? " IPv6" : ""}`
-    : `${k.protocol.toUpperCase().padEnd(4)} ${endpoint(k.addr, k.port)}`;
+    : `${k.protocol.toUpperCase().padEnd(4)} ${formatEndpoint(k.addr, k.port)}`;
 }
 
 function serviceId(s: ServiceView): string {
   const k = s.key;
-  return k.kind === "fwmark" ? `fwmark ${k.fwmark} ipv${k.family}` : `${k.protocol} ${endpoint(k.addr, k.port)}`;
+  return k.kind === "fwmark" ? `fwmark ${k.fwmark} ipv${k.family}` : `${k.protocol} ${formatEndpoint(k.addr, k.port)}`;
 }
 
 function health(checks: CheckView[] | undefined): string {
@@ -106,7 +103,7 @@ export function formatTop(snap: Snapshot, status: StatusView, opts: { intervalS:
     lines.push(row(serviceName(s), sched, "", act, inact, s.rates, ""));
     const shown = new Set<string>();
     for (const d of [...s.dests].sort(compareDests) as DestView[]) {
-      const ep = endpoint(d.spec.addr, d.spec.port);
+      const ep = formatEndpoint(d.spec.addr, d.spec.port);
       shown.add(ep);
       lines.push(
         row(

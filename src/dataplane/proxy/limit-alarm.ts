@@ -2,13 +2,10 @@
 // the first time, then at most once per interval with how many refusals happened since, so a flood
 // produces a few lines a minute that say what is going on instead of one per packet or none.
 
-export interface AlarmLog {
-  warn(msg: string, fields?: Record<string, unknown>): void;
-  error(msg: string, fields?: Record<string, unknown>): void;
-}
+import type { Logger } from "../../core/log.ts";
 
 export class LimitAlarm {
-  readonly #log: AlarmLog;
+  readonly #log: Logger;
   readonly #level: "warn" | "error";
   readonly #msg: string;
   readonly #intervalMs: number;
@@ -16,7 +13,7 @@ export class LimitAlarm {
   #last = Number.NEGATIVE_INFINITY;
   #since = 0;
 
-  constructor(log: AlarmLog, level: "warn" | "error", msg: string, intervalMs = 10_000, now = () => Date.now()) {
+  constructor(log: Logger, level: "warn" | "error", msg: string, intervalMs = 10_000, now = () => Date.now()) {
     this.#log = log;
     this.#level = level;
     this.#msg = msg;
