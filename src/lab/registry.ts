@@ -16,6 +16,7 @@ export const LAB_EXPERIMENTS: readonly LabEntry[] = registry([
   { name: "keepalived", seed: "seeds 002+003", summary: "seed 002's keepalived.conf on two tvsd DR directors (or --peer keepalived): the master is killed mid curl loop, the backup takes over; takeover time, failed requests", load: () => import("./experiments/keepalived.ts").then((m) => m.keepalived) },
   { name: "ldirectord", seed: "seed 003", summary: "ldirectord.cf (quiescent=no, negotiate, fallback) on DR: a stopped web server leaves -L -n in checkinterval, returns, fallback when all are down", load: () => import("./experiments/ldirectord.ts").then((m) => m.ldirectord) },
   { name: "pitfalls", seed: "seed 001", summary: "the seed's failed attempts: NAT without a route back (no answer), DR with the VIP = the director's address (no ARP reply); diagnosis, then the fix", load: () => import("./experiments/pitfalls.ts").then((m) => m.pitfalls) },
+  { name: "sync", seed: "seed 002", summary: "two tvsd with VRRP and lvs_sync_daemon (DR, NAT): the master is killed during a download and with connections held open; takeover, resets (target 0), checksum, persistence", load: () => import("./experiments/sync.ts").then((m) => m.sync) },
   { name: "compare", seed: "seed 004", summary: "NAT, DR, TUN and FULLNAT in turn; the seed's comparison table measured: client address at the RS, reply path, port mapping, RS needs, throughput, director CPU", load: () => import("./experiments/compare.ts").then((m) => m.compare) },
 ]);
 
