@@ -322,3 +322,32 @@ test("prepare refuses what this host cannot run, with the block's position: a mi
     },
   );
 });
+
+test("gratuitous ARP settings: global_defs vrrp_garp_* and the instance's own; repeat GARPs on becoming master", async (t) => {
+  const seg = new MemorySegment();
+  const a = node(seg, "a", "172.16.0.11");
+  t.after(() => a.mgr.stop());
+  const c = conf(
+    "global_defs {\n  vrrp_version 3\n  vrrp_garp_master_delay 0\n  vrrp_garp_master_repeat 3\n  vrrp_garp_master_refresh 10\n}\n" +
+      instance({ prio: 255, state: "MASTER" }) +
+      instance({
+        name: "VI_2",
+        prio: 100,
+        vrid: 52,
+        vip: "172.16.0.31/24",
+        extra: "garp_master_repeat 2\n garp_master_delay 7",
+      }),
+  );
+  const p = a.mgr.prepare(c.vrrp, c.globals);
+  assert.deepEqual(
+    p.instances.map((i) => i.garp),
+    [
+      { delayMs: 0, repeat: 3, refreshMs: 10_000, refreshRepeat: 1 },
+      { delayMs: 7000, repeat: 2, refreshMs: 10_000, refreshRepeat: 1 },
+    ],
+  );
+  await a.mgr.apply(p);
+  await until("owner master with its VIP", () => state(a) === "MASTER" && a.vips.held.has("172.16.0.30"));
+  await sleep(50);
+  assert.equal(a.host.announced.filter((x) => x.addrs.includes("172.16.0.30")).length, 3);
+});
