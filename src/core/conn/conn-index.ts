@@ -7,6 +7,7 @@
 // The bucket count is the store's capacity rounded up to a power of two; growing past it
 // re-buckets every live entry once.
 
+import type { Dest } from "../dest.ts";
 import { type AddrKey, addrKey, hash5 } from "./addr-key.ts";
 import type { Conn } from "./conn.ts";
 import type { ConnStore } from "./conn-store.ts";
@@ -18,12 +19,6 @@ function inHash(c: Conn): number {
   return hash5(c._proto, c._ca, c.cport, c._va, c._vp);
 }
 
-function outHash(c: Conn): number {
-  const x = c._x;
-  const full = x !== undefined && x.laddr !== "";
-  return hash5(c._proto, c._da, c._dp, full ? addrKey(x.laddr) : c._ca, full ? x.lport : c.cport);
-}
-
 export class ConnIndex {
   readonly #store: ConnStore;
   #inHeads = new Int32Array(0);
@@ -32,6 +27,8 @@ export class ConnIndex {
   #outNext = new Int32Array(0);
   /** Bucket count - 1; -1 before the first grow. */
   #mask = -1;
+  /** Destination addresses as keys, parsed once per destination. */
+  readonly #destKeys = new WeakMap<Dest, AddrKey>();
 
   constructor(store: ConnStore) {
     this.#store = store;
@@ -54,7 +51,7 @@ export class ConnIndex {
     this.#outHeads = new Int32Array(buckets).fill(-1);
     for (const c of this.#store.live()) {
       if (!c.template) this.#push(this.#inHeads, this.#inNext, inHash(c), c._id);
-      if (c._has(CF_OUTHASH)) this.#push(this.#outHeads, this.#outNext, outHash(c), c._id);
+      if (c._has(CF_OUTHASH)) this.#push(this.#outHeads, this.#outNext, this.#outHash(c), c._id);
     }
   }
 
@@ -81,13 +78,13 @@ export class ConnIndex {
   }
 
   linkOut(c: Conn): void {
-    this.#push(this.#outHeads, this.#outNext, outHash(c), c._id);
+    this.#push(this.#outHeads, this.#outNext, this.#outHash(c), c._id);
     c._set(CF_OUTHASH);
   }
 
   unlinkOut(c: Conn): void {
     c._clear(CF_OUTHASH);
-    this.#unlink(this.#outHeads, this.#outNext, outHash(c), c._id);
+    this.#unlink(this.#outHeads, this.#outNext, this.#outHash(c), c._id);
   }
 
   /** The connection whose replies come from da:dport to xa:xport (client, or FULLNAT local endpoint). */
@@ -97,7 +94,7 @@ export class ConnIndex {
     let id = this.#outHeads[hash5(p, da, dport, xa, xport) & this.#mask] ?? -1;
     while (id !== -1) {
       const c = store.at(id);
-      if (c !== undefined && c._dp === dport && c._proto === p && c._da === da) {
+      if (c !== undefined && c._dp === dport && c._proto === p && this.daddrKey(c) === da) {
         const x = c._x;
         if (x !== undefined && x.laddr !== "") {
           if (x.lport === xport && addrKey(x.laddr) === xa) return c;
@@ -106,6 +103,27 @@ export class ConnIndex {
       id = next[id] ?? -1;
     }
     return undefined;
+  }
+
+  /** A destination's address as the indexes key it. */
+  destKey(d: Dest): AddrKey {
+    let k = this.#destKeys.get(d);
+    if (k === undefined) {
+      k = addrKey(d.addr);
+      this.#destKeys.set(d, k);
+    }
+    return k;
+  }
+
+  /** An entry's real-server address as a key: its destination's, or an unbound entry's own. */
+  daddrKey(c: Conn): AddrKey {
+    return c.dest !== undefined ? this.destKey(c.dest) : addrKey(c.daddr);
+  }
+
+  #outHash(c: Conn): number {
+    const x = c._x;
+    const full = x !== undefined && x.laddr !== "";
+    return hash5(c._proto, this.daddrKey(c), c._dp, full ? addrKey(x.laddr) : c._ca, full ? x.lport : c.cport);
   }
 
   #push(heads: Int32Array, next: Int32Array, h: number, id: number): void {

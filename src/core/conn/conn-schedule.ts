@@ -73,7 +73,6 @@ export class ConnScheduler {
   readonly #t: ConnEntries;
   /** Services already checked to belong to the service table. */
   readonly #known = new WeakSet<VirtualService>();
-  readonly #destKeys = new WeakMap<Dest, AddrKey>();
   #flowCa: AddrKey = 0;
   #flowVa: AddrKey = 0;
   /** Makes room in a full table before a flow is refused. */
@@ -204,7 +203,7 @@ export class ConnScheduler {
     if (laddr === "") return;
     if (dest.fwd !== "fullnat")
       throw new CoreError("EINVAL", "schedule", `Local address "${laddr}" given for a ${dest.fwd} destination`);
-    if (this.#t.index.findOut(protoCode(nf.f.protocol), this.destKey(dest), dest.port, addrKey(laddr), lport))
+    if (this.#t.index.findOut(protoCode(nf.f.protocol), this.#t.index.destKey(dest), dest.port, addrKey(laddr), lport))
       throw new CoreError("EEXIST", "schedule", `Local endpoint ${laddr}:${lport} to ${dest.endpoint} is in use`);
   }
 
@@ -228,7 +227,7 @@ export class ConnScheduler {
     const state = p === 1 ? UDP_S_NORMAL : 0;
     const x: ConnExtra | undefined = fwmark !== 0 || laddr !== "" ? connExtra({ laddr, lport, fwmark }) : undefined;
     const bits = packBits(flags, f.protocol, dest.fwd, state);
-    const c = new Conn(t.store.slots, bits, nf.ca, f.sport, nf.va, f.dport, dest, this.destKey(dest), dport, x);
+    const c = new Conn(t.store.slots, bits, nf.ca, f.sport, nf.va, f.dport, dest, dport, x);
     const tmo = p === 1 ? t.timeouts.udpMs : NEW_CONN_TIMEOUT_MS;
     dest.bind("inactive");
     if (ops) {
@@ -266,7 +265,7 @@ export class ConnScheduler {
     const flags = CF_TEMPLATE | CF_INACTIVE | (svc.family === 6 ? CF_V6 : 0);
     const x = connExtra({ fwmark, tkey: key });
     const bits = packBits(flags, f.protocol, dest.fwd, 0);
-    const c = new Conn(this.#t.store.slots, bits, addrKey(network), 0, va, vport, dest, this.destKey(dest), dport, x);
+    const c = new Conn(this.#t.store.slots, bits, addrKey(network), 0, va, vport, dest, dport, x);
     dest.bind("template");
     this.#t.insert(c, now, svc.options.timeout * 1000);
     this.#t.templates.set(key, c);
@@ -284,15 +283,5 @@ export class ConnScheduler {
   #bound(c: Conn): BoundConn {
     if (!isBound(c)) throw new CoreError("EINVAL", "schedule", "Scheduled entry has no destination");
     return c;
-  }
-
-  /** A destination's address as the indexes key it (parsed once per destination). */
-  destKey(d: Dest): AddrKey {
-    let k = this.#destKeys.get(d);
-    if (k === undefined) {
-      k = addrKey(d.addr);
-      this.#destKeys.set(d, k);
-    }
-    return k;
   }
 }

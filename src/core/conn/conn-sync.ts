@@ -188,7 +188,6 @@ function newSynced(t: ConnEntries, rec: SyncedConn, dest: Dest | undefined, key:
         })
       : undefined;
   const bits = packBits(flags, rec.protocol, fwd, rec.state);
-  const da = addrKey(rec.daddr);
   const c = new Conn(
     t.store.slots,
     bits,
@@ -197,7 +196,6 @@ function newSynced(t: ConnEntries, rec: SyncedConn, dest: Dest | undefined, key:
     addrKey(rec.vaddr),
     rec.vport,
     dest,
-    da,
     rec.dport,
     x,
   );

@@ -172,8 +172,9 @@ export class ConnTable {
    */
   lookupIn4(protocol: Protocol, caddr: number, cport: number, vaddr: number, vport: number): BoundConn | undefined {
     const c = this.#index.findIn(protoCode(protocol), caddr | 0, cport, vaddr | 0, vport);
-    // The common case inline: a bound entry and no expire_nodest_conn.
-    if (c !== undefined && isBound(c) && !this.#t.options.expireNodestConn) return c;
+    // The common cases inline: a miss, or a bound entry and no expire_nodest_conn.
+    if (c === undefined) return undefined;
+    if (isBound(c) && !this.#t.options.expireNodestConn) return c;
     return this.#t.settleIn(c);
   }
 
@@ -335,7 +336,7 @@ export class ConnTable {
     if (conn.fwd !== "fullnat") throw new CoreError("EINVAL", op, `Connection uses ${conn.fwd}, not fullnat`);
     if (!conn.live) return;
     const t = this.#t;
-    const other = t.index.findOut(conn._proto, conn._da, conn.dport, addrKey(laddr), lport);
+    const other = t.index.findOut(conn._proto, t.index.daddrKey(conn), conn.dport, addrKey(laddr), lport);
     if (other !== undefined && other !== conn)
       throw new CoreError(
         "EEXIST",

@@ -92,8 +92,6 @@ export class Conn {
    * (a plain field rather than a getter: it is read on every packet).
    */
   dest: Dest | undefined;
-  /** @internal Real-server address: 32-bit integer for IPv4, canonical text for IPv6. */
-  readonly _da: number | string;
   /** The persistence template this entry hangs off, if the service is persistent. */
   control: Conn | undefined;
   /** Data-plane slot (sockets, cached MACs, ...); core never reads it. */
@@ -112,7 +110,6 @@ export class Conn {
     va: number | string,
     vport: number,
     dest: Dest | undefined,
-    da: number | string,
     dport: number,
     x: ConnExtra | undefined,
   ) {
@@ -124,7 +121,6 @@ export class Conn {
     this._va = va;
     this._vp = vport;
     this.dest = dest;
-    this._da = da;
     this._dp = dport;
     this.control = undefined;
     this.plane = undefined;
