@@ -9,10 +9,10 @@ import { ipFamily, MAX_PORT } from "../../core/addr.ts";
 import { DEFAULT_TUN, type DestSpec, destSpec, type FwdMethod, type TunOptions } from "../../core/dest.ts";
 import { allSchedFlagNames, schedFlagBit, schedFlagNames } from "../../core/sched/flags.ts";
 import type { Protocol } from "../../core/sched/types.ts";
-import { type ServiceKey, serviceKeyId, serviceOptions } from "../../core/service.ts";
-import type { CheckerSpec } from "../../health/checker-spec.ts";
+import { type ServiceKey, type ServiceOptions, serviceKeyId, serviceOptions } from "../../core/service.ts";
+import { type CheckerSpec, DEFAULT_DELAY_LOOP_MS } from "../../health/checker-spec.ts";
 import type { DesiredService } from "../desired.ts";
-import type { SourcePos } from "../diagnostics.ts";
+import type { Diagnostics, SourcePos } from "../diagnostics.ts";
 import type { NotifyScript, RealServerHealth, ServiceHealth } from "../director-config.ts";
 import { parseIp, parseNetmask, parseUint } from "../values.ts";
 import {
@@ -524,16 +524,54 @@ export function buildVirtualServer(
     d.warning(vs.pos, `virtual_server ${vs.label} has no real servers - ignored`);
     return [];
   }
-  let entries: GroupEntry[];
+  const entries = targetEntries(vs, groups, d);
+  if (!entries) return [];
+  const basics = serviceBasics(vs, entries, d);
+  const schedFlags = schedulerFlags(vs, basics.scheduler, d);
+  const shape = keysAndOptions(vs, entries, basics, schedFlags, d);
+  if (!shape) return [];
+  const realServers = acceptedRealServers(vs, basics.vsFwd, shape.family, d);
+  const quorum = quorumSettings(vs, realServers, d);
+  const checkersOf = checkersByServer(r, vs, realServers, fileRefs);
+  const destFor = destPlacer(d);
+  return shape.keys.map(({ key, port: vport }) => {
+    const ctx: KeyContext = { vs, key, vport, vsFwd: basics.vsFwd, destFor };
+    const { dests, rsHealth } = keyDests(ctx, realServers, checkersOf);
+    const health = keyHealth(ctx, quorum, rsHealth);
+    // A group may mix families when every real server is tunnelled; each key keeps its own.
+    const keyFam = key.kind === "fwmark" ? key.family : ipFamily(key.addr);
+    const keyOptions = { ...shape.options, schedFlags: [...shape.options.schedFlags] };
+    if (keyFam !== shape.family && !vs.granularity) keyOptions.netmask = keyFam === 4 ? 32 : 128;
+    return { service: { key, options: keyOptions, dests }, health };
+  });
+}
+
+/** The draft's target as group entries: the group's (expanded) entries, or its one address or fwmark. */
+function targetEntries(
+  vs: VsDraft,
+  groups: ReadonlyMap<string, GroupEntry[]>,
+  d: Diagnostics,
+): GroupEntry[] | undefined {
   if (vs.target.kind === "group") {
     const g = groups.get(vs.target.name);
-    if (!g) {
-      d.error(vs.target.pos, `Unknown virtual_server_group "${vs.target.name}"`);
-      return [];
-    }
-    entries = g;
-  } else if (vs.target.kind === "fwmark") entries = [{ kind: "fwmark", fwmark: vs.target.fwmark }];
-  else entries = [{ kind: "vip", addr: vs.target.addr, port: vs.target.port }];
+    if (!g) d.error(vs.target.pos, `Unknown virtual_server_group "${vs.target.name}"`);
+    return g;
+  }
+  if (vs.target.kind === "fwmark") return [{ kind: "fwmark", fwmark: vs.target.fwmark }];
+  return [{ kind: "vip", addr: vs.target.addr, port: vs.target.port }];
+}
+
+interface ServiceBasics {
+  isFwmarkOnly: boolean;
+  protocol: Protocol | undefined;
+  ops: boolean;
+  scheduler: string;
+  /** The virtual_server's lb_kind, or NAT when a real server needs one and none is given. */
+  vsFwd: Forwarding | undefined;
+}
+
+/** protocol, ops, lb_algo and lb_kind with keepalived's defaults and warnings. */
+function serviceBasics(vs: VsDraft, entries: readonly GroupEntry[], d: Diagnostics): ServiceBasics {
   const isFwmarkOnly = entries.every((e) => e.kind === "fwmark");
   let protocol = vs.protocol;
   if (!isFwmarkOnly && protocol === undefined) {
@@ -557,9 +595,14 @@ export function buildVirtualServer(
     d.warning(vs.pos, `virtual_server ${vs.label} has no lb_kind - using NAT as keepalived does`);
     vsFwd = { fwd: "masq", tun: { ...DEFAULT_TUN } };
   }
+  return { isFwmarkOnly, protocol, ops, scheduler, vsFwd };
+}
 
-  // Scheduler flags: keepalived spells a scheduler's own names (sh-port, valid only with sh) and
-  // flag-1..3, which are the kernel's bits 1, 2, 4. Named as ipvsadm lists them, in bit order.
+/**
+ * Scheduler flags: keepalived spells a scheduler's own names (sh-port, valid only with sh) and
+ * flag-1..3, which are the kernel's bits 1, 2, 4. Named as ipvsadm lists them, in bit order.
+ */
+function schedulerFlags(vs: VsDraft, scheduler: string, d: Diagnostics): string[] {
   let bits = 0;
   for (const f of vs.flags) {
     const w = f.word;
@@ -575,9 +618,18 @@ export function buildVirtualServer(
     }
     bits |= known.bit;
   }
-  const schedFlags = schedFlagNames(scheduler, bits);
+  return schedFlagNames(scheduler, bits);
+}
 
-  // Persistence.
+/** The service keys (one per entry), the family, and the options with persistence. */
+function keysAndOptions(
+  vs: VsDraft,
+  entries: readonly GroupEntry[],
+  basics: ServiceBasics,
+  schedFlags: string[],
+  d: Diagnostics,
+): { keys: { key: ServiceKey; port: number }[]; family: 4 | 6; options: ServiceOptions } | undefined {
+  const { protocol, vsFwd } = basics;
   let timeout = vs.persistenceTimeout ?? 0;
   const firstVip = entries.find((e) => e.kind === "vip");
   const fwmFamily = entries.find((e) => e.kind === "fwmark" && e.family !== undefined);
@@ -599,7 +651,7 @@ export function buildVirtualServer(
       vs.pos,
       `virtual_server ${vs.label} mixes IPv4 and IPv6 (${serviceKeyId(otherFamily.key)}); only tunnelled real servers allow that`,
     );
-    return [];
+    return undefined;
   }
   let netmask = family === 4 ? 32 : 128;
   if (vs.granularity) {
@@ -621,16 +673,19 @@ export function buildVirtualServer(
     timeout = KEEPALIVED_PERSISTENCE_TIMEOUT;
   }
   const options = serviceOptions(family, {
-    scheduler,
+    scheduler: basics.scheduler,
     schedFlags,
     persistent: timeout > 0,
     timeout,
     netmask,
-    ops,
+    ops: basics.ops,
     pe: vs.pe,
   });
+  return { keys, family, options };
+}
 
-  // Real servers: duplicates, families, forwarding and weights.
+/** Real servers without duplicates and of the service's family (unless tunnelled). */
+function acceptedRealServers(vs: VsDraft, vsFwd: Forwarding | undefined, family: 4 | 6, d: Diagnostics): RsDraft[] {
   const realServers: RsDraft[] = [];
   for (const rs of vs.realServers) {
     if (realServers.some((o) => o.addr === rs.addr && o.port === rs.port)) {
@@ -648,6 +703,15 @@ export function buildVirtualServer(
     }
     realServers.push(rs);
   }
+  return realServers;
+}
+
+/** quorum (at most the total weight) and hysteresis (below the quorum). */
+function quorumSettings(
+  vs: VsDraft,
+  realServers: readonly RsDraft[],
+  d: Diagnostics,
+): { quorum: number; hysteresis: number } {
   const weightSum = realServers.reduce((sum, rs) => sum + (rs.weight ?? vs.weight), 0);
   let quorum = vs.quorum;
   let hysteresis = vs.hysteresis;
@@ -663,8 +727,16 @@ export function buildVirtualServer(
     d.warning(vs.pos, `hysteresis ${hysteresis} must be below quorum ${quorum} - using ${h}`);
     hysteresis = h;
   }
+  return { quorum, hysteresis };
+}
 
-  // Checkers once per real server (the same spec objects serve every expanded key).
+/** Checkers once per real server (the same spec objects serve every expanded key). */
+function checkersByServer(
+  r: StmtReader,
+  vs: VsDraft,
+  realServers: readonly RsDraft[],
+  fileRefs: PendingFileRef[],
+): Map<RsDraft, CheckerSpec[]> {
   const vsCommon: CommonOverrides = { ...vs.common, omega: vs.omega };
   const checkersOf = new Map<RsDraft, CheckerSpec[]>();
   for (const rs of realServers) {
@@ -675,18 +747,25 @@ export function buildVirtualServer(
     }
     checkersOf.set(rs, list);
   }
+  return checkersOf;
+}
 
+/** Places a real (or sorry) server under one key: the port its forwarding method keeps. */
+type DestFor = (
+  addr: string,
+  rsPort: number | undefined,
+  f: Forwarding,
+  key: ServiceKey,
+  vport: number,
+  pos: SourcePos,
+  warnOnce: RsDraft | undefined,
+  over: Partial<DestSpec>,
+) => DestSpec;
+
+/** A DestFor that warns about an ignored or replaced port once per real server (not once per key). */
+function destPlacer(d: Diagnostics): DestFor {
   const portWarned = new Set<RsDraft>();
-  const destFor = (
-    addr: string,
-    rsPort: number | undefined,
-    f: Forwarding,
-    key: ServiceKey,
-    vport: number,
-    pos: SourcePos,
-    warnOnce: RsDraft | undefined,
-    over: Partial<DestSpec>,
-  ): DestSpec => {
+  return (addr, rsPort, f, key, vport, pos, warnOnce, over) => {
     let port = rsPort ?? 0;
     if (key.kind === "fwmark") {
       if (f.fwd !== "masq" && port !== 0) {
@@ -709,62 +788,80 @@ export function buildVirtualServer(
     }
     return destSpec(addr, port, { fwd: f.fwd, tun: { ...f.tun }, ...over });
   };
+}
 
-  const out: BuiltService[] = [];
-  const delayLoopMs = vs.common.delayLoopMs ?? 60_000;
-  for (const { key, port: vport } of keys) {
-    const dests: DestSpec[] = [];
-    const rsHealth: RealServerHealth[] = [];
-    for (const rs of realServers) {
-      const f = (rs.fwd ?? vsFwd) as Forwarding;
-      const weight = rs.weight ?? vs.weight;
-      const dest = destFor(rs.addr, rs.port, f, key, vport, rs.pos, rs, {
-        weight,
-        uThreshold: rs.uThreshold,
-        lThreshold: rs.lThreshold,
-      });
-      dests.push(dest);
-      const h: RealServerHealth = {
-        addr: dest.addr,
-        port: dest.port,
-        weight,
-        checkers: checkersOf.get(rs) ?? [],
-        inhibitOnFailure: rs.inhibit ?? vs.inhibit,
-        alpha: rs.alpha ?? vs.alpha,
-        origin: rs.pos,
-      };
-      if (rs.notifyUp) h.notifyUp = rs.notifyUp;
-      if (rs.notifyDown) h.notifyDown = rs.notifyDown;
-      rsHealth.push(h);
-    }
-    const health: ServiceHealth = {
-      serviceId: serviceKeyId(key),
-      key,
-      delayLoopMs,
-      quorum,
-      hysteresis,
-      alpha: vs.alpha,
-      omega: vs.omega,
-      inhibitOnFailure: vs.inhibit,
-      realServers: rsHealth,
-      origin: vs.pos,
+/** What building one key's service needs. */
+interface KeyContext {
+  vs: VsDraft;
+  key: ServiceKey;
+  vport: number;
+  vsFwd: Forwarding | undefined;
+  destFor: DestFor;
+}
+
+/** One key's destinations and their health settings. */
+function keyDests(
+  ctx: KeyContext,
+  realServers: readonly RsDraft[],
+  checkersOf: ReadonlyMap<RsDraft, CheckerSpec[]>,
+): { dests: DestSpec[]; rsHealth: RealServerHealth[] } {
+  const { vs, key, vport, vsFwd, destFor } = ctx;
+  const dests: DestSpec[] = [];
+  const rsHealth: RealServerHealth[] = [];
+  for (const rs of realServers) {
+    const f = (rs.fwd ?? vsFwd) as Forwarding;
+    const weight = rs.weight ?? vs.weight;
+    const dest = destFor(rs.addr, rs.port, f, key, vport, rs.pos, rs, {
+      weight,
+      uThreshold: rs.uThreshold,
+      lThreshold: rs.lThreshold,
+    });
+    dests.push(dest);
+    const h: RealServerHealth = {
+      addr: dest.addr,
+      port: dest.port,
+      weight,
+      checkers: checkersOf.get(rs) ?? [],
+      inhibitOnFailure: rs.inhibit ?? vs.inhibit,
+      alpha: rs.alpha ?? vs.alpha,
+      origin: rs.pos,
     };
-    if (vs.quorumUp) health.quorumUp = vs.quorumUp;
-    if (vs.quorumDown) health.quorumDown = vs.quorumDown;
-    if (vs.virtualhost !== undefined) health.virtualhost = vs.virtualhost;
-    if (vs.target.kind === "group") health.group = vs.target.name;
-    if (vs.sorry) {
-      const f = (vs.sorry.fwd ?? vsFwd) as Forwarding;
-      health.sorryServer = {
-        dest: destFor(vs.sorry.addr, vs.sorry.port, f, key, vport, vs.sorry.pos, undefined, { weight: 1 }),
-        inhibit: vs.sorry.inhibit,
-      };
-    }
-    // A group may mix families when every real server is tunnelled; each key keeps its own.
-    const keyFam = key.kind === "fwmark" ? key.family : ipFamily(key.addr);
-    const keyOptions = { ...options, schedFlags: [...options.schedFlags] };
-    if (keyFam !== family && !vs.granularity) keyOptions.netmask = keyFam === 4 ? 32 : 128;
-    out.push({ service: { key, options: keyOptions, dests }, health });
+    if (rs.notifyUp) h.notifyUp = rs.notifyUp;
+    if (rs.notifyDown) h.notifyDown = rs.notifyDown;
+    rsHealth.push(h);
   }
-  return out;
+  return { dests, rsHealth };
+}
+
+/** One key's health settings: quorum, scripts, the sorry server. */
+function keyHealth(
+  ctx: KeyContext,
+  q: { quorum: number; hysteresis: number },
+  rsHealth: RealServerHealth[],
+): ServiceHealth {
+  const { vs, key, vport, vsFwd, destFor } = ctx;
+  const health: ServiceHealth = {
+    serviceId: serviceKeyId(key),
+    key,
+    delayLoopMs: vs.common.delayLoopMs ?? DEFAULT_DELAY_LOOP_MS,
+    quorum: q.quorum,
+    hysteresis: q.hysteresis,
+    alpha: vs.alpha,
+    omega: vs.omega,
+    inhibitOnFailure: vs.inhibit,
+    realServers: rsHealth,
+    origin: vs.pos,
+  };
+  if (vs.quorumUp) health.quorumUp = vs.quorumUp;
+  if (vs.quorumDown) health.quorumDown = vs.quorumDown;
+  if (vs.virtualhost !== undefined) health.virtualhost = vs.virtualhost;
+  if (vs.target.kind === "group") health.group = vs.target.name;
+  if (vs.sorry) {
+    const f = (vs.sorry.fwd ?? vsFwd) as Forwarding;
+    health.sorryServer = {
+      dest: destFor(vs.sorry.addr, vs.sorry.port, f, key, vport, vs.sorry.pos, undefined, { weight: 1 }),
+      inhibit: vs.sorry.inhibit,
+    };
+  }
+  return health;
 }
