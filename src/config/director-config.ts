@@ -8,6 +8,7 @@ import type { ServiceKey } from "../core/service.ts";
 import type { CheckerSpec } from "../health/checker-spec.ts";
 import type { DesiredState } from "./desired.ts";
 import type { Diagnostic, SourcePos } from "./diagnostics.ts";
+import type { AnnounceConfig } from "./keepalived/announce.ts";
 import type { LvsSyncDaemonSpec } from "./keepalived/lvs-sync-daemon.ts";
 import type { VrrpConfig } from "./vrrp-spec.ts";
 
@@ -84,6 +85,8 @@ export interface DirectorConfig {
   vrrp: VrrpConfig;
   /** keepalived's global_defs lvs_sync_daemon: connection sync driven by a VRRP instance's state. */
   lvsSyncDaemon?: LvsSyncDaemonSpec;
+  /** tvs_announce: announce the VIPs over BGP through BIRD (ECMP scale-out, docs/ecmp.md). */
+  announce?: AnnounceConfig;
   /** global_defs (keepalived) or global options (ldirectord): keyword → words after it. */
   globals: Record<string, string[]>;
   warnings: Diagnostic[];

@@ -9,6 +9,7 @@
 
 import { randomInt } from "node:crypto";
 import { performance } from "node:perf_hooks";
+import type { AnnounceSpec } from "../announce/spec.ts";
 import type { DesiredState } from "../config/desired.ts";
 import type { DirectorConfig } from "../config/director-config.ts";
 import type { Clock } from "../core/clock.ts";
@@ -28,6 +29,7 @@ import type { SyncDaemons } from "../sync/daemons.ts";
 import type { VipDriver, VrrpHost } from "../vrrp/io.ts";
 import { type PreparedVrrp, VrrpManager } from "../vrrp/manager.ts";
 import type { VrrpStateChange } from "../vrrp/status.ts";
+import { AnnounceHost, announceSpecFromConfig } from "./announce-host.ts";
 import type { ExecRequest, Snapshot, StatusView } from "./api/protocol.ts";
 import type { DataPlane } from "./dataplane.ts";
 import { type ConnLike, Director } from "./executor.ts";
@@ -84,6 +86,15 @@ export interface DaemonOptions {
   /** Kernel-style sysctls that matter to forwarding. */
   expireNodestConn?: boolean;
   expireQuiescentTemplate?: boolean;
+  /** sloppy_tcp / sloppy_sctp: a mid-connection packet with no entry is scheduled (ECMP, failover). */
+  sloppyTcp?: boolean;
+  sloppySctp?: boolean;
+  /**
+   * Announce the VIPs over BGP through BIRD (tvsd --announce bird ...). Without it, a configuration's
+   * tvs_announce block starts the announcer, with its files under announceRunDir.
+   */
+  announce?: AnnounceSpec;
+  announceRunDir?: string;
   clock?: Clock;
   /**
    * The system under VRRP (raw sockets, VIP ownership for this plane), made on first use: a
@@ -106,6 +117,8 @@ export class Daemon {
   /** What an operator follows: health transitions, quorum, reloads, services added and removed. */
   readonly events = new EventBus();
   plane!: DataPlane;
+  /** The BGP announcer (ECMP), when --announce or a tvs_announce block asks for one. */
+  announce: AnnounceHost | undefined;
   /**
    * The VRRP engine (keepalived.conf vrrp_instance blocks); emits "state" (VrrpStateChange) on every
    * transition. Present when the daemon was given a way to reach the network (opts.vrrp).
@@ -139,6 +152,8 @@ export class Daemon {
         ...(opts.expireQuiescentTemplate !== undefined
           ? { expireQuiescentTemplate: opts.expireQuiescentTemplate }
           : {}),
+        ...(opts.sloppyTcp !== undefined ? { sloppyTcp: opts.sloppyTcp } : {}),
+        ...(opts.sloppySctp !== undefined ? { sloppySctp: opts.sloppySctp } : {}),
       },
     });
     this.estimator = new RateEstimator();
@@ -222,10 +237,20 @@ export class Daemon {
     await this.plane.start();
     this.#syncCounters();
     if (this.#opts.source) await this.#applySource(await this.#opts.source());
+    if (this.#opts.announce) this.announce = this.#makeAnnounce(this.#opts.announce);
+    if (this.announce) await this.announce.start();
     this.#timers.push(
       setInterval(() => this.#expire(), EXPIRE_INTERVAL_MS),
       setInterval(() => void this.#tickEstimator(), ESTIMATOR_INTERVAL_MS),
     );
+  }
+
+  #makeAnnounce(spec: AnnounceSpec): AnnounceHost {
+    return new AnnounceHost(spec, {
+      services: this.services,
+      quorumUp: (id) => this.health.quorumUp(id),
+      log: this.log.child({ part: "announce" }),
+    });
   }
 
   /** The estimator samples the counters; a plane with its own tables refreshes them first. */
@@ -300,6 +325,7 @@ export class Daemon {
     } finally {
       prepared?.release();
     }
+    this.announce?.update();
     if (admitted.op === "start-daemon") {
       const d = admitted.daemon;
       this.events.publish({
@@ -339,6 +365,14 @@ export class Daemon {
   /** Apply what a source gave: a config's health settings first, then its (health-adjusted) services. */
   async #applySource(got: DesiredState | DirectorConfig): Promise<number> {
     if (!isDirectorConfig(got)) return this.applyDesired(got);
+    if (got.announce && !this.#opts.announce) {
+      const spec = announceSpecFromConfig(got.announce, this.#opts.announceRunDir ?? "/run/tvs/bird");
+      if (this.announce === undefined) this.announce = this.#makeAnnounce(spec);
+      else if (JSON.stringify(spec) !== JSON.stringify(this.announce.spec))
+        this.log.warn("tvs_announce changed: the BGP settings take effect when tvsd restarts", {
+          file: got.file,
+        });
+    }
     // VRRP first resolves against this host (interfaces, addresses): a problem refuses the whole
     // change before anything moves. Services on its VIPs may then wait for the VIP to arrive.
     let vrrp: PreparedVrrp | undefined;
@@ -515,6 +549,7 @@ export class Daemon {
     };
     if (this.#opts.sourceName !== undefined) view.config = this.#opts.sourceName;
     if (this.vrrp?.running) view.vrrp = this.vrrp.status();
+    if (this.announce) view.announce = this.announce.status();
     return view;
   }
 
@@ -522,6 +557,9 @@ export class Daemon {
   async stop(drainMs: number): Promise<void> {
     for (const t of this.#timers) clearInterval(t);
     this.#timers = [];
+    // Withdraw the VIPs first: the router moves new flows to the other directors while the
+    // connections open here drain.
+    if (this.announce) await this.announce.drain().catch((err) => this.log.error("Withdrawal failed", { err }));
     // Step down first (priority 0, VIPs released) so the peer takes over after its skew while the
     // connections that are open here drain.
     if (this.vrrp) await this.vrrp.stop().catch((err) => this.log.error("VRRP stop failed", { err }));
@@ -529,5 +567,6 @@ export class Daemon {
     this.sync.close();
     await this.health.stop();
     if (this.plane) await this.plane.stop(drainMs);
+    if (this.announce) await this.announce.stop().catch((err) => this.log.error("BIRD stop failed", { err }));
   }
 }

@@ -137,6 +137,11 @@ export class HealthSupervisor {
     });
   }
 
+  /** A supervised service's quorum state by serviceKeyId; undefined when it has no health settings. */
+  quorumUp(serviceId: string): boolean | undefined {
+    return this.#services.get(serviceId)?.quorumUp;
+  }
+
   /** Requests sent to the executor so far (for tests and status notes). */
   get requests(): number {
     return this.#ops;

@@ -6,6 +6,8 @@
 // (fail-fast.ts). Returns the exit status; bin/tvsd.ts sets it.
 
 import cluster from "node:cluster";
+import { dirname, join } from "node:path";
+import { type AnnounceSpec, type BgpPeer, DEFAULT_ANNOUNCE } from "../announce/spec.ts";
 import type { DesiredState } from "../config/desired.ts";
 import { formatDiagnostic } from "../config/diagnostics.ts";
 import type { DirectorConfig } from "../config/director-config.ts";
@@ -62,6 +64,17 @@ export const USAGE = `Usage: tvsd [options]
   --conn-limit N           connection table limit (default 1048576)
   --expire-nodest-conn     sysctl expire_nodest_conn=1: drop connections of removed destinations
   --expire-quiescent-template  sysctl expire_quiescent_template=1
+  --sloppy-tcp             sysctl sloppy_tcp=1 (packet data plane): a TCP packet with no entry is
+                           scheduled even without SYN, so a flow ECMP moves here carries on (use mh)
+  --sloppy-sctp            sysctl sloppy_sctp=1: refused (no data plane carries SCTP packets yet)
+  --announce bird          announce the VIPs this director can serve over BGP through BIRD 2, run
+                           as tvsd's child (docs/ecmp.md); needs --bgp-asn, --bgp-router-id, --bgp-peer
+  --bgp-asn N              this director's AS number
+  --bgp-router-id A        BGP router id (IPv4), one per director
+  --bgp-peer ADDR=ASN[,port=P][,bfd]   a BGP peer (repeatable), e.g. 10.0.1.1=65000,bfd
+  --bgp-hold-time S        BGP hold time in seconds, 3..65535 (default 3)
+  --bird-dir DIR           where the generated bird.conf, control socket and log go
+                           (default: bird/ beside the control socket)
   --fwmark-addr MARK=PROTO:ADDR:PORT   addresses an fwmark service listens on (socket data plane)
   --proxy-protocol tcp:VIP:PORT[->RIP:RPORT]=v1|v2   send PROXY protocol headers (socket data plane)
   --retry-connect          retry a refused/timed-out real server on another destination
@@ -95,6 +108,8 @@ export interface TvsdArgs {
   connLimit: number | undefined;
   expireNodestConn: boolean;
   expireQuiescentTemplate: boolean;
+  sloppyTcp: boolean;
+  announce: AnnounceArgs | undefined;
   proxy: ProxyPlaneOptions;
   logLevel: LogLevel;
   workers: number;
@@ -104,6 +119,32 @@ export interface TvsdArgs {
 }
 
 export class UsageError extends Error {}
+
+/** --announce and the --bgp-* options as given; checked complete at the end of parsing. */
+export interface AnnounceArgs {
+  daemon: "bird" | undefined;
+  asn: number | undefined;
+  routerId: string | undefined;
+  peers: BgpPeer[];
+  holdTimeS: number | undefined;
+  birdDir: string | undefined;
+}
+
+/** --bgp-peer ADDR=ASN[,port=P][,bfd] */
+export function parseBgpPeer(v: string): BgpPeer {
+  const m = /^(.+?)=(\d+)((?:,[^,]+)*)$/.exec(v);
+  const addr = m ? canonicalIp(m[1]!) : undefined;
+  if (!m || addr === undefined)
+    throw new UsageError(`Invalid --bgp-peer "${v}" (expected ADDR=ASN[,port=P][,bfd], e.g. 10.0.1.1=65000,bfd)`);
+  const asn = intArg("--bgp-peer AS", m[2]!, 1, 4294967295);
+  const peer: BgpPeer = { addr, asn };
+  for (const opt of m[3]!.split(",").slice(1)) {
+    if (opt === "bfd") peer.bfd = true;
+    else if (opt.startsWith("port=")) peer.port = intArg("--bgp-peer port", opt.slice(5), 1, 65535);
+    else throw new UsageError(`Invalid --bgp-peer option "${opt}" in "${v}" (expected port=P or bfd)`);
+  }
+  return peer;
+}
 
 function intArg(flag: string, v: string, min: number, max: number): number {
   const n = Number(v);
@@ -130,12 +171,25 @@ export function parseTvsdArgs(
     connLimit: undefined,
     expireNodestConn: false,
     expireQuiescentTemplate: false,
+    sloppyTcp: false,
+    announce: undefined,
     proxy: defaultProxyOptions(),
     logLevel: envLevel !== undefined && isLogLevel(envLevel) ? envLevel : "info",
     workers: 1,
     fanout: "cbpf",
     help: false,
     version: false,
+  };
+  const announce = (): AnnounceArgs => {
+    a.announce ??= {
+      daemon: undefined,
+      asn: undefined,
+      routerId: undefined,
+      peers: [],
+      holdTimeS: undefined,
+      birdDir: undefined,
+    };
+    return a.announce;
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
@@ -209,6 +263,39 @@ export function parseTvsdArgs(
       case "--expire-quiescent-template":
         a.expireQuiescentTemplate = true;
         break;
+      case "--sloppy-tcp":
+        a.sloppyTcp = true;
+        break;
+      case "--sloppy-sctp":
+        throw new UsageError(
+          "--sloppy-sctp: no tvs data plane carries SCTP packets (the packet plane refuses sctp services), so sloppy_sctp would change nothing",
+        );
+      case "--announce": {
+        const v = value();
+        if (v !== "bird") throw new UsageError(`Invalid --announce "${v}" (expected bird: tvs drives BIRD 2)`);
+        announce().daemon = "bird";
+        break;
+      }
+      case "--bgp-asn":
+        announce().asn = intArg(flag, value(), 1, 4294967295);
+        break;
+      case "--bgp-router-id": {
+        const v = value();
+        const ip = canonicalIp(v);
+        if (ip === undefined || ip.includes(":"))
+          throw new UsageError(`Invalid --bgp-router-id "${v}" (expected an IPv4 address)`);
+        announce().routerId = ip;
+        break;
+      }
+      case "--bgp-peer":
+        announce().peers.push(parseBgpPeer(value()));
+        break;
+      case "--bgp-hold-time":
+        announce().holdTimeS = intArg(flag, value(), 3, 65535);
+        break;
+      case "--bird-dir":
+        announce().birdDir = value();
+        break;
       case "--fwmark-addr": {
         try {
           const { mark, listen } = parseFwmarkAddr(value());
@@ -264,6 +351,17 @@ export function parseTvsdArgs(
     throw new UsageError("The packet data plane needs --interface IF");
   if (a.demo && a.dataplane !== "proxy")
     throw new UsageError("--demo runs on the socket data plane (--dataplane proxy)");
+  if (a.sloppyTcp && a.dataplane !== "packet")
+    throw new UsageError(
+      "--sloppy-tcp needs --dataplane packet (the socket data plane terminates TCP: a flow cannot be taken over mid-connection)",
+    );
+  if (a.announce) {
+    const n = a.announce;
+    if (n.daemon === undefined) throw new UsageError("--bgp-* and --bird-dir need --announce bird");
+    if (n.asn === undefined) throw new UsageError("--announce bird needs --bgp-asn N");
+    if (n.routerId === undefined) throw new UsageError("--announce bird needs --bgp-router-id A (an IPv4 address)");
+    if (n.peers.length === 0) throw new UsageError("--announce bird needs at least one --bgp-peer ADDR=ASN");
+  }
   return a;
 }
 
@@ -362,6 +460,28 @@ function vrrpSystem(plane: DataPlane, log: Logger): { host: VrrpHost; vips: VipD
   return { host, vips };
 }
 
+/** The announcer's spec from --announce bird and the --bgp-* options, and where BIRD's files go. */
+function announceOptions(args: TvsdArgs): { announce?: AnnounceSpec; announceRunDir: string } {
+  const runDir = args.announce?.birdDir ?? join(dirname(defaultSocketPath({ explicit: args.socket })), "bird");
+  const n = args.announce;
+  if (n?.daemon === undefined || n.asn === undefined || n.routerId === undefined) return { announceRunDir: runDir };
+  return {
+    announceRunDir: runDir,
+    announce: {
+      daemon: "bird",
+      asn: n.asn,
+      routerId: n.routerId,
+      peers: n.peers,
+      holdTimeS: n.holdTimeS ?? DEFAULT_ANNOUNCE.holdTimeS,
+      bfdIntervalMs: DEFAULT_ANNOUNCE.bfdIntervalMs,
+      bfdMultiplier: DEFAULT_ANNOUNCE.bfdMultiplier,
+      birdPath: DEFAULT_ANNOUNCE.birdPath,
+      birdcPath: DEFAULT_ANNOUNCE.birdcPath,
+      runDir,
+    },
+  };
+}
+
 function makeDaemon(args: TvsdArgs, log: Logger, proxy: ProxyPlaneOptions, withVrrp = false): Daemon {
   const { source, sourceName } = describeSource(args, log);
   return new Daemon({
@@ -372,6 +492,9 @@ function makeDaemon(args: TvsdArgs, log: Logger, proxy: ProxyPlaneOptions, withV
     ...(args.connLimit !== undefined ? { connLimit: args.connLimit } : {}),
     expireNodestConn: args.expireNodestConn,
     expireQuiescentTemplate: args.expireQuiescentTemplate,
+    sloppyTcp: args.sloppyTcp,
+    // Only the primary announces (workers of the socket plane share its VIPs).
+    ...(withVrrp ? announceOptions(args) : {}),
     makePlane: async (deps) =>
       args.dataplane === "packet" ? makePacketPlane(deps, args) : new ProxyPlane(deps, proxy),
   });

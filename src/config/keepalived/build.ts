@@ -10,6 +10,7 @@ import { Diagnostics, type SourcePos } from "../diagnostics.ts";
 import type { DirectorConfig, ServiceHealth } from "../director-config.ts";
 import { parsePort, parseUint } from "../values.ts";
 import { emptyVrrpConfig } from "../vrrp-spec.ts";
+import { type AnnounceConfig, readAnnounce } from "./announce.ts";
 import { CHECKER_KEYWORDS, type PendingFileRef } from "./checkers.ts";
 import { type LvsSyncDaemonSpec, readLvsSyncDaemon } from "./lvs-sync-daemon.ts";
 import { StmtReader } from "./reader.ts";
@@ -202,6 +203,7 @@ export function buildKeepalived(
   const trackFiles = new Map<string, string>();
   const vrrp = emptyVrrpConfig();
   let lvsSyncDaemon: LvsSyncDaemonSpec | undefined;
+  let announce: AnnounceConfig | undefined;
 
   for (const s of tree) {
     const k = r.kw(s);
@@ -277,6 +279,10 @@ export function buildKeepalived(
           r.noBlock(c);
         }
         break;
+      case "tvs_announce":
+        if (announce) r.diags.error(r.pos(s), "tvs_announce is given twice");
+        else announce = readAnnounce(r, s);
+        break;
       case "vrrp_instance": {
         const v = readVrrpInstance(r, s);
         if (v) vrrp.instances.push(v);
@@ -347,5 +353,6 @@ export function buildKeepalived(
     warnings: diags.warnings,
   };
   if (lvsSyncDaemon) config.lvsSyncDaemon = lvsSyncDaemon;
+  if (announce) config.announce = announce;
   return { config, diagnostics: diags };
 }

@@ -122,5 +122,15 @@ export interface StatusView {
   checks: CheckView[];
   /** VRRP instances (present when the configuration runs some). */
   vrrp?: VrrpInstanceStatus[];
+  /** BGP announcing for ECMP (tvsd --announce bird or a tvs_announce block). */
+  announce?: {
+    daemon: "bird";
+    pid: number | undefined;
+    socket: string;
+    config: string;
+    announced: string[];
+    lastError: string | undefined;
+    decisions: { vip: string; announce: boolean; reason: string }[];
+  };
   notes: string[];
 }

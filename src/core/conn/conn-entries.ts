@@ -35,12 +35,22 @@ export interface ConnOptions {
    * entry whose replies bypass the director. Bit 1 (reuse at all) is the caller's choice to ask.
    */
   reuseFinWait: boolean;
+  /**
+   * sloppy_tcp: a TCP packet without an entry is scheduled whatever its flags (except RST), not only
+   * a SYN. A director that ECMP hands a flow mid-connection (another director left or joined) then
+   * takes it over; with mh every director picks the same real server (sloppy.ts).
+   */
+  sloppyTcp: boolean;
+  /** sloppy_sctp: an SCTP packet without an entry is scheduled whatever its first chunk, not only INIT. */
+  sloppySctp: boolean;
 }
 
 export const DEFAULT_CONN_OPTIONS: ConnOptions = {
   expireNodestConn: false,
   expireQuiescentTemplate: false,
   reuseFinWait: false,
+  sloppyTcp: false,
+  sloppySctp: false,
 };
 
 const INITIAL_CAPACITY = 1024;

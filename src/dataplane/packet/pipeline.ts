@@ -23,6 +23,7 @@
 import { formatIpv4, parseIpv4, parseIpv6Groups } from "../../core/addr.ts";
 import type { BoundConn } from "../../core/conn/conn.ts";
 import type { ConnTable } from "../../core/conn/conn-table.ts";
+import { tcpMaySchedule } from "../../core/conn/sloppy.ts";
 import type { Protocol } from "../../core/sched/types.ts";
 import type { ServiceTable } from "../../core/service-table.ts";
 import { ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, isMulticastMac, type L2Info, macEquals, parseEth } from "./codec/eth.ts";
@@ -36,7 +37,6 @@ import {
 } from "./codec/icmp.ts";
 import { IPPROTO_ICMP, IPPROTO_ICMPV6, type Ipv4Info, parseIpv4 as parseIpv4Header } from "./codec/ipv4.ts";
 import { type Ipv6Info, ip6Bytes, ip6Text, parseIpv6 } from "./codec/ipv6.ts";
-import { TCP_RST, TCP_SYN } from "./codec/tcp.ts";
 import { type DropReason, PlaneCounters, type Verdict } from "./counters.ts";
 import { echoReply4, echoReply6 } from "./echo.ts";
 import { Egress } from "./egress.ts";
@@ -387,8 +387,7 @@ export class Pipeline implements TunContext {
       }
       const svc = this.services.lookup(protocol, daddrText, p.dport);
       if (svc === undefined) return this.drop("noService");
-      if (protocol === "tcp" && ((p.tcpFlags & TCP_SYN) === 0 || (p.tcpFlags & TCP_RST) !== 0))
-        return this.drop("noConn");
+      if (protocol === "tcp" && !tcpMaySchedule(p.tcpFlags, conns.options.sloppyTcp)) return this.drop("noConn");
       const r = conns.schedule(
         svc,
         { family: p.family, protocol, saddr: saddrText, sport: p.sport, daddr: daddrText, dport: p.dport },

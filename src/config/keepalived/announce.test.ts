@@ -1,0 +1,76 @@
+// The tvs_announce block: every keyword read into the spec, and anything wrong refused at
+// file:line:col (the block is tvs's own, so nothing unknown is ignored).
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { loadConfigText } from "../load.ts";
+
+function load(lines: string[]) {
+  return loadConfigText(
+    "/etc/keepalived/keepalived.conf",
+    ["tvs_announce {", ...lines.map((l) => `  ${l}`), "}", ""].join("\n"),
+  );
+}
+
+test("tvs_announce with every keyword", () => {
+  const r = load([
+    "daemon bird",
+    "bgp_asn 65001",
+    "router_id 10.0.1.2",
+    "bgp_peer 10.0.1.1 as 65000 bfd",
+    "bgp_peer 2001:db8::1 as 4200000000 port 1179",
+    "hold_time 9",
+    "bfd_interval 50",
+    "bfd_multiplier 5",
+    "bird_path /usr/sbin/bird",
+    "birdc_path /usr/sbin/birdc",
+    "run_dir /run/tvs/bird",
+  ]);
+  assert.ok("config" in r, JSON.stringify(r.diagnostics));
+  const { origin, ...a } = r.config.announce!;
+  assert.equal(`${origin.line}:${origin.column}`, "1:1");
+  assert.deepEqual(a, {
+    daemon: "bird",
+    asn: 65001,
+    routerId: "10.0.1.2",
+    peers: [
+      { addr: "10.0.1.1", asn: 65000, bfd: true },
+      { addr: "2001:db8::1", asn: 4200000000, port: 1179 },
+    ],
+    holdTimeS: 9,
+    bfdIntervalMs: 50,
+    bfdMultiplier: 5,
+    birdPath: "/usr/sbin/bird",
+    birdcPath: "/usr/sbin/birdc",
+    runDir: "/run/tvs/bird",
+  });
+});
+
+test("a configuration without tvs_announce announces nothing", () => {
+  const r = loadConfigText("/etc/keepalived/keepalived.conf", "global_defs {\n  router_id x\n}\n");
+  assert.ok("config" in r);
+  assert.equal(r.config.announce, undefined);
+});
+
+test("bad tvs_announce settings are refused where they are written", () => {
+  const errs = (lines: string[]) => {
+    const r = load(lines);
+    assert.ok(!("config" in r), lines.join("; "));
+    return r.diagnostics.filter((d) => d.severity === "error").map((d) => `${d.line}:${d.column} ${d.message}`);
+  };
+  const ok = ["bgp_asn 65001", "router_id 10.0.1.2", "bgp_peer 10.0.1.1 as 65000"];
+  assert.deepEqual(errs([...ok, "daemon frr"]), [
+    '5:10 Unsupported tvs_announce daemon "frr" (tvs drives BIRD 2: daemon bird)',
+  ]);
+  assert.deepEqual(errs([...ok, "hold_time 1"]), ['5:13 Invalid hold_time "1" (expected seconds 3..65535)']);
+  assert.deepEqual(errs([...ok, "colour blue"]), ['5:3 Unknown keyword "colour" in tvs_announce']);
+  assert.deepEqual(errs(["bgp_asn 65001", "router_id 2001:db8::2", "bgp_peer 10.0.1.1 as 65000"]), [
+    '3:13 Invalid tvs_announce router_id "2001:db8::2" (expected an IPv4 address)',
+    "1:1 tvs_announce needs router_id (an IPv4 address)",
+  ]);
+  assert.deepEqual(errs(["bgp_asn 65001", "router_id 10.0.1.2", "bgp_peer 10.0.1.1 as 0 ttl"]), [
+    '4:24 Invalid bgp_peer as "0" (expected 1..4294967295)',
+    '4:26 Unknown option "ttl" for bgp_peer (expected as, port or bfd)',
+    "4:3 bgp_peer needs the peer's AS: bgp_peer ADDR as ASN",
+    "1:1 tvs_announce needs at least one bgp_peer",
+  ]);
+});

@@ -1,0 +1,62 @@
+// tvsd's ECMP flags: --announce bird with the --bgp-* options, --sloppy-tcp (packet plane only),
+// --sloppy-sctp refused; every refusal names the flag and the value.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { parseBgpPeer, parseTvsdArgs, UsageError } from "./tvsd-main.ts";
+
+const packet = ["--dataplane", "packet", "--interface", "eth0"];
+const usage = (argv: string[], re: RegExp) =>
+  assert.throws(
+    () => parseTvsdArgs(argv),
+    (e: unknown) => e instanceof UsageError && re.test(e.message),
+  );
+
+test("--announce bird with its BGP settings", () => {
+  const a = parseTvsdArgs([
+    ...packet,
+    "--announce",
+    "bird",
+    "--bgp-asn",
+    "65001",
+    "--bgp-router-id",
+    "10.0.1.2",
+    "--bgp-peer",
+    "10.0.1.1=65000,bfd",
+    "--bgp-peer=2001:db8::1=65000,port=1179",
+    "--bgp-hold-time",
+    "6",
+    "--bird-dir",
+    "/tmp/d1",
+  ]);
+  assert.deepEqual(a.announce, {
+    daemon: "bird",
+    asn: 65001,
+    routerId: "10.0.1.2",
+    peers: [
+      { addr: "10.0.1.1", asn: 65000, bfd: true },
+      { addr: "2001:db8::1", asn: 65000, port: 1179 },
+    ],
+    holdTimeS: 6,
+    birdDir: "/tmp/d1",
+  });
+  assert.equal(parseTvsdArgs(packet).announce, undefined);
+});
+
+test("incomplete or bad announce settings are usage errors naming the flag", () => {
+  const base = ["--announce", "bird", "--bgp-asn", "65001", "--bgp-router-id", "10.0.1.2"];
+  usage([...base], /needs at least one --bgp-peer/);
+  usage(["--announce", "frr"], /Invalid --announce "frr" \(expected bird/);
+  usage(["--bgp-asn", "65001", "--bgp-router-id", "10.0.1.2", "--bgp-peer", "10.0.1.1=1"], /need --announce bird/);
+  usage([...base, "--bgp-peer", "10.0.1.1"], /Invalid --bgp-peer "10.0.1.1" \(expected ADDR=ASN/);
+  usage([...base, "--bgp-peer", "10.0.1.1=65000,ttl=2"], /Invalid --bgp-peer option "ttl=2"/);
+  usage([...base, "--bgp-peer", "10.0.1.1=65000", "--bgp-hold-time", "1"], /Invalid --bgp-hold-time "1"/);
+  usage(["--announce", "bird", "--bgp-asn", "65001", "--bgp-router-id", "::1"], /Invalid --bgp-router-id "::1"/);
+  assert.deepEqual(parseBgpPeer("10.0.1.1=4200000000"), { addr: "10.0.1.1", asn: 4200000000 });
+});
+
+test("--sloppy-tcp on the packet plane; refused on the socket plane; --sloppy-sctp refused", () => {
+  assert.equal(parseTvsdArgs([...packet, "--sloppy-tcp"]).sloppyTcp, true);
+  assert.equal(parseTvsdArgs(packet).sloppyTcp, false);
+  usage(["--sloppy-tcp"], /--sloppy-tcp needs --dataplane packet/);
+  usage([...packet, "--sloppy-sctp"], /--sloppy-sctp: no tvs data plane carries SCTP/);
+});
