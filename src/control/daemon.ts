@@ -396,6 +396,7 @@ export class Daemon {
       );
       for (const a of managed) if (!held.has(a)) await this.plane.setVipOwned?.(a, false);
     }
+    this.lvsSync.check(got.lvsSyncDaemon);
     const previous = this.#healthConfig;
     await this.health.apply(got);
     let n: number;

@@ -76,7 +76,16 @@ test("the sync daemon follows the instance: backup, master while MASTER, backup 
 });
 
 test("a daemon that cannot start refuses the configuration with the reason", () => {
-  const { driver } = setup();
+  const { driver, sync } = setup();
+  // check() says so before anything changes, and changes nothing.
+  driver.apply(spec, vrrp("BACKUP"));
+  assert.throws(() => driver.check({ ...spec, interface: "nope0" }), /Unknown mcast interface "nope0"/);
+  assert.deepEqual(
+    sync.running().map((d) => d.state),
+    ["backup"],
+  );
+  driver.check({ ...spec, ttl: 4 });
+  driver.apply(undefined, vrrp("BACKUP"));
   assert.throws(
     () => driver.apply({ ...spec, interface: "nope0" }, vrrp("BACKUP")),
     (e: Error & { code?: string }) =>

@@ -48,6 +48,25 @@ export class LvsSyncDriver {
     this.#switchTo(inst?.state === "MASTER" ? "master" : "backup", true);
   }
 
+  /**
+   * Throw the CoreError apply() would throw for `spec` (an unknown interface, a group that is not
+   * multicast), without starting or stopping anything: a reload checks this before it changes the
+   * tables, so a refused lvs_sync_daemon leaves everything as it was.
+   */
+  check(spec: LvsSyncDaemonSpec | undefined): void {
+    if (!spec || same(spec, this.#spec)) return;
+    const saved = this.#spec;
+    this.#spec = spec;
+    try {
+      this.#sync.check(this.#config("backup"), true);
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      throw new CoreError(isCoreError(err) ? err.code : "EINVAL", "reload", `lvs_sync_daemon: ${message}`);
+    } finally {
+      this.#spec = saved;
+    }
+  }
+
   /** A VRRP instance changed state. */
   onState(e: VrrpStateChange): void {
     if (!this.#spec || e.instance !== this.#spec.instance) return;

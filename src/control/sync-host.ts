@@ -7,10 +7,10 @@
 
 import { type SyncedConn, syncedConnOf } from "../core/conn/conn-sync.ts";
 import type { ConnTable } from "../core/conn/conn-table.ts";
-import { DEFAULT_SYNC_SETTINGS, SyncPolicy, type SyncSettings } from "../core/conn/sync-policy.ts";
+import { DEFAULT_SYNC_SETTINGS, type SyncSettings } from "../core/conn/sync-policy.ts";
 import type { Logger } from "../core/log.ts";
 import type { IngestOutcome } from "../sync/backup.ts";
-import { SyncDaemons } from "../sync/daemons.ts";
+import { SyncDaemons, type SyncHost } from "../sync/daemons.ts";
 import type { DataPlane } from "./dataplane.ts";
 
 export interface SyncHostDeps {
@@ -27,45 +27,42 @@ export const SOCKET_PLANE_SYNC_NOTE =
 
 export function createSyncDaemons(d: SyncHostDeps): SyncDaemons {
   const settings = d.settings ?? DEFAULT_SYNC_SETTINGS;
-  // Entries a backup made keep the kernel's in_pkts/old_state, so if this director becomes master
-  // they are resent on the kernel's schedule (used for the daemon's own table).
-  let ingestPolicy = new SyncPolicy(settings);
+  return new SyncDaemons({ log: d.log.child({ part: "sync" }), now: d.now, settings, host: syncHost(d) });
+}
+
+/** The SyncHost for tvsd's table and plane (see the header). */
+export function syncHost(d: SyncHostDeps): SyncHost {
+  // A director that turns master counts every entry's packets afresh (the planes' SyncPolicy starts
+  // empty), so entries a backup made are sent again at their third packet, where the kernel would
+  // wait for the next multiple of sync_period: the new backup is filled sooner.
   let toWorkers: SyncedConn[] = [];
   const flushToWorkers = () => {
     const recs = toWorkers;
     toWorkers = [];
     if (recs.length > 0) d.plane()?.ingestSynced?.(recs);
   };
-  return new SyncDaemons({
-    log: d.log.child({ part: "sync" }),
-    now: d.now,
-    settings,
-    host: {
-      setMaster(m) {
-        ingestPolicy = new SyncPolicy(settings);
-        d.plane()?.setSync?.(m);
-      },
-      async dump() {
-        const fromPlane = await d.plane()?.dumpSynced?.();
-        if (fromPlane !== undefined) return fromPlane;
-        const out: SyncedConn[] = [];
-        for (const c of d.conns.entries()) if (c.dest !== undefined || c.template) out.push(syncedConnOf(c));
-        return out;
-      },
-      ingest(rec, now): IngestOutcome {
-        const plane = d.plane();
-        if (plane?.syncTemplatesOnly && !rec.template) return "ignored";
-        if (plane?.ingestSynced !== undefined && plane.connCount?.() !== undefined) {
-          // Packet workers: batched per datagram, routed to the worker owning the flow.
-          if (toWorkers.length === 0) queueMicrotask(flushToWorkers);
-          toWorkers.push(rec);
-          return "passed";
-        }
-        const r = d.conns.ingestSynced(rec, now);
-        if (r.outcome === "refused") return "refused";
-        ingestPolicy.ingested(r.conn);
-        return r.outcome;
-      },
+  return {
+    setMaster(m) {
+      d.plane()?.setSync?.(m);
     },
-  });
+    async dump() {
+      const fromPlane = await d.plane()?.dumpSynced?.();
+      if (fromPlane !== undefined) return fromPlane;
+      const out: SyncedConn[] = [];
+      for (const c of d.conns.entries()) if (c.dest !== undefined || c.template) out.push(syncedConnOf(c));
+      return out;
+    },
+    ingest(rec, now): IngestOutcome {
+      const plane = d.plane();
+      if (plane?.syncTemplatesOnly && !rec.template) return "ignored";
+      if (plane?.ingestSynced !== undefined && plane.connCount?.() !== undefined) {
+        // Packet workers: batched per datagram, routed to the worker owning the flow.
+        if (toWorkers.length === 0) queueMicrotask(flushToWorkers);
+        toWorkers.push(rec);
+        return "passed";
+      }
+      const r = d.conns.ingestSynced(rec, now);
+      return r.outcome;
+    },
+  };
 }

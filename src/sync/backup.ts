@@ -56,15 +56,26 @@ export class SyncBackup {
   /** Called for resync control messages on the group (bulk resync). */
   onControl: ((m: ResyncControl) => void) | undefined = undefined;
 
-  constructor(opts: { syncId: number; ingest: Ingest }) {
+  /**
+   * The backup's sync_maxlen: the kernel reads each datagram into a buffer this large, so a longer
+   * one arrives cut and fails the size check. Here it is dropped as "oversized".
+   */
+  readonly maxLen: number;
+
+  constructor(opts: { syncId: number; ingest: Ingest; maxLen?: number }) {
     this.syncId = opts.syncId;
     this.#ingest = opts.ingest;
+    this.maxLen = opts.maxLen ?? 65507;
   }
 
   /** One datagram from the group. */
   receive(buf: Uint8Array, now: number): DecodeResult {
     const s = this.stats;
     s.messages++;
+    if (buf.length > this.maxLen) {
+      s.dropped.oversized = (s.dropped.oversized ?? 0) + 1;
+      return { ok: false, drop: "oversized" };
+    }
     const d = decodeSyncMessage(buf, this.syncId);
     if (!d.ok) {
       s.dropped[d.drop] = (s.dropped[d.drop] ?? 0) + 1;

@@ -120,6 +120,7 @@ export interface SyncConn {
 
 /** Why a whole message, or the rest of it, was dropped. */
 export type MessageDrop =
+  | "oversized"
   | "short-header"
   | "bad-size"
   | "syncid"

@@ -88,7 +88,7 @@ export class SyncDaemons {
   }
 
   /** The configuration start() would run, defaults filled in; throws the CoreError start() would. */
-  check(spec: SyncDaemonConfig): SyncDaemonConfig {
+  check(spec: SyncDaemonConfig, ignoreRunning = false): SyncDaemonConfig {
     const op = "start-daemon";
     if (spec.state !== "master" && spec.state !== "backup")
       throw new CoreError("EINVAL", op, `Invalid sync daemon state "${String(spec.state)}"`);
@@ -100,7 +100,7 @@ export class SyncDaemons {
     const ifn = spec.mcastIfn;
     const iface = (this.#o.resolve ?? resolveInterface)(ifn, six ? 6 : 4);
     if (iface === undefined) throw new CoreError("ENODEV", op, `Unknown mcast interface "${ifn}"`);
-    if ((spec.state === "master" ? this.#master : this.#backup) !== undefined)
+    if (!ignoreRunning && (spec.state === "master" ? this.#master : this.#backup) !== undefined)
       throw new CoreError("EEXIST", op, `A ${spec.state} sync daemon is already running`);
     return {
       state: spec.state,
@@ -142,7 +142,7 @@ export class SyncDaemons {
     } else {
       const b = {
         ...base,
-        receiver: new SyncBackup({ syncId: config.syncId, ingest: this.#o.host.ingest }),
+        receiver: new SyncBackup({ syncId: config.syncId, ingest: this.#o.host.ingest, maxLen: config.syncMaxLen }),
         resync: { nonce: (Math.random() * 0xffffffff) >>> 0, tries: 0, requestedAt: 0, done: undefined },
       };
       this.#backup = b;

@@ -71,14 +71,15 @@ test("a backup never holds more entries than its limit; drops are counted", () =
   assert.equal(backup.stats.created, 5);
   assert.equal(backup.stats.refused, 5);
   // Garbage, wrong syncid, a bad state: counted, nothing changes.
-  const guarded = new SyncBackup({ syncId: 9, ingest: tableIngest(b.table) });
+  const guarded = new SyncBackup({ syncId: 9, ingest: tableIngest(b.table), maxLen: 1024 });
   guarded.receive(new Uint8Array([1, 2, 3]), 0);
+  guarded.receive(new Uint8Array(2000), 0);
   guarded.receive(encodeSyncMessages(8, 1472, recs.slice(0, 1))[0] as Uint8Array, 0);
   guarded.receive(
     encodeSyncMessages(9, 1472, [{ ...(recs[0] as ReturnType<typeof toWire>), state: 99 }])[0] as Uint8Array,
     0,
   );
-  assert.deepEqual(guarded.stats.dropped, { "short-header": 1, syncid: 1 });
+  assert.deepEqual(guarded.stats.dropped, { "short-header": 1, syncid: 1, oversized: 1 });
   assert.deepEqual(guarded.stats.skipped, { state: 1 });
   assert.equal(b.table.size, 5);
 });
