@@ -73,6 +73,15 @@ test("a damaged state file stops the start, naming the file and line", async (t)
   assert.match(readFileSync(state, "utf8"), /nonsense/);
 });
 
+test("a state file that cannot be written stops the start", async (t) => {
+  const dir = tempDir(t);
+  const state = join(dir, "missing", "tvs.rules");
+  await assert.rejects(startTvsd(["--state-file", state], { dir }), (e: Error) => {
+    assert.match(e.message, /Cannot write the state file ".*missing\/tvs\.rules" \(ENOENT\)/);
+    return true;
+  });
+});
+
 test("with --rules, a SIGHUP that replaces tvsadm's changes says so; one that replaces none is quiet", async (t) => {
   const dir = tempDir(t);
   const state = join(dir, "live.rules");

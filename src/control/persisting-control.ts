@@ -111,4 +111,21 @@ export class PersistingControl implements ControlHandlers {
       });
     }
   }
+
+  /**
+   * The first write, at start: always written (even when the text is what the file holds), and a
+   * failure throws, so a state file that cannot be kept (no such directory, a read-only file
+   * system) stops the start instead of failing quietly at every change.
+   */
+  async persistAtStart(): Promise<void> {
+    if (!this.#state) return;
+    const text = this.#saveText(await this.#inner.snapshot(ALL));
+    try {
+      await this.#state.save(text, true);
+    } catch (err) {
+      throw new Error(
+        `Cannot write the state file "${this.#state.path}" (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+      );
+    }
+  }
 }

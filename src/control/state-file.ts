@@ -81,10 +81,10 @@ export class StateFile {
     return { requests, services: requests.filter((r) => r.op === "add-service").length };
   }
 
-  /** Replace the file with `text` (queued behind earlier writes; skipped when unchanged). */
-  save(text: string): Promise<void> {
+  /** Replace the file with `text` (queued behind earlier writes; skipped when unchanged unless `force`). */
+  save(text: string, force = false): Promise<void> {
     const next = this.#queue.then(async () => {
-      if (text === this.#onDisk) return;
+      if (text === this.#onDisk && !force) return;
       await writeFileAtomic(this.path, text);
       this.#onDisk = text;
     });

@@ -655,7 +655,13 @@ async function serve(
       await demo?.close();
       return fail((e as Error).message);
     }
-    await control.persist();
+    try {
+      await control.persistAtStart();
+    } catch (e) {
+      await h.stop(0);
+      await demo?.close();
+      return fail((e as Error).message);
+    }
     single?.events.subscribe(() => void control.persist());
   }
 
