@@ -10,6 +10,7 @@
 //   recvFrom / sendTo                                 one datagram with an address (raw IP)
 //   recvMsg / bindAddr                                one datagram with TTL/hop limit and destination
 //                                                     (VRRP); bind a raw socket to a local address
+//   listenTcp(address, port, backlog, reusePort)     a listening TCP socket (SO_REUSEPORT per worker)
 //   setsockopt / getsockopt                           integer or byte-buffer passthrough
 //   setFanoutProgram(fd, program)                     PACKET_FANOUT_DATA: a cBPF program for the group
 //   ifInfo(name)                                      index, MAC, MTU, flags of an interface
@@ -495,6 +496,46 @@ static napi_value bind_addr(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// listenTcp(address, port, backlog, reusePort) → fd: a TCP socket bound to address:port and
+// listening, with SO_REUSEADDR and, when reusePort, SO_REUSEPORT, so each tvsd worker can own one
+// listening socket on the same VIP and the kernel spreads new connections among them by hash (the
+// socket data plane hands the fd to net.Server.listen({ fd })). IPv6 sockets are IPV6_V6ONLY.
+static napi_value listen_tcp(napi_env env, napi_callback_info info) {
+  ARGS(4);
+  int32_t port, backlog;
+  bool reuse = false;
+  struct sockaddr_storage ss;
+  socklen_t sl;
+  if (argc < 4 || !parse_addr(env, argv[0], &ss, &sl) || !get_i32(env, argv[1], &port) || port < 0 ||
+      port > 65535 || !get_i32(env, argv[2], &backlog) || napi_get_value_bool(env, argv[3], &reuse) != napi_ok)
+    return throw_type(env, "listenTcp(address, port, backlog, reusePort) has bad arguments");
+  if (ss.ss_family == AF_INET) ((struct sockaddr_in*)&ss)->sin_port = htons((uint16_t)port);
+  else ((struct sockaddr_in6*)&ss)->sin6_port = htons((uint16_t)port);
+  int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return throw_errno(env, "socket(SOCK_STREAM)", errno);
+  int one = 1;
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+      (reuse && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) ||
+      (ss.ss_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) < 0)) {
+    int e = errno;
+    close(fd);
+    return throw_errno(env, "setsockopt(SO_REUSEPORT)", e);
+  }
+  if (bind(fd, (struct sockaddr*)&ss, sl) < 0) {
+    int e = errno;
+    close(fd);
+    return throw_errno(env, "bind", e);
+  }
+  if (listen(fd, backlog) < 0) {
+    int e = errno;
+    close(fd);
+    return throw_errno(env, "listen", e);
+  }
+  napi_value out;
+  napi_create_int32(env, fd, &out);
+  return out;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Socket options and interfaces
 
@@ -756,6 +797,7 @@ NAPI_MODULE_INIT() {
       {"recvFrom", NULL, recv_from, NULL, NULL, NULL, napi_enumerable, NULL},
       {"recvMsg", NULL, recv_msg, NULL, NULL, NULL, napi_enumerable, NULL},
       {"bindAddr", NULL, bind_addr, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"listenTcp", NULL, listen_tcp, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setsockopt", NULL, set_sockopt, NULL, NULL, NULL, napi_enumerable, NULL},
       {"getsockopt", NULL, get_sockopt, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setFanoutProgram", NULL, set_fanout_program, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -1,7 +1,8 @@
 // tvsd --workers N: the socket data plane on several cores. The primary process keeps the control
 // socket and forks N worker processes (node:cluster); each worker is a whole Daemon with its own
-// service table, connection table and data plane, so no mutable state is shared (DESIGN.md). TCP
-// listeners share one socket among the workers (the kernel spreads accepts); only worker 1 serves
+// service table, connection table and data plane, so no mutable state is shared (DESIGN.md). Each
+// worker listens on its own SO_REUSEPORT socket per TCP VIP (the kernel hashes new connections onto
+// them; dataplane/proxy/reuse-port.ts); only worker 1 serves
 // UDP, so each client's datagrams meet one flow table.
 //
 // Control requests fan out: exec and reload go to every worker (validation is deterministic, so

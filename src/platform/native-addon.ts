@@ -28,6 +28,8 @@ export interface NativeAddon {
   /** [length, source, TTL/hop limit (-1 unknown), destination ("" unknown), ifindex] or null. */
   recvMsg(fd: number, buf: Buffer): [number, string, number, string, number] | null;
   bindAddr(fd: number, address: string, scopeId?: number): void;
+  /** A bound, listening TCP socket (SO_REUSEADDR, SO_REUSEPORT when asked; IPv6 sockets v6-only). */
+  listenTcp(address: string, port: number, backlog: number, reusePort: boolean): number;
   setsockopt(fd: number, level: number, name: number, value: number | Uint8Array): void;
   getsockopt(fd: number, level: number, name: number, size?: number): number | Buffer;
   setFanoutProgram(fd: number, program: Uint8Array): void;

@@ -41,8 +41,8 @@ export interface ProxyPlaneOptions {
   retryConnect: boolean;
   connectTimeoutMs: number;
   /**
-   * Multi-worker mode (tvsd --workers): TCP listeners share one socket among the worker processes
-   * (node:cluster hands the same listening socket to each; the kernel spreads the accepts), and only
+   * Multi-worker mode (tvsd --workers): each worker listens on its own SO_REUSEPORT socket per TCP
+   * endpoint (reuse-port.ts; node:cluster's shared socket without the native addon), and only
    * the worker with udp=true serves UDP, so every client's datagrams meet one flow table.
    */
   sharedListen: boolean;

@@ -37,6 +37,7 @@ import type { ServiceTable } from "../../core/service-table.ts";
 import { FdBudget } from "./fd-budget.ts";
 import { LimitAlarm } from "./limit-alarm.ts";
 import { defaultProxyOptions, type ListenAddr, type ProxyPlaneOptions } from "./options.ts";
+import { listenReusePort, reusePortAvailable } from "./reuse-port.ts";
 import { type Arrival, type PlaneSlot, TcpRelay, type TcpRelayContext } from "./tcp-relay.ts";
 import { UdpFlowTable } from "./udp-flow-table.ts";
 import { type UdpContext, UdpListener } from "./udp-relay.ts";
@@ -261,7 +262,7 @@ export class ProxyPlane {
       };
       ep.server.on("connection", (sock: net.Socket) => this.#accept(ep, sock));
       try {
-        await listen(ep.server, a.addr, a.port, !this.#options.sharedListen);
+        await listen(ep.server, a.addr, a.port, this.#options.sharedListen);
       } catch (err) {
         ep.server.close();
         throw err;
@@ -480,6 +481,12 @@ export class ProxyPlane {
       "Socket data plane: masq and fullnat are relayed through sockets; -g is carried as masq; -i needs --dataplane packet",
       "Packets and bytes count socket reads and payload bytes (no TCP handshakes or headers)",
     ];
+    if (this.#options.sharedListen)
+      out.push(
+        reusePortAvailable()
+          ? "Workers: each listens on its own SO_REUSEPORT socket (the kernel spreads new connections by hash)"
+          : "Workers: one listening socket shared through node:cluster (the native addon is missing, so no SO_REUSEPORT)",
+      );
     this.#pruneMapped();
     for (const m of this.#mapped.keys()) out.push(`Direct routing carried as masq: ${m}`);
     for (const [svc, vip] of this.#waiting) out.push(`Waiting for VRRP to bring ${vip} before listening: ${svc.id}`);
@@ -518,7 +525,17 @@ export class ProxyPlane {
   }
 }
 
-function listen(server: net.Server, addr: string, port: number, exclusive: boolean): Promise<void> {
+/**
+ * Listen on a VIP. A worker (shared) takes its own SO_REUSEPORT socket when the native addon is
+ * there (reuse-port.ts), else node:cluster's socket shared by all workers; one process listens
+ * exclusively.
+ */
+async function listen(server: net.Server, addr: string, port: number, shared: boolean): Promise<void> {
+  if (shared && (await listenReusePort(server, addr, port))) return;
+  return listenNode(server, addr, port, !shared);
+}
+
+function listenNode(server: net.Server, addr: string, port: number, exclusive: boolean): Promise<void> {
   return new Promise((resolve, reject) => {
     const onError = (err: Error) => reject(err);
     server.once("error", onError);
