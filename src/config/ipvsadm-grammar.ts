@@ -20,7 +20,7 @@ import type { DestSpec, FwdMethod, TunType } from "../core/dest.ts";
 import type { SingleRequest, SyncDaemonSpec, Timeouts } from "../core/request.ts";
 import { schedFlagBit, schedFlagNames } from "../core/sched/flags.ts";
 import type { Protocol } from "../core/sched/types.ts";
-import type { ServiceKey, ServiceOptions } from "../core/service.ts";
+import { MAX_FWMARK, MAX_PERSISTENCE_TIMEOUT, type ServiceKey, type ServiceOptions } from "../core/service.ts";
 
 /** Host and service names, as ipvsadm resolves them with gethostbyname and getservbyname. */
 export interface NameResolver {
@@ -132,8 +132,8 @@ const TUN_TYPES: readonly TunType[] = ["ipip", "gue", "gre"];
 const TUN_MATRIX: Record<TunType, string> = { ipip: "xxxx", gue: "+111", gre: "x11x" };
 const TUN_OPTS: readonly IpvsadmOption[] = ["tun-port", "tun-nocsum", "tun-csum", "tun-remcsum"];
 
-/** ipvsadm's MAX_TIMEOUT: 31 days. */
-export const MAX_TIMEOUT = 86400 * 31;
+/** ipvsadm's MAX_TIMEOUT: 31 days (core's MAX_PERSISTENCE_TIMEOUT). */
+export const MAX_TIMEOUT = MAX_PERSISTENCE_TIMEOUT;
 /** libipvs's IPVS_SVC_PERSISTENT_TIMEOUT: what -p without a value means. */
 export const IPVSADM_PERSISTENT_TIMEOUT = 360;
 export const DEFAULT_SCHEDULER = "wlc";
@@ -462,7 +462,7 @@ function parseTimeout(buf: string | undefined, min: number, max: number): number
 function parseFwmark(buf: string): number {
   const ok = /^[ \t\n\v\f\r]*[+-]?\d+$/.test(buf);
   const n = ok ? Number(buf.trim()) : Number.NaN;
-  if (!ok || !Number.isSafeInteger(n) || n <= 0 || n > 0xffffffff) fail(`invalid fwmark value \`${buf}' specified`);
+  if (!ok || !Number.isSafeInteger(n) || n <= 0 || n > MAX_FWMARK) fail(`invalid fwmark value \`${buf}' specified`);
   return n;
 }
 

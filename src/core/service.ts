@@ -30,6 +30,10 @@ export interface ServiceOptions {
 }
 
 export const DEFAULT_PERSISTENCE_TIMEOUT = 300;
+/** The longest persistence timeout ipvsadm and keepalived accept (their MAX_TIMEOUT): 31 days, in seconds. */
+export const MAX_PERSISTENCE_TIMEOUT = 86400 * 31;
+/** The largest firewall mark (a 32-bit value; 0 means none). */
+export const MAX_FWMARK = 2 ** 32 - 1;
 
 /** Options with ipvsadm's defaults for a service of the given family. */
 export function serviceOptions(family: Family, over: Partial<ServiceOptions> = {}): ServiceOptions {

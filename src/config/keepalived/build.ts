@@ -4,7 +4,7 @@
 // file is read so a group may be defined after its use, as keepalived allows.
 
 import { canonicalIp, formatIpv4, ipWords, parseIpv4, wordsToIp } from "../../core/addr.ts";
-import { serviceKeyId } from "../../core/service.ts";
+import { MAX_FWMARK, serviceKeyId } from "../../core/service.ts";
 import type { DesiredService } from "../desired.ts";
 import { Diagnostics, type SourcePos } from "../diagnostics.ts";
 import type { DirectorConfig, ServiceHealth } from "../director-config.ts";
@@ -75,7 +75,7 @@ function readGroupEntry(r: StmtReader, s: Stmt, out: GroupEntry[]): boolean {
   if (first.text === "fwmark") {
     const t = r.arg(s, 1, "a firewall mark");
     if (!t) return false;
-    const mark = parseUint(t.text, 1, 2 ** 32 - 1);
+    const mark = parseUint(t.text, 1, MAX_FWMARK);
     if (mark === undefined) {
       r.diags.error(t.pos, `Invalid fwmark "${t.text}" (expected 1..4294967295)`);
       return false;

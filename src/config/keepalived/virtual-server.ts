@@ -9,7 +9,14 @@ import { ipFamily, MAX_PORT } from "../../core/addr.ts";
 import { DEFAULT_TUN, type DestSpec, destSpec, type FwdMethod, type TunOptions } from "../../core/dest.ts";
 import { allSchedFlagNames, schedFlagBit, schedFlagNames } from "../../core/sched/flags.ts";
 import type { Protocol } from "../../core/sched/types.ts";
-import { type ServiceKey, type ServiceOptions, serviceKeyId, serviceOptions } from "../../core/service.ts";
+import {
+  MAX_FWMARK,
+  MAX_PERSISTENCE_TIMEOUT,
+  type ServiceKey,
+  type ServiceOptions,
+  serviceKeyId,
+  serviceOptions,
+} from "../../core/service.ts";
 import { type CheckerSpec, DEFAULT_DELAY_LOOP_MS } from "../../health/checker-spec.ts";
 import type { DesiredService } from "../desired.ts";
 import type { Diagnostics, SourcePos } from "../diagnostics.ts";
@@ -29,8 +36,6 @@ import type { Stmt } from "./tree.ts";
 
 /** keepalived's IPVS_SVC_PERSISTENT_TIMEOUT: a bare persistence_timeout means 6 minutes. */
 export const KEEPALIVED_PERSISTENCE_TIMEOUT = 360;
-/** keepalived's LVS_MAX_TIMEOUT (31 days). */
-const MAX_PERSISTENCE_TIMEOUT = 86400 * 31;
 const MAX_WEIGHT = 2147483647;
 /** Schedulers keepalived accepts for lb_algo / lvs_sched. */
 export const KEEPALIVED_SCHEDULERS = [
@@ -298,7 +303,7 @@ function readVsTarget(r: StmtReader, s: Stmt, first: Token): VsTarget | undefine
   if (!v) return undefined;
   r.noExtra(s, 2);
   if (first.text === "group") return { kind: "group", name: v.text, pos: v.pos };
-  const mark = parseUint(v.text, 1, 2 ** 32 - 1);
+  const mark = parseUint(v.text, 1, MAX_FWMARK);
   if (mark === undefined) {
     r.diags.error(v.pos, `Invalid virtual_server fwmark "${v.text}" (expected 1..4294967295)`);
     return undefined;

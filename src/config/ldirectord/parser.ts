@@ -9,7 +9,14 @@
 import { ipFamily, MAX_PORT } from "../../core/addr.ts";
 import { DEFAULT_TUN, type DestSpec, destSpec, type FwdMethod } from "../../core/dest.ts";
 import type { Protocol } from "../../core/sched/types.ts";
-import { type ServiceKey, type ServiceOptions, serviceKeyId, serviceOptions } from "../../core/service.ts";
+import {
+  MAX_FWMARK,
+  MAX_PERSISTENCE_TIMEOUT,
+  type ServiceKey,
+  type ServiceOptions,
+  serviceKeyId,
+  serviceOptions,
+} from "../../core/service.ts";
 import type { CheckerSpec } from "../../health/checker-spec.ts";
 import type { DesiredService } from "../desired.ts";
 import { Diagnostics, type SourcePos } from "../diagnostics.ts";
@@ -479,7 +486,7 @@ function readVirtual(sec: Section, ctx: SectionContext): Virtual | undefined {
     return undefined;
   }
   if (/^\d+$/.test(vtext)) {
-    const mark = parseUint(vtext, 1, 2 ** 32 - 1);
+    const mark = parseUint(vtext, 1, MAX_FWMARK);
     if (mark === undefined) {
       diags.error(v.valuePos, `Invalid firewall mark "${vtext}" (expected 1..4294967295)`);
       return undefined;
@@ -531,7 +538,7 @@ function readSchedulingOptions(sec: Section, virtual: Virtual, ctx: SectionConte
   let timeout = 0;
   const persistLine = opt("persistent");
   if (persistLine) {
-    const t = parseUint(unquote(persistLine.value), 1, 86400 * 31);
+    const t = parseUint(unquote(persistLine.value), 1, MAX_PERSISTENCE_TIMEOUT);
     if (t === undefined)
       diags.error(persistLine.valuePos, `Invalid persistent "${persistLine.value}" (expected seconds > 0)`);
     else timeout = t;
