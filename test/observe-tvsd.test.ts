@@ -39,6 +39,9 @@ test("--http ADDR:PORT serves; the ready line names it; a service added shows as
     ),
     3,
   );
+  // The socket plane's descriptor budget is exported: it holds at least the VIP's listener.
+  assert.ok((sample(text, /^tvs_dataplane_fds (\d+)$/m) ?? 0) >= 1);
+  assert.ok((sample(text, /^tvs_dataplane_fd_reserve (\d+)$/m) ?? 0) >= 64);
   await adm(tvsd, "-D", "-t", `127.0.0.1:${vport}`);
   const after = (await (await fetch(`http://127.0.0.1:${port}/v1/events`)).json()) as { type: string }[];
   assert.equal(after.at(-1)?.type, "service-removed");

@@ -7,7 +7,14 @@
 
 import type { PlaneCounterSnapshot } from "../dataplane/packet/counters.ts";
 import type { TvsEventInput } from "../observe/events.ts";
-import type { ObservedState, ObserveSource, RuntimeView, SyncView, VrrpInstanceView } from "../observe/source.ts";
+import type {
+  ObservedState,
+  ObserveSource,
+  PlanePressureView,
+  RuntimeView,
+  SyncView,
+  VrrpInstanceView,
+} from "../observe/source.ts";
 import type { BackupStats } from "../sync/backup.ts";
 import type { MasterStats } from "../sync/master.ts";
 import type { VrrpInstanceStatus, VrrpStateChange } from "../vrrp/status.ts";
@@ -63,6 +70,8 @@ export function daemonRuntime(d: Daemon): RuntimeView {
     openFlows: plane.openFlows(),
     workers: typeof plane.workers === "number" ? plane.workers : 1,
   };
+  const pressure = plane.pressure?.();
+  if (pressure) view.pressure = planePressureView(pressure);
   if (c)
     view.plane = {
       rx: c.rx,
@@ -77,6 +86,21 @@ export function daemonRuntime(d: Daemon): RuntimeView {
       drops: { ...c.drops },
     };
   return view;
+}
+
+/** The plane's pressure figures, read by name (the plane's type is its own). */
+function planePressureView(p: Readonly<Record<string, number>>): PlanePressureView {
+  const n = (k: string) => p[k] ?? 0;
+  return {
+    fdLimit: n("fdLimit"),
+    fdUsed: n("fdUsed"),
+    fdReserve: n("fdReserve"),
+    fdRefused: n("fdRefused"),
+    udpFlows: n("udpFlows"),
+    udpFlowLimit: n("udpFlowLimit"),
+    udpSockets: n("udpSockets"),
+    udpEvicted: n("udpEvicted"),
+  };
 }
 
 export function daemonObserveSource(d: Daemon): ObserveSource {

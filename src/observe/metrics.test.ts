@@ -220,3 +220,42 @@ test(
     assert.match(body, /process_cpu_seconds_total/);
   },
 );
+
+test("the socket plane's descriptor budget and UDP flow table; nothing of them on a plane without limits", async () => {
+  const pressure = {
+    fdLimit: 896,
+    fdUsed: 40,
+    fdReserve: 128,
+    fdRefused: 6,
+    udpFlows: 146,
+    udpFlowLimit: 224,
+    udpSockets: 73,
+    udpEvicted: 9,
+  };
+  const m = new MetricsExporter(mutableSource(stateOf(snapshotOf([web]), { runtime: { pressure } })), {
+    processMetrics: false,
+  });
+  const { body } = await m.scrape();
+  assert.equal(sample(body, "tvs_dataplane_fds"), 40);
+  assert.equal(sample(body, "tvs_dataplane_fd_limit"), 896);
+  assert.equal(sample(body, "tvs_dataplane_fd_reserve"), 128);
+  assert.equal(sample(body, "tvs_dataplane_fd_refused_total"), 6);
+  assert.equal(sample(body, "tvs_udp_flows"), 146);
+  assert.equal(sample(body, "tvs_udp_flow_limit"), 224);
+  assert.equal(sample(body, "tvs_udp_sockets"), 73);
+  assert.equal(sample(body, "tvs_udp_flows_evicted_total"), 9);
+  m.close();
+  const unbounded = new MetricsExporter(
+    mutableSource(
+      stateOf(snapshotOf([web]), { runtime: { pressure: { ...pressure, fdLimit: Number.POSITIVE_INFINITY } } }),
+    ),
+    { processMetrics: false },
+  );
+  const u = await unbounded.scrape();
+  assert.equal(sample(u.body, "tvs_dataplane_fd_limit"), undefined, "an unknown limit is no series");
+  assert.equal(sample(u.body, "tvs_dataplane_fds"), 40);
+  unbounded.close();
+  const none = new MetricsExporter(mutableSource(stateOf(snapshotOf([web]))), { processMetrics: false });
+  assert.equal(sample((await none.scrape()).body, "tvs_dataplane_fds"), undefined);
+  none.close();
+});

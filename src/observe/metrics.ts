@@ -23,7 +23,7 @@
 import client from "prom-client";
 import type { CheckView, DestView, ServiceView } from "../control/api/protocol.ts";
 import type { TvsEvent } from "./events.ts";
-import { type ObservedState, type ObserveSource, VRRP_ERROR_COUNTERS } from "./source.ts";
+import { type ObservedState, type ObserveSource, type PlanePressureView, VRRP_ERROR_COUNTERS } from "./source.ts";
 
 export const PROMETHEUS_CONTENT_TYPE = client.Registry.PROMETHEUS_CONTENT_TYPE;
 export const OPENMETRICS_CONTENT_TYPE = client.Registry.OPENMETRICS_CONTENT_TYPE;
@@ -431,6 +431,61 @@ function defineMetrics(reg: client.Registry, read: Read, counts: EventCounts, ve
     "Flows the data plane carries now (sockets on the socket plane).",
     [],
     total((s) => s.runtime.openFlows),
+  );
+  // The socket plane's descriptor budget and UDP flow table (absent on the packet plane).
+  const pressure =
+    (f: (p: PlanePressureView) => number) =>
+    (set: (l: Labels, v: number) => void): void => {
+      const p = read().runtime.pressure;
+      if (p && Number.isFinite(f(p))) set({}, f(p));
+    };
+  gauge(
+    "tvs_dataplane_fds",
+    "File descriptors the data plane holds.",
+    [],
+    pressure((p) => p.fdUsed),
+  );
+  gauge(
+    "tvs_dataplane_fd_limit",
+    "File descriptors the data plane may hold (the process limit less the control reserve).",
+    [],
+    pressure((p) => p.fdLimit),
+  );
+  gauge(
+    "tvs_dataplane_fd_reserve",
+    "File descriptors kept for the control socket (--fd-reserve).",
+    [],
+    pressure((p) => p.fdReserve),
+  );
+  counter(
+    "tvs_dataplane_fd_refused_total",
+    "Sockets refused because the data plane was at its descriptor limit.",
+    [],
+    pressure((p) => p.fdRefused),
+  );
+  gauge(
+    "tvs_udp_flows",
+    "UDP flows the socket plane holds.",
+    [],
+    pressure((p) => p.udpFlows),
+  );
+  gauge(
+    "tvs_udp_flow_limit",
+    "Most UDP flows the socket plane holds (--udp-flow-limit).",
+    [],
+    pressure((p) => p.udpFlowLimit),
+  );
+  gauge(
+    "tvs_udp_sockets",
+    "Sockets the UDP flows share.",
+    [],
+    pressure((p) => p.udpSockets),
+  );
+  counter(
+    "tvs_udp_flows_evicted_total",
+    "UDP flows evicted because the flow table was full.",
+    [],
+    pressure((p) => p.udpEvicted),
   );
   gauge(
     "tvs_dataplane_workers",

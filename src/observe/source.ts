@@ -86,6 +86,24 @@ export interface RuntimeView {
   /** Data-plane workers (threads or processes); 1 without --workers. */
   workers: number;
   plane?: PlaneCountersView;
+  /** How close the socket plane is to its descriptor and UDP flow limits (absent on the packet plane). */
+  pressure?: PlanePressureView;
+}
+
+/** The socket plane's limits and what it refused at them (the plane's pressure()). */
+export interface PlanePressureView {
+  /** Descriptors the plane may hold (Infinity when the process limit is unknown). */
+  fdLimit: number;
+  fdUsed: number;
+  /** Descriptors kept for the control plane. */
+  fdReserve: number;
+  /** Sockets refused because the budget was spent. */
+  fdRefused: number;
+  udpFlows: number;
+  udpFlowLimit: number;
+  udpSockets: number;
+  /** UDP flows evicted because the flow table was full. */
+  udpEvicted: number;
 }
 
 export interface ObservedState {
