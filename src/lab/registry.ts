@@ -18,6 +18,7 @@ export const LAB_EXPERIMENTS: readonly LabEntry[] = registry([
   { name: "pitfalls", seed: "seed 001", summary: "the seed's failed attempts: NAT without a route back (no answer), DR with the VIP = the director's address (no ARP reply); diagnosis, then the fix", load: () => import("./experiments/pitfalls.ts").then((m) => m.pitfalls) },
   { name: "sync", seed: "seed 002", summary: "two tvsd with VRRP and lvs_sync_daemon (DR, NAT): the master is killed during a download and with connections held open; takeover, resets (target 0), checksum, persistence", load: () => import("./experiments/sync.ts").then((m) => m.sync) },
   { name: "compare", seed: "seed 004", summary: "NAT, DR, TUN and FULLNAT in turn; the seed's comparison table measured: client address at the RS, reply path, port mapping, RS needs, throughput, director CPU", load: () => import("./experiments/compare.ts").then((m) => m.compare) },
+  { name: "ecmp", seed: "seed 002", summary: "three tvsd directors (DR, mh, --sloppy-tcp) announce a VIP over BGP through BIRD to a multipath router: spread, a director killed and joining again; route withdrawal time and broken held connections, mh against wlc", load: () => import("./experiments/ecmp.ts").then((m) => m.ecmp) },
 ]);
 
 function registry(entries: LabEntry[]): readonly LabEntry[] {

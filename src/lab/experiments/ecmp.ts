@@ -1,0 +1,258 @@
+// `tvs lab ecmp`: active-active directors behind ECMP. A router namespace runs Debian's BIRD 2
+// with BGP sessions to three directors, installs one multipath route per VIP (merge paths) and
+// hashes flows on their L4 ports (fib_multipath_hash_policy=1). Each director runs tvsd on the
+// packet data plane in DR mode with --sloppy-tcp and a keepalived.conf whose tvs_announce block
+// makes tvsd run its own BIRD and announce the VIP. Two real servers (tvs realserver, DR) run a
+// line server; a client on another subnet holds --held connections open from as many source ports.
+// For each scheduler (mh with mh-port, then wlc) the run shows the spread of the held connections
+// over the directors, kills director 3 (SIGKILL: its BIRD dies with it) and reports the time until
+// the router's route lost that next hop and how many held connections broke, then starts it again
+// and reports the time until the route has it back and how many broke when flows moved to it.
+// Target: none broken under mh.
+
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ipIn, run, runIn, spawnIn } from "../exec.ts";
+import { HOLDING_CLIENT, LINE_SERVER, lines } from "../held-connections.ts";
+import type { LabContext, LabExperiment, LabOutcome, LabValues } from "../lab-experiment.ts";
+import { Lab } from "../netns.ts";
+import { positiveInt, str } from "../option-values.ts";
+import { REPO_ROOT, TVS_BIN } from "../topology.ts";
+import { startTvsdConf, stopChild, type TvsdProcess, waitFor } from "../vrrp-pair.ts";
+
+export const ecmp: LabExperiment = {
+  options: {
+    held: { type: "string", default: "60", help: "connections the client holds open (one source port each)" },
+    schedulers: { type: "string", default: "mh,wlc", help: "schedulers to compare, comma-separated" },
+  },
+  run: runEcmp,
+};
+
+const NET = "10.90.0";
+export const ECMP_LAB = {
+  routerInside: `${NET}.1`,
+  routerOutside: "10.90.1.1",
+  client: "10.90.1.100",
+  directors: [`${NET}.11`, `${NET}.12`, `${NET}.13`] as const,
+  reals: [`${NET}.21`, `${NET}.22`] as const,
+  vip: "10.90.9.1",
+  routerAsn: 65000,
+  directorAsn: 65001,
+};
+const TVSADM = join(REPO_ROOT, "bin", "tvsadm.js");
+
+/** The keepalived.conf director i runs: the DR service and the tvs_announce block. */
+export function ecmpDirectorConf(i: number, scheduler: string, runDir: string): string {
+  const L = ECMP_LAB;
+  return `tvs_announce {
+    bgp_asn ${L.directorAsn}
+    router_id ${L.directors[i]}
+    bgp_peer ${L.routerInside} as ${L.routerAsn}
+    hold_time 3
+    run_dir ${runDir}
+}
+virtual_server ${L.vip} 80 {
+    lb_algo ${scheduler}
+${scheduler === "mh" ? "    mh-port\n" : ""}    lb_kind DR
+    protocol TCP
+${L.reals.map((r) => `    real_server ${r} 80 {\n    }`).join("\n")}
+}
+`;
+}
+
+/** The router's BIRD: a BGP session per director, routes merged into one multipath kernel route. */
+export function ecmpRouterConf(logFile: string): string {
+  const L = ECMP_LAB;
+  return `log "${logFile}" all;
+router id ${L.routerInside};
+protocol device {}
+protocol kernel {
+  ipv4 { export all; import none; };
+  merge paths on;
+}
+template bgp director {
+  local as ${L.routerAsn};
+  hold time 3;
+  keepalive time 1;
+  connect retry time 1;
+  error wait time 1, 5;
+  ipv4 { import all; export none; };
+}
+${L.directors.map((d, i) => `protocol bgp d${i + 1} from director { neighbor ${d} as ${L.directorAsn}; }`).join("\n")}
+`;
+}
+
+export interface EcmpPhase {
+  /** ms from the kill (or the start) until the router's route lost (or gained) the director. */
+  routeMs: number;
+  broken: number;
+  fraction: number;
+}
+
+export interface EcmpRun {
+  scheduler: string;
+  held: number;
+  /** Held connections per director (entries in its connection table), before the kill. */
+  spread: number[];
+  leave: EcmpPhase;
+  join: EcmpPhase;
+}
+
+export interface EcmpSummary {
+  held: number;
+  runs: EcmpRun[];
+}
+
+async function nextHops(ns: string): Promise<string[]> {
+  const r = await run("ip", ["-n", ns, "route", "show", `${ECMP_LAB.vip}/32`]);
+  return [...r.stdout.matchAll(/via (\S+)/g)].map((m) => m[1]!).sort();
+}
+
+async function runEcmp(values: LabValues, ctx: LabContext): Promise<LabOutcome> {
+  const held = positiveInt(str(values, "held"), "--held");
+  const schedulers = str(values, "schedulers")
+    .split(",")
+    .filter((s) => s !== "");
+  const L = ECMP_LAB;
+  const lab = new Lab();
+  const dir = mkdtempSync(join(tmpdir(), "tvs-lab-ecmp-"));
+  const procs: ChildProcess[] = [];
+  let tvsds: (TvsdProcess | undefined)[] = [];
+  const log = ctx.log;
+  try {
+    await lab.createSwitch();
+    const router = await lab.addHost("router");
+    const client = await lab.addHost("client");
+    const dh = [await lab.addHost("d1"), await lab.addHost("d2"), await lab.addHost("d3")];
+    const rh = [await lab.addHost("rs1"), await lab.addHost("rs2")];
+    // One segment, two subnets: the client's (10.90.1.0/24) and the directors' and real servers'.
+    await ipIn(router.ns, "addr", "add", `${L.routerInside}/24`, "dev", "eth0");
+    await ipIn(router.ns, "addr", "add", `${L.routerOutside}/24`, "dev", "eth0");
+    for (const k of [
+      "net.ipv4.ip_forward=1",
+      "net.ipv4.fib_multipath_hash_policy=1",
+      "net.ipv4.conf.all.send_redirects=0",
+      "net.ipv4.conf.eth0.send_redirects=0",
+    ])
+      await runIn(router.ns, "sysctl", ["-qw", k]);
+    await ipIn(client.ns, "addr", "add", `${L.client}/24`, "dev", "eth0");
+    await ipIn(client.ns, "route", "add", "default", "via", L.routerOutside);
+    for (const [i, h] of dh.entries()) await ipIn(h.ns, "addr", "add", `${L.directors[i]}/24`, "dev", "eth0");
+    for (const [i, h] of rh.entries()) {
+      await ipIn(h.ns, "addr", "add", `${L.reals[i]}/24`, "dev", "eth0");
+      await ipIn(h.ns, "route", "add", "default", "via", L.routerInside);
+      await runIn(h.ns, process.execPath, [TVS_BIN, "realserver", "start", "--vip", L.vip, "--mode", "dr"], {
+        timeoutMs: 60_000,
+      });
+      const p = spawnIn(h.ns, process.execPath, ["-e", LINE_SERVER, `rs${i + 1}`, "80"]);
+      procs.push(p);
+      if ((await lines(p)()) !== "listening") throw new Error(`The line server on rs${i + 1} did not start`);
+    }
+    log(`# real servers ${L.reals.join(", ")}: tvs realserver start --vip ${L.vip} --mode dr`);
+    const routerConf = join(dir, "router-bird.conf");
+    writeFileSync(routerConf, ecmpRouterConf(join(dir, "router-bird.log")));
+    const bird = spawnIn(router.ns, "bird", ["-f", "-c", routerConf, "-s", join(dir, "router-bird.ctl")]);
+    procs.push(bird);
+    log("# router: BIRD 2, BGP to d1..d3, merge paths, fib_multipath_hash_policy=1");
+
+    const runs: EcmpRun[] = [];
+    const args = ["--dataplane", "packet", "--interface", "eth0", "--sloppy-tcp"];
+    for (const scheduler of schedulers) {
+      const start = (i: number): TvsdProcess =>
+        startTvsdConf(
+          dh[i]!.ns,
+          dir,
+          ecmpDirectorConf(i, scheduler, join(dir, `bird-d${i + 1}-${scheduler}`)),
+          `d${i + 1}-${scheduler}`,
+          args,
+        );
+      log(`\n## ${scheduler}: three directors: tvsd --config keepalived.conf ${args.join(" ")} (tvs_announce)`);
+      tvsds = [start(0), start(1), start(2)];
+      await waitFor("three next hops on the router", async () => (await nextHops(router.ns)).length === 3, 30_000, 50);
+      log(`# router: ${L.vip} via ${(await nextHops(router.ns)).join(", ")}`);
+
+      const holder = spawn(
+        "ip",
+        ["netns", "exec", client.ns, process.execPath, "-e", HOLDING_CLIENT, L.vip, String(held)],
+        { stdio: ["pipe", "pipe", "pipe"] },
+      );
+      procs.push(holder);
+      const next = lines(holder);
+      let round = 0;
+      const ping = async (): Promise<number> => {
+        round++;
+        holder.stdin?.write("ping\n");
+        const got = JSON.parse(await next()) as string[];
+        return got.filter((r) => r.startsWith("ERR")).length;
+      };
+      const before = await ping();
+      if (before > 0) throw new Error(`${before} of ${held} connections did not answer before any change`);
+      const spread: number[] = [];
+      for (const d of tvsds) {
+        const out = (await run(process.execPath, [TVSADM, "--socket", d!.socket, "-L", "-n", "-c"])).stdout;
+        spread.push(out.split("\n").filter((l) => l.includes(`${L.vip}:80`)).length);
+      }
+      log(`# ${held} connections held open; per director: ${spread.map((n, i) => `d${i + 1} ${n}`).join(", ")}`);
+
+      log("# director 3 dies: SIGKILL (its BIRD goes with it)");
+      const killedAt = performance.now();
+      await tvsds[2]!.stop("SIGKILL");
+      await waitFor(
+        "d3's next hop withdrawn",
+        async () => !(await nextHops(router.ns)).includes(L.directors[2]),
+        15_000,
+        10,
+      );
+      const leaveMs = Math.round(performance.now() - killedAt);
+      const leaveBroken = await ping();
+      log(`# route withdrawn after ${leaveMs} ms; held connections broken: ${leaveBroken} of ${held}`);
+
+      log("# director 3 joins again");
+      const joinAt = performance.now();
+      tvsds[2] = start(2);
+      await waitFor("d3's next hop back", async () => (await nextHops(router.ns)).includes(L.directors[2]), 30_000, 10);
+      const joinMs = Math.round(performance.now() - joinAt);
+      const alive = held - leaveBroken;
+      const joinBroken = (await ping()) - leaveBroken;
+      log(
+        `# route back after ${joinMs} ms (tvsd start included); broken when flows moved to it: ${joinBroken} of ${alive}`,
+      );
+      void round;
+      holder.stdin?.write("quit\n");
+      await stopChild(holder, 2000);
+      runs.push({
+        scheduler,
+        held,
+        spread,
+        leave: { routeMs: leaveMs, broken: leaveBroken, fraction: leaveBroken / held },
+        join: { routeMs: joinMs, broken: joinBroken, fraction: alive > 0 ? joinBroken / alive : 0 },
+      });
+      for (const d of tvsds) await d?.stop("SIGTERM");
+      await waitFor("routes withdrawn", async () => (await nextHops(router.ns)).length === 0, 15_000, 50);
+      tvsds = [];
+    }
+    log("\nscheduler  spread        leave: route ms, broken   join: route ms, broken");
+    for (const r of runs)
+      log(
+        `${r.scheduler.padEnd(10)} ${r.spread.join("/").padEnd(13)} ${String(r.leave.routeMs).padStart(6)} ms, ${r.leave.broken}/${r.held}`.padEnd(
+          52,
+        ) + `${String(r.join.routeMs).padStart(6)} ms, ${r.join.broken}/${r.held - r.leave.broken}`,
+      );
+    const mh = runs.find((r) => r.scheduler === "mh");
+    const ok =
+      runs.length > 0 &&
+      runs.every((r) => r.spread.filter((n) => n > 0).length >= 2) &&
+      (mh === undefined || (mh.leave.broken === 0 && mh.join.broken === 0));
+    const summary: EcmpSummary = { held, runs };
+    return { ok, summary };
+  } finally {
+    if (!ctx.keep) {
+      for (const d of tvsds) await d?.stop("SIGKILL").catch(() => undefined);
+      for (const p of procs) if (p.pid && p.exitCode === null && p.signalCode === null) process.kill(p.pid, "SIGKILL");
+      await lab.destroy();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+}
