@@ -1,8 +1,10 @@
 // Socket data plane benchmark: wrk against the same two nginx backends on loopback, reached
 // directly, through tvsd (socket data plane, rr, masq), through haproxy (mode tcp, roundrobin) and
 // through nginx stream (round robin), one after the other in the same run. Two figures per system:
-// keep-alive HTTP requests/s, and new connections/s (every request with "Connection: close").
-// The table shows each figure and its ratio to haproxy's.
+// keep-alive HTTP requests/s, new connections/s (every request with "Connection: close"), and
+// bulk: one download of BENCH_BULK_MB (default 1024 MB, a sparse file the backends send with
+// sendfile) through one connection with curl, in Gbit/s. The table shows each figure and its ratio
+// to haproxy's.
 //
 //   node --import tsx bench/proxy.ts                # 5 s per run
 //   BENCH_SECONDS=10 BENCH_CONNS=64 node --import tsx bench/proxy.ts
@@ -13,7 +15,7 @@
 // each other, not with a dedicated director.
 
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, rmSync, truncateSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { cpus, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -22,6 +24,7 @@ const ROOT = resolve(import.meta.dirname, "..");
 const SECONDS = Math.min(60, Math.max(1, Number(process.env.BENCH_SECONDS ?? 5)));
 const CONNS = Math.min(1000, Math.max(1, Number(process.env.BENCH_CONNS ?? 50)));
 const THREADS = Math.min(cpus().length, 2);
+const BULK_MB = Math.min(8192, Math.max(0, Number(process.env.BENCH_BULK_MB ?? 1024)));
 const STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so";
 
 const dir = mkdtempSync(join(tmpdir(), "tvs-bench-"));
@@ -97,14 +100,45 @@ function wrk(port: number, close: boolean, host: string): number {
   return m ? Number(m[1]) : 0;
 }
 
+/** One download of the bulk file through `host:port` with curl: Gbit/s (0 when it failed or is off). */
+function bulk(port: number, host: string): number {
+  if (BULK_MB === 0) return 0;
+  try {
+    const out = execFileSync(
+      "curl",
+      [
+        "-s",
+        "-o",
+        "/dev/null",
+        "--max-time",
+        "120",
+        "-w",
+        "%{size_download} %{time_total}",
+        `http://${host}:${port}/bulk`,
+      ],
+      { encoding: "utf8", timeout: 130_000 },
+    );
+    const [size, secs] = out.trim().split(" ").map(Number);
+    if (size !== BULK_MB * 1024 * 1024 || !secs) {
+      console.error(`  (port ${port}: bulk download got ${size} bytes)`);
+      return 0;
+    }
+    return (size * 8) / secs / 1e9;
+  } catch (err) {
+    console.error(`  (port ${port}: bulk download failed: ${(err as Error).message.split("\n")[0]})`);
+    return 0;
+  }
+}
+
 interface Row {
   name: string;
   keepalive: number;
   close: number;
+  bulk: number;
 }
 
 async function main(): Promise<void> {
-  for (const c of ["wrk", "nginx", "haproxy"]) need(c);
+  for (const c of ["wrk", "nginx", "haproxy", ...(BULK_MB ? ["curl"] : [])]) need(c);
   if (!existsSync(STREAM_MODULE))
     console.error(`nginx stream module missing (${STREAM_MODULE}): nginx stream is skipped`);
   const [b1, b2, vTvsd, vHap, vNgx] = [
@@ -115,7 +149,12 @@ async function main(): Promise<void> {
     await freePort(),
   ];
 
-  // The backends: one nginx, two servers answering a small body.
+  // The backends: one nginx, two servers answering a small body, and the bulk file (sparse: it
+  // costs no disk, and the page cache serves its zero pages).
+  const bulkFile = join(dir, "bulk.bin");
+  writeFileSync(bulkFile, "", { mode: 0o644 });
+  truncateSync(bulkFile, BULK_MB * 1024 * 1024);
+  chmodSync(dir, 0o755); // nginx's workers may run as another user (nobody, www-data)
   const backendConf = join(dir, "backends.conf");
   writeFileSync(
     backendConf,
@@ -126,8 +165,9 @@ events { worker_connections 4096; }
 http {
   access_log off;
   keepalive_requests 100000;
-  server { listen ${b1} reuseport; location / { return 200 "backend one\\n"; } }
-  server { listen ${b2} reuseport; location / { return 200 "backend two\\n"; } }
+  sendfile on;
+  server { listen ${b1} reuseport; location / { return 200 "backend one\\n"; } location = /bulk { alias ${bulkFile}; } }
+  server { listen ${b2} reuseport; location / { return 200 "backend two\\n"; } location = /bulk { alias ${bulkFile}; } }
 }
 `,
   );
@@ -137,13 +177,16 @@ http {
 
   const rows: Row[] = [];
   const measure = (name: string, port: number, host = "127.0.0.1") => {
-    console.error(`- ${name}: keep-alive ${SECONDS}s, then Connection: close ${SECONDS}s`);
-    rows.push({ name, keepalive: wrk(port, false, host), close: wrk(port, true, host) });
+    console.error(
+      `- ${name}: keep-alive ${SECONDS}s, then Connection: close ${SECONDS}s${BULK_MB ? `, then ${BULK_MB} MB bulk` : ""}`,
+    );
+    rows.push({ name, keepalive: wrk(port, false, host), close: wrk(port, true, host), bulk: bulk(port, host) });
   };
 
   // Each system reaches the backends on its own loopback address, so the TIME_WAIT sockets one run
   // leaves towards the backends (tens of thousands in a Connection: close run) never crowd the
   // next run's ephemeral ports.
+  bulk(b1, "127.0.0.2"); // once unmeasured: the first read of the sparse file fills the page cache
   measure("direct (one backend)", b1, "127.0.0.2");
 
   // tvsd on the socket data plane.
@@ -224,11 +267,11 @@ stream {
   const ratio = (v: number, ref: number | undefined) => (ref ? `${(v / ref).toFixed(2)}x` : "-");
   const lines = [
     `wrk -t${THREADS} -c${CONNS} -d${SECONDS}s, ${cpus().length} cores, Node ${process.version}`,
-    `${"system".padEnd(24)} ${"keep-alive req/s".padStart(17)} ${"vs haproxy".padStart(10)} ${"new conn/s".padStart(12)} ${"vs haproxy".padStart(10)}`,
+    `${"system".padEnd(24)} ${"keep-alive req/s".padStart(17)} ${"vs haproxy".padStart(10)} ${"new conn/s".padStart(12)} ${"vs haproxy".padStart(10)} ${"bulk Gbit/s".padStart(12)} ${"vs haproxy".padStart(10)}`,
   ];
   for (const r of rows) {
     lines.push(
-      `${r.name.padEnd(24)} ${r.keepalive.toFixed(0).padStart(17)} ${ratio(r.keepalive, hap0?.keepalive).padStart(10)} ${r.close.toFixed(0).padStart(12)} ${ratio(r.close, hap0?.close).padStart(10)}`,
+      `${r.name.padEnd(24)} ${r.keepalive.toFixed(0).padStart(17)} ${ratio(r.keepalive, hap0?.keepalive).padStart(10)} ${r.close.toFixed(0).padStart(12)} ${ratio(r.close, hap0?.close).padStart(10)} ${r.bulk.toFixed(2).padStart(12)} ${ratio(r.bulk, hap0?.bulk).padStart(10)}`,
     );
   }
   console.log(lines.join("\n"));
