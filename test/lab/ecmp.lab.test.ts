@@ -5,7 +5,8 @@
 //   2. One director configured by tvsd's own options (--announce bird --bgp-*): a real server's
 //      health check failing loses the quorum and the router loses the route within a second of
 //      tvsd's decision; the check passing again brings it back; SIGTERM withdraws it within a
-//      second; SIGKILL takes BIRD down with tvsd.
+//      second; SIGKILL takes BIRD down with tvsd; with BFD on the session (`,bfd`), a director whose
+//      link dies without a word is dropped by the router within a second.
 // Needs root, bird2 and the native addon; skips with the reason otherwise.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -82,7 +83,7 @@ test("quorum loss, recovery, drain and death move the route within a second", { 
   await ipIn(router.ns, "addr", "add", `${L.routerInside}/24`, "dev", "eth0");
   await ipIn(d1.ns, "addr", "add", `${L.directors[0]}/24`, "dev", "eth0");
   await ipIn(rs.ns, "addr", "add", `${L.reals[0]}/24`, "dev", "eth0");
-  writeFileSync(join(dir, "router.conf"), ecmpRouterConf(join(dir, "router.log")));
+  writeFileSync(join(dir, "router.conf"), ecmpRouterConf(join(dir, "router.log"), true));
   const bird = spawnIn(router.ns, "bird", ["-f", "-c", join(dir, "router.conf"), "-s", join(dir, "router.ctl")]);
   kill.push(() => stopChild(bird, 2000));
   const startLine = async () => {
@@ -121,7 +122,7 @@ test("quorum loss, recovery, drain and death move the route within a second", { 
     "--bgp-router-id",
     L.directors[0],
     "--bgp-peer",
-    `${L.routerInside}=${L.routerAsn}`,
+    `${L.routerInside}=${L.routerAsn},bfd`,
     "--bird-dir",
     join(dir, "bird-d1"),
   ];
@@ -185,4 +186,15 @@ test("quorum loss, recovery, drain and death move the route within a second", { 
     2_000,
     10,
   );
+
+  // The director's link dies (nothing is sent): BFD at the router notices within interval × 3.
+  tvsd = startTvsdConf(d1.ns, dir, conf, "d1c", [...args.slice(0, -1), join(dir, "bird-d1c")]);
+  kill.push(() => tvsd.stop("SIGKILL"));
+  await waitFor("the route back after the second restart", routed, 30_000, 20);
+  await new Promise((r) => setTimeout(r, 1500)); // BFD session up
+  const downAt = performance.now();
+  await ipIn(d1.ns, "link", "set", "eth0", "down");
+  await waitFor("the route withdrawn by BFD", async () => !(await routed()), 5_000, 10);
+  const bfdMs = performance.now() - downAt;
+  assert.ok(bfdMs < 1000, `BFD withdrew the route ${Math.round(bfdMs)} ms after the link died (hold time is 3 s)`);
 });

@@ -60,6 +60,14 @@ export function formatStatus(v: StatusView, socketPath: string): string {
       if (i.faults.length) lines.push(`    faults: ${i.faults.join("; ")}`);
     }
   }
+  if (v.announce) {
+    const a = v.announce;
+    lines.push(
+      `BGP announcing (BIRD pid ${a.pid ?? "not running"}, socket ${a.socket}): ${a.announced.length > 0 ? a.announced.join(" ") : "nothing announced"}`,
+    );
+    for (const d of a.decisions) lines.push(`  ${d.vip}: ${d.announce ? "announced" : "withdrawn"} (${d.reason})`);
+    if (a.lastError) lines.push(`  last error: ${a.lastError}`);
+  }
   if (v.notes.length > 0) {
     lines.push("Notes:");
     for (const n of v.notes) lines.push(`  ${n}`);

@@ -62,13 +62,16 @@ ${L.reals.map((r) => `    real_server ${r} 80 {\n    }`).join("\n")}
 `;
 }
 
-/** The router's BIRD: a BGP session per director, routes merged into one multipath kernel route. */
-export function ecmpRouterConf(logFile: string): string {
+/**
+ * The router's BIRD: a BGP session per director, routes merged into one multipath kernel route;
+ * with `bfd`, BFD on every session (100 ms × 3).
+ */
+export function ecmpRouterConf(logFile: string, bfd = false): string {
   const L = ECMP_LAB;
   return `log "${logFile}" all;
 router id ${L.routerInside};
 protocol device {}
-protocol kernel {
+${bfd ? 'protocol bfd {\n  interface "*" { interval 100 ms; multiplier 3; };\n}\n' : ""}protocol kernel {
   ipv4 { export all; import none; };
   merge paths on;
 }
@@ -78,7 +81,7 @@ template bgp director {
   keepalive time 1;
   connect retry time 1;
   error wait time 1, 5;
-  ipv4 { import all; export none; };
+${bfd ? "  bfd on;\n" : ""}  ipv4 { import all; export none; };
 }
 ${L.directors.map((d, i) => `protocol bgp d${i + 1} from director { neighbor ${d} as ${L.directorAsn}; }`).join("\n")}
 `;
