@@ -14,6 +14,7 @@ import type { DesiredState } from "../config/desired.ts";
 import type { DirectorConfig } from "../config/director-config.ts";
 import type { Clock } from "../core/clock.ts";
 import { ConnTable } from "../core/conn/conn-table.ts";
+import { checkSysctl, type Sysctls } from "../core/conn/sysctl.ts";
 import type { DestSpec } from "../core/dest.ts";
 import { CoreError } from "../core/errors.ts";
 import type { Logger } from "../core/log.ts";
@@ -25,12 +26,13 @@ import { ServiceTable } from "../core/service-table.ts";
 import type { Counters } from "../core/stats/counters.ts";
 import { RateEstimator } from "../core/stats/estimator.ts";
 import { EventBus } from "../observe/events.ts";
+import { heapUsedFraction } from "../platform/heap-use.ts";
 import type { SyncDaemons } from "../sync/daemons.ts";
 import type { VipDriver, VrrpHost } from "../vrrp/io.ts";
 import { type PreparedVrrp, VrrpManager } from "../vrrp/manager.ts";
 import type { VrrpStateChange } from "../vrrp/status.ts";
 import { AnnounceHost, announceSpecFromConfig } from "./announce-host.ts";
-import type { ExecRequest, Snapshot, StatusView } from "./api/protocol.ts";
+import type { ExecRequest, Snapshot, StatusView, SysctlView } from "./api/protocol.ts";
 import type { DataPlane } from "./dataplane.ts";
 import { type ConnLike, Director } from "./executor.ts";
 import { HealthSupervisor } from "./health-supervisor.ts";
@@ -40,6 +42,7 @@ import { hostAddresses, pitfallNotes } from "./pitfalls.ts";
 import { reconcile } from "./reconcile.ts";
 import type { SnapshotRequest } from "./server.ts";
 import { createSyncDaemons, SOCKET_PLANE_SYNC_NOTE } from "./sync-host.ts";
+import { checkSysctlForPlane } from "./sysctl-plane.ts";
 
 export const EXPIRE_INTERVAL_MS = 1000;
 export const ESTIMATOR_INTERVAL_MS = 2000;
@@ -89,6 +92,8 @@ export interface DaemonOptions {
   /** sloppy_tcp / sloppy_sctp: a mid-connection packet with no entry is scheduled (ECMP, failover). */
   sloppyTcp?: boolean;
   sloppySctp?: boolean;
+  /** --sysctl NAME=VALUE: the kernel's IPVS sysctls by name (core/conn/sysctl.ts), applied over the flags above. */
+  sysctls?: Partial<Sysctls>;
   /**
    * Announce the VIPs over BGP through BIRD (tvsd --announce bird ...). Without it, a configuration's
    * tvs_announce block starts the announcer, with its files under announceRunDir.
@@ -155,6 +160,7 @@ export class Daemon {
         ...(opts.sloppyTcp !== undefined ? { sloppyTcp: opts.sloppyTcp } : {}),
         ...(opts.sloppySctp !== undefined ? { sloppySctp: opts.sloppySctp } : {}),
       },
+      ...(opts.sysctls !== undefined ? { sysctls: opts.sysctls } : {}),
     });
     this.estimator = new RateEstimator();
     // The Director lists the daemon's connection table, or, while a snapshot is being taken from
@@ -265,6 +271,7 @@ export class Daemon {
 
   #expire(): void {
     try {
+      this.conns.heapUsed = heapUsedFraction();
       this.conns.expire(this.clock.now());
     } catch (err) {
       this.log.error("Connection expiry failed", { err });
@@ -510,6 +517,29 @@ export class Daemon {
     } finally {
       this.#planeConns = undefined;
     }
+  }
+
+  /** The control API's sysctl route (server.ts): read all, or set one then read all. */
+  sysctl(set?: { name: string; value: unknown }): Promise<SysctlView> {
+    return set === undefined ? Promise.resolve(this.sysctlView()) : this.setSysctl(set.name, set.value);
+  }
+
+  /** GET /v1/sysctl: every sysctl by its kernel name, and what the defence strategy is doing. */
+  sysctlView(): SysctlView {
+    return { sysctls: this.conns.sysctls(), defense: this.conns.defense };
+  }
+
+  /**
+   * POST /v1/sysctl: set one by its kernel name. Refused (table unchanged) when this data plane
+   * would ignore it; a plane with its own tables (packet workers) gets it before this resolves.
+   */
+  async setSysctl(name: string, value: unknown): Promise<SysctlView> {
+    const c = checkSysctl(name, value, "sysctl");
+    checkSysctlForPlane(c.name, c.value, this.plane?.name ?? "proxy");
+    this.conns.setSysctl(c.name, c.value);
+    await this.plane?.sysctlsChanged?.();
+    this.log.info("sysctl set", { name: c.name, value: c.value });
+    return this.sysctlView();
   }
 
   async status(): Promise<StatusView> {

@@ -101,4 +101,6 @@ export interface DataPlane {
    * udpEvicted). For tvs status and metrics.
    */
   pressure?(): Readonly<Record<string, number>>;
+  /** The daemon's sysctls changed (POST /v1/sysctl): a plane with its own tables takes them before this resolves. */
+  sysctlsChanged?(): Promise<void>;
 }

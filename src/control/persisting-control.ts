@@ -11,8 +11,9 @@
 // reload) of --rules/--config: a reload that changes the table while there are some has replaced
 // what tvsadm did, and the log says so, naming them.
 
+import { CoreError } from "../core/errors.ts";
 import type { Logger } from "../core/log.ts";
-import type { ExecRequest, Snapshot, StatusView } from "./api/protocol.ts";
+import type { ExecRequest, Snapshot, StatusView, SysctlView } from "./api/protocol.ts";
 import type { ControlHandlers, SnapshotRequest } from "./server.ts";
 import type { StateFile } from "./state-file.ts";
 
@@ -71,6 +72,17 @@ export class PersistingControl implements ControlHandlers {
 
   status(): StatusView | Promise<StatusView> {
     return this.#inner.status();
+  }
+
+  /** Sysctls are not part of the table: not persisted (give them to tvsd as --sysctl). */
+  async sysctl(set?: { name: string; value: unknown }): Promise<SysctlView> {
+    if (!this.#inner.sysctl)
+      throw new CoreError(
+        "EOPNOTSUPP",
+        "conn",
+        "This tvsd (socket plane with --workers) cannot read or set sysctls at run time: use tvsd --sysctl",
+      );
+    return this.#inner.sysctl(set);
   }
 
   async reload(): Promise<void> {

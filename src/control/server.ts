@@ -15,10 +15,10 @@ import { chmodSync, existsSync, lstatSync, mkdirSync, unlinkSync } from "node:fs
 import http from "node:http";
 import net from "node:net";
 import { dirname } from "node:path";
-import { type CoreErrorCode, type CoreOp, isCoreError } from "../core/errors.ts";
+import { CoreError, type CoreErrorCode, type CoreOp, isCoreError } from "../core/errors.ts";
 import type { Logger } from "../core/log.ts";
 import { BatchError } from "../core/request.ts";
-import type { ApiErrorBody, ExecRequest, Snapshot, StatusView } from "./api/protocol.ts";
+import type { ApiErrorBody, ExecRequest, Snapshot, StatusView, SysctlView } from "./api/protocol.ts";
 import { untrustedSocketDir } from "./api/socket-path.ts";
 import { checkExecRequest } from "./request-check.ts";
 
@@ -33,6 +33,8 @@ export interface ControlHandlers {
   snapshot(q: SnapshotRequest): Snapshot | Promise<Snapshot>;
   status(): StatusView | Promise<StatusView>;
   reload(): Promise<void>;
+  /** GET /v1/sysctl (no body) and POST /v1/sysctl {name, value}; absent: refused as not supported. */
+  sysctl?(set?: { name: string; value: unknown }): Promise<SysctlView>;
 }
 
 const MAX_BODY = 16 * 1024 * 1024;
@@ -299,8 +301,31 @@ export class ControlServer {
           this.#send(res, errorBody(err, "reload"));
         }
         return;
+      case "GET /v1/sysctl":
+      case "POST /v1/sysctl":
+        try {
+          const body = req.method === "POST" ? await this.#readBody(req) : undefined;
+          if (!h.sysctl)
+            throw new CoreError(
+              "EOPNOTSUPP",
+              "conn",
+              "This tvsd (socket plane with --workers) cannot read or set sysctls at run time: use --sysctl",
+            );
+          let set: { name: string; value: unknown } | undefined;
+          if (req.method === "POST") {
+            const b = body as { name?: unknown; value?: unknown } | undefined;
+            if (b === null || typeof b !== "object" || typeof b.name !== "string" || !("value" in b))
+              throw new HttpError(400, "EINVAL", "request", 'Body must be {"name": "<sysctl>", "value": <integer>}');
+            set = { name: b.name, value: b.value };
+          } else req.resume();
+          const view = await this.#serial(() => (h.sysctl as NonNullable<ControlHandlers["sysctl"]>)(set));
+          this.#send(res, { status: 200, body: view });
+        } catch (err) {
+          this.#send(res, errorBody(err, "conn"));
+        }
+        return;
       default: {
-        const known = ["/v1/exec", "/v1/snapshot", "/v1/status", "/v1/reload"].includes(url.pathname);
+        const known = ["/v1/exec", "/v1/snapshot", "/v1/status", "/v1/reload", "/v1/sysctl"].includes(url.pathname);
         req.resume();
         this.#send(res, {
           status: known ? 405 : 404,

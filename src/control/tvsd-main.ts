@@ -15,6 +15,7 @@ import { parseIpvsadmRules, rulesToDesiredState } from "../config/ipvsadm-rules.
 import { loadConfigText } from "../config/load.ts";
 import { readConfigFile } from "../config/read-config-file.ts";
 import { canonicalIp } from "../core/addr.ts";
+import { parseSysctlAssignment, type Sysctls } from "../core/conn/sysctl.ts";
 import type { Logger, LogLevel } from "../core/log.ts";
 import {
   DEFAULT_CONNECT_TIMEOUT_MS,
@@ -38,6 +39,7 @@ import { resolveHttp, startHttp } from "./observe-http.ts";
 import { PersistingControl } from "./persisting-control.ts";
 import { type ControlHandlers, ControlServer, prepareSocketPath } from "./server.ts";
 import { StateFile } from "./state-file.ts";
+import { checkSysctlForPlane } from "./sysctl-plane.ts";
 import { KernelVips, NativeVrrpHost, PlaneVips } from "./vrrp-host.ts";
 import { serveWorker, WorkerPool } from "./workers.ts";
 
@@ -67,6 +69,9 @@ export const USAGE = `Usage: tvsd [options]
   --sloppy-tcp             sysctl sloppy_tcp=1 (packet data plane): a TCP packet with no entry is
                            scheduled even without SYN, so a flow ECMP moves here carries on (use mh)
   --sloppy-sctp            sysctl sloppy_sctp=1: refused (no data plane carries SCTP packets yet)
+  --sysctl NAME=VALUE      an IPVS sysctl by its kernel name (repeatable): amemthresh, am_droprate,
+                           drop_entry, drop_packet, secure_tcp (0 off, 1 automatic, 3 on),
+                           conn_reuse_mode, expire_nodest_conn, ... (docs/defences.md; tvs sysctl)
   --announce bird          announce the VIPs this director can serve over BGP through BIRD 2, run
                            as tvsd's child (docs/ecmp.md); needs --bgp-asn, --bgp-router-id, --bgp-peer
   --bgp-asn N              this director's AS number
@@ -109,6 +114,8 @@ export interface TvsdArgs {
   expireNodestConn: boolean;
   expireQuiescentTemplate: boolean;
   sloppyTcp: boolean;
+  /** --sysctl NAME=VALUE, in order (a later one wins). */
+  sysctls: Partial<Sysctls>;
   announce: AnnounceArgs | undefined;
   proxy: ProxyPlaneOptions;
   logLevel: LogLevel;
@@ -172,6 +179,7 @@ export function parseTvsdArgs(
     expireNodestConn: false,
     expireQuiescentTemplate: false,
     sloppyTcp: false,
+    sysctls: {},
     announce: undefined,
     proxy: defaultProxyOptions(),
     logLevel: envLevel !== undefined && isLogLevel(envLevel) ? envLevel : "info",
@@ -266,6 +274,15 @@ export function parseTvsdArgs(
       case "--sloppy-tcp":
         a.sloppyTcp = true;
         break;
+      case "--sysctl": {
+        try {
+          const s = parseSysctlAssignment(value(), "--sysctl");
+          a.sysctls[s.name] = s.value;
+        } catch (e) {
+          throw new UsageError((e as Error).message);
+        }
+        break;
+      }
       case "--sloppy-sctp":
         throw new UsageError(
           "--sloppy-sctp: no tvs data plane carries SCTP packets (the packet plane refuses sctp services), so sloppy_sctp would change nothing",
@@ -351,6 +368,12 @@ export function parseTvsdArgs(
     throw new UsageError("The packet data plane needs --interface IF");
   if (a.demo && a.dataplane !== "proxy")
     throw new UsageError("--demo runs on the socket data plane (--dataplane proxy)");
+  for (const [k, v] of Object.entries(a.sysctls))
+    try {
+      checkSysctlForPlane(k as keyof Sysctls, v, a.dataplane);
+    } catch (e) {
+      throw new UsageError(`--sysctl ${k}=${v}: ${(e as Error).message}`);
+    }
   if (a.sloppyTcp && a.dataplane !== "packet")
     throw new UsageError(
       "--sloppy-tcp needs --dataplane packet (the socket data plane terminates TCP: a flow cannot be taken over mid-connection)",
@@ -493,6 +516,7 @@ function makeDaemon(args: TvsdArgs, log: Logger, proxy: ProxyPlaneOptions, withV
     expireNodestConn: args.expireNodestConn,
     expireQuiescentTemplate: args.expireQuiescentTemplate,
     sloppyTcp: args.sloppyTcp,
+    sysctls: args.sysctls,
     // Only the primary announces (workers of the socket plane share its VIPs).
     ...(withVrrp ? announceOptions(args) : {}),
     makePlane: async (deps) =>

@@ -1,4 +1,4 @@
-// `tvs`: dispatches to its subcommands (lab, realserver, check-config, status). Each subcommand
+// `tvs`: dispatches to its subcommands (lab, realserver, check-config, status, sysctl, top). Each subcommand
 // lives in its own file and is loaded only when used.
 
 type Sub = { summary: string; load: () => Promise<{ run(argv: string[]): Promise<number> }> };
@@ -8,6 +8,10 @@ const SUBCOMMANDS: Record<string, Sub> = {
   realserver: { summary: "configure this host as a DR/TUN real server", load: () => import("./realserver.ts") },
   "check-config": { summary: "check a keepalived.conf or ldirectord.cf", load: () => import("./check-config.ts") },
   status: { summary: "show tvsd's data plane and health-check state", load: () => import("./status.ts") },
+  sysctl: {
+    summary: "read or set tvsd's IPVS sysctls by the kernel's names (drop_entry, secure_tcp, ...)",
+    load: () => import("./sysctl.ts"),
+  },
   top: {
     summary: "watch services, real servers, rates and health live (like watch ipvsadm -L --rate)",
     load: () => import("./top.ts"),

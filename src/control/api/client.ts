@@ -10,7 +10,7 @@ import type { CoreErrorCode, CoreOp } from "../../core/errors.ts";
 import type { ServiceKey } from "../../core/service.ts";
 import { serviceKeyId } from "../../core/service-key.ts";
 import { ExchangeError, type HttpAnswer, httpExchange } from "./http-exchange.ts";
-import type { ApiErrorBody, ExecRequest, Snapshot, StatusView } from "./protocol.ts";
+import type { ApiErrorBody, ExecRequest, Snapshot, StatusView, SysctlView } from "./protocol.ts";
 import { untrustedSocketDir } from "./socket-path.ts";
 
 export interface SnapshotQuery {
@@ -92,6 +92,13 @@ export class HttpControlClient implements ControlClient {
 
   async reload(): Promise<void> {
     await this.#call("POST", "/v1/reload", {});
+  }
+
+  /** Every IPVS sysctl by its kernel name; with `set`, set that one first. */
+  async sysctl(set?: { name: string; value: number | string }): Promise<SysctlView> {
+    return (await (set === undefined
+      ? this.#call("GET", "/v1/sysctl")
+      : this.#call("POST", "/v1/sysctl", set))) as SysctlView;
   }
 
   async #call(method: string, path: string, body?: unknown): Promise<unknown> {

@@ -114,6 +114,23 @@ export interface CheckView {
   checks?: number;
 }
 
+/** GET /v1/sysctl and POST /v1/sysctl {name, value}: the IPVS sysctls by kernel name, and the defence state. */
+export interface SysctlView {
+  sysctls: Record<string, number>;
+  defense: {
+    /** drop_entry is sweeping now (mode 2 or 3). */
+    dropEntry: boolean;
+    /** The secure TCP table is in force (mode 2 or 3). */
+    secureTcp: boolean;
+    /** drop_packet refuses one new connection in this many (0: none). */
+    dropRate: number;
+    /** Free entries as the strategy counted them at its last update (0 under heap pressure). */
+    available: number;
+    packetsDropped: number;
+    entriesDropped: number;
+  };
+}
+
 export interface StatusView {
   dataplane: string;
   pid: number;

@@ -53,6 +53,8 @@ export class ConnReclaimer {
   #quietUntil = Number.NEGATIVE_INFINITY;
   /** Entries removed to make room for new flows. */
   reclaimed = 0;
+  /** Entries removed by drop_entry. */
+  dropEntried = 0;
 
   constructor(entries: ConnEntries) {
     this.#t = entries;
@@ -82,5 +84,26 @@ export class ConnReclaimer {
     if (t.hasRoom(need)) return true;
     this.#quietUntil = now + QUIET_MS;
     return false;
+  }
+
+  /**
+   * drop_entry while it is on (defense.ts), once a second: remove up to `count` finished and
+   * half-open entries, nearest expiry first, whether or not the table is full. Returns how many.
+   */
+  dropEntries(count: number): number {
+    const t = this.#t;
+    const victims: Conn[] = [];
+    t.wheel.soonest((c) => {
+      if (reclaimClass(c) !== 0) victims.push(c);
+      return victims.length >= count;
+    }, MAX_VISITS);
+    let n = 0;
+    for (const c of victims) {
+      if (c._id < 0) continue;
+      t.remove(c, undefined);
+      n++;
+    }
+    this.dropEntried += n;
+    return n;
   }
 }

@@ -44,7 +44,8 @@ import {
 import { UDP_S_NORMAL } from "./udp-states.ts";
 
 /** What schedule() returns when it creates no entry. */
-export type ScheduleError = { error: "no-destination" | "table-full" };
+/** defense-drop: refused by drop_packet (defense.ts). */
+export type ScheduleError = { error: "no-destination" | "table-full" | "defense-drop" };
 
 export interface ScheduleOptions {
   /** The packet's firewall mark (stored in the entry; a fwmark service's mark if omitted). */

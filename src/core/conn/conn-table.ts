@@ -26,6 +26,7 @@
 //   conn-schedule.ts new flows and persistence templates  conn-sync.ts the sync backup's ingest
 //   conn-timeouts.ts per-state timeouts, ipvsadm --set    conn-args.ts argument checks
 //   conn-reclaim.ts  room in a full table (TIME_WAIT and half-open entries go first)
+//   defense.ts       drop_entry, drop_packet, secure_tcp under memory pressure; sysctl.ts names
 
 import { canonicalIp } from "../addr.ts";
 import { CoreError, type CoreOp } from "../errors.ts";
@@ -41,7 +42,9 @@ import { ConnScheduler, type ScheduleError, type ScheduleOptions } from "./conn-
 import type { ConnStore } from "./conn-store.ts";
 import { ingestSynced, type SyncedConn, type SyncIngestResult } from "./conn-sync.ts";
 import type { Timeouts } from "./conn-timeouts.ts";
+import { Defense, type DefenseSysctls, HEAP_PRESSURE } from "./defense.ts";
 import { SCTP_S_CLOSED, SCTP_S_COUNT, sctpEvent, sctpNextState } from "./sctp-states.ts";
+import { checkSysctl, SYSCTL_NAMES, SYSCTL_SPEC, type SysctlName, type Sysctls } from "./sysctl.ts";
 import {
   type Direction,
   TCP_DIR_INPUT,
@@ -80,8 +83,20 @@ export class ConnTable {
   readonly #index: ConnIndex;
   readonly #store: ConnStore;
   readonly #sched: ConnScheduler;
+  readonly #defense = new Defense();
+  #connReuseMode = SYSCTL_SPEC.conn_reuse_mode.def;
+  /**
+   * The process heap's use as a fraction of its limit, reported by the host before expire();
+   * from HEAP_PRESSURE (0.9) on, memory counts as exhausted for the defence strategy (defense.ts).
+   */
+  heapUsed = 0;
 
-  constructor(opts: { services: ServiceTable; limit?: number; options?: Partial<ConnOptions> }) {
+  constructor(opts: {
+    services: ServiceTable;
+    limit?: number;
+    options?: Partial<ConnOptions>;
+    sysctls?: Partial<Sysctls>;
+  }) {
     if (opts === null || typeof opts !== "object" || opts.services === undefined)
       throw new CoreError("EINVAL", "conn", "Connection table needs a service table");
     const limit = opts.limit ?? DEFAULT_CONN_LIMIT;
@@ -95,6 +110,90 @@ export class ConnTable {
     this.#index = this.#t.index;
     this.#store = this.#t.store;
     this.#sched = new ConnScheduler(this.#t);
+    for (const [k, v] of Object.entries(opts.sysctls ?? {})) this.setSysctl(k, v);
+  }
+
+  /** A sysctl's value by its kernel name (sysctl.ts); drop_entry etc. read 1 or 2 in the automatic modes. */
+  sysctl(name: SysctlName): number {
+    const o = this.#t.options;
+    switch (name) {
+      case "conn_reuse_mode":
+        return this.#connReuseMode;
+      case "expire_nodest_conn":
+        return o.expireNodestConn ? 1 : 0;
+      case "expire_quiescent_template":
+        return o.expireQuiescentTemplate ? 1 : 0;
+      case "sloppy_tcp":
+        return o.sloppyTcp ? 1 : 0;
+      case "sloppy_sctp":
+        return o.sloppySctp ? 1 : 0;
+      default:
+        return this.#defense.sysctls[name];
+    }
+  }
+
+  /** Every sysctl with its value. */
+  sysctls(): Sysctls {
+    const out = {} as Sysctls;
+    for (const n of SYSCTL_NAMES) out[n] = this.sysctl(n);
+    return out;
+  }
+
+  /** Set a sysctl by its kernel name; the value is checked (sysctl.ts) and applies at once. */
+  setSysctl(name: string, value: unknown): void {
+    const c = checkSysctl(name, value, "sysctl");
+    const o = this.#t.options;
+    const on = c.value !== 0;
+    switch (c.name) {
+      case "conn_reuse_mode":
+        this.#connReuseMode = c.value;
+        o.reuseFinWait = (c.value & 2) !== 0;
+        return;
+      case "expire_nodest_conn":
+        o.expireNodestConn = on;
+        return;
+      case "expire_quiescent_template":
+        o.expireQuiescentTemplate = on;
+        return;
+      case "sloppy_tcp":
+        o.sloppyTcp = on;
+        return;
+      case "sloppy_sctp":
+        o.sloppySctp = on;
+        return;
+      default:
+        this.#defense.set(c.name as keyof DefenseSysctls, c.value, this.#available());
+    }
+  }
+
+  /** conn_reuse_mode is not 0: a SYN that finds a finished entry asks reuseExpected (the data plane does). */
+  get connReuse(): boolean {
+    return this.#connReuseMode !== 0;
+  }
+
+  /** The defence strategy's state: what is on, the drop rate, what it removed and refused. */
+  get defense(): {
+    dropEntry: boolean;
+    secureTcp: boolean;
+    dropRate: number;
+    available: number;
+    packetsDropped: number;
+    entriesDropped: number;
+  } {
+    const d = this.#defense;
+    return {
+      dropEntry: d.dropEntryOn,
+      secureTcp: d.secureTcpOn,
+      dropRate: d.dropRate,
+      available: d.available,
+      packetsDropped: d.packetsDropped,
+      entriesDropped: this.#sched.reclaimer.dropEntried,
+    };
+  }
+
+  /** Free entries as the defence strategy counts them: none while the heap is under pressure. */
+  #available(): number {
+    return this.heapUsed >= HEAP_PRESSURE ? 0 : Math.max(0, this.#t.limit - this.#t.size);
   }
 
   /** Most live entries (templates included); new flows beyond it are refused. */
@@ -146,6 +245,8 @@ export class ConnTable {
    * whose destination is still missing is replaced.
    */
   schedule(svc: VirtualService, flow: Flow, now: number, opts?: ScheduleOptions): BoundConn | ScheduleError {
+    // drop_packet (defense.ts): a share of new connections is refused before anything is made.
+    if (this.#defense.dropRate !== 0 && this.#defense.todrop()) return { error: "defense-drop" };
     return this.#sched.schedule(svc, flow, now, opts);
   }
 
@@ -230,7 +331,7 @@ export class ConnTable {
       if (off === TCP_DIR_OUTPUT) conn._clear(CF_NOOUTPUT);
       else off = TCP_DIR_INPUT_ONLY;
     }
-    this.#t.applyState(conn, tcpNextState(off, conn.state, tcpFlags), now);
+    this.#t.applyState(conn, tcpNextState(off, conn.state, tcpFlags, this.#defense.secureTcpOn), now);
   }
 
   /**
@@ -369,6 +470,13 @@ export class ConnTable {
       if (t.controlled(c) > 0) t.retime(c, CONTROL_RETRY_MS, now);
       else t.remove(c, out);
     });
+    // The defence timer (the kernel's defense_work): once a second, levels from the free entries,
+    // then drop_entry's sweep while it is on.
+    const d = this.#defense;
+    if (d.due(now)) {
+      d.update(this.#available());
+      if (d.dropEntryOn) this.#sched.reclaimer.dropEntries(Math.min(8192, Math.max(1, Math.floor(t.limit / 32))));
+    }
     return out;
   }
 

@@ -98,11 +98,27 @@ export const TCP_STATES: readonly (readonly number[])[] = [
 ];
 
 /**
- * The next state for a segment, given the row group offset the kernel would use (after the
- * NOOUTPUT adjustment) and the segment's flags.
+ * The table in force while secure_tcp is on (defense.ts). tvs's own, with the documented intent
+ * of the kernel's: on a connection whose replies pass the director (INPUT rows: NAT, FULLNAT) a
+ * client's ACK leaves SYN_RECV as it is, so only a handshake the real server answered makes an
+ * entry ESTABLISHED. A spoofed client that never sees the
+ * SYN-ACK cannot complete it by guessing, and its entry keeps SYN_RECV's short timeout.
+ * The real server's SYN-ACK (OUTPUT syn) moves SYN_RECV to SYNACK; the client's ACK then moves
+ * SYNACK to ESTABLISHED. INPUT_ONLY rows (DR, TUN: replies never seen) are the normal ones.
  */
-export function tcpNextState(dirOffset: number, current: number, flags: number): number {
+export const TCP_STATES_SECURE: readonly (readonly number[])[] = TCP_STATES.map((row, i) => {
+  const r = [...row];
+  if (i === TCP_DIR_INPUT + 2) r[SR] = SR; // INPUT ack in SYN_RECV: stays until the server answered
+  if (i === TCP_DIR_OUTPUT + 0) r[SR] = TCP_S_SYNACK; // OUTPUT syn (the SYN-ACK) in SYN_RECV
+  return r;
+});
+
+/**
+ * The next state for a segment, given the row group offset the kernel would use (after the
+ * NOOUTPUT adjustment) and the segment's flags; `secure` picks the secure_tcp table.
+ */
+export function tcpNextState(dirOffset: number, current: number, flags: number, secure = false): number {
   const idx = tcpFlagIndex(flags);
   if (idx < 0) return TCP_S_CLOSE;
-  return TCP_STATES[dirOffset + idx]?.[current] ?? TCP_S_CLOSE;
+  return (secure ? TCP_STATES_SECURE : TCP_STATES)[dirOffset + idx]?.[current] ?? TCP_S_CLOSE;
 }

@@ -20,6 +20,7 @@ export const DROP_REASONS = [
   "unsupported", // a method/family combination this plane does not implement
   "localPort", // FULLNAT could not find a free local port
   "error", // an exception while handling the frame (a bug; the frame is dropped)
+  "dropPacket", // a new connection refused by the drop_packet defence (core/conn/defense.ts)
 ] as const;
 
 export type DropReason = (typeof DROP_REASONS)[number];

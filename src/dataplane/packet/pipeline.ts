@@ -24,6 +24,7 @@ import { formatIpv4, parseIpv4, parseIpv6Groups } from "../../core/addr.ts";
 import type { BoundConn } from "../../core/conn/conn.ts";
 import type { ConnTable } from "../../core/conn/conn-table.ts";
 import { tcpMaySchedule } from "../../core/conn/sloppy.ts";
+import { TCP_ACK, TCP_RST, TCP_SYN } from "../../core/conn/tcp-states.ts";
 import type { Protocol } from "../../core/sched/types.ts";
 import type { ServiceTable } from "../../core/service-table.ts";
 import { ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, isMulticastMac, type L2Info, macEquals, parseEth } from "./codec/eth.ts";
@@ -380,6 +381,18 @@ export class Pipeline implements TunContext {
       daddrText = ip6Text(p.buf, p.l3 + 24);
       conn = conns.lookupIn(protocol, saddrText, p.sport, daddrText, p.dport);
     }
+    // conn_reuse_mode: a fresh SYN on a finished entry (TIME_WAIT, CLOSE; DR's FIN_WAIT with bit 2)
+    // gets a newly scheduled one, as the kernel's ip_vs_in does.
+    if (
+      conn !== undefined &&
+      protocol === "tcp" &&
+      (p.tcpFlags & (TCP_SYN | TCP_ACK | TCP_RST)) === TCP_SYN &&
+      conns.connReuse &&
+      conns.reuseExpected(conn)
+    ) {
+      conns.remove(conn, now);
+      conn = undefined;
+    }
     if (conn === undefined) {
       if (p.family === 4) {
         saddrText = formatIpv4(p.saddr4);
@@ -393,7 +406,10 @@ export class Pipeline implements TunContext {
         { family: p.family, protocol, saddr: saddrText, sport: p.sport, daddr: daddrText, dport: p.dport },
         now,
       );
-      if ("error" in r) return this.drop(r.error === "no-destination" ? "noDest" : "tableFull");
+      if ("error" in r)
+        return this.drop(
+          r.error === "no-destination" ? "noDest" : r.error === "defense-drop" ? "dropPacket" : "tableFull",
+        );
       conn = r;
       const plane = connPlane(conn);
       if (conn.fwd === "fullnat") {

@@ -10,6 +10,8 @@
 // restarts it), never swallowed.
 
 import type { SyncedConn } from "../../core/conn/conn-sync.ts";
+import type { ConnTable } from "../../core/conn/conn-table.ts";
+import type { Sysctls } from "../../core/conn/sysctl.ts";
 import type { DestSpec } from "../../core/dest.ts";
 import type { ServiceKey, ServiceOptions, VirtualService } from "../../core/service.ts";
 import { imageOf } from "../../core/table-image.ts";
@@ -93,6 +95,7 @@ export class PoolPacketPlane {
       batch: o.batch ?? 64,
       connLimit: Math.max(1, Math.ceil(conns.limit / n)),
       connOptions: { ...conns.options },
+      sysctls: sysctlsForWorkers(conns, n),
     };
     const lost = (err: Error) =>
       this.#die("A packet worker was lost: its flows are gone and the fanout group no longer matches the workers", err);
@@ -104,6 +107,11 @@ export class PoolPacketPlane {
     if (!addr4) o.log.warn(`Interface "${o.interface}" has no IPv4 address: tunnel and ARP probes use 0.0.0.0`);
     await this.#push();
     o.log.info("Packet data plane started", { interface: o.interface, addr4, workers: n, fanout: base.fanoutMode });
+  }
+
+  /** A sysctl changed (POST /v1/sysctl): every worker has it when this resolves. */
+  sysctlsChanged(): Promise<void> {
+    return this.#push();
   }
 
   /** Resolves once every worker has the new table; a failed push is fatal (and rejects). */
@@ -282,7 +290,7 @@ export class PoolPacketPlane {
     const mine = ownedAddresses(o.services, o.vips ?? [], o.localAddrs ?? []);
     const owned = [...mine.vips, ...mine.locals];
     const plan = this.#steeringPlan(mine);
-    await pool.table(image, serials, o.conns.timeouts());
+    await pool.table(image, serials, o.conns.timeouts(), sysctlsForWorkers(o.conns, this.workers));
     if (o.fanout !== "hash") {
       const program = steeringProgram(plan);
       const id = Buffer.from(program).toString("base64");
@@ -326,4 +334,14 @@ export class PoolPacketPlane {
       mask: prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0,
     };
   }
+}
+
+/**
+ * The daemon's sysctls as each worker applies them to its own table: the connection limit is
+ * shared out among the workers, and so is amemthresh, so a worker's defences react to its share.
+ */
+export function sysctlsForWorkers(conns: ConnTable, workers: number): Partial<Sysctls> {
+  const s: Partial<Sysctls> = { ...conns.sysctls() };
+  s.amemthresh = Math.ceil((s.amemthresh ?? 0) / Math.max(1, workers));
+  return s;
 }

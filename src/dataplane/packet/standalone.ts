@@ -15,6 +15,7 @@ import { createDefaultRegistry } from "../../core/sched/all.ts";
 import type { Protocol } from "../../core/sched/types.ts";
 import { serviceOptions } from "../../core/service.ts";
 import { ServiceTable } from "../../core/service-table.ts";
+import { heapUsedFraction } from "../../platform/heap-use.ts";
 import { createPacketDataPlane } from "./plane.ts";
 
 export interface StandaloneConfig {
@@ -75,7 +76,10 @@ async function main(arg: string | undefined): Promise<number> {
     }
     await plane.serviceAdded(svc);
   }
-  const timer = setInterval(() => conns.expire(clock.now()), 1000);
+  const timer = setInterval(() => {
+    conns.heapUsed = heapUsedFraction();
+    conns.expire(clock.now());
+  }, 1000);
   process.stdout.write("ready\n");
   await new Promise<void>((resolve) => {
     process.once("SIGTERM", resolve);

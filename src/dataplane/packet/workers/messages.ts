@@ -11,6 +11,7 @@ import type { ConnEntry } from "../../../core/conn/conn-entry.ts";
 import type { SyncedConn } from "../../../core/conn/conn-sync.ts";
 import type { ConnOptions, Timeouts } from "../../../core/conn/conn-table.ts";
 import type { SyncSettings } from "../../../core/conn/sync-policy.ts";
+import type { Sysctls } from "../../../core/conn/sysctl.ts";
 import type { LogFields, LogLevel } from "../../../core/log.ts";
 import type { ServiceKey } from "../../../core/service.ts";
 import type { CounterSnapshot } from "../../../core/stats/counters.ts";
@@ -36,10 +37,19 @@ export interface WorkerSetup {
   batch: number;
   connLimit: number;
   connOptions: Partial<ConnOptions>;
+  /** The daemon's sysctls, amemthresh already divided among the workers (sysctlsForWorkers). */
+  sysctls: Partial<Sysctls>;
 }
 
 export type ToWorker =
-  | { t: "table"; seq: number; image: ServiceImage[]; serials: TableSerials; timeouts: Timeouts }
+  | {
+      t: "table";
+      seq: number;
+      image: ServiceImage[];
+      serials: TableSerials;
+      timeouts: Timeouts;
+      sysctls: Partial<Sysctls>;
+    }
   | { t: "steer"; seq: number; program: Uint8Array }
   | { t: "refresh"; announce: boolean; resolve: string[] }
   | { t: "own"; seq: number; addr: string; owned: boolean; announce: boolean }

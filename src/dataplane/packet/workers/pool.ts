@@ -15,6 +15,7 @@ import { Worker } from "node:worker_threads";
 import type { SyncedConn } from "../../../core/conn/conn-sync.ts";
 import type { Timeouts } from "../../../core/conn/conn-table.ts";
 import type { SyncSettings } from "../../../core/conn/sync-policy.ts";
+import type { Sysctls } from "../../../core/conn/sysctl.ts";
 import type { Logger } from "../../../core/log.ts";
 import type { ServiceKey } from "../../../core/service.ts";
 import type { ServiceImage } from "../../../core/table-image.ts";
@@ -175,9 +176,14 @@ export class PacketWorkerPool {
   }
 
   /** Make every worker's table equal the image; resolves when all have applied it. */
-  async table(image: ServiceImage[], serials: TableSerials, timeouts: Timeouts): Promise<void> {
+  async table(
+    image: ServiceImage[],
+    serials: TableSerials,
+    timeouts: Timeouts,
+    sysctls: Partial<Sysctls>,
+  ): Promise<void> {
     const acks = await Promise.all(
-      this.#alive().map((m) => this.#ask(m, (seq) => ({ t: "table", seq, image, serials, timeouts }))),
+      this.#alive().map((m) => this.#ask(m, (seq) => ({ t: "table", seq, image, serials, timeouts, sysctls }))),
     );
     // A worker whose table differs from the daemon's forwards by rules nobody asked for: the
     // caller (the plane) treats this as fatal.

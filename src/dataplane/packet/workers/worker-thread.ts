@@ -14,9 +14,11 @@ import { type MessagePort, parentPort, workerData } from "node:worker_threads";
 import { type SyncedConn, syncedConnOf } from "../../../core/conn/conn-sync.ts";
 import { ConnTable } from "../../../core/conn/conn-table.ts";
 import { SyncPolicy } from "../../../core/conn/sync-policy.ts";
+import type { SysctlName } from "../../../core/conn/sysctl.ts";
 import { createDefaultRegistry } from "../../../core/sched/all.ts";
 import { ServiceTable } from "../../../core/service-table.ts";
 import { applyChanges, diffTable, type ServiceImage } from "../../../core/table-image.ts";
+import { heapUsedFraction } from "../../../platform/heap-use.ts";
 import { loadNative } from "../../../platform/native-addon.ts";
 import { PacketEngine } from "../engine.ts";
 import { NativePacketIo } from "../native-io.ts";
@@ -53,7 +55,12 @@ function run(): void {
     clock: { now },
     random: () => randomInt(0, 0x100000000) >>> 0,
   });
-  const conns = new ConnTable({ services, limit: setup.connLimit, options: setup.connOptions });
+  const conns = new ConnTable({
+    services,
+    limit: setup.connLimit,
+    options: setup.connOptions,
+    sysctls: setup.sysctls,
+  });
   const serials = new ReplicaSerials();
   let io: NativePacketIo;
   try {
@@ -84,6 +91,7 @@ function run(): void {
   const engine = new PacketEngine(io, pipeline, now, setup.batch);
   const expiry = setInterval(() => {
     try {
+      conns.heapUsed = heapUsedFraction();
       conns.expire(now());
     } catch (e) {
       post({ t: "log", level: "error", msg: "Connection expiry failed", fields: { err: (e as Error).message } });
@@ -154,6 +162,11 @@ function run(): void {
           applyChanges(services, diffTable(image, services));
           serials.record(image, m.serials);
           conns.setTimeouts(m.timeouts);
+          // A mode the table moved itself (2: automatic and on) is left as the table has it.
+          for (const [k, v] of Object.entries(m.sysctls)) {
+            const mine = conns.sysctl(k as SysctlName);
+            if (mine !== v && !((v === 1 || v === 2) && (mine === 1 || mine === 2))) conns.setSysctl(k, v);
+          }
         } catch (e) {
           // The main table already accepted this state, so this is a bug: the main thread is
           // told and stops the daemon (PoolPacketPlane).

@@ -1,0 +1,23 @@
+// Which IPVS sysctls a data plane honours. Every one is accepted on the packet plane (it sees each
+// segment, as the kernel does). The socket plane terminates TCP in the host's stack: a flow cannot
+// be picked up mid-connection (sloppy_tcp) and tvs never sees the handshake's segments (secure_tcp),
+// so turning those on there is refused rather than silently ignored. No plane carries SCTP yet.
+
+import type { SysctlName } from "../core/conn/sysctl.ts";
+import { CoreError } from "../core/errors.ts";
+
+export function checkSysctlForPlane(name: SysctlName, value: number, plane: string): void {
+  if (value === 0) return;
+  if (name === "sloppy_sctp")
+    throw new CoreError(
+      "EOPNOTSUPP",
+      "conn",
+      "sysctl sloppy_sctp: no tvs data plane carries SCTP packets, so it would change nothing",
+    );
+  if (plane !== "packet" && (name === "sloppy_tcp" || name === "secure_tcp"))
+    throw new CoreError(
+      "EOPNOTSUPP",
+      "conn",
+      `sysctl ${name} needs the packet data plane (the socket plane terminates TCP and never sees the segments it acts on)`,
+    );
+}
