@@ -99,6 +99,7 @@ export interface DaemonOptions {
    * tvs_announce block starts the announcer, with its files under announceRunDir.
    */
   announce?: AnnounceSpec;
+  /** Where BIRD's files go for a tvs_announce block; without it the block is ignored (a worker process). */
   announceRunDir?: string;
   clock?: Clock;
   /**
@@ -140,6 +141,8 @@ export class Daemon {
   readonly #estimated = new Set<Counters>();
   #timers: NodeJS.Timeout[] = [];
   #lastReload: { ok: boolean; at: string; message: string } | undefined;
+  /** start() has finished: a reload's tvs_announce change restarts BIRD from now on. */
+  #running = false;
   #planeConns: readonly ConnLike[] | undefined;
 
   constructor(opts: DaemonOptions) {
@@ -245,6 +248,7 @@ export class Daemon {
     if (this.#opts.source) await this.#applySource(await this.#opts.source());
     if (this.#opts.announce) this.announce = this.#makeAnnounce(this.#opts.announce);
     if (this.announce) await this.announce.start();
+    this.#running = true;
     this.#timers.push(
       setInterval(() => this.#expire(), EXPIRE_INTERVAL_MS),
       setInterval(() => void this.#tickEstimator(), ESTIMATOR_INTERVAL_MS),
@@ -372,14 +376,10 @@ export class Daemon {
   /** Apply what a source gave: a config's health settings first, then its (health-adjusted) services. */
   async #applySource(got: DesiredState | DirectorConfig): Promise<number> {
     if (!isDirectorConfig(got)) return this.applyDesired(got);
-    if (got.announce && !this.#opts.announce) {
-      const spec = announceSpecFromConfig(got.announce, this.#opts.announceRunDir ?? "/run/tvs/bird");
-      if (this.announce === undefined) this.announce = this.#makeAnnounce(spec);
-      else if (JSON.stringify(spec) !== JSON.stringify(this.announce.spec))
-        this.log.warn("tvs_announce changed: the BGP settings take effect when tvsd restarts", {
-          file: got.file,
-        });
-    }
+    // tvs_announce drives the announcer unless tvsd's options do (they win) or this is a worker.
+    const runDir = this.#opts.announceRunDir;
+    const fromConfig = !this.#opts.announce && runDir !== undefined;
+    const wanted = fromConfig && got.announce ? announceSpecFromConfig(got.announce, runDir) : undefined;
     // VRRP first resolves against this host (interfaces, addresses): a problem refuses the whole
     // change before anything moves. Services on its VIPs may then wait for the VIP to arrive.
     let vrrp: PreparedVrrp | undefined;
@@ -416,7 +416,34 @@ export class Daemon {
     }
     if (vrrp && this.vrrp) await this.vrrp.apply(vrrp);
     this.lvsSync.apply(got.lvsSyncDaemon, this.vrrp);
+    if (fromConfig) await this.#applyAnnounceConfig(wanted);
     return n;
+  }
+
+  /**
+   * Follow the tvs_announce block: at start only record it (start() runs BIRD); on a reload that
+   * adds, changes or removes it, stop the running BIRD (its sessions close, the router withdraws)
+   * and start one with the new settings. A BIRD that will not start is logged; the table stays.
+   */
+  async #applyAnnounceConfig(spec: AnnounceSpec | undefined): Promise<void> {
+    const current = this.announce;
+    if (JSON.stringify(spec) === JSON.stringify(current?.spec)) return;
+    if (!this.#running) {
+      this.announce = spec ? this.#makeAnnounce(spec) : undefined;
+      return;
+    }
+    this.announce = undefined;
+    if (current) await current.stop().catch((err) => this.log.error("BIRD stop failed", { err }));
+    if (!spec) return;
+    const next = this.#makeAnnounce(spec);
+    try {
+      await next.start();
+      this.announce = next;
+      this.log.info("tvs_announce applied: BIRD restarted with the new settings", { peers: spec.peers.length });
+    } catch (err) {
+      this.log.error("tvs_announce: BIRD did not start; nothing is announced", { err });
+      await next.stop().catch(() => undefined);
+    }
   }
 
   /** Re-read the source and reconcile; a broken source is refused and the running state stays. */

@@ -198,3 +198,57 @@ test("quorum loss, recovery, drain and death move the route within a second", { 
   const bfdMs = performance.now() - downAt;
   assert.ok(bfdMs < 1000, `BFD withdrew the route ${Math.round(bfdMs)} ms after the link died (hold time is 3 s)`);
 });
+
+test("a reload that changes tvs_announce restarts BIRD with the new settings", { skip, timeout: 60_000 }, async (t) => {
+  const L = ECMP_LAB;
+  const lab = new Lab();
+  const dir = mkdtempSync(join(tmpdir(), "tvs-ecmp-reload-"));
+  const kill: (() => Promise<void>)[] = [];
+  t.after(async () => {
+    for (const k of kill.reverse()) await k().catch(() => undefined);
+    await lab.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  await lab.createSwitch();
+  const router = await lab.addHost("router");
+  const d1 = await lab.addHost("d1");
+  await ipIn(router.ns, "addr", "add", `${L.routerInside}/24`, "dev", "eth0");
+  await ipIn(d1.ns, "addr", "add", `${L.directors[0]}/24`, "dev", "eth0");
+  writeFileSync(join(dir, "router.conf"), ecmpRouterConf(join(dir, "router.log")));
+  const bird = spawnIn(router.ns, "bird", ["-f", "-c", join(dir, "router.conf"), "-s", join(dir, "router.ctl")]);
+  kill.push(() => stopChild(bird, 2000));
+  const routed = async () =>
+    (await run("ip", ["-n", router.ns, "route", "show", `${L.vip}/32`])).stdout.includes("via");
+  // The wrong AS for the router first: the session never comes up, nothing is routed.
+  const conf = (routerAsn: number) => `tvs_announce {
+    bgp_asn ${L.directorAsn}
+    router_id ${L.directors[0]}
+    bgp_peer ${L.routerInside} as ${routerAsn}
+    run_dir ${join(dir, "bird-d1")}
+}
+virtual_server ${L.vip} 80 {
+    lb_algo mh
+    lb_kind DR
+    protocol TCP
+    real_server ${L.reals[0]} 80 {
+    }
+}
+`;
+  const tvsd = startTvsdConf(d1.ns, dir, conf(64999), "d1", ["--dataplane", "packet", "--interface", "eth0"]);
+  kill.push(() => tvsd.stop("SIGKILL"));
+  await waitFor(
+    "tvsd's BIRD",
+    async () => (await tvsd.client.status().catch(() => undefined))?.announce?.pid !== undefined,
+    30_000,
+    50,
+  );
+  const firstPid = (await tvsd.client.status()).announce?.pid;
+  await new Promise((r) => setTimeout(r, 2000));
+  assert.equal(await routed(), false, "a session to the wrong AS announces nothing");
+  writeFileSync(join(dir, "d1.conf"), conf(L.routerAsn));
+  process.kill(tvsd.child.pid!, "SIGHUP");
+  await waitFor("the VIP routed after the reload", routed, 15_000, 20);
+  const st = await tvsd.client.status();
+  assert.notEqual(st.announce?.pid, firstPid, "BIRD was restarted");
+  assert.deepEqual(st.announce?.announced, [L.vip]);
+});

@@ -14,6 +14,7 @@
 //       bird_path /usr/sbin/bird          # default: bird on PATH
 //       birdc_path /usr/sbin/birdc        # default: birdc on PATH
 //       run_dir /run/tvs/bird             # generated bird.conf, control socket, log
+//                                         # (default: bird/ beside tvsd's control socket)
 //   }
 
 import type { SourcePos } from "../diagnostics.ts";
