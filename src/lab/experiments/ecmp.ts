@@ -1,7 +1,7 @@
 // `tvs lab ecmp`: active-active directors behind ECMP. A router namespace runs Debian's BIRD 2
 // with BGP sessions to three directors, installs one multipath route per VIP (merge paths) and
 // hashes flows on their L4 ports (fib_multipath_hash_policy=1). Each director runs tvsd on the
-// packet data plane in DR mode with --sloppy-tcp and a keepalived.conf whose tvs_announce block
+// packet data plane in DR mode with sloppy_tcp (option or tvs sysctl) and a keepalived.conf whose tvs_announce block
 // makes tvsd run its own BIRD and announce the VIP. Two real servers (tvs realserver, DR) run a
 // line server; a client on another subnet holds --held connections open from as many source ports.
 // For each scheduler (mh with mh-port, then wlc) the run shows the spread of the held connections
@@ -161,7 +161,18 @@ async function runEcmp(values: LabValues, ctx: LabContext): Promise<LabOutcome> 
     log("# router: BIRD 2, BGP to d1..d3, merge paths, fib_multipath_hash_policy=1");
 
     const runs: EcmpRun[] = [];
-    const args = ["--dataplane", "packet", "--interface", "eth0", "--sloppy-tcp"];
+    const args = ["--dataplane", "packet", "--interface", "eth0"];
+    // d1 and d2 get sloppy_tcp from the option, d3 through the control API (tvs sysctl) once it
+    // answers: both surfaces are exercised, and a lost setting would show as broken flows.
+    const sloppyThroughApi = async (d: TvsdProcess): Promise<void> => {
+      await waitFor(
+        "d3's control socket",
+        async () => (await d.client.status().catch(() => undefined)) !== undefined,
+        30_000,
+        50,
+      );
+      await run(process.execPath, [TVS_BIN, "sysctl", "--socket", d.socket, "sloppy_tcp=1"]);
+    };
     for (const scheduler of schedulers) {
       const start = (i: number): TvsdProcess =>
         startTvsdConf(
@@ -169,10 +180,12 @@ async function runEcmp(values: LabValues, ctx: LabContext): Promise<LabOutcome> 
           dir,
           ecmpDirectorConf(i, scheduler, join(dir, `bird-d${i + 1}-${scheduler}`)),
           `d${i + 1}-${scheduler}`,
-          args,
+          i < 2 ? [...args, "--sloppy-tcp"] : args,
         );
       log(`\n## ${scheduler}: three directors: tvsd --config keepalived.conf ${args.join(" ")} (tvs_announce)`);
+      log("# d1, d2 with --sloppy-tcp; d3: tvs sysctl sloppy_tcp=1 through its control socket");
       tvsds = [start(0), start(1), start(2)];
+      await sloppyThroughApi(tvsds[2]!);
       await waitFor("three next hops on the router", async () => (await nextHops(router.ns)).length === 3, 30_000, 50);
       log(`# router: ${L.vip} via ${(await nextHops(router.ns)).join(", ")}`);
 
@@ -215,6 +228,7 @@ async function runEcmp(values: LabValues, ctx: LabContext): Promise<LabOutcome> 
       log("# director 3 joins again");
       const joinAt = performance.now();
       tvsds[2] = start(2);
+      await sloppyThroughApi(tvsds[2]!);
       await waitFor("d3's next hop back", async () => (await nextHops(router.ns)).includes(L.directors[2]), 30_000, 10);
       const joinMs = Math.round(performance.now() - joinAt);
       const alive = held - leaveBroken;
