@@ -128,6 +128,9 @@ export interface SysctlView {
     available: number;
     packetsDropped: number;
     entriesDropped: number;
+    /** The daemon's table now (a plane with packet workers keeps its entries in the workers). */
+    entries: number;
+    limit: number;
   };
 }
 

@@ -179,9 +179,13 @@ export class ConnTable {
     available: number;
     packetsDropped: number;
     entriesDropped: number;
+    entries: number;
+    limit: number;
   } {
     const d = this.#defense;
     return {
+      entries: this.#t.size,
+      limit: this.#t.limit,
       dropEntry: d.dropEntryOn,
       secureTcp: d.secureTcpOn,
       dropRate: d.dropRate,

@@ -1,0 +1,191 @@
+// `tvs lab synflood`: a spoofed-source SYN flood (Debian's hping3 --rand-source, bounded in time)
+// against a NAT service on tvsd's packet plane, while a long download continues through the
+// director and a legitimate client connects every 10 ms (synflood-driver.ts). tvsd runs with a
+// bounded table and IPVS's defences in their automatic modes (docs/defences.md). Reported: the
+// table's size and tvsd's RSS over time, the legitimate success rate and the download's throughput
+// before, during and after the flood. Targets: the download survives, ≥ 99 % of the legitimate
+// connections made during the flood succeed, the table stays within its limit.
+
+import { readFileSync } from "node:fs";
+import { HttpControlClient } from "../../control/api/client.ts";
+import { runIn, sleep } from "../exec.ts";
+import { Experiment } from "../experiment.ts";
+import type { LabContext, LabExperiment, LabOutcome, LabValues } from "../lab-experiment.ts";
+import { LabOptionError, positiveInt, str } from "../option-values.ts";
+import { SYNFLOOD_DRIVER_JS } from "../synflood-driver.ts";
+import { HTTP_PORT } from "../topology.ts";
+
+type Phase = "before" | "during" | "after";
+interface DriverResult {
+  legit: Record<Phase, { tried: number; ok: number; maxMs: number }>;
+  download: Record<Phase, number> & { cut: boolean; survived: boolean; error: string };
+  hping: { sent: number; output: string };
+}
+
+export interface SynfloodSummary {
+  connLimit: number;
+  sysctls: string[];
+  rate: string;
+  seconds: { before: number; flood: number; after: number };
+  floodSent: number;
+  legit: Record<Phase, { tried: number; ok: number; successPct: number; slowestMs: number }>;
+  downloadBytesPerS: Record<Phase, number>;
+  downloadSurvived: boolean;
+  /** Samples every 250 ms: ms since start, table entries, tvsd RSS in KiB. */
+  samples: { t: number; entries: number; rssKiB: number }[];
+  maxEntries: number;
+  rssKiB: { before: number; max: number };
+  defense: { entriesDropped: number; packetsDropped: number };
+}
+
+function rssKiB(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return 0;
+  }
+}
+
+export async function runSynflood(
+  o: {
+    connLimit: number;
+    sysctls: string[];
+    rate: string;
+    beforeS: number;
+    floodS: number;
+    afterS: number;
+    dlRate: number;
+    keep: boolean;
+  },
+  log: (l: string) => void,
+): Promise<SynfloodSummary> {
+  const tvsdArgs = ["--conn-limit", String(o.connLimit), ...o.sysctls.flatMap((s) => ["--sysctl", s])];
+  const exp = await Experiment.start({ mode: "nat", realServers: 1, tvsdArgs, log });
+  try {
+    const client = new HttpControlClient({ socketPath: exp.socket });
+    const pid = (await client.status()).pid;
+    const samples: SynfloodSummary["samples"] = [];
+    const t0 = Date.now();
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        const v = await client.sysctl().catch(() => undefined);
+        samples.push({ t: Date.now() - t0, entries: v?.defense.entries ?? -1, rssKiB: rssKiB(pid) });
+        await sleep(250);
+      }
+    })();
+    log(
+      `# client: download at ${o.dlRate} B/s, a new connection every 10 ms; hping3 -S --rand-source ${o.rate === "flood" ? "--flood" : `at ${o.rate}/s`} for ${o.floodS} s after ${o.beforeS} s`,
+    );
+    const total = (o.beforeS + o.floodS + o.afterS) * 1000;
+    const r = await runIn(
+      exp.topo.client.ns,
+      process.execPath,
+      [
+        "-e",
+        SYNFLOOD_DRIVER_JS,
+        exp.vip,
+        String(HTTP_PORT),
+        String(o.beforeS * 1000),
+        String(o.floodS * 1000),
+        String(o.afterS * 1000),
+        String(o.dlRate),
+        o.rate,
+      ],
+      { timeoutMs: total + 30_000 },
+    );
+    sampling = false;
+    await sampler;
+    const d = JSON.parse(r.stdout.trim().split("\n").pop() ?? "{}") as DriverResult;
+    const end = await client.sysctl();
+    const secs: Record<Phase, number> = { before: o.beforeS, during: o.floodS, after: o.afterS };
+    const phases: Phase[] = ["before", "during", "after"];
+    const legit = Object.fromEntries(
+      phases.map((p) => {
+        const x = d.legit[p];
+        return [p, { tried: x.tried, ok: x.ok, successPct: x.tried ? (100 * x.ok) / x.tried : 0, slowestMs: x.maxMs }];
+      }),
+    ) as SynfloodSummary["legit"];
+    const beforeSamples = samples.filter((s) => s.t < o.beforeS * 1000);
+    return {
+      connLimit: o.connLimit,
+      sysctls: o.sysctls,
+      rate: o.rate,
+      seconds: { before: o.beforeS, flood: o.floodS, after: o.afterS },
+      floodSent: d.hping.sent,
+      legit,
+      downloadBytesPerS: Object.fromEntries(phases.map((p) => [p, Math.round(d.download[p] / secs[p])])) as Record<
+        Phase,
+        number
+      >,
+      downloadSurvived: d.download.survived,
+      samples,
+      maxEntries: Math.max(0, ...samples.map((s) => s.entries)),
+      rssKiB: {
+        before: Math.max(0, ...beforeSamples.map((s) => s.rssKiB)),
+        max: Math.max(0, ...samples.map((s) => s.rssKiB)),
+      },
+      defense: { entriesDropped: end.defense.entriesDropped, packetsDropped: end.defense.packetsDropped },
+    };
+  } finally {
+    await exp.stop(o.keep);
+  }
+}
+
+export const synflood: LabExperiment = {
+  options: {
+    "conn-limit": { type: "string", default: "65536", help: "tvsd's --conn-limit" },
+    sysctl: {
+      type: "string",
+      default: "drop_entry=1,secure_tcp=1,amemthresh=16384",
+      help: "tvsd --sysctl settings, comma separated ('none' for none)",
+    },
+    rate: {
+      type: "string",
+      default: "flood",
+      help: "spoofed SYNs per second, or flood (hping3 --flood: as fast as it goes)",
+    },
+    before: { type: "string", default: "3", help: "seconds before the flood" },
+    flood: { type: "string", default: "10", help: "seconds of flood" },
+    after: { type: "string", default: "3", help: "seconds after the flood" },
+    "download-rate": { type: "string", default: "4000000", help: "the download's cap in bytes per second" },
+  },
+  async run(values: LabValues, ctx: LabContext): Promise<LabOutcome> {
+    const rate = str(values, "rate");
+    if (rate !== "flood") positiveInt(rate, "--rate");
+    const sysctlText = str(values, "sysctl");
+    const sysctls = sysctlText === "none" ? [] : sysctlText.split(",").filter((s) => s !== "");
+    for (const s of sysctls) if (!s.includes("=")) throw new LabOptionError(`--sysctl "${s}" is not NAME=VALUE`);
+    const s = await runSynflood(
+      {
+        connLimit: positiveInt(str(values, "conn-limit"), "--conn-limit"),
+        sysctls,
+        rate,
+        beforeS: positiveInt(str(values, "before"), "--before"),
+        floodS: positiveInt(str(values, "flood"), "--flood"),
+        afterS: positiveInt(str(values, "after"), "--after"),
+        dlRate: positiveInt(str(values, "download-rate"), "--download-rate"),
+        keep: ctx.keep,
+      },
+      ctx.log,
+    );
+    ctx.log("\n# t(ms)  entries  tvsd RSS (KiB)");
+    for (const x of s.samples.filter((_, i) => i % 4 === 0))
+      ctx.log(`${String(x.t).padStart(6)}  ${String(x.entries).padStart(7)}  ${x.rssKiB}`);
+    ctx.log(
+      `\n# spoofed SYNs sent: ${s.floodSent}; table max ${s.maxEntries} of ${s.connLimit}; RSS ${s.rssKiB.before} → max ${s.rssKiB.max} KiB`,
+    );
+    for (const p of ["before", "during", "after"] as const) {
+      const l = s.legit[p];
+      ctx.log(
+        `# ${p.padEnd(6)}: legitimate ${l.ok}/${l.tried} (${l.successPct.toFixed(2)} %, slowest ${l.slowestMs} ms), download ${(s.downloadBytesPerS[p] / 1e6).toFixed(2)} MB/s`,
+      );
+    }
+    ctx.log(
+      `# download survived: ${s.downloadSurvived ? "yes" : "no"}; drop_entry removed ${s.defense.entriesDropped}, drop_packet refused ${s.defense.packetsDropped}`,
+    );
+    const ok = s.downloadSurvived && s.legit.during.successPct >= 99 && s.maxEntries <= s.connLimit;
+    return { ok, summary: s };
+  },
+};
