@@ -58,7 +58,15 @@ export class BirdAnnouncer {
     await mkdir(this.#spec.runDir, { recursive: true, mode: 0o755 });
     await this.#write(vips);
     // Check the config first, so a bad one is refused with BIRD's own message before anything runs.
-    await run(this.#spec.birdPath, ["-p", "-c", this.configFile], 5000);
+    try {
+      await run(this.#spec.birdPath, ["-p", "-c", this.configFile], 5000);
+    } catch (err) {
+      if ((err as Error).message.includes("ENOENT"))
+        throw new Error(
+          `BIRD 2 not found as "${this.#spec.birdPath}" (apt-get install bird2, or give bird_path in tvs_announce)`,
+        );
+      throw new Error(`BIRD refused the generated ${this.configFile}: ${(err as Error).message}`);
+    }
     const child = spawn(
       "setpriv",
       ["--pdeathsig", "SIGKILL", "--", this.#spec.birdPath, "-f", "-c", this.configFile, "-s", this.socket],
