@@ -69,11 +69,17 @@ export class ConnReclaimer {
     const want = Math.max(this.#batch, t.size + need - t.limit);
     const finished: Conn[] = [];
     const halfOpen: Conn[] = [];
+    // Finished entries are preferred, but once a batch of half-open ones is in hand the walk looks
+    // only a little further for them: under a SYN flood the table is all half-open entries, and
+    // walking MAX_VISITS of them for every batch would cost more than the flood itself.
+    const window = Math.max(1024, 4 * want);
+    let visits = 0;
     t.wheel.soonest((c) => {
+      visits++;
       const k = reclaimClass(c);
       if (k === 1) finished.push(c);
       else if (k === 2 && halfOpen.length < want) halfOpen.push(c);
-      return finished.length >= want;
+      return finished.length >= want || (halfOpen.length >= want && visits >= window);
     }, MAX_VISITS);
     const victims = finished.length >= want ? finished : [...finished, ...halfOpen].slice(0, want);
     for (const c of victims) {
