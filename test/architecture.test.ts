@@ -7,8 +7,8 @@
 // The rules in words: core imports only core, with no Node module or package and no timers or
 // wall clock. platform (the native addon loader, the package's version) is a leaf. dataplane, health, vrrp, sync and announce
 // import core (vrrp, sync and the real server may use the packet codecs and the addon) and never
-// each other, control, cli or lab. config turns files into plain specs: core types and the
-// checker specs health defines. observe reads the control API's views. control composes
+// each other, control, cli or lab. config turns files into plain specs: core types, the
+// checker specs health defines and the VRRP specs vrrp defines. observe reads the control API's views. control composes
 // everything and is imported by nobody in src/ except through its API contract (cli, observe, lab).
 // Only cli (the `tvs lab` command) imports lab. bin/ (outside src/) is the top and may import all.
 import assert from "node:assert/strict";
@@ -29,7 +29,7 @@ const LAYERS: Record<string, readonly string[]> = {
   sync: ["core", "platform", "dataplane/packet/codec"],
   announce: ["core"],
   realserver: ["core", "platform", "dataplane/packet/codec"],
-  config: ["core", "health/checker-spec.ts"],
+  config: ["core", "health/checker-spec.ts", "vrrp/spec.ts"],
   observe: ["core", "control/api"],
   control: ["core", "platform", "config", "dataplane", "health", "vrrp", "sync", "announce", "observe"],
   cli: ["core", "config", "control/api", "lab", "realserver", "platform"],

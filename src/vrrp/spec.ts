@@ -1,7 +1,7 @@
-// The configuration the VRRP engine runs, as plain data. These shapes are what keepalived.conf's
-// vrrp_instance / vrrp_sync_group / vrrp_script blocks read into (config/vrrp-spec.ts produces
-// objects of exactly this shape; vrrp does not import config, so the engine states here what it
-// needs and TypeScript checks the two agree where control hands one to the other).
+// The configuration the VRRP engine runs, as plain data. keepalived.conf's vrrp_instance /
+// vrrp_sync_group / vrrp_script blocks are read into these shapes (config/vrrp-spec.ts names them
+// for the parser, as config takes the checkers' specs from health): the engine states what it needs,
+// and the parser fills it with keepalived's defaults applied.
 
 /** Where a block or line came from, for error messages (file:line:column). */
 export interface SourceRef {
@@ -10,9 +10,10 @@ export interface SourceRef {
   column: number;
 }
 
-/** One virtual_ipaddress line: `ADDR[/LEN] [dev IF] [label L] [brd B] [scope S]`. */
+/** One virtual_ipaddress / static_ipaddress line: `ADDR[/LEN] [dev IF] [label L] [brd B] [scope S]`. */
 export interface VirtualAddress {
   addr: string;
+  /** Prefix length; 32 (IPv4) or 128 (IPv6) when not given. */
   prefix: number;
   dev?: string;
   label?: string;
@@ -41,9 +42,12 @@ export interface InstanceSpec {
   state: "MASTER" | "BACKUP";
   interface?: string;
   virtualRouterId: number;
+  /** 1..255, default 100. */
   priority: number;
+  /** advert_int in ms (default 1000). */
   advertIntMs: number;
   version?: 2 | 3;
+  /** preempt is keepalived's default; nopreempt turns it off. */
   preempt: boolean;
   preemptDelayMs: number;
   authentication?: { type: "PASS" | "AH"; pass: string };
@@ -71,8 +75,11 @@ export interface SyncGroupSpec {
 export interface ScriptSpec {
   name: string;
   script: string;
+  /** interval in ms, default 1000. */
   intervalMs: number;
+  /** timeout in ms; absent = keepalived's default (the interval). */
   timeoutMs?: number;
+  /** Priority change (-253..253), 0 = fault on failure. */
   weight: number;
   rise: number;
   fall: number;
