@@ -20,6 +20,12 @@ export interface BootOptions {
   build?: boolean;
   bootTimeoutMs?: number;
   memoryMb?: number;
+  /**
+   * A network link to the host: qemu runs in this network namespace and attaches the existing tap
+   * device there to the guest as a virtio-net (virtio-mmio) device, the guest's eth0. Without it the
+   * VM has no network device at all. See host-link.ts.
+   */
+  link?: { netns: string; tap: string };
 }
 
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -97,13 +103,24 @@ export class KernelVm {
     for (const f of [kernel, initrd]) {
       if (!existsSync(f)) throw new Error(`IPVS oracle image "${f}" is missing: run tools/ipvs-oracle/build.sh`);
     }
-    const qemu = process.env.IPVS_ORACLE_QEMU ?? "qemu-system-x86_64";
+    const qemuBin = process.env.IPVS_ORACLE_QEMU ?? "qemu-system-x86_64";
+    const link = opts.link;
+    const nic = link
+      ? [
+          ...["-netdev", `tap,id=n0,ifname=${link.tap},script=no,downscript=no`],
+          ...["-device", "virtio-net-device,netdev=n0,mac=52:54:00:7e:50:02"],
+        ]
+      : ["-nic", "none"];
+    // With a link, `ip netns exec` execs qemu in the namespace (same PID, so kill-by-PID still holds).
+    const qemu = link ? "ip" : qemuBin;
     const args = [
+      ...(link ? ["netns", "exec", link.netns, qemuBin] : []),
       ...["-M", "microvm", "-accel", "tcg", "-cpu", "max", "-smp", "1", "-m", `${opts.memoryMb ?? 256}M`],
-      ...["-nic", "none", "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"],
+      ...nic,
+      ...["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"],
       ...["-chardev", "stdio,id=c0,signal=off", "-serial", "chardev:c0"],
       ...["-kernel", kernel, "-initrd", initrd],
-      ...["-append", `console=ttyS0 quiet loglevel=0 panic=-1 tsc_early_khz=${tscKhz()}`],
+      ...["-append", `console=ttyS0 quiet loglevel=0 panic=-1 tsc_early_khz=${tscKhz()}${link ? " tvso_net=1" : ""}`],
     ];
     const started = Date.now();
     const proc = spawn(qemu, args, { stdio: ["pipe", "pipe", "pipe"] });

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the kernel-IPVS oracle: fetches Debian packages (apt-get download) into .cache/ipvs-oracle/debs,
 # extracts them, and assembles .cache/ipvs-oracle/vmlinuz + initramfs.cpio.gz holding busybox, the
-# ip_vs modules (all schedulers, nf_conntrack and their dependencies), veth, ipvsadm 1.31 and iproute2
+# ip_vs modules (all schedulers, nf_conntrack and their dependencies), veth, virtio_mmio and virtio_net, ipvsadm 1.31 and iproute2
 # with exactly the shared libraries they need, and tools/ipvs-oracle/init as /init.
 # Idempotent: packages already downloaded are not fetched again; the image is rebuilt only when an
 # input is newer than it. Needs dpkg-deb and apt-get (Debian); to boot, qemu-system-x86.
@@ -85,8 +85,9 @@ for so in libc.so.6 libpopt.so.0 libnl-3.so.200 libnl-genl-3.so.200 libbpf.so.1 
 done
 cp -L "$x/lib64/ld-linux-x86-64.so.2" "$r/lib64/ld-linux-x86-64.so.2"
 
-# Modules: ip_vs, every scheduler and PE, veth, and their dependencies as modules.dep lists them.
-mods="$(cd "$x/lib/modules/$kver" && grep -E '^kernel/(net/netfilter/ipvs/[^:]*|drivers/net/veth\.ko):' modules.dep | tr -d ':' | tr ' ' '\n' | sort -u)"
+# Modules: ip_vs, every scheduler and PE, veth, virtio_mmio + virtio_net (the optional network link to
+# the host, test/oracle/host-link.ts), and their dependencies as modules.dep lists them.
+mods="$(cd "$x/lib/modules/$kver" && grep -E '^kernel/(net/netfilter/ipvs/[^:]*|drivers/net/veth\.ko|drivers/net/virtio_net\.ko|drivers/virtio/virtio_mmio\.ko):' modules.dep | tr -d ':' | tr ' ' '\n' | sort -u)"
 for m in $mods; do
   mkdir -p "$r/lib/modules/$kver/$(dirname "$m")"
   cp "$x/lib/modules/$kver/$m" "$r/lib/modules/$kver/$m"
