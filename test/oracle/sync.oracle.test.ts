@@ -9,9 +9,10 @@
 //    entries unbound) runs `tvsadm --start-daemon backup --mcast-interface eth0`. The client holds
 //    connections open through both VIPs; tvsd's `tvsadm -L -n -c` must list what the guest's
 //    `ipvsadm -L -n -c` lists (protocol, state, client, virtual and real addresses).
-// 2. tvsd master, kernel backup: tvsd directs a DR service (10.77.0.20) to the guest as real
-//    server (VIP on its lo, arp_ignore), `tvsadm --start-daemon master`; the guest runs
-//    `ipvsadm --start-daemon backup` with no services. The guest's listing must hold what tvsd lists.
+// 2. tvsd master, kernel backup: tvsd directs a DR service (10.77.0.20) and a NAT service
+//    (10.77.0.21) to the guest as real server (the DR VIP on its lo, arp_ignore; NAT answers from
+//    10.77.0.2 routed back through tvsd by a source rule), `tvsadm --start-daemon master`; the guest
+//    runs `ipvsadm --start-daemon backup` with no services. The guest must list what tvsd lists.
 // Expiry columns differ by construction (the backup sets its own timer) and are not compared. The
 // forwarding method is in neither listing (`-c` does not print it); it is shown by the traffic
 // itself: the DR and NAT answers arrive, through the kernel in 1 and through tvsd in 2.
@@ -45,6 +46,7 @@ const CLIENT = "10.77.0.100";
 const K_VIP_DR = "10.77.0.10";
 const K_VIP_NAT = "10.77.0.11";
 const T_VIP_DR = "10.77.0.20";
+const T_VIP_NAT = "10.77.0.21";
 const HELD = 3;
 
 /** `-L -n -c` rows as "pro state source virtual destination" (no expiry), for these VIPs, sorted. */
@@ -148,7 +150,7 @@ describe("connection sync with kernel IPVS over a real link", { skip: skip ?? fa
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  test("kernel master, tvsd backup: tvsd lists the kernel's connections", async () => {
+  test("kernel master, tvsd backup: tvsd lists the kernel's connections", async (t) => {
     await guest(
       [
         "ipvsadm -C",
@@ -176,44 +178,53 @@ describe("connection sync with kernel IPVS over a real link", { skip: skip ?? fa
       await sleep(200);
     }
     assert.deepEqual(ours, kernel);
+    for (const e of kernel) t.diagnostic(`kernel and tvsd: ${e}`);
     await guest("ipvsadm --stop-daemon master");
     await tvsadm("--stop-daemon", "backup");
   });
 
-  test("tvsd master, kernel backup: the kernel lists tvsd's connections", async () => {
-    // The guest becomes a DR real server for T_VIP_DR and a backup director with no services.
+  test("tvsd master, kernel backup: the kernel lists tvsd's connections", async (t) => {
+    // The guest becomes the real server of T_VIP_DR (DR) and T_VIP_NAT (NAT, port 8080; its answers
+    // from 10.77.0.2 go back through tvsd) and a backup director with no services.
     await guest(
       [
         "ipvsadm -C",
         `/sbin/ip addr add ${T_VIP_DR}/32 dev lo`,
         "echo 1 > /proc/sys/net/ipv4/conf/all/arp_ignore; echo 2 > /proc/sys/net/ipv4/conf/all/arp_announce",
         "nc -ll -p 80 -e cat </dev/null >/dev/null 2>&1 &",
+        "nc -ll -p 8080 -e cat </dev/null >/dev/null 2>&1 &",
+        `/sbin/ip rule add from ${GUEST} lookup 100; /sbin/ip route add ${CLIENT}/32 via ${DIR} table 100`,
         "ipvsadm --start-daemon backup --mcast-interface eth0",
         "sleep 0.3",
       ].join("\n"),
     );
     await tvsadm("-A", "-t", `${T_VIP_DR}:80`, "-s", "rr");
     await tvsadm("-a", "-t", `${T_VIP_DR}:80`, "-r", `${GUEST}:80`, "-g");
+    await tvsadm("-A", "-t", `${T_VIP_NAT}:80`, "-s", "rr");
+    await tvsadm("-a", "-t", `${T_VIP_NAT}:80`, "-r", `${GUEST}:8080`, "-m");
     await tvsadm("--start-daemon", "master", "--mcast-interface", "eth0");
     // The client reaches the VIP through tvsd's director (what VRRP's MASTER would announce).
     const mac = (JSON.parse((await ipIn(dirNs, "-j", "link", "show", "eth0")).stdout) as { address: string }[])[0]
       ?.address as string;
-    await ipIn(clientNs, "neigh", "replace", T_VIP_DR, "lladdr", mac, "dev", "eth0", "nud", "permanent");
-    const h = holder(clientNs, [T_VIP_DR], procs);
-    assert.deepEqual(await h.ping(), echoes(1, HELD));
-    assert.deepEqual(await h.ping(), echoes(2, HELD));
-    const ours = entries(await tvsadm("-L", "-n", "-c"), [T_VIP_DR]);
-    assert.equal(ours.length, HELD, ours.join("\n"));
+    for (const vip of [T_VIP_DR, T_VIP_NAT])
+      await ipIn(clientNs, "neigh", "replace", vip, "lladdr", mac, "dev", "eth0", "nud", "permanent");
+    const vips = [T_VIP_DR, T_VIP_NAT];
+    const h = holder(clientNs, vips, procs);
+    assert.deepEqual(await h.ping(), echoes(1, 2 * HELD));
+    assert.deepEqual(await h.ping(), echoes(2, 2 * HELD));
+    const ours = entries(await tvsadm("-L", "-n", "-c"), vips);
+    assert.equal(ours.length, 2 * HELD, ours.join("\n"));
     assert.ok(
       ours.every((e) => e.startsWith("TCP ESTABLISHED")),
       ours.join("\n"),
     );
     let kernel: string[] = [];
     for (let i = 0; i < 20; i++) {
-      kernel = entries(await guest("ipvsadm -L -n -c"), [T_VIP_DR]);
+      kernel = entries(await guest("ipvsadm -L -n -c"), vips);
       if (kernel.length >= ours.length) break;
       await sleep(500);
     }
     assert.deepEqual(kernel, ours);
+    for (const e of ours) t.diagnostic(`tvsd and kernel: ${e}`);
   });
 });
