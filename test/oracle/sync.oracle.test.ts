@@ -76,6 +76,13 @@ function holder(ns: string, vips: readonly string[], procs: ChildProcess[]): { p
   };
 }
 
+/** A guest script that waits (up to 10 s; TCG is slow) until a TCP listener (v4 or v6) holds this port. */
+function listening(port: number, prefix = ""): string {
+  const hex = port.toString(16).toUpperCase().padStart(4, "0");
+  const check = `${prefix}cat /proc/net/tcp /proc/net/tcp6 | grep -qE ':${hex} 0+:0000 0A'`;
+  return `for i in $(seq 100); do ${check} && break; sleep 0.1; done; ${check}`;
+}
+
 /** The echoes of round `round` for every held connection (`nc -e cat` sends the line back). */
 const echoes = (round: number, n: number) => Array.from({ length: n }, (_, k) => `r${round}c${k}`);
 
@@ -121,7 +128,7 @@ describe("connection sync with kernel IPVS over a real link", { skip: skip ?? fa
         "echo 1 > /proc/sys/net/ipv4/conf/rsh/accept_local",
         "for f in /proc/sys/net/ipv4/conf/*/rp_filter; do echo 0 > $f; done",
         "/sbin/ip netns exec rs nc -ll -p 80 -e cat </dev/null >/dev/null 2>&1 &",
-        "sleep 0.3",
+        listening(80, "/sbin/ip netns exec rs "),
       ].join("\n"),
     );
     const p = spawnIn(dirNs, process.execPath, [
@@ -195,7 +202,8 @@ describe("connection sync with kernel IPVS over a real link", { skip: skip ?? fa
         "nc -ll -p 8080 -e cat </dev/null >/dev/null 2>&1 &",
         `/sbin/ip rule add from ${GUEST} lookup 100; /sbin/ip route add ${CLIENT}/32 via ${DIR} table 100`,
         "ipvsadm --start-daemon backup --mcast-interface eth0",
-        "sleep 0.3",
+        listening(80),
+        listening(8080),
       ].join("\n"),
     );
     await tvsadm("-A", "-t", `${T_VIP_DR}:80`, "-s", "rr");
@@ -219,7 +227,7 @@ describe("connection sync with kernel IPVS over a real link", { skip: skip ?? fa
       ours.join("\n"),
     );
     let kernel: string[] = [];
-    for (let i = 0; i < 20; i++) {
+    for (let i = 0; i < 40; i++) {
       kernel = entries(await guest("ipvsadm -L -n -c"), vips);
       if (kernel.length >= ours.length) break;
       await sleep(500);
