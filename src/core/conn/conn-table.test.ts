@@ -120,6 +120,29 @@ describe("counters", () => {
     }
   });
 
+  it("the packet path's trusted forms change state and counters exactly as the checked ones", () => {
+    const a = kit([{ addr: "192.168.1.2", fwd: "masq" }]);
+    const b = kit([{ addr: "192.168.1.2", fwd: "masq" }]);
+    const ca = ok(a.table.schedule(a.svc, flow("1.2.3.4", 1), 0));
+    const cb = ok(b.table.schedule(b.svc, flow("1.2.3.4", 1), 0));
+    const steps: [Parameters<ConnTable["tcpPacket"]>[1], number, number][] = [
+      ["in", TCP_SYN, 1],
+      ["out", TCP_SYN | TCP_ACK, 2],
+      ["in", TCP_ACK, 3],
+    ];
+    for (const [dir, flags, now] of steps) {
+      a.table.tcpPacket(ca, dir, flags, now);
+      a.table.account(ca, dir === "out" ? "out" : "in", 1, 60);
+      b.table.tcpPacketTrusted(cb, dir, flags, now);
+      b.table.accountTrusted(cb, dir === "out" ? "out" : "in", 1, 60);
+      assert.equal(cb.state, ca.state);
+    }
+    assert.equal(ca.state, TCP_S_ESTABLISHED);
+    assert.deepEqual(b.services.stats.snapshot(), a.services.stats.snapshot());
+    // The checked form still refuses what the trusted one takes on trust.
+    assert.throws(() => a.table.tcpPacket(cb, "in", TCP_ACK, 4), coreErr("EINVAL"));
+  });
+
   it("traffic of a removed destination is not counted (as the kernel's AVAILABLE check)", () => {
     const { table, svc, services, key } = kit([{ addr: "192.168.1.2", fwd: "masq" }]);
     const c = ok(table.schedule(svc, flow("1.2.3.4", 1), 0));

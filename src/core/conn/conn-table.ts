@@ -329,6 +329,15 @@ export class ConnTable {
     checkDirection(dir, op);
     checkByte(tcpFlags, 0, 0xff, "TCP flags", op);
     if (conn._proto !== PROTO_TCP) throw new CoreError("EINVAL", op, `Connection is ${conn.protocol}, not tcp`);
+    this.tcpPacketTrusted(conn, dir, tcpFlags, now);
+  }
+
+  /**
+   * tcpPacket for the packet path, where the input was checked on entry: the connection is one this
+   * table returned for a TCP flow, the direction is the forwarder's, the flags are a parsed header's
+   * byte and now is the plane's clock. Nothing is checked again per packet.
+   */
+  tcpPacketTrusted(conn: Conn, dir: Direction, tcpFlags: number, now: number): void {
     if (!conn.live || conn.template) return;
     let off = dir === "out" ? TCP_DIR_OUTPUT : dir === "in" ? TCP_DIR_INPUT : TCP_DIR_INPUT_ONLY;
     if (conn._has(CF_NOOUTPUT)) {
@@ -404,6 +413,14 @@ export class ConnTable {
       throw new CoreError("EINVAL", op, `Invalid packet count "${packets}"`);
     if (!Number.isSafeInteger(bytes) || bytes < 0) throw new CoreError("EINVAL", op, `Invalid byte count "${bytes}"`);
     if (conn.template) throw new CoreError("EINVAL", op, "Cannot account traffic to a persistence template");
+    this.accountTrusted(conn, dir, packets, bytes);
+  }
+
+  /**
+   * account for the packet path: a connection entry (not a template) this table returned, the
+   * direction of the forwarder that sent it, one packet and a parsed header's length.
+   */
+  accountTrusted(conn: Conn, dir: "in" | "out", packets: number, bytes: number): void {
     const dest = conn.dest;
     if (dest === undefined || !dest.available) return;
     const svc = dest.svc;

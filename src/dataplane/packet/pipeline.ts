@@ -435,12 +435,12 @@ export class Pipeline implements TunContext {
       plane.cmacKnown = true;
     }
     const xmit = plane.xmit ?? bindForwarder(conn, plane);
-    if (protocol === "tcp") conns.tcpPacket(conn, xmit.clientDir, p.tcpFlags, now);
+    if (protocol === "tcp") conns.tcpPacketTrusted(conn, xmit.clientDir, p.tcpFlags, now);
     else conns.touch(conn, now);
     const bytes = p.ipLen;
     const v = xmit.in(this, p, conn);
     if (v === "forward") {
-      conns.account(conn, "in", 1, bytes);
+      conns.accountTrusted(conn, "in", 1, bytes);
       this.onInbound?.(conn, now);
     }
     return v;
@@ -449,12 +449,12 @@ export class Pipeline implements TunContext {
   /** Real server → client through the director (NAT, FULLNAT). */
   #outbound(p: Pkt, conn: BoundConn): Verdict {
     const now = this.#now;
-    if (p.protocol === "tcp") this.conns.tcpPacket(conn, "out", p.tcpFlags, now);
+    if (p.protocol === "tcp") this.conns.tcpPacketTrusted(conn, "out", p.tcpFlags, now);
     else this.conns.touch(conn, now);
     const bytes = p.ipLen;
     const out = forwarderOf(conn).out;
     const v = out === undefined ? this.drop("unsupported") : out(this, p, conn);
-    if (v === "forward") this.conns.account(conn, "out", 1, bytes);
+    if (v === "forward") this.conns.accountTrusted(conn, "out", 1, bytes);
     return v;
   }
 
