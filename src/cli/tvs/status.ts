@@ -6,6 +6,7 @@
 import { ControlConnectError, HttpControlClient } from "../../control/api/client.ts";
 import type { StatusView } from "../../control/api/protocol.ts";
 import { defaultSocketPath } from "../../control/api/socket-path.ts";
+import { readClientArgs } from "./client-args.ts";
 
 const USAGE = "Usage: tvs status [--socket PATH] [--json]\n";
 
@@ -76,26 +77,9 @@ export function formatStatus(v: StatusView, socketPath: string): string {
 }
 
 export async function run(argv: string[]): Promise<number> {
-  let socket: string | undefined;
-  let json = false;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i] as string;
-    if (a === "--json") json = true;
-    else if (a === "--socket") {
-      socket = argv[++i];
-      if (socket === undefined) {
-        process.stderr.write(`Option --socket needs a value\n${USAGE}`);
-        return 2;
-      }
-    } else if (a.startsWith("--socket=")) socket = a.slice(9);
-    else if (a === "-h" || a === "--help") {
-      process.stdout.write(USAGE);
-      return 0;
-    } else {
-      process.stderr.write(`Unknown option "${a}"\n${USAGE}`);
-      return 2;
-    }
-  }
+  const args = readClientArgs(argv, USAGE, 0);
+  if ("exit" in args) return args.exit;
+  const { socket, json } = args;
   const socketPath = defaultSocketPath({ explicit: socket });
   const client = new HttpControlClient({ socketPath });
   try {

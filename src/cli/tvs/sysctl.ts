@@ -7,6 +7,7 @@ import { ApiError, ControlConnectError, HttpControlClient } from "../../control/
 import type { SysctlView } from "../../control/api/protocol.ts";
 import { defaultSocketPath } from "../../control/api/socket-path.ts";
 import { checkSysctlName, parseSysctlAssignment, SYSCTL_SPEC, type SysctlName } from "../../core/conn/sysctl.ts";
+import { readClientArgs } from "./client-args.ts";
 
 const USAGE = "Usage: tvs sysctl [--socket PATH] [--json] [NAME[=VALUE]]\n";
 
@@ -25,27 +26,10 @@ export function formatSysctls(v: SysctlView, only?: SysctlName): string {
 }
 
 export async function run(argv: string[]): Promise<number> {
-  let socket: string | undefined;
-  let json = false;
-  let arg: string | undefined;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i] as string;
-    if (a === "--json") json = true;
-    else if (a === "--socket") {
-      socket = argv[++i];
-      if (socket === undefined) {
-        process.stderr.write(`Option --socket needs a value\n${USAGE}`);
-        return 2;
-      }
-    } else if (a.startsWith("--socket=")) socket = a.slice(9);
-    else if (a === "-h" || a === "--help") {
-      process.stdout.write(USAGE);
-      return 0;
-    } else if (a.startsWith("-") || arg !== undefined) {
-      process.stderr.write(`Unexpected argument "${a}"\n${USAGE}`);
-      return 2;
-    } else arg = a;
-  }
+  const args = readClientArgs(argv, USAGE, 1);
+  if ("exit" in args) return args.exit;
+  const { socket, json } = args;
+  const arg = args.operands[0];
   let name: SysctlName | undefined;
   let value: number | undefined;
   try {
