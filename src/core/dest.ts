@@ -31,6 +31,24 @@ export interface DestSpec {
 
 export const DEFAULT_TUN: TunOptions = { type: "ipip", port: 0, nocsum: false, csum: false, remcsum: false };
 
+/**
+ * What a tunnel type does not take, as ipvsadm's table of tunnel types and options says (ipip:
+ * no port and no checksum option; gue: a port and at most one of nocsum, csum, remcsum; gre: no
+ * port and at most one of nocsum, csum): the complaint, or undefined when the options fit.
+ */
+export function tunOptionsProblem(t: TunOptions): string | undefined {
+  const flags = (["nocsum", "csum", "remcsum"] as const).filter((f) => t[f]);
+  if (t.type === "ipip") {
+    if (t.port !== 0) return `Tunnel type "ipip" takes no tunnel port`;
+    if (flags.length > 0) return `Tunnel type "ipip" takes no checksum option ("${flags[0]}")`;
+    return undefined;
+  }
+  if (t.type === "gre" && t.port !== 0) return `Tunnel type "gre" takes no tunnel port`;
+  if (t.type === "gre" && t.remcsum) return `Tunnel type "gre" does not support remote checksum offload ("remcsum")`;
+  if (flags.length > 1) return `Tunnel checksum options "${flags.join('" and "')}" exclude each other`;
+  return undefined;
+}
+
 /** A destination spec with the defaults ipvsadm applies (-g, weight 1, no thresholds, ipip). */
 export function destSpec(addr: string, port: number, over: Partial<DestSpec> = {}): DestSpec {
   return {

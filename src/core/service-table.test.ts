@@ -216,6 +216,21 @@ describe("ServiceTable errors, and nothing changes when they happen", () => {
             }),
           ),
       },
+      ...(
+        [
+          ["ipip with a tunnel port", { type: "ipip", port: 5555, nocsum: false, csum: false, remcsum: false }],
+          ["ipip with a checksum option", { type: "ipip", port: 0, nocsum: false, csum: true, remcsum: false }],
+          ["gre with a tunnel port", { type: "gre", port: 5555, nocsum: false, csum: false, remcsum: false }],
+          ["gre with remcsum", { type: "gre", port: 0, nocsum: false, csum: false, remcsum: true }],
+          ["gue with csum and remcsum", { type: "gue", port: 5555, nocsum: false, csum: true, remcsum: true }],
+          ["gre with nocsum and csum", { type: "gre", port: 0, nocsum: true, csum: true, remcsum: false }],
+        ] as const
+      ).map(([name, tun]) => ({
+        name: `tunnel options ipvsadm refuses: ${name}`,
+        code: "EINVAL" as CoreErrorCode,
+        op: "add-dest" as const,
+        run: (t: ServiceTable) => t.addDest(VIP, spec("10.1.0.9", { fwd: "tunnel", tun: { ...tun } })),
+      })),
       { name: "edit a missing dest", code: "ENOENT", op: "edit-dest", run: (t) => t.editDest(VIP, spec("10.1.0.9")) },
       {
         name: "edit a dest out of range",

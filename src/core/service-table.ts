@@ -5,7 +5,7 @@
 // dest_trash) and are revived, counters and all, if the same destination is added again.
 
 import { canonicalIp, type Family, ipFamily } from "./addr.ts";
-import { Dest, type DestSpec } from "./dest.ts";
+import { Dest, type DestSpec, tunOptionsProblem } from "./dest.ts";
 import { CoreError, type CoreOp } from "./errors.ts";
 import type { SchedulerRegistry } from "./sched/registry.ts";
 import type { Protocol, SchedEnv } from "./sched/types.ts";
@@ -235,6 +235,8 @@ export class ServiceTable {
     if (!isInt(spec.tun.port, 0, U16)) throw new CoreError("EINVAL", op, `Invalid tunnel port "${spec.tun.port}"`);
     if (spec.tun.type === "gue" && spec.tun.port === 0)
       throw new CoreError("EINVAL", op, `GUE tunnel to ${addr} needs a tunnel port`);
+    const tunProblem = spec.fwd === "tunnel" ? tunOptionsProblem(spec.tun) : undefined;
+    if (tunProblem !== undefined) throw new CoreError("EINVAL", op, `${tunProblem} (real server ${addr})`);
     return { ...spec, addr, tun: { ...spec.tun } };
   }
 }

@@ -86,8 +86,9 @@ done
 cp -L "$x/lib64/ld-linux-x86-64.so.2" "$r/lib64/ld-linux-x86-64.so.2"
 
 # Modules: ip_vs, every scheduler and PE, veth, virtio_mmio + virtio_net (the optional network link to
-# the host, test/oracle/host-link.ts), and their dependencies as modules.dep lists them.
-mods="$(cd "$x/lib/modules/$kver" && grep -E '^kernel/(net/netfilter/ipvs/[^:]*|drivers/net/veth\.ko|drivers/net/virtio_net\.ko|drivers/virtio/virtio_mmio\.ko):' modules.dep | tr -d ':' | tr ' ' '\n' | sort -u)"
+# the host, test/oracle/host-link.ts), the tunnel receivers a TUN real server uses (ipip, fou for GUE,
+# ip_gre; test/oracle/tunnels.oracle.test.ts), and their dependencies as modules.dep lists them.
+mods="$(cd "$x/lib/modules/$kver" && grep -E '^kernel/(net/netfilter/ipvs/[^:]*|drivers/net/veth\.ko|drivers/net/virtio_net\.ko|drivers/virtio/virtio_mmio\.ko|net/ipv4/(ipip|fou|ip_gre)\.ko):' modules.dep | tr -d ':' | tr ' ' '\n' | sort -u)"
 for m in $mods; do
   mkdir -p "$r/lib/modules/$kver/$(dirname "$m")"
   cp "$x/lib/modules/$kver/$m" "$r/lib/modules/$kver/$m"

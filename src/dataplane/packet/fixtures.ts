@@ -16,6 +16,7 @@ import type { Fixture } from "./fixtures/kit.ts";
 import { natFixtures } from "./fixtures/nat.ts";
 import { offloadFixtures } from "./fixtures/offload.ts";
 import { tunFixtures } from "./fixtures/tun.ts";
+import { tunTypeFixtures } from "./fixtures/tun-types.ts";
 import { tun6Fixtures } from "./fixtures/tun6.ts";
 
 export {
@@ -58,5 +59,6 @@ export function packetFixtures(): Fixture[] {
     ...icmpRelayLimitFixtures(),
     ...icmpv6Fixtures(),
     ...tun6Fixtures(),
+    ...tunTypeFixtures(),
   ];
 }

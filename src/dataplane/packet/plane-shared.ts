@@ -129,12 +129,6 @@ export function admitPacketDest(
       op,
       `Real server port ${spec.port} differs from virtual port ${vport}: ${spec.fwd === "droute" ? "direct routing" : "tunnelling"} cannot map ports`,
     );
-  if (spec.fwd === "tunnel" && spec.tun.type !== "ipip")
-    throw new CoreError(
-      "EOPNOTSUPP",
-      op,
-      `Tunnel type "${spec.tun.type}" is not supported by the packet data plane (ipip only)`,
-    );
   if (hashShared(o) && (spec.fwd === "masq" || spec.fwd === "fullnat"))
     throw new CoreError(
       "EOPNOTSUPP",

@@ -41,7 +41,7 @@ function setup(localAddrs: string[] = []) {
 
 const key = { kind: "vip" as const, protocol: "tcp" as const, addr: "10.0.0.10", port: 80 };
 
-test("admitDest refuses port mapping for DR and TUN, local, GUE and FULLNAT without local addresses", () => {
+test("admitDest refuses port mapping for DR and TUN, local and FULLNAT without local addresses; admits GUE and GRE", () => {
   const { plane } = setup();
   const refuse = (spec: ReturnType<typeof destSpec>, code: string) =>
     assert.throws(
@@ -52,13 +52,14 @@ test("admitDest refuses port mapping for DR and TUN, local, GUE and FULLNAT with
   refuse(destSpec("10.0.0.21", 8080, { fwd: "tunnel" }), "EINVAL");
   refuse(destSpec("10.0.0.21", 80, { fwd: "local" }), "EOPNOTSUPP");
   refuse(destSpec("10.0.0.21", 80, { fwd: "fullnat" }), "EINVAL");
-  refuse(
-    destSpec("10.0.0.21", 80, {
-      fwd: "tunnel",
-      tun: { type: "gue", port: 6080, nocsum: false, csum: false, remcsum: false },
-    }),
-    "EOPNOTSUPP",
-  );
+  for (const tun of [
+    { type: "gue" as const, port: 6080, nocsum: false, csum: false, remcsum: true },
+    { type: "gre" as const, port: 0, nocsum: false, csum: true, remcsum: false },
+  ])
+    assert.equal(
+      plane.admitDest(key, destSpec("10.0.0.21", 80, { fwd: "tunnel", tun }), "add-dest").tun.type,
+      tun.type,
+    );
   assert.equal(plane.admitDest(key, destSpec("10.0.0.21", 8080, { fwd: "masq" }), "add-dest").port, 8080);
   assert.throws(() => plane.admitService({ kind: "fwmark", fwmark: 1, family: 4 }, serviceOptions(4), "add-service"));
 });

@@ -21,6 +21,12 @@
 // fragments, as from the kernel (in an IPv6 tunnel it is dropped). A relayed ICMP error that does
 // not fit is dropped without an error about it (never an ICMP error about an ICMP error).
 //
+// Tunnel types. The destination's --tun-type picks what goes between the outer IP header and the
+// client's packet (tun-encap.ts): nothing for IPIP, UDP + GUE for GUE, a GRE header for GRE. Their
+// bytes count in the overhead above (the tunnel MTU is the interface MTU minus all of it, as the
+// kernel's __ip_vs_get_out_rt subtracts the GUE / GRE header lengths), and the options are read
+// from the destination on every packet, as the kernel reads cp->dest->tun_type / tun_flags.
+//
 // Optionally the MSS of SYNs is clamped so that no ICMP round is needed. The frame is rebuilt in
 // place in the slot's headroom: the (vnet and) link-layer header moves to the front by the outer
 // header's length, and its EtherType becomes the outer family's. A GSO super-frame cannot be
@@ -30,13 +36,24 @@
 import type { BoundConn } from "../../../core/conn/conn.ts";
 import { update16 } from "../codec/checksum.ts";
 import { ETH_P_IP, ETH_P_IPV6 } from "../codec/eth.ts";
-import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_IPIP, IPPROTO_TCP, IPV4_HLEN, writeIpv4 } from "../codec/ipv4.ts";
-import { IPPROTO_IPV6, IPV6_HLEN, setTrafficClass6, trafficClass6, writeIpv6 } from "../codec/ipv6.ts";
+import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPV4_HLEN, writeIpv4 } from "../codec/ipv4.ts";
+import { IPV6_HLEN, setTrafficClass6, trafficClass6, writeIpv6 } from "../codec/ipv6.ts";
+import { l4CsumOffset } from "../codec/l4.ts";
 import { clampMss, TCP_SYN, tcpHeaderLen } from "../codec/tcp.ts";
 import type { Verdict } from "../counters.ts";
 import { finishL4Checksum } from "../finish-checksum.ts";
 import { type Pkt, VNET_F_NEEDS_CSUM } from "../pkt.ts";
-import { decrementTtl, destPlane, type TunContext } from "./context.ts";
+import { connPlane, decrementTtl, destPlane, type TunContext } from "./context.ts";
+import {
+  type EncapArgs,
+  encapLength,
+  finishEncapChecksum,
+  fold128,
+  gueRemcsum,
+  gueSourcePort,
+  outerProtocol,
+  writeEncap,
+} from "./tun-encap.ts";
 
 export type { TunContext } from "./context.ts";
 
@@ -59,7 +76,11 @@ export function tunIn(ctx: TunContext, p: Pkt, conn: BoundConn): Verdict {
   const outer6 = conn.dest.family === 6;
   const inner6 = p.family === 6;
   if (outer6 && ctx.addr6 === undefined) return ctx.drop("unsupported");
-  const olen = outer6 ? IPV6_HLEN : IPV4_HLEN;
+  const tun = conn.dest.tun;
+  const iplen = outer6 ? IPV6_HLEN : IPV4_HLEN;
+  // The remote-checksum option is only there for a packet whose checksum is left to offload.
+  const remcsum = !p.gso && p.partial && gueRemcsum(tun, true) && p.l4 >= 0 && l4CsumOffset(p.proto) >= 0;
+  const olen = iplen + encapLength(tun, remcsum);
   const buf = p.buf;
   const mtu = ctx.mtu - olen;
   if (mtu < (outer6 ? IPV6_MIN_MTU : IPV4_MIN_MTU)) return ctx.drop("mtu");
@@ -86,20 +107,23 @@ export function tunIn(ctx: TunContext, p: Pkt, conn: BoundConn): Verdict {
   // since the inner IDs of different clients may collide at the real server) leaves the director
   // in fragments (pipeline → xmit/fragment.ts), as the kernel's IPIP output does.
   const fragmentOuter =
-    innerLen > mtu && !outer6 && !inner6 && (buf[p.l3 + 6]! & 0x40) === 0 && innerLen + IPV4_HLEN <= 0xffff;
+    innerLen > mtu && !outer6 && !inner6 && (buf[p.l3 + 6]! & 0x40) === 0 && innerLen + olen <= 0xffff;
   if (innerLen > mtu && !fragmentOuter) return tooBig(ctx, p, mtu);
+  // GUE remote checksum offload leaves the inner checksum to the real server (tun-encap.ts);
+  // otherwise finish it now: past the tunnel nobody has the offload metadata to do it.
+  const csumAt: [number, number] | undefined = remcsum ? [p.l4 - p.l3, p.l4 - p.l3 + l4CsumOffset(p.proto)] : undefined;
   if (p.partial) {
-    // Finish the inner checksum now: past the tunnel nobody has the offload metadata to do it.
-    finishL4Checksum(p);
+    if (!remcsum) finishL4Checksum(p);
     if (p.vnet) p.buf[p.off] = p.buf[p.off]! & ~VNET_F_NEEDS_CSUM;
     p.partial = false;
   }
+  const encapLen = olen - iplen;
   const inner = p.l3;
   const ttl = inner6 ? buf[inner + 7]! : buf[inner + 8]!;
   const tos = inner6 ? trafficClass6(buf, inner) : buf[inner + 1]!;
   const df = !inner6 && (buf[inner + 6]! & 0x40) !== 0;
   const id = fragmentOuter ? ctx.nextIpId() : inner6 ? 0 : (buf[inner + 4]! << 8) | buf[inner + 5]!;
-  const next = inner6 ? IPPROTO_IPV6 : IPPROTO_IPIP;
+  const next = outerProtocol(tun, inner6);
   // Move [vnet][link-layer header, with an 802.1Q tag if any] to the front by the outer header's length.
   buf.copyWithin(p.off - olen, p.off, inner);
   p.off -= olen;
@@ -109,12 +133,18 @@ export function tunIn(ctx: TunContext, p: Pkt, conn: BoundConn): Verdict {
   buf[outer - 2] = ethertype >>> 8;
   buf[outer - 1] = ethertype & 0xff;
   const dp = destPlane(conn.dest);
+  let encap: EncapArgs | undefined;
+  if (tun.type !== "ipip") {
+    encap = { tun, inner6, innerLen, sport: tun.type === "gue" ? flowSourcePort(conn) : 0, remcsum: csumAt };
+    writeEncap(buf, outer + iplen, encap);
+  }
   if (outer6) {
-    writeIpv6(buf, outer, innerLen, next, ctx.addr6!, dp.addr6!, ttl);
+    writeIpv6(buf, outer, innerLen + encapLen, next, ctx.addr6!, dp.addr6!, ttl);
     setTrafficClass6(buf, outer, tos);
   } else {
-    writeIpv4(buf, outer, innerLen + IPV4_HLEN, next, ctx.addr4, dp.addr4, { id, ttl, tos, df });
+    writeIpv4(buf, outer, innerLen + olen, next, ctx.addr4, dp.addr4, { id, ttl, tos, df });
   }
+  if (encap) finishEncapChecksum(buf, outer, outer6, outer + iplen, encap);
   // p now describes the outer packet (anything after this, e.g. a size check, sees the outer header).
   p.l3 = outer;
   p.family = outer6 ? 6 : 4;
@@ -125,4 +155,12 @@ export function tunIn(ctx: TunContext, p: Pkt, conn: BoundConn): Verdict {
     p.daddr4 = dp.addr4;
   }
   return ctx.toNeighbour(p, conn.daddr, conn.dest.family);
+}
+
+/** The GUE source port of a connection (tun-encap.ts): the same for all its packets. */
+function flowSourcePort(conn: BoundConn): number {
+  const plane = connPlane(conn);
+  const proto = conn.protocol === "tcp" ? 6 : conn.protocol === "udp" ? 17 : 132;
+  if (conn.family === 4) return gueSourcePort(plane.caddr4, plane.vaddr4, conn.cport, conn.vport, proto);
+  return gueSourcePort(fold128(plane.caddr6!), fold128(plane.vaddr6!), conn.cport, conn.vport, proto);
 }
