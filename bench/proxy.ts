@@ -1,23 +1,40 @@
-// Socket data plane benchmark: wrk against the same two nginx backends on loopback, reached
-// directly, through tvsd (socket data plane, rr, masq), through haproxy (mode tcp, roundrobin) and
-// through nginx stream (round robin), one after the other in the same run. Two figures per system:
-// keep-alive HTTP requests/s, new connections/s (every request with "Connection: close"), and
-// bulk: one download of BENCH_BULK_MB (default 1024 MB, a sparse file the backends send with
-// sendfile) through one connection with curl, in Gbit/s. The table shows each figure and its ratio
-// to haproxy's.
+// Socket data plane benchmark: wrk against the same nginx backend (one worker process, two ports,
+// a fixed body) on loopback, reached directly, through tvsd (socket data plane, rr, masq), through
+// haproxy (mode tcp, roundrobin) and through nginx stream (round robin), one after the other in the
+// same run. Each proxy runs with 1 and with 2 workers (tvsd --workers, haproxy nbthread, nginx
+// worker_processes), and every ratio compares equal counts: tvsd with N workers against haproxy and
+// nginx with N. Three figures per system: keep-alive HTTP requests/s, new connections/s (every
+// request with "Connection: close"), and bulk: one download of BENCH_BULK_MB (default 1024 MB, a
+// sparse file the backend sends with sendfile) through one connection with curl, in Gbit/s.
+//
+// Beside each figure: the CPU the proxy's processes (all their threads) spent per request, per
+// connection and per GB (from /proc/PID/stat), which stays comparable when other work shares the
+// machine, and the backend's share of one core during the run (near 100 % it would be the
+// bottleneck and the ratios would mean little). The load average is printed before and after.
+// tvsd runs from the compiled dist/ (built first when the sources are newer), as installed.
 //
 //   node --import tsx bench/proxy.ts                # 5 s per run
-//   BENCH_SECONDS=10 BENCH_CONNS=64 node --import tsx bench/proxy.ts
+//   BENCH_SECONDS=3 BENCH_BULK_MB=512 node --import tsx bench/proxy.ts
+//   BENCH_SYSTEMS=tvsd,haproxy BENCH_WORKERS=1 node --import tsx bench/proxy.ts   # a subset
 //
 // Needs wrk, nginx (+ libnginx-mod-stream) and haproxy (.ci/packages.txt). Traffic stays on
 // 127.0.0.1; every process started here is ended by its PID; the temporary directory is removed.
-// All systems share the machine's cores with wrk and the backends, so figures are comparable with
+// All systems share the machine's cores with wrk and the backend, so figures are comparable with
 // each other, not with a dedicated director.
-
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { chmodSync, existsSync, mkdtempSync, rmSync, truncateSync, writeFileSync } from "node:fs";
+import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
+import {
+  chmodSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+} from "node:fs";
 import net from "node:net";
-import { cpus, tmpdir } from "node:os";
+import { cpus, loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
 const ROOT = resolve(import.meta.dirname, "..");
@@ -25,7 +42,14 @@ const SECONDS = Math.min(60, Math.max(1, Number(process.env.BENCH_SECONDS ?? 5))
 const CONNS = Math.min(1000, Math.max(1, Number(process.env.BENCH_CONNS ?? 50)));
 const THREADS = Math.min(cpus().length, 2);
 const BULK_MB = Math.min(8192, Math.max(0, Number(process.env.BENCH_BULK_MB ?? 1024)));
+const SYSTEMS = new Set((process.env.BENCH_SYSTEMS ?? "direct,tvsd,haproxy,nginx").split(","));
+const WORKERS = (process.env.BENCH_WORKERS ?? "1,2")
+  .split(",")
+  .map(Number)
+  .filter((n) => Number.isInteger(n) && n >= 1 && n <= 8);
 const STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so";
+/** Clock ticks per second of /proc/PID/stat's utime and stime (USER_HZ, 100 on Linux). */
+const TICKS = 100;
 
 const dir = mkdtempSync(join(tmpdir(), "tvs-bench-"));
 const children: ChildProcess[] = [];
@@ -87,6 +111,55 @@ async function stop(p: ChildProcess): Promise<void> {
   clearTimeout(t);
 }
 
+/** A process and its descendants (tvsd's workers, nginx's and haproxy's children). */
+function processTree(pid: number): number[] {
+  const out = [pid];
+  for (let i = 0; i < out.length; i++) {
+    const p = out[i] as number;
+    try {
+      for (const t of readdirSync(`/proc/${p}/task`)) {
+        const kids = readFileSync(`/proc/${p}/task/${t}/children`, "utf8").trim();
+        if (kids) for (const k of kids.split(/\s+/)) out.push(Number(k));
+      }
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+
+/** CPU seconds (user + system, every thread) a set of processes has used so far. */
+function cpuSeconds(pids: readonly number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      ticks += Number(f[11]) + Number(f[12]); // utime, stime (fields 14 and 15)
+    } catch {
+      // gone
+    }
+  }
+  return ticks / TICKS;
+}
+
+/** One measured run: its figure, the proxy's CPU seconds and the backend's during it, the elapsed time. */
+interface Run {
+  value: number;
+  cpu: number;
+  backendCpu: number;
+  secs: number;
+}
+
+function measured(proxyPids: readonly number[], backendPids: readonly number[], fn: () => number): Run {
+  const c0 = cpuSeconds(proxyPids);
+  const b0 = cpuSeconds(backendPids);
+  const t0 = process.hrtime.bigint();
+  const value = fn();
+  const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+  return { value, cpu: cpuSeconds(proxyPids) - c0, backendCpu: cpuSeconds(backendPids) - b0, secs };
+}
+
 function wrk(port: number, close: boolean, host: string): number {
   const args = [`-t${THREADS}`, `-c${CONNS}`, `-d${SECONDS}s`, "--timeout", "5s"];
   if (close) args.push("-H", "Connection: close");
@@ -132,25 +205,44 @@ function bulk(port: number, host: string): number {
 
 interface Row {
   name: string;
-  keepalive: number;
-  close: number;
-  bulk: number;
+  /** "tvsd", "haproxy", "nginx" or "direct". */
+  kind: string;
+  workers: number;
+  load: number;
+  keepalive: Run;
+  close: Run;
+  bulk: Run;
+}
+
+/** tvsd as installed: the compiled dist/, rebuilt first when a source is newer than the build. */
+function tvsdEntry(): string {
+  const stamp = join(ROOT, "dist", ".build-stamp");
+  const newest = (d: string): number => {
+    let t = statSync(d).mtimeMs;
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      t = Math.max(t, e.isDirectory() ? newest(p) : e.name.includes(".test.") ? 0 : statSync(p).mtimeMs);
+    }
+    return t;
+  };
+  if (!existsSync(stamp) || Math.max(newest(join(ROOT, "src")), newest(join(ROOT, "bin"))) > statSync(stamp).mtimeMs) {
+    console.error("- building dist/ (the sources are newer than the last build)");
+    const r = spawnSync(process.execPath, [join(ROOT, "tools/build.mjs"), "--strict"], { stdio: "inherit" });
+    if (r.status !== 0) throw new Error("npm run build failed");
+  }
+  return join(ROOT, "dist/bin/tvsd.js");
 }
 
 async function main(): Promise<void> {
   for (const c of ["wrk", "nginx", "haproxy", ...(BULK_MB ? ["curl"] : [])]) need(c);
-  if (!existsSync(STREAM_MODULE))
-    console.error(`nginx stream module missing (${STREAM_MODULE}): nginx stream is skipped`);
-  const [b1, b2, vTvsd, vHap, vNgx] = [
-    await freePort(),
-    await freePort(),
-    await freePort(),
-    await freePort(),
-    await freePort(),
-  ];
+  const hasStream = existsSync(STREAM_MODULE);
+  if (!hasStream) console.error(`nginx stream module missing (${STREAM_MODULE}): nginx stream is skipped`);
+  const tvsdJs = SYSTEMS.has("tvsd") ? tvsdEntry() : "";
+  const [b1, b2, vip] = [await freePort(), await freePort(), await freePort()];
+  const load0 = loadavg();
 
-  // The backends: one nginx, two servers answering a small body, and the bulk file (sparse: it
-  // costs no disk, and the page cache serves its zero pages).
+  // The backend: one nginx worker, two servers answering a small fixed body, and the bulk file
+  // (sparse: it costs no disk, and the page cache serves its zero pages).
   const bulkFile = join(dir, "bulk.bin");
   writeFileSync(bulkFile, "", { mode: 0o644 });
   truncateSync(bulkFile, BULK_MB * 1024 * 1024);
@@ -166,6 +258,7 @@ http {
   access_log off;
   keepalive_requests 100000;
   sendfile on;
+  tcp_nodelay on;
   server { listen ${b1} reuseport; location / { return 200 "backend one\\n"; } location = /bulk { alias ${bulkFile}; } }
   server { listen ${b2} reuseport; location / { return 200 "backend two\\n"; } location = /bulk { alias ${bulkFile}; } }
 }
@@ -174,55 +267,68 @@ http {
   const backends = start("nginx", ["-p", dir, "-c", backendConf, "-g", "daemon off;"]);
   await waitPort(b1);
   await waitPort(b2);
+  const backendPids = () => processTree(backends.pid as number).slice(1); // the worker, not the idle master
 
   const rows: Row[] = [];
-  const measure = (name: string, port: number, host = "127.0.0.1") => {
+  const measure = (name: string, kind: string, workers: number, pids: number[], port: number, host = "127.0.0.1") => {
     console.error(
       `- ${name}: keep-alive ${SECONDS}s, then Connection: close ${SECONDS}s${BULK_MB ? `, then ${BULK_MB} MB bulk` : ""}`,
     );
-    rows.push({ name, keepalive: wrk(port, false, host), close: wrk(port, true, host), bulk: bulk(port, host) });
+    const be = backendPids();
+    rows.push({
+      name,
+      kind,
+      workers,
+      load: loadavg()[0] as number,
+      keepalive: measured(pids, be, () => wrk(port, false, host)),
+      close: measured(pids, be, () => wrk(port, true, host)),
+      bulk: measured(pids, be, () => bulk(port, host)),
+    });
   };
 
-  // Each system reaches the backends on its own loopback address, so the TIME_WAIT sockets one run
-  // leaves towards the backends (tens of thousands in a Connection: close run) never crowd the
-  // next run's ephemeral ports.
+  // Each system reaches the backend on its own loopback address (127.0.0.2, .3, ...), so the
+  // TIME_WAIT sockets one run leaves towards the backend (tens of thousands in a Connection: close
+  // run) never crowd the next run's ephemeral ports.
+  let nextAddr = 2;
+  const backendAddr = () => `127.0.0.${nextAddr++}`;
   bulk(b1, "127.0.0.2"); // once unmeasured: the first read of the sparse file fills the page cache
-  measure("direct (one backend)", b1, "127.0.0.2");
+  if (SYSTEMS.has("direct")) measure("direct (backend)", "direct", 0, [], b1, backendAddr());
 
-  // tvsd on the socket data plane.
-  for (const workers of [1, 2]) {
-    const be = `127.0.0.${2 + workers}`;
-    const rules = join(dir, `tvsd-${workers}.rules`);
-    writeFileSync(
-      rules,
-      `-A -t 127.0.0.1:${vTvsd} -s rr\n-a -t 127.0.0.1:${vTvsd} -r ${be}:${b1} -m\n-a -t 127.0.0.1:${vTvsd} -r ${be}:${b2} -m\n`,
-    );
-    const tvsd = start(process.execPath, [
-      "--import",
-      "tsx",
-      join(ROOT, "bin/tvsd.ts"),
-      "--socket",
-      join(dir, "tvsd.sock"),
-      "--rules",
-      rules,
-      "--log-level",
-      "warn",
-      "--drain-timeout",
-      "1000",
-      "--workers",
-      String(workers),
-    ]);
-    await waitPort(vTvsd);
-    measure(`tvsd (${workers} worker${workers > 1 ? "s" : ""})`, vTvsd);
-    await stop(tvsd);
-  }
+  for (const workers of WORKERS) {
+    if (SYSTEMS.has("tvsd")) {
+      const be = backendAddr();
+      const rules = join(dir, `tvsd-${workers}.rules`);
+      writeFileSync(
+        rules,
+        `-A -t 127.0.0.1:${vip} -s rr\n-a -t 127.0.0.1:${vip} -r ${be}:${b1} -m\n-a -t 127.0.0.1:${vip} -r ${be}:${b2} -m\n`,
+      );
+      const tvsd = start(process.execPath, [
+        tvsdJs,
+        "--socket",
+        join(dir, "tvsd.sock"),
+        "--rules",
+        rules,
+        "--log-level",
+        "warn",
+        "--http",
+        "none",
+        "--drain-timeout",
+        "1000",
+        "--workers",
+        String(workers),
+      ]);
+      await waitPort(vip);
+      measure(`tvsd (${workers})`, "tvsd", workers, processTree(tvsd.pid as number), vip);
+      await stop(tvsd);
+    }
 
-  // haproxy, mode tcp, one thread per core.
-  const hapConf = join(dir, "haproxy.cfg");
-  writeFileSync(
-    hapConf,
-    `global
-  nbthread ${THREADS}
+    if (SYSTEMS.has("haproxy")) {
+      const be = backendAddr();
+      const hapConf = join(dir, `haproxy-${workers}.cfg`);
+      writeFileSync(
+        hapConf,
+        `global
+  nbthread ${workers}
   maxconn 8000
 defaults
   mode tcp
@@ -230,51 +336,90 @@ defaults
   timeout client 30s
   timeout server 30s
 listen bench
-  bind 127.0.0.1:${vHap}
+  bind 127.0.0.1:${vip}
   balance roundrobin
-  server b1 127.0.0.5:${b1}
-  server b2 127.0.0.5:${b2}
+  server b1 ${be}:${b1}
+  server b2 ${be}:${b2}
 `,
-  );
-  const hap = start("haproxy", ["-f", hapConf, "-db"]);
-  await waitPort(vHap);
-  measure("haproxy (mode tcp)", vHap);
-  await stop(hap);
+      );
+      const hap = start("haproxy", ["-f", hapConf, "-db"]);
+      await waitPort(vip);
+      measure(`haproxy (${workers})`, "haproxy", workers, processTree(hap.pid as number), vip);
+      await stop(hap);
+    }
 
-  if (existsSync(STREAM_MODULE)) {
-    const ngxConf = join(dir, "stream.conf");
-    writeFileSync(
-      ngxConf,
-      `load_module ${STREAM_MODULE};
-worker_processes ${THREADS};
+    if (SYSTEMS.has("nginx") && hasStream) {
+      const be = backendAddr();
+      const ngxConf = join(dir, `stream-${workers}.conf`);
+      writeFileSync(
+        ngxConf,
+        `load_module ${STREAM_MODULE};
+worker_processes ${workers};
 pid ${dir}/stream.pid;
 error_log ${dir}/stream.err warn;
 events { worker_connections 8192; }
 stream {
-  upstream bench { server 127.0.0.6:${b1}; server 127.0.0.6:${b2}; }
-  server { listen 127.0.0.1:${vNgx} reuseport; proxy_pass bench; }
+  upstream bench { server ${be}:${b1}; server ${be}:${b2}; }
+  server { listen 127.0.0.1:${vip} reuseport; proxy_pass bench; }
 }
 `,
-    );
-    const ngx = start("nginx", ["-p", dir, "-c", ngxConf, "-g", "daemon off;"]);
-    await waitPort(vNgx);
-    measure("nginx stream", vNgx);
-    await stop(ngx);
+      );
+      const ngx = start("nginx", ["-p", dir, "-c", ngxConf, "-g", "daemon off;"]);
+      await waitPort(vip);
+      measure(`nginx stream (${workers})`, "nginx", workers, processTree(ngx.pid as number), vip);
+      await stop(ngx);
+    }
   }
   await stop(backends);
+  console.log(report(rows, load0));
+}
 
-  const hap0 = rows.find((r) => r.name.startsWith("haproxy"));
-  const ratio = (v: number, ref: number | undefined) => (ref ? `${(v / ref).toFixed(2)}x` : "-");
+/** The two tables: figures with ratios to haproxy and nginx at the same worker count, then CPU costs. */
+function report(rows: Row[], load0: number[]): string {
+  const ref = (kind: string, workers: number) => rows.find((r) => r.kind === kind && r.workers === workers);
+  const ratio = (v: number, r: number | undefined) => (r ? `${(v / r).toFixed(2)}x` : "-");
+  const pad = (s: string, n: number) => s.padStart(n);
   const lines = [
-    `wrk -t${THREADS} -c${CONNS} -d${SECONDS}s, ${cpus().length} cores, Node ${process.version}`,
-    `${"system".padEnd(24)} ${"keep-alive req/s".padStart(17)} ${"vs haproxy".padStart(10)} ${"new conn/s".padStart(12)} ${"vs haproxy".padStart(10)} ${"bulk Gbit/s".padStart(12)} ${"vs haproxy".padStart(10)}`,
+    `wrk -t${THREADS} -c${CONNS} -d${SECONDS}s, bulk ${BULK_MB} MB with curl; ${cpus().length} cores, Node ${process.version}; load average ${load0.map((l) => l.toFixed(2)).join(" ")} before, ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(" ")} after`,
+    "(N) = workers: tvsd --workers N, haproxy nbthread N, nginx worker_processes N; ratios compare equal N",
+    "",
+    `${"system".padEnd(20)} ${pad("keep-alive/s", 12)} ${pad("vs hap", 7)} ${pad("vs ngx", 7)} ${pad("new conn/s", 11)} ${pad("vs hap", 7)} ${pad("vs ngx", 7)} ${pad("bulk Gbit/s", 11)} ${pad("vs hap", 7)} ${pad("vs ngx", 7)} ${pad("load", 5)}`,
   ];
   for (const r of rows) {
+    const h = ref("haproxy", r.workers);
+    const n = ref("nginx", r.workers);
+    const cells = (["keepalive", "close", "bulk"] as const).map((k) => {
+      const v = r[k].value;
+      const w = k === "keepalive" ? 12 : 11;
+      return `${pad(k === "bulk" ? v.toFixed(2) : v.toFixed(0), w)} ${pad(r.kind === "direct" ? "-" : ratio(v, h?.[k].value), 7)} ${pad(r.kind === "direct" ? "-" : ratio(v, n?.[k].value), 7)}`;
+    });
+    lines.push(`${r.name.padEnd(20)} ${cells.join(" ")} ${pad(r.load.toFixed(2), 5)}`);
+  }
+  lines.push(
+    "",
+    "CPU the proxy used (every process and thread, user + system) per unit, and the backend's share of one core",
+    `${"system".padEnd(20)} ${pad("µs/request", 11)} ${pad("vs hap", 7)} ${pad("µs/conn", 9)} ${pad("vs hap", 7)} ${pad("ms/GB", 8)} ${pad("vs hap", 7)} ${pad("backend core % (ka/close/bulk)", 31)}`,
+  );
+  const perUnit = (run: Run, units: number) => (units > 0 ? run.cpu / units : 0);
+  for (const r of rows) {
+    const h = ref("haproxy", r.workers);
+    const ka = perUnit(r.keepalive, r.keepalive.value * r.keepalive.secs) * 1e6;
+    const cl = perUnit(r.close, r.close.value * r.close.secs) * 1e6;
+    const gb = perUnit(r.bulk, r.bulk.value > 0 ? BULK_MB / 1024 : 0) * 1e3;
+    const hka = h ? perUnit(h.keepalive, h.keepalive.value * h.keepalive.secs) * 1e6 : 0;
+    const hcl = h ? perUnit(h.close, h.close.value * h.close.secs) * 1e6 : 0;
+    const hgb = h ? perUnit(h.bulk, h.bulk.value > 0 ? BULK_MB / 1024 : 0) * 1e3 : 0;
+    const be = [r.keepalive, r.close, r.bulk]
+      .map((x) => (x.secs > 0 ? ((100 * x.backendCpu) / x.secs).toFixed(0) : "-"))
+      .join("/");
+    const direct = r.kind === "direct";
     lines.push(
-      `${r.name.padEnd(24)} ${r.keepalive.toFixed(0).padStart(17)} ${ratio(r.keepalive, hap0?.keepalive).padStart(10)} ${r.close.toFixed(0).padStart(12)} ${ratio(r.close, hap0?.close).padStart(10)} ${r.bulk.toFixed(2).padStart(12)} ${ratio(r.bulk, hap0?.bulk).padStart(10)}`,
+      `${r.name.padEnd(20)} ${pad(direct ? "-" : ka.toFixed(1), 11)} ${pad(direct ? "-" : ratio(ka, hka), 7)} ${pad(direct ? "-" : cl.toFixed(1), 9)} ${pad(direct ? "-" : ratio(cl, hcl), 7)} ${pad(direct ? "-" : gb.toFixed(0), 8)} ${pad(direct ? "-" : ratio(gb, hgb), 7)} ${pad(be, 31)}`,
     );
   }
-  console.log(lines.join("\n"));
+  return lines.join("\n");
 }
 
 try {
