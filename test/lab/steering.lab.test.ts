@@ -4,7 +4,8 @@
 // frames injected from the other end (by a child process inside the test's own namespace) must
 // reach the socket steerValue(plan, frame) % 2 names: NAT requests and their replies, FULLNAT
 // replies to laddr:lport, ICMP errors about both, and the odd shapes (SCTP, fragments, IP options,
-// echo, ICMP errors quoting laddr or a fragment, ARP, IPv6). That proves the kernel accepts the program, that
+// echo, ICMP errors quoting laddr or a fragment, ARP), and the same over IPv6 (requests and
+// replies, FULLNAT replies, ICMPv6 errors, fragments of both directions, a hop-by-hop header). That proves the kernel accepts the program, that
 // the SKF_NET_OFF loads and SKF_AD_PROTOCOL work on a received skb, and that it agrees with the
 // TypeScript decision. The program is then replaced (a persistent plan) while the sockets stay
 // joined, as the packet plane does when services change. Needs root and the built addon.
@@ -17,7 +18,18 @@ import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { test } from "node:test";
 import { promisify } from "node:util";
-import { arpFrame, eth, icmp, ipv4, tcp, tcp6Frame, udp } from "../../src/dataplane/packet/frame-builder.ts";
+import {
+  arpFrame,
+  ETH_P_IPV6,
+  eth,
+  icmp,
+  icmpv6,
+  ipv4,
+  ipv6,
+  tcp,
+  tcp6Frame,
+  udp,
+} from "../../src/dataplane/packet/frame-builder.ts";
 import { ownsLocalPort, type SteeringPlan, steeringProgram, steerValue } from "../../src/dataplane/packet/steering.ts";
 import { loadNative, nativeAddonPath, nativeStatus } from "../../src/platform/native-addon.ts";
 
@@ -40,6 +52,9 @@ const CLIENT_MAC = "02:00:5e:00:00:98";
 const VIPS = ["10.78.0.10", "10.78.0.11"];
 const LOCALS = ["10.78.1.100"];
 const RS = ["10.78.2.1", "10.78.2.2"];
+const VIPS6 = ["2001:db8:78::10", "2001:db8:78::11"];
+const LOCALS6 = ["2001:db8:78:1::100"];
+const RS6 = ["2001:db8:78:2::1", "2001:db8:78:2::2"];
 
 /** Sends hex frames given on argv through an AF_PACKET socket on one interface (run inside the namespace). */
 const SENDER = `
@@ -117,6 +132,64 @@ function cases(plan: SteeringPlan, clients: number, seed: number): Case[] {
       what: `ICMP error about ${vip}:80 → ${client}:${cport}`,
       frame: icmpError("172.16.9.1", vip, vip, client, 80, cport),
     });
+  }
+  return out;
+}
+
+/** IPv6: requests, replies, FULLNAT replies, ICMPv6 errors, fragments of both directions, a hop-by-hop header. */
+function cases6(plan: SteeringPlan, clients: number, seed: number): Case[] {
+  const out: Case[] = [];
+  const frame6 = (src: string, dst: string, next: number, payload: Uint8Array) =>
+    eth(OTHER_MAC, CLIENT_MAC, ETH_P_IPV6, ipv6(src, dst, next, payload));
+  const fragment = (src: string, dst: string, offset: number, more: boolean, id: number, data: Uint8Array) => {
+    const fh = Buffer.alloc(8);
+    fh[0] = 17;
+    fh.writeUInt16BE(offset | (more ? 1 : 0), 2);
+    fh.writeUInt32BE(id, 4);
+    return frame6(src, dst, 44, Buffer.concat([fh, data]));
+  };
+  for (let i = 0; i < clients; i++) {
+    const client = `2001:db8:${seed.toString(16)}:${i.toString(16)}::${(1 + i * 37).toString(16)}`;
+    const cport = 20000 + seed * 1000 + i * 7;
+    const vip = VIPS6[i % VIPS6.length]!;
+    const rs = RS6[i % RS6.length]!;
+    const tag = Buffer.alloc(4);
+    tag.writeUInt32BE(seed * 100000 + i * 10);
+    const req = frame6(client, vip, 6, tcp(client, vip, { sport: cport, dport: 80, flags: 0x18, payload: tag }));
+    out.push({ what: `IPv6 request [${client}]:${cport}`, frame: req });
+    out.push({
+      what: `IPv6 NAT reply → [${client}]:${cport}`,
+      frame: frame6(rs, client, 17, udp(rs, client, 8080, cport, tag)),
+    });
+    const worker = steerValue(plan, req, 0, req.length) % 2;
+    let lport = 30000 + i * 3;
+    while (!ownsLocalPort(lport, worker, 2)) lport++;
+    out.push({
+      what: `IPv6 FULLNAT reply → [${LOCALS6[0]}]:${lport}`,
+      frame: frame6(rs, LOCALS6[0]!, 6, tcp(rs, LOCALS6[0]!, { sport: 8080, dport: lport, flags: 0x18, payload: tag })),
+    });
+    const quoted = ipv6(vip, client, 6, tcp(vip, client, { sport: 80, dport: cport, flags: 0x10 }));
+    out.push({
+      what: `ICMPv6 packet too big about [${vip}]:80 → [${client}]:${cport}`,
+      frame: frame6(
+        "2001:db8:ff::1",
+        vip,
+        58,
+        icmpv6("2001:db8:ff::1", vip, 2, 0, Buffer.concat([Buffer.from([0, 0, 5, 0]), quoted, tag])),
+      ),
+    });
+    const id = seed * 1000 + i;
+    out.push({
+      what: `first fragment from [${client}]`,
+      frame: fragment(client, vip, 0, true, id, udp(client, vip, cport, 53, tag)),
+    });
+    out.push({ what: `last fragment from [${client}]`, frame: fragment(client, vip, 1448, false, id, tag) });
+    out.push({ what: `reply fragment to [${client}]`, frame: fragment(rs, client, 2896, true, id + 1, tag) });
+    const hbh = Buffer.concat([
+      Buffer.from([6, 0, 1, 4, 0, 0, 0, 0]),
+      tcp(client, vip, { sport: cport + 1, dport: 80, flags: 2, payload: tag }),
+    ]);
+    out.push({ what: `hop-by-hop header from [${client}]`, frame: frame6(client, vip, 0, hbh) });
   }
   return out;
 }
@@ -291,6 +364,21 @@ test("the kernel steers frames to the fanout member steerValue names", { skip: s
   await deliver(persistent, oddities(8));
   n.setFanoutProgram(fds[0]!, steeringProgram(plain));
   await deliver(plain, oddities(8));
+
+  // IPv6 spreads too: the plan knows the IPv6 VIPs and local address.
+  const both: SteeringPlan = { vips: [...VIPS, ...VIPS6], locals: [...LOCALS, ...LOCALS6], byAddress: false, mask: 0 };
+  n.setFanoutProgram(fds[0]!, steeringProgram(both));
+  const six = cases6(both, 16, 4);
+  await deliver(both, six);
+  // Per client: request, NAT reply, ICMPv6 error, and all three fragments on one member.
+  for (let i = 0; i < six.length; i += 8) {
+    const v = [0, 1, 3, 4, 5, 6].map((k) => steerValue(both, six[i + k]!.frame, 0, six[i + k]!.frame.length) % 2);
+    assert.deepEqual(v.slice(0, 3), [v[0], v[0], v[0]], six[i]!.what);
+    assert.deepEqual(v.slice(3), [v[3], v[3], v[3]], `fragments: ${six[i]!.what}`);
+  }
+  const persistent6: SteeringPlan = { ...both, byAddress6: true, prefix6: 64 };
+  n.setFanoutProgram(fds[1]!, steeringProgram(persistent6));
+  await deliver(persistent6, cases6(persistent6, 16, 5));
 });
 
 // A fact the workers depend on, checked here because it surprised us: the per-socket

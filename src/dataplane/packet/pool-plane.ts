@@ -31,6 +31,7 @@ import {
   workerCount,
 } from "./plane-shared.ts";
 import { steeringFallback, steeringProgram, steerTuple } from "./steering.ts";
+import { steeringPlanOf } from "./steering-plan.ts";
 import { type Aggregate, type MergedConn, mergeConns, mergeReports } from "./workers/aggregate.ts";
 import { Incarnations } from "./workers/incarnations.ts";
 import type { WorkerSetup } from "./workers/messages.ts";
@@ -185,7 +186,7 @@ export class PoolPacketPlane {
 
   /**
    * Records a sync backup received: each goes to the worker the steering program sends its
-   * client's packets to (IPv6 and the kernel's hash fanout: see steerTuple; with "hash" every
+   * client's packets to (see steerTuple; with the kernel's hash fanout ("hash") every
    * worker gets a copy, since the kernel's flow hash cannot be computed here).
    */
   ingestSynced(recs: readonly SyncedConn[]): boolean {
@@ -295,7 +296,7 @@ export class PoolPacketPlane {
       const program = steeringProgram(plan);
       const id = Buffer.from(program).toString("base64");
       if (id !== this.#program) {
-        const key = plan.byAddress ? `address/${plan.mask >>> 0}` : "address+port";
+        const key = `${plan.byAddress ? `address/${plan.mask >>> 0}` : "address+port"} ${plan.byAddress6 ? `address6/${plan.prefix6}` : "address6+port"}`;
         if (this.#steerKey !== undefined && key !== this.#steerKey && (this.#agg?.connections ?? 0) > 0)
           o.log.warn(
             "Persistence changed how flows are steered to workers: open connections may reach a worker that does not know them",
@@ -320,19 +321,7 @@ export class PoolPacketPlane {
 
   /** The steering program's view: frames to a VIP come from a client, to a local address are FULLNAT replies. */
   #steeringPlan(owned: OwnedAddresses) {
-    let byAddress = false;
-    let prefix = 32;
-    for (const svc of this.#o.services.services()) {
-      if (!svc.options.persistent || svc.key.kind !== "vip" || svc.key.addr.includes(":")) continue;
-      byAddress = true;
-      prefix = Math.min(prefix, svc.options.netmask);
-    }
-    return {
-      vips: owned.vips,
-      locals: owned.locals,
-      byAddress,
-      mask: prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0,
-    };
+    return steeringPlanOf(this.#o.services, owned);
   }
 }
 

@@ -1,16 +1,31 @@
 // The fanout steering program: the classic-BPF interpreter (cbpf.ts) running steeringProgram(plan)
 // must return exactly steerValue(plan, frame) on many generated frames (seeded: TCP, UDP, SCTP, IP
-// options, fragments, ICMP errors quoting each direction, ICMP echo, ARP, IPv6, VLAN, truncated
-// frames), and the decision must have the properties the workers rely on: a NAT request and its
-// reply, and ICMP errors about either, land on the same worker for N = 2, 3, 4; a FULLNAT reply
-// to laddr:lport gives lport; with byAddress every port (and every address of the persistence
-// netmask) of a client lands on one worker; clients spread evenly.
+// options, fragments, ICMP errors quoting each direction, ICMP echo, ARP, VLAN, truncated frames,
+// and the same kinds over IPv6: extension headers, fragment headers, ICMPv6 errors), and the
+// decision must have the properties the workers rely on: a NAT request and its reply, and ICMP
+// errors about either, land on the same worker for N = 2, 3, 4 (IPv4 and IPv6); every fragment of
+// an IPv6 datagram, of either direction, lands on one worker; a FULLNAT reply to laddr:lport gives
+// lport; with byAddress every port (and every address of the persistence netmask) of a client
+// lands on one worker; clients spread evenly.
 
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { formatIpv4 } from "../../core/addr.ts";
 import { checkCbpf, decodeCbpf, runCbpf } from "./cbpf.ts";
-import { arpFrame, eth, type Ipv4Opts, icmp, ipv4, tcp, tcp4Frame, tcp6Frame, udp } from "./frame-builder.ts";
+import {
+  arpFrame,
+  ETH_P_IPV6,
+  eth,
+  type Ipv4Opts,
+  icmp,
+  icmpv6,
+  ipv4,
+  ipv6,
+  tcp,
+  tcp4Frame,
+  tcp6Frame,
+  udp,
+} from "./frame-builder.ts";
 import {
   MAX_STEERING_INSNS,
   ownsLocalPort,
@@ -44,10 +59,31 @@ function rng(seed: number): () => number {
 const VIPS = ["10.0.0.10", "10.0.0.11", "10.0.0.12"];
 const LOCALS = ["10.0.1.100", "10.0.1.101"];
 const RS = ["10.0.2.1", "10.0.2.2", "10.0.2.3"];
+// IPv6 VIPs that share three words with each other (and with a client prefix) so the word-by-word
+// match has to look at every word.
+const VIPS6 = ["2001:db8::10", "2001:db8::11", "2001:db8:0:1::10", "fd00::10"];
+const LOCALS6 = ["2001:db8::100", "2001:db8::101"];
+const RS6 = ["2001:db8:2::1", "2001:db8:2::2"];
+const ALL_VIPS = [...VIPS, ...VIPS6];
+const ALL_LOCALS = [...LOCALS, ...LOCALS6];
 
-const plain: SteeringPlan = { vips: VIPS, locals: LOCALS, byAddress: false, mask: 0xffffffff };
-const persistent: SteeringPlan = { vips: VIPS, locals: LOCALS, byAddress: true, mask: 0xffffff00 };
-const persistent32: SteeringPlan = { vips: VIPS, locals: LOCALS, byAddress: true, mask: 0xffffffff };
+const plain: SteeringPlan = { vips: ALL_VIPS, locals: ALL_LOCALS, byAddress: false, mask: 0xffffffff };
+const persistent: SteeringPlan = {
+  vips: ALL_VIPS,
+  locals: ALL_LOCALS,
+  byAddress: true,
+  mask: 0xffffff00,
+  byAddress6: true,
+  prefix6: 64,
+};
+const persistent32: SteeringPlan = {
+  vips: ALL_VIPS,
+  locals: ALL_LOCALS,
+  byAddress: true,
+  mask: 0xffffffff,
+  byAddress6: true,
+  prefix6: 128,
+};
 
 /** An L4 header with ports for any port protocol (SCTP: ports then a zero tag and checksum). */
 function l4(proto: number, src: string, dst: string, sport: number, dport: number): Uint8Array {
@@ -71,6 +107,49 @@ function frame(proto: number, src: string, dst: string, sport: number, dport: nu
 function icmpError(from: string, to: string, type: number, quoted: Uint8Array): Buffer {
   const q = quoted.subarray(0, Math.min(quoted.length, (quoted[0]! & 0xf) * 4 + 8));
   return eth(MAC_D, MAC_C, 0x0800, ipv4(from, to, ICMP, icmp(type, type === 3 ? 4 : 0, 1400, q)));
+}
+
+/** An IPv6 packet with a transport header straight after the fixed header. */
+function packet6(proto: number, src: string, dst: string, sport: number, dport: number): Buffer {
+  return ipv6(src, dst, proto, l4(proto, src, dst, sport, dport));
+}
+
+function frame6(proto: number, src: string, dst: string, sport: number, dport: number): Buffer {
+  return eth(MAC_D, MAC_C, ETH_P_IPV6, packet6(proto, src, dst, sport, dport));
+}
+
+/** One fragment of an IPv6 datagram: a fragment header (offset in bytes) before `data`. */
+function fragment6(
+  src: string,
+  dst: string,
+  next: number,
+  offset: number,
+  more: boolean,
+  id: number,
+  data: Uint8Array,
+) {
+  const fh = Buffer.alloc(8);
+  fh[0] = next;
+  fh.writeUInt16BE((offset & 0xfff8) | (more ? 1 : 0), 2);
+  fh.writeUInt32BE(id >>> 0, 4);
+  return eth(MAC_D, MAC_C, ETH_P_IPV6, ipv6(src, dst, 44, Buffer.concat([fh, data])));
+}
+
+/** A hop-by-hop options header (8 bytes, PadN) before the transport header. */
+function withHopByHop(proto: number, src: string, dst: string, sport: number, dport: number): Buffer {
+  const hbh = Buffer.from([proto, 0, 1, 4, 0, 0, 0, 0]);
+  return eth(MAC_D, MAC_C, ETH_P_IPV6, ipv6(src, dst, 0, Buffer.concat([hbh, l4(proto, src, dst, sport, dport)])));
+}
+
+/** An ICMPv6 error from `from` to `to` quoting `quoted` (all of it, as the first 1232 bytes would). */
+function icmp6Error(from: string, to: string, type: number, quoted: Uint8Array): Buffer {
+  const body = Buffer.concat([Buffer.from([0, 0, 5, 0]), quoted]);
+  return eth(MAC_D, MAC_C, ETH_P_IPV6, ipv6(from, to, 58, icmpv6(from, to, type, 0, body)));
+}
+
+function randomClient6(r: () => number): string {
+  const h = () => Math.floor(r() * 0x10000).toString(16);
+  return `2001:db8:${h()}:${h()}:${h()}:${h()}:${h()}:${h()}`;
 }
 
 /** An IPv4 header with `words` 32-bit option words (NOPs) before the payload. */
@@ -103,7 +182,8 @@ describe("the program is what the kernel accepts", () => {
     for (const plan of [plain, persistent, { vips: [], locals: [], byAddress: false, mask: 0 }]) {
       const insns = decodeCbpf(steeringProgram(plan));
       checkCbpf(insns);
-      assert.ok(insns.length < 120, `${insns.length} instructions`);
+      // IPv4 (about 100) plus IPv6 (about 90, and 9 per IPv6 address: 6 here).
+      assert.ok(insns.length < 300, `${insns.length} instructions`);
     }
     assert.deepEqual(steeringProgram(plain), steeringProgram({ ...plain }));
     assert.notDeepEqual(steeringProgram(plain), steeringProgram(persistent));
@@ -114,7 +194,7 @@ describe("the program is what the kernel accepts", () => {
     const big: SteeringPlan = { vips: many(300), locals: LOCALS, byAddress: false, mask: 0 };
     const insns = decodeCbpf(steeringProgram(big));
     checkCbpf(insns);
-    assert.ok(insns.length < 400, `${insns.length} instructions`);
+    assert.ok(insns.length < 500, `${insns.length} instructions`); // 300 + the IPv4 and IPv6 code
     assert.equal(steeringFallback(big), false);
     const huge: SteeringPlan = { vips: many(3800), locals: LOCALS, byAddress: false, mask: 0 };
     assert.equal(steeringFallback(huge), false);
@@ -131,14 +211,24 @@ describe("the program is what the kernel accepts", () => {
     assert.equal(value(tooMany, req), 0);
   });
 
-  test("IPv6 VIPs and locals are left out; bad input is refused with the value quoted", () => {
-    const mixed: SteeringPlan = {
-      vips: [...VIPS, "2001:db8::10"],
-      locals: [...LOCALS, "2001:db8::1"],
-      byAddress: false,
-      mask: 0,
-    };
-    assert.deepEqual(steeringProgram(mixed), steeringProgram(plain));
+  test("IPv6 VIPs and locals are in the program; hundreds fit; bad input is refused with the value quoted", () => {
+    const v4only: SteeringPlan = { vips: VIPS, locals: LOCALS, byAddress: false, mask: 0xffffffff };
+    assert.notDeepEqual(steeringProgram(v4only), steeringProgram(plain));
+    const req = frame6(TCP, "2001:db8:9::9", VIPS6[0]!, 40000, 80);
+    // Without the VIP in the plan the destination is taken for the client (rule 3).
+    assert.notEqual(value(v4only, req), value(plain, req));
+    const many6 = (n: number) => Array.from({ length: n }, (_, i) => `2001:db8:1::${(i + 1).toString(16)}`);
+    const big6: SteeringPlan = { vips: many6(400), locals: LOCALS6, byAddress: false, mask: 0 };
+    assert.equal(steeringFallback(big6), false);
+    const last = frame6(UDP, "2001:db8:9::9", "2001:db8:1::190", 5353, 53);
+    assert.equal(programValue(big6, last), value(big6, last));
+    assert.equal(value(big6, last), value(big6, frame6(UDP, "2001:db8:1:2::3", "2001:db8:9::9", 53, 5353)));
+    assert.equal(steeringFallback({ ...big6, vips: many6(460) }), true);
+    assert.throws(
+      () => steeringProgram({ ...plain, vips: ["2001:db8::zz"] }),
+      /Invalid address "2001:db8::zz" in the steering plan's vips/,
+    );
+    assert.throws(() => steeringProgram({ ...persistent, prefix6: 129 }), /Invalid IPv6 steering prefix "129"/);
     assert.throws(
       () => steeringProgram({ ...plain, vips: ["10.0.0.300"] }),
       /Invalid address "10.0.0.300" in the steering plan's vips/,
@@ -157,7 +247,11 @@ describe("interpreter(program) == steerValue on generated frames", () => {
     ["plain", plain],
     ["byAddress /24", persistent],
     ["byAddress /32", persistent32],
-    ["no locals", { vips: VIPS, locals: [], byAddress: false, mask: 0 }],
+    ["no locals", { vips: ALL_VIPS, locals: [], byAddress: false, mask: 0 }],
+    [
+      "IPv6 persistence /48 only",
+      { vips: ALL_VIPS, locals: ALL_LOCALS, byAddress: false, mask: 0, byAddress6: true, prefix6: 48 },
+    ],
     ["nothing known", { vips: [], locals: [], byAddress: false, mask: 0 }],
   ];
 
@@ -171,8 +265,49 @@ describe("interpreter(program) == steerValue on generated frames", () => {
     const lport = randomPort(r);
     const proto = pick(r, [TCP, UDP, SCTP]);
     const vport = pick(r, [80, 443, 53]);
-    const kind = Math.floor(r() * 16);
+    const kind = Math.floor(r() * 26);
+    const client6 = randomClient6(r);
+    const vip6 = pick(r, VIPS6);
+    const rs6 = pick(r, RS6);
+    const laddr6 = pick(r, LOCALS6);
     switch (kind) {
+      case 16:
+        return frame6(proto, client6, vip6, cport, vport); // request
+      case 17:
+        return frame6(proto, rs6, client6, vport, cport); // NAT reply
+      case 18:
+        return frame6(proto, rs6, laddr6, vport, lport); // FULLNAT reply
+      case 19: // ICMPv6 errors: about our reply (quoted src VIP), a FULLNAT packet, a NAT packet
+        return pick(r, [
+          () => icmp6Error("2001:db8:ff::1", vip6, pick(r, [1, 2, 3, 4]), packet6(proto, vip6, client6, vport, cport)),
+          () => icmp6Error(rs6, laddr6, pick(r, [1, 2]), packet6(proto, laddr6, rs6, lport, vport)),
+          () => icmp6Error(rs6, client6, 1, packet6(proto, client6, rs6, cport, vport)),
+          () => icmp6Error(rs6, client6, 3, ipv6(client6, rs6, 44, new Uint8Array(16))), // quoted fragment
+        ])();
+      case 20: // first and later fragments, either direction
+        return r() < 0.5
+          ? fragment6(client6, vip6, proto, 0, true, cport, l4(proto, client6, vip6, cport, vport))
+          : fragment6(rs6, client6, proto, 8 * (1 + Math.floor(r() * 100)), r() < 0.5, cport, new Uint8Array(24));
+      case 21: // a hop-by-hop header first
+        return withHopByHop(proto, client6, vip6, cport, vport);
+      case 22: // ICMPv6 echo, neighbour solicitation
+        return eth(
+          MAC_D,
+          MAC_C,
+          ETH_P_IPV6,
+          ipv6(client6, vip6, 58, icmpv6(client6, vip6, pick(r, [128, 129, 135]), 0, new Uint8Array(20))),
+        );
+      case 23: // other next headers (GRE, IPv6-in-IPv6) and traffic to an unknown address
+        return r() < 0.5
+          ? eth(MAC_D, MAC_C, ETH_P_IPV6, ipv6(client6, vip6, pick(r, [41, 47]), new Uint8Array(40)))
+          : frame6(proto, client6, "2001:db8:9::9", cport, vport);
+      case 24: // IPv6 TCP/UDP with the real server's reply to a FULLNAT local address, quoted
+        return icmp6Error(
+          rs6,
+          laddr6,
+          1,
+          fragment6(laddr6, rs6, proto, 0, true, 1, l4(proto, laddr6, rs6, lport, vport)).subarray(14),
+        );
       case 0:
         return frame(proto, client, vip, cport, vport); // request
       case 1:
@@ -213,7 +348,7 @@ describe("interpreter(program) == steerValue on generated frames", () => {
       case 11:
         return arpFrame("ff:ff:ff:ff:ff:ff", 1, MAC_C, client, "00:00:00:00:00:00", vip);
       case 12:
-        return tcp6Frame(MAC_D, MAC_C, "2001:db8::1", "2001:db8::10", { sport: cport, dport: 80, flags: 2 });
+        return tcp6Frame(MAC_D, MAC_C, client6, vip6, { sport: cport, dport: 80, flags: 2 });
       case 13: {
         // 802.1Q-tagged IPv4 (skb->protocol is 0x8100 when the NIC did not strip the tag)
         const inner = packet(proto, client, vip, cport, vport);
@@ -337,6 +472,102 @@ describe("both directions of a flow meet on one worker", () => {
   });
 });
 
+describe("IPv6: both directions, and every fragment of a datagram, meet on one worker", () => {
+  const NS = [2, 3, 4];
+
+  test("NAT: request, reply, ICMPv6 errors about either, and fragments of both directions", () => {
+    const r = rng(61);
+    for (let n = 0; n < 400; n++) {
+      const client = randomClient6(r);
+      const cport = randomPort(r);
+      const vip = pick(r, VIPS6);
+      const rs = pick(r, RS6);
+      const proto = pick(r, [TCP, UDP, SCTP]);
+      const req = frame6(proto, client, vip, cport, 80);
+      const reply = frame6(proto, rs, client, 8080, cport);
+      const errAboutReply = icmp6Error("2001:db8:ff::1", vip, 2, packet6(proto, vip, client, 80, cport));
+      const errAboutForward = icmp6Error(rs, client, 1, packet6(proto, client, rs, cport, 8080));
+      for (const plan of [plain, persistent]) {
+        const v = value(plan, req);
+        for (const other of [reply, errAboutReply, errAboutForward]) {
+          for (const N of NS) assert.equal(value(plan, other) % N, v % N, `client ${client}:${cport}, N=${N}`);
+          assert.equal(programValue(plan, other), programValue(plan, req));
+        }
+        // Fragments: by address alone, so the first (with ports), the middle and the last of a
+        // request and of a reply all give one value.
+        const id = Math.floor(r() * 2 ** 32);
+        const frags = [
+          fragment6(client, vip, proto, 0, true, id, l4(proto, client, vip, cport, 80)),
+          fragment6(client, vip, proto, 1232, true, id, new Uint8Array(64)),
+          fragment6(client, vip, proto, 2464, false, id, new Uint8Array(10)),
+          fragment6(rs, client, proto, 0, true, id + 1, l4(proto, rs, client, 8080, cport)),
+          fragment6(rs, client, proto, 1448, false, id + 1, new Uint8Array(100)),
+          withHopByHop(proto, client, vip, cport, 80),
+        ];
+        const fv = new Set(frags.map((f) => value(plan, f)));
+        assert.equal(fv.size, 1, `fragments of ${client}: ${[...fv]}`);
+        assert.deepEqual(new Set(frags.map((f) => programValue(plan, f))), fv);
+        // ... and that value is the flow's own when ports play no part (byAddress6).
+        if (plan.byAddress6) assert.equal([...fv][0], v);
+      }
+    }
+  });
+
+  test("FULLNAT: the reply to laddr:lport returns lport; its fragments go to worker 0 (port 0)", () => {
+    const r = rng(62);
+    for (let n = 0; n < 200; n++) {
+      const laddr = pick(r, LOCALS6);
+      const rs = pick(r, RS6);
+      const lport = randomPort(r);
+      const reply = frame6(UDP, rs, laddr, 53, lport);
+      assert.equal(value(plain, reply), lport);
+      assert.equal(programValue(plain, reply), lport);
+      const err = icmp6Error(rs, laddr, 1, packet6(UDP, laddr, rs, lport, 53));
+      assert.equal(value(plain, err), lport);
+      assert.equal(programValue(persistent, err), lport);
+      const frag = fragment6(rs, laddr, UDP, 0, true, 7, l4(UDP, rs, laddr, 53, lport));
+      assert.equal(value(plain, frag), 0);
+      assert.equal(programValue(plain, frag), 0);
+    }
+  });
+
+  test("byAddress6: every port of a client and every client of the /64 on one worker; ports spread without", () => {
+    const r = rng(63);
+    for (let n = 0; n < 100; n++) {
+      const client = randomClient6(r);
+      const vip = pick(r, VIPS6);
+      const values = new Set<number>();
+      for (let i = 0; i < 10; i++) {
+        values.add(value(persistent, frame6(pick(r, [TCP, UDP]), client, vip, randomPort(r), 80)));
+        values.add(value(persistent, frame6(TCP, pick(r, RS6), client, 80, randomPort(r))));
+      }
+      // Another interface identifier in the same /64.
+      const sibling = `${client.split(":").slice(0, 4).join(":")}:1:2:3:4`;
+      values.add(value(persistent, frame6(TCP, sibling, vip, randomPort(r), 443)));
+      assert.equal(values.size, 1, `client ${client}`);
+    }
+    const counts = [0, 0];
+    for (let p = 1024; p < 2024; p++) counts[value(plain, frame6(TCP, "2001:db8:5::5", VIPS6[0]!, p, 80)) % 2]!++;
+    assert.ok(counts[0]! > 400 && counts[1]! > 400, `${counts}`);
+    // IPv4 persistence alone leaves IPv6 steered by address and port.
+    const v4persistent: SteeringPlan = { ...persistent, byAddress6: false };
+    const ports = new Set<number>();
+    for (let p = 0; p < 50; p++)
+      ports.add(value(v4persistent, frame6(TCP, "2001:db8:5::5", VIPS6[0]!, 2000 + p, 80)) % 2);
+    assert.equal(ports.size, 2);
+  });
+
+  test("1000 random IPv6 clients spread: N=2 within 40-60%, N=3 and 4 within 20% of the fair share", () => {
+    for (const N of [2, 3, 4]) {
+      const r = rng(64 + N);
+      const counts = new Array<number>(N).fill(0);
+      for (let n = 0; n < 1000; n++)
+        counts[value(plain, frame6(TCP, randomClient6(r), VIPS6[0]!, randomPort(r), 80)) % N]!++;
+      for (const c of counts) assert.ok(Math.abs(c / 1000 - 1 / N) <= 0.2 / N, `N=${N}: ${counts}`);
+    }
+  });
+});
+
 describe("spread", () => {
   const share = (plan: SteeringPlan, N: number, make: (r: () => number) => Buffer) => {
     const r = rng(N * 7 + (plan.byAddress ? 1 : 0));
@@ -376,7 +607,18 @@ describe("helpers", () => {
       const f = frame(pick(r, [TCP, UDP, SCTP]), src, dst, sport, dport);
       for (const plan of [plain, persistent]) assert.equal(steerTuple(plan, src, sport, dst, dport), value(plan, f));
     }
-    assert.equal(steerTuple(plain, "2001:db8::1", 1, "2001:db8::10", 80), 0);
+    for (let n = 0; n < 200; n++) {
+      const [src, dst] = pick(r, [
+        [randomClient6(r), pick(r, VIPS6)],
+        [pick(r, RS6), randomClient6(r)],
+        [pick(r, RS6), pick(r, LOCALS6)],
+      ] as const);
+      const sport = randomPort(r);
+      const dport = randomPort(r);
+      const f = frame6(pick(r, [TCP, UDP, SCTP]), src, dst, sport, dport);
+      for (const plan of [plain, persistent]) assert.equal(steerTuple(plan, src, sport, dst, dport), value(plan, f));
+    }
+    assert.throws(() => steerTuple(plain, "2001:db8::1", 1, "2001:db8::zz", 80), /Invalid destination address/);
     assert.throws(
       () => steerTuple(plain, "10.0.0.999", 1, VIPS[0]!, 80),
       /Invalid source address "10.0.0.999" to steer/,
@@ -401,17 +643,18 @@ describe("helpers", () => {
     assert.throws(() => ownsLocalPort(1000, 0, 0), /Invalid worker count "0"/);
   });
 
-  test("frames that are not IPv4 go to worker 0", () => {
+  test("frames neither IPv4 nor IPv6, and IPv6 frames too short for the fixed header, go to worker 0", () => {
     const arp = arpFrame("ff:ff:ff:ff:ff:ff", 1, MAC_C, "192.168.1.1", "00:00:00:00:00:00", VIPS[0]!);
     const v6 = tcp6Frame(MAC_D, MAC_C, "2001:db8::1", "2001:db8::10", { sport: 1, dport: 80, flags: 2 });
     for (const f of [
       arp,
-      v6,
+      v6.subarray(0, 14 + 39),
       tcp4Frame(MAC_D, MAC_C, "1.1.1.1", "2.2.2.2", { sport: 1, dport: 2, flags: 2 }).subarray(0, 13),
     ]) {
       assert.equal(value(plain, f), 0);
+      assert.equal(programValue(plain, f), 0);
     }
-    assert.equal(programValue(plain, arp), 0);
-    assert.equal(programValue(plain, v6), 0);
+    assert.notEqual(value(plain, v6), 0);
+    assert.equal(programValue(plain, v6), value(plain, v6));
   });
 });

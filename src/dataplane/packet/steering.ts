@@ -36,8 +36,25 @@
 //      fragments (offset != 0) use port 0. A fragmented datagram can therefore be split between
 //      workers (the first fragment hashed with its port, the rest without); the plane does not
 //      reassemble anyway, so such traffic is not load-balanced correctly in any case.
-//   ARP, IPv6, VLAN-tagged frames the NIC did not untag and everything else non-IPv4 return 0:
-//   worker 0. IPv6 VIPs and locals in the plan are ignored by the program.
+//   ARP, VLAN-tagged frames the NIC did not untag and everything else neither IPv4 nor IPv6
+//   return 0: worker 0.
+//
+// IPv6 follows the same rules with 128-bit addresses: the plan's IPv6 VIPs and local addresses
+// are matched word by word (four 32-bit words each, the last word first since it differs most),
+// and the client's address is folded to 32 bits (the XOR of its words, masked word by word to
+// the shortest IPv6 persistence prefix when byAddress6) before the same finaliser, so
+// value = steeringHash(fold(client), clientPort). Ports are read only when the fixed header's
+// next header is TCP, UDP or SCTP (at l3 + 40), and an ICMPv6 error (types 1-4) is steered by
+// the packet it quotes (at l3 + 48, its ports at l3 + 88 when the quoted next header has them).
+// Anything with an extension header first — hop-by-hop, routing, destination options and above
+// all a fragment header — is steered by addresses alone (port 0): the program cannot afford a
+// walk over the header chain, and, more important, every fragment of one datagram then reaches
+// the same worker whichever its offset, as do both directions' fragments of a NAT flow (the
+// client is the same address either way). That worker reassembles the datagram
+// (ipv6-reassembly.ts) and, when the whole datagram's own steering value (ports now visible)
+// names another worker, hands it over (ipv6-defrag.ts). A fragment to a FULLNAT local address
+// returns port 0 by rule 1: such fragments meet on worker 0, which hands the reassembled reply
+// to the owner of its lport.
 //
 // The program reads through SKF_NET_OFF (loads relative to the network header), so it does not
 // matter whether skb->data points at the MAC or the network header, and takes the ethertype from
@@ -50,13 +67,18 @@
 // worker 0. That is still correct (only worker 0 creates connections, so only it allocates local
 // ports), just not parallel; steeringFallback() tells the plane so it can warn.
 
-import { parseIpv4 } from "../../core/addr.ts";
+import { parseIpv4, parseIpv6Groups } from "../../core/addr.ts";
 
 export interface SteeringPlan {
   vips: readonly string[];
   locals: readonly string[];
+  /** Some IPv4 service is persistent: IPv4 clients are steered by address (& mask) alone. */
   byAddress: boolean;
   mask: number /* u32 */;
+  /** Some IPv6 service is persistent: IPv6 clients are steered by address alone, to prefix6 bits. */
+  byAddress6?: boolean;
+  /** The shortest IPv6 persistence prefix (0..128; default 128). */
+  prefix6?: number;
 }
 
 /** The kernel's limit on a classic BPF program. */
@@ -65,6 +87,9 @@ export const MAX_STEERING_INSNS = 4096;
 const ERROR_TYPES = [3, 4, 5, 11, 12] as const;
 const PORT_PROTOCOLS = [6, 17, 132] as const;
 const ETH_P_IP = 0x0800;
+const ETH_P_IPV6 = 0x86dd;
+const ICMPV6 = 58;
+const ICMPV6_ERROR_TYPES = [1, 2, 3, 4] as const;
 const BLOCK = 200;
 
 // Scratch slots: the classified side (C) and the other side (O) of the frame.
@@ -72,6 +97,9 @@ const M_CA = 0;
 const M_CP = 1;
 const M_OA = 2;
 const M_OP = 3;
+/** IPv6: the classified side's address words in M[4..7], the other side's in M[8..11]. */
+const M_C6 = 4;
+const M_O6 = 8;
 
 // Opcodes (linux/filter.h: class | size | mode, class | op | src).
 const LD_W_ABS = 0x20;
@@ -130,6 +158,12 @@ interface Compiled {
   vips: Set<number>;
   byAddress: boolean;
   mask: number;
+  /** IPv6 addresses as the text of their four words ("w0,w1,w2,w3"). */
+  locals6: Set<string>;
+  vips6: Set<string>;
+  byAddress6: boolean;
+  /** Per-word mask of the IPv6 persistence prefix (all ones without byAddress6). */
+  mask6: readonly number[];
   program: Uint8Array;
   fallback: boolean;
 }
@@ -139,7 +173,7 @@ const compiledPlans = new WeakMap<SteeringPlan, Compiled>();
 function addresses(list: readonly string[], what: string): number[] {
   const out: number[] = [];
   for (const a of list) {
-    if (a.includes(":")) continue; // IPv6: steered to worker 0 with all IPv6
+    if (a.includes(":")) continue; // IPv6: addresses6
     const v = parseIpv4(a);
     if (v === undefined) throw new RangeError(`Invalid address "${a}" in the steering plan's ${what}`);
     out.push(v >>> 0);
@@ -147,21 +181,73 @@ function addresses(list: readonly string[], what: string): number[] {
   return out;
 }
 
+/** An IPv6 address as four 32-bit words, or undefined when it does not parse. */
+function words6(text: string): number[] | undefined {
+  const g = parseIpv6Groups(text);
+  if (g === undefined) return undefined;
+  const out: number[] = [];
+  for (let i = 0; i < 8; i += 2) out.push(((g[i]! << 16) | g[i + 1]!) >>> 0);
+  return out;
+}
+
+function addresses6(list: readonly string[], what: string): number[][] {
+  const out: number[][] = [];
+  for (const a of list) {
+    if (!a.includes(":")) continue;
+    const w = words6(a);
+    if (w === undefined) throw new RangeError(`Invalid address "${a}" in the steering plan's ${what}`);
+    out.push(w);
+  }
+  return out;
+}
+
+/** The four word masks of an IPv6 prefix length. */
+function prefixMask6(prefix: number): number[] {
+  return [0, 1, 2, 3].map((i) => {
+    const bits = Math.max(0, Math.min(32, prefix - 32 * i));
+    return bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
+  });
+}
+
+const key6 = (w: readonly number[]) => w.join(",");
+
 function compile(plan: SteeringPlan): Compiled {
   const cached = compiledPlans.get(plan);
   if (cached) return cached;
   if (!Number.isInteger(plan.mask) || plan.mask < 0 || plan.mask > 0xffffffff)
     throw new RangeError(`Invalid steering mask "${plan.mask}": expected a 32-bit unsigned integer`);
+  const prefix6 = plan.prefix6 ?? 128;
+  if (!Number.isInteger(prefix6) || prefix6 < 0 || prefix6 > 128)
+    throw new RangeError(`Invalid IPv6 steering prefix "${plan.prefix6}": expected 0 to 128`);
   const locals = new Set(addresses(plan.locals, "locals"));
   const vips = new Set(addresses(plan.vips, "vips").filter((a) => !locals.has(a)));
   const mask = plan.byAddress ? plan.mask >>> 0 : 0xffffffff;
-  let program = generate([...locals], [...vips], plan.byAddress, mask);
+  const l6 = new Map(addresses6(plan.locals, "locals").map((w) => [key6(w), w]));
+  const v6 = new Map(addresses6(plan.vips, "vips").map((w) => [key6(w), w]));
+  for (const k of l6.keys()) v6.delete(k);
+  const byAddress6 = plan.byAddress6 ?? false;
+  const mask6 = prefixMask6(byAddress6 ? prefix6 : 128);
+  let program = generate(
+    { locals: [...locals], vips: [...vips], byAddress: plan.byAddress, mask },
+    { locals: [...l6.values()], vips: [...v6.values()], byAddress: byAddress6, mask: mask6 },
+  );
   let fallback = false;
   if (program.length / 8 > MAX_STEERING_INSNS) {
     program = encode([{ code: RET_K, jt: 0, jf: 0, k: 0 }]);
     fallback = true;
   }
-  const c: Compiled = { locals, vips, byAddress: plan.byAddress, mask, program, fallback };
+  const c: Compiled = {
+    locals,
+    vips,
+    byAddress: plan.byAddress,
+    mask,
+    locals6: new Set(l6.keys()),
+    vips6: new Set(v6.keys()),
+    byAddress6,
+    mask6,
+    program,
+    fallback,
+  };
   compiledPlans.set(plan, c);
   return c;
 }
@@ -261,12 +347,30 @@ function xorShift(asm: Assembler, s: number): void {
   asm.op(ALU_XOR_X);
 }
 
-function generate(locals: readonly number[], vips: readonly number[], byAddress: boolean, mask: number): Uint8Array {
+interface Family4 {
+  locals: readonly number[];
+  vips: readonly number[];
+  byAddress: boolean;
+  mask: number;
+}
+
+interface Family6 {
+  locals: readonly (readonly number[])[];
+  vips: readonly (readonly number[])[];
+  byAddress: boolean;
+  mask: readonly number[];
+}
+
+function generate(v4: Family4, v6: Family6): Uint8Array {
+  const { locals, vips, byAddress, mask } = v4;
   const a = new Assembler();
-  // IPv4 only.
+  // IPv4 and IPv6; everything else to worker 0.
   a.op(LD_W_ABS, SKF_AD_PROTOCOL);
   a.jump(JMP_JEQ_K, ETH_P_IP, "ipv4", undefined);
+  a.jump(JMP_JEQ_K, ETH_P_IPV6, "to-ipv6", undefined);
   a.op(RET_K, 0);
+  a.label("to-ipv6");
+  a.ja("ipv6");
   a.label("ipv4");
   // X = IHL * 4.
   a.op(LD_B_ABS, NET + 0);
@@ -346,7 +450,116 @@ function generate(locals: readonly number[], vips: readonly number[], byAddress:
   a.op(ALU_MUL_K, HASH_M2);
   xorShift(a, 16);
   a.op(RET_A);
+
+  generate6(a, v6);
   return encode(a.resolve());
+}
+
+/** Store the four words at NET + at into M[slot..slot+3]. */
+function store6(a: Assembler, at: number, slot: number): void {
+  for (let i = 0; i < 4; i++) {
+    a.op(LD_W_ABS, NET + at + 4 * i);
+    a.op(ST, slot + i);
+  }
+}
+
+/**
+ * Test the classified IPv6 address (M[C6..C6+3], A holding its last word) against each address:
+ * a match jumps to `hit`; no match falls through with A still the last word. The last word is
+ * compared first, so a miss costs one instruction per address.
+ */
+function membership6(a: Assembler, list: readonly (readonly number[])[], hit: string, name: string): void {
+  list.forEach((w, i) => {
+    const restore = `${name}-restore-${i}`;
+    const next = `${name}-next-${i}`;
+    a.jump(JMP_JEQ_K, w[3]!, undefined, next);
+    for (let k = 0; k < 3; k++) {
+      a.op(LD_MEM, M_C6 + k);
+      a.jump(JMP_JEQ_K, w[k]!, undefined, restore);
+    }
+    a.ja(hit);
+    a.label(restore);
+    a.op(LD_MEM, M_C6 + 3);
+    a.label(next);
+  });
+}
+
+/** A = fold of the four words at M[slot..slot+3], each masked first unless the mask is all ones. */
+function fold6(a: Assembler, slot: number, mask: readonly number[]): void {
+  for (let i = 0; i < 4; i++) {
+    a.op(LD_MEM, slot + i);
+    if (mask[i] !== 0xffffffff) a.op(ALU_AND_K, mask[i]!);
+    if (i === 0) a.op(ST, M_CA);
+    else {
+      a.op(LDX_MEM, M_CA);
+      a.op(ALU_XOR_X);
+      a.op(ST, M_CA);
+    }
+  }
+}
+
+function generate6(a: Assembler, v6: Family6): void {
+  a.label("ipv6");
+  // Defaults: C = daddr, O = saddr, ports 0.
+  store6(a, 24, M_C6);
+  store6(a, 8, M_O6);
+  a.op(LD_IMM, 0);
+  a.op(ST, M_CP);
+  a.op(ST, M_OP);
+  // Only a transport header right after the fixed header gives ports; an extension header
+  // (fragment header included) leaves the addresses alone to decide.
+  a.op(LD_B_ABS, NET + 6);
+  for (const p of PORT_PROTOCOLS) a.jump(JMP_JEQ_K, p, "ports6", undefined);
+  a.jump(JMP_JEQ_K, ICMPV6, undefined, "classify6");
+  a.op(LD_B_ABS, NET + 40);
+  for (const t of ICMPV6_ERROR_TYPES.slice(0, -1)) a.jump(JMP_JEQ_K, t, "icmp6-error", undefined);
+  a.jump(JMP_JEQ_K, ICMPV6_ERROR_TYPES[ICMPV6_ERROR_TYPES.length - 1]!, "icmp6-error", "classify6");
+
+  a.label("ports6");
+  a.op(LD_H_ABS, NET + 40);
+  a.op(ST, M_OP);
+  a.op(LD_H_ABS, NET + 42);
+  a.op(ST, M_CP);
+  a.ja("classify6");
+
+  // The quoted header at l3 + 48: C = quoted src, O = quoted dst, their ports at l3 + 88.
+  a.label("icmp6-error");
+  store6(a, 48 + 8, M_C6);
+  store6(a, 48 + 24, M_O6);
+  a.op(LD_B_ABS, NET + 48 + 6);
+  for (const p of PORT_PROTOCOLS.slice(0, -1)) a.jump(JMP_JEQ_K, p, "quoted-ports6", undefined);
+  a.jump(JMP_JEQ_K, PORT_PROTOCOLS[PORT_PROTOCOLS.length - 1]!, "quoted-ports6", "classify6");
+  a.label("quoted-ports6");
+  a.op(LD_H_ABS, NET + 88);
+  a.op(ST, M_CP);
+  a.op(LD_H_ABS, NET + 90);
+  a.op(ST, M_OP);
+
+  // C a local address → its port; a VIP → the client is O; otherwise the client is C.
+  a.label("classify6");
+  a.op(LD_MEM, M_C6 + 3);
+  membership6(a, v6.locals, "local6", "locals6");
+  membership6(a, v6.vips, "vip6", "vips6");
+  fold6(a, M_C6, v6.mask);
+  a.op(LDX_MEM, M_CP);
+  a.ja("hash6");
+  a.label("vip6");
+  fold6(a, M_O6, v6.mask);
+  a.op(LDX_MEM, M_OP);
+  a.ja("hash6");
+  a.label("local6");
+  a.op(LD_MEM, M_CP);
+  a.op(RET_A);
+
+  // A = folded client address, X = client port.
+  a.label("hash6");
+  if (!v6.byAddress) a.op(ALU_XOR_X);
+  xorShift(a, 16);
+  a.op(ALU_MUL_K, HASH_M1);
+  xorShift(a, 13);
+  a.op(ALU_MUL_K, HASH_M2);
+  xorShift(a, 16);
+  a.op(RET_A);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -374,7 +587,10 @@ const be32 = (b: Uint8Array, p: number) => ((b[p]! << 24) | (b[p + 1]! << 16) | 
  */
 export function steerValue(plan: SteeringPlan, buf: Uint8Array, off: number, len: number): number {
   const c = compile(plan);
-  if (c.fallback || len < 14 || be16(buf, off + 12) !== ETH_P_IP) return 0;
+  if (c.fallback || len < 14) return 0;
+  const type = be16(buf, off + 12);
+  if (type === ETH_P_IPV6) return steerValue6(c, buf, off + 14, off + len);
+  if (type !== ETH_P_IP) return 0;
   const end = off + len;
   const n = off + 14;
   if (n + 20 > end) return 0; // bytes 0, 6-7, 9, 12-19 of the IP header
@@ -408,6 +624,48 @@ export function steerValue(plan: SteeringPlan, buf: Uint8Array, off: number, len
   return decide(c, ca, cport, oa, op);
 }
 
+/** The IPv6 part of steerValue, from the network header at n to end. */
+function steerValue6(c: Compiled, buf: Uint8Array, n: number, end: number): number {
+  if (n + 40 > end) return 0; // the fixed header: next header and both addresses
+  let ca = n + 24;
+  let oa = n + 8;
+  let cport = 0;
+  let op = 0;
+  const next = buf[n + 6]!;
+  if (hasPorts(next)) {
+    if (n + 44 > end) return 0;
+    op = be16(buf, n + 40);
+    cport = be16(buf, n + 42);
+  } else if (next === ICMPV6) {
+    if (n + 41 > end) return 0;
+    const type = buf[n + 40]!;
+    if (type >= 1 && type <= 4) {
+      if (n + 88 > end) return 0; // quoted next header and addresses
+      ca = n + 48 + 8;
+      oa = n + 48 + 24;
+      if (hasPorts(buf[n + 48 + 6]!)) {
+        if (n + 92 > end) return 0;
+        cport = be16(buf, n + 88);
+        op = be16(buf, n + 90);
+      }
+    }
+  }
+  const w = (p: number) => [be32(buf, p), be32(buf, p + 4), be32(buf, p + 8), be32(buf, p + 12)];
+  return decide6(c, w(ca), cport, w(oa), op);
+}
+
+/** Rules 1-4 for IPv6 addresses given as four words each. */
+function decide6(c: Compiled, ca: readonly number[], cport: number, oa: readonly number[], op: number): number {
+  const k = key6(ca);
+  if (c.locals6.has(k)) return cport;
+  const vip = c.vips6.has(k);
+  const addr = vip ? oa : ca;
+  let fold = 0;
+  for (let i = 0; i < 4; i++) fold ^= addr[i]! & c.mask6[i]!;
+  if (c.byAddress6) return steeringHash(fold >>> 0, 0);
+  return steeringHash(fold >>> 0, vip ? op : cport);
+}
+
 /** Rules 1-4 once the classified side C (dst, or the quoted src) and the other side O are known. */
 function decide(c: Compiled, ca: number, cport: number, oa: number, op: number): number {
   if (c.locals.has(ca)) return cport;
@@ -420,11 +678,18 @@ function decide(c: Compiled, ca: number, cport: number, oa: number, op: number):
 /**
  * The value for a TCP/UDP/SCTP packet src:sport → dst:dport without building a frame: for placing
  * a connection that did not arrive as a frame (a synced entry, a template) on the worker the
- * program will send its packets to. IPv6 addresses give 0 (worker 0), as the program does.
+ * program will send its packets to (IPv6 as a packet without extension headers).
  */
 export function steerTuple(plan: SteeringPlan, src: string, sport: number, dst: string, dport: number): number {
   const c = compile(plan);
-  if (c.fallback || src.includes(":") || dst.includes(":")) return 0;
+  if (c.fallback) return 0;
+  if (src.includes(":") || dst.includes(":")) {
+    const s6 = words6(src);
+    const d6 = words6(dst);
+    if (s6 === undefined) throw new RangeError(`Invalid source address "${src}" to steer`);
+    if (d6 === undefined) throw new RangeError(`Invalid destination address "${dst}" to steer`);
+    return decide6(c, d6, dport & 0xffff, s6, sport & 0xffff);
+  }
   const s = parseIpv4(src);
   const d = parseIpv4(dst);
   if (s === undefined) throw new RangeError(`Invalid source address "${src}" to steer`);
