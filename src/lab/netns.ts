@@ -21,7 +21,16 @@ export class Lab {
   readonly #hosts = new Map<string, Host>();
   #portCount = 0;
 
-  constructor(prefix = `tl${randomBytes(2).toString("hex")}`) {
+  /**
+   * `prefix` names every namespace and interface (at most 11 characters: interface names are
+   * PREFIX + "h" + index). By default "tl" and 4 random hex digits, or TVS_LAB_PREFIX and 2 (so
+   * several people on one machine can tell their labs apart).
+   */
+  constructor(
+    prefix = process.env.TVS_LAB_PREFIX
+      ? `${process.env.TVS_LAB_PREFIX.slice(0, 9)}${randomBytes(1).toString("hex")}`
+      : `tl${randomBytes(2).toString("hex")}`,
+  ) {
     this.prefix = prefix;
     this.switchNs = `${prefix}-sw`;
   }

@@ -76,6 +76,15 @@ export class SyncBackup {
       s.dropped.oversized = (s.dropped.oversized ?? 0) + 1;
       return { ok: false, drop: "oversized" };
     }
+    // tvs's resync control messages first: in a mesh of directors each running a backup, other
+    // backups' requests arrive here too, whatever their syncid; they are not sync traffic of
+    // another syncid to count as dropped (the daemon answers only its own nonce's end marker).
+    const ctl = decodeResyncControl(buf);
+    if (ctl !== undefined) {
+      s.control++;
+      this.onControl?.(ctl);
+      return { ok: true, version: 0, syncId: ctl.syncId, conns: [], skipped: [] };
+    }
     const d = decodeSyncMessage(buf, this.syncId);
     if (!d.ok) {
       s.dropped[d.drop] = (s.dropped[d.drop] ?? 0) + 1;
@@ -83,13 +92,6 @@ export class SyncBackup {
     }
     if (d.rest !== undefined) s.dropped[d.rest] = (s.dropped[d.rest] ?? 0) + 1;
     for (const k of d.skipped) s.skipped[k] = (s.skipped[k] ?? 0) + 1;
-    if (d.conns.length === 0 && d.version === 0) {
-      const ctl = decodeResyncControl(buf);
-      if (ctl !== undefined) {
-        s.control++;
-        this.onControl?.(ctl);
-      }
-    }
     for (const c of d.conns) {
       s.records++;
       const rec = fromWire(c);

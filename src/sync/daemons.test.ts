@@ -160,3 +160,134 @@ test("with no master answering, the backup gives up after its tries and says so"
   assert.match(backup.status()[0] ?? "", /resync not answered/);
   backup.close();
 });
+
+/**
+ * Sockets of several hosts on one multicast group, as the kernel delivers them: every host but the
+ * sender's gets each datagram (tvs turns multicast loop off on its sending sockets, as the kernel
+ * does for the master's), on the group and port it was sent to.
+ */
+function hostsOnGroup() {
+  const members = new Set<EndpointOptions & { host: string }>();
+  return (host: string): OpenEndpoint =>
+    async (o) => {
+      const me = { ...o, host };
+      members.add(me);
+      return {
+        send(msg: Uint8Array) {
+          for (const m of members)
+            if (m.host !== host && m.port === o.port && m.group === o.group)
+              queueMicrotask(() => m.onMessage(Uint8Array.from(msg), host));
+        },
+        close() {
+          members.delete(me);
+        },
+        sendErrors: 0,
+      };
+    };
+}
+
+/** A director with a master and a backup daemon, its master's records kept for the test to push. */
+function meshDirector(name: string, group: ReturnType<typeof hostsOnGroup>, own: Parameters<typeof kit>[0]) {
+  const k = kit(own);
+  let emit: ((recs: ReturnType<typeof syncedConnOf>[]) => void) | undefined;
+  const host: SyncHost = {
+    setMaster: (m) => {
+      emit = m?.emit;
+    },
+    dump: async () => [...k.table.entries()].map(syncedConnOf),
+    ingest: tableIngest(k.table),
+  };
+  const daemons = new SyncDaemons({
+    host,
+    log: quiet,
+    now: () => performance.now(),
+    settings: DEFAULT_SYNC_SETTINGS,
+    resolve,
+    open: group(name),
+    resyncIntervalMs: 20,
+  });
+  return {
+    name,
+    k,
+    daemons,
+    /** The forwarding path opens `n` connections from `net` and the master sends them. */
+    open(net: string, n: number) {
+      const recs = [];
+      for (let i = 0; i < n; i++) {
+        const c = k.table.schedule(k.svc, flow(`${net}.${i + 1}`, 2000 + i), 0) as Conn;
+        k.table.setState(c, TCP_S_ESTABLISHED, 0);
+        recs.push(syncedConnOf(c));
+      }
+      assert.ok(emit, `${name}'s master is running`);
+      emit(recs);
+    },
+  };
+}
+
+const clients = (t: ReturnType<typeof kit>["table"]) =>
+  [...t.entries()]
+    .filter((c) => !c.template)
+    .map((c) => `${c.caddr}:${c.cport}>${c.daddr} ${c.stateName}`)
+    .sort();
+
+test("three directors each running a master and a backup see each other's connections, never their own echo", async () => {
+  const group = hostsOnGroup();
+  const dests = [{ addr: "10.0.1.2" }, { addr: "10.0.1.3" }];
+  const ds = ["a", "b", "c"].map((n) => meshDirector(n, group, dests));
+  for (const [i, d] of ds.entries()) {
+    d.daemons.start(spec("master", { syncId: i + 1 }));
+    d.daemons.start(spec("backup", { syncId: 0 }));
+    assert.deepEqual(
+      d.daemons.running().map((r) => `${r.state} ${r.syncId}`),
+      [`master ${i + 1}`, "backup 0"],
+    );
+  }
+  await sleep(100); // the sockets open; each backup's resync request is answered (empty tables)
+  ds[0]!.open("192.168.10", 5);
+  ds[1]!.open("192.168.20", 7);
+  ds[2]!.open("192.168.30", 3);
+  for (const d of ds) d.daemons.stop("master"); // flushes the masters' messages
+  await sleep(10);
+  const all = clients(ds[0]!.k.table);
+  assert.equal(all.length, 15);
+  for (const d of ds) assert.deepEqual(clients(d.k.table), all, `${d.name} lists everyone's connections`);
+  // Each backup created exactly the other two directors' entries: nothing of its own came back.
+  assert.deepEqual(
+    ds.map((d) => {
+      const b = d.daemons.stats().backup;
+      return [b?.created, b?.updated];
+    }),
+    [
+      [10, 0],
+      [8, 0],
+      [12, 0],
+    ],
+  );
+  for (const d of ds) d.daemons.close();
+});
+
+test("a backup with a syncid takes only that syncid's messages; syncid 0 takes every one", async () => {
+  const group = hostsOnGroup();
+  const dests = [{ addr: "10.0.1.2" }];
+  const [a, b, c] = ["a", "b", "c"].map((n) => meshDirector(n, group, dests)) as [
+    ReturnType<typeof meshDirector>,
+    ReturnType<typeof meshDirector>,
+    ReturnType<typeof meshDirector>,
+  ];
+  a.daemons.start(spec("master", { syncId: 7 }));
+  b.daemons.start(spec("master", { syncId: 8 }));
+  b.daemons.start(spec("backup", { syncId: 7 }));
+  c.daemons.start(spec("backup", { syncId: 0 }));
+  await sleep(100);
+  a.open("192.168.10", 4);
+  b.open("192.168.20", 2);
+  a.daemons.stop("master");
+  b.daemons.stop("master");
+  await sleep(10);
+  assert.equal(clients(b.k.table).length, 2 + 4, "b (backup syncid 7) took a's syncid-7 entries");
+  assert.equal(clients(c.k.table).length, 4 + 2, "c (backup syncid 0) took both");
+  assert.equal(b.daemons.stats().backup?.dropped.syncid, undefined, "b heard no other master");
+  b.daemons.close();
+  c.daemons.close();
+  a.daemons.close();
+});
