@@ -1,7 +1,8 @@
 // Which IPVS sysctls a data plane honours. Every one is accepted on the packet plane (it sees each
 // segment, as the kernel does). The socket plane terminates TCP in the host's stack: a flow cannot
 // be picked up mid-connection (sloppy_tcp) and tvs never sees the handshake's segments (secure_tcp),
-// so turning those on there is refused rather than silently ignored. No plane carries SCTP yet.
+// and it never answers a SYN itself (synproxy), so turning those on there is refused rather than
+// silently ignored. No plane carries SCTP yet.
 
 import type { SysctlName } from "../core/conn/sysctl.ts";
 import { CoreError } from "../core/errors.ts";
@@ -14,7 +15,7 @@ export function checkSysctlForPlane(name: SysctlName, value: number, plane: stri
       "conn",
       "sysctl sloppy_sctp: no tvs data plane carries SCTP packets, so it would change nothing",
     );
-  if (plane !== "packet" && (name === "sloppy_tcp" || name === "secure_tcp"))
+  if (plane !== "packet" && (name === "sloppy_tcp" || name === "secure_tcp" || name === "synproxy"))
     throw new CoreError(
       "EOPNOTSUPP",
       "conn",

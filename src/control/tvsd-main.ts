@@ -71,7 +71,8 @@ export const USAGE = `Usage: tvsd [options]
   --sloppy-sctp            sysctl sloppy_sctp=1: refused (no data plane carries SCTP packets yet)
   --sysctl NAME=VALUE      an IPVS sysctl by its kernel name (repeatable): amemthresh, am_droprate,
                            drop_entry, drop_packet, secure_tcp (0 off, 1 automatic, 3 on),
-                           conn_reuse_mode, expire_nodest_conn, ... (docs/defences.md; tvs sysctl)
+                           conn_reuse_mode, expire_nodest_conn, ..., and tvs's synproxy=1 (SYN
+                           cookies for NAT/FULLNAT, packet plane) (docs/defences.md; tvs sysctl)
   --announce bird          announce the VIPs this director can serve over BGP through BIRD 2, run
                            as tvsd's child (docs/ecmp.md); needs --bgp-asn, --bgp-router-id, --bgp-peer
   --bgp-asn N              this director's AS number

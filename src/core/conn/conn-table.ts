@@ -90,6 +90,11 @@ export class ConnTable {
    * from HEAP_PRESSURE (0.9) on, memory counts as exhausted for the defence strategy (defense.ts).
    */
   heapUsed = 0;
+  /**
+   * sysctl synproxy (tvs's own): the packet plane answers SYNs to NAT and FULLNAT services with
+   * SYN cookies and makes an entry only for a client that returns one (dataplane/packet/synproxy/).
+   */
+  synproxy = false;
 
   constructor(opts: {
     services: ServiceTable;
@@ -127,6 +132,8 @@ export class ConnTable {
         return o.sloppyTcp ? 1 : 0;
       case "sloppy_sctp":
         return o.sloppySctp ? 1 : 0;
+      case "synproxy":
+        return this.synproxy ? 1 : 0;
       default:
         return this.#defense.sysctls[name];
     }
@@ -160,6 +167,9 @@ export class ConnTable {
         return;
       case "sloppy_sctp":
         o.sloppySctp = on;
+        return;
+      case "synproxy":
+        this.synproxy = on;
         return;
       default:
         this.#defense.set(c.name as keyof DefenseSysctls, c.value, this.#available());

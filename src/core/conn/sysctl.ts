@@ -16,6 +16,7 @@ export const SYSCTL_NAMES = [
   "expire_quiescent_template",
   "sloppy_tcp",
   "sloppy_sctp",
+  "synproxy",
 ] as const;
 
 export type SysctlName = (typeof SYSCTL_NAMES)[number];
@@ -43,6 +44,12 @@ export const SYSCTL_SPEC: Readonly<Record<SysctlName, { min: number; max: number
   expire_quiescent_template: { min: 0, max: 1, def: 0, doc: "ignore templates of weight-0 real servers" },
   sloppy_tcp: { min: 0, max: 1, def: 0, doc: "schedule any TCP packet without an entry, not only a SYN" },
   sloppy_sctp: { min: 0, max: 1, def: 0, doc: "schedule any SCTP packet without an entry, not only INIT" },
+  synproxy: {
+    min: 0,
+    max: 1,
+    def: 0,
+    doc: "tvs's own: answer SYNs to NAT/FULLNAT services with SYN cookies, no entry until the ACK",
+  },
 };
 
 export function isSysctlName(name: string): name is SysctlName {

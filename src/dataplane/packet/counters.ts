@@ -21,6 +21,7 @@ export const DROP_REASONS = [
   "localPort", // FULLNAT could not find a free local port
   "error", // an exception while handling the frame (a bug; the frame is dropped)
   "dropPacket", // a new connection refused by the drop_packet defence (core/conn/defense.ts)
+  "synproxy", // a segment the SYN proxy holds back while the real server has not answered, or does not fit its handshake
 ] as const;
 
 export type DropReason = (typeof DROP_REASONS)[number];
@@ -44,6 +45,10 @@ export class PlaneCounters {
   icmpSent = 0;
   /** IPv4 fragments sent for datagrams larger than the link (reassembled by the kernel on receipt). */
   fragmentsOut = 0;
+  /** SYN proxy (synproxy/): SYN-ACKs sent with a cookie, ACKs whose cookie was valid, and not. */
+  synCookiesSent = 0;
+  synCookiesValid = 0;
+  synCookiesBad = 0;
   drops: Record<DropReason, number>;
 
   constructor() {
@@ -79,5 +84,8 @@ export interface PlaneCounterSnapshot {
   neighbourProbes: number;
   icmpSent: number;
   fragmentsOut: number;
+  synCookiesSent: number;
+  synCookiesValid: number;
+  synCookiesBad: number;
   drops: Record<DropReason, number>;
 }

@@ -90,13 +90,16 @@ export interface TcpOpts {
   ack?: number;
   window?: number;
   mss?: number;
+  /** Raw option bytes (a multiple of 4), written after the MSS option when both are given. */
+  options?: Uint8Array;
   payload?: Uint8Array;
   /** Leave the checksum as the offload pseudo-header sum (CHECKSUM_PARTIAL). */
   partial?: boolean;
 }
 
 export function tcp(src: string, dst: string, o: TcpOpts): Buffer {
-  const opt = o.mss !== undefined ? 4 : 0;
+  const mssLen = o.mss !== undefined ? 4 : 0;
+  const opt = mssLen + (o.options?.length ?? 0);
   const pl = o.payload ?? new Uint8Array(0);
   const b = Buffer.alloc(20 + opt + pl.length);
   b.writeUInt16BE(o.sport, 0);
@@ -111,6 +114,7 @@ export function tcp(src: string, dst: string, o: TcpOpts): Buffer {
     b[21] = 4;
     b.writeUInt16BE(o.mss, 22);
   }
+  if (o.options !== undefined) b.set(o.options, 20 + mssLen);
   b.set(pl, 20 + opt);
   const ph = pseudo(src, dst, IPPROTO.tcp, b.length);
   if (o.partial) {

@@ -26,6 +26,7 @@ import type { ConnTable } from "../../core/conn/conn-table.ts";
 import { tcpMaySchedule } from "../../core/conn/sloppy.ts";
 import { TCP_ACK, TCP_RST, TCP_SYN } from "../../core/conn/tcp-states.ts";
 import type { Protocol } from "../../core/sched/types.ts";
+import type { VirtualService } from "../../core/service.ts";
 import type { ServiceTable } from "../../core/service-table.ts";
 import { ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, isMulticastMac, type L2Info, macEquals, parseEth } from "./codec/eth.ts";
 import {
@@ -49,6 +50,8 @@ import { NeighbourResponder } from "./neighbour-responder.ts";
 import type { Neighbours } from "./neighbours.ts";
 import { ownedAddresses } from "./owned-addresses.ts";
 import { Pkt, VNET_F_NEEDS_CSUM } from "./pkt.ts";
+import { randomWord } from "./synproxy/random-word.ts";
+import { SynProxy, type SynproxyHost } from "./synproxy/synproxy.ts";
 import { transportOk } from "./transport.ts";
 import { connPlane, type TunContext } from "./xmit/context.ts";
 import { bindForwarder, forwarderOf } from "./xmit/forwarders.ts";
@@ -78,9 +81,11 @@ export interface PipelineOptions {
   released?: readonly string[];
   /** Packet worker `index` of `of`: FULLNAT local ports are allocated from this worker's share. */
   worker?: { index: number; of: number };
+  /** Random 32-bit words for the SYN proxy's cookie secrets (default: the system's CSPRNG). */
+  random32?: () => number;
 }
 
-export class Pipeline implements TunContext {
+export class Pipeline implements TunContext, SynproxyHost {
   readonly services: ServiceTable;
   readonly conns: ConnTable;
   readonly mac: Uint8Array;
@@ -92,6 +97,8 @@ export class Pipeline implements TunContext {
   /** ARP/ND answers, announcements and resolution, and the own/release switch per address. */
   readonly responder: NeighbourResponder;
   readonly localPool: LocalPool;
+  /** SYN cookies and sequence translation for NAT/FULLNAT (sysctl synproxy; synproxy/synproxy.ts). */
+  readonly synproxy: SynProxy;
   /**
    * Called after a client packet of `conn` was forwarded (where the kernel's ip_vs_in asks
    * whether to sync the entry); set while a sync master runs.
@@ -126,6 +133,7 @@ export class Pipeline implements TunContext {
     this.tunClampMss = o.tunClampMss ?? false;
     this.#extraVips = [...(o.vips ?? [])];
     this.localPool = new LocalPool(o.localAddrs ?? [], o.worker);
+    this.synproxy = new SynProxy(o.random32 ?? randomWord);
     this.responder = new NeighbourResponder({
       mac: this.mac,
       addr4: this.addr4,
@@ -240,6 +248,58 @@ export class Pipeline implements TunContext {
 
   segment(p: Pkt, each: (seg: Pkt) => Verdict): Verdict {
     return this.#egress.segment(p, each);
+  }
+
+  /** A generated frame slot shaped like `like` (vnet header, untagged Ethernet of its family), for the SYN proxy. */
+  scratch(q: Pkt, like: Pkt): boolean {
+    const batch = this.#batch;
+    const off = batch === undefined ? -1 : batch.allocGen();
+    if (batch === undefined || off < 0) return false;
+    const buf = batch.buf;
+    q.buf = buf;
+    q.off = off;
+    q.vnet = like.vnet;
+    q.eth = off + (like.vnet ? VNET_HDR_LEN : 0);
+    if (like.vnet) buf.fill(0, off, q.eth);
+    buf[q.eth + 12] = like.family === 4 ? ETH_P_IP >>> 8 : ETH_P_IPV6 >>> 8;
+    buf[q.eth + 13] = like.family === 4 ? ETH_P_IP & 0xff : ETH_P_IPV6 & 0xff;
+    q.l3 = q.eth + 14;
+    q.family = like.family;
+    return true;
+  }
+
+  /**
+   * Schedule the entry for p's flow (client → VIP) on svc and bind its FULLNAT local endpoint;
+   * a drop verdict when refused. Used for a SYN and by the SYN proxy for a cookie's ACK.
+   */
+  newConn(p: Pkt, svc: VirtualService): BoundConn | Verdict {
+    const protocol = p.protocol as Protocol;
+    const now = this.#now;
+    const conns = this.conns;
+    const fam = p.family;
+    const saddr = fam === 4 ? formatIpv4(p.saddr4) : ip6Text(p.buf, p.l3 + 8);
+    const daddr = fam === 4 ? formatIpv4(p.daddr4) : ip6Text(p.buf, p.l3 + 24);
+    const r = conns.schedule(svc, { family: fam, protocol, saddr, sport: p.sport, daddr, dport: p.dport }, now);
+    if ("error" in r)
+      return this.drop(
+        r.error === "no-destination" ? "noDest" : r.error === "defense-drop" ? "dropPacket" : "tableFull",
+      );
+    const conn = r;
+    if (conn.fwd === "fullnat") {
+      const plane = connPlane(conn);
+      const picked = this.localPool.pick(
+        fam,
+        (laddr, lport) => conns.lookupOut(protocol, conn.daddr, conn.dport, laddr, lport) !== undefined,
+      );
+      if (picked === undefined) {
+        conns.remove(conn, now);
+        return this.drop("localPort");
+      }
+      conns.setLocal(conn, picked.laddr, picked.lport);
+      if (fam === 4) plane.laddr4 = parseIpv4(picked.laddr) ?? 0;
+      else plane.laddr6 = ip6Bytes(parseIpv6Groups(picked.laddr)!);
+    }
+    return conn;
   }
 
   // ----------------------------------------------------------------------------- frames
@@ -400,39 +460,24 @@ export class Pipeline implements TunContext {
       }
       const svc = this.services.lookup(protocol, daddrText, p.dport);
       if (svc === undefined) return this.drop("noService");
-      if (protocol === "tcp" && !tcpMaySchedule(p.tcpFlags, conns.options.sloppyTcp)) return this.drop("noConn");
-      const r = conns.schedule(
-        svc,
-        { family: p.family, protocol, saddr: saddrText, sport: p.sport, daddr: daddrText, dport: p.dport },
-        now,
-      );
-      if ("error" in r)
-        return this.drop(
-          r.error === "no-destination" ? "noDest" : r.error === "defense-drop" ? "dropPacket" : "tableFull",
-        );
-      conn = r;
-      const plane = connPlane(conn);
-      if (conn.fwd === "fullnat") {
-        const fam = p.family;
-        const c = conn;
-        const picked = this.localPool.pick(
-          fam,
-          (laddr, lport) => conns.lookupOut(protocol, c.daddr, c.dport, laddr, lport) !== undefined,
-        );
-        if (picked === undefined) {
-          conns.remove(conn, now);
-          return this.drop("localPort");
-        }
-        conns.setLocal(conn, picked.laddr, picked.lport);
-        if (fam === 4) plane.laddr4 = parseIpv4(picked.laddr) ?? 0;
-        else plane.laddr6 = ip6Bytes(parseIpv6Groups(picked.laddr)!);
+      if (protocol === "tcp") {
+        const sv = this.synproxy.noEntry(this, p, svc, now);
+        if (sv !== undefined) return sv;
+        if (!tcpMaySchedule(p.tcpFlags, conns.options.sloppyTcp)) return this.drop("noConn");
       }
+      const made = this.newConn(p, svc);
+      if (typeof made === "string") return made;
+      conn = made;
     }
     if (!conn.dest.available) return this.drop("destGone");
     const plane = connPlane(conn);
     if (!plane.cmacKnown) {
       plane.cmac.set(p.buf.subarray(p.eth + 6, p.eth + 12));
       plane.cmacKnown = true;
+    }
+    if (plane.synproxy !== undefined) {
+      const sv = this.synproxy.client(this, p, conn, plane.synproxy, now);
+      if (sv !== undefined) return sv;
     }
     const xmit = plane.xmit ?? bindForwarder(conn, plane);
     if (protocol === "tcp") conns.tcpPacketTrusted(conn, xmit.clientDir, p.tcpFlags, now);
@@ -449,6 +494,11 @@ export class Pipeline implements TunContext {
   /** Real server → client through the director (NAT, FULLNAT). */
   #outbound(p: Pkt, conn: BoundConn): Verdict {
     const now = this.#now;
+    const sp = connPlane(conn).synproxy;
+    if (sp !== undefined && p.protocol === "tcp") {
+      const sv = this.synproxy.server(this, p, conn, sp, now);
+      if (sv !== undefined) return sv;
+    }
     if (p.protocol === "tcp") this.conns.tcpPacketTrusted(conn, "out", p.tcpFlags, now);
     else this.conns.touch(conn, now);
     const bytes = p.ipLen;

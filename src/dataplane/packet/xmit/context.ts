@@ -10,6 +10,7 @@ import { decTtl4 } from "../codec/ipv4.ts";
 import { ip6Bytes } from "../codec/ipv6.ts";
 import type { DropReason, Verdict } from "../counters.ts";
 import type { Pkt } from "../pkt.ts";
+import type { SynproxyConn } from "../synproxy/seq-adjust.ts";
 
 /**
  * A forwarding method as bound to a connection (the kernel's cp->packet_xmit, set once by
@@ -47,6 +48,8 @@ export interface ConnPlane {
   caddr6: Uint8Array | undefined;
   vaddr6: Uint8Array | undefined;
   laddr6: Uint8Array | undefined;
+  /** Sequence translation of a connection the SYN proxy opened (synproxy/), undefined otherwise. */
+  synproxy: SynproxyConn | undefined;
 }
 
 /** Per-destination cached address (Dest.plane). */
@@ -105,6 +108,7 @@ export function connPlane(c: Conn): ConnPlane {
       caddr6: v4 ? undefined : addr6(c.caddr),
       vaddr6: v4 ? undefined : addr6(c.vaddr),
       laddr6: v4 || !c.laddr ? undefined : addr6(c.laddr),
+      synproxy: undefined,
     };
     c.plane = plane;
   }
