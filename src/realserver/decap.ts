@@ -12,11 +12,21 @@
 // header with the packet, and an IPv6 one, which delivers only the payload (the kernel strips the
 // IPv6 header and its extension headers from what a raw IPv6 socket reads): IPv4-in-IPv4 and
 // IPv4-in-IPv6 for an IPv4 VIP, IPv6-in-IPv6 and IPv6-in-IPv4 for an IPv6 VIP.
+//
+// The director's other tunnel types (--tun-type gue|gre) are taken the same way with a different
+// front end (decap-headers.ts): GRE through raw sockets for protocol 47 (both outer families), GUE
+// through UDP sockets bound to the tunnel port (the kernel checks the UDP checksum and strips the
+// UDP header; an IPv6 datagram with checksum 0 is dropped by the kernel, so GUE over IPv6 needs
+// the director's --tun-csum or --tun-remcsum). Each decapsulator takes the one type it was started
+// for, as a kernel real server takes what its tunnel devices are configured for.
 
 import { execFileSync } from "node:child_process";
+import { createSocket, type Socket } from "node:dgram";
 import { writeFileSync } from "node:fs";
 import { parseIpv4, parseIpv6Groups } from "../core/addr.ts";
+import type { TunType } from "../core/dest.ts";
 import { loadNative } from "../platform/native-addon.ts";
+import { innerFromGre4, innerFromGreHeader, innerFromGue, innerIsForVip } from "./decap-headers.ts";
 
 const IPPROTO_IPIP = 4;
 const IPPROTO_IPV6 = 41;
@@ -41,15 +51,6 @@ export function vipBytes(text: string): Uint8Array | undefined {
     out[i * 2 + 1] = g[i]! & 0xff;
   }
   return out;
-}
-
-/** Whether the `avail` bytes at `inner` are a whole-header packet of the VIP's family addressed to it. */
-function innerIsForVip(buf: Uint8Array, inner: number, avail: number, vip: Uint8Array): boolean {
-  const v6 = vip.length === 16;
-  if (avail < (v6 ? 40 : 20) || buf[inner]! >> 4 !== (v6 ? 6 : 4)) return false;
-  const dst = inner + (v6 ? 24 : 16);
-  for (let i = 0; i < vip.length; i++) if (buf[dst + i] !== vip[i]) return false;
-  return true;
 }
 
 /**
@@ -81,15 +82,27 @@ export function innerPacket(buf: Uint8Array, at: number, len: number, vip: numbe
   return innerFromIpv4(buf, at, len, Uint8Array.of(vip >>> 24, (vip >>> 16) & 0xff, (vip >>> 8) & 0xff, vip & 0xff));
 }
 
+const IPPROTO_GRE = 47;
+
+/** Which tunnel the decapsulator takes: the type, and for GUE the UDP port. */
+export interface DecapTunnel {
+  type: TunType;
+  port: number;
+}
+
 /** Run until SIGTERM/SIGINT. */
-export async function runDecapsulator(vipText: string, device: string): Promise<number> {
+export async function runDecapsulator(
+  vipText: string,
+  device: string,
+  tunnel: DecapTunnel = { type: "ipip", port: 0 },
+): Promise<number> {
   const vip = vipBytes(vipText);
   if (vip === undefined) throw new Error(`Invalid VIP "${vipText}"`);
   const v6 = vip.length === 16;
-  const proto = v6 ? IPPROTO_IPV6 : IPPROTO_IPIP;
+  const proto = tunnel.type === "gre" ? IPPROTO_GRE : v6 ? IPPROTO_IPV6 : IPPROTO_IPIP;
   const native = loadNative();
   const sockets: { fd: number; outer: 4 | 6 }[] = [];
-  for (const outer of [4, 6] as const) {
+  for (const outer of tunnel.type === "gue" ? [] : ([4, 6] as const)) {
     try {
       sockets.push({ fd: native.openRawIp(outer, proto), outer });
     } catch (e) {
@@ -100,6 +113,8 @@ export async function runDecapsulator(vipText: string, device: string): Promise<
       );
     }
   }
+  // Bound before the device comes up: `tvs realserver start` returns once it is up.
+  const udp = tunnel.type === "gue" ? await openGueSockets(tunnel.port, v6) : [];
   const [tun, name] = native.openTun(device);
   // The device must accept the inner packets: no reverse-path filter for IPv4; for IPv6 the device
   // may have inherited disable_ipv6 from the namespace's defaults.
@@ -114,7 +129,14 @@ export async function runDecapsulator(vipText: string, device: string): Promise<
   const desc = new Int32Array(BATCH * 2);
   const counters: DecapCounters = { decapsulated: 0, rejected: 0, writeErrors: 0 };
   const polls = sockets.map(({ fd, outer }) => {
-    const strip = outer === 4 ? innerFromIpv4 : innerFromIpv6;
+    const strip =
+      tunnel.type === "gre"
+        ? outer === 4
+          ? innerFromGre4
+          : innerFromGreHeader
+        : outer === 4
+          ? innerFromIpv4
+          : innerFromIpv6;
     return native.poll(fd, READABLE, () => {
       for (let round = 0; round < 4; round++) {
         const got = native.recvBatch(fd, buf, SLOT, 0, BATCH, meta);
@@ -136,13 +158,56 @@ export async function runDecapsulator(vipText: string, device: string): Promise<
       }
     });
   });
+  for (const sock of udp) {
+    const one = new Int32Array(2);
+    sock.on("message", (msg: Buffer) => {
+      const n = Math.min(msg.length, SLOT);
+      msg.copy(buf, 0, 0, n);
+      const inner = innerFromGue(buf, 0, n, vip);
+      if (!inner) {
+        counters.rejected++;
+        return;
+      }
+      one[0] = inner[0];
+      one[1] = inner[1];
+      const written = native.writeBatch(tun, buf, one, 1);
+      if (written === 1) counters.decapsulated++;
+      else counters.writeErrors++;
+    });
+  }
   await new Promise<void>((resolve) => {
     process.once("SIGTERM", resolve);
     process.once("SIGINT", resolve);
   });
+  for (const sock of udp) sock.close();
   for (const id of polls) native.pollStop(id);
   for (const s of sockets) native.close(s.fd);
   native.close(tun);
   process.stderr.write(`${JSON.stringify({ msg: "decapsulator stopped", device: name, ...counters })}\n`);
   return 0;
+}
+
+/**
+ * UDP sockets on the GUE port: the VIP's own family is required, the other outer family (mixed
+ * family tunnels) is opened when the host has it.
+ */
+async function openGueSockets(port: number, v6: boolean): Promise<Socket[]> {
+  const out: Socket[] = [];
+  for (const type of v6 ? (["udp6", "udp4"] as const) : (["udp4", "udp6"] as const)) {
+    const sock = createSocket({ type, ipv6Only: type === "udp6" });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        sock.once("error", reject);
+        sock.bind(port, () => {
+          sock.off("error", reject);
+          resolve();
+        });
+      });
+      out.push(sock);
+    } catch (e) {
+      sock.close();
+      if (out.length === 0) throw new Error(`Cannot receive GUE on UDP port ${port}: ${(e as Error).message}`);
+    }
+  }
+  return out;
 }

@@ -9,10 +9,14 @@
 // lo is never advertised on the wire (IPv6 has no arp_ignore because it needs none), and the local
 // route comes with the address. Its TUN mode always uses the userspace decapsulator, which takes
 // IPv6-in-IPv6 and IPv6-in-IPv4 alike.
+//
+// GUE and GRE (the director's --tun-type gue|gre) are always decapsulated in userspace by the same
+// decapsulator started for that type (GUE on its --tun-port): no kernel tunnel device is set up.
 
 import { execFileSync, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { canonicalIp, ipFamily } from "../core/addr.ts";
+import type { DecapTunnel } from "./decap.ts";
 import { listStates, type RealServerState, readState, removeState, writeState } from "./state.ts";
 import { readSysctl, writeSysctl } from "./sysctl.ts";
 
@@ -79,6 +83,8 @@ export interface StartOptions {
   mode: RealServerMode;
   /** Command that runs the userspace decapsulator (argv, without the VIP/device arguments). */
   decapCommand?: string[];
+  /** TUN mode: the tunnel type the director sends (default IPIP) and, for GUE, its UDP port. */
+  tunnel?: DecapTunnel;
 }
 
 export function startRealServer(opts: StartOptions): RealServerState {
@@ -107,15 +113,22 @@ export function startRealServer(opts: StartOptions): RealServerState {
     state.addedAddress = tryIp("addr", "add", hostPrefix(vip), "dev", "lo", "scope", "host");
     state.addedRoute = tryIp("route", "add", hostPrefix(vip), "dev", "lo");
   }
-  if (opts.mode === "tun" && (v6 || !hasKernelIpip())) {
+  const tunnel = opts.tunnel ?? { type: "ipip", port: 0 };
+  if (opts.mode === "tun") {
+    state.tunType = tunnel.type;
+    if (tunnel.type === "gue") state.tunPort = tunnel.port;
+  }
+  if (opts.mode === "tun" && (v6 || tunnel.type !== "ipip" || !hasKernelIpip())) {
     if (!opts.decapCommand)
       throw new Error(
-        `TUN mode needs the userspace decapsulator (${v6 ? "IPv6 VIPs always use it" : "this kernel has no ipip module"})`,
+        `TUN mode needs the userspace decapsulator (${v6 ? "IPv6 VIPs always use it" : tunnel.type !== "ipip" ? `${tunnel.type.toUpperCase()} always uses it` : "this kernel has no ipip module"})`,
       );
     const device = `tvsip${process.pid % 100000}`;
+    const typeArgs = tunnel.type === "ipip" ? [] : ["--tun-type", tunnel.type];
+    if (tunnel.type === "gue") typeArgs.push("--tun-port", String(tunnel.port));
     const child = spawn(
       opts.decapCommand[0] as string,
-      [...opts.decapCommand.slice(1), "--vip", vip, "--device", device],
+      [...opts.decapCommand.slice(1), "--vip", vip, "--device", device, ...typeArgs],
       {
         detached: true,
         stdio: "ignore",
@@ -126,7 +139,7 @@ export function startRealServer(opts: StartOptions): RealServerState {
     state.tunDevice = device;
     // Return only once the decapsulator holds its raw socket and has brought its device up, so
     // traffic sent right after `start` is not answered with "protocol unreachable".
-    waitForDeviceUp(device, 60_000);
+    waitForDeviceUp(device, 60_000, child.pid);
   } else if (opts.mode === "tun") {
     // The kernel decapsulates: a tunl0-style device receiving IPIP, as lvs-web.sh would set up.
     tryIp("link", "add", "tvstunl0", "type", "ipip", "local", "any");
@@ -138,7 +151,7 @@ export function startRealServer(opts: StartOptions): RealServerState {
   return state;
 }
 
-function waitForDeviceUp(device: string, limitMs: number): void {
+function waitForDeviceUp(device: string, limitMs: number, pid: number | undefined): void {
   const deadline = Date.now() + limitMs;
   const nap = new Int32Array(new SharedArrayBuffer(4));
   for (;;) {
@@ -147,9 +160,21 @@ function waitForDeviceUp(device: string, limitMs: number): void {
     } catch {
       // Not created yet.
     }
+    if (pid !== undefined && !processAlive(pid))
+      throw new Error(`The tunnel decapsulator (pid ${pid}) exited before bringing "${device}" up`);
     if (Date.now() > deadline)
-      throw new Error(`The IPIP decapsulator did not bring "${device}" up within ${limitMs / 1000} s`);
+      throw new Error(`The tunnel decapsulator did not bring "${device}" up within ${limitMs / 1000} s`);
     Atomics.wait(nap, 0, 0, 50);
+  }
+}
+
+/** Whether the process runs (not gone, not a zombie waiting for us to reap it). */
+function processAlive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+  } catch {
+    return false;
   }
 }
 

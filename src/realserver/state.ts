@@ -16,6 +16,9 @@ export interface RealServerState {
   /** TUN mode: the userspace decapsulator's PID and its TUN device. */
   decapPid?: number;
   tunDevice?: string;
+  /** TUN mode: the tunnel type taken (ipip, gue, gre) and the GUE port. */
+  tunType?: "ipip" | "gue" | "gre";
+  tunPort?: number;
   startedAt: string;
 }
 

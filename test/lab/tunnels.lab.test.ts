@@ -1,0 +1,184 @@
+// LVS/TUN with the GUE and GRE tunnel types (ipvsadm --tun-type gue|gre) through tvsd's packet
+// plane, real kernels' TCP in network namespaces, and `tvs realserver` decapsulating in userspace
+// on the real server. Three VIPs on one real server: GUE with the default nocsum (UDP port 5555),
+// GUE with --tun-remcsum (port 5556: the client's kernel leaves its checksums to offload, so the
+// director sends the remote-checksum option and the real server's decapsulator completes them),
+// and GRE with --tun-csum. For each: the answer comes from the real server, which saw the client's
+// own address; a 200 KB upload arrives intact (full-size client segments are larger than the
+// tunnel MTU, so they get through only after the director's "fragmentation needed" with the
+// tunnel's MTU reached the client's kernel, which the client's route then shows); the director
+// forwarded no reply (OutPkts 0). The same traffic with the kernel's own fou and ip_gre receivers
+// on the real server is test/oracle/tunnels.oracle.test.ts.
+import assert from "node:assert/strict";
+import type { ChildProcess } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { ipIn, run, runIn, sleep, spawnIn } from "../../src/lab/exec.ts";
+import { Lab } from "../../src/lab/netns.ts";
+import { REPO_ROOT, TVS_BIN } from "../../src/lab/topology.ts";
+import { nativeStatus } from "../../src/platform/native-addon.ts";
+
+const root = process.getuid?.() === 0;
+const native = nativeStatus();
+const skip = !root ? "needs root" : native.ok ? false : native.reason;
+const TVSD = join(REPO_ROOT, "bin", "tvsd.js");
+const TVSADM = join(REPO_ROOT, "bin", "tvsadm.js");
+
+const CLIENT = "192.168.124.70";
+const DIRECTOR = "192.168.124.30";
+const RS = "192.168.124.45";
+
+/** The three services: VIP, the director's tunnel options, the real server's `tvs realserver` options, the tunnel MTU. */
+const TUNNELS = [
+  {
+    vip: "192.168.124.21",
+    dir: ["--tun-type", "gue", "--tun-port", "5555"],
+    rs: ["--tun-type", "gue", "--tun-port", "5555"],
+    mtu: 1468,
+  },
+  {
+    vip: "192.168.124.22",
+    dir: ["--tun-type", "gue", "--tun-port", "5556", "--tun-remcsum"],
+    rs: ["--tun-type", "gue", "--tun-port", "5556"],
+    mtu: 0,
+  },
+  { vip: "192.168.124.23", dir: ["--tun-type", "gre", "--tun-csum"], rs: ["--tun-type", "gre"], mtu: 1472 },
+] as const;
+
+/** An HTTP server: "/" → its name, "/peer" → the client address, POST "/upload" → sha256 of the body. */
+const SERVER_JS = `
+const http = require("node:http");
+const { createHash } = require("node:crypto");
+http.createServer((req, res) => {
+  const send = (body) => { res.writeHead(200, {"content-length": Buffer.byteLength(body)}); res.end(body); };
+  if (req.url === "/peer") return send(req.socket.remoteAddress + "\\n");
+  if (req.url === "/upload") {
+    const h = createHash("sha256");
+    req.on("data", (d) => h.update(d));
+    req.on("end", () => send(h.digest("hex") + "\\n"));
+    return;
+  }
+  send("rs1\\n");
+}).listen(80, "0.0.0.0");
+process.on("SIGTERM", () => process.exit(0));
+`;
+
+async function waitFor(what: string, limitMs: number, check: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + limitMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`${what} within ${limitMs / 1000} s`);
+    await sleep(100);
+  }
+}
+
+test(
+  "lab tunnels: TCP through tvsd's TUN/gue, TUN/gue remcsum and TUN/gre services, decapsulated by tvs realserver",
+  { skip, timeout: 150_000 },
+  async (t) => {
+    const lab = new Lab(`tunnels${Math.floor(Math.random() * 0xffff).toString(16)}`);
+    const children: ChildProcess[] = [];
+    let rsNs = "";
+    t.after(async () => {
+      for (const { vip } of TUNNELS)
+        if (rsNs) await runIn(rsNs, process.execPath, [TVS_BIN, "realserver", "stop", "--vip", vip]).catch(() => {});
+      for (const c of children) if (c.exitCode === null && c.pid !== undefined) process.kill(c.pid, "SIGTERM");
+      await sleep(300);
+      await lab.destroy();
+    });
+    await lab.createSwitch();
+    const client = await lab.addHost("client");
+    const director = await lab.addHost("director");
+    const rs = await lab.addHost("rs1");
+    rsNs = rs.ns;
+    for (const [h, a] of [
+      [client, CLIENT],
+      [director, DIRECTOR],
+      [rs, RS],
+    ] as const)
+      await ipIn(h.ns, "addr", "add", `${a}/24`, "dev", "eth0");
+
+    children.push(spawnIn(rs.ns, process.execPath, ["-e", SERVER_JS]));
+    for (const { vip, rs: opts } of TUNNELS) {
+      const r = await runIn(rs.ns, process.execPath, [
+        TVS_BIN,
+        "realserver",
+        "start",
+        "--vip",
+        vip,
+        "--mode",
+        "tun",
+        ...opts,
+        "--json",
+      ]);
+      const state = JSON.parse(r.stdout) as { tunType: string; decapPid: number };
+      assert.equal(state.tunType, opts[1], `tvs realserver takes ${opts.join(" ")}`);
+      assert.ok(state.decapPid > 0, "a decapsulator runs");
+    }
+
+    const socket = join(tmpdir(), `${lab.prefix}-tvsd.sock`);
+    const tvsd = spawnIn(director.ns, process.execPath, [
+      TVSD,
+      "--dataplane",
+      "packet",
+      "--interface",
+      "eth0",
+      "--socket",
+      socket,
+    ]);
+    let tvsdErr = "";
+    tvsd.stderr?.on("data", (d: Buffer) => {
+      tvsdErr = (tvsdErr + d.toString()).slice(-4000);
+    });
+    tvsd.stdout?.resume();
+    children.push(tvsd);
+    await waitFor(`tvsd opened its socket (${tvsdErr})`, 20_000, async () => existsSync(socket));
+    const tvsadm = async (...args: string[]) =>
+      (await run(process.execPath, [TVSADM, ...args], { env: { ...process.env, TVS_SOCKET: socket } })).stdout;
+    for (const { vip, dir } of TUNNELS) {
+      await tvsadm("-A", "-t", `${vip}:80`, "-s", "rr");
+      await tvsadm("-a", "-t", `${vip}:80`, "-r", `${RS}:80`, "-i", ...dir);
+    }
+    const listing = await tvsadm("-L", "-n", "--tun-info");
+    t.diagnostic(listing);
+
+    const curl = (...args: string[]) =>
+      runIn(client.ns, "curl", ["-s", "-m", "10", ...args], { timeoutMs: 30_000 }).then(
+        (r) => r.stdout.trim(),
+        () => "",
+      );
+    const body = Buffer.alloc(200_000);
+    for (let i = 0; i < body.length; i++) body[i] = (i * 7 + (i >>> 9)) & 255;
+    const file = join(tmpdir(), `${lab.prefix}-upload.bin`);
+    writeFileSync(file, body);
+    t.after(() => rmSync(file, { force: true }));
+    const sha = createHash("sha256").update(body).digest("hex");
+
+    for (const { vip, dir, mtu } of TUNNELS) {
+      const what = `${vip} (${dir.join(" ")})`;
+      await waitFor(`${what} answered`, 20_000, async () => (await curl(`http://${vip}/`)) === "rs1");
+      assert.equal(await curl(`http://${vip}/peer`), CLIENT, `${what}: the real server saw the client's own address`);
+      assert.equal(
+        await curl("--data-binary", `@${file}`, `http://${vip}/upload`),
+        sha,
+        `${what}: the upload arrived intact`,
+      );
+      const route = (await ipIn(client.ns, "route", "get", vip)).stdout;
+      if (mtu > 0)
+        assert.match(route, new RegExp(`mtu ${mtu}\\b`), `${what}: the client learned the tunnel MTU: ${route.trim()}`);
+      else assert.match(route, /mtu 14[0-9][0-9]\b/, `${what}: the client learned a tunnel MTU: ${route.trim()}`);
+    }
+
+    const snap = JSON.parse(await tvsadm("-L", "-n", "--stats", "--json")) as {
+      services: { stats: { conns: number; inBytes: number; outPkts: number } }[];
+    };
+    assert.equal(snap.services.length, TUNNELS.length);
+    for (const { stats } of snap.services) {
+      assert.ok(stats.conns >= 3, `connections counted (${stats.conns})`);
+      assert.ok(stats.inBytes > body.length, `the upload went through the tunnel (${stats.inBytes} bytes)`);
+      assert.equal(stats.outPkts, 0, "replies bypassed the director");
+    }
+  },
+);
