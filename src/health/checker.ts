@@ -34,6 +34,11 @@ export interface Checker {
   /** Which spec type this checker runs. */
   readonly type: CheckerSpec["type"];
   check(target: CheckTarget, signal: AbortSignal): Promise<CheckResult>;
+  /**
+   * The check is exactly a TCP connect-and-close (TCP_CHECK without a request or an expected
+   * answer): the runner may run it on its lean callback path instead of calling check().
+   */
+  readonly plainConnect?: boolean;
 }
 
 /** The target for a real server at address:port under a spec's connect_ip/connect_port/bindto/bind_port. */
@@ -55,11 +60,16 @@ export function attemptTimeoutMs(spec: CheckerSpec): number {
   return spec.connectTimeoutMs;
 }
 
+/** The reason an attempt cut off at its time limit reports. */
+export function timeoutReason(timeoutMs: number): string {
+  return `Timed out after ${timeoutMs} ms`;
+}
+
 /** Error raised into an AbortSignal when an attempt overruns its time limit. */
 export class CheckTimeoutError extends Error {
   readonly timeoutMs: number;
   constructor(timeoutMs: number) {
-    super(`Timed out after ${timeoutMs} ms`);
+    super(timeoutReason(timeoutMs));
     this.name = "CheckTimeoutError";
     this.timeoutMs = timeoutMs;
   }

@@ -8,7 +8,8 @@ import type net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import type { Checker, CheckResult } from "./checker.ts";
+import { ManualClock } from "../core/clock.ts";
+import type { Checker } from "./checker.ts";
 import {
   type CheckerSpec,
   checkerCommon,
@@ -30,11 +31,14 @@ const tcp = (over: Partial<TcpCheckSpec> = {}): TcpCheckSpec => ({
   ...over,
 });
 
-/** A runner whose events and per-id results are recorded; stopped when the test ends. */
+/**
+ * A runner with the built-in checkers (so a plain TCP_CHECK takes the lean connect path) whose
+ * events and per-id results (through onResult) are recorded; stopped when the test ends.
+ */
 function recordingRunner(t: { after(fn: () => void): void }, opts: Partial<HealthRunnerOptions> = {}) {
   const events: HealthEvent[] = [];
   const results = new Map<string, boolean[]>();
-  /** For each event, how many results each address:port had when it was emitted. */
+  /** For each event, how many results each id had when it was emitted. */
   const resultsAtEvent: Map<string, number>[] = [];
   const runner = new HealthRunner({
     jitter: false,
@@ -43,19 +47,10 @@ function recordingRunner(t: { after(fn: () => void): void }, opts: Partial<Healt
       events.push(e);
       resultsAtEvent.push(new Map([...results].map(([k, v]) => [k, v.length])));
     },
-    createChecker: (spec: CheckerSpec): Checker => {
-      const inner = createChecker(spec);
-      return {
-        type: inner.type,
-        check: async (target, signal): Promise<CheckResult> => {
-          const r = await inner.check(target, signal);
-          const id = `${target.address}:${target.port}`;
-          const list = results.get(id) ?? [];
-          list.push(r.ok);
-          results.set(id, list);
-          return r;
-        },
-      };
+    onResult: (id, r) => {
+      const list = results.get(id) ?? [];
+      list.push(r.ok);
+      results.set(id, list);
     },
   });
   t.after(() => runner.stop());
@@ -77,7 +72,7 @@ test("a healthy server stays up silently; after retry + 1 failures it goes down;
   runner.add({ id: "rs1", address: "127.0.0.1", port, spec: tcp({ retry: 2 }) });
   assert.equal(runner.state("rs1"), "up");
   assert.equal(runner.status()[0]?.pending, true);
-  const key = `127.0.0.1:${port}`;
+  const key = "rs1";
   await until("three good checks", () => (results.get(key)?.length ?? 0) >= 3);
   assert.equal(events.length, 0);
   assert.equal(runner.status()[0]?.pending, false);
@@ -109,7 +104,7 @@ test("before its first result a server needs only one failure to go down", async
   await until("the down event", () => events.length === 1);
   assert.equal(events[0]?.type, "down");
   assert.equal(events[0]?.reason, "Connection refused");
-  assert.equal(resultsAtEvent[0]?.get(`127.0.0.1:${port}`), 1);
+  assert.equal(resultsAtEvent[0]?.get("rs"), 1);
 });
 
 test("alpha: a server starts down and comes up after one success; a dead one stays silent", async (t) => {
@@ -123,7 +118,7 @@ test("alpha: a server starts down and comes up after one success; a dead one sta
   assert.equal(runner.state("dead"), "down");
   await until(
     "the up event and three checks of the dead one",
-    () => events.length >= 1 && (results.get(`127.0.0.1:${dead}`)?.length ?? 0) >= 3,
+    () => events.length >= 1 && (results.get("dead")?.length ?? 0) >= 3,
   );
   assert.deepEqual(
     events.map((e) => [e.type, e.id]),
@@ -205,7 +200,7 @@ test("a hung server does not delay the checks of others", async (t) => {
   await until("the hung server's down event", () => events.length === 1);
   assert.equal(events[0]?.id, "hung");
   assert.match(events[0]?.reason ?? "", /Timed out after 1000 ms/);
-  assert.ok((results.get(`127.0.0.1:${ok.port}`)?.length ?? 0) >= 10, "the healthy server was checked meanwhile");
+  assert.ok((results.get("ok")?.length ?? 0) >= 10, "the healthy server was checked meanwhile");
 });
 
 test("maxConcurrent caps attempts in flight; the rest wait their turn", async (t) => {
@@ -222,8 +217,8 @@ test("maxConcurrent caps attempts in flight; the rest wait their turn", async (t
   });
   runner.add({ id: "ok", address: "127.0.0.1", port: ok.port, spec: tcp() });
   await until("the hung server's first result", () => events.length === 1);
-  assert.equal(resultsAtEvent[0]?.get(`127.0.0.1:${ok.port}`), undefined, "the second check waited for the slot");
-  await until("the queued check", () => (results.get(`127.0.0.1:${ok.port}`)?.length ?? 0) >= 1);
+  assert.equal(resultsAtEvent[0]?.get("ok"), undefined, "the second check waited for the slot");
+  await until("the queued check", () => (results.get("ok")?.length ?? 0) >= 1);
   assert.ok(runner.running <= 1);
 });
 
@@ -272,12 +267,16 @@ test("update() swaps the spec and keeps the state", async (t) => {
   );
 });
 
-test("scheduling: warmup draws from [0, warmup], then delay_loop after a pass and delay_before_retry after a failure", async (t) => {
-  // A timer source the test fires by hand, so every delay the runner asks for is visible.
-  const pending: { fn: () => void; ms: number; live: boolean }[] = [];
+/**
+ * A clock and a timer source that agree: time moves only when the test fires the next timer, and
+ * then it jumps to that timer's due time. Every delay the runner asks for is thus visible exactly.
+ */
+function manualTime() {
+  const clock = new ManualClock(0);
+  const pending: { at: number; fn: () => void; live: boolean }[] = [];
   const timers: TimerSource = {
     setTimeout: (fn, ms) => {
-      const h = { fn, ms, live: true };
+      const h = { at: clock.now() + ms, fn, live: true };
       pending.push(h);
       return h;
     },
@@ -285,15 +284,42 @@ test("scheduling: warmup draws from [0, warmup], then delay_loop after a pass an
       (h as { live: boolean }).live = false;
     },
   };
-  /** Fire the next live scheduling timer (not an attempt's 777 ms time limit) and return its delay. */
-  const fireNext = (): number => {
-    const i = pending.findIndex((h) => h.live && h.ms !== 777);
-    const h = pending.splice(i, 1)[0];
-    assert.ok(h, "a scheduled timer");
+  /** Fire the earliest live timer (advancing the clock to it); false when none is armed. */
+  const fireNext = (): boolean => {
+    let best = -1;
+    for (let i = 0; i < pending.length; i++) {
+      const h = pending[i];
+      if (h?.live && (best === -1 || h.at < (pending[best]?.at ?? 0))) best = i;
+    }
+    const h = pending.splice(best, 1)[0];
+    if (best === -1 || !h) return false;
     h.live = false;
+    clock.set(Math.max(clock.now(), h.at));
     h.fn();
-    return h.ms;
+    return true;
   };
+  const armed = () => pending.filter((h) => h.live).length;
+  return { clock, timers, fireNext, armed };
+}
+
+/** A checker (wrapping `inner`) that records the clock at the start of every attempt. */
+function startTimes(clock: ManualClock, inner: (spec: CheckerSpec) => Checker) {
+  const starts: number[] = [];
+  const create = (spec: CheckerSpec): Checker => {
+    const c = inner(spec);
+    return {
+      type: c.type,
+      check: (target, signal) => {
+        starts.push(clock.now());
+        return c.check(target, signal);
+      },
+    };
+  };
+  return { starts, create };
+}
+
+test("scheduling: warmup draws from [0, warmup], then delay_loop after a pass and delay_before_retry after a failure", async (t) => {
+  const { clock, timers, fireNext, armed } = manualTime();
   const file = join(dir, "sched");
   writeFileSync(file, "0");
   const spec: FileCheckSpec = {
@@ -310,24 +336,121 @@ test("scheduling: warmup draws from [0, warmup], then delay_loop after a pass an
     reverse: false,
   };
   const events: HealthEvent[] = [];
-  const runner = new HealthRunner({ onEvent: (e) => events.push(e), timers, random: () => 0.25, jitter: false });
+  const { starts, create } = startTimes(clock, createChecker);
+  const runner = new HealthRunner({
+    onEvent: (e) => events.push(e),
+    clock,
+    timers,
+    random: () => 0.25,
+    jitter: false,
+    createChecker: create,
+  });
   t.after(() => runner.stop());
   runner.add({ id: "f", address: "127.0.0.1", port: 0, spec });
-  const settled = async (n: number) => until(`check ${n}`, () => runner.status()[0]?.checks === n);
-  assert.equal(fireNext(), 100, "warmup 400 × random 0.25");
-  await settled(1);
-  assert.equal(fireNext(), 1000, "delay_loop after a pass");
+  /** Fire timers until attempt n starts, then wait for its result. */
+  const attempt = async (n: number) => {
+    for (let i = 0; i < 10 && starts.length < n; i++) assert.ok(fireNext(), "a timer is armed");
+    assert.equal(starts.length, n, `attempt ${n} started`);
+    await until(`result ${n}`, () => runner.status()[0]?.checks === n);
+  };
+  assert.equal(armed(), 1, "one timer for the whole runner");
+  await attempt(1);
+  assert.equal(starts[0], 100, "warmup 400 × random 0.25");
   writeFileSync(file, "1");
-  await settled(2);
-  assert.equal(fireNext(), 100, "delay_before_retry after the first failure");
-  await settled(3);
+  await attempt(2);
+  assert.equal(starts[1], 1100, "delay_loop after a pass");
+  await attempt(3);
+  assert.equal(starts[2], 1200, "delay_before_retry after the first failure");
   assert.deepEqual(
-    events.map((e) => e.type),
-    ["down"],
+    events.map((e) => [e.type, e.at]),
+    [["down", 1200]],
   );
-  assert.equal(fireNext(), 1000, "delay_loop once down");
-  await settled(4);
-  assert.equal(fireNext(), 1000, "a down server is not retried sooner");
+  await attempt(4);
+  assert.equal(starts[3], 2200, "delay_loop once down");
+  await attempt(5);
+  assert.equal(starts[4], 3200, "a down server is not retried sooner");
+  assert.ok(armed() <= 1, "never more than one timer armed");
+});
+
+test("time limit: an attempt that never answers is cut off exactly at connect_timeout, and the next one follows delay_before_retry", async (t) => {
+  const { clock, timers, fireNext } = manualTime();
+  const hang = (): Checker => ({
+    type: "TCP_CHECK",
+    check: (_target, signal) =>
+      new Promise((resolve) => {
+        signal.addEventListener("abort", () =>
+          resolve({ ok: false, reason: (signal.reason as Error).message, latencyMs: 0 }),
+        );
+      }),
+  });
+  const { starts, create } = startTimes(clock, hang);
+  const results: [number, string][] = [];
+  const events: HealthEvent[] = [];
+  const runner = new HealthRunner({
+    onEvent: (e) => events.push(e),
+    onResult: (_id, r) => results.push([clock.now(), r.reason]),
+    clock,
+    timers,
+    jitter: false,
+    createChecker: create,
+  });
+  t.after(() => runner.stop());
+  runner.add({
+    id: "h",
+    address: "127.0.0.1",
+    port: 1,
+    spec: tcp({
+      connectTimeoutMs: 300,
+      delayLoopMs: 1000,
+      delayBeforeRetryMs: 50,
+      retry: 1,
+      warmupMs: 0,
+      alpha: false,
+    }),
+  });
+  /** Fire timers (letting the loop turn after each: the cut-off runs one turn late) until result n. */
+  const step = async (n: number) => {
+    for (let i = 0; i < 10 && results.length < n; i++) {
+      assert.ok(fireNext(), "a timer is armed");
+      for (let k = 0; k < 3; k++) await new Promise((r) => setImmediate(r));
+    }
+    assert.equal(results.length, n, `result ${n}`);
+  };
+  await step(1);
+  assert.deepEqual(results[0], [300, "Timed out after 300 ms"]);
+  assert.equal(starts[0], 0);
+  assert.deepEqual(
+    events.map((e) => [e.type, e.at]),
+    [["down", 300]],
+    "one failure is enough before the first result",
+  );
+  await step(2);
+  assert.equal(starts[1], 1300, "delay_loop after going down");
+  assert.deepEqual(results[1], [1600, "Timed out after 300 ms"]);
+});
+
+test("detection time: a real server that stops listening is down within delay_loop + jitter + delay_before_retry", async (t) => {
+  // keepalived's bound for an up server (retry 1): the next check comes within delay_loop (plus
+  // jitter), fails, and the retry delay_before_retry later fails again. Real sockets on loopback,
+  // so the slack covers a busy machine; the lower bound (two failures spaced by the retry delay)
+  // is exact.
+  const l = await listenTcp(() => {});
+  const { runner, events, results } = recordingRunner(t, { jitter: true });
+  const spec = tcp({ delayLoopMs: 300, delayBeforeRetryMs: 150, retry: 1, connectTimeoutMs: 1000 });
+  runner.add({ id: "d", address: "127.0.0.1", port: l.port, spec });
+  const key = "d";
+  await until("two passes", () => (results.get(key)?.length ?? 0) >= 2);
+  const before = results.get(key)?.length ?? 0;
+  const closedAt = performance.now();
+  await l.close();
+  await until("the down event", () => events.length === 1, 5000);
+  const detected = performance.now() - closedAt;
+  assert.equal(events[0]?.type, "down");
+  assert.equal(events[0]?.reason, "Connection refused (2 failures)");
+  assert.deepEqual((results.get(key) ?? []).slice(before), [false, false], "down on the second failure, no more");
+  const bound = 300 + Math.min(300 / 100, 50) + 150;
+  assert.ok(detected >= 150, `not before the retry delay (${detected.toFixed(0)} ms)`);
+  assert.ok(detected <= bound + 400, `detected in ${detected.toFixed(0)} ms, bound ${bound} ms + 400 ms slack`);
 });
 
 test("a connect the server never answers is cut off at connect_timeout", async (t) => {

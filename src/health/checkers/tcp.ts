@@ -64,8 +64,41 @@ function errnoText(status: number): string {
   return describeSocketError({ code, message: code });
 }
 
+/** How a lean connect attempt reports: whether it connected, why not, and how long it took. */
+export type ConnectDone = (ok: boolean, reason: string, latencyMs: number) => void;
+
+/** A connect attempt in flight. cancel() closes it and reports `reason` as its failure at once. */
+export interface ConnectAttempt {
+  cancel(reason: string): void;
+}
+
+/** The handle path's state for one attempt, kept on the connect request itself (no closures). */
+interface WrapAttempt extends ConnectReq, ConnectAttempt {
+  handle: TcpHandle;
+  done: ConnectDone | undefined;
+  start: number;
+}
+
+function finishWrap(a: WrapAttempt, ok: boolean, reason: string): void {
+  const done = a.done;
+  if (!done) return;
+  a.done = undefined;
+  a.handle.close();
+  done(ok, reason, elapsedMs(a.start));
+}
+
+// Shared by every attempt: libuv calls oncomplete with the request as `this` (and as the third
+// argument); a cancelled attempt's late ECANCELED finds `done` already cleared.
+function onWrapComplete(this: WrapAttempt, status: number): void {
+  finishWrap(this, status === 0, status === 0 ? "Connected" : errnoText(status));
+}
+
+function cancelWrap(this: WrapAttempt, reason: string): void {
+  finishWrap(this, false, reason);
+}
+
 /** Connect and close through the TCP handle directly; undefined when the handle path cannot start. */
-function wrapConnect(b: TcpWrapBinding, target: CheckTarget, signal: AbortSignal): Promise<CheckResult> | undefined {
+function wrapStart(b: TcpWrapBinding, target: CheckTarget, done: ConnectDone): ConnectAttempt | undefined {
   const v6 = target.address.includes(":");
   let handle: TcpHandle;
   try {
@@ -73,84 +106,100 @@ function wrapConnect(b: TcpWrapBinding, target: CheckTarget, signal: AbortSignal
   } catch {
     return undefined;
   }
-  const start = performance.now();
-  const immediate = (reason: string): Promise<CheckResult> => {
-    handle.close();
-    return Promise.resolve({ ok: false, reason, latencyMs: elapsedMs(start) });
-  };
+  const a = new b.TCPConnectWrap() as WrapAttempt;
+  a.handle = handle;
+  a.done = done;
+  a.start = performance.now();
+  a.oncomplete = onWrapComplete;
+  a.cancel = cancelWrap;
+  a.address = target.address;
+  a.port = target.port;
+  let err = 0;
   if (target.bindTo !== undefined || target.bindPort !== undefined) {
     const local = target.bindTo ?? (v6 ? "::" : "0.0.0.0");
-    const err = v6 ? handle.bind6(local, target.bindPort ?? 0, 0) : handle.bind(local, target.bindPort ?? 0);
-    if (err) return immediate(errnoText(err));
+    err = v6 ? handle.bind6(local, target.bindPort ?? 0, 0) : handle.bind(local, target.bindPort ?? 0);
   }
-  return new Promise((resolve) => {
-    let done = false;
-    let unhook: (() => void) | undefined;
-    const finish = (ok: boolean, reason: string) => {
-      if (done) return;
-      done = true;
-      unhook?.();
-      handle.close();
-      resolve({ ok, reason, latencyMs: elapsedMs(start) });
-    };
-    const req = new b.TCPConnectWrap();
-    req.oncomplete = (status: number) => finish(status === 0, status === 0 ? "Connected" : errnoText(status));
-    req.address = target.address;
-    req.port = target.port;
-    const err = v6
-      ? handle.connect6(req, target.address, target.port)
-      : handle.connect(req, target.address, target.port);
-    if (err) {
-      finish(false, errnoText(err));
-      return;
+  if (!err) err = v6 ? handle.connect6(a, target.address, target.port) : handle.connect(a, target.address, target.port);
+  if (err) {
+    const reason = errnoText(err);
+    queueMicrotask(() => finishWrap(a, false, reason));
+  }
+  return a;
+}
+
+/** Connect and close through net.Socket (the portable path); same contract as startConnect. */
+export function netStart(target: CheckTarget, done: ConnectDone): ConnectAttempt {
+  const start = performance.now();
+  const opts: net.TcpNetConnectOpts = { host: target.address, port: target.port };
+  if (target.bindTo !== undefined) opts.localAddress = target.bindTo;
+  if (target.bindPort !== undefined) opts.localPort = target.bindPort;
+  let socket: net.Socket | undefined;
+  let finished = false;
+  const finish = (ok: boolean, reason: string) => {
+    if (finished) return;
+    finished = true;
+    if (socket) {
+      socket.removeAllListeners("connect");
+      socket.removeAllListeners("error");
+      socket.on("error", () => {});
+      socket.destroy();
     }
-    unhook = onAbort(signal, () => finish(false, abortReason(signal)));
+    done(ok, reason, elapsedMs(start));
+  };
+  try {
+    socket = net.connect(opts);
+    socket.once("connect", () => finish(true, "Connected"));
+    socket.once("error", (e) => finish(false, describeSocketError(e)));
+  } catch (e) {
+    const reason = describeSocketError(e);
+    queueMicrotask(() => finish(false, reason));
+  }
+  return { cancel: (reason) => finish(false, reason) };
+}
+
+/**
+ * Start a connect-and-close on the lean path (the TCP handle, else net.Socket). `done` is called
+ * exactly once: never from inside startConnect itself, and synchronously from cancel().
+ */
+export function startConnect(target: CheckTarget, done: ConnectDone): ConnectAttempt {
+  if (tcpWrap && net.isIP(target.address) !== 0) {
+    const a = wrapStart(tcpWrap, target, done);
+    if (a) return a;
+  }
+  return netStart(target, done);
+}
+
+/** A start function as a promise bounded by `signal`. */
+function connectPromise(
+  start: (target: CheckTarget, done: ConnectDone) => ConnectAttempt,
+  target: CheckTarget,
+  signal: AbortSignal,
+): Promise<CheckResult> {
+  if (signal.aborted) return Promise.resolve({ ok: false, reason: abortReason(signal), latencyMs: 0 });
+  return new Promise((resolve) => {
+    let unhook: (() => void) | undefined;
+    const attempt = start(target, (ok, reason, latencyMs) => {
+      unhook?.();
+      resolve({ ok, reason, latencyMs });
+    });
+    unhook = onAbort(signal, () => attempt.cancel(abortReason(signal)));
   });
 }
 
 /** Connect and close through net.Socket (the portable path). */
 export function netConnect(target: CheckTarget, signal: AbortSignal): Promise<CheckResult> {
-  const start = performance.now();
-  return new Promise((resolve) => {
-    const opts: net.TcpNetConnectOpts = { host: target.address, port: target.port };
-    if (target.bindTo !== undefined) opts.localAddress = target.bindTo;
-    if (target.bindPort !== undefined) opts.localPort = target.bindPort;
-    let socket: net.Socket;
-    const finish = (ok: boolean, reason: string) => {
-      signal.removeEventListener("abort", onAbort);
-      socket.removeAllListeners("connect");
-      socket.removeAllListeners("error");
-      socket.on("error", () => {});
-      socket.destroy();
-      resolve({ ok, reason, latencyMs: elapsedMs(start) });
-    };
-    const onAbort = () => finish(false, abortReason(signal));
-    try {
-      socket = net.connect(opts);
-    } catch (e) {
-      resolve({ ok: false, reason: describeSocketError(e), latencyMs: elapsedMs(start) });
-      return;
-    }
-    socket.once("connect", () => finish(true, "Connected"));
-    socket.once("error", (e) => finish(false, describeSocketError(e)));
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
+  return connectPromise(netStart, target, signal);
 }
 
-/** Connect and close: the lean path used for thousands of checks a second. */
+/** Connect and close: the lean path, as a checker's promise. */
 export function tcpConnect(target: CheckTarget, signal: AbortSignal): Promise<CheckResult> {
-  if (signal.aborted) return Promise.resolve({ ok: false, reason: abortReason(signal), latencyMs: 0 });
-  if (tcpWrap && net.isIP(target.address) !== 0) {
-    const p = wrapConnect(tcpWrap, target, signal);
-    if (p) return p;
-  }
-  return netConnect(target, signal);
+  return connectPromise(startConnect, target, signal);
 }
 
 export function createTcpChecker(spec: TcpCheckSpec): Checker {
   const send = spec.send;
   const expect = spec.expectRegex !== undefined ? new RegExp(spec.expectRegex) : undefined;
-  if (send === undefined && expect === undefined) return { type: "TCP_CHECK", check: tcpConnect };
+  if (send === undefined && expect === undefined) return { type: "TCP_CHECK", check: tcpConnect, plainConnect: true };
   return {
     type: "TCP_CHECK",
     async check(target, signal) {
