@@ -1,5 +1,5 @@
 // tvsd's ECMP flags: --announce bird with the --bgp-* options, --sloppy-tcp (packet plane only),
-// --sloppy-sctp refused; every refusal names the flag and the value.
+// --sloppy-sctp on the packet plane only; every refusal names the flag and the value.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { parseBgpPeer, parseTvsdArgs, UsageError } from "./tvsd-main.ts";
@@ -54,9 +54,11 @@ test("incomplete or bad announce settings are usage errors naming the flag", () 
   assert.deepEqual(parseBgpPeer("10.0.1.1=4200000000"), { addr: "10.0.1.1", asn: 4200000000 });
 });
 
-test("--sloppy-tcp on the packet plane; refused on the socket plane; --sloppy-sctp refused", () => {
+test("--sloppy-tcp and --sloppy-sctp on the packet plane; refused on the socket plane", () => {
   assert.equal(parseTvsdArgs([...packet, "--sloppy-tcp"]).sloppyTcp, true);
   assert.equal(parseTvsdArgs(packet).sloppyTcp, false);
   usage(["--sloppy-tcp"], /--sloppy-tcp needs --dataplane packet/);
-  usage([...packet, "--sloppy-sctp"], /--sloppy-sctp: no tvs data plane carries SCTP/);
+  assert.equal(parseTvsdArgs([...packet, "--sloppy-sctp"]).sloppySctp, true);
+  assert.equal(parseTvsdArgs(packet).sloppySctp, false);
+  usage(["--sloppy-sctp"], /--sloppy-sctp needs --dataplane packet/);
 });

@@ -68,7 +68,8 @@ export const USAGE = `Usage: tvsd [options]
   --expire-quiescent-template  sysctl expire_quiescent_template=1
   --sloppy-tcp             sysctl sloppy_tcp=1 (packet data plane): a TCP packet with no entry is
                            scheduled even without SYN, so a flow ECMP moves here carries on (use mh)
-  --sloppy-sctp            sysctl sloppy_sctp=1: refused (no data plane carries SCTP packets yet)
+  --sloppy-sctp            sysctl sloppy_sctp=1 (packet data plane): an SCTP packet with no entry is
+                           scheduled whatever its first chunk (not ABORT), not only on INIT
   --sysctl NAME=VALUE      an IPVS sysctl by its kernel name (repeatable): amemthresh, am_droprate,
                            drop_entry, drop_packet, secure_tcp (0 off, 1 automatic, 3 on),
                            conn_reuse_mode, expire_nodest_conn, ..., and tvs's synproxy=1 (SYN
@@ -115,6 +116,7 @@ export interface TvsdArgs {
   expireNodestConn: boolean;
   expireQuiescentTemplate: boolean;
   sloppyTcp: boolean;
+  sloppySctp: boolean;
   /** --sysctl NAME=VALUE, in order (a later one wins). */
   sysctls: Partial<Sysctls>;
   announce: AnnounceArgs | undefined;
@@ -180,6 +182,7 @@ export function parseTvsdArgs(
     expireNodestConn: false,
     expireQuiescentTemplate: false,
     sloppyTcp: false,
+    sloppySctp: false,
     sysctls: {},
     announce: undefined,
     proxy: defaultProxyOptions(),
@@ -285,9 +288,8 @@ export function parseTvsdArgs(
         break;
       }
       case "--sloppy-sctp":
-        throw new UsageError(
-          "--sloppy-sctp: no tvs data plane carries SCTP packets (the packet plane refuses sctp services), so sloppy_sctp would change nothing",
-        );
+        a.sloppySctp = true;
+        break;
       case "--announce": {
         const v = value();
         if (v !== "bird") throw new UsageError(`Invalid --announce "${v}" (expected bird: tvs drives BIRD 2)`);
@@ -375,6 +377,8 @@ export function parseTvsdArgs(
     } catch (e) {
       throw new UsageError(`--sysctl ${k}=${v}: ${(e as Error).message}`);
     }
+  if (a.sloppySctp && a.dataplane !== "packet")
+    throw new UsageError("--sloppy-sctp needs --dataplane packet (only the packet data plane carries SCTP)");
   if (a.sloppyTcp && a.dataplane !== "packet")
     throw new UsageError(
       "--sloppy-tcp needs --dataplane packet (the socket data plane terminates TCP: a flow cannot be taken over mid-connection)",
@@ -517,6 +521,7 @@ function makeDaemon(args: TvsdArgs, log: Logger, proxy: ProxyPlaneOptions, withV
     expireNodestConn: args.expireNodestConn,
     expireQuiescentTemplate: args.expireQuiescentTemplate,
     sloppyTcp: args.sloppyTcp,
+    sloppySctp: args.sloppySctp,
     sysctls: args.sysctls,
     // Only the primary announces (workers of the socket plane share its VIPs).
     ...(withVrrp ? announceOptions(args) : {}),

@@ -371,6 +371,14 @@ export class ConnTable {
     checkByte(chunkType, 0, 0xff, "SCTP chunk type", op);
     checkByte(nextChunkType, -1, 0xff, "SCTP chunk type", op);
     if (conn.protocol !== "sctp") throw new CoreError("EINVAL", op, `Connection is ${conn.protocol}, not sctp`);
+    this.sctpPacketTrusted(conn, dir, chunkType, now, nextChunkType);
+  }
+
+  /**
+   * sctpPacket for the packet path, where the input was checked on entry (as tcpPacketTrusted):
+   * an SCTP connection this table returned, the forwarder's direction, parsed chunk-type bytes.
+   */
+  sctpPacketTrusted(conn: Conn, dir: Direction, chunkType: number, now: number, nextChunkType = -1): void {
     if (!conn.live || conn.template) return;
     let d = dir === "out" ? 1 : dir === "in" ? 0 : 2;
     if (conn._has(CF_NOOUTPUT)) {

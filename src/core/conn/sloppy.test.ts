@@ -27,4 +27,7 @@ test("SCTP: only INIT starts an entry unless sloppy_sctp", () => {
   assert.equal(sctpMaySchedule(SCTP_CHUNK_INIT, false), true);
   assert.equal(sctpMaySchedule(0 /* DATA */, false), false);
   assert.equal(sctpMaySchedule(0, true), true);
+  // An ABORT never starts an entry, sloppy or not (sctp_conn_schedule).
+  assert.equal(sctpMaySchedule(6 /* ABORT */, true), false);
+  assert.equal(sctpMaySchedule(6, false), false);
 });

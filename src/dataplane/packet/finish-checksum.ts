@@ -6,11 +6,17 @@
 import { finish, pseudo4, pseudo6, sumBytes } from "./codec/checksum.ts";
 import { IPPROTO_ICMP } from "./codec/ipv4.ts";
 import { l4CsumOffset } from "./codec/l4.ts";
+import { fillSctpChecksum, IPPROTO_SCTP } from "./codec/sctp.ts";
 import type { Pkt } from "./pkt.ts";
 
 const IPPROTO_UDP = 17;
 
 export function finishL4Checksum(p: Pkt): void {
+  if (p.proto === IPPROTO_SCTP) {
+    // SCTP's CRC32c covers no pseudo-header; the field holds nothing useful until computed.
+    if (p.l4 >= 0 && !p.fragment) fillSctpChecksum(p.buf, p.l4, Math.min(p.end, p.l3 + p.ipLen) - p.l4);
+    return;
+  }
   const off = l4CsumOffset(p.proto);
   if (off < 0 || p.proto === IPPROTO_ICMP || p.l4 < 0) return;
   const buf = p.buf;

@@ -15,6 +15,7 @@ import { ipv6Fixtures } from "./fixtures/ipv6.ts";
 import type { Fixture } from "./fixtures/kit.ts";
 import { natFixtures } from "./fixtures/nat.ts";
 import { offloadFixtures } from "./fixtures/offload.ts";
+import { sctpFixtures, sctpOffloadFixtures } from "./fixtures/sctp.ts";
 import { tunFixtures } from "./fixtures/tun.ts";
 import { tunTypeFixtures } from "./fixtures/tun-types.ts";
 import { tun6Fixtures } from "./fixtures/tun6.ts";
@@ -60,5 +61,7 @@ export function packetFixtures(): Fixture[] {
     ...icmpv6Fixtures(),
     ...tun6Fixtures(),
     ...tunTypeFixtures(),
+    ...sctpFixtures(),
+    ...sctpOffloadFixtures(),
   ];
 }

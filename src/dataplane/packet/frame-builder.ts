@@ -8,7 +8,7 @@ import { checksum, finish, pseudo4, pseudo6, sumBytes } from "./codec/checksum.t
 import { ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, ETH_ZLEN, parseMac } from "./codec/eth.ts";
 import { ip6Bytes } from "./codec/ipv6.ts";
 
-export const IPPROTO = { icmp: 1, ipip: 4, tcp: 6, udp: 17, icmpv6: 58 } as const;
+export const IPPROTO = { icmp: 1, ipip: 4, tcp: 6, udp: 17, icmpv6: 58, sctp: 132 } as const;
 
 function v4(a: string): number {
   const n = parseIpv4(a);

@@ -19,6 +19,7 @@ import { checksum } from "./codec/checksum.ts";
 import { fixIcmp4Checksum } from "./codec/icmp.ts";
 import { IPPROTO_TCP, IPPROTO_UDP } from "./codec/ipv4.ts";
 import { rewriteAddr4 } from "./codec/l4.ts";
+import { IPPROTO_SCTP } from "./codec/sctp.ts";
 import type { Verdict } from "./counters.ts";
 import type { Pkt } from "./pkt.ts";
 import { connPlane, decrementTtl, destPlane, toClient } from "./xmit/context.ts";
@@ -27,7 +28,7 @@ import { type TunContext, tunIn } from "./xmit/tun.ts";
 interface Quoted {
   l3: number;
   l4: number;
-  protocol: "tcp" | "udp";
+  protocol: "tcp" | "udp" | "sctp";
   saddr: number;
   daddr: number;
   sport: number;
@@ -41,12 +42,12 @@ function quoted(p: Pkt): Quoted | undefined {
   const hl = (buf[l3]! & 15) * 4;
   if (hl < 20 || p.end - l3 < hl + 8) return undefined;
   const proto = buf[l3 + 9];
-  if (proto !== IPPROTO_TCP && proto !== IPPROTO_UDP) return undefined;
+  if (proto !== IPPROTO_TCP && proto !== IPPROTO_UDP && proto !== IPPROTO_SCTP) return undefined;
   const l4 = l3 + hl;
   return {
     l3,
     l4,
-    protocol: proto === IPPROTO_TCP ? "tcp" : "udp",
+    protocol: proto === IPPROTO_TCP ? "tcp" : proto === IPPROTO_UDP ? "udp" : "sctp",
     saddr: readU32(buf, l3 + 12),
     daddr: readU32(buf, l3 + 16),
     sport: (buf[l4]! << 8) | buf[l4 + 1]!,

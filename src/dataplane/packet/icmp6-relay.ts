@@ -20,6 +20,7 @@ import { finish, pseudo6, sumBytes } from "./codec/checksum.ts";
 import { fixIcmp6Checksum, isIcmpv6Error } from "./codec/icmp.ts";
 import { IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP } from "./codec/ipv4.ts";
 import { IPV6_HLEN, ip6Text } from "./codec/ipv6.ts";
+import { IPPROTO_SCTP } from "./codec/sctp.ts";
 import type { Verdict } from "./counters.ts";
 import type { Pkt } from "./pkt.ts";
 import { connPlane, decrementTtl, destPlane, toClient } from "./xmit/context.ts";
@@ -35,7 +36,7 @@ interface Quoted6 {
   l3: number;
   /** Start of its transport header. */
   l4: number;
-  protocol: "tcp" | "udp";
+  protocol: "tcp" | "udp" | "sctp";
   saddr: string;
   daddr: string;
   sport: number;
@@ -71,12 +72,12 @@ function quoted6(p: Pkt): Quoted6 | undefined {
     }
     break;
   }
-  if (next !== IPPROTO_TCP && next !== IPPROTO_UDP) return undefined;
+  if (next !== IPPROTO_TCP && next !== IPPROTO_UDP && next !== IPPROTO_SCTP) return undefined;
   if (end - off < 8) return undefined;
   return {
     l3,
     l4: off,
-    protocol: next === IPPROTO_TCP ? "tcp" : "udp",
+    protocol: next === IPPROTO_TCP ? "tcp" : next === IPPROTO_UDP ? "udp" : "sctp",
     saddr: ip6Text(buf, l3 + 8),
     daddr: ip6Text(buf, l3 + 24),
     sport: (buf[off]! << 8) | buf[off + 1]!,

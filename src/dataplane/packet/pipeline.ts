@@ -6,8 +6,9 @@
 //      refresh the neighbour cache (and release frames waiting for that neighbour);
 //      IPv6 neighbour solicitations for a VIP → advertisement
 //   3. IPv4/IPv6 to a VIP: ICMP echo → reply; ICMP error → relayed to the real server of the
-//      connection it quotes; TCP/UDP → connection lookup, else schedule (TCP only on SYN), then
-//      the entry's forwarding method (xmit/), TCP state from the segment's flags, counters
+//      connection it quotes; TCP/UDP/SCTP → connection lookup, else schedule (TCP only on SYN,
+//      SCTP only on INIT), then the entry's forwarding method (xmit/), TCP state from the
+//      segment's flags, SCTP state from the packet's chunks (sctp-flow.ts), counters
 //   4. IPv4/IPv6 from a real server (NAT replies to the client, FULLNAT replies to a local
 //      address, ICMP errors about them) → reverse translation towards the client
 //   5. anything else is the host's (ignored: the kernel still sees it)
@@ -23,7 +24,7 @@
 import { formatIpv4, parseIpv4, parseIpv6Groups } from "../../core/addr.ts";
 import type { BoundConn } from "../../core/conn/conn.ts";
 import type { ConnTable } from "../../core/conn/conn-table.ts";
-import { tcpMaySchedule } from "../../core/conn/sloppy.ts";
+import { sctpMaySchedule, tcpMaySchedule } from "../../core/conn/sloppy.ts";
 import { TCP_ACK, TCP_RST, TCP_SYN } from "../../core/conn/tcp-states.ts";
 import type { Protocol } from "../../core/sched/types.ts";
 import type { VirtualService } from "../../core/service.ts";
@@ -50,6 +51,7 @@ import { NeighbourResponder } from "./neighbour-responder.ts";
 import type { Neighbours } from "./neighbours.ts";
 import { ownedAddresses } from "./owned-addresses.ts";
 import { Pkt, VNET_F_NEEDS_CSUM } from "./pkt.ts";
+import { sctpStartsAnew } from "./sctp-flow.ts";
 import { randomWord } from "./synproxy/random-word.ts";
 import { SynProxy, type SynproxyHost } from "./synproxy/synproxy.ts";
 import { transportOk } from "./transport.ts";
@@ -445,8 +447,8 @@ export class Pipeline implements TunContext, SynproxyHost {
     // gets a newly scheduled one, as the kernel's ip_vs_in does.
     if (
       conn !== undefined &&
-      protocol === "tcp" &&
-      (p.tcpFlags & (TCP_SYN | TCP_ACK | TCP_RST)) === TCP_SYN &&
+      ((protocol === "tcp" && (p.tcpFlags & (TCP_SYN | TCP_ACK | TCP_RST)) === TCP_SYN) ||
+        (protocol === "sctp" && sctpStartsAnew(p))) &&
       conns.connReuse &&
       conns.reuseExpected(conn)
     ) {
@@ -465,6 +467,7 @@ export class Pipeline implements TunContext, SynproxyHost {
         if (sv !== undefined) return sv;
         if (!tcpMaySchedule(p.tcpFlags, conns.options.sloppyTcp)) return this.drop("noConn");
       }
+      if (protocol === "sctp" && !sctpMaySchedule(p.sctp.first, conns.options.sloppySctp)) return this.drop("noConn");
       const made = this.newConn(p, svc);
       if (typeof made === "string") return made;
       conn = made;
@@ -481,6 +484,7 @@ export class Pipeline implements TunContext, SynproxyHost {
     }
     const xmit = plane.xmit ?? bindForwarder(conn, plane);
     if (protocol === "tcp") conns.tcpPacketTrusted(conn, xmit.clientDir, p.tcpFlags, now);
+    else if (protocol === "sctp") conns.sctpPacketTrusted(conn, xmit.clientDir, p.sctp.first, now, p.sctp.next);
     else conns.touch(conn, now);
     const bytes = p.ipLen;
     const v = xmit.in(this, p, conn);
@@ -500,6 +504,7 @@ export class Pipeline implements TunContext, SynproxyHost {
       if (sv !== undefined) return sv;
     }
     if (p.protocol === "tcp") this.conns.tcpPacketTrusted(conn, "out", p.tcpFlags, now);
+    else if (p.protocol === "sctp") this.conns.sctpPacketTrusted(conn, "out", p.sctp.first, now, p.sctp.next);
     else this.conns.touch(conn, now);
     const bytes = p.ipLen;
     const out = forwarderOf(conn).out;

@@ -3,6 +3,7 @@
 // parsing allocates nothing; IPv6 address text is produced only when a lookup needs it.
 
 import type { Protocol } from "../../core/sched/types.ts";
+import type { SctpChunks } from "./codec/sctp.ts";
 
 export const VNET_F_NEEDS_CSUM = 1;
 
@@ -33,6 +34,8 @@ export class Pkt {
   sport = 0;
   dport = 0;
   tcpFlags = 0;
+  /** SCTP: the first chunk's type and the one bundled after a COOKIE ECHO / ACK (-1 when none). */
+  readonly sctp: SctpChunks = { first: 0, next: -1 };
   /** Bytes from the IP header to the end of the packet (what IPVS counts). */
   ipLen = 0;
   fragment = false;

@@ -109,8 +109,6 @@ export function admitPacketService(
     );
   if (key.kind === "fwmark")
     throw new CoreError("EOPNOTSUPP", op, `Firewall-mark services are not supported by the packet data plane`);
-  if (key.protocol === "sctp")
-    throw new CoreError("EOPNOTSUPP", op, `Protocol "sctp" is not supported by the packet data plane`);
 }
 
 /** Vet a destination for the packet plane (DataPlane.admitDest). */

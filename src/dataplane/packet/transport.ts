@@ -1,10 +1,14 @@
 // The transport header of a frame the pipeline handles: TCP and UDP ports and TCP flags read
-// into the Pkt, ICMP and ICMPv6 checked for their 8-byte header. Other protocols pass as they are.
+// into the Pkt, SCTP ports and the chunk types its state machine reads (an SCTP checksum the
+// sender left to offload is finished here: no device would compute a CRC32c the vnet header asks
+// for as an Internet checksum), ICMP and ICMPv6 checked for their 8-byte header. Other protocols
+// pass as they are.
 
 import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP } from "./codec/ipv4.ts";
+import { fillSctpChecksum, IPPROTO_SCTP, readSctpChunks } from "./codec/sctp.ts";
 import { TCP_HLEN, tcpHeaderLen } from "./codec/tcp.ts";
 import { UDP_HLEN } from "./codec/udp.ts";
-import type { Pkt } from "./pkt.ts";
+import { type Pkt, VNET_F_NEEDS_CSUM } from "./pkt.ts";
 
 /** Read the transport header at l4 into p; false when it is malformed. */
 export function transportOk(p: Pkt, l4: number): boolean {
@@ -27,6 +31,17 @@ export function transportOk(p: Pkt, l4: number): boolean {
     p.sport = (buf[l4]! << 8) | buf[l4 + 1]!;
     p.dport = (buf[l4 + 2]! << 8) | buf[l4 + 3]!;
     p.tcpFlags = 0;
+  } else if (p.proto === IPPROTO_SCTP) {
+    if (!readSctpChunks(buf, l4, avail, p.sctp)) return false;
+    p.protocol = "sctp";
+    p.sport = (buf[l4]! << 8) | buf[l4 + 1]!;
+    p.dport = (buf[l4 + 2]! << 8) | buf[l4 + 3]!;
+    p.tcpFlags = 0;
+    if (p.partial && !p.fragment) {
+      fillSctpChecksum(buf, l4, avail);
+      if (p.vnet) buf[p.off] = buf[p.off]! & ~VNET_F_NEEDS_CSUM;
+      p.partial = false;
+    }
   } else if (p.proto === IPPROTO_ICMP || p.proto === IPPROTO_ICMPV6) {
     if (avail < 8) return false;
   }

@@ -9,25 +9,29 @@ import { rewriteAddr4, rewriteAddr6, rewritePort } from "../codec/l4.ts";
 import type { Verdict } from "../counters.ts";
 import type { Pkt } from "../pkt.ts";
 import { connPlane, decrementTtl, toClient, type XmitContext } from "./context.ts";
-import { fromVirtual, toRealServer } from "./nat.ts";
+import { fromVirtual, sctpPortsAfter, sctpPortsBefore, toRealServer } from "./nat.ts";
 
 export function fullnatIn(ctx: XmitContext, p: Pkt, conn: BoundConn): Verdict {
   if (!decrementTtl(p)) return ctx.drop("ttl");
   const plane = connPlane(conn);
+  const ports = sctpPortsBefore(p);
   toRealServer(p, conn);
   if (p.family === 4) rewriteAddr4(p.buf, p.l3, 12, p.l4, p.proto, plane.laddr4, p.partial);
   else rewriteAddr6(p.buf, p.l3, 8, p.l4, p.proto, plane.laddr6!, p.partial);
   if (p.l4 >= 0) rewritePort(p.buf, p.l4, p.proto, 0, conn.lport, p.partial, p.family === 6);
+  sctpPortsAfter(p, ports);
   return ctx.toNeighbour(p, conn.daddr, conn.dest.family);
 }
 
 export function fullnatOut(ctx: XmitContext, p: Pkt, conn: BoundConn): Verdict {
   if (!decrementTtl(p)) return ctx.drop("ttl");
   const plane = connPlane(conn);
+  const ports = sctpPortsBefore(p);
   fromVirtual(p, conn);
   if (p.family === 4) rewriteAddr4(p.buf, p.l3, 16, p.l4, p.proto, plane.caddr4, p.partial);
   else rewriteAddr6(p.buf, p.l3, 24, p.l4, p.proto, plane.caddr6!, p.partial);
   if (p.l4 >= 0) rewritePort(p.buf, p.l4, p.proto, 2, conn.cport, p.partial, p.family === 6);
+  sctpPortsAfter(p, ports);
   return toClient(ctx, p, conn, plane);
 }
 

@@ -2,10 +2,12 @@
 // packets get the real server's address and port as destination (port mapping allowed); replies
 // from the real server (whose default gateway is the director) get VIP:vport back as source and
 // go to the client's next hop, whose MAC the director learned from the client's packets.
-// Checksums are updated incrementally; a UDP checksum of 0 stays 0.
+// Checksums are updated incrementally; a UDP checksum of 0 stays 0. SCTP's CRC32c covers no
+// pseudo-header, so only a port change moves it (updated in O(log n), codec/crc32c.ts).
 
 import type { BoundConn } from "../../../core/conn/conn.ts";
 import { rewriteAddr4, rewriteAddr6, rewritePort } from "../codec/l4.ts";
+import { IPPROTO_SCTP, readSctpPorts, updateSctpChecksumForPorts } from "../codec/sctp.ts";
 import type { Verdict } from "../counters.ts";
 import type { Pkt } from "../pkt.ts";
 import { connPlane, decrementTtl, destPlane, toClient, type XmitContext } from "./context.ts";
@@ -26,14 +28,28 @@ export function fromVirtual(p: Pkt, conn: BoundConn): void {
   if (p.l4 >= 0) rewritePort(p.buf, p.l4, p.proto, 0, conn.vport, p.partial, p.family === 6);
 }
 
+/** Before an SCTP packet's ports are rewritten: the ports as they are (0 for other protocols). */
+export function sctpPortsBefore(p: Pkt): number {
+  return p.proto === IPPROTO_SCTP && p.l4 >= 0 ? readSctpPorts(p.buf, p.l4) : 0;
+}
+
+/** After the rewrite: carry the SCTP checksum over the port change. */
+export function sctpPortsAfter(p: Pkt, before: number): void {
+  if (p.proto === IPPROTO_SCTP && p.l4 >= 0) updateSctpChecksumForPorts(p.buf, p.l4, p.end - p.l4, before);
+}
+
 export function natIn(ctx: XmitContext, p: Pkt, conn: BoundConn): Verdict {
   if (!decrementTtl(p)) return ctx.drop("ttl");
+  const ports = sctpPortsBefore(p);
   toRealServer(p, conn);
+  sctpPortsAfter(p, ports);
   return ctx.toNeighbour(p, conn.daddr, conn.dest.family);
 }
 
 export function natOut(ctx: XmitContext, p: Pkt, conn: BoundConn): Verdict {
   if (!decrementTtl(p)) return ctx.drop("ttl");
+  const ports = sctpPortsBefore(p);
   fromVirtual(p, conn);
+  sctpPortsAfter(p, ports);
   return toClient(ctx, p, conn, connPlane(conn));
 }
