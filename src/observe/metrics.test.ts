@@ -101,6 +101,7 @@ test("health checks, drops by reason, VRRP and sync under their names", async ()
           ignored: 2,
           dropped: 10,
           drops: { noService: 7, tableFull: 3 },
+          synCookies: { sent: 500, valid: 20, invalid: 6 },
         },
         workers: 4,
         connRefused: 3,
@@ -148,6 +149,8 @@ test("health checks, drops by reason, VRRP and sync under their names", async ()
   assert.equal(sample(body, "tvs_healthcheck_transitions_total", { backend: "192.168.0.3:8080", to: "up" }), 1);
   assert.equal(sample(body, "tvs_dataplane_drops_total", { reason: "noService" }), 7);
   assert.equal(sample(body, "tvs_dataplane_frames_total", { verdict: "forward" }), 80);
+  assert.equal(sample(body, "tvs_synproxy_cookies_total", { result: "sent" }), 500);
+  assert.equal(sample(body, "tvs_synproxy_cookies_total", { result: "invalid" }), 6);
   assert.equal(sample(body, "tvs_dataplane_workers"), 4);
   assert.equal(sample(body, "tvs_connection_table_refused_total"), 3);
   assert.equal(

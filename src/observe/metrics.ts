@@ -541,6 +541,18 @@ function defineMetrics(reg: client.Registry, read: Read, counts: EventCounts, ve
     const p = read().runtime.plane;
     if (p) for (const [reason, v] of Object.entries(p.drops)) set({ reason }, v);
   });
+  counter(
+    "tvs_synproxy_cookies_total",
+    "SYN proxy cookies: SYN-ACKs sent with one, client ACKs whose cookie was valid or invalid.",
+    ["result"],
+    (set) => {
+      const c = read().runtime.plane?.synCookies;
+      if (!c) return;
+      set({ result: "sent" }, c.sent);
+      set({ result: "valid" }, c.valid);
+      set({ result: "invalid" }, c.invalid);
+    },
+  );
 
   // Sync.
   const syncLabels = ["role", "syncid", "interface"] as const;
