@@ -63,3 +63,35 @@ test("BIRD itself accepts the generated configuration (bird -p)", { skip: !hasBi
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("FULLNAT local addresses: own ones always exported, other directors' with the AS prepended", () => {
+  const withLocals = {
+    ...spec,
+    localAddrs: ["10.0.8.2", "2001:db8:8::2"],
+    backupAddrs: ["10.0.8.3", "10.0.8.4"],
+  };
+  const text = birdConfig(withLocals, [], "/tmp/x.log");
+  assert.match(text, /protocol static tvs_locals4 \{\n {2}ipv4;\n {2}route 10\.0\.8\.2\/32 blackhole;\n\}/);
+  assert.match(text, /protocol static tvs_locals6 \{\n {2}ipv6;\n {2}route 2001:db8:8::2\/128 blackhole;\n\}/);
+  assert.match(
+    text,
+    /protocol static tvs_backup4 \{\n {2}ipv4;\n {2}route 10\.0\.8\.3\/32 blackhole;\n {2}route 10\.0\.8\.4\/32 blackhole;\n\}/,
+  );
+  assert.match(
+    text,
+    /ipv4 \{\n {4}import none;\n {4}export filter \{\n {6}if proto = "tvs_vips4" \|\| proto = "tvs_locals4" then accept;\n {6}if proto = "tvs_backup4" then \{\n( {8}bgp_path\.prepend\(65001\);\n){3} {8}accept;/,
+  );
+  assert.match(
+    text,
+    /ipv6 \{\n {4}import none;\n {4}export filter \{\n {6}if proto = "tvs_vips6" \|\| proto = "tvs_locals6"/,
+  );
+  if (hasBird()) {
+    const dir = mkdtempSync(join(tmpdir(), "tvs-bird-"));
+    try {
+      writeFileSync(join(dir, "bird.conf"), text);
+      execFileSync("bird", ["-p", "-c", join(dir, "bird.conf")], { stdio: "pipe" });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+});

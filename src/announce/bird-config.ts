@@ -8,10 +8,18 @@
 // interval × multiplier (default 300 ms). Withdrawal on a decision change needs no timer: tvsd
 // rewrites this file and runs `birdc configure`, and BIRD sends the withdrawal at once.
 
-import type { AnnounceSpec, BgpPeer } from "./spec.ts";
+//
+// FULLNAT local addresses go in two more static protocols per family: this director's own
+// (tvs_locals4/6), announced as long as BIRD runs, and other directors' (tvs_backup4/6), exported
+// with this director's AS prepended BACKUP_PREPEND times so that the router uses them only while
+// their owner's shorter path is gone.
+
+import { type AnnounceSpec, BACKUP_PREPEND, type BgpPeer } from "./spec.ts";
 
 export const STATIC4 = "tvs_vips4";
 export const STATIC6 = "tvs_vips6";
+export const LOCALS = { 4: "tvs_locals4", 6: "tvs_locals6" } as const;
+export const BACKUPS = { 4: "tvs_backup4", 6: "tvs_backup6" } as const;
 
 function family(addr: string): 4 | 6 {
   return addr.includes(":") ? 6 : 4;
@@ -35,13 +43,21 @@ function peerBlock(p: BgpPeer, i: number, spec: AnnounceSpec): string {
     "  error wait time 1, 5;",
   ];
   if (p.bfd) lines.push("  bfd on;");
-  lines.push(
-    `  ${channel} {`,
-    "    import none;",
-    `    export where proto = "${fam === 4 ? STATIC4 : STATIC6}";`,
-    "  };",
-    "}",
-  );
+  lines.push(`  ${channel} {`, "    import none;");
+  if ((spec.localAddrs ?? []).length === 0 && (spec.backupAddrs ?? []).length === 0)
+    lines.push(`    export where proto = "${fam === 4 ? STATIC4 : STATIC6}";`);
+  else
+    lines.push(
+      "    export filter {",
+      `      if proto = "${fam === 4 ? STATIC4 : STATIC6}" || proto = "${LOCALS[fam]}" then accept;`,
+      `      if proto = "${BACKUPS[fam]}" then {`,
+      ...Array.from({ length: BACKUP_PREPEND }, () => `        bgp_path.prepend(${spec.asn});`),
+      "        accept;",
+      "      }",
+      "      reject;",
+      "    };",
+    );
+  lines.push("  };", "}");
   return lines.join("\n");
 }
 
@@ -57,6 +73,19 @@ export function birdConfig(spec: AnnounceSpec, vips: readonly string[], logFile:
     `protocol static ${STATIC4} {\n  ipv4;\n${v4.map((v) => `  route ${v}/32 blackhole;\n`).join("")}}`,
     `protocol static ${STATIC6} {\n  ipv6;\n${v6.map((v) => `  route ${v}/128 blackhole;\n`).join("")}}`,
   ];
+  for (const [names, addrs] of [
+    [LOCALS, spec.localAddrs ?? []],
+    [BACKUPS, spec.backupAddrs ?? []],
+  ] as const) {
+    if (addrs.length === 0) continue;
+    for (const fam of [4, 6] as const) {
+      const mine = addrs.filter((a) => family(a) === fam);
+      const len = fam === 4 ? 32 : 128;
+      parts.push(
+        `protocol static ${names[fam]} {\n  ipv${fam};\n${mine.map((a) => `  route ${a}/${len} blackhole;\n`).join("")}}`,
+      );
+    }
+  }
   if (spec.peers.some((p) => p.bfd))
     parts.push(
       `protocol bfd tvs_bfd {\n  interface "*" {\n    interval ${spec.bfdIntervalMs} ms;\n    multiplier ${spec.bfdMultiplier};\n  };\n}`,

@@ -31,7 +31,22 @@ export interface AnnounceSpec {
   birdPath: string;
   birdcPath: string;
   runDir: string;
+  /**
+   * This director's FULLNAT local addresses: announced (/32, /128) for as long as BIRD runs, whatever
+   * the VIPs' decisions and during a drain, so real servers' replies to them find this director.
+   */
+  localAddrs?: string[];
+  /**
+   * Other directors' FULLNAT local addresses, announced with this director's AS prepended
+   * BACKUP_PREPEND times: the router prefers their owner's route and falls back to these (ECMP over
+   * the backups) only when the owner is gone. Replies for its connections then reach directors that
+   * learned them by connection sync.
+   */
+  backupAddrs?: string[];
 }
+
+/** How many times a backup address's route has this director's AS prepended. */
+export const BACKUP_PREPEND = 3;
 
 export const DEFAULT_ANNOUNCE = {
   holdTimeS: 3,

@@ -16,7 +16,11 @@ import type { ServiceTable } from "../core/service-table.ts";
 const TICK_MS = 100;
 
 /** The spec from a tvs_announce block, with the defaults. Throws naming the block when incomplete. */
-export function announceSpecFromConfig(c: AnnounceConfig, defaultRunDir: string): AnnounceSpec {
+export function announceSpecFromConfig(
+  c: AnnounceConfig,
+  defaultRunDir: string,
+  localAddrs: readonly string[] = [],
+): AnnounceSpec {
   const where = `${c.origin.file}:${c.origin.line}:${c.origin.column}`;
   if (c.asn === undefined || c.routerId === undefined || c.peers.length === 0)
     throw new Error(`${where}: tvs_announce needs bgp_asn, router_id and a bgp_peer`);
@@ -31,6 +35,8 @@ export function announceSpecFromConfig(c: AnnounceConfig, defaultRunDir: string)
     birdPath: c.birdPath ?? DEFAULT_ANNOUNCE.birdPath,
     birdcPath: c.birdcPath ?? DEFAULT_ANNOUNCE.birdcPath,
     runDir: c.runDir ?? defaultRunDir,
+    ...(localAddrs.length > 0 ? { localAddrs: [...localAddrs] } : {}),
+    ...(c.backupAddrs !== undefined && c.backupAddrs.length > 0 ? { backupAddrs: [...c.backupAddrs] } : {}),
   };
 }
 

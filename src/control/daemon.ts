@@ -101,6 +101,8 @@ export interface DaemonOptions {
   announce?: AnnounceSpec;
   /** Where BIRD's files go for a tvs_announce block; without it the block is ignored (a worker process). */
   announceRunDir?: string;
+  /** FULLNAT local addresses (--local-addrs), announced with a tvs_announce block's VIPs. */
+  announceLocals?: string[];
   clock?: Clock;
   /**
    * The system under VRRP (raw sockets, VIP ownership for this plane), made on first use: a
@@ -379,7 +381,10 @@ export class Daemon {
     // tvs_announce drives the announcer unless tvsd's options do (they win) or this is a worker.
     const runDir = this.#opts.announceRunDir;
     const fromConfig = !this.#opts.announce && runDir !== undefined;
-    const wanted = fromConfig && got.announce ? announceSpecFromConfig(got.announce, runDir) : undefined;
+    const wanted =
+      fromConfig && got.announce
+        ? announceSpecFromConfig(got.announce, runDir, this.#opts.announceLocals ?? [])
+        : undefined;
     // VRRP first resolves against this host (interfaces, addresses): a problem refuses the whole
     // change before anything moves. Services on its VIPs may then wait for the VIP to arrive.
     let vrrp: PreparedVrrp | undefined;

@@ -27,6 +27,9 @@ test("--announce bird with its BGP settings", () => {
     "6",
     "--bird-dir",
     "/tmp/d1",
+    "--bgp-backup-addr",
+    "10.0.8.3,10.0.8.4",
+    "--bgp-backup-addr=2001:db8:8::3",
   ]);
   assert.deepEqual(a.announce, {
     daemon: "bird",
@@ -38,6 +41,7 @@ test("--announce bird with its BGP settings", () => {
     ],
     holdTimeS: 6,
     birdDir: "/tmp/d1",
+    backupAddrs: ["10.0.8.3", "10.0.8.4", "2001:db8:8::3"],
   });
   assert.equal(parseTvsdArgs(packet).announce, undefined);
 });
@@ -51,6 +55,10 @@ test("incomplete or bad announce settings are usage errors naming the flag", () 
   usage([...base, "--bgp-peer", "10.0.1.1=65000,ttl=2"], /Invalid --bgp-peer option "ttl=2"/);
   usage([...base, "--bgp-peer", "10.0.1.1=65000", "--bgp-hold-time", "1"], /Invalid --bgp-hold-time "1"/);
   usage(["--announce", "bird", "--bgp-asn", "65001", "--bgp-router-id", "::1"], /Invalid --bgp-router-id "::1"/);
+  usage(
+    [...base, "--bgp-backup-addr", "10.0.8.3,10.0.8"],
+    /Invalid --bgp-backup-addr address "10.0.8" in "10.0.8.3,10.0.8"/,
+  );
   assert.deepEqual(parseBgpPeer("10.0.1.1=4200000000"), { addr: "10.0.1.1", asn: 4200000000 });
 });
 

@@ -80,6 +80,9 @@ export const USAGE = `Usage: tvsd [options]
   --bgp-router-id A        BGP router id (IPv4), one per director
   --bgp-peer ADDR=ASN[,port=P][,bfd]   a BGP peer (repeatable), e.g. 10.0.1.1=65000,bfd
   --bgp-hold-time S        BGP hold time in seconds, 3..65535 (default 3)
+  --bgp-backup-addr A[,B]  other directors' FULLNAT local addresses, announced with this AS
+                           prepended (a sync mesh takes over their replies); --local-addrs are
+                           announced as they are
   --bird-dir DIR           where the generated bird.conf, control socket and log go
                            (default: bird/ beside the control socket)
   --fwmark-addr MARK=PROTO:ADDR:PORT   addresses an fwmark service listens on (socket data plane)
@@ -138,6 +141,7 @@ export interface AnnounceArgs {
   peers: BgpPeer[];
   holdTimeS: number | undefined;
   birdDir: string | undefined;
+  backupAddrs: string[];
 }
 
 /** --bgp-peer ADDR=ASN[,port=P][,bfd] */
@@ -200,6 +204,7 @@ export function parseTvsdArgs(
       peers: [],
       holdTimeS: undefined,
       birdDir: undefined,
+      backupAddrs: [],
     };
     return a.announce;
   };
@@ -316,6 +321,15 @@ export function parseTvsdArgs(
       case "--bird-dir":
         announce().birdDir = value();
         break;
+      case "--bgp-backup-addr": {
+        const v = value();
+        for (const part of v.split(",")) {
+          const ip = canonicalIp(part);
+          if (ip === undefined) throw new UsageError(`Invalid --bgp-backup-addr address "${part}" in "${v}"`);
+          announce().backupAddrs.push(ip);
+        }
+        break;
+      }
       case "--fwmark-addr": {
         try {
           const { mark, listen } = parseFwmarkAddr(value());
@@ -489,12 +503,19 @@ function vrrpSystem(plane: DataPlane, log: Logger): { host: VrrpHost; vips: VipD
 }
 
 /** The announcer's spec from --announce bird and the --bgp-* options, and where BIRD's files go. */
-function announceOptions(args: TvsdArgs): { announce?: AnnounceSpec; announceRunDir: string } {
+function announceOptions(args: TvsdArgs): {
+  announce?: AnnounceSpec;
+  announceRunDir: string;
+  announceLocals?: string[];
+} {
   const runDir = args.announce?.birdDir ?? join(dirname(defaultSocketPath({ explicit: args.socket })), "bird");
   const n = args.announce;
-  if (n?.daemon === undefined || n.asn === undefined || n.routerId === undefined) return { announceRunDir: runDir };
+  const locals = args.localAddrs.length > 0 ? { announceLocals: [...args.localAddrs] } : {};
+  if (n?.daemon === undefined || n.asn === undefined || n.routerId === undefined)
+    return { announceRunDir: runDir, ...locals };
   return {
     announceRunDir: runDir,
+    ...locals,
     announce: {
       daemon: "bird",
       asn: n.asn,
@@ -506,6 +527,8 @@ function announceOptions(args: TvsdArgs): { announce?: AnnounceSpec; announceRun
       birdPath: DEFAULT_ANNOUNCE.birdPath,
       birdcPath: DEFAULT_ANNOUNCE.birdcPath,
       runDir,
+      ...(args.localAddrs.length > 0 ? { localAddrs: [...args.localAddrs] } : {}),
+      ...(n.backupAddrs.length > 0 ? { backupAddrs: [...n.backupAddrs] } : {}),
     },
   };
 }

@@ -19,7 +19,7 @@ export const LAB_EXPERIMENTS: readonly LabEntry[] = registry([
   { name: "sync", seed: "seed 002", summary: "two tvsd with VRRP and lvs_sync_daemon (DR, NAT): the master is killed during a download and with connections held open; takeover, resets (target 0), checksum, persistence", load: () => import("./experiments/sync.ts").then((m) => m.sync) },
   { name: "compare", seed: "seed 004", summary: "NAT, DR, TUN and FULLNAT in turn; the seed's comparison table measured: client address at the RS, reply path, port mapping, RS needs, throughput, director CPU", load: () => import("./experiments/compare.ts").then((m) => m.compare) },
   { name: "synflood", seed: "seed 001", summary: "a spoofed-source SYN flood (hping3 --rand-source) at a NAT service with IPVS's defences on, during a download and a new client every 10 ms: table size, tvsd memory, legitimate success rate, throughput before/during", load: () => import("./experiments/synflood.ts").then((m) => m.synflood) },
-  { name: "ecmp", seed: "seed 002", summary: "three tvsd directors (DR, mh, --sloppy-tcp) announce a VIP over BGP through BIRD to a multipath router: spread, a director killed and joining again; route withdrawal time and broken held connections, mh against wlc", load: () => import("./experiments/ecmp.ts").then((m) => m.ecmp) },
+  { name: "ecmp", seed: "seed 002", summary: "three tvsd directors (DR, mh, --sloppy-tcp) announce a VIP over BGP through BIRD to a multipath router: spread, a director killed and joining again; route withdrawal time and broken held connections, mh against wlc; --forward fullnat: a sync mesh, with and without sync", load: () => import("./experiments/ecmp.ts").then((m) => m.ecmp) },
 ]);
 
 function registry(entries: LabEntry[]): readonly LabEntry[] {

@@ -45,7 +45,7 @@ test(
     assert.ok(entry);
     const exp = await entry.load();
     const out = await exp.run(
-      { held: "30", schedulers: "mh,wlc" },
+      { held: "30", schedulers: "mh,wlc", forward: "dr", sync: "" },
       { log: () => {}, keep: false, addresses: SEED001_ADDRESSES },
     );
     const s = out.summary as EcmpSummary;
@@ -65,6 +65,54 @@ test(
     assert.ok(wlc.held === 30);
   },
 );
+
+test(
+  "tvs lab ecmp --forward fullnat: with a sync mesh no held connection breaks when a director leaves or joins; without, some do",
+  { skip, timeout: 180_000 },
+  async () => {
+    const exp = await findExperiment("ecmp")!.load();
+    const out = await exp.run(
+      { held: "30", schedulers: "mh", forward: "fullnat", sync: "on,off" },
+      { log: () => {}, keep: false, addresses: SEED001_ADDRESSES },
+    );
+    const s = out.summary as EcmpSummary;
+    assert.ok(out.ok, JSON.stringify(s));
+    assert.equal(s.forward, "fullnat");
+    const on = s.runs.find((r) => r.sync === true)!;
+    const off = s.runs.find((r) => r.sync === false)!;
+    assert.equal(on.forward, "fullnat");
+    assert.equal(on.leave.broken, 0, "with sync, the dead director's flows continue through the others");
+    assert.equal(on.join.broken, 0, "with sync, flows that move to the joining director continue");
+    // Without sync at least the dead director's own flows break (the spread puts some on each).
+    assert.ok(off.spread[2]! > 0, `spread ${off.spread}`);
+    assert.ok(off.leave.broken >= off.spread[2]!, `without sync: ${off.leave.broken} broken, d3 had ${off.spread[2]}`);
+    for (const r of s.runs) {
+      assert.ok(r.leave.routeMs < 1000, `route withdrawn ${r.leave.routeMs} ms after the kill`);
+      assert.equal(
+        r.spread.reduce((a, b) => a + b, 0),
+        30,
+        `every connection scheduled by one director: ${r.spread}`,
+      );
+    }
+  },
+);
+
+test("tvs lab ecmp refuses --forward nat and --sync with DR, naming the option", async () => {
+  const exp = await findExperiment("ecmp")!.load();
+  const ctx = { log: () => {}, keep: false, addresses: SEED001_ADDRESSES };
+  await assert.rejects(
+    exp.run({ held: "3", schedulers: "mh", forward: "nat", sync: "" }, ctx),
+    /--forward "nat" must be dr or fullnat/,
+  );
+  await assert.rejects(
+    exp.run({ held: "3", schedulers: "mh", forward: "dr", sync: "on" }, ctx),
+    /--sync "on" applies to --forward fullnat/,
+  );
+  await assert.rejects(
+    exp.run({ held: "3", schedulers: "mh", forward: "fullnat", sync: "maybe" }, ctx),
+    /--sync "maybe" must be on, off or on,off/,
+  );
+});
 
 test("quorum loss, recovery, drain and death move the route within a second", { skip, timeout: 90_000 }, async (t) => {
   const L = ECMP_LAB;

@@ -24,6 +24,8 @@ test("tvs_announce with every keyword", () => {
     "bird_path /usr/sbin/bird",
     "birdc_path /usr/sbin/birdc",
     "run_dir /run/tvs/bird",
+    "backup_addr 10.0.8.3 10.0.8.4",
+    "backup_addr 2001:db8:8::3",
   ]);
   assert.ok("config" in r, JSON.stringify(r.diagnostics));
   const { origin, ...a } = r.config.announce!;
@@ -42,6 +44,7 @@ test("tvs_announce with every keyword", () => {
     birdPath: "/usr/sbin/bird",
     birdcPath: "/usr/sbin/birdc",
     runDir: "/run/tvs/bird",
+    backupAddrs: ["10.0.8.3", "10.0.8.4", "2001:db8:8::3"],
   });
 });
 
@@ -62,6 +65,8 @@ test("bad tvs_announce settings are refused where they are written", () => {
     '5:10 Unsupported tvs_announce daemon "frr" (tvs drives BIRD 2: daemon bird)',
   ]);
   assert.deepEqual(errs([...ok, "hold_time 1"]), ['5:13 Invalid hold_time "1" (expected seconds 3..65535)']);
+  assert.deepEqual(errs([...ok, "backup_addr 10.0.8.3 10.0.8"]), ['5:24 Invalid IP address "10.0.8" for backup_addr']);
+  assert.deepEqual(errs([...ok, "backup_addr"]), ["5:3 backup_addr needs at least one address"]);
   assert.deepEqual(errs([...ok, "colour blue"]), ['5:3 Unknown keyword "colour" in tvs_announce']);
   assert.deepEqual(errs(["bgp_asn 65001", "router_id 2001:db8::2", "bgp_peer 10.0.1.1 as 65000"]), [
     '3:13 Invalid tvs_announce router_id "2001:db8::2" (expected an IPv4 address)',

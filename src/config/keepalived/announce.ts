@@ -15,6 +15,8 @@
 //       birdc_path /usr/sbin/birdc        # default: birdc on PATH
 //       run_dir /run/tvs/bird             # generated bird.conf, control socket, log
 //                                         # (default: bird/ beside tvsd's control socket)
+//       backup_addr 10.0.8.3 [10.0.8.4 ...]  # other directors' FULLNAT local addresses, announced
+//                                         # with this AS prepended (taken over when their owner dies)
 //   }
 
 import type { SourcePos } from "../diagnostics.ts";
@@ -41,6 +43,8 @@ export interface AnnounceConfig {
   birdPath?: string;
   birdcPath?: string;
   runDir?: string;
+  /** Other directors' FULLNAT local addresses to announce as a backup (docs/ecmp.md). */
+  backupAddrs?: string[];
   origin: SourcePos;
 }
 
@@ -124,6 +128,14 @@ export function readAnnounce(r: StmtReader, s: Stmt): AnnounceConfig | undefined
       case "run_dir": {
         const v = r.str(g, "a path");
         if (v !== undefined) out[k === "bird_path" ? "birdPath" : k === "birdc_path" ? "birdcPath" : "runDir"] = v;
+        break;
+      }
+      case "backup_addr": {
+        if (g.words.length < 2) r.diags.error(r.pos(g), "backup_addr needs at least one address");
+        for (let i = 1; i < g.words.length; i++) {
+          const a = r.ip(g, i);
+          if (a !== undefined) (out.backupAddrs ??= []).push(a);
+        }
         break;
       }
       default:

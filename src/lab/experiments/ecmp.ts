@@ -9,6 +9,19 @@
 // the router's route lost that next hop and how many held connections broke, then starts it again
 // and reports the time until the route has it back and how many broke when flows moved to it.
 // Target: none broken under mh.
+//
+// `--forward fullnat`: the same with FULLNAT (lb_kind FNAT), where the director holds state the
+// connection cannot live without. Each director has its own local address (10.90.8.1x, announced
+// over BGP as a /32 with the VIP) and announces the other two directors' local addresses as a
+// backup (tvs_announce backup_addr: its AS prepended, so the router uses them only when their owner
+// is gone). The real servers' gateway is the router, so their replies reach the director whose
+// local address the connection uses, or, once that director is dead, one of the backups. Each run
+// is done twice: with connection sync among all directors (each a master, syncid i, and a backup,
+// syncid 0: tvsadm --start-daemon) and without. Without sync a flow that lands on another director
+// is scheduled afresh (sloppy_tcp) with that director's local address, which the real server has
+// never seen: it answers with a reset. With sync the director finds the entry and keeps the
+// original local address; replies come back through the original director, or a backup that
+// learned the entry too.
 
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -18,7 +31,7 @@ import { ipIn, run, runIn, spawnIn } from "../exec.ts";
 import { HOLDING_CLIENT, LINE_SERVER, lines } from "../held-connections.ts";
 import type { LabContext, LabExperiment, LabOutcome, LabValues } from "../lab-experiment.ts";
 import { Lab } from "../netns.ts";
-import { positiveInt, str } from "../option-values.ts";
+import { LabOptionError, positiveInt, str } from "../option-values.ts";
 import { REPO_ROOT, TVS_BIN } from "../topology.ts";
 import { startTvsdConf, stopChild, type TvsdProcess, waitFor } from "../vrrp-pair.ts";
 
@@ -26,6 +39,12 @@ export const ecmp: LabExperiment = {
   options: {
     held: { type: "string", default: "60", help: "connections the client holds open (one source port each)" },
     schedulers: { type: "string", default: "mh,wlc", help: "schedulers to compare, comma-separated" },
+    forward: { type: "string", default: "dr", help: "forwarding method: dr, or fullnat (with a sync mesh)" },
+    sync: {
+      type: "string",
+      default: "",
+      help: "fullnat: connection sync among the directors, on, off or on,off (default on,off)",
+    },
   },
   run: runEcmp,
 };
@@ -37,25 +56,36 @@ export const ECMP_LAB = {
   client: "10.90.1.100",
   directors: [`${NET}.11`, `${NET}.12`, `${NET}.13`] as const,
   reals: [`${NET}.21`, `${NET}.22`] as const,
+  /** FULLNAT: each director's local address (routed: announced over BGP, not on the segment). */
+  locals: ["10.90.8.11", "10.90.8.12", "10.90.8.13"] as const,
   vip: "10.90.9.1",
   routerAsn: 65000,
   directorAsn: 65001,
 };
 const TVSADM = join(REPO_ROOT, "bin", "tvsadm.js");
 
-/** The keepalived.conf director i runs: the DR service and the tvs_announce block. */
-export function ecmpDirectorConf(i: number, scheduler: string, runDir: string): string {
+/**
+ * The keepalived.conf director i runs: the service (DR, or FULLNAT) and the tvs_announce block;
+ * with FULLNAT the other directors' local addresses are its backup_addr.
+ */
+export function ecmpDirectorConf(
+  i: number,
+  scheduler: string,
+  runDir: string,
+  forward: "dr" | "fullnat" = "dr",
+): string {
   const L = ECMP_LAB;
+  const backups = L.locals.filter((_, k) => k !== i);
   return `tvs_announce {
     bgp_asn ${L.directorAsn}
     router_id ${L.directors[i]}
     bgp_peer ${L.routerInside} as ${L.routerAsn}
     hold_time 3
     run_dir ${runDir}
-}
+${forward === "fullnat" ? `    backup_addr ${backups.join(" ")}\n` : ""}}
 virtual_server ${L.vip} 80 {
     lb_algo ${scheduler}
-${scheduler === "mh" ? "    mh-port\n" : ""}    lb_kind DR
+${scheduler === "mh" ? "    mh-port\n" : ""}    lb_kind ${forward === "fullnat" ? "FNAT" : "DR"}
     protocol TCP
 ${L.reals.map((r) => `    real_server ${r} 80 {\n    }`).join("\n")}
 }
@@ -96,6 +126,9 @@ export interface EcmpPhase {
 
 export interface EcmpRun {
   scheduler: string;
+  /** FULLNAT runs only (a DR run has neither): the method, and whether the directors synced. */
+  forward?: "fullnat";
+  sync?: boolean;
   held: number;
   /** Held connections per director (entries in its connection table), before the kill. */
   spread: number[];
@@ -105,11 +138,13 @@ export interface EcmpRun {
 
 export interface EcmpSummary {
   held: number;
+  /** Present for --forward fullnat. */
+  forward?: "fullnat";
   runs: EcmpRun[];
 }
 
-async function nextHops(ns: string): Promise<string[]> {
-  const r = await run("ip", ["-n", ns, "route", "show", `${ECMP_LAB.vip}/32`]);
+async function nextHops(ns: string, addr: string = ECMP_LAB.vip): Promise<string[]> {
+  const r = await run("ip", ["-n", ns, "route", "show", `${addr}/32`]);
   return [...r.stdout.matchAll(/via (\S+)/g)].map((m) => m[1]!).sort();
 }
 
@@ -118,6 +153,19 @@ async function runEcmp(values: LabValues, ctx: LabContext): Promise<LabOutcome> 
   const schedulers = str(values, "schedulers")
     .split(",")
     .filter((s) => s !== "");
+  const forward = str(values, "forward");
+  if (forward !== "dr" && forward !== "fullnat")
+    throw new LabOptionError(
+      `--forward "${forward}" must be dr or fullnat (NAT behind ECMP: see docs/ecmp.md, the router hashes the replies apart from the requests)`,
+    );
+  const syncText = str(values, "sync");
+  if (forward === "dr" && syncText !== "")
+    throw new LabOptionError(`--sync "${syncText}" applies to --forward fullnat (DR keeps no state to sync)`);
+  const syncModes = (syncText === "" ? "on,off" : syncText).split(",").map((m) => {
+    if (m !== "on" && m !== "off") throw new LabOptionError(`--sync "${syncText}" must be on, off or on,off`);
+    return m === "on";
+  });
+  const fullnat = forward === "fullnat";
   const L = ECMP_LAB;
   const lab = new Lab();
   const dir = mkdtempSync(join(tmpdir(), "tvs-lab-ecmp-"));
@@ -146,14 +194,19 @@ async function runEcmp(values: LabValues, ctx: LabContext): Promise<LabOutcome> 
     for (const [i, h] of rh.entries()) {
       await ipIn(h.ns, "addr", "add", `${L.reals[i]}/24`, "dev", "eth0");
       await ipIn(h.ns, "route", "add", "default", "via", L.routerInside);
-      await runIn(h.ns, process.execPath, [TVS_BIN, "realserver", "start", "--vip", L.vip, "--mode", "dr"], {
-        timeoutMs: 60_000,
-      });
+      if (!fullnat)
+        await runIn(h.ns, process.execPath, [TVS_BIN, "realserver", "start", "--vip", L.vip, "--mode", "dr"], {
+          timeoutMs: 60_000,
+        });
       const p = spawnIn(h.ns, process.execPath, ["-e", LINE_SERVER, `rs${i + 1}`, "80"]);
       procs.push(p);
       if ((await lines(p)()) !== "listening") throw new Error(`The line server on rs${i + 1} did not start`);
     }
-    log(`# real servers ${L.reals.join(", ")}: tvs realserver start --vip ${L.vip} --mode dr`);
+    log(
+      fullnat
+        ? `# real servers ${L.reals.join(", ")}: default route via the router (FULLNAT replies go to the local addresses)`
+        : `# real servers ${L.reals.join(", ")}: tvs realserver start --vip ${L.vip} --mode dr`,
+    );
     const routerConf = join(dir, "router-bird.conf");
     writeFileSync(routerConf, ecmpRouterConf(join(dir, "router-bird.log")));
     const bird = spawnIn(router.ns, "bird", ["-f", "-c", routerConf, "-s", join(dir, "router-bird.ctl")]);
@@ -173,20 +226,65 @@ async function runEcmp(values: LabValues, ctx: LabContext): Promise<LabOutcome> 
       );
       await run(process.execPath, [TVS_BIN, "sysctl", "--socket", d.socket, "sloppy_tcp=1"]);
     };
-    for (const scheduler of schedulers) {
+    type Variant = { scheduler: string; sync: boolean | undefined };
+    const variants = schedulers.flatMap((scheduler): Variant[] =>
+      fullnat ? syncModes.map((sync) => ({ scheduler, sync })) : [{ scheduler, sync: undefined }],
+    );
+    for (const { scheduler, sync } of variants) {
+      const tag = `${scheduler}${sync === undefined ? "" : sync ? "-sync" : "-nosync"}`;
       const start = (i: number): TvsdProcess =>
         startTvsdConf(
           dh[i]!.ns,
           dir,
-          ecmpDirectorConf(i, scheduler, join(dir, `bird-d${i + 1}-${scheduler}`)),
-          `d${i + 1}-${scheduler}`,
-          i < 2 ? [...args, "--sloppy-tcp"] : args,
+          ecmpDirectorConf(i, scheduler, join(dir, `bird-d${i + 1}-${tag}`), fullnat ? "fullnat" : "dr"),
+          `d${i + 1}-${tag}`,
+          [...args, ...(i < 2 ? ["--sloppy-tcp"] : []), ...(fullnat ? ["--local-addrs", L.locals[i]!] : [])],
         );
-      log(`\n## ${scheduler}: three directors: tvsd --config keepalived.conf ${args.join(" ")} (tvs_announce)`);
+      // Sync mesh: each director a master (syncid i + 1) and a backup (syncid 0: every master's).
+      const startSync = async (d: TvsdProcess, i: number): Promise<void> => {
+        await waitFor(
+          `d${i + 1}'s control socket`,
+          async () => (await d.client.status().catch(() => undefined)) !== undefined,
+          30_000,
+          50,
+        );
+        for (const [state, id] of [
+          ["master", i + 1],
+          ["backup", 0],
+        ] as const)
+          await run(process.execPath, [
+            ...[TVSADM, "--socket", d.socket, "--start-daemon", state],
+            ...["--mcast-interface", "eth0", "--syncid", String(id)],
+          ]);
+      };
+      // With FULLNAT, each local address is routed to its own director only while that one lives.
+      const localsRouted = async (alive: readonly number[]): Promise<boolean> => {
+        if (!fullnat) return true;
+        for (const [k, addr] of L.locals.entries()) {
+          const hops = await nextHops(router.ns, addr);
+          const want = alive.includes(k) ? [L.directors[k]] : alive.map((j) => L.directors[j]).sort();
+          if (hops.join() !== want.join()) return false;
+        }
+        return true;
+      };
+      log(
+        `\n## ${scheduler}${fullnat ? `, FULLNAT, sync ${sync ? "on" : "off"}` : ""}: three directors: tvsd --config keepalived.conf ${args.join(" ")}${fullnat ? " --local-addrs 10.90.8.1x" : ""} (tvs_announce)`,
+      );
       log("# d1, d2 with --sloppy-tcp; d3: tvs sysctl sloppy_tcp=1 through its control socket");
+      if (fullnat)
+        log(
+          `# local addresses ${L.locals.join(", ")} announced by their directors; the others' as backup_addr (AS path prepended)`,
+        );
       tvsds = [start(0), start(1), start(2)];
+      if (sync) {
+        for (const [i, d] of tvsds.entries()) await startSync(d!, i);
+        log(
+          "# sync mesh: tvsadm --start-daemon master --syncid i and --start-daemon backup --syncid 0 on every director",
+        );
+      }
       await sloppyThroughApi(tvsds[2]!);
       await waitFor("three next hops on the router", async () => (await nextHops(router.ns)).length === 3, 30_000, 50);
+      await waitFor("each local address routed to its director", () => localsRouted([0, 1, 2]), 30_000, 50);
       log(`# router: ${L.vip} via ${(await nextHops(router.ns)).join(", ")}`);
 
       const holder = spawn(
@@ -196,21 +294,43 @@ async function runEcmp(values: LabValues, ctx: LabContext): Promise<LabOutcome> 
       );
       procs.push(holder);
       const next = lines(holder);
-      let round = 0;
       const ping = async (): Promise<number> => {
-        round++;
         holder.stdin?.write("ping\n");
         const got = JSON.parse(await next()) as string[];
         return got.filter((r) => r.startsWith("ERR")).length;
       };
-      const before = await ping();
-      if (before > 0) throw new Error(`${before} of ${held} connections did not answer before any change`);
+      // Two rounds with FULLNAT: SYN, ACK and two data segments, past the sync threshold (3 packets).
+      for (let k = 0; k < (fullnat ? 2 : 1); k++) {
+        const before = await ping();
+        if (before > 0) throw new Error(`${before} of ${held} connections did not answer before any change`);
+      }
       const spread: number[] = [];
       for (const d of tvsds) {
-        const out = (await run(process.execPath, [TVSADM, "--socket", d!.socket, "-L", "-n", "-c"])).stdout;
-        spread.push(out.split("\n").filter((l) => l.includes(`${L.vip}:80`)).length);
+        if (fullnat) {
+          // Every director lists every entry once synced: count what each one scheduled itself.
+          const out = (await run(process.execPath, [TVSADM, "--socket", d!.socket, "-L", "-n", "--stats"])).stdout;
+          const line = out.split("\n").find((l) => l.includes(`${L.vip}:80`)) ?? "";
+          spread.push(Number(line.trim().split(/\s+/)[2] ?? 0));
+        } else {
+          const out = (await run(process.execPath, [TVSADM, "--socket", d!.socket, "-L", "-n", "-c"])).stdout;
+          spread.push(out.split("\n").filter((l) => l.includes(`${L.vip}:80`)).length);
+        }
       }
       log(`# ${held} connections held open; per director: ${spread.map((n, i) => `d${i + 1} ${n}`).join(", ")}`);
+      if (sync) {
+        // Within the 2 s flush every director holds every entry.
+        const listed = async (d: TvsdProcess) =>
+          (await run(process.execPath, [TVSADM, "--socket", d.socket, "-L", "-n", "-c"])).stdout
+            .split("\n")
+            .filter((l) => l.includes(`${L.vip}:80`)).length;
+        await waitFor(
+          "every director to hold every entry",
+          async () => (await Promise.all(tvsds.map((d) => listed(d!)))).every((n) => n === held),
+          10_000,
+          100,
+        );
+        log(`# synced: every director lists all ${held} entries`);
+      }
 
       log("# director 3 dies: SIGKILL (its BIRD goes with it)");
       const killedAt = performance.now();
@@ -221,6 +341,7 @@ async function runEcmp(values: LabValues, ctx: LabContext): Promise<LabOutcome> 
         15_000,
         10,
       );
+      await waitFor("d3's local address routed to the backups", () => localsRouted([0, 1]), 15_000, 10);
       const leaveMs = Math.round(performance.now() - killedAt);
       const leaveBroken = await ping();
       log(`# route withdrawn after ${leaveMs} ms; held connections broken: ${leaveBroken} of ${held}`);
@@ -228,19 +349,21 @@ async function runEcmp(values: LabValues, ctx: LabContext): Promise<LabOutcome> 
       log("# director 3 joins again");
       const joinAt = performance.now();
       tvsds[2] = start(2);
+      if (sync) await startSync(tvsds[2]!, 2);
       await sloppyThroughApi(tvsds[2]!);
       await waitFor("d3's next hop back", async () => (await nextHops(router.ns)).includes(L.directors[2]), 30_000, 10);
+      await waitFor("d3's local address back", () => localsRouted([0, 1, 2]), 30_000, 10);
       const joinMs = Math.round(performance.now() - joinAt);
       const alive = held - leaveBroken;
       const joinBroken = (await ping()) - leaveBroken;
       log(
         `# route back after ${joinMs} ms (tvsd start included); broken when flows moved to it: ${joinBroken} of ${alive}`,
       );
-      void round;
       holder.stdin?.write("quit\n");
       await stopChild(holder, 2000);
       runs.push({
         scheduler,
+        ...(fullnat ? { forward: "fullnat" as const, sync: sync === true } : {}),
         held,
         spread,
         leave: { routeMs: leaveMs, broken: leaveBroken, fraction: leaveBroken / held },
@@ -253,16 +376,20 @@ async function runEcmp(values: LabValues, ctx: LabContext): Promise<LabOutcome> 
     log("\nscheduler  spread        leave: route ms, broken   join: route ms, broken");
     for (const r of runs)
       log(
-        `${r.scheduler.padEnd(10)} ${r.spread.join("/").padEnd(13)} ${String(r.leave.routeMs).padStart(6)} ms, ${r.leave.broken}/${r.held}`.padEnd(
+        `${(r.sync === undefined ? r.scheduler : `${r.scheduler} ${r.sync ? "sync" : "nosync"}`).padEnd(10)} ${r.spread.join("/").padEnd(13)} ${String(r.leave.routeMs).padStart(6)} ms, ${r.leave.broken}/${r.held}`.padEnd(
           52,
         ) + `${String(r.join.routeMs).padStart(6)} ms, ${r.join.broken}/${r.held - r.leave.broken}`,
       );
+    // Targets: DR under mh breaks nothing; FULLNAT with sync breaks nothing (any scheduler: the
+    // synced entry decides, not the scheduler).
     const mh = runs.find((r) => r.scheduler === "mh");
     const ok =
       runs.length > 0 &&
       runs.every((r) => r.spread.filter((n) => n > 0).length >= 2) &&
-      (mh === undefined || (mh.leave.broken === 0 && mh.join.broken === 0));
-    const summary: EcmpSummary = { held, runs };
+      (fullnat
+        ? runs.filter((r) => r.sync).every((r) => r.leave.broken === 0 && r.join.broken === 0)
+        : mh === undefined || (mh.leave.broken === 0 && mh.join.broken === 0));
+    const summary: EcmpSummary = { held, ...(fullnat ? { forward: "fullnat" as const } : {}), runs };
     return { ok, summary };
   } finally {
     if (!ctx.keep) {
