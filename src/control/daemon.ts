@@ -17,6 +17,7 @@ import { ConnTable } from "../core/conn/conn-table.ts";
 import { checkSysctl, type Sysctls } from "../core/conn/sysctl.ts";
 import type { DestSpec } from "../core/dest.ts";
 import { CoreError } from "../core/errors.ts";
+import type { FwmarkRule } from "../core/fwmark/rule.ts";
 import type { Logger } from "../core/log.ts";
 import { BatchError } from "../core/request.ts";
 import { createDefaultRegistry } from "../core/sched/all.ts";
@@ -32,9 +33,10 @@ import type { VipDriver, VrrpHost } from "../vrrp/io.ts";
 import { type PreparedVrrp, VrrpManager } from "../vrrp/manager.ts";
 import type { VrrpStateChange } from "../vrrp/status.ts";
 import { AnnounceHost, announceSpecFromConfig } from "./announce-host.ts";
-import type { ExecRequest, Snapshot, StatusView, SysctlView } from "./api/protocol.ts";
+import type { ExecRequest, FwmarkView, Snapshot, StatusView, SysctlView } from "./api/protocol.ts";
 import type { DataPlane } from "./dataplane.ts";
 import { type ConnLike, Director } from "./executor.ts";
+import { fwmarkView } from "./fwmark-rules.ts";
 import { HealthSupervisor } from "./health-supervisor.ts";
 import { LvsSyncDriver } from "./lvs-sync.ts";
 import { vrrpStateEvent } from "./observe-source.ts";
@@ -105,6 +107,11 @@ export interface DaemonOptions {
   announceLocals?: string[];
   clock?: Clock;
   /**
+   * The firewall-mark rules (--fwmark-rule, --fwmark-rules FILE), read at start and on every
+   * reload; throws (with every FILE:LINE:COL problem) when a file is unreadable or wrong.
+   */
+  fwmarkRules?: () => FwmarkRule[];
+  /**
    * The system under VRRP (raw sockets, VIP ownership for this plane), made on first use: a
    * configuration with vrrp_instance blocks runs them. Absent: such a configuration is refused.
    */
@@ -146,6 +153,8 @@ export class Daemon {
   /** start() has finished: a reload's tvs_announce change restarts BIRD from now on. */
   #running = false;
   #planeConns: readonly ConnLike[] | undefined;
+  /** The firewall-mark rules in force (the packet plane classifies with them). */
+  #fwmarkRules: readonly FwmarkRule[] = [];
 
   constructor(opts: DaemonOptions) {
     this.#opts = opts;
@@ -247,6 +256,8 @@ export class Daemon {
     });
     await this.plane.start();
     this.#syncCounters();
+    // Rules before services: a fwmark service that arrives finds its rules (no spurious warning).
+    if (this.#opts.fwmarkRules) await this.#setFwmarkRules(this.#opts.fwmarkRules());
     if (this.#opts.source) await this.#applySource(await this.#opts.source());
     if (this.#opts.announce) this.announce = this.#makeAnnounce(this.#opts.announce);
     if (this.announce) await this.announce.start();
@@ -451,14 +462,69 @@ export class Daemon {
     }
   }
 
-  /** Re-read the source and reconcile; a broken source is refused and the running state stays. */
+  /**
+   * Hand the plane new firewall-mark rules; refused (CoreError, rules unchanged) when the plane
+   * cannot classify frames (the socket plane) or cannot carry these rules.
+   */
+  async #setFwmarkRules(rules: readonly FwmarkRule[]): Promise<void> {
+    const set = this.plane.setFwmarkRules?.bind(this.plane);
+    if (!set) {
+      if (rules.length > 0)
+        throw new CoreError(
+          "EOPNOTSUPP",
+          "reload",
+          `Firewall-mark rules need the packet data plane (--dataplane packet): the ${this.plane.name} plane sees no frames to classify (its fwmark services listen on --fwmark-addr addresses)`,
+        );
+      return;
+    }
+    await set(rules);
+    this.#fwmarkRules = rules;
+  }
+
+  /** GET /v1/fwmark: the rules in force, the fwmark services they feed, and the gaps. */
+  fwmark(): Promise<FwmarkView> {
+    const keys = this.services.services().map((s) => s.key);
+    return Promise.resolve(
+      fwmarkView(
+        this.#fwmarkRules,
+        keys,
+        this.plane.setFwmarkRules
+          ? { supported: true }
+          : {
+              supported: false,
+              note: `The ${this.plane.name} data plane sees no frames to classify: its fwmark services listen on the addresses tvsd's --fwmark-addr MARK=PROTO:ADDR:PORT gives them`,
+            },
+      ),
+    );
+  }
+
+  /**
+   * Re-read the source (and the firewall-mark rules files) and reconcile; a broken source or
+   * rules file is refused and the running state stays (rules and services both).
+   */
   async reload(): Promise<void> {
     const source = this.#opts.source;
-    if (!source)
+    const rulesSource = this.#opts.fwmarkRules;
+    if (!source && !rulesSource)
       throw new CoreError("EINVAL", "reload", "Nothing to reload: tvsd was started without --rules or --config");
     const at = new Date().toISOString();
     try {
-      const n = await this.#applySource(await source());
+      // Read everything before anything changes.
+      const rules = rulesSource?.();
+      const got = source ? await source() : undefined;
+      const before = this.#fwmarkRules;
+      if (rules) await this.#setFwmarkRules(rules);
+      let n = 0;
+      try {
+        if (got) n = await this.#applySource(got);
+      } catch (err) {
+        if (rules) await this.#setFwmarkRules(before).catch(() => undefined);
+        throw err;
+      }
+      if (rules && JSON.stringify(rules) !== JSON.stringify(before)) {
+        n++;
+        this.log.info("Firewall-mark rules replaced", { rules: rules.length, before: before.length });
+      }
       this.#lastReload = { ok: true, at, message: `Applied ${n} change(s)` };
       this.log.info("Reloaded", { source: this.#opts.sourceName, changes: n });
       this.events.publish({
@@ -599,6 +665,8 @@ export class Daemon {
           hostAddrs: hostAddresses(),
         }),
       );
+    if (this.#fwmarkRules.length > 0)
+      notes.push(`Firewall-mark rules: ${this.#fwmarkRules.length} (tvs fwmark lists them)`);
     if (this.#lastReload)
       notes.push(
         `Last reload ${this.#lastReload.at}: ${this.#lastReload.ok ? "ok" : "refused"}: ${this.#lastReload.message}`,

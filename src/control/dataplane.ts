@@ -10,6 +10,7 @@ import type { SyncedConn } from "../core/conn/conn-sync.ts";
 import type { ConnTable } from "../core/conn/conn-table.ts";
 import type { SyncSettings } from "../core/conn/sync-policy.ts";
 import type { DestSpec } from "../core/dest.ts";
+import type { FwmarkRule } from "../core/fwmark/rule.ts";
 import type { Logger } from "../core/log.ts";
 import type { ServiceKey, ServiceOptions, VirtualService } from "../core/service.ts";
 import type { ServiceTable } from "../core/service-table.ts";
@@ -103,4 +104,11 @@ export interface DataPlane {
   pressure?(): Readonly<Record<string, number>>;
   /** The daemon's sysctls changed (POST /v1/sysctl): a plane with its own tables takes them before this resolves. */
   sysctlsChanged?(): Promise<void>;
+  /**
+   * Classify frames with these firewall-mark rules from now on (first match wins; the mark picks
+   * a fwmark service before the address does, as the kernel's ip_vs_service_find). Rejects with a
+   * CoreError, rules unchanged, when the plane cannot carry them. Absent: the plane sees no frames
+   * to classify (the socket plane).
+   */
+  setFwmarkRules?(rules: readonly FwmarkRule[]): Promise<void>;
 }

@@ -13,7 +13,7 @@
 
 import { CoreError } from "../core/errors.ts";
 import type { Logger } from "../core/log.ts";
-import type { ExecRequest, Snapshot, StatusView, SysctlView } from "./api/protocol.ts";
+import type { ExecRequest, FwmarkView, Snapshot, StatusView, SysctlView } from "./api/protocol.ts";
 import type { ControlHandlers, SnapshotRequest } from "./server.ts";
 import type { StateFile } from "./state-file.ts";
 
@@ -83,6 +83,17 @@ export class PersistingControl implements ControlHandlers {
         "This tvsd (socket plane with --workers) cannot read or set sysctls at run time: use tvsd --sysctl",
       );
     return this.#inner.sysctl(set);
+  }
+
+  /** The firewall-mark rules are not part of the table: not persisted (they come from tvsd's options). */
+  async fwmark(): Promise<FwmarkView> {
+    if (!this.#inner.fwmark)
+      throw new CoreError(
+        "EOPNOTSUPP",
+        "request",
+        "This tvsd (socket plane with --workers) has no firewall-mark classifier: its fwmark services listen on --fwmark-addr addresses",
+      );
+    return this.#inner.fwmark();
   }
 
   async reload(): Promise<void> {

@@ -18,7 +18,7 @@ import { dirname } from "node:path";
 import { CoreError, type CoreErrorCode, type CoreOp, isCoreError } from "../core/errors.ts";
 import type { Logger } from "../core/log.ts";
 import { BatchError } from "../core/request.ts";
-import type { ApiErrorBody, ExecRequest, Snapshot, StatusView, SysctlView } from "./api/protocol.ts";
+import type { ApiErrorBody, ExecRequest, FwmarkView, Snapshot, StatusView, SysctlView } from "./api/protocol.ts";
 import { untrustedSocketDir } from "./api/socket-path.ts";
 import { checkExecRequest } from "./request-check.ts";
 
@@ -35,6 +35,8 @@ export interface ControlHandlers {
   reload(): Promise<void>;
   /** GET /v1/sysctl (no body) and POST /v1/sysctl {name, value}; absent: refused as not supported. */
   sysctl?(set?: { name: string; value: unknown }): Promise<SysctlView>;
+  /** GET /v1/fwmark: the firewall-mark rules and the fwmark services; absent: refused as not supported. */
+  fwmark?(): Promise<FwmarkView>;
 }
 
 const MAX_BODY = 16 * 1024 * 1024;
@@ -324,8 +326,24 @@ export class ControlServer {
           this.#send(res, errorBody(err, "conn"));
         }
         return;
+      case "GET /v1/fwmark":
+        try {
+          req.resume();
+          if (!h.fwmark)
+            throw new CoreError(
+              "EOPNOTSUPP",
+              "request",
+              "This tvsd (socket plane with --workers) has no firewall-mark classifier: its fwmark services listen on --fwmark-addr addresses",
+            );
+          this.#send(res, { status: 200, body: await h.fwmark() });
+        } catch (err) {
+          this.#send(res, errorBody(err, "request"));
+        }
+        return;
       default: {
-        const known = ["/v1/exec", "/v1/snapshot", "/v1/status", "/v1/reload", "/v1/sysctl"].includes(url.pathname);
+        const known = ["/v1/exec", "/v1/snapshot", "/v1/status", "/v1/reload", "/v1/sysctl", "/v1/fwmark"].includes(
+          url.pathname,
+        );
         req.resume();
         this.#send(res, {
           status: known ? 405 : 404,

@@ -34,6 +34,7 @@ import { Daemon, type DesiredSource } from "./daemon.ts";
 import type { DataPlane, DataPlaneDeps } from "./dataplane.ts";
 import { DEMO, type DemoServers, demoDesiredState, demoHint, startDemoServers } from "./demo.ts";
 import { EXIT_SOFTWARE, installFailFast } from "./fail-fast.ts";
+import { type FwmarkRuleSource, loadFwmarkRules, parseFwmarkRuleOption } from "./fwmark-rules.ts";
 import { createLogger, isLogLevel } from "./log.ts";
 import { resolveHttp, startHttp } from "./observe-http.ts";
 import { PersistingControl } from "./persisting-control.ts";
@@ -86,6 +87,10 @@ export const USAGE = `Usage: tvsd [options]
   --bird-dir DIR           where the generated bird.conf, control socket and log go
                            (default: bird/ beside the control socket)
   --fwmark-addr MARK=PROTO:ADDR:PORT   addresses an fwmark service listens on (socket data plane)
+  --fwmark-rule 'PROTO DST[/LEN] [PORTS] [from SRC[/LEN]] mark N'   a firewall-mark rule (packet
+                           data plane; repeatable, first match wins), e.g. 'tcp 10.0.0.1 80,443 mark 1':
+                           what iptables -t mangle ... -j MARK does for kernel IPVS (docs/fwmark.md)
+  --fwmark-rules FILE      firewall-mark rules, one per line (# comments); SIGHUP reads it again
   --proxy-protocol tcp:VIP:PORT[->RIP:RPORT]=v1|v2   send PROXY protocol headers (socket data plane)
   --retry-connect          retry a refused/timed-out real server on another destination
   --connect-timeout MS     real-server connect timeout on the socket data plane (default ${DEFAULT_CONNECT_TIMEOUT_MS})
@@ -124,6 +129,8 @@ export interface TvsdArgs {
   sysctls: Partial<Sysctls>;
   announce: AnnounceArgs | undefined;
   proxy: ProxyPlaneOptions;
+  /** --fwmark-rule and --fwmark-rules FILE, in command-line order. */
+  fwmarkRules: FwmarkRuleSource[];
   logLevel: LogLevel;
   workers: number;
   fanout: "cbpf" | "hash";
@@ -190,6 +197,7 @@ export function parseTvsdArgs(
     sysctls: {},
     announce: undefined,
     proxy: defaultProxyOptions(),
+    fwmarkRules: [],
     logLevel: envLevel !== undefined && isLogLevel(envLevel) ? envLevel : "info",
     workers: 1,
     fanout: "cbpf",
@@ -341,6 +349,18 @@ export function parseTvsdArgs(
         }
         break;
       }
+      case "--fwmark-rule": {
+        const n = a.fwmarkRules.filter((r) => r.kind === "rule").length + 1;
+        try {
+          a.fwmarkRules.push({ kind: "rule", rule: parseFwmarkRuleOption(value(), n) });
+        } catch (e) {
+          throw new UsageError((e as Error).message);
+        }
+        break;
+      }
+      case "--fwmark-rules":
+        a.fwmarkRules.push({ kind: "file", path: value() });
+        break;
       case "--proxy-protocol":
         try {
           a.proxy.proxyProtocol.push(parseProxyProtocolRule(value()));
@@ -393,6 +413,10 @@ export function parseTvsdArgs(
     }
   if (a.sloppySctp && a.dataplane !== "packet")
     throw new UsageError("--sloppy-sctp needs --dataplane packet (only the packet data plane carries SCTP)");
+  if (a.fwmarkRules.length > 0 && a.dataplane !== "packet")
+    throw new UsageError(
+      "--fwmark-rule and --fwmark-rules need --dataplane packet (the socket data plane sees no frames to classify: give its fwmark services addresses with --fwmark-addr MARK=PROTO:ADDR:PORT)",
+    );
   if (a.sloppyTcp && a.dataplane !== "packet")
     throw new UsageError(
       "--sloppy-tcp needs --dataplane packet (the socket data plane terminates TCP: a flow cannot be taken over mid-connection)",
@@ -546,6 +570,7 @@ function makeDaemon(args: TvsdArgs, log: Logger, proxy: ProxyPlaneOptions, withV
     sloppyTcp: args.sloppyTcp,
     sloppySctp: args.sloppySctp,
     sysctls: args.sysctls,
+    ...(args.fwmarkRules.length > 0 ? { fwmarkRules: () => loadFwmarkRules(args.fwmarkRules) } : {}),
     // Only the primary announces (workers of the socket plane share its VIPs).
     ...(withVrrp ? announceOptions(args) : {}),
     makePlane: async (deps) =>

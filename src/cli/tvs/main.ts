@@ -1,4 +1,4 @@
-// `tvs`: dispatches to its subcommands (lab, realserver, check-config, status, sysctl, top). Each subcommand
+// `tvs`: dispatches to its subcommands (lab, realserver, check-config, status, sysctl, fwmark, top). Each subcommand
 // lives in its own file and is loaded only when used.
 
 type Sub = { summary: string; load: () => Promise<{ run(argv: string[]): Promise<number> }> };
@@ -11,6 +11,10 @@ const SUBCOMMANDS: Record<string, Sub> = {
   sysctl: {
     summary: "read or set tvsd's IPVS sysctls by the kernel's names (drop_entry, secure_tcp, ...)",
     load: () => import("./sysctl.ts"),
+  },
+  fwmark: {
+    summary: "list the packet plane's firewall-mark rules and the fwmark services they feed",
+    load: () => import("./fwmark.ts"),
   },
   top: {
     summary: "watch services, real servers, rates and health live (like watch ipvsadm -L --rate)",

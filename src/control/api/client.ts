@@ -10,7 +10,7 @@ import type { CoreErrorCode, CoreOp } from "../../core/errors.ts";
 import type { ServiceKey } from "../../core/service.ts";
 import { serviceKeyId } from "../../core/service-key.ts";
 import { ExchangeError, type HttpAnswer, httpExchange } from "./http-exchange.ts";
-import type { ApiErrorBody, ExecRequest, Snapshot, StatusView, SysctlView } from "./protocol.ts";
+import type { ApiErrorBody, ExecRequest, FwmarkView, Snapshot, StatusView, SysctlView } from "./protocol.ts";
 import { untrustedSocketDir } from "./socket-path.ts";
 
 export interface SnapshotQuery {
@@ -99,6 +99,11 @@ export class HttpControlClient implements ControlClient {
     return (await (set === undefined
       ? this.#call("GET", "/v1/sysctl")
       : this.#call("POST", "/v1/sysctl", set))) as SysctlView;
+  }
+
+  /** The firewall-mark rules in force and the fwmark services they feed (GET /v1/fwmark). */
+  async fwmark(): Promise<FwmarkView> {
+    return (await this.#call("GET", "/v1/fwmark")) as FwmarkView;
   }
 
   async #call(method: string, path: string, body?: unknown): Promise<unknown> {

@@ -6,6 +6,8 @@
 //   GET  /v1/snapshot    ?conns=1&service=ID   → 200 Snapshot
 //   GET  /v1/status                             → 200 StatusView (health checks, VRRP, data plane)
 //   POST /v1/reload                             → 200 { ok: true } | ApiErrorBody
+//   GET  /v1/sysctl, POST /v1/sysctl {name, value} → 200 SysctlView
+//   GET  /v1/fwmark                             → 200 FwmarkView (the packet plane's firewall-mark rules)
 //
 // cli/ may import this file and client.ts (and nothing else from control/).
 
@@ -132,6 +134,39 @@ export interface SysctlView {
     entries: number;
     limit: number;
   };
+}
+
+/** One firewall-mark rule as GET /v1/fwmark shows it (first match wins, in this order). */
+export interface FwmarkRuleView {
+  /** 1-based position: the order the rules are tried in. */
+  n: number;
+  /** The rule in its canonical text ("tcp 10.0.0.1 80,443 mark 1"). */
+  text: string;
+  protocol: "tcp" | "udp" | "sctp" | "any";
+  /** Destination prefix ("10.0.0.0/24"; a single address without /len). */
+  dst: string;
+  /** Destination ports ("80,443,8000-8100"; "*" for every port). */
+  ports: string;
+  /** Source prefix, when the rule has one. */
+  src?: string;
+  mark: number;
+  /** Where it came from ("--fwmark-rule 1", "/etc/tvs/fwmark.rules:3"). */
+  origin: string;
+  /** The fwmark service its packets go to ("fwmark 1 ipv4"), or null: none (they fall through). */
+  service: string | null;
+}
+
+/** GET /v1/fwmark: the classifier's rules, the fwmark services, and what does not meet. */
+export interface FwmarkView {
+  /** This data plane classifies frames with the rules (the packet plane). */
+  supported: boolean;
+  /** Why not, or how this plane serves fwmark services instead (the socket plane's --fwmark-addr). */
+  note?: string;
+  rules: FwmarkRuleView[];
+  /** Every fwmark service with the number of rules that set its mark for its family. */
+  services: { id: string; fwmark: number; family: 4 | 6; rules: number }[];
+  /** fwmark services no rule feeds (their traffic never arrives), one sentence each. */
+  warnings: string[];
 }
 
 export interface StatusView {

@@ -3,10 +3,13 @@
 // netdev ingress rule then drops them for the kernel, so it neither answers nor forwards a
 // duplicate. Dropped for the kernel: IP traffic to VIPs and FULLNAT local addresses, and NAT
 // real servers' replies (traffic from a masq destination to anything but the director's own
-// address, so health-check replies still reach the host). One table per interface,
+// address, so health-check replies still reach the host), and what the firewall-mark rules send
+// to a fwmark service (the rules mirrored in order: a rule whose mark no service takes accepts,
+// so first match wins for the host as it does in the plane). One table per interface,
 // "netdev tvs_<ifname>", replaced atomically on every change and deleted on stop.
 
 import { spawnSync } from "node:child_process";
+import { type FwmarkRule, formatPrefix } from "../../core/fwmark/rule.ts";
 
 export interface GuardSpec {
   ifname: string;
@@ -16,6 +19,20 @@ export interface GuardSpec {
   natDests: readonly string[];
   /** The director's own addresses (never dropped as reply destinations). */
   self: readonly string[];
+  /** Firewall-mark rules in order, each with whether the plane takes what it matches (coverage.ts guardRules). */
+  marked?: readonly { rule: FwmarkRule; taken: boolean }[];
+}
+
+/** One firewall-mark rule as an nft rule: drop what the plane takes, accept what it leaves to the host. */
+export function guardMarkRule(rule: FwmarkRule, taken: boolean): string {
+  const ip = rule.dst.family === 4 ? "ip" : "ip6";
+  const parts = [`${ip} daddr ${formatPrefix(rule.dst)}`];
+  if (rule.src) parts.push(`${ip} saddr ${formatPrefix(rule.src)}`);
+  parts.push(rule.protocol === "any" ? "meta l4proto { tcp, udp, sctp }" : `meta l4proto ${rule.protocol}`);
+  if (rule.ports.length > 0)
+    parts.push(`th dport { ${rule.ports.map(([lo, hi]) => (lo === hi ? `${lo}` : `${lo}-${hi}`)).join(", ")} }`);
+  parts.push(taken ? "drop" : "accept");
+  return parts.join(" ");
 }
 
 export function guardTableName(ifname: string): string {
@@ -43,6 +60,7 @@ export function guardScript(g: GuardSpec): string {
         ? `ip6 saddr ${set(v6(g.natDests))} ip6 daddr != ${set(v6(g.self))} drop`
         : `ip6 saddr ${set(v6(g.natDests))} drop`,
     );
+  for (const m of g.marked ?? []) rules.push(guardMarkRule(m.rule, m.taken));
   return [
     `add table netdev ${t}`,
     `delete table netdev ${t}`,

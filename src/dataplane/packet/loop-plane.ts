@@ -7,6 +7,7 @@
 import { type SyncedConn, syncedConnOf } from "../../core/conn/conn-sync.ts";
 import { SyncPolicy } from "../../core/conn/sync-policy.ts";
 import type { DestSpec } from "../../core/dest.ts";
+import type { FwmarkRule } from "../../core/fwmark/rule.ts";
 import type { ServiceKey, ServiceOptions, VirtualService } from "../../core/service.ts";
 import type { PlaneCounterSnapshot } from "./counters.ts";
 import { type BatchingIo, PacketEngine } from "./engine.ts";
@@ -14,6 +15,7 @@ import { removeGuard } from "./host-guard.ts";
 import { NativePacketIo } from "./native-io.ts";
 import { Pipeline } from "./pipeline.ts";
 import {
+  admitFwmarkRules,
   admitPacketDest,
   admitPacketService,
   destAddresses,
@@ -23,6 +25,7 @@ import {
   type PacketDataPlaneOptions,
   type PlaneSync,
   vipArgument,
+  warnFwmarkGaps,
 } from "./plane-shared.ts";
 
 export class LoopPacketPlane {
@@ -37,9 +40,21 @@ export class LoopPacketPlane {
   #sync: PlaneSync | undefined;
   /** Addresses released by setVipOwned (canonical text). */
   readonly #released = new Set<string>();
+  #fwmarkRules: readonly FwmarkRule[];
+  /** fwmark services no rule feeds, as last warned (tvs status shows them). */
+  readonly #fwmarkGaps = new Set<string>();
 
   constructor(o: PacketDataPlaneOptions) {
     this.#o = o;
+    this.#fwmarkRules = o.fwmarkRules ?? [];
+  }
+
+  /** Replace the firewall-mark rules (refused, rules unchanged, when this plane cannot carry them). */
+  async setFwmarkRules(rules: readonly FwmarkRule[]): Promise<void> {
+    admitFwmarkRules(this.#o, rules);
+    this.#fwmarkRules = rules;
+    this.#pipeline?.setFwmarkRules(rules);
+    this.#refresh();
   }
 
   admitService(key: ServiceKey, options: ServiceOptions, op: "add-service" | "edit-service"): void {
@@ -78,6 +93,7 @@ export class LoopPacketPlane {
       localAddrs: o.localAddrs ?? [],
       released: [...this.#released],
       tunClampMss: o.tunClampMss ?? false,
+      fwmarkRules: this.#fwmarkRules,
     });
     this.#pipeline = pipeline;
     this.#applySync();
@@ -166,6 +182,7 @@ export class LoopPacketPlane {
   notes(): string[] {
     const n = [`packet plane on ${this.#o.interface}, 1 thread (main loop)`];
     if (this.#guardError) n.push(`host guard not installed: ${this.#guardError}`);
+    n.push(...this.#fwmarkGaps);
     const c = this.#pipeline?.counters;
     if (c) n.push(`frames rx ${c.rx} fwd ${c.forwarded} reply ${c.replied} drop ${c.dropped} ignore ${c.ignored}`);
     return n;
@@ -207,7 +224,8 @@ export class LoopPacketPlane {
     const before = new Set(p.ownedAddresses());
     p.refreshVips();
     // The guard covers released VIPs too (the host must not take them either); only owned ones are announced.
-    this.#guardError = guardHost(this.#o, p.responder.configured());
+    this.#guardError = guardHost(this.#o, p.responder.configured(), this.#fwmarkRules);
+    warnFwmarkGaps(this.#o, this.#fwmarkRules, this.#fwmarkGaps);
     if (p.ownedAddresses().some((a) => !before.has(a))) e.announce();
     e.resolve(destAddresses(this.#o.services));
   }

@@ -11,7 +11,13 @@
 //      segment's flags, SCTP state from the packet's chunks (sctp-flow.ts), counters
 //   4. IPv4/IPv6 from a real server (NAT replies to the client, FULLNAT replies to a local
 //      address, ICMP errors about them) → reverse translation towards the client
-//   5. anything else is the host's (ignored: the kernel still sees it)
+//   5. a frame to an address it does not own that a firewall-mark rule sends to a fwmark
+//      service (a rule's wider prefix, routed here) is handled as in 3 (packet-marks.ts)
+//   6. anything else is the host's (ignored: the kernel still sees it)
+//
+// The service of a new flow is looked up in the kernel's order (ip_vs_service_find): the
+// fwmark service of the frame's mark first (the mark tvs's own classifier gives it, since a
+// packet socket sees frames before iptables could mark them), then protocol + VIP + port.
 //
 // Its parts: neighbour-responder.ts (step 2, and which addresses are owned: the own/release
 // switch), xmit/forwarders.ts (the forwarder bound to each connection), egress.ts (MAC
@@ -26,6 +32,7 @@ import type { BoundConn } from "../../core/conn/conn.ts";
 import type { ConnTable } from "../../core/conn/conn-table.ts";
 import { sctpMaySchedule, tcpMaySchedule } from "../../core/conn/sloppy.ts";
 import { TCP_ACK, TCP_RST, TCP_SYN } from "../../core/conn/tcp-states.ts";
+import type { FwmarkRule } from "../../core/fwmark/rule.ts";
 import type { Protocol } from "../../core/sched/types.ts";
 import type { VirtualService } from "../../core/service.ts";
 import type { ServiceTable } from "../../core/service-table.ts";
@@ -50,6 +57,7 @@ import { type FrameBatch, META_PKTTYPE, META_STATUS, VNET_HDR_LEN } from "./io.t
 import { NeighbourResponder } from "./neighbour-responder.ts";
 import type { Neighbours } from "./neighbours.ts";
 import { ownedAddresses } from "./owned-addresses.ts";
+import { PacketMarks } from "./packet-marks.ts";
 import { Pkt, VNET_F_NEEDS_CSUM } from "./pkt.ts";
 import { sctpStartsAnew } from "./sctp-flow.ts";
 import { randomWord } from "./synproxy/random-word.ts";
@@ -85,6 +93,8 @@ export interface PipelineOptions {
   worker?: { index: number; of: number };
   /** Random 32-bit words for the SYN proxy's cookie secrets (default: the system's CSPRNG). */
   random32?: () => number;
+  /** Firewall-mark rules (first match wins): the marks fwmark services are looked up by. */
+  fwmarkRules?: readonly FwmarkRule[];
 }
 
 export class Pipeline implements TunContext, SynproxyHost {
@@ -101,6 +111,8 @@ export class Pipeline implements TunContext, SynproxyHost {
   readonly localPool: LocalPool;
   /** SYN cookies and sequence translation for NAT/FULLNAT (sysctl synproxy; synproxy/synproxy.ts). */
   readonly synproxy: SynProxy;
+  /** The firewall-mark classifier and which marks have a service. */
+  readonly marks = new PacketMarks();
   /**
    * Called after a client packet of `conn` was forwarded (where the kernel's ip_vs_in asks
    * whether to sync the entry); set while a sync master runs.
@@ -144,6 +156,7 @@ export class Pipeline implements TunContext, SynproxyHost {
       drop: (r) => this.drop(r),
     });
     this.#owned = this.responder.ownedSets();
+    this.marks.setRules(o.fwmarkRules ?? []);
     for (const a of o.released ?? []) this.responder.release(a);
     this.#egress = new Egress({
       mac: this.mac,
@@ -162,7 +175,14 @@ export class Pipeline implements TunContext, SynproxyHost {
 
   /** Recompute the owned addresses from the service table (call after services change). */
   refreshVips(): void {
-    this.responder.configure(ownedAddresses(this.services, this.#extraVips, this.localPool.addrs));
+    this.marks.refresh(this.services);
+    this.responder.configure(ownedAddresses(this.services, this.#extraVips, this.localPool.addrs, this.marks.rules));
+  }
+
+  /** Replace the firewall-mark rules (their single addresses become owned when a service takes their mark). */
+  setFwmarkRules(rules: readonly FwmarkRule[]): void {
+    this.marks.setRules(rules);
+    this.refreshVips();
   }
 
   /** Every address this director answers ARP/ND for (owned VIPs and local addresses), as text. */
@@ -274,14 +294,19 @@ export class Pipeline implements TunContext, SynproxyHost {
    * Schedule the entry for p's flow (client → VIP) on svc and bind its FULLNAT local endpoint;
    * a drop verdict when refused. Used for a SYN and by the SYN proxy for a cookie's ACK.
    */
-  newConn(p: Pkt, svc: VirtualService): BoundConn | Verdict {
+  newConn(p: Pkt, svc: VirtualService, mark = 0): BoundConn | Verdict {
     const protocol = p.protocol as Protocol;
     const now = this.#now;
     const conns = this.conns;
     const fam = p.family;
     const saddr = fam === 4 ? formatIpv4(p.saddr4) : ip6Text(p.buf, p.l3 + 8);
     const daddr = fam === 4 ? formatIpv4(p.daddr4) : ip6Text(p.buf, p.l3 + 24);
-    const r = conns.schedule(svc, { family: fam, protocol, saddr, sport: p.sport, daddr, dport: p.dport }, now);
+    const r = conns.schedule(
+      svc,
+      { family: fam, protocol, saddr, sport: p.sport, daddr, dport: p.dport },
+      now,
+      mark !== 0 ? { fwmark: mark } : undefined,
+    );
     if ("error" in r)
       return this.drop(
         r.error === "no-destination" ? "noDest" : r.error === "defense-drop" ? "dropPacket" : "tableFull",
@@ -380,7 +405,7 @@ export class Pipeline implements TunContext, SynproxyHost {
     }
     if (p.protocol === undefined || p.l4 < 0) return toLocal ? this.drop("noConn") : "ignore";
     const conn = this.conns.lookupOut4(p.protocol, p.saddr4, p.sport, p.daddr4, p.dport);
-    if (conn === undefined) return toLocal ? this.drop("noConn") : "ignore";
+    if (conn === undefined) return toLocal ? this.drop("noConn") : this.#marked(p);
     return this.#outbound(p, conn);
   }
 
@@ -425,7 +450,7 @@ export class Pipeline implements TunContext, SynproxyHost {
     }
     if (p.protocol === undefined || p.l4 < 0) return toLocal ? this.drop("noConn") : "ignore";
     const conn = this.conns.lookupOut(p.protocol, ip6Text(buf, l3 + 8), p.sport, daddr, p.dport);
-    if (conn === undefined) return toLocal ? this.drop("noConn") : "ignore";
+    if (conn === undefined) return toLocal ? this.drop("noConn") : this.#marked(p);
     return this.#outbound(p, conn);
   }
 
@@ -460,7 +485,9 @@ export class Pipeline implements TunContext, SynproxyHost {
         saddrText = formatIpv4(p.saddr4);
         daddrText = formatIpv4(p.daddr4);
       }
-      const svc = this.services.lookup(protocol, daddrText, p.dport);
+      // ip_vs_service_find's order: the fwmark service of the frame's mark, then the address.
+      const mark = this.marks.active(p.family) ? this.marks.of(p) : 0;
+      const svc = this.services.lookup(protocol, daddrText, p.dport, mark);
       if (svc === undefined) return this.drop("noService");
       if (protocol === "tcp") {
         const sv = this.synproxy.noEntry(this, p, svc, now);
@@ -468,7 +495,7 @@ export class Pipeline implements TunContext, SynproxyHost {
         if (!tcpMaySchedule(p.tcpFlags, conns.options.sloppyTcp)) return this.drop("noConn");
       }
       if (protocol === "sctp" && !sctpMaySchedule(p.sctp.first, conns.options.sloppySctp)) return this.drop("noConn");
-      const made = this.newConn(p, svc);
+      const made = this.newConn(p, svc, mark);
       if (typeof made === "string") return made;
       conn = made;
     }
@@ -493,6 +520,13 @@ export class Pipeline implements TunContext, SynproxyHost {
       this.onInbound?.(conn, now);
     }
     return v;
+  }
+
+  /** A frame to an address not owned: a fwmark service's when a rule marks it so, else the host's. */
+  #marked(p: Pkt): Verdict {
+    if (!this.marks.takes(p)) return "ignore";
+    if (p.fragment) return this.drop("fragment");
+    return this.#inbound(p);
   }
 
   /** Real server → client through the director (NAT, FULLNAT). */

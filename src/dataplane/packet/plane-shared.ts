@@ -10,6 +10,8 @@ import type { ConnTable } from "../../core/conn/conn-table.ts";
 import type { SyncSettings } from "../../core/conn/sync-policy.ts";
 import type { DestSpec } from "../../core/dest.ts";
 import { CoreError } from "../../core/errors.ts";
+import { fwmarkServiceSet, guardRules, marksWithoutRules } from "../../core/fwmark/coverage.ts";
+import { type FwmarkRule, formatFwmarkRule, hostAddress } from "../../core/fwmark/rule.ts";
 import type { Logger } from "../../core/log.ts";
 import type { ServiceKey, ServiceOptions } from "../../core/service.ts";
 import type { ServiceTable } from "../../core/service-table.ts";
@@ -56,6 +58,8 @@ export interface PacketDataPlaneOptions {
   io?: BatchingIo & { mac?: Uint8Array; mtu?: number };
   /** MAC to use with an injected io. */
   mac?: Uint8Array;
+  /** Firewall-mark rules at start (setFwmarkRules replaces them). */
+  fwmarkRules?: readonly FwmarkRule[];
   /** Make the worker pool (tests: a fake with the same face); default: PacketWorkerPool's threads. */
   workerPool?: (log: Logger, onLost: (err: Error) => void) => WorkerPoolPort;
 }
@@ -94,10 +98,13 @@ export function hashShared(o: PacketDataPlaneOptions): boolean {
   return workerCount(o) > 1 && o.fanout === "hash";
 }
 
-/** Vet a service for the packet plane (DataPlane.admitService). */
+/**
+ * Vet a service for the packet plane (DataPlane.admitService). Every kind is carried: address
+ * services of TCP, UDP and SCTP, and fwmark services (the firewall-mark rules classify frames).
+ */
 export function admitPacketService(
   o: PacketDataPlaneOptions,
-  key: ServiceKey,
+  _key: ServiceKey,
   options: ServiceOptions,
   op: "add-service" | "edit-service",
 ): void {
@@ -107,8 +114,6 @@ export function admitPacketService(
       op,
       `Persistent services need the steered fanout (--fanout cbpf): with "hash" a client's connections reach different workers`,
     );
-  if (key.kind === "fwmark")
-    throw new CoreError("EOPNOTSUPP", op, `Firewall-mark services are not supported by the packet data plane`);
 }
 
 /** Vet a destination for the packet plane (DataPlane.admitDest). */
@@ -156,7 +161,11 @@ export function destAddresses(services: ServiceTable): string[] {
  * Keep the host kernel out of VIP traffic (nft netdev guard), unless told not to. Returns the
  * reason it could not be installed (also logged), or undefined.
  */
-export function guardHost(o: PacketDataPlaneOptions, owned: readonly string[]): string | undefined {
+export function guardHost(
+  o: PacketDataPlaneOptions,
+  owned: readonly string[],
+  fwmarkRules: readonly FwmarkRule[] = [],
+): string | undefined {
   if (!(o.guard ?? !o.io)) return undefined;
   const natDests = new Set<string>();
   for (const svc of o.services.services()) for (const d of svc.dests) if (d.fwd === "masq") natDests.add(d.addr);
@@ -166,7 +175,45 @@ export function guardHost(o: PacketDataPlaneOptions, owned: readonly string[]): 
     owned: [...owned],
     natDests: [...natDests],
     self: self.filter((a): a is string => a !== undefined),
+    marked: guardRules(fwmarkRules, fwmarkServiceSet(o.services.services().map((s) => s.key))),
   });
   if (error) o.log.warn("VIP traffic also reaches the host kernel (nft guard not installed)", { error });
   return error;
+}
+
+/**
+ * Check firewall-mark rules against this plane's shape (DataPlane.setFwmarkRules); throws a
+ * CoreError naming the rule. Several workers steered by the cbpf program need single
+ * destination addresses: the program matches a frame's destination against a list of addresses
+ * to tell a client's packet from a reply, and a prefix is not in that list.
+ */
+export function admitFwmarkRules(o: PacketDataPlaneOptions, rules: readonly FwmarkRule[]): void {
+  if (workerCount(o) <= 1 || o.fanout === "hash") return;
+  for (const r of rules)
+    if (hostAddress(r.dst) === undefined)
+      throw new CoreError(
+        "EOPNOTSUPP",
+        "request",
+        `Firewall-mark rule "${formatFwmarkRule(r)}" (${r.origin}): with ${workerCount(o)} packet workers steered by --fanout cbpf a rule's destination must be one address (the steering program matches addresses, not prefixes); use --workers 1 or one rule per address`,
+      );
+}
+
+/** tvs status lines (and warnings) for fwmark services no rule feeds. */
+export function fwmarkNotes(services: ServiceTable, rules: readonly FwmarkRule[]): string[] {
+  return marksWithoutRules(
+    services.services().map((s) => s.key),
+    rules,
+  ).map(
+    (m) =>
+      `FWM ${m.fwmark}${m.family === 6 ? " IPv6" : ""}: no firewall-mark rule sets mark ${m.fwmark} for IPv${m.family}, so no traffic reaches this service (add one: tvsd --fwmark-rule 'tcp ADDR PORTS mark ${m.fwmark}'; tvs fwmark lists the rules)`,
+  );
+}
+
+/** Log each fwmark-without-rule note once (again only after it went away); returns the current notes. */
+export function warnFwmarkGaps(o: PacketDataPlaneOptions, rules: readonly FwmarkRule[], warned: Set<string>): string[] {
+  const notes = fwmarkNotes(o.services, rules);
+  for (const n of notes) if (!warned.has(n)) o.log.warn(n);
+  warned.clear();
+  for (const n of notes) warned.add(n);
+  return notes;
 }

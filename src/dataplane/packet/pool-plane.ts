@@ -13,12 +13,14 @@ import type { SyncedConn } from "../../core/conn/conn-sync.ts";
 import type { ConnTable } from "../../core/conn/conn-table.ts";
 import type { Sysctls } from "../../core/conn/sysctl.ts";
 import type { DestSpec } from "../../core/dest.ts";
+import type { FwmarkRule } from "../../core/fwmark/rule.ts";
 import type { ServiceKey, ServiceOptions, VirtualService } from "../../core/service.ts";
 import { imageOf } from "../../core/table-image.ts";
 import type { PlaneCounterSnapshot } from "./counters.ts";
 import { removeGuard } from "./host-guard.ts";
 import { type OwnedAddresses, ownedAddresses } from "./owned-addresses.ts";
 import {
+  admitFwmarkRules,
   admitPacketDest,
   admitPacketService,
   destAddresses,
@@ -28,6 +30,7 @@ import {
   type PacketDataPlaneOptions,
   type PlaneSync,
   vipArgument,
+  warnFwmarkGaps,
   workerCount,
 } from "./plane-shared.ts";
 import { steeringFallback, steeringProgram, steerTuple } from "./steering.ts";
@@ -56,9 +59,20 @@ export class PoolPacketPlane {
   readonly #released = new Set<string>();
   #zeroEpoch = 0;
   #fatal = false;
+  #fwmarkRules: readonly FwmarkRule[];
+  /** fwmark services no rule feeds, as last warned (tvs status shows them). */
+  readonly #fwmarkGaps = new Set<string>();
 
   constructor(o: PacketDataPlaneOptions) {
     this.#o = o;
+    this.#fwmarkRules = o.fwmarkRules ?? [];
+  }
+
+  /** Replace the firewall-mark rules; every worker has them when this resolves. */
+  async setFwmarkRules(rules: readonly FwmarkRule[]): Promise<void> {
+    admitFwmarkRules(this.#o, rules);
+    this.#fwmarkRules = rules;
+    await this.#push();
   }
 
   get workers(): number {
@@ -196,7 +210,9 @@ export class PoolPacketPlane {
     const byWorker: SyncedConn[][] = Array.from({ length: n }, () => []);
     if (this.#o.fanout === "hash") for (const list of byWorker) list.push(...recs);
     else {
-      const plan = this.#steeringPlan(ownedAddresses(this.#o.services, this.#o.vips ?? [], this.#o.localAddrs ?? []));
+      const plan = this.#steeringPlan(
+        ownedAddresses(this.#o.services, this.#o.vips ?? [], this.#o.localAddrs ?? [], this.#fwmarkRules),
+      );
       for (const r of recs) {
         let w = 0;
         try {
@@ -236,6 +252,7 @@ export class PoolPacketPlane {
       ...(this.#agg?.perWorker ?? []).map((w) => `worker ${w.index}: ${w.rx} frames, ${w.connections} connections`),
     ];
     if (this.#guardError) n.push(`host guard not installed: ${this.#guardError}`);
+    n.push(...this.#fwmarkGaps);
     const c = this.#agg?.plane;
     if (c) n.push(`frames rx ${c.rx} fwd ${c.forwarded} reply ${c.replied} drop ${c.dropped} ignore ${c.ignored}`);
     return n;
@@ -288,10 +305,11 @@ export class PoolPacketPlane {
     // Image, owned addresses and steering plan all from this one moment of the table.
     const image = imageOf(o.services);
     const serials = this.#incarnations.serials(o.services);
-    const mine = ownedAddresses(o.services, o.vips ?? [], o.localAddrs ?? []);
+    const rules = this.#fwmarkRules;
+    const mine = ownedAddresses(o.services, o.vips ?? [], o.localAddrs ?? [], rules);
     const owned = [...mine.vips, ...mine.locals];
     const plan = this.#steeringPlan(mine);
-    await pool.table(image, serials, o.conns.timeouts(), sysctlsForWorkers(o.conns, this.workers));
+    await pool.table(image, serials, o.conns.timeouts(), sysctlsForWorkers(o.conns, this.workers), rules);
     if (o.fanout !== "hash") {
       const program = steeringProgram(plan);
       const id = Buffer.from(program).toString("base64");
@@ -313,7 +331,8 @@ export class PoolPacketPlane {
       }
     }
     if (!this.#started) return;
-    this.#guardError = guardHost(o, owned);
+    this.#guardError = guardHost(o, owned, rules);
+    warnFwmarkGaps(o, rules, this.#fwmarkGaps);
     const fresh = owned.some((a) => !this.#owned.has(a));
     this.#owned = new Set(owned);
     pool.refresh(fresh, destAddresses(o.services));

@@ -15,8 +15,9 @@ export function steeringPlanOf(services: ServiceTable, owned: OwnedAddresses): S
   let byAddress6 = false;
   let prefix6 = 128;
   for (const svc of services.services()) {
-    if (!svc.options.persistent || svc.key.kind !== "vip") continue;
-    if (svc.key.addr.includes(":")) {
+    if (!svc.options.persistent) continue;
+    // A persistent fwmark service's templates are per client network too.
+    if (svc.key.kind === "vip" ? svc.key.addr.includes(":") : svc.key.family === 6) {
       byAddress6 = true;
       prefix6 = Math.min(prefix6, svc.options.netmask);
     } else {

@@ -2,7 +2,7 @@
 // each other. Everything crosses by structured clone: plain data only, no class instances.
 //
 // Main → worker: the whole service table as an image after every change (the worker diffs it
-// against its replica), the steering program (worker 0 installs it for the fanout group), probes
+// against its replica) with the firewall-mark rules, the steering program (worker 0 installs it for the fanout group), probes
 // and announcements, neighbours another worker learned, zeroing, collect requests, stop.
 // Worker → main: ready/failed at start, acks, neighbours it learned from the wire, reports
 // (counters, connection counts, optionally every connection entry), log lines.
@@ -12,6 +12,7 @@ import type { SyncedConn } from "../../../core/conn/conn-sync.ts";
 import type { ConnOptions, Timeouts } from "../../../core/conn/conn-table.ts";
 import type { SyncSettings } from "../../../core/conn/sync-policy.ts";
 import type { Sysctls } from "../../../core/conn/sysctl.ts";
+import type { FwmarkRule } from "../../../core/fwmark/rule.ts";
 import type { LogFields, LogLevel } from "../../../core/log.ts";
 import type { ServiceKey } from "../../../core/service.ts";
 import type { CounterSnapshot } from "../../../core/stats/counters.ts";
@@ -49,6 +50,8 @@ export type ToWorker =
       serials: TableSerials;
       timeouts: Timeouts;
       sysctls: Partial<Sysctls>;
+      /** The firewall-mark rules (plain data; each worker compiles its own classifier). */
+      fwmarkRules: FwmarkRule[];
     }
   | { t: "steer"; seq: number; program: Uint8Array }
   | { t: "refresh"; announce: boolean; resolve: string[] }

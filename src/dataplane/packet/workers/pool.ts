@@ -16,6 +16,7 @@ import type { SyncedConn } from "../../../core/conn/conn-sync.ts";
 import type { Timeouts } from "../../../core/conn/conn-table.ts";
 import type { SyncSettings } from "../../../core/conn/sync-policy.ts";
 import type { Sysctls } from "../../../core/conn/sysctl.ts";
+import type { FwmarkRule } from "../../../core/fwmark/rule.ts";
 import type { Logger } from "../../../core/log.ts";
 import type { ServiceKey } from "../../../core/service.ts";
 import type { ServiceImage } from "../../../core/table-image.ts";
@@ -181,9 +182,12 @@ export class PacketWorkerPool {
     serials: TableSerials,
     timeouts: Timeouts,
     sysctls: Partial<Sysctls>,
+    fwmarkRules: readonly FwmarkRule[] = [],
   ): Promise<void> {
     const acks = await Promise.all(
-      this.#alive().map((m) => this.#ask(m, (seq) => ({ t: "table", seq, image, serials, timeouts, sysctls }))),
+      this.#alive().map((m) =>
+        this.#ask(m, (seq) => ({ t: "table", seq, image, serials, timeouts, sysctls, fwmarkRules: [...fwmarkRules] })),
+      ),
     );
     // A worker whose table differs from the daemon's forwards by rules nobody asked for: the
     // caller (the plane) treats this as fatal.

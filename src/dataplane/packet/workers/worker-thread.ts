@@ -172,6 +172,8 @@ function run(): void {
           // told and stops the daemon (PoolPacketPlane).
           error = (e as Error).message;
         }
+        if (JSON.stringify(m.fwmarkRules) !== JSON.stringify(pipeline.marks.rules))
+          pipeline.marks.setRules(m.fwmarkRules);
         pipeline.refreshVips();
         post(error === undefined ? { t: "ack", seq: m.seq } : { t: "ack", seq: m.seq, error });
         break;
