@@ -47,6 +47,11 @@ export interface ProxyPlaneOptions {
    */
   sharedListen: boolean;
   udp: boolean;
+  /**
+   * Which TCP relay carries connections: "handle" (libuv handles, handle-relay.ts; the default
+   * where Node exposes them) or "stream" (net.Socket, tcp-relay.ts; the fallback, and for tests).
+   */
+  relay?: "handle" | "stream" | undefined;
   /** Descriptors kept for the control plane (--fd-reserve); undefined: the default in fd-budget.ts. */
   fdReserve?: number | undefined;
   /** Most UDP flows at once (--udp-flow-limit); undefined: a quarter of the descriptor budget. */

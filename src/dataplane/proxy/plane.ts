@@ -1,7 +1,9 @@
 // The socket data plane (tvsd's embedded default; no privilege needed). For every virtual service
 // it listens on the VIP and port (TCP: a net.Server, UDP: a datagram socket); fwmark services listen
 // on the addresses configured for their mark, since sockets cannot see marks. New connections are
-// scheduled through core's connection table and relayed by tcp-relay.ts / udp-relay.ts.
+// scheduled through core's connection table and relayed by handle-relay.ts (on libuv's TCP handles,
+// with listeners from handle-listener.ts) or, where Node does not expose those handles, by
+// tcp-relay.ts (net.Server and net.Socket); UDP by udp-relay.ts.
 //
 // Forwarding methods: a socket relay is a full proxy, so masq (-m) and fullnat both work and behave
 // alike (the real server sees the director's address; PROXY protocol can tell it the client's).
@@ -35,9 +37,12 @@ import { BatchError } from "../../core/request.ts";
 import type { ServiceKey, ServiceOptions, VirtualService } from "../../core/service.ts";
 import type { ServiceTable } from "../../core/service-table.ts";
 import { FdBudget } from "./fd-budget.ts";
+import { HandleListener } from "./handle-listener.ts";
+import { HandleRelay } from "./handle-relay.ts";
+import { type TcpBinding, type TcpHandle, tcpBinding } from "./libuv-tcp.ts";
 import { LimitAlarm } from "./limit-alarm.ts";
 import { defaultProxyOptions, type ListenAddr, type ProxyPlaneOptions } from "./options.ts";
-import { listenReusePort, reusePortAvailable } from "./reuse-port.ts";
+import { listenReusePort, reusePortAvailable, reusePortFd } from "./reuse-port.ts";
 import { type Arrival, type PlaneSlot, TcpRelay, type TcpRelayContext } from "./tcp-relay.ts";
 import { UdpFlowTable } from "./udp-flow-table.ts";
 import { type UdpContext, UdpListener } from "./udp-relay.ts";
@@ -51,7 +56,7 @@ export interface ProxyPlaneDeps {
 
 /** A bound VIP socket and the service it serves now (undefined while prepared or between owners). */
 type Endpoint = { id: string; svc: VirtualService | undefined } & (
-  | { kind: "tcp"; server: net.Server; arrival: Arrival }
+  | { kind: "tcp"; server: net.Server | HandleListener; arrival: Arrival }
   | { kind: "udp"; udp: UdpListener }
 );
 
@@ -253,6 +258,17 @@ export class ProxyPlane {
         }
         return ep;
       }
+      const uv = this.#handles();
+      if (uv !== undefined) {
+        // The fast path: a bare handle listener, on this worker's own SO_REUSEPORT socket when
+        // workers share the VIP (undefined without the addon: then node:cluster's socket below).
+        const fd = this.#options.sharedListen ? reusePortFd(a.addr, a.port) : undefined;
+        if (!this.#options.sharedListen || fd !== undefined) {
+          const ep = { id, svc: undefined, kind: "tcp", arrival } as Endpoint & { kind: "tcp" };
+          ep.server = HandleListener.listen(uv, a.addr, a.port, (h) => this.#acceptHandle(ep, h), fd);
+          return ep;
+        }
+      }
       const ep: Endpoint = {
         id,
         svc: undefined,
@@ -260,11 +276,12 @@ export class ProxyPlane {
         server: net.createServer({ allowHalfOpen: true }),
         arrival,
       };
-      ep.server.on("connection", (sock: net.Socket) => this.#accept(ep, sock));
+      const server = ep.server as net.Server;
+      server.on("connection", (sock: net.Socket) => this.#accept(ep, sock));
       try {
-        await listen(ep.server, a.addr, a.port, this.#options.sharedListen);
+        await listen(server, a.addr, a.port, this.#options.sharedListen);
       } catch (err) {
-        ep.server.close();
+        server.close();
         throw err;
       }
       return ep;
@@ -295,6 +312,27 @@ export class ProxyPlane {
       this.#deps.log.error("Connection dropped", { service: svc.id, err });
       sock.on("error", () => {});
       sock.resetAndDestroy();
+    }
+  }
+
+  /** The libuv handle API when the handle relay is in use, else undefined (net.Socket relay). */
+  #handles(): TcpBinding | undefined {
+    return this.#options.relay === "stream" ? undefined : tcpBinding();
+  }
+
+  #acceptHandle(ep: Endpoint & { kind: "tcp" }, client: TcpHandle): void {
+    const svc = ep.svc;
+    const uv = this.#handles();
+    if (!svc || uv === undefined) {
+      // Prepared but not live yet, or its service just went: refuse like a closed port.
+      if (typeof client.reset !== "function" || client.reset() !== 0) client.close();
+      return;
+    }
+    try {
+      HandleRelay.accept(uv, this.#relayCtx, svc, ep.arrival, client);
+    } catch (err) {
+      // A bug must cost one connection, never the daemon.
+      this.#deps.log.error("Connection dropped", { service: svc.id, err });
     }
   }
 
@@ -480,6 +518,9 @@ export class ProxyPlane {
     const out = [
       "Socket data plane: masq and fullnat are relayed through sockets; -g is carried as masq; -i needs --dataplane packet",
       "Packets and bytes count socket reads and payload bytes (no TCP handshakes or headers)",
+      this.#handles() !== undefined
+        ? "TCP relay: libuv handles (no stream objects per connection)"
+        : "TCP relay: net.Socket streams (this Node does not expose its TCP handles)",
     ];
     if (this.#options.sharedListen)
       out.push(

@@ -34,30 +34,41 @@ function loadTcpWrap(): TcpWrap | undefined {
 const BACKLOG = 511;
 
 /**
+ * A listening SO_REUSEPORT socket of this process on addr:port (a descriptor), or undefined when
+ * the native addon is unavailable (nothing was bound: fall back). Throws the bind's error (code
+ * EADDRINUSE, EADDRNOTAVAIL, ...).
+ */
+export function reusePortFd(addr: string, port: number): number | undefined {
+  let native: ReturnType<typeof loadNative>;
+  try {
+    native = loadNative();
+  } catch (err) {
+    if (err instanceof NativeUnavailableError) return undefined;
+    throw err;
+  }
+  if (typeof native.listenTcp !== "function") return undefined;
+  return native.listenTcp(addr, port, BACKLOG, true);
+}
+
+/**
  * Listen on addr:port with a SO_REUSEPORT socket of this process. Resolves true once listening,
  * false when the addon or the handle class is unavailable (nothing was bound: fall back); rejects
  * with the bind's error (code EADDRINUSE, EADDRNOTAVAIL, ...) like net.Server.listen would.
  */
 export function listenReusePort(server: net.Server, addr: string, port: number): Promise<boolean> {
-  let native: ReturnType<typeof loadNative>;
-  try {
-    native = loadNative();
-  } catch (err) {
-    if (err instanceof NativeUnavailableError) return Promise.resolve(false);
-    throw err;
-  }
   const wrap = loadTcpWrap();
-  if (typeof native.listenTcp !== "function" || wrap === undefined) return Promise.resolve(false);
-  let fd: number;
+  if (wrap === undefined) return Promise.resolve(false);
+  let fd: number | undefined;
   try {
-    fd = native.listenTcp(addr, port, BACKLOG, true);
+    fd = reusePortFd(addr, port);
   } catch (err) {
     return Promise.reject(err);
   }
+  if (fd === undefined) return Promise.resolve(false);
   const handle = new wrap.TCP(wrap.constants.SERVER);
   const rc = handle.open(fd);
   if (rc !== 0) {
-    native.close(fd);
+    loadNative().close(fd);
     return Promise.resolve(false);
   }
   return new Promise((resolve, reject) => {

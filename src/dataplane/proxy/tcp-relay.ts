@@ -42,7 +42,7 @@ export interface TcpRelayContext {
   log: Logger;
   options: ProxyPlaneOptions;
   /** Relays still carrying bytes; the plane drains these on stop. */
-  open: Set<TcpRelay>;
+  open: Set<OpenRelay>;
   /**
    * Set while a sync master runs: called after each chunk a client sent (the socket plane's
    * incoming packet) and the client's handshake completion and FIN.
@@ -67,9 +67,63 @@ export function plainAddr(a: string | undefined): string | undefined {
   return a.startsWith("::ffff:") && a.includes(".") ? a.slice(7) : a;
 }
 
+/** A TCP relay of either kind, as the plane's drain sees it. */
+export interface OpenRelay {
+  describe(): Record<string, unknown>;
+  abort(): void;
+}
+
 /** Something the conn table's onRemove can close (TCP relays and UDP flows). */
 export interface PlaneSlot {
   closeFromTable(): void;
+}
+
+/**
+ * Admission of a new client connection, shared by both relays (this one and handle-relay.ts):
+ * two descriptors from the budget (the client's, already accepted, and the real server's), a
+ * lingering entry of the same client port replaced, and the service's scheduler asked. Returns
+ * the new entry holding both descriptors, or why the client must be reset (nothing held then).
+ */
+export function admitTcpClient(
+  ctx: TcpRelayContext,
+  svc: VirtualService,
+  arrival: Arrival,
+  caddr: string,
+  cport: number,
+): BoundConn | "no-descriptor" | "no-destination" {
+  if (!ctx.fds.take(2)) {
+    ctx.fdAlarm.hit({ service: svc.id, fdLimit: ctx.fds.limit, fdUsed: ctx.fds.used });
+    return "no-descriptor";
+  }
+  const flow: Flow = {
+    family: svc.family,
+    protocol: "tcp",
+    saddr: caddr,
+    sport: cport,
+    daddr: arrival.vaddr,
+    dport: arrival.vport,
+  };
+  const now = ctx.clock.now();
+  // A new connection from a client port whose previous entry still lingers (TIME_WAIT, CLOSE):
+  // as the kernel does for a SYN with conn_reuse_mode, the old entry goes and the flow is
+  // scheduled anew. The socket layer guarantees the old connection is over (same 4-tuple).
+  const old = ctx.conns.lookupIn("tcp", caddr, cport, arrival.vaddr, arrival.vport);
+  if (old !== undefined) {
+    (old.plane as PlaneSlot | undefined)?.closeFromTable();
+    old.plane = undefined;
+    ctx.conns.remove(old, now);
+  }
+  const r = ctx.conns.schedule(svc, flow, now, arrival.fwmark ? { fwmark: arrival.fwmark } : undefined);
+  if ("error" in r) {
+    ctx.log.debug("Connection refused: no destination", {
+      service: svc.id,
+      client: formatEndpoint(caddr, cport),
+      why: r.error,
+    });
+    ctx.fds.give(2);
+    return "no-destination";
+  }
+  return r;
 }
 
 export class TcpRelay implements PlaneSlot {
@@ -129,45 +183,13 @@ export class TcpRelay implements PlaneSlot {
       client.destroy();
       return;
     }
-    // Two descriptors: the client's (already accepted) and the real server's, or the client is
-    // reset at once and the descriptors stay with the control plane's reserve.
-    if (!ctx.fds.take(2)) {
-      ctx.fdAlarm.hit({ service: svc.id, fdLimit: ctx.fds.limit, fdUsed: ctx.fds.used });
+    const r = admitTcpClient(ctx, svc, arrival, caddr, cport);
+    if (typeof r === "string") {
       client.on("error", () => {});
       client.resetAndDestroy();
       return;
     }
     client.once("close", () => ctx.fds.give(1));
-    const flow: Flow = {
-      family: svc.family,
-      protocol: "tcp",
-      saddr: caddr,
-      sport: cport,
-      daddr: arrival.vaddr,
-      dport: arrival.vport,
-    };
-    const now = ctx.clock.now();
-    // A new connection from a client port whose previous entry still lingers (TIME_WAIT, CLOSE):
-    // as the kernel does for a SYN with conn_reuse_mode, the old entry goes and the flow is
-    // scheduled anew. The socket layer guarantees the old connection is over (same 4-tuple).
-    const old = ctx.conns.lookupIn("tcp", caddr, cport, arrival.vaddr, arrival.vport);
-    if (old !== undefined) {
-      (old.plane as PlaneSlot | undefined)?.closeFromTable();
-      old.plane = undefined;
-      ctx.conns.remove(old, now);
-    }
-    const r = ctx.conns.schedule(svc, flow, now, arrival.fwmark ? { fwmark: arrival.fwmark } : undefined);
-    if ("error" in r) {
-      ctx.log.debug("Connection refused: no destination", {
-        service: svc.id,
-        client: formatEndpoint(caddr, cport),
-        why: r.error,
-      });
-      ctx.fds.give(1); // the real server's descriptor was not needed
-      client.on("error", () => {});
-      client.resetAndDestroy();
-      return;
-    }
     new TcpRelay(ctx, svc, arrival, client, caddr, cport, r);
   }
 

@@ -1,0 +1,429 @@
+// One client connection carried by the socket data plane on bare libuv handles (libuv-tcp.ts):
+// the fast relay, used wherever Node exposes its TCP handles. It keeps the meaning of tcp-relay.ts
+// (the net.Socket relay, the fallback) and the same walk of the kernel's TCP state table:
+//
+//   accept                       → SYN_RECV    (the real server is being reached)
+//   the real server accepts      → ESTABLISHED
+//   client sends FIN first       → CLOSE_WAIT,  real server sends FIN first → FIN_WAIT
+//   both FINs seen               → TIME_WAIT   (the entry lingers and expires)
+//   a reset either way, a failed or timed-out connect → CLOSE (the client gets a RST)
+//
+// How the bytes move. Each side's reads start once the real server has accepted (until then the
+// client's bytes, and its FIN, wait in the kernel). A read's bytes are written to the other side
+// at once; when that write cannot complete immediately (the other side's send buffer is full) the
+// source stops reading until the write completes, so nothing is buffered in JavaScript and the
+// kernel's windows carry the backpressure. An end of stream read on one side becomes a shutdown
+// of the other side's write half (libuv sends it after the pending writes); when both halves are
+// shut both handles are closed. Errors reset the other side.
+//
+// Every read counts as one packet with its payload bytes, and refreshes the entry's timeout, as
+// in tcp-relay.ts. When the table removes the entry while the handles are open (idle timeout,
+// expire_nodest_conn) both are reset.
+
+import { isIPv6 } from "node:net";
+import { formatEndpoint } from "../../core/addr.ts";
+import type { BoundConn } from "../../core/conn/conn.ts";
+import {
+  TCP_S_CLOSE,
+  TCP_S_CLOSE_WAIT,
+  TCP_S_ESTABLISHED,
+  TCP_S_FIN_WAIT,
+  TCP_S_SYN_RECV,
+  TCP_S_TIME_WAIT,
+} from "../../core/conn/tcp-states.ts";
+import type { Flow } from "../../core/sched/types.ts";
+import type { VirtualService } from "../../core/service.ts";
+import { type SockAddr, type TcpBinding, type TcpHandle, UV_EOF, uvError } from "./libuv-tcp.ts";
+import { proxyProtocolFor } from "./options.ts";
+import { proxyHeader } from "./proxy-protocol.ts";
+import { type Arrival, admitTcpClient, type PlaneSlot, plainAddr, type TcpRelayContext } from "./tcp-relay.ts";
+
+type Dir = "in" | "out";
+
+/** What a closing handle's reads go to (the binding accepts only a function). */
+function ignoreRead(): void {}
+
+/** Close a handle, with a reset (RST) when asked and the handle can. */
+function closeHandle(h: TcpHandle, reset: boolean, cb: () => void): void {
+  h.onread = ignoreRead;
+  if (reset && typeof h.reset === "function" && h.reset(cb) === 0) return;
+  h.close(cb);
+}
+
+export class HandleRelay implements PlaneSlot {
+  readonly #uv: TcpBinding;
+  readonly #ctx: TcpRelayContext;
+  readonly #svc: VirtualService;
+  readonly #arrival: Arrival;
+  readonly #client: TcpHandle;
+  readonly #caddr: string;
+  readonly #cport: number;
+  #conn: BoundConn;
+  /** The real server's handle of the current attempt. */
+  #backend: TcpHandle | undefined;
+  #clientOpen = true;
+  #backendOpen = false;
+  /** An end of stream was read from the client / the real server. */
+  #clientEnded = false;
+  #backendEnded = false;
+  /** Our shutdown of the client's / the real server's write half completed. */
+  #clientShut = false;
+  #backendShut = false;
+  /** Writes not yet completed towards the real server ("in") and the client ("out"). */
+  #pendingIn = 0;
+  #pendingOut = 0;
+  #done = false;
+  #piped = false;
+  #attempts = 1;
+  readonly #tried = new Set<string>();
+  /** The descriptor taken at accept for the first real-server socket is still unused. */
+  #backendFdTaken = true;
+  #connectTimer: NodeJS.Timeout | undefined;
+
+  private constructor(
+    uv: TcpBinding,
+    ctx: TcpRelayContext,
+    svc: VirtualService,
+    arrival: Arrival,
+    client: TcpHandle,
+    caddr: string,
+    cport: number,
+    conn: BoundConn,
+  ) {
+    this.#uv = uv;
+    this.#ctx = ctx;
+    this.#svc = svc;
+    this.#arrival = arrival;
+    this.#client = client;
+    this.#caddr = caddr;
+    this.#cport = cport;
+    this.#conn = conn;
+    conn.plane = this;
+    ctx.open.add(this);
+    ctx.conns.setState(conn, TCP_S_SYN_RECV, ctx.clock.now());
+    this.#connect();
+  }
+
+  get conn(): BoundConn {
+    return this.#conn;
+  }
+
+  /** Schedule a client accepted on a service's listener and start relaying it (or reset it). */
+  static accept(uv: TcpBinding, ctx: TcpRelayContext, svc: VirtualService, arrival: Arrival, client: TcpHandle): void {
+    const peer: SockAddr = {};
+    const caddr = client.getpeername(peer) === 0 ? plainAddr(peer.address) : undefined;
+    const cport = peer.port;
+    if (caddr === undefined || cport === undefined) {
+      client.close();
+      return;
+    }
+    const r = admitTcpClient(ctx, svc, arrival, caddr, cport);
+    if (typeof r === "string") {
+      closeHandle(client, true, () => {});
+      return;
+    }
+    new HandleRelay(uv, ctx, svc, arrival, client, caddr, cport, r);
+  }
+
+  #connect(): void {
+    const ctx = this.#ctx;
+    const conn = this.#conn;
+    this.#tried.add(`${conn.daddr}|${conn.dport}`);
+    // The first connect uses the descriptor taken at accept; a retry takes one of its own.
+    if (this.#backendFdTaken) this.#backendFdTaken = false;
+    else if (!ctx.fds.take(1)) {
+      ctx.fdAlarm.hit({ service: this.#svc.id, fdLimit: ctx.fds.limit, fdUsed: ctx.fds.used });
+      this.#finish(TCP_S_CLOSE);
+      this.#closeClient(true);
+      return;
+    }
+    const b = this.#uv.newSocket();
+    this.#backend = b;
+    this.#backendOpen = true;
+    const req = this.#uv.newConnectReq();
+    req.address = conn.daddr;
+    req.port = conn.dport;
+    req.oncomplete = (status) => this.#onConnect(b, status);
+    const rc = isIPv6(conn.daddr) ? b.connect6(req, conn.daddr, conn.dport) : b.connect(req, conn.daddr, conn.dport);
+    if (rc !== 0) {
+      this.#closeBackend(false);
+      this.#connectFailed(uvError(rc, "connect"));
+      return;
+    }
+    this.#connectTimer = setTimeout(() => {
+      this.#connectTimer = undefined;
+      if (this.#backend !== b || !this.#backendOpen || this.#piped) return;
+      this.#closeBackend(false);
+      this.#connectFailed(new Error(`Connect to ${formatEndpoint(conn.daddr, conn.dport)} timed out`));
+    }, ctx.options.connectTimeoutMs);
+  }
+
+  #onConnect(b: TcpHandle, status: number): void {
+    if (b !== this.#backend || !this.#backendOpen) return; // an attempt given up already
+    if (this.#connectTimer !== undefined) {
+      clearTimeout(this.#connectTimer);
+      this.#connectTimer = undefined;
+    }
+    if (status !== 0) {
+      this.#closeBackend(false);
+      this.#connectFailed(uvError(status, "connect"));
+      return;
+    }
+    if (this.#done || !this.#clientOpen) {
+      this.#closeBackend(true);
+      return;
+    }
+    const ctx = this.#ctx;
+    const conn = this.#conn;
+    const now = ctx.clock.now();
+    ctx.conns.setState(conn, TCP_S_ESTABLISHED, now);
+    ctx.syncIn?.(conn, now);
+    if (conn.fwd === "fullnat") {
+      // The director's side of the server connection is FULLNAT's local endpoint (-c shows it).
+      const local: SockAddr = {};
+      const laddr = b.getsockname(local) === 0 ? plainAddr(local.address) : undefined;
+      if (laddr !== undefined && local.port !== undefined) {
+        try {
+          ctx.conns.setLocal(conn, laddr, local.port);
+        } catch (err) {
+          ctx.log.debug("FULLNAT local endpoint not recorded", { err });
+        }
+      }
+    }
+    b.setNoDelay(true);
+    this.#piped = true;
+    const pp = proxyProtocolFor(ctx.options.proxyProtocol, this.#svc.id, conn.dest.endpoint);
+    if (pp !== 0)
+      this.#write(
+        "in",
+        proxyHeader(pp, {
+          caddr: this.#caddr,
+          cport: this.#cport,
+          vaddr: this.#arrival.vaddr,
+          vport: this.#arrival.vport,
+        }),
+      );
+    if (!this.#piped) return; // the header's write failed
+    this.#client.onread = (ab) => this.#onRead("in", ab);
+    b.onread = (ab) => this.#onRead("out", ab);
+    if (this.#pendingIn === 0) this.#client.readStart();
+    b.readStart();
+  }
+
+  #connectFailed(err: Error): void {
+    if (this.#done) return;
+    const ctx = this.#ctx;
+    const now = ctx.clock.now();
+    const failed = this.#conn;
+    ctx.log.debug("Destination did not accept", {
+      service: this.#svc.id,
+      dest: formatEndpoint(failed.daddr, failed.dport),
+      err,
+    });
+    if (ctx.options.retryConnect && this.#attempts < this.#svc.dests.length && this.#clientOpen) {
+      // Extension: give the connection to another destination. The failed entry goes first so it
+      // no longer counts against its destination.
+      this.#attempts++;
+      failed.plane = undefined;
+      ctx.conns.remove(failed, now);
+      const flow: Flow = {
+        family: this.#svc.family,
+        protocol: "tcp",
+        saddr: this.#caddr,
+        sport: this.#cport,
+        daddr: this.#arrival.vaddr,
+        dport: this.#arrival.vport,
+      };
+      const fw = this.#arrival.fwmark;
+      const r = ctx.conns.schedule(this.#svc, flow, now, fw ? { fwmark: fw } : undefined);
+      if (!("error" in r) && !this.#tried.has(`${r.daddr}|${r.dport}`)) {
+        this.#conn = r;
+        r.plane = this;
+        ctx.conns.setState(r, TCP_S_SYN_RECV, now);
+        this.#connect();
+        return;
+      }
+      if (!("error" in r)) {
+        this.#conn = r;
+        r.plane = this;
+      }
+    }
+    this.#finish(TCP_S_CLOSE);
+    this.#closeClient(true);
+  }
+
+  #onRead(dir: Dir, ab: ArrayBuffer | undefined): void {
+    const n = this.#uv.readResult();
+    if (n > 0 && ab !== undefined) {
+      const ctx = this.#ctx;
+      const conn = this.#conn;
+      if (!conn.dest.available && ctx.conns.options.expireNodestConn) {
+        // expire_nodest_conn: the destination is gone, so the kernel drops the entry on its next packet.
+        this.#reset();
+        ctx.conns.remove(conn, ctx.clock.now());
+        return;
+      }
+      ctx.conns.account(conn, dir, 1, n);
+      const now = ctx.clock.now();
+      ctx.conns.touch(conn, now);
+      if (dir === "in") ctx.syncIn?.(conn, now);
+      this.#write(dir, Buffer.from(ab, this.#uv.readOffset(), n));
+      return;
+    }
+    if (n === UV_EOF) {
+      (dir === "in" ? this.#client : this.#backend)?.readStop();
+      this.#onEnd(dir);
+      return;
+    }
+    if (n < 0) this.#failed(dir === "in" ? "client" : "backend", uvError(n, "read"));
+  }
+
+  /** Write bytes read from one side to the other; the source pauses while the write is pending. */
+  #write(dir: Dir, data: Uint8Array): void {
+    const dst = dir === "in" ? this.#backend : this.#client;
+    if (dst === undefined) return;
+    const req = this.#uv.newWriteReq();
+    req.handle = dst;
+    req.buffer = data;
+    req.async = false;
+    req.oncomplete = (status) => this.#written(dir, status);
+    const rc = dst.writeBuffer(req, data);
+    if (rc !== 0) {
+      this.#failed(dir === "in" ? "backend" : "client", uvError(rc, "write"));
+      return;
+    }
+    if (!this.#uv.lastWriteAsync()) return;
+    if (dir === "in") {
+      if (this.#pendingIn++ === 0) this.#client.readStop();
+    } else if (this.#pendingOut++ === 0) this.#backend?.readStop();
+  }
+
+  #written(dir: Dir, status: number): void {
+    if (this.#done && !this.#piped) return;
+    if (status < 0) {
+      if (!this.#done) this.#failed(dir === "in" ? "backend" : "client", uvError(status, "write"));
+      return;
+    }
+    if (dir === "in") {
+      if (--this.#pendingIn === 0 && !this.#clientEnded && this.#clientOpen) this.#client.readStart();
+    } else if (--this.#pendingOut === 0 && !this.#backendEnded && this.#backendOpen) this.#backend?.readStart();
+  }
+
+  /** An end of stream from one side: pass it on as a shutdown of the other side's write half. */
+  #onEnd(dir: Dir): void {
+    if (dir === "in") this.#clientEnded = true;
+    else this.#backendEnded = true;
+    this.#halfClosed(dir);
+    const dst = dir === "in" ? this.#backend : this.#client;
+    const open = dir === "in" ? this.#backendOpen : this.#clientOpen;
+    if (dst === undefined || !open) return;
+    const req = this.#uv.newShutdownReq();
+    req.handle = dst;
+    req.oncomplete = () => this.#shut(dir);
+    if (dst.shutdown(req) !== 0) this.#shut(dir);
+  }
+
+  #shut(dir: Dir): void {
+    if (dir === "in") this.#backendShut = true;
+    else this.#clientShut = true;
+    if (this.#clientEnded && this.#backendEnded && this.#clientShut && this.#backendShut) {
+      this.#closeClient(false);
+      this.#closeBackend(false);
+    }
+  }
+
+  #halfClosed(dir: Dir): void {
+    if (this.#done) return;
+    const ctx = this.#ctx;
+    const now = ctx.clock.now();
+    if (this.#clientEnded && this.#backendEnded) {
+      this.#finish(TCP_S_TIME_WAIT);
+      return;
+    }
+    ctx.conns.setState(this.#conn, dir === "in" ? TCP_S_CLOSE_WAIT : TCP_S_FIN_WAIT, now);
+    if (dir === "in") ctx.syncIn?.(this.#conn, now);
+  }
+
+  /** A read or write error on one side: reset the other, close both, the entry goes to CLOSE. */
+  #failed(side: "client" | "backend", err: Error): void {
+    if (this.#done && !this.#clientOpen && !this.#backendOpen) return;
+    this.#ctx.log.debug(side === "client" ? "Client connection error" : "Real server connection error", {
+      service: this.#svc.id,
+      err,
+    });
+    this.#finish(TCP_S_CLOSE);
+    this.#closeClient(true);
+    this.#closeBackend(true);
+  }
+
+  #closeClient(reset: boolean): void {
+    if (!this.#clientOpen) return;
+    this.#clientOpen = false;
+    const fds = this.#ctx.fds;
+    closeHandle(this.#client, reset, () => fds.give(1));
+    this.#release();
+  }
+
+  #closeBackend(reset: boolean): void {
+    const b = this.#backend;
+    if (!this.#backendOpen || b === undefined) return;
+    this.#backendOpen = false;
+    if (this.#connectTimer !== undefined) {
+      clearTimeout(this.#connectTimer);
+      this.#connectTimer = undefined;
+    }
+    const fds = this.#ctx.fds;
+    closeHandle(b, reset, () => fds.give(1));
+    this.#release();
+  }
+
+  /** Both handles are closed (or closing): the relay leaves the plane; the entry lingers. */
+  #release(): void {
+    if (this.#clientOpen || this.#backendOpen) return;
+    this.#piped = false;
+    this.#ctx.open.delete(this);
+    if (this.#conn.plane === this) this.#conn.plane = undefined;
+  }
+
+  /** Leave the entry in its final state (once) to linger and expire. */
+  #finish(state: number): void {
+    if (this.#done) return;
+    this.#done = true;
+    const ctx = this.#ctx;
+    ctx.conns.setState(this.#conn, state, ctx.clock.now());
+  }
+
+  #reset(): void {
+    this.#done = true;
+    this.#closeClient(true);
+    this.#closeBackend(true);
+  }
+
+  /** The table dropped the entry while the handles were open: reset both, as later packets would be dropped. */
+  closeFromTable(): void {
+    if (!this.#clientOpen && !this.#backendOpen) return;
+    this.#reset();
+  }
+
+  /** What the relay is waiting for (logged when a drain gives up on it). */
+  describe(): Record<string, unknown> {
+    return {
+      client: `${this.#caddr}:${this.#cport}`,
+      state: this.#conn.stateName,
+      clientEnded: this.#clientEnded,
+      backendEnded: this.#backendEnded,
+      clientOpen: this.#clientOpen,
+      backendOpen: this.#backendOpen,
+      pendingToServer: this.#pendingIn,
+      pendingToClient: this.#pendingOut,
+      connecting: this.#backendOpen && !this.#piped && !this.#done,
+    };
+  }
+
+  /** Drain bound reached: reset what is left. */
+  abort(): void {
+    this.#reset();
+    const ctx = this.#ctx;
+    ctx.conns.setState(this.#conn, TCP_S_CLOSE, ctx.clock.now());
+  }
+}

@@ -1,0 +1,180 @@
+// Both TCP relays of the socket plane (libuv handles, the default; net.Socket, the fallback) on
+// real loopback sockets: half-close in each direction with the connection-table states the kernel
+// would show, a 4 MB answer to a client that reads slowly (backpressure: every byte arrives, none
+// is lost or reordered), payload byte counters, and a refused real server resetting the client.
+
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import net from "node:net";
+import test from "node:test";
+import type { Conn } from "../../core/conn/conn.ts";
+import { ConnTable } from "../../core/conn/conn-table.ts";
+import { DEFAULT_TUN } from "../../core/dest.ts";
+import { silentLogger } from "../../core/log.ts";
+import { createDefaultRegistry } from "../../core/sched/all.ts";
+import type { VirtualService } from "../../core/service.ts";
+import { ServiceTable } from "../../core/service-table.ts";
+import { tcpBinding } from "./libuv-tcp.ts";
+import { ProxyPlane } from "./plane.ts";
+
+async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, "127.0.0.1", () => r()));
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+async function withPlane(
+  relay: "handle" | "stream",
+  destPort: number,
+  fn: (vip: number, conns: ConnTable, svc: VirtualService) => Promise<void>,
+): Promise<void> {
+  const clock = { now: () => performance.now() };
+  const services = new ServiceTable(createDefaultRegistry(), { clock, random: () => 7 });
+  const conns = new ConnTable({ services });
+  const plane = new ProxyPlane({ services, conns, clock, log: silentLogger }, { relay });
+  const vip = await freePort();
+  const key = { kind: "vip", protocol: "tcp", addr: "127.0.0.1", port: vip } as const;
+  const svc = services.addService(key, {
+    scheduler: "rr",
+    schedFlags: [],
+    persistent: false,
+    timeout: 300,
+    netmask: 32,
+    ops: false,
+    pe: "",
+  });
+  services.addDest(key, {
+    addr: "127.0.0.1",
+    port: destPort,
+    fwd: "masq",
+    weight: 1,
+    uThreshold: 0,
+    lThreshold: 0,
+    tun: DEFAULT_TUN,
+  });
+  await plane.start();
+  await plane.serviceAdded(svc);
+  try {
+    await fn(vip, conns, svc);
+  } finally {
+    await plane.stop(200);
+  }
+}
+
+function onlyConn(conns: ConnTable): Conn {
+  const all = [...conns.entries()].filter((c) => !c.template);
+  assert.equal(all.length, 1, "one connection entry");
+  return all[0] as Conn;
+}
+
+async function until(what: string, ok: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!ok()) {
+    if (Date.now() > end) throw new Error(`Timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+const relays = tcpBinding() ? (["handle", "stream"] as const) : (["stream"] as const);
+
+for (const relay of relays) {
+  test(`${relay} relay: client FIN first, then a 4 MB answer read slowly arrives whole; CLOSE_WAIT then TIME_WAIT`, async () => {
+    const answer = Buffer.alloc(4 * 1024 * 1024);
+    for (let i = 0; i < answer.length; i += 4) answer.writeUInt32BE(i, i);
+    let serverGot = "";
+    let serverSawEnd!: () => void;
+    const sawEnd = new Promise<void>((r) => {
+      serverSawEnd = r;
+    });
+    const real = net.createServer({ allowHalfOpen: true }, (s) => {
+      s.on("data", (d) => {
+        serverGot += d.toString();
+      });
+      s.on("end", () => {
+        serverSawEnd();
+        // Answer only after the client's FIN: the half-closed connection must still carry it.
+        setTimeout(() => s.end(answer), 100);
+      });
+    });
+    await new Promise<void>((r) => real.listen(0, "127.0.0.1", () => r()));
+    const port = (real.address() as net.AddressInfo).port;
+    try {
+      await withPlane(relay, port, async (vip, conns, svc) => {
+        const c = net.connect({ port: vip, host: "127.0.0.1", allowHalfOpen: true });
+        const chunks: Buffer[] = [];
+        c.on("data", (d) => {
+          chunks.push(d);
+          // A slow reader: the relay must stop reading the real server, not buffer 4 MB.
+          c.pause();
+          setTimeout(() => c.resume(), 2);
+        });
+        const ended = new Promise<void>((r) => c.on("end", () => r()));
+        await new Promise<void>((r) => c.once("connect", () => r()));
+        c.end("request body");
+        await sawEnd;
+        await until("CLOSE_WAIT", () => onlyConn(conns).stateName === "CLOSE_WAIT");
+        await ended;
+        c.end();
+        const got = Buffer.concat(chunks);
+        assert.equal(serverGot, "request body");
+        assert.equal(got.length, answer.length);
+        assert.equal(createHash("sha256").update(got).digest("hex"), createHash("sha256").update(answer).digest("hex"));
+        await until("TIME_WAIT", () => onlyConn(conns).stateName === "TIME_WAIT");
+        assert.equal(svc.stats.inBytes, "request body".length);
+        assert.equal(svc.stats.outBytes, answer.length);
+      });
+    } finally {
+      real.close();
+    }
+  });
+
+  test(`${relay} relay: real server FIN first (FIN_WAIT), the client may still send`, async () => {
+    let got = "";
+    let done!: () => void;
+    const closed = new Promise<void>((r) => {
+      done = r;
+    });
+    const real = net.createServer({ allowHalfOpen: true }, (s) => {
+      s.end("bye");
+      s.on("data", (d) => {
+        got += d.toString();
+      });
+      s.on("end", () => done());
+    });
+    await new Promise<void>((r) => real.listen(0, "127.0.0.1", () => r()));
+    const port = (real.address() as net.AddressInfo).port;
+    try {
+      await withPlane(relay, port, async (vip, conns) => {
+        const c = net.connect({ port: vip, host: "127.0.0.1", allowHalfOpen: true });
+        let text = "";
+        c.on("data", (d) => {
+          text += d.toString();
+        });
+        await new Promise<void>((r) => c.on("end", () => r()));
+        assert.equal(text, "bye");
+        await until("FIN_WAIT", () => onlyConn(conns).stateName === "FIN_WAIT");
+        c.end("late words");
+        await closed;
+        assert.equal(got, "late words");
+        await until("TIME_WAIT", () => onlyConn(conns).stateName === "TIME_WAIT");
+      });
+    } finally {
+      real.close();
+    }
+  });
+
+  test(`${relay} relay: a refused real server resets the client and the entry is CLOSE`, async () => {
+    const dead = await freePort();
+    await withPlane(relay, dead, async (vip, conns) => {
+      const c = net.connect({ port: vip, host: "127.0.0.1" });
+      const err = await new Promise<NodeJS.ErrnoException | undefined>((r) => {
+        c.on("error", (e) => r(e));
+        c.on("close", () => r(undefined));
+      });
+      assert.equal(err?.code, "ECONNRESET");
+      assert.equal(onlyConn(conns).stateName, "CLOSE");
+    });
+  });
+}
