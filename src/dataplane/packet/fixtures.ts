@@ -9,6 +9,7 @@ import { arpFixtures } from "./fixtures/arp.ts";
 import { drFixtures } from "./fixtures/dr.ts";
 import { dropFixtures } from "./fixtures/drops.ts";
 import { fullnatFixtures } from "./fixtures/fullnat.ts";
+import { fwmarkFixtures } from "./fixtures/fwmark.ts";
 import { icmpFixtures, icmpRelayLimitFixtures } from "./fixtures/icmp.ts";
 import { icmpv6Fixtures } from "./fixtures/icmpv6.ts";
 import { ipv6Fixtures } from "./fixtures/ipv6.ts";
@@ -53,6 +54,7 @@ export function packetFixtures(): Fixture[] {
     ...natFixtures(),
     ...tunFixtures(),
     ...fullnatFixtures(),
+    ...fwmarkFixtures(),
     ...dropFixtures(),
     ...icmpFixtures(),
     ...offloadFixtures(),
