@@ -22,6 +22,9 @@ export const DROP_REASONS = [
   "error", // an exception while handling the frame (a bug; the frame is dropped)
   "dropPacket", // a new connection refused by the drop_packet defence (core/conn/defense.ts)
   "synproxy", // a segment the SYN proxy holds back while the real server has not answered, or does not fit its handshake
+  "fragOverlap", // an IPv6 fragment overlapping another of its datagram, or of a datagram dropped for that (RFC 5722)
+  "fragMalformed", // an IPv6 fragment that cannot be part of a datagram (length, offset, end; ipv6-reassembly.ts)
+  "fragTooMany", // an IPv6 datagram in more pieces than the reassembler allows
 ] as const;
 
 export type DropReason = (typeof DROP_REASONS)[number];
@@ -43,12 +46,23 @@ export class PlaneCounters {
   neighbourAdverts = 0;
   neighbourProbes = 0;
   icmpSent = 0;
-  /** IPv4 fragments sent for datagrams larger than the link (reassembled by the kernel on receipt). */
+  /** Fragments sent: IPv4 datagrams larger than the link (reassembled by the kernel on receipt), IPv6 datagrams reassembled here. */
   fragmentsOut = 0;
   /** SYN proxy (synproxy/): SYN-ACKs sent with a cookie, ACKs whose cookie was valid, and not. */
   synCookiesSent = 0;
   synCookiesValid = 0;
   synCookiesBad = 0;
+  /** IPv6 fragments taken into reassembly (ipv6-defrag.ts); each is also a "consume" verdict. */
+  fragmentsIn = 0;
+  /** IPv6 datagrams reassembled (each then handled as one more received frame, here or on its flow's worker). */
+  reassembled = 0;
+  /** Reassembled datagrams passed to the worker that owns their flow. */
+  reassemblyHandoffs = 0;
+  /** IPv6 datagrams that did not complete in time (ip6frag_time), or were evicted for memory. */
+  reassemblyTimeouts = 0;
+  reassemblyEvicted = 0;
+  /** Bytes the IPv6 reassembler holds now (a gauge; summed over workers). */
+  reassemblyMemory = 0;
   drops: Record<DropReason, number>;
 
   constructor() {
@@ -87,5 +101,11 @@ export interface PlaneCounterSnapshot {
   synCookiesSent: number;
   synCookiesValid: number;
   synCookiesBad: number;
+  fragmentsIn: number;
+  reassembled: number;
+  reassemblyHandoffs: number;
+  reassemblyTimeouts: number;
+  reassemblyEvicted: number;
+  reassemblyMemory: number;
   drops: Record<DropReason, number>;
 }

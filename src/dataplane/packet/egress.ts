@@ -8,12 +8,14 @@
 
 import { ETH_ZLEN, setMacs } from "./codec/eth.ts";
 import { writeFragNeeded, writePacketTooBig } from "./codec/icmp.ts";
+import { bytesEqual } from "./codec/ipv6.ts";
 import type { DropReason, PlaneCounters, Verdict } from "./counters.ts";
 import { finishL4Checksum } from "./finish-checksum.ts";
 import { FrameBatch, VNET_HDR_LEN } from "./io.ts";
 import { type NeighbourResponder, vnetHead } from "./neighbour-responder.ts";
 import { Pkt } from "./pkt.ts";
 import { fragmentIpv4 } from "./xmit/fragment.ts";
+import { fragmentIpv6 } from "./xmit/fragment6.ts";
 import { segmentTcp4 } from "./xmit/segment.ts";
 
 /** Where drops are counted and the current frame's drop reason kept (the pipeline). */
@@ -58,7 +60,7 @@ export class Egress {
   /** Send the frame to a known MAC. */
   toMac(p: Pkt, mac: Uint8Array): Verdict {
     setMacs(p.buf, p.eth, mac, this.#o.mac);
-    if (!p.gso && ipPacketLength(p.buf, p.l3) > this.#o.mtu) return this.#oversize(p);
+    if (!p.gso && (p.fragMax > 0 || ipPacketLength(p.buf, p.l3) > this.#o.mtu)) return this.#oversize(p);
     this.emit(p);
     return "forward";
   }
@@ -134,6 +136,7 @@ export class Egress {
 
   /** A packet larger than the link: fragments for IPv4 without DF, else an ICMP error and a drop. */
   #oversize(p: Pkt): Verdict {
+    if (p.fragMax > 0) return this.#refragment(p);
     const buf = p.buf;
     const mtu = this.#o.mtu;
     if (buf[p.l3]! >>> 4 === 4 && (buf[p.l3 + 6]! & 0x40) === 0) {
@@ -156,6 +159,48 @@ export class Egress {
     this.fragNeeded(p, mtu);
     return this.#o.drops.drop("mtu");
   }
+
+  /**
+   * An IPv6 datagram the director reassembled leaves in fragments no larger than the largest it
+   * arrived in (the kernel's frag_max_size, honoured by ip6_fragment); if that largest fragment
+   * does not fit the link, the sender gets "packet too big" and the datagram is dropped, as IPVS's
+   * __mtu_check_toobig_v6 does. A tunnel's outer IPv4 header (DF clear) is cut the IPv4 way.
+   */
+  #refragment(p: Pkt): Verdict {
+    const buf = p.buf;
+    const mtu = this.#o.mtu;
+    if (p.fragMax > mtu) {
+      this.fragNeeded(p, mtu);
+      return this.#o.drops.drop("mtu");
+    }
+    const batch = this.#batch;
+    const vnetLen = p.vnet ? VNET_HDR_LEN : 0;
+    const alloc = () => batch.allocGen();
+    const emit = (off: number, len: number) => batch.queue(off, len);
+    const made =
+      buf[p.l3]! >>> 4 === 6
+        ? fragmentIpv6(buf, p.off, p.l3, vnetLen, p.fragMax, this.#fragIdFor(p), batch.buf, alloc, emit)
+        : (buf[p.l3 + 6]! & 0x40) === 0
+          ? fragmentIpv4(buf, p.off, p.l3, vnetLen, p.fragMax, batch.buf, alloc, emit)
+          : 0;
+    if (made === 0) return this.#o.drops.drop("mtu");
+    this.#o.counters.fragmentsOut += made;
+    return "forward";
+  }
+
+  /**
+   * The identification of the fragments: the datagram's own while it leaves from the source that
+   * chose it (NAT, DR: that source keeps its identifications unique), a fresh one when the
+   * director rewrote the source or wrapped it in its own header (FULLNAT, replies from the VIP,
+   * tunnels), since the identifications of different sources would collide there.
+   */
+  #fragIdFor(p: Pkt): number {
+    if (p.fragSrc !== undefined && bytesEqual(p.buf, p.l3 + 8, p.fragSrc)) return p.fragId;
+    this.#fragId = (this.#fragId + 1) >>> 0;
+    return this.#fragId;
+  }
+
+  #fragId = Math.floor(Math.random() * 0x100000000);
 
   /** Length of the frame from p.off when padded to the Ethernet minimum; zero-fills the pad. */
   #padded(p: Pkt): number {

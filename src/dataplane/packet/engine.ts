@@ -1,8 +1,11 @@
 // Drives a Pipeline over a PacketIo: receive a batch, process it, send what it queued, repeat
 // while frames keep coming (bounded per wake-up so one busy interface cannot starve the event
 // loop). The same engine runs over the native AF_PACKET io and over the memory io of the tests.
+// IPv6 datagrams the pipeline reassembled during a batch go through it after that batch, one at
+// a time, in a batch of their own whose receive slot holds a whole 64 KB datagram.
 
-import { FrameBatch, HEADROOM, type PacketIo } from "./io.ts";
+import { FrameBatch, HEADROOM, META_LEN, META_PKTTYPE, META_STATUS, type PacketIo, VNET_HDR_LEN } from "./io.ts";
+import type { ReassembledFrame } from "./ipv6-defrag.ts";
 import { QUEUE_MAX } from "./neighbours.ts";
 import type { Pipeline } from "./pipeline.ts";
 
@@ -12,6 +15,10 @@ export interface BatchingIo extends PacketIo {
 
 /** Batches handled per wake-up before yielding to the event loop. */
 const ROUNDS_PER_WAKE = 32;
+/** A reassembled IPv6 datagram's slot: the largest packet, its link header, vnet header and headroom. */
+const REASSEMBLED_SLOT = 65536 + 256;
+/** Scratch slots of that batch: the fragments it is cut back into (65535 / (1280 - 48) → 54) and probes. */
+const REASSEMBLED_GEN = 64;
 
 export class PacketEngine {
   readonly io: BatchingIo;
@@ -37,10 +44,36 @@ export class PacketEngine {
     b.reset();
     const n = this.io.receive(b);
     if (n === 0) return 0;
-    this.pipeline.process(b, this.#now(), this.io.vnetHdr);
+    const now = this.#now();
+    this.pipeline.process(b, now, this.io.vnetHdr);
     if (b.txCount > 0) this.#send(b);
+    const defrag = this.pipeline.defrag6;
+    while (defrag.ready.length > 0) this.processReassembled(defrag.ready.shift()!);
+    defrag.expire(now);
     return n;
   }
+
+  /** Run a reassembled IPv6 datagram (this worker's, or handed over by another) through the pipeline. */
+  processReassembled(d: ReassembledFrame): void {
+    this.#reassembled ??= new FrameBatch(1, REASSEMBLED_SLOT, REASSEMBLED_GEN, HEADROOM, this.io.slotSize);
+    const b = this.#reassembled;
+    b.reset();
+    const vnet = this.io.vnetHdr;
+    const h = vnet ? VNET_HDR_LEN : 0;
+    const off = b.rxOffset(0);
+    if (h + d.frame.length > REASSEMBLED_SLOT - HEADROOM) return;
+    b.buf.fill(0, off, off + h);
+    b.buf.set(d.frame, off + h);
+    b.meta[META_LEN] = h + d.frame.length;
+    b.meta[META_PKTTYPE] = 0; // PACKET_HOST
+    b.meta[META_STATUS] = 0;
+    b.meta[3] = 0;
+    b.rxCount = 1;
+    this.pipeline.processReassembled(b, this.#now(), vnet, d.maxFragmentSize, d.id);
+    if (b.txCount > 0) this.#send(b);
+  }
+
+  #reassembled: FrameBatch | undefined;
 
   /** Run rounds until nothing is waiting (at most `maxRounds`). */
   drain(maxRounds = ROUNDS_PER_WAKE): number {

@@ -13,6 +13,7 @@ import { fwmarkFixtures } from "./fixtures/fwmark.ts";
 import { icmpFixtures, icmpRelayLimitFixtures } from "./fixtures/icmp.ts";
 import { icmpv6Fixtures } from "./fixtures/icmpv6.ts";
 import { ipv6Fixtures } from "./fixtures/ipv6.ts";
+import { ipv6FragmentFixtures } from "./fixtures/ipv6-fragments.ts";
 import type { Fixture } from "./fixtures/kit.ts";
 import { natFixtures } from "./fixtures/nat.ts";
 import { offloadFixtures } from "./fixtures/offload.ts";
@@ -59,6 +60,7 @@ export function packetFixtures(): Fixture[] {
     ...icmpFixtures(),
     ...offloadFixtures(),
     ...ipv6Fixtures(),
+    ...ipv6FragmentFixtures(),
     ...icmpRelayLimitFixtures(),
     ...icmpv6Fixtures(),
     ...tun6Fixtures(),

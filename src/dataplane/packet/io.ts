@@ -36,6 +36,8 @@ export const META_STATUS = 2;
 export class FrameBatch {
   readonly buf: Buffer;
   readonly slotSize: number;
+  /** Size of the scratch slots (slotSize unless said). */
+  readonly genSlotSize: number;
   readonly headroom: number;
   readonly rxCapacity: number;
   readonly genCapacity: number;
@@ -46,12 +48,19 @@ export class FrameBatch {
   txCount = 0;
   genCount = 0;
 
-  constructor(rxCapacity: number, slotSize: number, genCapacity = rxCapacity, headroom = HEADROOM) {
+  constructor(
+    rxCapacity: number,
+    slotSize: number,
+    genCapacity = rxCapacity,
+    headroom = HEADROOM,
+    genSlotSize = slotSize,
+  ) {
     this.rxCapacity = rxCapacity;
     this.genCapacity = genCapacity;
     this.slotSize = slotSize;
+    this.genSlotSize = genSlotSize;
     this.headroom = headroom;
-    this.buf = Buffer.alloc((rxCapacity + genCapacity) * slotSize);
+    this.buf = Buffer.alloc(rxCapacity * slotSize + genCapacity * genSlotSize);
     this.meta = new Int32Array(rxCapacity * META_STRIDE);
     this.tx = new Int32Array((rxCapacity + genCapacity) * 2);
   }
@@ -68,7 +77,7 @@ export class FrameBatch {
   /** A scratch slot for a generated frame, or -1 when none is left in this round. */
   allocGen(): number {
     if (this.genCount >= this.genCapacity) return -1;
-    return (this.rxCapacity + this.genCount++) * this.slotSize + this.headroom;
+    return this.rxCapacity * this.slotSize + this.genCount++ * this.genSlotSize + this.headroom;
   }
 
   queue(offset: number, length: number): void {

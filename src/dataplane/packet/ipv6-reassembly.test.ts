@@ -81,6 +81,23 @@ describe("reassembly", () => {
     });
   }
 
+  test("pieces are copied: fragments received one after another into the same Buffer slot", () => {
+    const r = new Ipv6Reassembler();
+    const d = datagram(4000);
+    const slot = Buffer.alloc(2048);
+    let last: ReturnType<Ipv6Reassembler["add"]> | undefined;
+    for (const f of cut(d, 40, 1232, 21)) {
+      slot.fill(0xee);
+      f.copy(slot, 14);
+      last = r.add(slot, 14, 14 + f.length, 0, slot.subarray(0, 14));
+    }
+    assert.equal(last?.kind, "done");
+    if (last?.kind === "done") {
+      assert.deepEqual(Buffer.from(last.datagram.packet), d);
+      assert.deepEqual(Buffer.from(last.datagram.link), Buffer.alloc(14, 0xee));
+    }
+  });
+
   test("a hop-by-hop header stays in front; its next header names UDP again", () => {
     const r = new Ipv6Reassembler();
     const d = datagram(3000, true);

@@ -88,6 +88,8 @@ export interface Reassembled {
   /** The largest fragment received, IPv6 header included (the kernel's frag_max_size). */
   maxFragmentSize: number;
   fragments: number;
+  /** The fragments' identification. */
+  id: number;
 }
 
 /** Where the fragment header is in an IPv6 packet, and what it says. */
@@ -157,6 +159,7 @@ interface Queue {
   link: Uint8Array;
   maxFragmentSize: number;
   cost: number;
+  id: number;
 }
 
 export interface ReassemblyStats {
@@ -254,6 +257,7 @@ export class Ipv6Reassembler {
         link: new Uint8Array(0),
         maxFragmentSize: 0,
         cost: QUEUE_OVERHEAD,
+        id: fh.id,
       };
       this.#queues.set(key, q);
       this.#memory += q.cost;
@@ -284,16 +288,16 @@ export class Ipv6Reassembler {
 
     const cost = len + PIECE_OVERHEAD + (fh.offset === 0 ? fh.at + link.length : 0);
     this.#makeRoom(cost, q);
-    q.pieces.splice(at, 0, { offset: fh.offset, end: pieceEnd, data: buf.slice(dataStart, payloadEnd) });
+    q.pieces.splice(at, 0, { offset: fh.offset, end: pieceEnd, data: copy(buf, dataStart, payloadEnd) });
     q.received += len;
     q.cost += cost;
     this.#memory += cost;
     q.maxFragmentSize = Math.max(q.maxFragmentSize, payloadEnd - l3);
     if (fh.offset === 0) {
-      q.head = buf.slice(l3, l3 + fh.at);
+      q.head = copy(buf, l3, l3 + fh.at);
       q.nextHeaderAt = fh.nextHeaderAt;
       q.next = fh.next;
-      q.link = link.slice();
+      q.link = copy(link, 0, link.length);
     }
     if (q.total < 0 || q.received !== q.total || q.head === undefined) return { kind: "held" };
     if (q.head.length - IPV6_HLEN + q.total > MAX_PAYLOAD) return this.#kill(q, "malformed");
@@ -362,11 +366,17 @@ export class Ipv6Reassembler {
       link: q.link,
       maxFragmentSize: q.maxFragmentSize,
       fragments: q.pieces.length,
+      id: q.id,
     };
     this.#remove(q);
     this.stats.reassembled++;
     return datagram;
   }
+}
+
+/** A copy of buf[from..to) (a Buffer's own slice() would be a view of memory the caller reuses). */
+function copy(buf: Uint8Array, from: number, to: number): Uint8Array {
+  return Uint8Array.prototype.slice.call(buf, from, to);
 }
 
 function queueKey(buf: Uint8Array, l3: number, id: number): string {

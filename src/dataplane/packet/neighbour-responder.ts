@@ -242,7 +242,7 @@ export class NeighbourResponder {
     const ethOff = vnet ? VNET_HDR_LEN : 0;
     for (const f of frames) {
       const off = batch.allocGen();
-      if (off < 0 || f.length > batch.slotSize - batch.headroom) {
+      if (off < 0 || f.length > batch.genSlotSize - batch.headroom) {
         this.#o.counters.drops.neighbour++;
         continue;
       }

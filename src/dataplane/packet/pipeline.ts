@@ -54,6 +54,8 @@ import { finishL4Checksum } from "./finish-checksum.ts";
 import { relayIcmpIn, relayIcmpOut } from "./icmp-relay.ts";
 import { relayIcmp6In, relayIcmp6Out } from "./icmp6-relay.ts";
 import { type FrameBatch, META_PKTTYPE, META_STATUS, VNET_HDR_LEN } from "./io.ts";
+import { Ipv6Defrag } from "./ipv6-defrag.ts";
+import type { ReassemblyLimits } from "./ipv6-reassembly.ts";
 import { NeighbourResponder } from "./neighbour-responder.ts";
 import type { Neighbours } from "./neighbours.ts";
 import { ownedAddresses } from "./owned-addresses.ts";
@@ -95,6 +97,8 @@ export interface PipelineOptions {
   random32?: () => number;
   /** Firewall-mark rules (first match wins): the marks fwmark services are looked up by. */
   fwmarkRules?: readonly FwmarkRule[];
+  /** Bounds of the IPv6 fragment reassembler (ipv6-reassembly.ts); defaults as the kernel's. */
+  reassembly?: Partial<ReassemblyLimits>;
 }
 
 export class Pipeline implements TunContext, SynproxyHost {
@@ -113,6 +117,8 @@ export class Pipeline implements TunContext, SynproxyHost {
   readonly synproxy: SynProxy;
   /** The firewall-mark classifier and which marks have a service. */
   readonly marks = new PacketMarks();
+  /** IPv6 fragments to VIPs, local addresses and from NAT real servers are reassembled here. */
+  readonly defrag6: Ipv6Defrag;
   /**
    * Called after a client packet of `conn` was forwarded (where the kernel's ip_vs_in asks
    * whether to sync the entry); set while a sync master runs.
@@ -133,6 +139,12 @@ export class Pipeline implements TunContext, SynproxyHost {
   readonly #ip6 = {} as Ipv6Info;
   #batch: FrameBatch | undefined;
   #now = 0;
+  /** Set while a reassembled datagram goes through (processReassembled). */
+  #fragMax = 0;
+  #fragId = 0;
+  /** Result of the last reassembled datagram (processReassembled); verdicts/reasons keep the batch's. */
+  reassembledVerdict: Verdict | undefined = undefined;
+  reassembledReason: DropReason | "" = "";
   /** Drop reason of the frame being handled ("" while none); egress reads and restores it. */
   reason: DropReason | "" = "";
 
@@ -148,6 +160,7 @@ export class Pipeline implements TunContext, SynproxyHost {
     this.#extraVips = [...(o.vips ?? [])];
     this.localPool = new LocalPool(o.localAddrs ?? [], o.worker);
     this.synproxy = new SynProxy(o.random32 ?? randomWord);
+    this.defrag6 = new Ipv6Defrag(this.counters, o.reassembly);
     this.responder = new NeighbourResponder({
       mac: this.mac,
       addr4: this.addr4,
@@ -177,6 +190,7 @@ export class Pipeline implements TunContext, SynproxyHost {
   refreshVips(): void {
     this.marks.refresh(this.services);
     this.responder.configure(ownedAddresses(this.services, this.#extraVips, this.localPool.addrs, this.marks.rules));
+    this.defrag6.refresh(this.services);
   }
 
   /** Replace the firewall-mark rules (their single addresses become owned when a service takes their mark). */
@@ -218,6 +232,26 @@ export class Pipeline implements TunContext, SynproxyHost {
       else c.dropped++;
     }
     c.tx += batch.txCount;
+  }
+
+  /**
+   * Handle a datagram the IPv6 reassembler completed, placed as received frame 0 of `batch`:
+   * like any received frame, except that egress cuts it back to `fragMax` (its largest fragment).
+   */
+  processReassembled(batch: FrameBatch, now: number, vnet: boolean, fragMax: number, fragId: number): void {
+    const verdicts = this.verdicts.slice();
+    const reasons = this.reasons.slice();
+    this.#fragMax = fragMax;
+    this.#fragId = fragId;
+    try {
+      this.process(batch, now, vnet);
+    } finally {
+      this.#fragMax = 0;
+      this.reassembledVerdict = this.verdicts[0];
+      this.reassembledReason = this.reasons[0] ?? "";
+      this.verdicts.splice(0, this.verdicts.length, ...verdicts);
+      this.reasons.splice(0, this.reasons.length, ...reasons);
+    }
   }
 
   /** Gratuitous ARPs (IPv6: unsolicited advertisements) for every owned address, into `batch`. */
@@ -348,6 +382,9 @@ export class Pipeline implements TunContext, SynproxyHost {
     p.l4 = -1;
     p.protocol = undefined;
     p.fragment = false;
+    p.fragMax = this.#fragMax;
+    p.fragId = this.#fragId;
+    p.fragSrc = undefined;
     let eth = off;
     if (vnet) {
       if (len < VNET_HDR_LEN) return this.drop("malformed");
@@ -419,6 +456,7 @@ export class Pipeline implements TunContext, SynproxyHost {
     p.ipLen = 40 + ip.payloadLen;
     p.proto = ip.protocol;
     p.fragment = ip.fragment;
+    if (p.fragMax > 0) p.fragSrc = Uint8Array.prototype.slice.call(buf, l3 + 8, l3 + 24);
     if (ip.protocol === IPPROTO_ICMPV6 && !ip.laterFragment && end - ip.l4 >= 24) {
       const type = buf[ip.l4]!;
       if (type === NDISC_NEIGHBOUR_SOLICITATION) return this.responder.solicit(this.#batch!, p, ip.l4, this.#now);
@@ -431,6 +469,13 @@ export class Pipeline implements TunContext, SynproxyHost {
     const daddr = ip6Text(buf, l3 + 24);
     const toVip = this.#owned.vip6.has(daddr);
     const toLocal = !toVip && this.#owned.local6.has(daddr);
+    if (ip.fragment) {
+      // Reassembled first (ipv6-defrag.ts); an atomic fragment goes on as the packet it is.
+      if (!toVip && !toLocal && !this.defrag6.fromNatDest(ip6Text(buf, l3 + 8))) return "ignore";
+      const v = this.defrag6.absorb(p, this.#now, this);
+      if (v !== "atomic") return v;
+      p.fragment = false;
+    }
     if (!ip.laterFragment && !transportOk(p, ip.l4)) return toVip || toLocal ? this.drop("malformed") : "ignore";
     if (csumNotReady && p.l4 >= 0) finishL4Checksum(p);
     if (toVip) {

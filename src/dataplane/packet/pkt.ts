@@ -39,6 +39,14 @@ export class Pkt {
   /** Bytes from the IP header to the end of the packet (what IPVS counts). */
   ipLen = 0;
   fragment = false;
+  /**
+   * An IPv6 datagram the director reassembled: the size of its largest fragment (IPv6 header
+   * included), which egress cuts it back to; 0 for every received frame.
+   */
+  fragMax = 0;
+  /** With fragMax: the datagram's fragment identification and original source address (16 bytes). */
+  fragId = 0;
+  fragSrc: Uint8Array | undefined = undefined;
 
   /** Length of what to send: from off to end, padded to the Ethernet minimum. */
   get frameLength(): number {

@@ -108,7 +108,8 @@ export function tunIn(ctx: TunContext, p: Pkt, conn: BoundConn): Verdict {
   // in fragments (pipeline → xmit/fragment.ts), as the kernel's IPIP output does.
   const fragmentOuter =
     innerLen > mtu && !outer6 && !inner6 && (buf[p.l3 + 6]! & 0x40) === 0 && innerLen + olen <= 0xffff;
-  if (innerLen > mtu && !fragmentOuter) return tooBig(ctx, p, mtu);
+  // A datagram the director reassembled is measured by its largest fragment (ipv6-defrag.ts).
+  if (p.fragMax > 0 ? p.fragMax > mtu : innerLen > mtu && !fragmentOuter) return tooBig(ctx, p, mtu);
   // GUE remote checksum offload leaves the inner checksum to the real server (tun-encap.ts);
   // otherwise finish it now: past the tunnel nobody has the offload metadata to do it.
   const csumAt: [number, number] | undefined = remcsum ? [p.l4 - p.l3, p.l4 - p.l3 + l4CsumOffset(p.proto)] : undefined;
@@ -128,6 +129,7 @@ export function tunIn(ctx: TunContext, p: Pkt, conn: BoundConn): Verdict {
   buf.copyWithin(p.off - olen, p.off, inner);
   p.off -= olen;
   p.eth -= olen;
+  if (p.fragMax > 0) p.fragMax += olen; // cut again with the outer header in every fragment
   const outer = inner - olen;
   const ethertype = outer6 ? ETH_P_IPV6 : ETH_P_IP;
   buf[outer - 2] = ethertype >>> 8;
