@@ -1,0 +1,98 @@
+// A persistent fwmark service on tvsd's packet plane, with real kernels' TCP stacks: tvsd classifies
+// frames with `--fwmark-rule 'tcp VIP 80,443 mark 1'` (iptables' MARK cannot reach a packet
+// socket), tvsadm -A -f 1 -s rr -p 300 and -a -f 1 -r RS make the service, and every real server
+// listens on 80 and 443. For DR and NAT: each of six client addresses reaches one real server on
+// both ports (the template is keyed by the mark, not the port), the clients spread over both
+// real servers, tvs fwmark shows the rule feeding FWM 1, and a mark no rule sets is warned about.
+import assert from "node:assert/strict";
+import type { ChildProcess } from "node:child_process";
+import { test } from "node:test";
+import { ipIn, runIn } from "../../src/lab/exec.ts";
+import { Experiment, FORWARD_FLAG } from "../../src/lab/experiment.ts";
+import { startNameServer } from "../../src/lab/servers.ts";
+import { UDP_PORT } from "../../src/lab/topology.ts";
+
+const root = process.getuid?.() === 0;
+const HTTPS_PORT = 443;
+
+for (const mode of ["dr", "nat"] as const) {
+  test(
+    `fwmark ${mode}: one client's ports 80 and 443 reach one real server; clients spread`,
+    { skip: root ? false : "needs root (network namespaces, raw sockets)", timeout: 180_000 },
+    async (t) => {
+      const vip = "192.168.122.22";
+      const exp = await Experiment.start({
+        mode,
+        configure: false,
+        tvsdArgs: ["--fwmark-rule", `tcp ${vip} 80,${HTTPS_PORT} mark 1`],
+      });
+      const extra: ChildProcess[] = [];
+      t.after(async () => {
+        for (const c of extra) if (c.exitCode === null && c.pid !== undefined) c.kill("SIGTERM");
+        await exp.stop();
+      });
+      assert.equal(exp.vip, vip);
+      const { client, director } = exp.topo;
+      // A second listener on each real server: "https" on 443 (plain HTTP; the port is what counts).
+      for (const rs of exp.topo.realServers)
+        extra.push(startNameServer(rs.host.ns, rs.name, [HTTPS_PORT], UDP_PORT + 1));
+
+      await exp.tvsadm(["-A", "-f", "1", "-s", "rr", "-p", "300"]);
+      for (const rs of exp.topo.realServers) await exp.tvsadm(["-a", "-f", "1", "-r", rs.ip, FORWARD_FLAG[mode]]);
+      const listing = await exp.tvsadm(["-L", "-n"], true);
+      assert.match(listing, /FWM {2}1 rr persistent 300/, listing);
+
+      // Six clients on the segment; NAT real servers send their replies back through the director.
+      const clients = [71, 72, 73, 74, 75, 76].map((o) => `192.168.122.${o}`);
+      for (const c of clients) {
+        await ipIn(client.ns, "addr", "add", `${c}/24`, "dev", "eth0");
+        if (mode === "nat")
+          for (const rs of exp.topo.realServers)
+            await ipIn(rs.host.ns, "route", "replace", `${c}/32`, "via", exp.topo.plan.director);
+      }
+      const get = (src: string, port: number) =>
+        runIn(client.ns, "curl", ["-s", "-m", "3", "--interface", src, `http://${vip}:${port}/`]).then(
+          (r) => r.stdout.trim(),
+          () => "",
+        );
+
+      const servedBy = new Map<string, string>();
+      for (const c of clients) {
+        const seen: string[] = [];
+        for (const port of [80, HTTPS_PORT, 80, HTTPS_PORT]) seen.push(await get(c, port));
+        assert.ok(
+          seen.every((s) => /^rs[12]$/.test(s)),
+          `${c}: every request answered (${seen.join(" ")})`,
+        );
+        assert.equal(new Set(seen).size, 1, `${c}: ports 80 and 443 on one real server (${seen.join(" ")})`);
+        servedBy.set(c, seen[0]!);
+      }
+      assert.deepEqual(
+        new Set(servedBy.values()),
+        new Set(["rs1", "rs2"]),
+        `clients spread over both real servers: ${[...servedBy].join(", ")}`,
+      );
+
+      // One template per client, keyed by the mark (ipvsadm shows the port as 0 with the mark).
+      const conns = await exp.tvsadm(["-L", "-n", "-c"], true);
+      const templates = conns.split("\n").filter((l) => /\bNONE\b/.test(l));
+      assert.equal(templates.length, clients.length, `one persistence template per client:\n${conns}`);
+
+      // The host kernel is kept out of the rule's address; the rule is listed with its service.
+      const nft = await runIn(director.ns, "nft", ["list", "table", "netdev", "tvs_eth0"]);
+      assert.match(nft.stdout, new RegExp(`ip daddr ${vip.replace(/\./g, "\\.")} drop`));
+      let shown = await exp.tvs(["fwmark"]);
+      assert.match(
+        shown,
+        new RegExp(`1 +tcp +${vip.replace(/\./g, "\\.")} +80,443 +\\* +1 +FWM 1 +--fwmark-rule 1`),
+        shown,
+      );
+
+      // A service whose mark no rule sets is warned about (its traffic could never arrive).
+      await exp.tvsadm(["-A", "-f", "2", "-s", "rr"]);
+      shown = await exp.tvs(["fwmark"]);
+      assert.match(shown, /Warning: FWM 2: no rule sets mark 2 for IPv4/, shown);
+      assert.match(await exp.tvs(["status"]), /FWM 2: no firewall-mark rule sets mark 2/);
+    },
+  );
+}
