@@ -84,6 +84,7 @@ export function daemonRuntime(d: Daemon): RuntimeView {
       ignored: c.ignored,
       dropped: c.dropped,
       drops: { ...c.drops },
+      socketDrops: c.rxSocketDrops,
       synCookies: { sent: c.synCookiesSent, valid: c.synCookiesValid, invalid: c.synCookiesBad },
     };
   return view;

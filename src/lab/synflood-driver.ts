@@ -2,7 +2,7 @@
 // namespace: a rate-capped long download through the VIP, a new legitimate connection every 10 ms
 // (an HTTP request; success = the real server's name came back within 3 s), and, between
 // `before` and `before + flood` ms, Debian's hping3 sending spoofed-source SYNs (--rand-source) at
-// the VIP. Prints one JSON line: per phase (before, during, after) the legitimate attempts and
+// the VIP (under timeout(1), so it cannot outlive the run). Prints one JSON line: per phase (before, during, after) the legitimate attempts and
 // successes and the download's bytes, whether the download was cut, and hping3's own count.
 
 export const SYNFLOOD_DRIVER_JS = `
@@ -59,7 +59,8 @@ setTimeout(() => {
   const args = ["-q", "-S", "-p", port, "--rand-source"];
   if (rate === "flood") args.push("--flood"); else args.push("-i", "u" + Math.max(1, Math.round(1e6 / Number(rate))));
   args.push(vip);
-  hping = spawn("hping3", args, { stdio: ["ignore", "pipe", "pipe"] });
+  // Bounded twice: SIGINT at the end of the flood phase, and timeout(1) two seconds later whatever happens.
+  hping = spawn("timeout", ["-s", "INT", "-k", "2", String(Math.ceil(F / 1000) + 2), "hping3", ...args], { stdio: ["ignore", "pipe", "pipe"] });
   hping.stdout.on("data", (c) => (hpingOut += c));
   hping.stderr.on("data", (c) => (hpingOut += c));
   hping.on("error", (e) => (hpingOut += "hping3: " + e.message));

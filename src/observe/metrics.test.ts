@@ -102,6 +102,7 @@ test("health checks, drops by reason, VRRP and sync under their names", async ()
           dropped: 10,
           drops: { noService: 7, tableFull: 3 },
           synCookies: { sent: 500, valid: 20, invalid: 6 },
+          socketDrops: 42,
         },
         workers: 4,
         connRefused: 3,
@@ -151,6 +152,7 @@ test("health checks, drops by reason, VRRP and sync under their names", async ()
   assert.equal(sample(body, "tvs_dataplane_frames_total", { verdict: "forward" }), 80);
   assert.equal(sample(body, "tvs_synproxy_cookies_total", { result: "sent" }), 500);
   assert.equal(sample(body, "tvs_synproxy_cookies_total", { result: "invalid" }), 6);
+  assert.equal(sample(body, "tvs_dataplane_socket_drops_total"), 42);
   assert.equal(sample(body, "tvs_dataplane_workers"), 4);
   assert.equal(sample(body, "tvs_connection_table_refused_total"), 3);
   assert.equal(

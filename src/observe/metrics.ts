@@ -542,6 +542,15 @@ function defineMetrics(reg: client.Registry, read: Read, counts: EventCounts, ve
     if (p) for (const [reason, v] of Object.entries(p.drops)) set({ reason }, v);
   });
   counter(
+    "tvs_dataplane_socket_drops_total",
+    "Frames the kernel dropped at the packet plane's sockets (receive queue full) before tvs read them.",
+    [],
+    (set) => {
+      const p = read().runtime.plane;
+      if (p?.socketDrops !== undefined) set({}, p.socketDrops);
+    },
+  );
+  counter(
     "tvs_synproxy_cookies_total",
     "SYN proxy cookies: SYN-ACKs sent with one, client ACKs whose cookie was valid or invalid.",
     ["result"],

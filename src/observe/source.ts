@@ -73,6 +73,8 @@ export interface PlaneCountersView {
   ignored: number;
   dropped: number;
   drops: Record<string, number>;
+  /** Frames the kernel dropped at the plane's sockets (receive queue full) before tvs saw them. */
+  socketDrops?: number;
   /** The SYN proxy's cookies (sysctl synproxy): SYN-ACKs sent, ACKs with a valid / an invalid one. */
   synCookies?: { sent: number; valid: number; invalid: number };
 }

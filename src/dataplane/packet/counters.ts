@@ -48,6 +48,8 @@ export class PlaneCounters {
   icmpSent = 0;
   /** Fragments sent: IPv4 datagrams larger than the link (reassembled by the kernel on receipt), IPv6 datagrams reassembled here. */
   fragmentsOut = 0;
+  /** Frames the kernel dropped before the pipeline saw them: the socket's receive queue was full. */
+  rxSocketDrops = 0;
   /** SYN proxy (synproxy/): SYN-ACKs sent with a cookie, ACKs whose cookie was valid, and not. */
   synCookiesSent = 0;
   synCookiesValid = 0;
@@ -98,6 +100,7 @@ export interface PlaneCounterSnapshot {
   neighbourProbes: number;
   icmpSent: number;
   fragmentsOut: number;
+  rxSocketDrops: number;
   synCookiesSent: number;
   synCookiesValid: number;
   synCookiesBad: number;

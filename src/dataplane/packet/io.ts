@@ -25,6 +25,11 @@ export interface PacketIo {
   /** Call `ready` whenever frames may be waiting; returns a function that stops watching. */
   watch(ready: () => void): () => void;
   close(): void;
+  /**
+   * Frames the kernel dropped for this socket since the last call (its receive queue was full:
+   * PACKET_STATISTICS tp_drops, which reading resets); absent where there is no kernel socket.
+   */
+  socketDrops?(): number;
 }
 
 /** Per received frame: [length, pkttype, auxdata status, vlan tci] (see recvBatch in native/). */

@@ -190,7 +190,9 @@ export class LoopPacketPlane {
 
   /** Pipeline counters (frames, verdicts, drop reasons). */
   counters(): PlaneCounterSnapshot | undefined {
-    return this.#pipeline?.counters.snapshot();
+    const c = this.#pipeline?.counters;
+    if (c) c.rxSocketDrops += this.#io?.socketDrops?.() ?? 0;
+    return c?.snapshot();
   }
 
   /** The pipeline (tests and the lab read its neighbour cache and verdicts). */

@@ -159,6 +159,14 @@ export class NativePacketIo implements PacketIo {
     this.#n.setsockopt(this.fd, C.SOL_PACKET!, C.PACKET_ADD_MEMBERSHIP!, mreq);
   }
 
+  socketDrops(): number {
+    if (this.#closed) return 0;
+    const C = this.#n.constants as Record<string, number>;
+    // struct tpacket_stats { unsigned tp_packets, tp_drops }: reading resets both.
+    const st = this.#n.getsockopt(this.fd, C.SOL_PACKET!, C.PACKET_STATISTICS!, 8) as Buffer;
+    return st.length >= 8 ? st.readUInt32LE(4) : 0;
+  }
+
   close(): void {
     if (this.#closed) return;
     this.#closed = true;

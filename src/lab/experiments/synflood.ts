@@ -1,10 +1,12 @@
 // `tvs lab synflood`: a spoofed-source SYN flood (Debian's hping3 --rand-source, bounded in time)
-// against a NAT service on tvsd's packet plane, while a long download continues through the
+// against a NAT or DR service on tvsd's packet plane, while a long download continues through the
 // director and a legitimate client connects every 10 ms (synflood-driver.ts). tvsd runs with a
-// bounded table and IPVS's defences in their automatic modes (docs/defences.md). Reported: the
+// bounded table and IPVS's defences in their automatic modes, or with the SYN proxy
+// (--sysctl synproxy=1, NAT), on one or more packet workers (docs/defences.md). Reported: the
 // table's size and tvsd's RSS over time, the legitimate success rate and the download's throughput
-// before, during and after the flood. Targets: the download survives, ≥ 99 % of the legitimate
-// connections made during the flood succeed, the table stays within its limit.
+// before, during and after the flood, the frames the kernel dropped at tvsd's sockets and the SYN
+// proxy's cookies. Targets: the download survives, ≥ 99 % of the legitimate connections made
+// during the flood succeed, the table stays within its limit.
 
 import { readFileSync } from "node:fs";
 import { HttpControlClient } from "../../control/api/client.ts";
@@ -23,6 +25,8 @@ interface DriverResult {
 }
 
 export interface SynfloodSummary {
+  mode: "nat" | "dr";
+  workers: number;
   connLimit: number;
   sysctls: string[];
   rate: string;
@@ -36,6 +40,18 @@ export interface SynfloodSummary {
   maxEntries: number;
   rssKiB: { before: number; max: number };
   defense: { entriesDropped: number; packetsDropped: number };
+  /** From tvsd's metrics at the end: frames the kernel dropped at its sockets, SYN proxy cookies. */
+  socketDrops: number;
+  cookies: { sent: number; valid: number; invalid: number };
+  /** Frames the plane received and dropped (all reasons) over the run. */
+  frames: { rx: number; dropped: number };
+}
+
+/** One sample of a Prometheus text body (labels as written, e.g. 'result="sent"'), NaN when absent. */
+function metric(body: string, name: string, labels = ""): number {
+  const head = labels ? `${name}{${labels}} ` : `${name} `;
+  const line = body.split("\n").find((l) => l.startsWith(head));
+  return line ? Number(line.slice(head.length).split(" ")[0]) : Number.NaN;
 }
 
 function rssKiB(pid: number): number {
@@ -49,6 +65,8 @@ function rssKiB(pid: number): number {
 
 export async function runSynflood(
   o: {
+    mode?: "nat" | "dr";
+    workers?: number;
     connLimit: number;
     sysctls: string[];
     rate: string;
@@ -61,7 +79,9 @@ export async function runSynflood(
   log: (l: string) => void,
 ): Promise<SynfloodSummary> {
   const tvsdArgs = ["--conn-limit", String(o.connLimit), ...o.sysctls.flatMap((s) => ["--sysctl", s])];
-  const exp = await Experiment.start({ mode: "nat", realServers: 1, tvsdArgs, log });
+  const mode = o.mode ?? "nat";
+  const workers = o.workers ?? 1;
+  const exp = await Experiment.start({ mode, realServers: 1, workers, tvsdArgs, log });
   try {
     const client = new HttpControlClient({ socketPath: exp.socket });
     const pid = (await client.status()).pid;
@@ -70,8 +90,17 @@ export async function runSynflood(
     let sampling = true;
     const sampler = (async () => {
       while (sampling) {
-        const v = await client.sysctl().catch(() => undefined);
-        samples.push({ t: Date.now() - t0, entries: v?.defense.entries ?? -1, rssKiB: rssKiB(pid) });
+        // With packet workers the entries live in the workers' tables: their sum is in the metrics.
+        const entries =
+          workers > 1
+            ? await runIn(exp.topo.director.ns, "curl", ["-s", "-m", "2", "http://127.0.0.1:7420/metrics"])
+                .then((m) => metric(m.stdout, "tvs_connection_table_entries"))
+                .catch(() => -1)
+            : await client
+                .sysctl()
+                .then((v) => v.defense.entries)
+                .catch(() => -1);
+        samples.push({ t: Date.now() - t0, entries: Number.isFinite(entries) ? entries : -1, rssKiB: rssKiB(pid) });
         await sleep(250);
       }
     })();
@@ -99,6 +128,10 @@ export async function runSynflood(
     await sampler;
     const d = JSON.parse(r.stdout.trim().split("\n").pop() ?? "{}") as DriverResult;
     const end = await client.sysctl();
+    const metrics = await runIn(exp.topo.director.ns, "curl", ["-s", "-m", "5", "http://127.0.0.1:7420/metrics"])
+      .then((m) => m.stdout)
+      .catch(() => "");
+    const n = (v: number) => (Number.isFinite(v) ? v : 0);
     const secs: Record<Phase, number> = { before: o.beforeS, during: o.floodS, after: o.afterS };
     const phases: Phase[] = ["before", "during", "after"];
     const legit = Object.fromEntries(
@@ -109,6 +142,8 @@ export async function runSynflood(
     ) as SynfloodSummary["legit"];
     const beforeSamples = samples.filter((s) => s.t < o.beforeS * 1000);
     return {
+      mode,
+      workers,
       connLimit: o.connLimit,
       sysctls: o.sysctls,
       rate: o.rate,
@@ -127,6 +162,16 @@ export async function runSynflood(
         max: Math.max(0, ...samples.map((s) => s.rssKiB)),
       },
       defense: { entriesDropped: end.defense.entriesDropped, packetsDropped: end.defense.packetsDropped },
+      socketDrops: n(metric(metrics, "tvs_dataplane_socket_drops_total")),
+      cookies: {
+        sent: n(metric(metrics, "tvs_synproxy_cookies_total", 'result="sent"')),
+        valid: n(metric(metrics, "tvs_synproxy_cookies_total", 'result="valid"')),
+        invalid: n(metric(metrics, "tvs_synproxy_cookies_total", 'result="invalid"')),
+      },
+      frames: {
+        rx: n(metric(metrics, "tvs_dataplane_frames_received_total")),
+        dropped: n(metric(metrics, "tvs_dataplane_frames_total", 'verdict="drop"')),
+      },
     };
   } finally {
     await exp.stop(o.keep);
@@ -135,6 +180,8 @@ export async function runSynflood(
 
 export const synflood: LabExperiment = {
   options: {
+    mode: { type: "string", default: "nat", help: "the service's forwarding method: nat or dr" },
+    workers: { type: "string", default: "1", help: "tvsd's packet worker threads (--workers)" },
     "conn-limit": { type: "string", default: "65536", help: "tvsd's --conn-limit" },
     sysctl: {
       type: "string",
@@ -157,8 +204,12 @@ export const synflood: LabExperiment = {
     const sysctlText = str(values, "sysctl");
     const sysctls = sysctlText === "none" ? [] : sysctlText.split(",").filter((s) => s !== "");
     for (const s of sysctls) if (!s.includes("=")) throw new LabOptionError(`--sysctl "${s}" is not NAME=VALUE`);
+    const mode = str(values, "mode");
+    if (mode !== "nat" && mode !== "dr") throw new LabOptionError(`--mode "${mode}" must be nat or dr`);
     const s = await runSynflood(
       {
+        mode,
+        workers: positiveInt(str(values, "workers"), "--workers"),
         connLimit: positiveInt(str(values, "conn-limit"), "--conn-limit"),
         sysctls,
         rate,
@@ -184,6 +235,9 @@ export const synflood: LabExperiment = {
     }
     ctx.log(
       `# download survived: ${s.downloadSurvived ? "yes" : "no"}; drop_entry removed ${s.defense.entriesDropped}, drop_packet refused ${s.defense.packetsDropped}`,
+    );
+    ctx.log(
+      `# ${s.mode.toUpperCase()}, ${s.workers} worker(s): frames received ${s.frames.rx}, dropped by tvs ${s.frames.dropped}, dropped by the kernel at tvsd's sockets ${s.socketDrops}; SYN cookies sent ${s.cookies.sent}, valid ${s.cookies.valid}, invalid ${s.cookies.invalid}`,
     );
     const ok = s.downloadSurvived && s.legit.during.successPct >= 99 && s.maxEntries <= s.connLimit;
     return { ok, summary: s };

@@ -480,3 +480,24 @@ test("SYN proxy: a cookie stays valid after synproxy is turned off (ACKs in flig
   assert.equal(r.out[0]!.flags, SYN);
   assert.equal(r.out[0]!.src, LOCAL);
 });
+
+test("SYN proxy: the handshake's ACK lost, the client's zero-window probe (seq = ISN) opens the connection", () => {
+  const d = director("masq");
+  const sa = send(
+    d,
+    tcp4Frame(DIRECTOR_MAC, CLIENT_MAC, CLIENT, VIP, { sport: 45000, dport: 80, flags: SYN, seq: ISN }),
+  ).out[0]!;
+  const r = send(
+    d,
+    tcp4Frame(DIRECTOR_MAC, CLIENT_MAC, CLIENT, VIP, {
+      sport: 45000,
+      dport: 80,
+      flags: ACK,
+      seq: ISN,
+      ack: sa.seq + 1,
+    }),
+  );
+  assert.equal(r.out[0]!.flags, SYN);
+  assert.equal(r.out[0]!.seq, ISN, "the client's real ISN");
+  assert.equal(d.conns.size, 1);
+});

@@ -5,7 +5,8 @@
 //   client SYN          → SYN-ACK from the VIP, ISN = cookie (core/synproxy/syn-cookie.ts),
 //                         window 0, options: our MSS, SACK-permitted, timestamps, window scale as
 //                         the client offered them. No entry, no state.
-//   client ACK, no entry→ the cookie (ack - 1) is checked; valid: the entry is scheduled as for a
+//   client ACK, no entry→ the cookie (ack - 1) is checked (against ISN = seq - 1, or seq for the
+//                         zero-window probe a client sends when its ACK was lost); valid: the entry is scheduled as for a
 //                         SYN, and the ACK's frame becomes a SYN to the real server carrying the
 //                         client's ISN, the MSS / SACK / timestamp / window-scale options the
 //                         cookie kept, and the client's TSval. Invalid: handled as without a proxy
@@ -186,10 +187,15 @@ export class SynProxy {
   #cookieAck(h: SynproxyHost, p: Pkt, svc: VirtualService, now: number): Verdict | undefined {
     const buf = p.buf;
     const l4 = p.l4;
-    const clientIsn = (readU32(buf, l4 + 4) - 1) >>> 0;
+    let clientIsn = (readU32(buf, l4 + 4) - 1) >>> 0;
     const cookie = (readU32(buf, l4 + 8) - 1) >>> 0;
     const n = this.#tupleOf(p);
-    const got = this.cookies.check(this.#tuple, n, clientIsn, cookie, now);
+    let got = this.cookies.check(this.#tuple, n, clientIsn, cookie, now);
+    // The handshake's ACK was lost: the client, facing our zero window, probes with seq = ISN.
+    if (got === undefined && p.end === l4 + (buf[l4 + 12]! >>> 4) * 4) {
+      got = this.cookies.check(this.#tuple, n, (clientIsn + 1) >>> 0, cookie, now);
+      if (got !== undefined) clientIsn = (clientIsn + 1) >>> 0;
+    }
     if (got === undefined) {
       h.counters.synCookiesBad++;
       return undefined;

@@ -89,6 +89,11 @@ function run(): void {
   });
   pipeline.neighbours.onLearn = (addr, mac) => post({ t: "learned", addr, mac: Uint8Array.from(mac) });
   const engine = new PacketEngine(io, pipeline, now, setup.batch);
+  /** The pipeline's counters with the kernel's drops at this worker's socket folded in. */
+  const countersWithSocketDrops = () => {
+    pipeline.counters.rxSocketDrops += io.socketDrops?.() ?? 0;
+    return pipeline.counters.snapshot();
+  };
   const expiry = setInterval(() => {
     try {
       conns.heapUsed = heapUsedFraction();
@@ -128,7 +133,7 @@ function run(): void {
       })),
       connections: conns.size,
       dropped: conns.dropped,
-      plane: pipeline.counters.snapshot(),
+      plane: countersWithSocketDrops(),
       synced: { ...synced },
     };
     if (withConns) {
