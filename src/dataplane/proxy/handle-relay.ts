@@ -20,7 +20,6 @@
 // in tcp-relay.ts. When the table removes the entry while the handles are open (idle timeout,
 // expire_nodest_conn) both are reset.
 
-import { isIPv6 } from "node:net";
 import { formatEndpoint } from "../../core/addr.ts";
 import type { BoundConn } from "../../core/conn/conn.ts";
 import {
@@ -39,6 +38,11 @@ import { proxyHeader } from "./proxy-protocol.ts";
 import { type Arrival, admitTcpClient, type PlaneSlot, plainAddr, type TcpRelayContext } from "./tcp-relay.ts";
 
 type Dir = "in" | "out";
+
+/** Bytes after which a direction reads into a buffer of its own (see #ownBuffer). */
+const BULK_BYTES = 256 * 1024;
+/** The size of that buffer: libuv's usual read size. */
+const BULK_BUFFER = 64 * 1024;
 
 /** What a closing handle's reads go to (the binding accepts only a function). */
 function ignoreRead(): void {}
@@ -79,6 +83,12 @@ export class HandleRelay implements PlaneSlot {
   /** The descriptor taken at accept for the first real-server socket is still unused. */
   #backendFdTaken = true;
   #connectTimer: NodeJS.Timeout | undefined;
+  /** Bytes read so far per direction (until the direction gets its own buffer). */
+  #readIn = 0;
+  #readOut = 0;
+  /** The direction's own read buffer, once it is a bulk transfer. */
+  #bufIn: Buffer | undefined;
+  #bufOut: Buffer | undefined;
 
   private constructor(
     uv: TcpBinding,
@@ -144,7 +154,7 @@ export class HandleRelay implements PlaneSlot {
     req.address = conn.daddr;
     req.port = conn.dport;
     req.oncomplete = (status) => this.#onConnect(b, status);
-    const rc = isIPv6(conn.daddr) ? b.connect6(req, conn.daddr, conn.dport) : b.connect(req, conn.daddr, conn.dport);
+    const rc = conn.daddr.includes(":") ? b.connect6(req, conn.daddr, conn.dport) : b.connect(req, conn.daddr, conn.dport);
     if (rc !== 0) {
       this.#closeBackend(false);
       this.#connectFailed(uvError(rc, "connect"));
@@ -254,7 +264,12 @@ export class HandleRelay implements PlaneSlot {
 
   #onRead(dir: Dir, ab: ArrayBuffer | undefined): void {
     const n = this.#uv.readResult();
-    if (n > 0 && ab !== undefined) {
+    if (n > 0) {
+      const data =
+        ab !== undefined
+          ? Buffer.from(ab, this.#uv.readOffset(), n)
+          : (dir === "in" ? this.#bufIn : this.#bufOut)?.subarray(0, n);
+      if (data === undefined) return;
       const ctx = this.#ctx;
       const conn = this.#conn;
       if (!conn.dest.available && ctx.conns.options.expireNodestConn) {
@@ -267,7 +282,9 @@ export class HandleRelay implements PlaneSlot {
       const now = ctx.clock.now();
       ctx.conns.touch(conn, now);
       if (dir === "in") ctx.syncIn?.(conn, now);
-      this.#write(dir, Buffer.from(ab, this.#uv.readOffset(), n));
+      this.#write(dir, data);
+      if (ab !== undefined && (dir === "in" ? (this.#readIn += n) : (this.#readOut += n)) >= BULK_BYTES)
+        this.#ownBuffer(dir);
       return;
     }
     if (n === UV_EOF) {
@@ -276,6 +293,27 @@ export class HandleRelay implements PlaneSlot {
       return;
     }
     if (n < 0) this.#failed(dir === "in" ? "client" : "backend", uvError(n, "read"));
+  }
+
+  /**
+   * A direction that has carried BULK_BYTES is a bulk transfer: from now on its reads land in a
+   * buffer of its own instead of a fresh allocation per read (Node allocates up to 64 KiB per read
+   * otherwise, and the garbage collector pays for each). Reusing it is safe because the source
+   * stops reading while a write from the buffer is pending. Short exchanges never get one, so an
+   * idle connection costs no buffer.
+   */
+  #ownBuffer(dir: Dir): void {
+    const src = dir === "in" ? this.#client : this.#backend;
+    if (src === undefined || typeof src.useUserBuffer !== "function") return;
+    const buf = Buffer.allocUnsafeSlow(BULK_BUFFER);
+    if (dir === "in") {
+      if (this.#bufIn) return;
+      this.#bufIn = buf;
+    } else {
+      if (this.#bufOut) return;
+      this.#bufOut = buf;
+    }
+    src.useUserBuffer(buf);
   }
 
   /** Write bytes read from one side to the other; the source pauses while the write is pending. */
@@ -309,11 +347,21 @@ export class HandleRelay implements PlaneSlot {
     } else if (--this.#pendingOut === 0 && !this.#backendEnded && this.#backendOpen) this.#backend?.readStart();
   }
 
-  /** An end of stream from one side: pass it on as a shutdown of the other side's write half. */
+  /**
+   * An end of stream from one side: pass it on as a shutdown of the other side's write half. The
+   * second one, with nothing left to write either way, closes both handles at once: close() sends
+   * the FIN the shutdown would have (every byte of both sides has been read, so it is not a
+   * reset), one system call and one wake-up less per connection.
+   */
   #onEnd(dir: Dir): void {
     if (dir === "in") this.#clientEnded = true;
     else this.#backendEnded = true;
     this.#halfClosed(dir);
+    if (this.#clientEnded && this.#backendEnded && this.#pendingIn === 0 && this.#pendingOut === 0) {
+      this.#closeClient(false);
+      this.#closeBackend(false);
+      return;
+    }
     const dst = dir === "in" ? this.#backend : this.#client;
     const open = dir === "in" ? this.#backendOpen : this.#clientOpen;
     if (dst === undefined || !open) return;

@@ -33,6 +33,8 @@ export interface TcpHandle {
   readStop(): number;
   writeBuffer(req: WriteReq, data: Uint8Array): number;
   shutdown(req: ShutdownReq): number;
+  /** Read into this buffer from now on (onread then gets no ArrayBuffer; the bytes start at 0). */
+  useUserBuffer?(buf: Uint8Array): void;
   close(cb?: () => void): void;
   /** Close with a reset (SO_LINGER 0); 0 or a negative errno (then the handle is still open). */
   reset?(cb?: () => void): number;
