@@ -154,7 +154,9 @@ export class HandleRelay implements PlaneSlot {
     req.address = conn.daddr;
     req.port = conn.dport;
     req.oncomplete = (status) => this.#onConnect(b, status);
-    const rc = conn.daddr.includes(":") ? b.connect6(req, conn.daddr, conn.dport) : b.connect(req, conn.daddr, conn.dport);
+    const rc = conn.daddr.includes(":")
+      ? b.connect6(req, conn.daddr, conn.dport)
+      : b.connect(req, conn.daddr, conn.dport);
     if (rc !== 0) {
       this.#closeBackend(false);
       this.#connectFailed(uvError(rc, "connect"));
