@@ -38,3 +38,17 @@ test("each decision carries its reason", () => {
   );
   assert.equal(decideVips([svc("10.0.0.1", true)], true)[0]?.reason, "draining");
 });
+
+test("a hold (a sync backup still resyncing) announces nothing and says why; draining says draining", () => {
+  const hold = "waiting for the sync backup's bulk resync";
+  const d = decideVips([svc("10.0.0.1", true), svc("10.0.0.2", undefined, 1)], false, hold);
+  assert.deepEqual(
+    d.map((x) => [x.vip, x.announce, x.reason]),
+    [
+      ["10.0.0.1", false, hold],
+      ["10.0.0.2", false, hold],
+    ],
+  );
+  assert.equal(decideVips([svc("10.0.0.1", true)], true, hold)[0]?.reason, "draining");
+  assert.deepEqual(announcedVips(decideVips([svc("10.0.0.1", true)], false, undefined)), ["10.0.0.1"]);
+});

@@ -23,7 +23,15 @@ export interface VipDecision {
   reason: string;
 }
 
-export function decideVips(services: readonly ServiceServeView[], draining: boolean): VipDecision[] {
+/**
+ * `hold`: a reason to announce nothing yet although the services could serve (a sync backup still
+ * getting the table from its peers: flows sent here now would find no entry).
+ */
+export function decideVips(
+  services: readonly ServiceServeView[],
+  draining: boolean,
+  hold?: string | undefined,
+): VipDecision[] {
   const byVip = new Map<string, ServiceServeView[]>();
   for (const s of services) {
     if (s.addr === undefined) continue;
@@ -35,6 +43,7 @@ export function decideVips(services: readonly ServiceServeView[], draining: bool
   for (const [vip, list] of byVip) {
     let reason = "every service on it can serve";
     if (draining) reason = "draining";
+    else if (hold !== undefined) reason = hold;
     else {
       const lost = list.filter((s) => s.quorumUp === false).length;
       const empty = list.filter((s) => s.quorumUp === undefined && s.servingDests === 0).length;

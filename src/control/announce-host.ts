@@ -44,6 +44,8 @@ export interface AnnounceHostDeps {
   services: ServiceTable;
   quorumUp: (serviceId: string) => boolean | undefined;
   log: Logger;
+  /** Why to announce nothing yet (a sync backup's bulk resync under way), or undefined. */
+  hold?: () => string | undefined;
 }
 
 export class AnnounceHost {
@@ -69,7 +71,7 @@ export class AnnounceHost {
   }
 
   #decide(): string[] {
-    this.#decisions = decideVips(this.views(), this.#draining);
+    this.#decisions = decideVips(this.views(), this.#draining, this.#deps.hold?.());
     return announcedVips(this.#decisions);
   }
 

@@ -273,6 +273,8 @@ export class Daemon {
       services: this.services,
       quorumUp: (id) => this.health.quorumUp(id),
       log: this.log.child({ part: "announce" }),
+      // A director joining a sync mesh attracts flows only once it holds their entries.
+      hold: () => (this.sync.resyncPending() ? "waiting for the sync backup's bulk resync" : undefined),
     });
   }
 

@@ -141,9 +141,12 @@ test("a backup that starts asks for the table and gets all of it (bulk resync)",
   const backup = daemonsFor(b.table, group);
   master.start(spec("master"));
   await sleep(5);
+  assert.equal(backup.resyncPending(), false, "no backup: nothing pending");
   backup.start(spec("backup"));
+  assert.equal(backup.resyncPending(), true, "a backup that just started waits for the table");
   for (let i = 0; i < 100 && !backup.status()[0]?.includes("resync complete"); i++) await sleep(10);
   assert.match(backup.status()[0] ?? "", /resync complete \(400 entries from peer\d/);
+  assert.equal(backup.resyncPending(), false, "complete: nothing pending");
   assert.equal(b.table.size, 400);
   const key = (c: Conn) => `${c.caddr}:${c.cport} ${c.daddr}:${c.dport} ${c.stateName} ${c.template}`;
   assert.deepEqual([...b.table.entries()].map(key).sort(), [...m.table.entries()].map(key).sort());
@@ -158,6 +161,7 @@ test("with no master answering, the backup gives up after its tries and says so"
   backup.start(spec("backup"));
   await sleep(200);
   assert.match(backup.status()[0] ?? "", /resync not answered/);
+  assert.equal(backup.resyncPending(), false, "given up: no longer pending");
   backup.close();
 });
 

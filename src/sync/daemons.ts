@@ -211,6 +211,15 @@ export class SyncDaemons {
     if (this.#backup) this.stop("backup");
   }
 
+  /**
+   * Whether a backup runs whose bulk resync is still under way (requested, not yet answered, tries
+   * left): a director joining a sync mesh waits for it before it attracts flows (announce-host.ts).
+   */
+  resyncPending(): boolean {
+    const b = this.#backup;
+    return b !== undefined && b.failed === undefined && b.resync.done === undefined && b.resync.tries < RESYNC_TRIES;
+  }
+
   /** Lines for `tvs status`. */
   status(): string[] {
     const out: string[] = [];

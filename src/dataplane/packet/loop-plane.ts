@@ -12,6 +12,7 @@ import type { ServiceKey, ServiceOptions, VirtualService } from "../../core/serv
 import type { PlaneCounterSnapshot } from "./counters.ts";
 import { type BatchingIo, PacketEngine } from "./engine.ts";
 import { removeGuard } from "./host-guard.ts";
+import { kernelNextHop } from "./kernel-routes.ts";
 import { NativePacketIo } from "./native-io.ts";
 import { Pipeline } from "./pipeline.ts";
 import {
@@ -94,6 +95,7 @@ export class LoopPacketPlane {
       released: [...this.#released],
       tunClampMss: o.tunClampMss ?? false,
       fwmarkRules: this.#fwmarkRules,
+      clientNextHop: kernelNextHop(o.interface),
     });
     this.#pipeline = pipeline;
     this.#applySync();

@@ -99,6 +99,8 @@ export interface PipelineOptions {
   fwmarkRules?: readonly FwmarkRule[];
   /** Bounds of the IPv6 fragment reassembler (ipv6-reassembly.ts); defaults as the kernel's. */
   reassembly?: Partial<ReassemblyLimits>;
+  /** Next hop towards a client whose MAC is not known yet (kernel-routes.ts); default: the client. */
+  clientNextHop?: (addr: string) => string;
 }
 
 export class Pipeline implements TunContext, SynproxyHost {
@@ -157,6 +159,7 @@ export class Pipeline implements TunContext, SynproxyHost {
     this.addr6 = g6 ? ip6Bytes(g6) : undefined;
     this.mtu = o.mtu ?? 1500;
     this.tunClampMss = o.tunClampMss ?? false;
+    this.clientNextHop = o.clientNextHop;
     this.#extraVips = [...(o.vips ?? [])];
     this.localPool = new LocalPool(o.localAddrs ?? [], o.worker);
     this.synproxy = new SynProxy(o.random32 ?? randomWord);
@@ -293,6 +296,8 @@ export class Pipeline implements TunContext, SynproxyHost {
   toMac(p: Pkt, mac: Uint8Array): Verdict {
     return this.#egress.toMac(p, mac);
   }
+
+  readonly clientNextHop: ((addr: string) => string) | undefined;
 
   toNeighbour(p: Pkt, addr: string, _family: 4 | 6): Verdict {
     return this.#egress.toNeighbour(p, addr);

@@ -190,7 +190,14 @@ async function runEcmp(values: LabValues, ctx: LabContext): Promise<LabOutcome> 
       await runIn(router.ns, "sysctl", ["-qw", k]);
     await ipIn(client.ns, "addr", "add", `${L.client}/24`, "dev", "eth0");
     await ipIn(client.ns, "route", "add", "default", "via", L.routerOutside);
-    for (const [i, h] of dh.entries()) await ipIn(h.ns, "addr", "add", `${L.directors[i]}/24`, "dev", "eth0");
+    // The client is behind the router: it shares the lab's one segment, but answers ARP only from
+    // its own subnet (arp_ignore=2), so a director can reach it only through the router, as over
+    // a routed network. Each director's kernel routes the client's subnet via the router.
+    await runIn(client.ns, "sysctl", ["-qw", "net.ipv4.conf.all.arp_ignore=2"]);
+    for (const [i, h] of dh.entries()) {
+      await ipIn(h.ns, "addr", "add", `${L.directors[i]}/24`, "dev", "eth0");
+      await ipIn(h.ns, "route", "add", "default", "via", L.routerInside);
+    }
     for (const [i, h] of rh.entries()) {
       await ipIn(h.ns, "addr", "add", `${L.reals[i]}/24`, "dev", "eth0");
       await ipIn(h.ns, "route", "add", "default", "via", L.routerInside);

@@ -21,6 +21,7 @@ import { applyChanges, diffTable, type ServiceImage } from "../../../core/table-
 import { heapUsedFraction } from "../../../platform/heap-use.ts";
 import { loadNative } from "../../../platform/native-addon.ts";
 import { PacketEngine } from "../engine.ts";
+import { kernelNextHop } from "../kernel-routes.ts";
 import { NativePacketIo } from "../native-io.ts";
 import { Pipeline } from "../pipeline.ts";
 import { ReplicaSerials } from "./incarnations.ts";
@@ -86,6 +87,7 @@ function run(): void {
     released: setup.released,
     tunClampMss: setup.tunClampMss,
     worker: { index: setup.index, of: setup.workers },
+    clientNextHop: kernelNextHop(setup.ifname),
   });
   pipeline.neighbours.onLearn = (addr, mac) => post({ t: "learned", addr, mac: Uint8Array.from(mac) });
   const engine = new PacketEngine(io, pipeline, now, setup.batch);

@@ -71,6 +71,11 @@ export interface XmitContext {
   toNeighbour(p: Pkt, addr: string, family: 4 | 6): Verdict;
   /** Send the frame to a known MAC. */
   toMac(p: Pkt, mac: Uint8Array): Verdict;
+  /**
+   * The on-link next hop towards a client whose MAC no packet has taught (kernel-routes.ts): the
+   * gateway of the host's route to it, or the client itself. Absent: the client itself.
+   */
+  readonly clientNextHop?: ((addr: string) => string) | undefined;
   drop(reason: DropReason): Verdict;
   /** ICMP "fragmentation needed" back to the sender of p, from p's destination address. */
   fragNeeded(p: Pkt, mtu: number): void;
@@ -136,5 +141,5 @@ export function decrementTtl(p: Pkt): boolean {
  */
 export function toClient(ctx: XmitContext, p: Pkt, conn: Conn, plane: ConnPlane): Verdict {
   if (plane.cmacKnown) return ctx.toMac(p, plane.cmac);
-  return ctx.toNeighbour(p, conn.caddr, conn.family);
+  return ctx.toNeighbour(p, ctx.clientNextHop?.(conn.caddr) ?? conn.caddr, conn.family);
 }
