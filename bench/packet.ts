@@ -6,7 +6,8 @@
 // (bench/tools/udpgen.c, built here with gcc) in the client namespace sends 18-byte datagrams
 // from 16 flows for a bounded time.
 //
-// Many-flow rows: NAT and FULLNAT with 64k concurrent flows (bench/tools/udpflows.c: a raw-socket
+// Many-flow rows (with the entries each run made: conntrack's count, tvsd's connections
+// scheduled): NAT and FULLNAT with 64k concurrent flows (bench/tools/udpflows.c: a raw-socket
 // generator cycling over 65,536 source address:port pairs, so every packet is a lookup in a table
 // of 64k live entries; the table is filled by one untimed pass first), and NAT with a new flow on
 // every packet (each packet misses, is scheduled and creates an entry), side by side with the
@@ -43,7 +44,8 @@ const GEN = "/tmp/tvs-bench-udpgen";
 const FLOWGEN = "/tmp/tvs-bench-udpflows";
 /** Concurrent flows of the many-flow rows, and packets of the new-flow-per-packet rows. */
 const FLOWS = 65_536;
-const NEW_FLOWS = 150_000;
+// Below conntrack's 262,144 together with the two 64k runs before it (their entries live 30 s).
+const NEW_FLOWS = 120_000;
 /** FULLNAT local addresses: two, so 64k flows fit the local ports (about 64k per address). */
 const LOCAL_ADDRS = ["192.168.122.31", "192.168.122.32"];
 
@@ -72,6 +74,8 @@ interface Row {
   sent: number;
   /** Many-flow rows: packets that reached the director's interface. */
   atDirector?: number;
+  /** Many-flow rows: entries the run made (conntrack's count, or tvsd's connections scheduled). */
+  entries?: number;
   received: number;
   pps: number;
   cpuSeconds: number;
@@ -129,7 +133,9 @@ async function flowBlast(
   label: string,
   srcBase: string,
   mode: "cycle" | "new",
+  entries: () => Promise<number>,
 ): Promise<Row> {
+  const entries0 = await entries();
   const gen = (count: number, secs: number) =>
     runIn(topo.client.ns, FLOWGEN, [VIP, String(PORT), srcBase, String(FLOWS), mode, String(count), String(secs)], {
       timeoutMs: (secs + 30) * 1000,
@@ -146,12 +152,14 @@ async function flowBlast(
   const cpuSeconds = cpu() - cpu0;
   const received = (await rxPackets(topo)) - before;
   const atDirector = (await directorRx(topo)) - atDirector0;
+  const made = (await entries()) - entries0;
   const [, sent, ns] = out.stdout.trim().split(" ");
   const secs = Number(ns) / 1e9;
   return {
     path: label,
     sent: Number(sent),
     atDirector,
+    entries: made,
     received,
     pps: received / secs,
     cpuSeconds,
@@ -171,7 +179,7 @@ async function startTvsd(
   topo: Topology,
   fwd: "-g" | "-m" | "--fullnat",
   extra: string[],
-): Promise<{ tvsd: ReturnType<typeof spawnIn>; stop: () => Promise<void> }> {
+): Promise<{ tvsd: ReturnType<typeof spawnIn>; connsScheduled: () => Promise<number>; stop: () => Promise<void> }> {
   const sock = `/tmp/${topo.lab.prefix}-bench.sock`;
   rmSync(sock, { force: true });
   const tvsd = spawnIn(topo.director.ns, process.execPath, [
@@ -195,6 +203,12 @@ async function startTvsd(
   await sleep(500);
   return {
     tvsd,
+    connsScheduled: async () => {
+      const snap = JSON.parse((await adm("-L", "-n", "--stats", "--json")).stdout) as {
+        services: { stats: { conns: number } }[];
+      };
+      return snap.services.reduce((a, x) => a + x.stats.conns, 0);
+    },
     stop: async () => {
       const exited = new Promise((r) => tvsd.once("exit", r));
       tvsd.kill("SIGTERM");
@@ -244,7 +258,9 @@ async function manyFlows(topo: Topology): Promise<FlowRow[]> {
   try {
     for (const [label, masq, mode, load] of kernelRuns) {
       await runIn(dir, "nft", ["-f", "-"], { input: nftRules(topo, masq) });
-      rows.push({ path: label, load, row: await flowBlast(topo, softirqSeconds, label, base(), mode) });
+      const count = () =>
+        runIn(dir, "cat", ["/proc/sys/net/netfilter/nf_conntrack_count"]).then((r) => Number(r.stdout.trim()));
+      rows.push({ path: label, load, row: await flowBlast(topo, softirqSeconds, label, base(), mode, count) });
       await runIn(dir, "nft", ["delete", "table", "ip", "tvsbench"]);
     }
   } finally {
@@ -268,7 +284,7 @@ async function manyFlows(topo: Topology): Promise<FlowRow[]> {
         path: label,
         load,
         against,
-        row: await flowBlast(topo, () => processSeconds(pid), label, base(), mode),
+        row: await flowBlast(topo, () => processSeconds(pid), label, base(), mode, t.connsScheduled),
       });
     } finally {
       await t.stop();
@@ -350,7 +366,7 @@ async function main(): Promise<void> {
       `\nmany flows, small UDP (18-byte payload), ${SECONDS} s each (new flow/packet: at most ${NEW_FLOWS} packets); kernel rows: nft NAT over conntrack in the director namespace`,
     );
     console.log(
-      "path                        load              sent        at director  received    pps        CPU s    µs CPU/pkt  ratio to nft pps  ratio to nft µs/pkt",
+      "path                        load              entries   sent        at director  received    pps        CPU s    µs CPU/pkt  ratio to nft pps  ratio to nft µs/pkt",
     );
     for (const f of flowRows) {
       const r = f.row;
@@ -358,7 +374,7 @@ async function main(): Promise<void> {
       const ratio = ref ? (r.pps / ref.pps).toFixed(2) : "";
       const cpuRatio = ref ? (r.usPerPacket / ref.usPerPacket).toFixed(2) : "";
       console.log(
-        `${f.path.padEnd(26)}  ${f.load.padEnd(16)}  ${String(r.sent).padEnd(10)}  ${String(r.atDirector ?? "").padEnd(11)}  ${String(r.received).padEnd(10)}  ${Math.round(r.pps).toString().padEnd(9)}  ${r.cpuSeconds.toFixed(2).padEnd(7)}  ${r.usPerPacket.toFixed(2).padEnd(10)}  ${ratio.padEnd(16)}  ${cpuRatio}`,
+        `${f.path.padEnd(26)}  ${f.load.padEnd(16)}  ${String(r.entries ?? "").padEnd(8)}  ${String(r.sent).padEnd(10)}  ${String(r.atDirector ?? "").padEnd(11)}  ${String(r.received).padEnd(10)}  ${Math.round(r.pps).toString().padEnd(9)}  ${r.cpuSeconds.toFixed(2).padEnd(7)}  ${r.usPerPacket.toFixed(2).padEnd(10)}  ${ratio.padEnd(16)}  ${cpuRatio}`,
       );
     }
   }
