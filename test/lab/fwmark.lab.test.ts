@@ -4,6 +4,7 @@
 // listens on 80 and 443. For DR and NAT: each of six client addresses reaches one real server on
 // both ports (the template is keyed by the mark, not the port), the clients spread over both
 // real servers, tvs fwmark shows the rule feeding FWM 1, and a mark no rule sets is warned about.
+// NAT runs once more with two packet workers (the steering keeps a persistent client on one).
 import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
 import { test } from "node:test";
@@ -15,14 +16,22 @@ import { UDP_PORT } from "../../src/lab/topology.ts";
 const root = process.getuid?.() === 0;
 const HTTPS_PORT = 443;
 
-for (const mode of ["dr", "nat"] as const) {
+const CASES = [
+  { mode: "dr", workers: 1 },
+  { mode: "nat", workers: 1 },
+  // Two packet workers: the steering program keeps a persistent fwmark service's client on one worker.
+  { mode: "nat", workers: 2 },
+] as const;
+
+for (const { mode, workers } of CASES) {
   test(
-    `fwmark ${mode}: one client's ports 80 and 443 reach one real server; clients spread`,
+    `fwmark ${mode}${workers > 1 ? `, ${workers} packet workers` : ""}: one client's ports 80 and 443 reach one real server; clients spread`,
     { skip: root ? false : "needs root (network namespaces, raw sockets)", timeout: 180_000 },
     async (t) => {
       const vip = "192.168.122.22";
       const exp = await Experiment.start({
         mode,
+        workers,
         configure: false,
         tvsdArgs: ["--fwmark-rule", `tcp ${vip} 80,${HTTPS_PORT} mark 1`],
       });
