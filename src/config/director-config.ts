@@ -4,6 +4,7 @@
 // for the VRRP work, and the warnings found while reading. JSON-able: no classes, no functions.
 
 import type { DestSpec } from "../core/dest.ts";
+import type { FwmarkRule } from "../core/fwmark/rule.ts";
 import type { ServiceKey } from "../core/service.ts";
 import type { CheckerSpec } from "../health/checker-spec.ts";
 import type { DesiredState } from "./desired.ts";
@@ -87,6 +88,8 @@ export interface DirectorConfig {
   lvsSyncDaemon?: LvsSyncDaemonSpec;
   /** tvs_announce: announce the VIPs over BGP through BIRD (ECMP scale-out, docs/ecmp.md). */
   announce?: AnnounceConfig;
+  /** tvs_fwmark_rules: the packet plane's firewall-mark rules (after tvsd's own; docs/fwmark.md). */
+  fwmarkRules?: FwmarkRule[];
   /** global_defs (keepalived) or global options (ldirectord): keyword → words after it. */
   globals: Record<string, string[]>;
   warnings: Diagnostic[];

@@ -18,6 +18,7 @@ import { checkSysctl, type Sysctls } from "../core/conn/sysctl.ts";
 import type { DestSpec } from "../core/dest.ts";
 import { CoreError } from "../core/errors.ts";
 import type { FwmarkRule } from "../core/fwmark/rule.ts";
+import { MAX_FWMARK_RULES } from "../core/fwmark/rules-text.ts";
 import type { Logger } from "../core/log.ts";
 import { BatchError } from "../core/request.ts";
 import { createDefaultRegistry } from "../core/sched/all.ts";
@@ -256,9 +257,10 @@ export class Daemon {
     });
     await this.plane.start();
     this.#syncCounters();
+    const got = this.#opts.source ? await this.#opts.source() : undefined;
     // Rules before services: a fwmark service that arrives finds its rules (no spurious warning).
-    if (this.#opts.fwmarkRules) await this.#setFwmarkRules(this.#opts.fwmarkRules());
-    if (this.#opts.source) await this.#applySource(await this.#opts.source());
+    await this.#setFwmarkRules(this.#wantedFwmarkRules(got));
+    if (got) await this.#applySource(got);
     if (this.#opts.announce) this.announce = this.#makeAnnounce(this.#opts.announce);
     if (this.announce) await this.announce.start();
     this.#running = true;
@@ -465,6 +467,23 @@ export class Daemon {
   }
 
   /**
+   * The firewall-mark rules wanted now: tvsd's own (--fwmark-rule, --fwmark-rules FILE, read
+   * again here) first, then a keepalived.conf's tvs_fwmark_rules block. Throws when a file is bad.
+   */
+  #wantedFwmarkRules(got: DesiredState | DirectorConfig | undefined): FwmarkRule[] {
+    const own = this.#opts.fwmarkRules?.() ?? [];
+    const fromConfig = got !== undefined && isDirectorConfig(got) ? (got.fwmarkRules ?? []) : [];
+    const all = [...own, ...fromConfig];
+    if (all.length > MAX_FWMARK_RULES)
+      throw new CoreError(
+        "EINVAL",
+        "reload",
+        `Too many firewall-mark rules (${all.length}; at most ${MAX_FWMARK_RULES})`,
+      );
+    return all;
+  }
+
+  /**
    * Hand the plane new firewall-mark rules; refused (CoreError, rules unchanged) when the plane
    * cannot classify frames (the socket plane) or cannot carry these rules.
    */
@@ -512,18 +531,18 @@ export class Daemon {
     const at = new Date().toISOString();
     try {
       // Read everything before anything changes.
-      const rules = rulesSource?.();
       const got = source ? await source() : undefined;
+      const rules = this.#wantedFwmarkRules(got);
       const before = this.#fwmarkRules;
-      if (rules) await this.#setFwmarkRules(rules);
+      await this.#setFwmarkRules(rules);
       let n = 0;
       try {
         if (got) n = await this.#applySource(got);
       } catch (err) {
-        if (rules) await this.#setFwmarkRules(before).catch(() => undefined);
+        await this.#setFwmarkRules(before).catch(() => undefined);
         throw err;
       }
-      if (rules && JSON.stringify(rules) !== JSON.stringify(before)) {
+      if (JSON.stringify(rules) !== JSON.stringify(before)) {
         n++;
         this.log.info("Firewall-mark rules replaced", { rules: rules.length, before: before.length });
       }

@@ -19,7 +19,7 @@ import { defaultProxyOptions } from "../dataplane/proxy/options.ts";
 import { ProxyPlane } from "../dataplane/proxy/plane.ts";
 import { Daemon } from "./daemon.ts";
 import { type FwmarkRuleSource, loadFwmarkRules, parseFwmarkRuleOption } from "./fwmark-rules.ts";
-import { parseTvsdArgs, UsageError } from "./tvsd-main.ts";
+import { loadConfigFile, parseTvsdArgs, UsageError } from "./tvsd-main.ts";
 
 function tempDir(t: { after(fn: () => void): void }): string {
   const dir = mkdtempSync(join(tmpdir(), "fwmark-daemon-"));
@@ -100,6 +100,63 @@ test("rules from an option and a file, in order, shown with the service each one
   );
   assert.deepEqual(v.warnings.length, 1);
   assert.match(v.warnings[0]!, /FWM 1: no rule sets mark 1/);
+});
+
+test("keepalived.conf: tvs_fwmark_rules after tvsd's own rules, with virtual_server fwmark; reloaded with the file", async (t) => {
+  const dir = tempDir(t);
+  const conf = join(dir, "keepalived.conf");
+  const write = (rule: string) =>
+    writeFileSync(
+      conf,
+      [
+        "tvs_fwmark_rules {",
+        `    ${rule}`,
+        "}",
+        "virtual_server fwmark 1 {",
+        "    lb_algo rr",
+        "    lb_kind DR",
+        "    persistence_timeout 300",
+        "    real_server 10.0.0.21 { weight 1 }",
+        "}",
+        "",
+      ].join("\n"),
+    );
+  write("tcp 10.0.0.10 80,443 mark 1");
+  const d = new Daemon({
+    log: silentLogger,
+    source: async () => loadConfigFile(conf, "start"),
+    fwmarkRules: () => loadFwmarkRules([{ kind: "rule", rule: parseFwmarkRuleOption("udp 10.0.0.10 53 mark 1", 1) }]),
+    makePlane: async (deps) =>
+      new LoopPacketPlane({
+        ...deps,
+        interface: "mem0",
+        io: new MemoryPacketIo(),
+        mac: parseMac("02:00:00:00:00:01"),
+        addr4: "10.0.0.1",
+        guard: false,
+      }),
+  });
+  t.after(() => d.stop(0));
+  await d.start();
+  let v = await d.fwmark();
+  assert.deepEqual(
+    v.rules.map((r) => [r.text, r.origin, r.service]),
+    [
+      ["udp 10.0.0.10 53 mark 1", "--fwmark-rule 1", "fwmark 1 ipv4"],
+      ["tcp 10.0.0.10 80,443 mark 1", `${conf}:2`, "fwmark 1 ipv4"],
+    ],
+  );
+  assert.deepEqual(v.warnings, []);
+  write("tcp 10.0.0.10 8443 mark 1");
+  await d.reload();
+  v = await d.fwmark();
+  assert.deepEqual(
+    v.rules.map((r) => r.text),
+    ["udp 10.0.0.10 53 mark 1", "tcp 10.0.0.10 8443 mark 1"],
+  );
+  write("tcp 10.0.0.10 8443 mark one");
+  await assert.rejects(d.reload(), /keepalived\.conf:2:29: error: Invalid mark "one"/);
+  assert.equal((await d.fwmark()).rules[1]?.text, "tcp 10.0.0.10 8443 mark 1", "the rules in force stay");
 });
 
 test("an unreadable rules file stops the start with its name", async (t) => {

@@ -4,6 +4,7 @@
 // file is read so a group may be defined after its use, as keepalived allows.
 
 import { canonicalIp, formatIpv4, ipWords, parseIpv4, wordsToIp } from "../../core/addr.ts";
+import type { FwmarkRule } from "../../core/fwmark/rule.ts";
 import { MAX_FWMARK, serviceKeyId } from "../../core/service.ts";
 import type { DesiredService } from "../desired.ts";
 import { Diagnostics, type SourcePos } from "../diagnostics.ts";
@@ -12,6 +13,7 @@ import { parsePort, parseUint } from "../values.ts";
 import { emptyVrrpConfig } from "../vrrp-spec.ts";
 import { type AnnounceConfig, readAnnounce } from "./announce.ts";
 import { CHECKER_KEYWORDS, type PendingFileRef } from "./checkers.ts";
+import { readFwmarkRules } from "./fwmark-rules.ts";
 import { type LvsSyncDaemonSpec, readLvsSyncDaemon } from "./lvs-sync-daemon.ts";
 import { StmtReader } from "./reader.ts";
 import { readKeepalivedSource } from "./source.ts";
@@ -204,6 +206,7 @@ export function buildKeepalived(
   const vrrp = emptyVrrpConfig();
   let lvsSyncDaemon: LvsSyncDaemonSpec | undefined;
   let announce: AnnounceConfig | undefined;
+  let fwmarkRules: FwmarkRule[] | undefined;
 
   for (const s of tree) {
     const k = r.kw(s);
@@ -278,6 +281,10 @@ export function buildKeepalived(
           else r.unknown(c, "SSL");
           r.noBlock(c);
         }
+        break;
+      case "tvs_fwmark_rules":
+        if (fwmarkRules) r.diags.error(r.pos(s), "tvs_fwmark_rules is given twice");
+        else fwmarkRules = readFwmarkRules(r, s);
         break;
       case "tvs_announce":
         if (announce) r.diags.error(r.pos(s), "tvs_announce is given twice");
@@ -354,5 +361,6 @@ export function buildKeepalived(
   };
   if (lvsSyncDaemon) config.lvsSyncDaemon = lvsSyncDaemon;
   if (announce) config.announce = announce;
+  if (fwmarkRules) config.fwmarkRules = fwmarkRules;
   return { config, diagnostics: diags };
 }
