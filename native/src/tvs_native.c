@@ -15,6 +15,7 @@
 //   setFanoutProgram(fd, program)                     PACKET_FANOUT_DATA: a cBPF program for the group
 //   ifInfo(name)                                      index, MAC, MTU, flags of an interface
 //   poll(fd, events, cb) / pollStop(id)               uv_poll on the calling thread's loop
+//   probeOpen / probeConnect / probeCollect           batched TCP connect probes (tcp_probe.c)
 //   close(fd), constants
 //
 // Every descriptor is non-blocking and close-on-exec. Batched calls never allocate per packet:
@@ -38,6 +39,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include <uv.h>
+
+#include "tcp_probe.h"
 
 #define MAX_BATCH 64
 
@@ -804,6 +807,9 @@ NAPI_MODULE_INIT() {
       {"ifInfo", NULL, if_info, NULL, NULL, NULL, napi_enumerable, NULL},
       {"poll", NULL, poll_start, NULL, NULL, NULL, napi_enumerable, NULL},
       {"pollStop", NULL, poll_stop, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"probeOpen", NULL, tcp_probe_open, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"probeConnect", NULL, tcp_probe_connect, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"probeCollect", NULL, tcp_probe_collect, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns);
   napi_value c;

@@ -29,6 +29,7 @@ import type { Counters } from "../core/stats/counters.ts";
 import { RateEstimator } from "../core/stats/estimator.ts";
 import { EventBus } from "../observe/events.ts";
 import { heapUsedFraction } from "../platform/heap-use.ts";
+import { TcpProber } from "../platform/tcp-prober.ts";
 import type { SyncDaemons } from "../sync/daemons.ts";
 import type { VipDriver, VrrpHost } from "../vrrp/io.ts";
 import { type PreparedVrrp, VrrpManager } from "../vrrp/manager.ts";
@@ -225,10 +226,20 @@ export class Daemon {
         this.lvsSync.onState(e);
       });
     } else this.vrrp = undefined;
+    const healthLog = this.log.child({ part: "health" });
     this.health = new HealthSupervisor({
       // Through the daemon, so the plane vets and learns of every change the checks make.
       executor: { services: this.services, exec: (r) => this.exec(r) },
-      log: this.log.child({ part: "health" }),
+      log: healthLog,
+      // TCP_CHECK through the native addon's batch prober when it is built; else libuv sockets.
+      createProber: () => {
+        try {
+          return new TcpProber();
+        } catch (err) {
+          healthLog.info("TCP connect checks use libuv sockets", { reason: (err as Error).message });
+          return undefined;
+        }
+      },
       onEvent: (e) =>
         this.events.publish({
           type: e.type,

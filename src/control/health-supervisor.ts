@@ -38,7 +38,7 @@ import { type ServiceKey, serviceKeyId, type VirtualService } from "../core/serv
 import { normalizeKey } from "../core/service-table.ts";
 import type { Checker } from "../health/checker.ts";
 import type { CheckerSpec } from "../health/checker-spec.ts";
-import { type HealthEvent, HealthRunner, type TimerSource } from "../health/runner.ts";
+import { type HealthEvent, HealthRunner, type HealthRunnerOptions, type TimerSource } from "../health/runner.ts";
 import { ServerHealth, type ServerHealthEvent } from "../health/server-health.ts";
 import type { CheckView, ExecRequest } from "./api/protocol.ts";
 import { destKey, liveWeight, type PoolServer, type PoolSorry, poolDests, sorryInUse } from "./health/pool.ts";
@@ -58,6 +58,8 @@ export interface HealthSupervisorOptions {
   random?: () => number;
   /** Checker factory (tests pass fakes; default the built-in checkers). */
   createChecker?: (spec: CheckerSpec) => Checker;
+  /** Engine for plain TCP connects (the daemon's native batch prober); see HealthRunnerOptions. */
+  createProber?: HealthRunnerOptions["createProber"];
   /** delay_loop jitter in the runner (default true). */
   jitter?: boolean;
   /**
@@ -134,6 +136,7 @@ export class HealthSupervisor {
       ...(opts.random ? { random: opts.random } : {}),
       ...(opts.createChecker ? { createChecker: opts.createChecker } : {}),
       ...(opts.jitter !== undefined ? { jitter: opts.jitter } : {}),
+      ...(opts.createProber ? { createProber: opts.createProber } : {}),
     });
   }
 

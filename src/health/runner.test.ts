@@ -9,6 +9,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { ManualClock } from "../core/clock.ts";
+import { nativeStatus } from "../platform/native-addon.ts";
+import { TcpProber } from "../platform/tcp-prober.ts";
 import type { Checker } from "./checker.ts";
 import {
   type CheckerSpec,
@@ -465,4 +467,70 @@ test("a connect the server never answers is cut off at connect_timeout", async (
   await until("the down event", () => events.length === 1);
   assert.equal(events[0]?.reason, "Timed out after 150 ms");
   assert.equal(runner.status()[0]?.inFlight, false);
+});
+
+// The same transitions through the native batch prober the daemon uses when the addon is built.
+const native = nativeStatus();
+const noNative = native.ok ? false : `native addon unavailable: ${native.reason}`;
+
+test(
+  "native prober: up, down after retry + 1 refused connects, up again; status shows attempts",
+  { skip: noNative },
+  async (t) => {
+    const prober = new TcpProber();
+    t.after(() => prober.close());
+    const l = await listenTcp(() => {});
+    const { runner, events, results } = recordingRunner(t, { createProber: () => prober });
+    runner.add({ id: "p", address: "127.0.0.1", port: l.port, spec: tcp({ retry: 1 }) });
+    await until("three good checks", () => (results.get("p")?.length ?? 0) >= 3);
+    assert.equal(events.length, 0);
+    assert.equal(runner.status()[0]?.lastResult?.reason, "Connected");
+    const port = l.port;
+    await l.close();
+    await until("the down event", () => events.length === 1);
+    assert.equal(events[0]?.reason, "Connection refused (2 failures)");
+    assert.deepEqual(results.get("p")?.slice(-2), [false, false]);
+    const again = await listenTcp(() => {}, "127.0.0.1", port);
+    t.after(() => again.close());
+    await until("the up event", () => events.length === 2);
+    assert.equal(events[1]?.type, "up");
+    assert.equal(prober.inFlight, runner.running);
+  },
+);
+
+test(
+  "native prober: a connect never answered is cut off at connect_timeout; removal closes the probe",
+  { skip: noNative },
+  async (t) => {
+    const u = await unansweredTcp();
+    if (!u) {
+      t.skip("python3 is not available for the never-accepting listener");
+      return;
+    }
+    t.after(() => u.close());
+    const prober = new TcpProber();
+    t.after(() => prober.close());
+    const { runner, events } = recordingRunner(t, { createProber: () => prober });
+    const started = performance.now();
+    runner.add({ id: "x", address: "127.0.0.1", port: u.port, spec: tcp({ connectTimeoutMs: 150 }) });
+    await until("the down event", () => events.length === 1);
+    assert.ok(performance.now() - started >= 150, "not before the time limit");
+    assert.equal(events[0]?.reason, "Timed out after 150 ms");
+    assert.equal(runner.status()[0]?.inFlight, false);
+    await until("the next attempt in flight", () => prober.inFlight === 1);
+    runner.remove("x");
+    assert.equal(prober.inFlight, 0, "removal closed the probe");
+    assert.equal(runner.running, 0);
+  },
+);
+
+test("native prober: a scoped IPv6 target falls back on the socket path", { skip: noNative }, async (t) => {
+  const prober = new TcpProber();
+  t.after(() => prober.close());
+  const { runner, results } = recordingRunner(t, { createProber: () => prober });
+  const port = await closedPort();
+  runner.add({ id: "s", address: "fe80::1%lo", port, spec: tcp({ connectTimeoutMs: 300 }) });
+  await until("a result", () => (results.get("s")?.length ?? 0) >= 1);
+  assert.equal(prober.inFlight, 0);
+  assert.equal(runner.status()[0]?.lastResult?.ok, false);
 });

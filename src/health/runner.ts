@@ -32,11 +32,12 @@ import {
   type CheckTarget,
   CheckTimeoutError,
   checkTarget,
+  elapsedMs,
   managedAbortController,
   timeoutReason,
 } from "./checker.ts";
 import type { CheckerSpec } from "./checker-spec.ts";
-import { type ConnectAttempt, type ConnectDone, startConnect } from "./checkers/tcp.ts";
+import { type ConnectAttempt, type ConnectDone, errnoText, startConnect } from "./checkers/tcp.ts";
 import { createChecker as defaultCreateChecker } from "./create-checker.ts";
 import { DeadlineHeap } from "./deadline-heap.ts";
 import {
@@ -91,6 +92,20 @@ export interface TimerSource {
   clearTimeout(handle: unknown): void;
 }
 
+/**
+ * A batch engine for plain TCP connects (the daemon passes the native addon's TcpProber,
+ * src/platform/tcp-prober.ts). start() returns a ticket (>= 0) and later calls `done(errno)` once
+ * (0 = connected), never from inside start(); or returns -errno when the connect failed at once;
+ * or throws when it cannot take this target (the runner then uses its own connect path).
+ * cancel(ticket) closes a connect in flight; no callback follows.
+ */
+export interface ConnectProber {
+  start(target: CheckTarget, done: (errno: number) => void): number;
+  cancel(ticket: number): void;
+  /** Release the engine (the runner calls it on stop()). */
+  close?(): void;
+}
+
 export interface HealthRunnerOptions {
   onEvent: (event: HealthEvent) => void;
   /** Every attempt's result, as it arrives (metrics, benchmarks); exceptions are ignored. */
@@ -105,6 +120,11 @@ export interface HealthRunnerOptions {
   jitter?: boolean;
   /** Checker factory (default: the built-in checkers). */
   createChecker?: (spec: CheckerSpec) => Checker;
+  /**
+   * Makes the engine for plain TCP connects, called once at the first plain connect (undefined =
+   * none); without one, or when it returns none, tcp.ts's startConnect (a libuv handle each).
+   */
+  createProber?: () => ConnectProber | undefined;
 }
 
 const realTimers: TimerSource = {
@@ -114,8 +134,9 @@ const realTimers: TimerSource = {
 
 const monotonic: Clock = { now: () => performance.now() };
 
-/** Placeholder until an entry's own completion callback is made. */
+/** Placeholders until an entry's own completion callbacks are made. */
 const notYet: ConnectDone = () => {};
+const notYetProbe = (_errno: number): void => {};
 
 interface Entry {
   target: HealthTarget;
@@ -138,6 +159,12 @@ interface Entry {
   timeoutMs: number;
   /** Lean TCP path: the connect in flight. */
   connect: ConnectAttempt | undefined;
+  /** Prober path: the ticket in flight (-1 none; -2 failed at start, result on its way). */
+  ticket: number;
+  /** Prober path: performance.now() at the start of the attempt. */
+  startedAt: number;
+  /** Prober path: this server's completion callback, made once. */
+  onProbe: (errno: number) => void;
   /** Promise path: the controller of the attempt in flight. */
   controller: AbortController | undefined;
   /** Promise path: the reusable controller whose signal attempts get. */
@@ -156,6 +183,9 @@ export class HealthRunner {
   readonly #maxConcurrent: number;
   readonly #jitter: boolean;
   readonly #createChecker: (spec: CheckerSpec) => Checker;
+  readonly #createProber: (() => ConnectProber | undefined) | undefined;
+  /** The engine once made (null: none to be had). */
+  #prober: ConnectProber | null | undefined;
   readonly #entries = new Map<string, Entry>();
   readonly #queue: Entry[] = [];
   /** Entries by slot; freed slots are reused. */
@@ -182,6 +212,8 @@ export class HealthRunner {
     this.#maxConcurrent = options.maxConcurrent ?? 1024;
     this.#jitter = options.jitter ?? true;
     this.#createChecker = options.createChecker ?? defaultCreateChecker;
+    this.#createProber = options.createProber;
+    this.#prober = options.createProber ? undefined : null;
     if (!(this.#maxConcurrent >= 1)) throw new RangeError(`Invalid maxConcurrent "${options.maxConcurrent}"`);
   }
 
@@ -215,12 +247,16 @@ export class HealthRunner {
       connectOnly: false,
       timeoutMs: 0,
       connect: undefined,
+      ticket: -1,
+      startedAt: 0,
+      onProbe: notYetProbe,
       controller: undefined,
       signalCtl: undefined,
       onConnect: notYet,
       removed: false,
     };
     e.onConnect = (ok, reason, latencyMs) => this.#connected(e, ok, reason, latencyMs);
+    e.onProbe = (errno) => this.#probed(e, errno);
     this.#slots[e.slot] = e;
     this.#entries.set(target.id, e);
     this.#schedule(e, this.#random() * Math.max(0, target.spec.warmupMs));
@@ -258,6 +294,8 @@ export class HealthRunner {
     this.#queue.length = 0;
     this.#deadlines.clear();
     this.#arm();
+    this.#prober?.close?.();
+    this.#prober = null;
   }
 
   has(id: string): boolean {
@@ -309,6 +347,7 @@ export class HealthRunner {
       e.queued = false;
     }
     if (e.connect) e.connect.cancel(why);
+    if (e.ticket !== -1) this.#cancelProbe(e, why);
     if (e.controller) abortAttempt(e.controller, new Error(why));
     const event = removalEvent(e.health, e.target.spec, e.target.id, why, this.#clock.now());
     if (event) {
@@ -379,6 +418,7 @@ export class HealthRunner {
       const e = list[i] as Entry;
       if (e.removed || !e.inFlight || e.attemptNo !== nos[i]) continue;
       if (e.connect) e.connect.cancel(timeoutReason(e.timeoutMs));
+      else if (e.ticket !== -1) this.#cancelProbe(e, timeoutReason(e.timeoutMs));
       else if (e.controller) abortAttempt(e.controller, new CheckTimeoutError(e.timeoutMs));
     }
   };
@@ -403,6 +443,8 @@ export class HealthRunner {
     this.#deadlines.set(2 * e.slot + 1, this.#clock.now() + e.timeoutMs);
     this.#arm();
     if (connectOnly || e.checker.plainConnect) {
+      if (this.#prober === undefined) this.#prober = this.#makeProber();
+      if (this.#prober && this.#probe(e)) return;
       e.connect = startConnect(e.checkTarget, e.onConnect);
       return;
     }
@@ -426,6 +468,51 @@ export class HealthRunner {
           latencyMs: 0,
         }),
     );
+  }
+
+  #makeProber(): ConnectProber | null {
+    try {
+      return this.#createProber?.() ?? null;
+    } catch {
+      return null;
+    }
+  }
+
+  /** Start a plain connect on the prober; false when it cannot take this target. */
+  #probe(e: Entry): boolean {
+    let ticket: number;
+    e.startedAt = performance.now();
+    try {
+      ticket = (this.#prober as ConnectProber).start(e.checkTarget, e.onProbe);
+    } catch {
+      return false;
+    }
+    if (ticket >= 0) {
+      e.ticket = ticket;
+      return true;
+    }
+    // Failed at once (-errno): report it from a microtask, as every other path reports.
+    e.ticket = -2;
+    queueMicrotask(() => this.#probed(e, -ticket));
+    return true;
+  }
+
+  /** The prober's completion. */
+  #probed(e: Entry, errno: number): void {
+    if (e.ticket === -1 || e.removed) return;
+    e.ticket = -1;
+    this.#finish(e, {
+      ok: errno === 0,
+      reason: errno === 0 ? "Connected" : errnoText(-errno),
+      latencyMs: elapsedMs(e.startedAt),
+    });
+  }
+
+  /** End a prober attempt early (time limit, removal) with `reason`. */
+  #cancelProbe(e: Entry, reason: string): void {
+    if (e.ticket >= 0) (this.#prober as ConnectProber).cancel(e.ticket);
+    e.ticket = -1;
+    this.#finish(e, { ok: false, reason, latencyMs: elapsedMs(e.startedAt) });
   }
 
   /** The lean path's completion (called once per connect attempt). */

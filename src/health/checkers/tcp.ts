@@ -54,7 +54,8 @@ const tcpWrap = loadTcpWrap();
 /** Which connect path this process uses ("tcp_wrap" or "net"), for benchmarks and status. */
 export const TCP_CONNECT_PATH: "tcp_wrap" | "net" = tcpWrap ? "tcp_wrap" : "net";
 
-function errnoText(status: number): string {
+/** The reason text of a failed connect from a libuv status / negative errno ("Connection refused"). */
+export function errnoText(status: number): string {
   let code: string;
   try {
     code = getSystemErrorName(status);
