@@ -86,6 +86,15 @@ export function daemonRuntime(d: Daemon): RuntimeView {
       drops: { ...c.drops },
       socketDrops: c.rxSocketDrops,
       synCookies: { sent: c.synCookiesSent, valid: c.synCookiesValid, invalid: c.synCookiesBad },
+      reassembly: {
+        fragmentsIn: c.fragmentsIn,
+        reassembled: c.reassembled,
+        handoffs: c.reassemblyHandoffs,
+        timeouts: c.reassemblyTimeouts,
+        evicted: c.reassemblyEvicted,
+        fragmentsOut: c.fragmentsOut,
+        memory: c.reassemblyMemory,
+      },
     };
   return view;
 }

@@ -103,6 +103,15 @@ test("health checks, drops by reason, VRRP and sync under their names", async ()
           drops: { noService: 7, tableFull: 3 },
           synCookies: { sent: 500, valid: 20, invalid: 6 },
           socketDrops: 42,
+          reassembly: {
+            fragmentsIn: 30,
+            reassembled: 10,
+            handoffs: 4,
+            timeouts: 2,
+            evicted: 1,
+            fragmentsOut: 29,
+            memory: 4096,
+          },
         },
         workers: 4,
         connRefused: 3,
@@ -153,6 +162,10 @@ test("health checks, drops by reason, VRRP and sync under their names", async ()
   assert.equal(sample(body, "tvs_synproxy_cookies_total", { result: "sent" }), 500);
   assert.equal(sample(body, "tvs_synproxy_cookies_total", { result: "invalid" }), 6);
   assert.equal(sample(body, "tvs_dataplane_socket_drops_total"), 42);
+  assert.equal(sample(body, "tvs_dataplane_ipv6_reassembly_total", { event: "reassembled" }), 10);
+  assert.equal(sample(body, "tvs_dataplane_ipv6_reassembly_total", { event: "timeout" }), 2);
+  assert.equal(sample(body, "tvs_dataplane_ipv6_reassembly_total", { event: "handoff" }), 4);
+  assert.equal(sample(body, "tvs_dataplane_ipv6_reassembly_bytes"), 4096);
   assert.equal(sample(body, "tvs_dataplane_workers"), 4);
   assert.equal(sample(body, "tvs_connection_table_refused_total"), 3);
   assert.equal(

@@ -551,6 +551,30 @@ function defineMetrics(reg: client.Registry, read: Read, counts: EventCounts, ve
     },
   );
   counter(
+    "tvs_dataplane_ipv6_reassembly_total",
+    "IPv6 fragment reassembly on the packet plane: fragments taken, datagrams reassembled, handed to another worker, timed out, evicted for memory, and fragments sent when cutting them again.",
+    ["event"],
+    (set) => {
+      const r = read().runtime.plane?.reassembly;
+      if (!r) return;
+      for (const [event, v] of [
+        ["fragment_in", r.fragmentsIn],
+        ["reassembled", r.reassembled],
+        ["handoff", r.handoffs],
+        ["timeout", r.timeouts],
+        ["evicted", r.evicted],
+        ["fragment_out", r.fragmentsOut],
+      ] as const)
+        set({ event }, v);
+    },
+  );
+  gauge(
+    "tvs_dataplane_ipv6_reassembly_bytes",
+    "Bytes the packet plane's IPv6 reassembler holds (all workers).",
+    [],
+    plane((p) => p.reassembly?.memory ?? 0),
+  );
+  counter(
     "tvs_synproxy_cookies_total",
     "SYN proxy cookies: SYN-ACKs sent with one, client ACKs whose cookie was valid or invalid.",
     ["result"],

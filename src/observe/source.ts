@@ -77,6 +77,16 @@ export interface PlaneCountersView {
   socketDrops?: number;
   /** The SYN proxy's cookies (sysctl synproxy): SYN-ACKs sent, ACKs with a valid / an invalid one. */
   synCookies?: { sent: number; valid: number; invalid: number };
+  /** IPv6 fragment reassembly (packet plane): events counted, and the bytes held now. */
+  reassembly?: {
+    fragmentsIn: number;
+    reassembled: number;
+    handoffs: number;
+    timeouts: number;
+    evicted: number;
+    fragmentsOut: number;
+    memory: number;
+  };
 }
 
 export interface RuntimeView {

@@ -19,7 +19,7 @@
 // (xmit/fragment6.ts).
 
 import type { ServiceTable } from "../../core/service-table.ts";
-import type { DropReason, PlaneCounters, Verdict } from "./counters.ts";
+import type { DropReason, PlaneCounterSnapshot, PlaneCounters, Verdict } from "./counters.ts";
 import type { DropRecord } from "./egress.ts";
 import { Ipv6Reassembler, type ReassemblyLimits } from "./ipv6-reassembly.ts";
 import type { Pkt } from "./pkt.ts";
@@ -110,4 +110,14 @@ export class Ipv6Defrag {
     c.reassemblyEvicted = s.evicted;
     c.reassemblyMemory = this.reassembler.memory;
   }
+}
+
+/** The `tvs status` line about IPv6 reassembly. */
+export function reassemblyNote(c: PlaneCounterSnapshot): string {
+  const d = c.drops;
+  return (
+    `IPv6 reassembly: ${c.fragmentsIn} fragments, ${c.reassembled} datagrams (${c.reassemblyHandoffs} handed to their flow's worker), ` +
+    `${c.fragmentsOut} fragments out; lost: ${c.reassemblyTimeouts} timed out, ${c.reassemblyEvicted} evicted, ` +
+    `${d.fragOverlap} overlapping, ${d.fragMalformed} malformed, ${d.fragTooMany} too many pieces; ${c.reassemblyMemory} bytes held`
+  );
 }

@@ -12,6 +12,7 @@ import type { ServiceKey, ServiceOptions, VirtualService } from "../../core/serv
 import type { PlaneCounterSnapshot } from "./counters.ts";
 import { type BatchingIo, PacketEngine } from "./engine.ts";
 import { removeGuard } from "./host-guard.ts";
+import { reassemblyNote } from "./ipv6-defrag.ts";
 import { kernelNextHop } from "./kernel-routes.ts";
 import { NativePacketIo } from "./native-io.ts";
 import { Pipeline } from "./pipeline.ts";
@@ -187,6 +188,7 @@ export class LoopPacketPlane {
     n.push(...this.#fwmarkGaps);
     const c = this.#pipeline?.counters;
     if (c) n.push(`frames rx ${c.rx} fwd ${c.forwarded} reply ${c.replied} drop ${c.dropped} ignore ${c.ignored}`);
+    if (c && c.fragmentsIn > 0) n.push(reassemblyNote(c));
     return n;
   }
 

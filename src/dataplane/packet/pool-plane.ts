@@ -18,6 +18,7 @@ import type { ServiceKey, ServiceOptions, VirtualService } from "../../core/serv
 import { imageOf } from "../../core/table-image.ts";
 import type { PlaneCounterSnapshot } from "./counters.ts";
 import { removeGuard } from "./host-guard.ts";
+import { reassemblyNote } from "./ipv6-defrag.ts";
 import { type OwnedAddresses, ownedAddresses } from "./owned-addresses.ts";
 import {
   admitFwmarkRules,
@@ -255,6 +256,7 @@ export class PoolPacketPlane {
     n.push(...this.#fwmarkGaps);
     const c = this.#agg?.plane;
     if (c) n.push(`frames rx ${c.rx} fwd ${c.forwarded} reply ${c.replied} drop ${c.dropped} ignore ${c.ignored}`);
+    if (c && c.fragmentsIn > 0) n.push(reassemblyNote(c));
     return n;
   }
 

@@ -3,7 +3,8 @@
 //
 // Main → worker: the whole service table as an image after every change (the worker diffs it
 // against its replica) with the firewall-mark rules, the steering program (worker 0 installs it for the fanout group), probes
-// and announcements, neighbours another worker learned, zeroing, collect requests, stop.
+// and announcements, neighbours another worker learned, reassembled IPv6 datagrams another worker
+// handed over, zeroing, collect requests, stop.
 // Worker → main: ready/failed at start, acks, neighbours it learned from the wire, reports
 // (counters, connection counts, optionally every connection entry), log lines.
 
@@ -18,6 +19,7 @@ import type { ServiceKey } from "../../../core/service.ts";
 import type { CounterSnapshot } from "../../../core/stats/counters.ts";
 import type { ServiceImage } from "../../../core/table-image.ts";
 import type { PlaneCounterSnapshot } from "../counters.ts";
+import type { ReassembledFrame } from "../ipv6-defrag.ts";
 import type { TableSerials } from "./incarnations.ts";
 
 /** Everything a worker needs to open its socket and build its tables (workerData.setup). */
@@ -65,6 +67,8 @@ export type ToWorker =
   | { t: "ingest"; recs: SyncedConn[] }
   /** Every entry as a sync record (bulk resync). */
   | { t: "dump"; seq: number }
+  /** A reassembled IPv6 datagram of this worker's flow, from the worker that got its fragments. */
+  | { t: "datagram"; datagram: ReassembledFrame }
   | { t: "stop" };
 
 /** One destination's share in a worker. */
@@ -97,6 +101,8 @@ export type FromWorker =
   | { t: "failed"; message: string }
   | { t: "ack"; seq: number; error?: string }
   | { t: "learned"; addr: string; mac: Uint8Array }
+  /** An IPv6 datagram this worker reassembled for a flow worker `to` owns (ipv6-defrag.ts). */
+  | { t: "handoff"; to: number; datagram: ReassembledFrame }
   | { t: "report"; seq: number; report: WorkerReport }
   /** Entries the sync policy selected since the last batch (sent at most every SYNC_BATCH_MS). */
   | { t: "synced"; recs: SyncedConn[] }

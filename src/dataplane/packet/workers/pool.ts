@@ -139,6 +139,11 @@ export class PacketWorkerPool {
         for (const other of this.#members)
           if (other !== member && other.alive) other.worker.postMessage({ t: "neighbour", addr: m.addr, mac: m.mac });
         break;
+      case "handoff": {
+        const to = this.#members.find((x) => x.index === m.to);
+        if (to?.alive) to.worker.postMessage({ t: "datagram", datagram: m.datagram });
+        break;
+      }
       case "log":
         this.#log[m.level](m.msg, { worker: member.index, ...(m.fields ?? {}) });
         break;

@@ -23,7 +23,10 @@ import { loadNative } from "../../../platform/native-addon.ts";
 import { PacketEngine } from "../engine.ts";
 import { kernelNextHop } from "../kernel-routes.ts";
 import { NativePacketIo } from "../native-io.ts";
+import { ownedAddresses } from "../owned-addresses.ts";
 import { Pipeline } from "../pipeline.ts";
+import { type SteeringPlan, steerValue } from "../steering.ts";
+import { steeringPlanOf } from "../steering-plan.ts";
 import { ReplicaSerials } from "./incarnations.ts";
 import type { FromWorker, ToWorker, WorkerReport, WorkerSetup } from "./messages.ts";
 
@@ -96,10 +99,33 @@ function run(): void {
     pipeline.counters.rxSocketDrops += io.socketDrops?.() ?? 0;
     return pipeline.counters.snapshot();
   };
+  // IPv6 fragments are steered by addresses alone; a datagram whose flow (address and port)
+  // belongs to another worker goes there (ipv6-defrag.ts). The plan is the main thread's
+  // (steering-plan.ts), built from this replica, and rebuilt only when it changes.
+  if (setup.workers > 1 && setup.fanoutMode === "cbpf") {
+    let plan: SteeringPlan | undefined;
+    let planKey = "";
+    pipeline.defrag6.handoff = (datagram) => {
+      const next = steeringPlanOf(
+        services,
+        ownedAddresses(services, setup.vips, setup.localAddrs, pipeline.marks.rules),
+      );
+      const key = JSON.stringify(next);
+      if (key !== planKey) {
+        plan = next;
+        planKey = key;
+      }
+      const home = steerValue(plan!, datagram.frame, 0, datagram.frame.length) % setup.workers;
+      if (home === setup.index) return false;
+      post({ t: "handoff", to: home, datagram });
+      return true;
+    };
+  }
   const expiry = setInterval(() => {
     try {
       conns.heapUsed = heapUsedFraction();
       conns.expire(now());
+      pipeline.defrag6.expire(now());
     } catch (e) {
       post({ t: "log", level: "error", msg: "Connection expiry failed", fields: { err: (e as Error).message } });
     }
@@ -253,6 +279,9 @@ function run(): void {
         post({ t: "dumped", seq: m.seq, recs });
         break;
       }
+      case "datagram":
+        engine.processReassembled(m.datagram);
+        break;
       case "stop":
         if (syncTimer) clearInterval(syncTimer);
         clearInterval(expiry);
