@@ -1,9 +1,12 @@
 // UDP through tvsd's socket data plane: per-client flows (one entry per client address and port,
 // state UDP, counted inactive), replies sent back from the VIP, and one-packet scheduling (-o)
-// where every datagram is scheduled on its own and leaves no entry behind.
+// where every datagram is scheduled on its own and leaves no entry behind; --pe sip, where a
+// persistent service's templates are keyed by the SIP Call-ID of real SIP messages.
 
 import assert from "node:assert/strict";
+import dgram from "node:dgram";
 import { after, before, test } from "node:test";
+import * as sip from "../src/core/pe/sip-messages.ts";
 import { adm, count, freeUdpPort, startTvsd, type Tvsd, udpClient, udpNameServer, waitFor } from "./tvsd-harness.ts";
 
 let tvsd: Tvsd;
@@ -87,4 +90,44 @@ test("--set changes the udp timeout that new flows get", async () => {
   await a.close();
   await adm(tvsd, "-D", "-u", vip);
   await adm(tvsd, "--set", "0", "0", "300");
+});
+
+test("--pe sip: one call's messages from three client ports reach one real server; a message without Call-ID opens no flow", async () => {
+  const port = await freeUdpPort();
+  const vip = `127.0.0.1:${port}`;
+  await adm(tvsd, "-A", "-u", vip, "-s", "rr", "-p", "60", "--pe", "sip");
+  await adm(tvsd, "-a", "-u", vip, "-r", `127.0.0.1:${u1.port}`, "-m");
+  await adm(tvsd, "-a", "-u", vip, "-r", `127.0.0.1:${u2.port}`, "-m");
+  const clients = [await udpClient(), await udpClient(), await udpClient(), await udpClient()];
+  const server = async (i: number, text: string) => (await clients[i]!.ask(port, text)).split(":")[0];
+  const invite = await server(0, sip.INVITE);
+  assert.equal(await server(1, sip.ACK), invite, "ACK from another port");
+  assert.equal(await server(2, sip.BYE), invite, "BYE from a third port");
+  assert.notEqual(await server(3, sip.INVITE_2), invite, "another call is scheduled anew");
+
+  // A datagram without Call-ID is dropped: the first answer this socket gets is the INVITE's.
+  const raw = dgram.createSocket("udp4");
+  await new Promise<void>((r) => raw.bind(0, "127.0.0.1", () => r()));
+  const first = new Promise<string>((res) => raw.once("message", (m) => res(m.toString("latin1"))));
+  raw.send(sip.NO_CALL_ID, port, "127.0.0.1");
+  raw.send(sip.INVITE, port, "127.0.0.1");
+  assert.equal((await first).split(":")[0], invite);
+  assert.match(await first, /^u\d:INVITE /);
+  await new Promise<void>((r) => raw.close(() => r()));
+
+  const listing = await adm(tvsd, "-L", "-n", "-c", "--persistent-conn");
+  const templates = listing.split("\n").filter((l) => l.includes(" sip "));
+  assert.equal(templates.length, 2, listing);
+  assert.ok(templates.some((l) => l.trimEnd().endsWith(sip.CALL_1)));
+  assert.ok(templates.some((l) => l.trimEnd().endsWith(sip.CALL_2)));
+  for (const c of clients) await c.close();
+  await adm(tvsd, "-D", "-u", vip);
+});
+
+test("--pe sip on a persistent TCP service is refused on the socket plane", async () => {
+  const port = await freeUdpPort();
+  await assert.rejects(
+    adm(tvsd, "-A", "-t", `127.0.0.1:${port}`, "-p", "60", "--pe", "sip"),
+    /Persistence engine "sip" reads UDP datagrams/,
+  );
 });

@@ -85,6 +85,7 @@ function connViews(d: Director): ConnView[] {
       expiresInMs: Math.max(0, c.expiresAt - now),
       template: c.template,
       fwmark: c.fwmark,
+      ...(c.peName ? { peName: c.peName, peData: c.peData ?? "" } : {}),
     });
   }
   return out;

@@ -8,8 +8,8 @@
 //
 // Receiving, as ip_vs_proc_sync_conn filters: only the flags a backup may take
 // (IP_VS_CONN_F_BACKUP_MASK); a connection whose protocol tvs does not forward, or whose state is
-// out of that protocol's table, is skipped; so is a record with persistence-engine data (tvs has
-// no persistence engines, as a kernel without the engine module skips it); a template's state is
+// out of that protocol's table, is skipped; so is a record with persistence-engine data (a SIP
+// template: tvs does not take those from sync yet, and a tvs master does not send its own); a template's state is
 // always NONE. A template of protocol 0 needs its fwmark (v1) to find its service; the entry
 // keeps "tcp" as its protocol, which only listings show.
 

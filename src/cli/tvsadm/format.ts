@@ -285,7 +285,12 @@ export function formatConns(conns: readonly ConnView[], f: FormatOptions, names:
     const cname = addrPort(c.caddr, c.cport, proto, f.numeric, names);
     const vname = addrPort(vaddr, vport, proto, f.numeric, names);
     const dname = addrPort(c.daddr, c.dport, proto, f.numeric, names);
-    out += `${pad(protoName, 3)} ${pad(expire, 6)} ${pad(c.state, 11)} ${pad(cname, 18)} ${pad(vname, 18)} ${dname}\n`;
+    // ipvsadm prints the engine's columns only for an entry that has them (a template keyed by
+    // --pe), and with the widths of the destination and pe name columns swapped against its header.
+    if (f.persistentConn && c.peName)
+      out += `${pad(protoName, 3)} ${pad(expire, 6)} ${pad(c.state, 11)} ${pad(cname, 18)} ${pad(vname, 18)} ${pad(dname, 16)} ${pad(c.peName, 18)} ${c.peData ?? ""}\n`;
+    else
+      out += `${pad(protoName, 3)} ${pad(expire, 6)} ${pad(c.state, 11)} ${pad(cname, 18)} ${pad(vname, 18)} ${dname}\n`;
   }
   return out;
 }

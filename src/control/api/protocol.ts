@@ -85,6 +85,9 @@ export interface ConnView {
   template: boolean;
   /** Firewall mark of a template for an fwmark service (0 otherwise). */
   fwmark: number;
+  /** A template keyed by a persistence engine: its name ("sip") and key (the SIP Call-ID). */
+  peName?: string;
+  peData?: string;
 }
 
 export interface Snapshot {

@@ -14,6 +14,10 @@ export interface ConnEntry {
   readonly dport: number;
   readonly template: boolean;
   readonly fwmark: number;
+  /** Persistence engine of a template keyed by one ("sip"); "" or absent otherwise. */
+  readonly peName?: string;
+  /** The engine's key of that template (SIP: the Call-ID); "" or absent otherwise. */
+  readonly peData?: string;
   readonly stateName: string;
   /** Deadline on the reading thread's clock. */
   readonly expiresAt: number;

@@ -13,6 +13,7 @@
 import { canonicalIp } from "../addr.ts";
 import type { Dest } from "../dest.ts";
 import { CoreError, type CoreOp } from "../errors.ts";
+import { PE_DATA_MAXLEN } from "../pe/sip-callid.ts";
 import type { Flow } from "../sched/types.ts";
 import { VirtualService } from "../service.ts";
 import { type AddrKey, addrKey, markAsIpv6 } from "./addr-key.ts";
@@ -45,7 +46,8 @@ import { UDP_S_NORMAL } from "./udp-states.ts";
 
 /** What schedule() returns when it creates no entry. */
 /** defense-drop: refused by drop_packet (defense.ts). */
-export type ScheduleError = { error: "no-destination" | "table-full" | "defense-drop" };
+/** pe-no-data: the service's persistence engine found no key in the packet (SIP: no Call-ID). */
+export type ScheduleError = { error: "no-destination" | "table-full" | "defense-drop" | "pe-no-data" };
 
 export interface ScheduleOptions {
   /** The packet's firewall mark (stored in the entry; a fwmark service's mark if omitted). */
@@ -54,6 +56,11 @@ export interface ScheduleOptions {
   laddr?: string;
   /** FULLNAT: the local port the data plane chose for this connection. */
   lport?: number;
+  /**
+   * The key the service's persistence engine read from the packet (SIP: the Call-ID, see
+   * core/pe/), absent when it found none. Only read for a persistent service with an engine.
+   */
+  peData?: string;
 }
 
 /** Initial timeout of a new TCP/SCTP entry before its first transition (ip_vs_conn_new: 3 s). */
@@ -68,6 +75,8 @@ interface NewFlow {
   laddr: string;
   lport: number;
   ops: boolean;
+  /** The persistence engine's key, when the service has an engine and the packet gave one. */
+  peData: string | undefined;
 }
 
 export class ConnScheduler {
@@ -102,10 +111,13 @@ export class ConnScheduler {
       return c;
     }
 
-    // Persistent: find (or make) the template for this client network.
+    // Persistent: find (or make) the template for this client network (and call, with --pe).
+    // ip_vs_sched_persist drops the packet when the engine finds no key: the SIP engine reads
+    // UDP only, and only a message with a Call-ID.
+    if (svc.options.pe !== "" && (f.protocol !== "udp" || nf.peData === undefined)) return { error: "pe-no-data" };
     const network = clientNetwork(svc, f.saddr);
     const vport = templateVport(svc, f);
-    const key = templateKey(svc, network, vport);
+    const key = templateKey(svc, network, vport, svc.options.pe !== "" ? nf.peData : undefined);
     let tpl = t.templates.get(key);
     if (tpl !== undefined && !(t.tryBind(tpl) && templateUsable(tpl.dest, t.options.expireQuiescentTemplate))) {
       this.#invalidateTemplate(tpl);
@@ -117,7 +129,7 @@ export class ConnScheduler {
       const d = svc.sched.schedule(f);
       if (d === undefined) return { error: "no-destination" };
       this.#checkLocal(d, laddr, lport, nf);
-      bound = this.#newTemplate(svc, f, network, vport, templateDport(svc, f, d), d, key, nf.fwmark, now);
+      bound = this.#newTemplate(svc, f, network, vport, templateDport(svc, f, d), d, key, nf, now);
     } else if (isBound(tpl)) {
       bound = tpl;
       this.#checkLocal(bound.dest, laddr, lport, nf);
@@ -152,7 +164,10 @@ export class ConnScheduler {
       laddr = checkAddr(opts.laddr, "local address", op);
       lport = checkPort(opts.lport, "local port", op);
     }
-    return { f, ca, va, fwmark, laddr, lport, ops: svc.options.ops && f.protocol === "udp" };
+    const peData = opts?.peData;
+    if (peData !== undefined && (typeof peData !== "string" || peData.length === 0 || peData.length > PE_DATA_MAXLEN))
+      throw new CoreError("EINVAL", op, `Invalid persistence engine data "${String(peData).slice(0, 40)}"`);
+    return { f, ca, va, fwmark, laddr, lport, ops: svc.options.ops && f.protocol === "udp", peData };
   }
 
   /** Checks the flow and leaves its parsed addresses in #flowCa / #flowVa (no allocation). */
@@ -253,9 +268,10 @@ export class ConnScheduler {
     dport: number,
     dest: Dest,
     key: string,
-    fwmark: number,
+    nf: NewFlow,
     now: number,
   ): BoundConn {
+    const fwmark = nf.fwmark;
     // A fwmark template carries the mark where the virtual address would be (as the kernel's).
     const va: AddrKey =
       svc.key.kind === "fwmark"
@@ -264,7 +280,12 @@ export class ConnScheduler {
           : markAsIpv6(svc.key.fwmark)
         : addrKey(f.daddr);
     const flags = CF_TEMPLATE | CF_INACTIVE | (svc.family === 6 ? CF_V6 : 0);
-    const x = connExtra({ fwmark, tkey: key });
+    const peData = svc.options.pe !== "" ? nf.peData : undefined;
+    const x = connExtra({
+      fwmark,
+      tkey: key,
+      ...(peData !== undefined ? { peName: svc.options.pe, peData } : {}),
+    });
     const bits = packBits(flags, f.protocol, dest.fwd, 0);
     const c = new Conn(this.#t.store.slots, bits, addrKey(network), 0, va, vport, dest, dport, x);
     dest.bind("template");

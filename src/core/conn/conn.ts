@@ -62,13 +62,27 @@ export interface ConnExtra {
   deadTmo: number;
   /** @internal A template's key in the table's template map ("" otherwise). */
   tkey: string;
+  /** A template keyed by a persistence engine: its name and key (SIP: the Call-ID); "" otherwise. */
+  peName: string;
+  peData: string;
   /** Real-server address of an unbound entry ("" once bound: the destination's address then). */
   daddr: string;
 }
 
 /** A fresh side record. */
 export function connExtra(over: Partial<ConnExtra> = {}): ConnExtra {
-  return { laddr: "", lport: 0, fwmark: 0, deadExp: 0, deadTmo: 0, tkey: "", daddr: "", ...over };
+  return {
+    laddr: "",
+    lport: 0,
+    fwmark: 0,
+    deadExp: 0,
+    deadTmo: 0,
+    tkey: "",
+    daddr: "",
+    peName: "",
+    peData: "",
+    ...over,
+  };
 }
 
 export class Conn {
@@ -188,6 +202,14 @@ export class Conn {
   }
   get fwmark(): number {
     return this._x?.fwmark ?? 0;
+  }
+  /** Persistence engine of a template keyed by one ("sip"), "" otherwise. */
+  get peName(): string {
+    return this._x?.peName ?? "";
+  }
+  /** The persistence engine's key of this template (SIP: the Call-ID), "" otherwise. */
+  get peData(): string {
+    return this._x?.peData ?? "";
   }
   /** Protocol state number (tcp-states.ts, udp-states.ts, sctp-states.ts). Change it with ConnTable.setState. */
   get state(): number {

@@ -89,6 +89,20 @@ test("a template is sent with its connection, and at every packet of it (period 
   assert.deepEqual(feed(q, c, 4), ["T", "T", "T", "T"]);
 });
 
+test("a template keyed by a SIP Call-ID is not sent; its UDP connection is", () => {
+  const k = kit([{ addr: "10.0.1.2", port: 5060 }], {
+    protocol: "udp",
+    port: 5060,
+    service: { persistent: true, timeout: 300, pe: "sip" },
+  });
+  const c = k.table.schedule(k.svc, flow("192.168.1.10", 5060, "10.0.0.1", 5060, "udp"), 0, {
+    peData: "a84b4c76e66710@pc33.atlanta.example.com",
+  }) as Conn;
+  assert.ok(!("error" in c) && c.control?.peName === "sip");
+  k.table.touch(c, 0);
+  assert.deepEqual(feed(new SyncPolicy(), c, 4), ["", "", "C", ""]);
+});
+
 test("sync_refresh_period holds back resends until the expiry moved far enough, with retries", () => {
   const { table, c } = newConn({ protocol: "udp", port: 53 });
   table.touch(c, 0);

@@ -8,6 +8,10 @@
 // service, 0 for a port-0 service, a fwmark service (whose template the kernel keys by the mark
 // and protocol IPPROTO_IP, so TCP and UDP flows of one client share it) and FTP (port 21, whose
 // data connections use other ports).
+//
+// With a persistence engine (--pe sip) the key also holds what the engine read from the packet
+// (the SIP Call-ID): one template per client network and call, so a call's messages reach one
+// real server whatever source port they come from, and different calls spread.
 
 import { maskIp } from "../addr.ts";
 import type { Dest } from "../dest.ts";
@@ -44,9 +48,14 @@ export function persistentConnDport(svc: VirtualService, flow: Flow, dest: Dest)
   return flow.dport === servicePort(svc) && dest.port !== 0 ? dest.port : flow.dport;
 }
 
-/** The key under which the template for this flow is found. */
-export function templateKey(svc: VirtualService, network: string, vport: number): string {
-  return `${svc.id}|${network}|${vport}`;
+/**
+ * The key under which the template for this flow is found. With a persistence engine the key
+ * also holds the engine's data (the kernel's pe->ct_match compares it too): one client network
+ * then has one template per SIP call.
+ */
+export function templateKey(svc: VirtualService, network: string, vport: number, peData?: string): string {
+  const base = `${svc.id}|${network}|${vport}`;
+  return peData === undefined ? base : `${base}|${svc.options.pe}:${peData}`;
 }
 
 /**

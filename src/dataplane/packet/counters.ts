@@ -21,6 +21,7 @@ export const DROP_REASONS = [
   "localPort", // FULLNAT could not find a free local port
   "error", // an exception while handling the frame (a bug; the frame is dropped)
   "dropPacket", // a new connection refused by the drop_packet defence (core/conn/defense.ts)
+  "peData", // a new flow of a --pe service whose packet has no key for the engine (SIP: no Call-ID), dropped as the kernel does
   "synproxy", // a segment the SYN proxy holds back while the real server has not answered, or does not fit its handshake
   "fragOverlap", // an IPv6 fragment overlapping another of its datagram, or of a datagram dropped for that (RFC 5722)
   "fragMalformed", // an IPv6 fragment that cannot be part of a datagram (length, offset, end; ipv6-reassembly.ts)

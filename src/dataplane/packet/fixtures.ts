@@ -18,6 +18,7 @@ import type { Fixture } from "./fixtures/kit.ts";
 import { natFixtures } from "./fixtures/nat.ts";
 import { offloadFixtures } from "./fixtures/offload.ts";
 import { sctpFixtures, sctpOffloadFixtures } from "./fixtures/sctp.ts";
+import { sipFixtures } from "./fixtures/sip.ts";
 import { tunFixtures } from "./fixtures/tun.ts";
 import { tunTypeFixtures } from "./fixtures/tun-types.ts";
 import { tun6Fixtures } from "./fixtures/tun6.ts";
@@ -67,5 +68,6 @@ export function packetFixtures(): Fixture[] {
     ...tunTypeFixtures(),
     ...sctpFixtures(),
     ...sctpOffloadFixtures(),
+    ...sipFixtures(),
   ];
 }

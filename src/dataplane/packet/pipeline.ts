@@ -60,6 +60,7 @@ import { NeighbourResponder } from "./neighbour-responder.ts";
 import type { Neighbours } from "./neighbours.ts";
 import { ownedAddresses } from "./owned-addresses.ts";
 import { PacketMarks } from "./packet-marks.ts";
+import { packetScheduleOptions, scheduleDropReason } from "./persistence-key.ts";
 import { Pkt, VNET_F_NEEDS_CSUM } from "./pkt.ts";
 import { sctpStartsAnew } from "./sctp-flow.ts";
 import { randomWord } from "./synproxy/random-word.ts";
@@ -340,16 +341,9 @@ export class Pipeline implements TunContext, SynproxyHost {
     const fam = p.family;
     const saddr = fam === 4 ? formatIpv4(p.saddr4) : ip6Text(p.buf, p.l3 + 8);
     const daddr = fam === 4 ? formatIpv4(p.daddr4) : ip6Text(p.buf, p.l3 + 24);
-    const r = conns.schedule(
-      svc,
-      { family: fam, protocol, saddr, sport: p.sport, daddr, dport: p.dport },
-      now,
-      mark !== 0 ? { fwmark: mark } : undefined,
-    );
-    if ("error" in r)
-      return this.drop(
-        r.error === "no-destination" ? "noDest" : r.error === "defense-drop" ? "dropPacket" : "tableFull",
-      );
+    const flow = { family: fam, protocol, saddr, sport: p.sport, daddr, dport: p.dport };
+    const r = conns.schedule(svc, flow, now, packetScheduleOptions(svc, p, mark));
+    if ("error" in r) return this.drop(scheduleDropReason(r.error));
     const conn = r;
     if (conn.fwd === "fullnat") {
       const plane = connPlane(conn);

@@ -13,6 +13,7 @@ import { CoreError } from "../../core/errors.ts";
 import { fwmarkServiceSet, guardRules, marksWithoutRules } from "../../core/fwmark/coverage.ts";
 import { type FwmarkRule, formatFwmarkRule, hostAddress } from "../../core/fwmark/rule.ts";
 import type { Logger } from "../../core/log.ts";
+import { engineRefusal } from "../../core/pe/persistence-key.ts";
 import type { ServiceKey, ServiceOptions } from "../../core/service.ts";
 import type { ServiceTable } from "../../core/service-table.ts";
 import type { BatchingIo } from "./engine.ts";
@@ -104,7 +105,7 @@ export function hashShared(o: PacketDataPlaneOptions): boolean {
  */
 export function admitPacketService(
   o: PacketDataPlaneOptions,
-  _key: ServiceKey,
+  key: ServiceKey,
   options: ServiceOptions,
   op: "add-service" | "edit-service",
 ): void {
@@ -114,6 +115,8 @@ export function admitPacketService(
       op,
       `Persistent services need the steered fanout (--fanout cbpf): with "hash" a client's connections reach different workers`,
     );
+  const engine = engineRefusal(key, options);
+  if (engine !== undefined) throw new CoreError("EOPNOTSUPP", op, engine);
 }
 
 /** Vet a destination for the packet plane (DataPlane.admitDest). */

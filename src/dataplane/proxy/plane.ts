@@ -33,6 +33,7 @@ import { SyncPolicy, type SyncSettings } from "../../core/conn/sync-policy.ts";
 import type { DestSpec } from "../../core/dest.ts";
 import { CoreError } from "../../core/errors.ts";
 import type { Logger } from "../../core/log.ts";
+import { engineRefusal } from "../../core/pe/persistence-key.ts";
 import { BatchError } from "../../core/request.ts";
 import type { ServiceKey, ServiceOptions, VirtualService } from "../../core/service.ts";
 import type { ServiceTable } from "../../core/service-table.ts";
@@ -178,7 +179,9 @@ export class ProxyPlane {
   /** What a sync backup may put in the table here: templates only (see setSync). */
   readonly syncTemplatesOnly = true;
 
-  admitService(key: ServiceKey, _options: ServiceOptions, op: "add-service" | "edit-service"): void {
+  admitService(key: ServiceKey, options: ServiceOptions, op: "add-service" | "edit-service"): void {
+    const engine = engineRefusal(key, options);
+    if (engine !== undefined) throw new CoreError("EOPNOTSUPP", op, engine);
     if (key.kind === "vip" && key.protocol === "sctp")
       throw new CoreError("EOPNOTSUPP", op, `SCTP service "${serviceText(key)}" needs the packet data plane`);
     if (key.kind === "vip" && key.port === 0)

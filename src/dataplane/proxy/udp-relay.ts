@@ -6,7 +6,9 @@
 // (udp-flow-table.ts: shared sockets, a cap, and which flow goes first when it is full). With
 // one-packet scheduling (-o) every datagram is scheduled on its own and its entry leaves the table
 // at once (as the kernel's OPS entries do); replies that come back within the udp timeout still
-// reach the client. Every datagram counts as one packet with its payload bytes.
+// reach the client. Every datagram counts as one packet with its payload bytes. A persistent
+// service with a persistence engine (--pe sip) keys its templates by what the engine reads from
+// the datagram that opens a flow (the SIP Call-ID, core/pe/): a datagram without one opens none.
 
 import dgram from "node:dgram";
 import { formatEndpoint } from "../../core/addr.ts";
@@ -14,6 +16,7 @@ import type { Clock } from "../../core/clock.ts";
 import type { BoundConn } from "../../core/conn/conn.ts";
 import type { ConnTable } from "../../core/conn/conn-table.ts";
 import type { Logger } from "../../core/log.ts";
+import { persistenceKey } from "../../core/pe/persistence-key.ts";
 import type { Flow } from "../../core/sched/types.ts";
 import type { VirtualService } from "../../core/service.ts";
 import { type Arrival, plainAddr } from "./tcp-relay.ts";
@@ -98,13 +101,23 @@ export class UdpListener implements UdpFlowOwner {
       daddr: vaddr,
       dport: vport,
     };
-    const r = ctx.conns.schedule(svc, f, now, fwmark ? { fwmark } : undefined);
+    const peData = persistenceKey(svc, "udp", msg, 0, msg.length);
+    const opts =
+      fwmark || peData !== undefined
+        ? { ...(fwmark ? { fwmark } : {}), ...(peData !== undefined ? { peData } : {}) }
+        : undefined;
+    const r = ctx.conns.schedule(svc, f, now, opts);
     if ("error" in r) {
-      ctx.log.debug("Datagram dropped: no destination", {
-        service: svc.id,
-        client: formatEndpoint(caddr, cport),
-        why: r.error,
-      });
+      ctx.log.debug(
+        r.error === "pe-no-data"
+          ? "Datagram dropped: no persistence key (SIP Call-ID)"
+          : "Datagram dropped: no destination",
+        {
+          service: svc.id,
+          client: formatEndpoint(caddr, cport),
+          why: r.error,
+        },
+      );
       return;
     }
     const udpTimeoutMs = ctx.conns.timeouts().udp * 1000;

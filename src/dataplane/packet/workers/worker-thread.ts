@@ -180,6 +180,7 @@ function run(): void {
           fwmark: c.fwmark,
           stateName: c.stateName,
           expiresInMs: Math.max(0, c.expiresAt - t),
+          ...(c.peName !== "" ? { peName: c.peName, peData: c.peData } : {}),
         });
     }
     post({ t: "report", seq, report: r });
