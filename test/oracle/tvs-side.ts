@@ -99,7 +99,7 @@ export async function startTvsdInNamespace(extra: string[] = []): Promise<TvsdPr
 
 /**
  * tvsadm against tvs's control logic alone: the Director behind an in-process ControlClient (the
- * tvsadm golden harness's), with no data plane, so data-plane limits (fwmark, SCTP, GUE/GRE, sync)
+ * tvsadm golden harness's), with no data plane, so data-plane limits (SCTP, GUE/GRE, sync)
  * do not hide CLI and core differences.
  */
 export class DirectorSide {
