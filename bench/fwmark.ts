@@ -36,7 +36,7 @@ function scan(rules: readonly FwmarkRule[], masks: { net: number; mask: number }
     for (let i = 0; i < rules.length; i++) {
       const r = rules[i]!;
       if (r.protocol !== "any" && r.protocol !== proto) continue;
-      if (((daddr & masks[i]!.mask) >>> 0) !== masks[i]!.net) continue;
+      if ((daddr & masks[i]!.mask) >>> 0 !== masks[i]!.net) continue;
       if (r.ports.length > 0) {
         let hit = false;
         for (const [lo, hi] of r.ports)
@@ -82,7 +82,9 @@ function time(f: (p: Protocol, s: number, d: number, port: number) => number, pk
 }
 
 console.log(`fwmark classification, ${LOOKUPS} lookups per rule set and method (ns per lookup, lower is better)`);
-console.log(`${"rules".padStart(6)}  ${"classifier".padStart(10)}  ${"scan".padStart(10)}  ${"scan/classifier".padStart(15)}`);
+console.log(
+  `${"rules".padStart(6)}  ${"classifier".padStart(10)}  ${"scan".padStart(10)}  ${"scan/classifier".padStart(15)}`,
+);
 for (const n of [10, 100, 1000]) {
   const rules = ruleSet(n);
   const masks = rules.map((r) => {
