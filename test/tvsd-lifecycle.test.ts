@@ -4,14 +4,25 @@
 // live daemon, a VIP that cannot be bound, and malformed API requests answered with 400.
 
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { freePort, nameServer, openClient, ROOT, startTvsd, waitFor, whoAnswers } from "./tvsd-harness.ts";
+import {
+  freePort,
+  freeUdpPort,
+  nameServer,
+  openClient,
+  ROOT,
+  startTvsd,
+  udpClient,
+  udpNameServer,
+  waitFor,
+  whoAnswers,
+} from "./tvsd-harness.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "tvsd-life-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -279,6 +290,69 @@ test("--workers 2: both workers carry the service, counters are summed, SIGTERM 
     assert.equal(await t.stop(), 0);
     await rs1.close();
     await rs2.close();
+  }
+});
+
+test("--workers 2: a persistent service keeps each client address on one real server; every worker serves UDP", async (t) => {
+  const rs1 = await nameServer("rs1");
+  const rs2 = await nameServer("rs2");
+  const u1 = await udpNameServer("u1");
+  const u2 = await udpNameServer("u2");
+  const d = await startTvsd(["--workers", "2"]);
+  const clients: Awaited<ReturnType<typeof udpClient>>[] = [];
+  t.after(async () => {
+    for (const c of clients) await c.close();
+    await rs1.close();
+    await rs2.close();
+    await u1.close();
+    await u2.close();
+  });
+  try {
+    const port = await freePort();
+    const vip = `127.0.0.1:${port}`;
+    assert.equal((await d.tvsadm("-A", "-t", vip, "-s", "rr", "-p", "60")).code, 0);
+    assert.equal((await d.tvsadm("-a", "-t", vip, "-r", `127.0.0.1:${rs1.port}`, "-m")).code, 0);
+    assert.equal((await d.tvsadm("-a", "-t", vip, "-r", `127.0.0.1:${rs2.port}`, "-m")).code, 0);
+    // Eight client addresses, four connections each (new source ports): without steering by client
+    // address the connections of one address would land on both workers, each with its own
+    // templates, and about half the addresses would reach both real servers.
+    const seen = new Set<string>();
+    for (let host = 10; host < 18; host++) {
+      const names = new Set<string>();
+      for (let i = 0; i < 4; i++) names.add(await whoAnswers(port, { localAddress: `127.0.0.${host}` }));
+      assert.equal(names.size, 1, `127.0.0.${host} reached ${[...names].join(" and ")}`);
+      for (const n of names) seen.add(n);
+    }
+    assert.equal(seen.size, 2, "the addresses are spread over both real servers");
+
+    const uport = await freeUdpPort();
+    const uvip = `127.0.0.1:${uport}`;
+    assert.equal((await d.tvsadm("-A", "-u", uvip, "-s", "rr")).code, 0);
+    assert.equal((await d.tvsadm("-a", "-u", uvip, "-r", `127.0.0.1:${u1.port}`, "-m")).code, 0);
+    assert.equal((await d.tvsadm("-a", "-u", uvip, "-r", `127.0.0.1:${u2.port}`, "-m")).code, 0);
+    // Both worker processes hold a socket on the UDP VIP (ss lists the owner of each).
+    const holders = new Set(
+      [...execFileSync("ss", ["-Hulpn", `sport = :${uport}`], { encoding: "utf8" }).matchAll(/pid=(\d+)/g)].map(
+        (m) => m[1],
+      ),
+    );
+    assert.equal(holders.size, 2, `UDP VIP sockets held by pids ${[...holders].join(", ")}`);
+    for (let i = 0; i < 16; i++) {
+      const c = await udpClient();
+      clients.push(c);
+      const answer = await c.ask(uport, `q${i}`);
+      assert.match(answer, new RegExp(`^u[12]:q${i}$`));
+      assert.equal(
+        await c.ask(uport, `again${i}`),
+        `${answer.split(":")[0]}:again${i}`,
+        "a flow stays on its real server",
+      );
+    }
+    const snap = await d.snapshot();
+    const udpSvc = snap.services.find((s) => s.key.kind === "vip" && s.key.protocol === "udp");
+    assert.equal(udpSvc?.stats.conns, 16);
+  } finally {
+    assert.equal(await d.stop(), 0);
   }
 });
 

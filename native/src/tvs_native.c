@@ -11,6 +11,9 @@
 //   recvMsg / bindAddr                                one datagram with TTL/hop limit and destination
 //                                                     (VRRP); bind a raw socket to a local address
 //   listenTcp(address, port, backlog, reusePort)     a listening TCP socket (SO_REUSEPORT per worker)
+//   bindUdp(address, port, reusePort)                 a bound UDP socket (SO_REUSEPORT per worker)
+//   setReuseportProgram(fd, program)                  SO_ATTACH_REUSEPORT_CBPF: a cBPF program that
+//                                                     picks the socket of a SO_REUSEPORT group
 //   setsockopt / getsockopt                           integer or byte-buffer passthrough
 //   setFanoutProgram(fd, program)                     PACKET_FANOUT_DATA: a cBPF program for the group
 //   ifInfo(name)                                      index, MAC, MTU, flags of an interface
@@ -539,6 +542,59 @@ static napi_value listen_tcp(napi_env env, napi_callback_info info) {
   return out;
 }
 
+// bindUdp(address, port, reusePort) → fd: a UDP socket bound to address:port with, when
+// reusePort, SO_REUSEPORT, so every tvsd worker can receive on the same VIP (the kernel
+// hashes each datagram's addresses and ports onto one socket of the group, so one flow always
+// reaches one worker). IPv6 sockets are IPV6_V6ONLY. dgram takes the fd with bind({ fd }).
+static napi_value bind_udp(napi_env env, napi_callback_info info) {
+  ARGS(3);
+  int32_t port;
+  bool reuse = false;
+  struct sockaddr_storage ss;
+  socklen_t sl;
+  if (argc < 3 || !parse_addr(env, argv[0], &ss, &sl) || !get_i32(env, argv[1], &port) || port < 0 ||
+      port > 65535 || napi_get_value_bool(env, argv[2], &reuse) != napi_ok)
+    return throw_type(env, "bindUdp(address, port, reusePort) has bad arguments");
+  if (ss.ss_family == AF_INET) ((struct sockaddr_in*)&ss)->sin_port = htons((uint16_t)port);
+  else ((struct sockaddr_in6*)&ss)->sin6_port = htons((uint16_t)port);
+  int fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return throw_errno(env, "socket(SOCK_DGRAM)", errno);
+  int one = 1;
+  // No SO_REUSEADDR: on UDP it would let any other such socket share the port silently.
+  if ((reuse && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) ||
+      (ss.ss_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) < 0)) {
+    int e = errno;
+    close(fd);
+    return throw_errno(env, "setsockopt(SO_REUSEPORT)", e);
+  }
+  if (bind(fd, (struct sockaddr*)&ss, sl) < 0) {
+    int e = errno;
+    close(fd);
+    return throw_errno(env, "bind", e);
+  }
+  napi_value out;
+  napi_create_int32(env, fd, &out);
+  return out;
+}
+
+// setReuseportProgram(fd, program): SO_ATTACH_REUSEPORT_CBPF with a classic BPF program (struct
+// sock_filter array, 8 bytes per instruction) for the SO_REUSEPORT group fd belongs to: its
+// return value is the index of the socket that gets the packet (an index past the group falls
+// back to the kernel's hash). Detaching is setsockopt(fd, SOL_SOCKET, SO_DETACH_REUSEPORT_BPF, 0).
+static napi_value set_reuseport_program(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  int32_t fd;
+  uint8_t* data;
+  size_t len;
+  if (argc < 2 || !get_i32(env, argv[0], &fd) || !get_bytes(env, argv[1], &data, &len) || len == 0 ||
+      len % sizeof(struct sock_filter) != 0 || len / sizeof(struct sock_filter) > 0xffff)
+    return throw_type(env, "setReuseportProgram(fd, program) expects an integer and a non-empty Buffer of 8-byte instructions");
+  struct sock_fprog prog = {(unsigned short)(len / sizeof(struct sock_filter)), (struct sock_filter*)data};
+  if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof prog) < 0)
+    return throw_errno(env, "setsockopt(SO_ATTACH_REUSEPORT_CBPF)", errno);
+  return NULL;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Socket options and interfaces
 
@@ -801,6 +857,8 @@ NAPI_MODULE_INIT() {
       {"recvMsg", NULL, recv_msg, NULL, NULL, NULL, napi_enumerable, NULL},
       {"bindAddr", NULL, bind_addr, NULL, NULL, NULL, napi_enumerable, NULL},
       {"listenTcp", NULL, listen_tcp, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"bindUdp", NULL, bind_udp, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"setReuseportProgram", NULL, set_reuseport_program, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setsockopt", NULL, set_sockopt, NULL, NULL, NULL, napi_enumerable, NULL},
       {"getsockopt", NULL, get_sockopt, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setFanoutProgram", NULL, set_fanout_program, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -25,6 +25,7 @@ import {
   parseProxyProtocolRule,
 } from "../dataplane/proxy/options.ts";
 import { ProxyPlane } from "../dataplane/proxy/plane.ts";
+import { udpReusePortAvailable } from "../dataplane/proxy/reuse-port.ts";
 import { formatHttpAddress } from "../observe/http-address.ts";
 import { packageVersion } from "../platform/package-version.ts";
 import type { VipDriver, VrrpHost } from "../vrrp/io.ts";
@@ -581,7 +582,14 @@ function makeDaemon(args: TvsdArgs, log: Logger, proxy: ProxyPlaneOptions, withV
 /** One worker of tvsd --workers: a whole daemon answering the primary over IPC. */
 async function workerMain(args: TvsdArgs, log: Logger, index: number): Promise<number> {
   for (const sig of ["SIGINT", "SIGHUP"] as const) process.on(sig, () => {});
-  const daemon = makeDaemon(args, log, { ...args.proxy, sharedListen: true, udp: index === 1 });
+  // Every worker serves UDP on its own SO_REUSEPORT socket when the addon can make one (the kernel
+  // keeps each flow on one worker); otherwise worker 1 alone, so a flow meets one table.
+  const daemon = makeDaemon(args, log, {
+    ...args.proxy,
+    sharedListen: true,
+    udp: index === 1 || udpReusePortAvailable(),
+    workers: args.workers,
+  });
   try {
     await daemon.start();
   } catch (e) {

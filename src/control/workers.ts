@@ -1,9 +1,11 @@
 // tvsd --workers N: the socket data plane on several cores. The primary process keeps the control
 // socket and forks N worker processes (node:cluster); each worker is a whole Daemon with its own
 // service table, connection table and data plane, so no mutable state is shared (DESIGN.md). Each
-// worker listens on its own SO_REUSEPORT socket per TCP VIP (the kernel hashes new connections onto
-// them; dataplane/proxy/reuse-port.ts); only worker 1 serves
-// UDP, so each client's datagrams meet one flow table.
+// worker listens on its own SO_REUSEPORT socket per TCP and UDP VIP (the kernel hashes new
+// connections and flows onto them; dataplane/proxy/reuse-port.ts); a persistent service's group
+// is steered by client address instead, so a client meets one worker and its templates
+// (dataplane/proxy/worker-steering.ts). Without the addon only worker 1 serves UDP, so each
+// client's datagrams meet one flow table.
 //
 // Control requests fan out: exec and reload go to every worker (validation is deterministic, so
 // they agree; the first refusal is returned), snapshots are merged (counters, active/inactive
@@ -11,8 +13,8 @@
 // comes from worker 1 with the workers listed.
 //
 // What differs from one director: each worker schedules on its own, so rr/wrr sequences interleave
-// per worker and persistence templates are per worker (a client whose connections land on two
-// workers may reach two real servers). Use one worker (the default) where that matters.
+// per worker and lc counts per worker; persistence holds because a persistent service's clients
+// are steered to one worker each. Use one worker (the default) where exact sequences matter.
 
 import cluster, { type Worker } from "node:cluster";
 import { CoreError, type CoreErrorCode, type CoreOp } from "../core/errors.ts";

@@ -30,6 +30,10 @@ export interface NativeAddon {
   bindAddr(fd: number, address: string, scopeId?: number): void;
   /** A bound, listening TCP socket (SO_REUSEADDR, SO_REUSEPORT when asked; IPv6 sockets v6-only). */
   listenTcp(address: string, port: number, backlog: number, reusePort: boolean): number;
+  /** A bound UDP socket (SO_REUSEPORT when asked; IPv6 sockets v6-only). */
+  bindUdp?(address: string, port: number, reusePort: boolean): number;
+  /** SO_ATTACH_REUSEPORT_CBPF: the program picks the socket of fd's SO_REUSEPORT group. */
+  setReuseportProgram?(fd: number, program: Uint8Array): void;
   setsockopt(fd: number, level: number, name: number, value: number | Uint8Array): void;
   getsockopt(fd: number, level: number, name: number, size?: number): number | Buffer;
   setFanoutProgram(fd: number, program: Uint8Array): void;

@@ -42,11 +42,17 @@ export interface ProxyPlaneOptions {
   connectTimeoutMs: number;
   /**
    * Multi-worker mode (tvsd --workers): each worker listens on its own SO_REUSEPORT socket per TCP
-   * endpoint (reuse-port.ts; node:cluster's shared socket without the native addon), and only
-   * the worker with udp=true serves UDP, so every client's datagrams meet one flow table.
+   * endpoint (reuse-port.ts; node:cluster's shared socket without the native addon). UDP is
+   * served where udp=true: by every worker on its own SO_REUSEPORT socket when the addon can
+   * make one, else by one worker, so every client's datagrams meet one flow table.
    */
   sharedListen: boolean;
   udp: boolean;
+  /**
+   * How many workers share each VIP (tvsd --workers): a persistent service's SO_REUSEPORT group
+   * is steered by client address over this many sockets (worker-steering.ts). 1: no steering.
+   */
+  workers?: number | undefined;
   /**
    * Which TCP relay carries connections: "handle" (libuv handles, handle-relay.ts; the default
    * where Node exposes them) or "stream" (net.Socket, tcp-relay.ts; the fallback, and for tests).

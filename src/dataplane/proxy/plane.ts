@@ -43,10 +43,11 @@ import { HandleRelay } from "./handle-relay.ts";
 import { type TcpBinding, type TcpHandle, tcpBinding } from "./libuv-tcp.ts";
 import { LimitAlarm } from "./limit-alarm.ts";
 import { defaultProxyOptions, type ListenAddr, type ProxyPlaneOptions } from "./options.ts";
-import { listenReusePort, reusePortAvailable, reusePortFd } from "./reuse-port.ts";
+import { listenReusePort, reusePortAvailable, reusePortFd, reusePortUdpFd } from "./reuse-port.ts";
 import { type Arrival, type PlaneSlot, TcpRelay, type TcpRelayContext } from "./tcp-relay.ts";
 import { UdpFlowTable } from "./udp-flow-table.ts";
 import { type UdpContext, UdpListener } from "./udp-relay.ts";
+import { steerBySource } from "./worker-steering.ts";
 
 export interface ProxyPlaneDeps {
   services: ServiceTable;
@@ -55,8 +56,12 @@ export interface ProxyPlaneDeps {
   log: Logger;
 }
 
-/** A bound VIP socket and the service it serves now (undefined while prepared or between owners). */
-type Endpoint = { id: string; svc: VirtualService | undefined } & (
+/**
+ * A bound VIP socket and the service it serves now (undefined while prepared or between owners);
+ * fd is the worker's own SO_REUSEPORT socket (steerable), steered whether it is steered by client
+ * address now.
+ */
+type Endpoint = { id: string; svc: VirtualService | undefined; fd?: number; steered?: boolean } & (
   | { kind: "tcp"; server: net.Server | HandleListener; arrival: Arrival }
   | { kind: "udp"; udp: UdpListener }
 );
@@ -254,7 +259,9 @@ export class ProxyPlane {
         const udp = new UdpListener(this.#relayCtx, undefined, arrival);
         const ep: Endpoint = { id, svc: undefined, kind: "udp", udp };
         try {
-          await udp.bind();
+          const fd = this.#options.sharedListen ? reusePortUdpFd(a.addr, a.port) : undefined;
+          if (fd !== undefined) ep.fd = fd;
+          await udp.bind(fd);
         } catch (err) {
           udp.closeVip();
           throw err;
@@ -269,6 +276,7 @@ export class ProxyPlane {
         if (!this.#options.sharedListen || fd !== undefined) {
           const ep = { id, svc: undefined, kind: "tcp", arrival } as Endpoint & { kind: "tcp" };
           ep.server = HandleListener.listen(uv, a.addr, a.port, (h) => this.#acceptHandle(ep, h), fd);
+          if (fd !== undefined) ep.fd = fd;
           return ep;
         }
       }
@@ -467,12 +475,33 @@ export class ProxyPlane {
       if (ep.kind === "udp") ep.udp.svc = svc;
     }
     this.#byService.set(svc, mine);
+    this.#steer(svc);
     this.#deps.log.info("Listening", { service: svc.id });
   }
 
-  serviceChanged(_svc: VirtualService): void {
-    // Options and destinations are read from the service at each new connection.
+  serviceChanged(svc: VirtualService): void {
+    // Options and destinations are read from the service at each new connection; only the
+    // workers' steering follows persistence here.
+    this.#steer(svc);
     this.#pruneMapped();
+  }
+
+  /**
+   * With several workers, a persistent service's sockets are steered by client address, so each
+   * client meets one worker and its templates (worker-steering.ts); others keep the flow hash.
+   */
+  #steer(svc: VirtualService): void {
+    const workers = this.#options.workers ?? 1;
+    if (workers < 2) return;
+    const want = svc.options.persistent;
+    for (const ep of this.#byService.get(svc) ?? []) {
+      if (ep.fd === undefined || (ep.steered ?? false) === want) continue;
+      try {
+        if (steerBySource(ep.fd, workers, want)) ep.steered = want;
+      } catch (err) {
+        this.#deps.log.warn("Cannot steer a VIP's workers by client address", { service: svc.id, err });
+      }
+    }
   }
 
   serviceRemoved(svc: VirtualService): void {
@@ -528,7 +557,7 @@ export class ProxyPlane {
     if (this.#options.sharedListen)
       out.push(
         reusePortAvailable()
-          ? "Workers: each listens on its own SO_REUSEPORT socket (the kernel spreads new connections by hash)"
+          ? `Workers: each listens on its own SO_REUSEPORT socket (the kernel spreads new connections by hash; persistent services by client address${this.#options.udp ? "; every worker serves UDP" : ""})`
           : "Workers: one listening socket shared through node:cluster (the native addon is missing, so no SO_REUSEPORT)",
       );
     this.#pruneMapped();

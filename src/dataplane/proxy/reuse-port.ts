@@ -51,6 +51,31 @@ export function reusePortFd(addr: string, port: number): number | undefined {
 }
 
 /**
+ * A bound SO_REUSEPORT UDP socket of this process on addr:port (a descriptor for dgram's
+ * bind({ fd })), or undefined when the addon (or this function of it) is unavailable.
+ */
+export function reusePortUdpFd(addr: string, port: number): number | undefined {
+  let native: ReturnType<typeof loadNative>;
+  try {
+    native = loadNative();
+  } catch (err) {
+    if (err instanceof NativeUnavailableError) return undefined;
+    throw err;
+  }
+  if (typeof native.bindUdp !== "function") return undefined;
+  return native.bindUdp(addr, port, true);
+}
+
+/** Whether every worker can serve UDP on its own SO_REUSEPORT socket. */
+export function udpReusePortAvailable(): boolean {
+  try {
+    return typeof loadNative().bindUdp === "function";
+  } catch {
+    return false;
+  }
+}
+
+/**
  * Listen on addr:port with a SO_REUSEPORT socket of this process. Resolves true once listening,
  * false when the addon or the handle class is unavailable (nothing was bound: fall back); rejects
  * with the bind's error (code EADDRINUSE, EADDRNOTAVAIL, ...) like net.Server.listen would.

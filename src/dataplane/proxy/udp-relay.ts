@@ -57,12 +57,19 @@ export class UdpListener implements UdpFlowOwner {
     });
   }
 
-  /** Bind the VIP socket; rejects with the system error when the address cannot be used. */
-  bind(): Promise<void> {
+  /**
+   * Bind the VIP socket, or take `fd` (a worker's own SO_REUSEPORT socket, already bound); rejects
+   * with the system error when the address cannot be used.
+   */
+  bind(fd?: number): Promise<void> {
     return new Promise((resolve, reject) => {
       const onError = (err: Error) => reject(err);
       this.#sock.once("error", onError);
-      this.#sock.bind({ address: this.arrival.vaddr, port: this.arrival.vport, exclusive: true }, () => {
+      const where =
+        fd !== undefined
+          ? { fd, exclusive: true }
+          : { address: this.arrival.vaddr, port: this.arrival.vport, exclusive: true };
+      this.#sock.bind(where, () => {
         this.#sock.off("error", onError);
         this.#sock.on("error", (err) => this.ctx.log.warn("UDP VIP socket error", { service: this.svc?.id, err }));
         resolve();
