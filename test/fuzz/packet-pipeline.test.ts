@@ -89,7 +89,7 @@ for (const vnet of [false, true]) {
       assert.equal(d.io.pending, 0);
       const c = d.pipeline.counters;
       assert.equal(c.drops.error, 0, "no exception inside the pipeline");
-      assert.equal(c.rx, here, "every injected frame was received");
+      assert.equal(c.rx, here, `every injected frame was received: ${fx.description}`);
       assert.equal(c.rx, c.forwarded + c.replied + c.consumed + c.ignored + c.dropped, fx.description);
       assert.equal(
         c.dropped,
