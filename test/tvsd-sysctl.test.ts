@@ -50,6 +50,12 @@ test("tvsd --sysctl NAME=VALUE: parsed, later wins, bad ones refused naming the 
   bad(["--sysctl", "bogus=1"], /--sysctl: unknown sysctl "bogus"/);
   bad(["--sysctl", "secure_tcp"], /--sysctl: "secure_tcp" is not NAME=VALUE/);
   bad(["--sysctl", "secure_tcp=1"], /--sysctl secure_tcp=1: .*needs the packet data plane/);
+  bad(["--sysctl", "synproxy=1"], /--sysctl synproxy=1: .*needs the packet data plane/);
+  bad(["--sysctl", "synproxy=2"], /sysctl synproxy "2" is not an integer in 0\.\.1/);
+  assert.equal(
+    parseTvsdArgs(["--dataplane", "packet", "--interface", "eth0", "--sysctl", "synproxy=1"]).sysctls.synproxy,
+    1,
+  );
   assert.equal(
     parseTvsdArgs(["--dataplane", "packet", "--interface", "eth0", "--sysctl", "secure_tcp=1"]).sysctls.secure_tcp,
     1,
@@ -86,6 +92,10 @@ test("sysctls over the control API and tvs sysctl; drop_packet=3 refuses one new
   // The socket plane refuses what it cannot honour; nothing changes.
   await assert.rejects(
     d.client.sysctl({ name: "secure_tcp", value: 1 }),
+    (e: unknown) => e instanceof ApiError && /packet data plane/.test(e.message),
+  );
+  await assert.rejects(
+    d.client.sysctl({ name: "synproxy", value: 1 }),
     (e: unknown) => e instanceof ApiError && /packet data plane/.test(e.message),
   );
   r = await cli(["--socket", d.socket, "secure_tcp=9"]);

@@ -1,8 +1,8 @@
 // `tvs lab synflood`: a spoofed-source SYN flood (Debian's hping3 --rand-source, bounded in time)
-// against a NAT or DR service on tvsd's packet plane, while a long download continues through the
+// against a NAT, FULLNAT or DR service on tvsd's packet plane, while a long download continues through the
 // director and a legitimate client connects every 10 ms (synflood-driver.ts). tvsd runs with a
 // bounded table and IPVS's defences in their automatic modes, or with the SYN proxy
-// (--sysctl synproxy=1, NAT), on one or more packet workers (docs/defences.md). Reported: the
+// (--sysctl synproxy=1, NAT and FULLNAT), on one or more packet workers (docs/defences.md). Reported: the
 // table's size and tvsd's RSS over time, the legitimate success rate and the download's throughput
 // before, during and after the flood, the frames the kernel dropped at tvsd's sockets and the SYN
 // proxy's cookies. Targets: the download survives, ≥ 99 % of the legitimate connections made
@@ -25,7 +25,7 @@ interface DriverResult {
 }
 
 export interface SynfloodSummary {
-  mode: "nat" | "dr";
+  mode: "nat" | "dr" | "fullnat";
   workers: number;
   connLimit: number;
   sysctls: string[];
@@ -65,7 +65,7 @@ function rssKiB(pid: number): number {
 
 export async function runSynflood(
   o: {
-    mode?: "nat" | "dr";
+    mode?: "nat" | "dr" | "fullnat";
     workers?: number;
     connLimit: number;
     sysctls: string[];
@@ -180,7 +180,7 @@ export async function runSynflood(
 
 export const synflood: LabExperiment = {
   options: {
-    mode: { type: "string", default: "nat", help: "the service's forwarding method: nat or dr" },
+    mode: { type: "string", default: "nat", help: "the service's forwarding method: nat, fullnat or dr" },
     workers: { type: "string", default: "1", help: "tvsd's packet worker threads (--workers)" },
     "conn-limit": { type: "string", default: "65536", help: "tvsd's --conn-limit" },
     sysctl: {
@@ -205,7 +205,8 @@ export const synflood: LabExperiment = {
     const sysctls = sysctlText === "none" ? [] : sysctlText.split(",").filter((s) => s !== "");
     for (const s of sysctls) if (!s.includes("=")) throw new LabOptionError(`--sysctl "${s}" is not NAME=VALUE`);
     const mode = str(values, "mode");
-    if (mode !== "nat" && mode !== "dr") throw new LabOptionError(`--mode "${mode}" must be nat or dr`);
+    if (mode !== "nat" && mode !== "dr" && mode !== "fullnat")
+      throw new LabOptionError(`--mode "${mode}" must be nat, fullnat or dr`);
     const s = await runSynflood(
       {
         mode,
