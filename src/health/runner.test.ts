@@ -374,6 +374,41 @@ test("scheduling: warmup draws from [0, warmup], then delay_loop after a pass an
   assert.ok(armed() <= 1, "never more than one timer armed");
 });
 
+test("timer slack: the timer wakes at most once per timerSlackMs; a deadline runs at most that late", async (t) => {
+  // Servers a, b, c first due at 0, 102 and 103 (warmup 200 × 0, 0.51, 0.515), then delay_loop.
+  for (const [slack, expected] of [
+    [5, [0, 102, 107, 1000, 1102, 1107]],
+    [0, [0, 102, 103, 1000, 1102, 1103]],
+  ] as const) {
+    const { clock, timers, fireNext } = manualTime();
+    const instant = (): Checker => ({
+      type: "TCP_CHECK",
+      check: async () => ({ ok: true, reason: "ok", latencyMs: 0 }),
+    });
+    const { starts, create } = startTimes(clock, instant);
+    const draws = [0, 0.51, 0.515];
+    let k = 0;
+    const runner = new HealthRunner({
+      onEvent: () => {},
+      clock,
+      timers,
+      jitter: false,
+      timerSlackMs: slack,
+      random: () => draws[k++] ?? 0,
+      createChecker: create,
+    });
+    t.after(() => runner.stop());
+    for (const id of ["a", "b", "c"])
+      runner.add({ id, address: "127.0.0.1", port: 1, spec: tcp({ warmupMs: 200, delayLoopMs: 1000 }) });
+    for (let i = 0; i < 30 && starts.length < 6; i++) {
+      assert.ok(fireNext(), "a timer is armed");
+      for (let j = 0; j < 3; j++) await new Promise((r) => setImmediate(r));
+    }
+    assert.deepEqual(starts, expected, `timerSlackMs ${slack}`);
+    runner.stop();
+  }
+});
+
 test("time limit: an attempt that never answers is cut off exactly at connect_timeout, and the next one follows delay_before_retry", async (t) => {
   const { clock, timers, fireNext } = manualTime();
   const hang = (): Checker => ({
