@@ -100,8 +100,9 @@ export const USAGE = `Usage: tvsd [options]
   --udp-flow-limit N       socket data plane: most UDP flows at once; when full the oldest
                            unanswered flow is evicted (default a quarter of the fd budget)
   --workers N              socket data plane: N processes (each schedules on its own: rr sequences
-                           and persistence are per worker); packet data plane: N threads sharing
-                           the interface, each owning its flows (default 1)
+                           are per worker; a persistent service's clients are steered to one
+                           worker each); packet data plane: N threads sharing the interface, each
+                           owning its flows (default 1)
   --fanout cbpf|hash       how packet workers share the interface: cbpf (default) steers both
                            directions of a flow and a persistent client to one worker; hash is the
                            kernel's PACKET_FANOUT_HASH (DR/TUN without persistence only)
