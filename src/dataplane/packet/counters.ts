@@ -1,6 +1,9 @@
 // Counters of the packet pipeline: every received frame ends in exactly one verdict (forwarded,
 // replied to, consumed, ignored or dropped), and every drop has exactly one reason, so
 // rx = forwarded + replied + consumed + ignored + dropped and dropped = the sum of the reasons.
+// An IPv6 datagram reassembled from fragments (each fragment a "consume") is received once more,
+// whole, with its own verdict: rx = frames from the wire + datagrams reassembled (summed over
+// workers, since one worker may reassemble and hand the datagram to another).
 // The fuzz test checks those sums; tvsd reports them.
 
 export const DROP_REASONS = [
