@@ -501,3 +501,45 @@ test("SYN proxy: the handshake's ACK lost, the client's zero-window probe (seq =
   assert.equal(r.out[0]!.seq, ISN, "the client's real ISN");
   assert.equal(d.conns.size, 1);
 });
+
+test("SYN proxy: a client without options (no MSS, scaling, SACK or timestamps) gets none and an MSS of 536 towards the server", () => {
+  const d = director("masq");
+  const sa = send(
+    d,
+    tcp4Frame(DIRECTOR_MAC, CLIENT_MAC, CLIENT, VIP, { sport: 46000, dport: 80, flags: SYN, seq: ISN }),
+  ).out[0]!;
+  assert.deepEqual([sa.mss, sa.wscale, sa.sackOk, sa.ts], [1460, -1, false, undefined]);
+  const syn = send(
+    d,
+    tcp4Frame(DIRECTOR_MAC, CLIENT_MAC, CLIENT, VIP, {
+      sport: 46000,
+      dport: 80,
+      flags: ACK,
+      seq: ISN + 1,
+      ack: sa.seq + 1,
+      window: 29200,
+    }),
+  ).out[0]!;
+  assert.deepEqual(
+    [syn.flags, syn.mss, syn.wscale, syn.sackOk, syn.ts, syn.window],
+    [SYN, 536, -1, false, undefined, 29200],
+  );
+  const r = send(
+    d,
+    tcp4Frame(DIRECTOR_MAC, RS1_MAC, RS1, CLIENT, {
+      sport: 8080,
+      dport: 46000,
+      flags: SYN | ACK,
+      seq: 777,
+      ack: ISN + 1,
+      window: 28960,
+      mss: 1460,
+    }),
+  );
+  const update = r.out.find((s) => s.dstMac === CLIENT_MAC)!;
+  assert.equal(update.window, 28960, "no scaling on either side");
+  assert.equal(update.ts, undefined);
+  const lastAck = r.out.find((s) => s.dstMac === RS1_MAC)!;
+  assert.equal(lastAck.window, 29200);
+  assert.ok(update.csumOk && lastAck.csumOk);
+});
