@@ -160,6 +160,38 @@ describe("fwmark classifier", () => {
     assert.equal(classifier("tcp 10.0.0.1 mark 1").hasFamily(6), false);
   });
 
+  it("host rules found by address keep their place in the chain among prefix rules", () => {
+    const c = classifier(
+      "tcp 10.0.0.0/24 443 mark 1",
+      "tcp 10.0.0.7 443 mark 2",
+      "tcp 10.0.0.8 443 from 192.168.0.0/16 mark 3",
+      "tcp 10.0.0.8 443 mark 4",
+      "tcp 0.0.0.0/0 443 mark 5",
+      "tcp 10.0.1.9 443 mark 6", // after the catch-all: never answers
+    );
+    assert.equal(c.classify4("tcp", v4("1.1.1.1"), v4("10.0.0.7"), 443), 1, "the /24 written first wins");
+    assert.equal(c.classify4("tcp", v4("192.168.1.1"), v4("10.0.1.8"), 443), 5);
+    assert.equal(c.classify4("tcp", v4("1.1.1.1"), v4("10.0.1.9"), 443), 5);
+    const d = classifier(
+      "tcp 10.0.0.8 443 from 192.168.0.0/16 mark 3",
+      "tcp 10.0.0.8 443 mark 4",
+      "tcp 10.0.0.0/24 443 mark 1",
+    );
+    assert.equal(d.classify4("tcp", v4("192.168.1.1"), v4("10.0.0.8"), 443), 3);
+    assert.equal(d.classify4("tcp", v4("172.16.0.1"), v4("10.0.0.8"), 443), 4, "next host rule of the address");
+    assert.equal(d.classify4("tcp", v4("172.16.0.1"), v4("10.0.0.9"), 443), 1);
+  });
+
+  it("IPv6 host rules whose addresses fold to the same key stay apart", () => {
+    // Words [20010db8, 1, 2, 0] and [20010db8, 2, 1, 0]: the same XOR.
+    const a = "2001:db8:0:1:0:2::";
+    const b = "2001:db8:0:2:0:1::";
+    const c = classifier(`tcp ${a} 443 mark 1`, `tcp ${b} 443 mark 2`);
+    assert.equal(c.classify6("tcp", v6buf("fd00::1", b), 0, 16, 443), 2);
+    assert.equal(c.classify6("tcp", v6buf("fd00::1", a), 0, 16, 443), 1);
+    assert.equal(c.classify6("tcp", v6buf("fd00::1", "2001:db8::3:0:0:0"), 0, 16, 443), 0);
+  });
+
   it("cuts the port space into merged intervals, each listing only the rules covering it", () => {
     const c = classifier(
       "tcp 10.0.0.1 80,443 mark 1",
@@ -183,7 +215,16 @@ describe("fwmark classifier", () => {
     const rnd = () => next() / 2 ** 32;
     const pick = <T>(xs: readonly T[]) => xs[Math.floor(rnd() * xs.length)]!;
     const protos = ["tcp", "udp", "sctp", "any"] as const;
-    const nets = ["10.0.0.0/8", "10.1.0.0/16", "10.1.2.0/24", "10.1.2.3", "0.0.0.0/0", "10.1.2.128/25"];
+    const nets = [
+      "10.0.0.0/8",
+      "10.1.0.0/16",
+      "10.1.2.0/24",
+      "10.1.2.3",
+      "0.0.0.0/0",
+      "10.1.2.128/25",
+      "10.1.2.200",
+      "10.1.9.9",
+    ];
     const rules: FwmarkRule[] = [];
     for (let i = 0; i < 60; i++) {
       const lo = Math.floor(rnd() * 200);

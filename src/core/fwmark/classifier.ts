@@ -20,20 +20,29 @@
 //    match that port. Adjacent intervals with the same candidate list are merged when building,
 //    so a table whose rules all name a few ports stays a handful of intervals.
 //
-// 3. The candidates are then tried in order against the addresses: a prefix test is one AND and
-//    one compare per 32-bit word ((addr & mask) === net; one word for IPv4, four for IPv6), the
-//    source prefix only when the rule has one. The first candidate that passes is the answer.
+// 3. Rules whose destination is one address (a /32 or /128: the common `tcp VIP 80,443 mark 1`)
+//    are indexed once more, by that address: each interval keeps a hash map from the address
+//    (IPv4: the address itself; IPv6: the XOR of its four 32-bit words) to its host rules in
+//    rule order, and a list of the other rules (prefixes). A lookup fetches the packet's
+//    destination's host rules from the map and walks the two ordered lists together, always
+//    taking the lower rule number next, so the order of the whole chain is kept: a /24 rule
+//    written before a host rule still wins over it.
 //
-// A lookup therefore costs a binary search plus the addresses of the rules that share the port,
-// whatever the number of rules on other ports: with rules for 80/443 and hundreds of others on
-// other ports, a packet to port 443 tries only the rules covering 443. Building costs
-// O(R log R + I·R) for I intervals (the candidate lists), done once per rules change; MAX_FWMARK_RULES
-// bounds it. Everything is kept in typed arrays (interval starts, list offsets, rule slots, the
-// prefix words), so a lookup allocates nothing.
+// 4. Each candidate is tested against the addresses: a prefix test is one AND and one compare
+//    per 32-bit word ((addr & mask) === net; one word for IPv4, four for IPv6; an IPv6 host rule
+//    found through the XOR is checked in full, so two addresses with the same XOR never mix),
+//    the source prefix only when the rule has one. The first candidate that passes is the answer.
+//
+// A lookup therefore costs a binary search, one map lookup, and the rules that share both the
+// port and the destination address, plus the prefix rules covering the port: with hundreds of
+// VIPs each with rules on 80 and 443, a packet to one VIP's 443 tries only that VIP's rule.
+// Building costs O(R log R + I·R) for I intervals (the candidate lists), done once per rules
+// change; MAX_FWMARK_RULES bounds it. Interval starts, list offsets and rule slots are typed
+// arrays, and a lookup allocates nothing.
 
 import type { Family } from "../addr.ts";
 import type { Protocol } from "../sched/types.ts";
-import { type FwmarkRule, prefixWords } from "./rule.ts";
+import { type FwmarkRule, hostAddress, prefixWords } from "./rule.ts";
 
 const PROTOS: readonly Protocol[] = ["tcp", "udp", "sctp"];
 
@@ -43,9 +52,14 @@ interface PortIndex {
   starts: Int32Array;
   /** Candidates of interval k are slots[offsets[k] .. offsets[k + 1]). */
   offsets: Int32Array;
-  /** Rule numbers (index into the compiled rules), in rule order within an interval. */
+  /** Rule numbers (index into the compiled rules) of the prefix rules, in rule order within an interval. */
   slots: Int32Array;
+  /** Per interval: the host rules by destination address key (addrKey), each list in rule order. */
+  hosts: (Map<number, Int32Array> | undefined)[];
 }
+
+/** No more candidates in a list (greater than any rule number). */
+const END = 0x7fffffff;
 
 export class FwmarkClassifier {
   /** The rules, in order (plain data, as given). */
@@ -115,16 +129,29 @@ export class FwmarkClassifier {
     if (idx === undefined) return 0;
     const k = findInterval(idx.starts, dport);
     const slots = idx.slots;
-    const dnet = this.#dnet;
-    const dmask = this.#dmask;
-    for (let j = idx.offsets[k]!, end = idx.offsets[k + 1]!; j < end; j++) {
-      const r = slots[j]!;
+    const host = idx.hosts[k]?.get(daddr >>> 0);
+    const hl = host === undefined ? 0 : host.length;
+    let h = 0;
+    let j = idx.offsets[k]!;
+    const end = idx.offsets[k + 1]!;
+    for (;;) {
+      // The next rule in chain order from either list.
+      const a = h < hl ? host![h]! : END;
+      const b = j < end ? slots[j]! : END;
+      if (a === END && b === END) return 0;
+      let r: number;
+      if (a < b) {
+        r = a;
+        h++;
+      } else {
+        r = b;
+        j++;
+      }
       const w = r * 4;
-      if ((daddr & dmask[w]!) >>> 0 !== dnet[w]) continue;
+      if ((daddr & this.#dmask[w]!) >>> 0 !== this.#dnet[w]) continue;
       if (this.#hasSrc[r] === 1 && (saddr & this.#smask[w]!) >>> 0 !== this.#snet[w]) continue;
       return this.#mark[r]!;
     }
-    return 0;
   }
 
   /**
@@ -136,8 +163,27 @@ export class FwmarkClassifier {
     if (idx === undefined) return 0;
     const k = findInterval(idx.starts, dport);
     const slots = idx.slots;
-    next: for (let j = idx.offsets[k]!, end = idx.offsets[k + 1]!; j < end; j++) {
-      const r = slots[j]!;
+    const map = idx.hosts[k];
+    const host =
+      map === undefined
+        ? undefined
+        : map.get((word(buf, doff) ^ word(buf, doff + 4) ^ word(buf, doff + 8) ^ word(buf, doff + 12)) >>> 0);
+    const hl = host === undefined ? 0 : host.length;
+    let h = 0;
+    let j = idx.offsets[k]!;
+    const end = idx.offsets[k + 1]!;
+    next: for (;;) {
+      const a = h < hl ? host![h]! : END;
+      const b = j < end ? slots[j]! : END;
+      if (a === END && b === END) return 0;
+      let r: number;
+      if (a < b) {
+        r = a;
+        h++;
+      } else {
+        r = b;
+        j++;
+      }
       const w = r * 4;
       for (let q = 0; q < 4; q++) {
         const m = this.#dmask[w + q]!;
@@ -152,7 +198,6 @@ export class FwmarkClassifier {
         }
       return this.#mark[r]!;
     }
-    return 0;
   }
 
   /** Intervals of the (family, protocol) index (tests read how rules were cut). */
@@ -160,8 +205,11 @@ export class FwmarkClassifier {
     const idx = this.#index[(family === 4 ? 0 : 3) + protoIndex(protocol)];
     if (idx === undefined) return [];
     const out: { start: number; rules: number[] }[] = [];
-    for (let k = 0; k < idx.starts.length; k++)
-      out.push({ start: idx.starts[k]!, rules: [...idx.slots.subarray(idx.offsets[k]!, idx.offsets[k + 1]!)] });
+    for (let k = 0; k < idx.starts.length; k++) {
+      const rules = [...idx.slots.subarray(idx.offsets[k]!, idx.offsets[k + 1]!)];
+      for (const list of idx.hosts[k]?.values() ?? []) rules.push(...list);
+      out.push({ start: idx.starts[k]!, rules: rules.sort((a, b) => a - b) });
+    }
     return out;
   }
 }
@@ -192,7 +240,17 @@ function covers(r: FwmarkRule, port: number): boolean {
   return false;
 }
 
-/** Cut 0..65535 at every range end of the members' rules and list each interval's candidates. */
+/** The key a host rule's destination is filed under: IPv4 the address, IPv6 the XOR of its words. */
+function addrKey(rule: FwmarkRule): number {
+  let k = 0;
+  for (const w of prefixWords(rule.dst).net) k ^= w;
+  return k >>> 0;
+}
+
+/**
+ * Cut 0..65535 at every range end of the members' rules and list each interval's candidates: the
+ * prefix rules in a list, the host rules in a map by destination address.
+ */
 function buildPortIndex(rules: readonly FwmarkRule[], members: readonly number[]): PortIndex {
   const cuts = new Set<number>([0]);
   for (const i of members)
@@ -204,17 +262,34 @@ function buildPortIndex(rules: readonly FwmarkRule[], members: readonly number[]
   const outStarts: number[] = [];
   const offsets: number[] = [0];
   const slots: number[] = [];
+  const hosts: (Map<number, Int32Array> | undefined)[] = [];
   let prev: number[] | undefined;
   for (const s of starts) {
     // Inside an interval every port is covered by the same rules: its first port decides.
     const list = members.filter((i) => covers(rules[i]!, s));
     if (prev !== undefined && sameList(prev, list)) continue;
     outStarts.push(s);
-    slots.push(...list);
+    const byAddr = new Map<number, number[]>();
+    for (const i of list) {
+      const r = rules[i]!;
+      if (hostAddress(r.dst) === undefined) slots.push(i);
+      else {
+        const key = addrKey(r);
+        const l = byAddr.get(key);
+        if (l) l.push(i);
+        else byAddr.set(key, [i]);
+      }
+    }
     offsets.push(slots.length);
+    hosts.push(byAddr.size > 0 ? new Map([...byAddr].map(([k, l]) => [k, Int32Array.from(l)])) : undefined);
     prev = list;
   }
-  return { starts: Int32Array.from(outStarts), offsets: Int32Array.from(offsets), slots: Int32Array.from(slots) };
+  return {
+    starts: Int32Array.from(outStarts),
+    offsets: Int32Array.from(offsets),
+    slots: Int32Array.from(slots),
+    hosts,
+  };
 }
 
 function sameList(a: readonly number[], b: readonly number[]): boolean {
