@@ -200,3 +200,18 @@ test("drop reasons and timeouts are counted; fragments not for the director are 
   );
   assert.equal(d.pipeline.defrag6.reassembler.stats.fragments, before);
 });
+
+test("TUN (ip6ip6): the reassembled datagram is wrapped whole and the outer packet is cut, each piece its largest fragment plus the outer header", () => {
+  const d = director("tunnel");
+  const body = payload(3000);
+  const inner = ipv6(CLIENT6, VIP6, 17, udp(CLIENT6, VIP6, 40007, 53, body));
+  const out = send(d, fragments6(inner, 1232, 0x31, DIRECTOR_MAC, CLIENT_MAC));
+  assert.equal(out.length, 3);
+  for (const f of out) assert.ok(f.length - 14 <= 1280 + 40, `outer fragment of ${f.length - 14} bytes`);
+  const w = whole(out);
+  assert.equal(w.packet[6], 41, "IPv6 in IPv6");
+  assert.ok(!w.ids.has(0x31), "the outer source is the director's: a fresh identification");
+  const expected = Buffer.from(inner);
+  expected[7] = 63; // the hop limit the director decremented
+  assert.deepEqual(w.packet.subarray(40), expected);
+});
