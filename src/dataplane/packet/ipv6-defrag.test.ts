@@ -19,7 +19,7 @@ function payload(n: number, seed = 5): Buffer {
   return b;
 }
 
-function director(fwd: "masq" | "fullnat" | "droute", mtu = 1500) {
+function director(fwd: "masq" | "fullnat" | "droute" | "tunnel", mtu = 1500) {
   return fixtureDirector({
     services: [{ protocol: "udp", vip: VIP6, port: 53, dests: [{ addr: RS6, port: 5300, fwd }] }],
     neighbours: { [RS6]: RS1_MAC, [CLIENT6]: CLIENT_MAC },
