@@ -24,7 +24,9 @@ net.createServer((s) => {
 
 /**
  * The client: opens N connections to each VIP and keeps them. On "ping" (stdin) it sends a line
- * on every connection and prints one JSON line: per connection the reply, or the error/reset.
+ * on every connection and prints one JSON line: per connection the reply, or the error/reset. On
+ * "ports" it prints the connections' local ports as one JSON line; "reset" ends every connection
+ * with a RST (nothing lingers in the client's kernel to reach the next experiment) and exits.
  */
 export const HOLDING_CLIENT = `
 const net = require("node:net");
@@ -52,7 +54,7 @@ async function ping() {
 }
 process.stdin.setEncoding("utf8");
 let inb = "";
-process.stdin.on("data", (d) => { inb += d; let i; while ((i = inb.indexOf("\\n")) >= 0) { const cmd = inb.slice(0, i); inb = inb.slice(i + 1); if (cmd === "ping") ping(); else if (cmd === "quit") process.exit(0); } });
+process.stdin.on("data", (d) => { inb += d; let i; while ((i = inb.indexOf("\\n")) >= 0) { const cmd = inb.slice(0, i); inb = inb.slice(i + 1); if (cmd === "ping") ping(); else if (cmd === "ports") console.log(JSON.stringify(conns.map((c) => c.sock.localPort))); else if (cmd === "quit") process.exit(0); else if (cmd === "reset") { for (const c of conns) c.sock.resetAndDestroy(); setTimeout(() => process.exit(0), 100); } } });
 `;
 
 export function lines(p: ChildProcess): () => Promise<string> {

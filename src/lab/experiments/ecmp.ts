@@ -56,13 +56,26 @@ export const ECMP_LAB = {
   client: "10.90.1.100",
   directors: [`${NET}.11`, `${NET}.12`, `${NET}.13`] as const,
   reals: [`${NET}.21`, `${NET}.22`] as const,
-  /** FULLNAT: each director's local address (routed: announced over BGP, not on the segment). */
+  /**
+   * FULLNAT: each director's local address (routed: announced over BGP, not on the segment), for
+   * the first run; run r uses 10.90.8.(11 + 10r + i) (see localsOfRun).
+   */
   locals: ["10.90.8.11", "10.90.8.12", "10.90.8.13"] as const,
   vip: "10.90.9.1",
   routerAsn: 65000,
   directorAsn: 65001,
 };
 const TVSADM = join(REPO_ROOT, "bin", "tvsadm.js");
+
+/**
+ * The directors' local addresses in run `r`: new ones for every run, because a run without sync
+ * leaves the real servers' kernels holding (or retransmitting FINs on) connections from local
+ * address:port pairs the next run's directors would hand out again (each pool starts at the same
+ * port), and a new connection would meet that stale socket.
+ */
+export function localsOfRun(r: number): string[] {
+  return [0, 1, 2].map((i) => `10.90.8.${11 + 10 * r + i}`);
+}
 
 /**
  * The keepalived.conf director i runs: the service (DR, or FULLNAT) and the tvs_announce block;
@@ -73,9 +86,10 @@ export function ecmpDirectorConf(
   scheduler: string,
   runDir: string,
   forward: "dr" | "fullnat" = "dr",
+  locals: readonly string[] = ECMP_LAB.locals,
 ): string {
   const L = ECMP_LAB;
-  const backups = L.locals.filter((_, k) => k !== i);
+  const backups = locals.filter((_, k) => k !== i);
   return `tvs_announce {
     bgp_asn ${L.directorAsn}
     router_id ${L.directors[i]}
@@ -237,15 +251,16 @@ async function runEcmp(values: LabValues, ctx: LabContext): Promise<LabOutcome> 
     const variants = schedulers.flatMap((scheduler): Variant[] =>
       fullnat ? syncModes.map((sync) => ({ scheduler, sync })) : [{ scheduler, sync: undefined }],
     );
-    for (const { scheduler, sync } of variants) {
+    for (const [runIndex, { scheduler, sync }] of variants.entries()) {
+      const locals = localsOfRun(runIndex);
       const tag = `${scheduler}${sync === undefined ? "" : sync ? "-sync" : "-nosync"}`;
       const start = (i: number): TvsdProcess =>
         startTvsdConf(
           dh[i]!.ns,
           dir,
-          ecmpDirectorConf(i, scheduler, join(dir, `bird-d${i + 1}-${tag}`), fullnat ? "fullnat" : "dr"),
+          ecmpDirectorConf(i, scheduler, join(dir, `bird-d${i + 1}-${tag}`), fullnat ? "fullnat" : "dr", locals),
           `d${i + 1}-${tag}`,
-          [...args, ...(i < 2 ? ["--sloppy-tcp"] : []), ...(fullnat ? ["--local-addrs", L.locals[i]!] : [])],
+          [...args, ...(i < 2 ? ["--sloppy-tcp"] : []), ...(fullnat ? ["--local-addrs", locals[i]!] : [])],
         );
       // Sync mesh: each director a master (syncid i + 1) and a backup (syncid 0: every master's).
       const startSync = async (d: TvsdProcess, i: number): Promise<void> => {
@@ -267,7 +282,7 @@ async function runEcmp(values: LabValues, ctx: LabContext): Promise<LabOutcome> 
       // With FULLNAT, each local address is routed to its own director only while that one lives.
       const localsRouted = async (alive: readonly number[]): Promise<boolean> => {
         if (!fullnat) return true;
-        for (const [k, addr] of L.locals.entries()) {
+        for (const [k, addr] of locals.entries()) {
           const hops = await nextHops(router.ns, addr);
           const want = alive.includes(k) ? [L.directors[k]] : alive.map((j) => L.directors[j]).sort();
           if (hops.join() !== want.join()) return false;
@@ -275,12 +290,12 @@ async function runEcmp(values: LabValues, ctx: LabContext): Promise<LabOutcome> 
         return true;
       };
       log(
-        `\n## ${scheduler}${fullnat ? `, FULLNAT, sync ${sync ? "on" : "off"}` : ""}: three directors: tvsd --config keepalived.conf ${args.join(" ")}${fullnat ? " --local-addrs 10.90.8.1x" : ""} (tvs_announce)`,
+        `\n## ${scheduler}${fullnat ? `, FULLNAT, sync ${sync ? "on" : "off"}` : ""}: three directors: tvsd --config keepalived.conf ${args.join(" ")}${fullnat ? ` --local-addrs ${locals[0]} (${locals[1]}, ${locals[2]})` : ""} (tvs_announce)`,
       );
       log("# d1, d2 with --sloppy-tcp; d3: tvs sysctl sloppy_tcp=1 through its control socket");
       if (fullnat)
         log(
-          `# local addresses ${L.locals.join(", ")} announced by their directors; the others' as backup_addr (AS path prepended)`,
+          `# local addresses ${locals.join(", ")} announced by their directors; the others' as backup_addr (AS path prepended)`,
         );
       tvsds = [start(0), start(1), start(2)];
       if (sync) {
@@ -294,6 +309,14 @@ async function runEcmp(values: LabValues, ctx: LabContext): Promise<LabOutcome> 
       await waitFor("each local address routed to its director", () => localsRouted([0, 1, 2]), 30_000, 50);
       log(`# router: ${L.vip} via ${(await nextHops(router.ns)).join(", ")}`);
 
+      // Connections each director scheduled itself (FULLNAT: every director lists every entry once
+      // synced, so the spread is read from the service's connection counter, before and after).
+      const scheduled = async (d: TvsdProcess): Promise<number> => {
+        const out = (await run(process.execPath, [TVSADM, "--socket", d.socket, "-L", "-n", "--stats"])).stdout;
+        const line = out.split("\n").find((l) => l.includes(`${L.vip}:80`)) ?? "";
+        return Number(line.trim().split(/\s+/)[2] ?? 0);
+      };
+      const baseline = fullnat ? await Promise.all(tvsds.map((d) => scheduled(d!))) : [];
       const holder = spawn(
         "ip",
         ["netns", "exec", client.ns, process.execPath, "-e", HOLDING_CLIENT, L.vip, String(held)],
@@ -313,26 +336,30 @@ async function runEcmp(values: LabValues, ctx: LabContext): Promise<LabOutcome> 
       }
       const spread: number[] = [];
       for (const d of tvsds) {
-        if (fullnat) {
-          // Every director lists every entry once synced: count what each one scheduled itself.
-          const out = (await run(process.execPath, [TVSADM, "--socket", d!.socket, "-L", "-n", "--stats"])).stdout;
-          const line = out.split("\n").find((l) => l.includes(`${L.vip}:80`)) ?? "";
-          spread.push(Number(line.trim().split(/\s+/)[2] ?? 0));
-        } else {
+        if (fullnat) spread.push((await scheduled(d!)) - baseline[spread.length]!);
+        else {
           const out = (await run(process.execPath, [TVSADM, "--socket", d!.socket, "-L", "-n", "-c"])).stdout;
           spread.push(out.split("\n").filter((l) => l.includes(`${L.vip}:80`)).length);
         }
       }
       log(`# ${held} connections held open; per director: ${spread.map((n, i) => `d${i + 1} ${n}`).join(", ")}`);
       if (sync) {
-        // Within the 2 s flush every director holds every entry.
-        const listed = async (d: TvsdProcess) =>
-          (await run(process.execPath, [TVSADM, "--socket", d.socket, "-L", "-n", "-c"])).stdout
-            .split("\n")
-            .filter((l) => l.includes(`${L.vip}:80`)).length;
+        // Within the 2 s flush every director holds every held connection's entry.
+        holder.stdin?.write("ports\n");
+        const ports = JSON.parse(await next()) as number[];
+        const holds = async (d: TvsdProcess) => {
+          const listing = (await run(process.execPath, [TVSADM, "--socket", d.socket, "-L", "-n", "-c"])).stdout;
+          const have = new Set(
+            listing
+              .split("\n")
+              .filter((l) => l.includes(`${L.vip}:80`) && l.includes("ESTABLISHED"))
+              .map((l) => l.trim().split(/\s+/)[3]),
+          );
+          return ports.every((p) => have.has(`${L.client}:${p}`));
+        };
         await waitFor(
           "every director to hold every entry",
-          async () => (await Promise.all(tvsds.map((d) => listed(d!)))).every((n) => n === held),
+          async () => (await Promise.all(tvsds.map((d) => holds(d!)))).every(Boolean),
           10_000,
           100,
         );
@@ -366,7 +393,9 @@ async function runEcmp(values: LabValues, ctx: LabContext): Promise<LabOutcome> 
       log(
         `# route back after ${joinMs} ms (tvsd start included); broken when flows moved to it: ${joinBroken} of ${alive}`,
       );
-      holder.stdin?.write("quit\n");
+      // FULLNAT: connections that broke by timing out still retransmit from the client's kernel
+      // after a plain exit; a reset ends them so they cannot reach the next run's directors.
+      holder.stdin?.write(fullnat ? "reset\n" : "quit\n");
       await stopChild(holder, 2000);
       runs.push({
         scheduler,
