@@ -47,7 +47,7 @@ done
 
 image="$cache/initramfs.cpio.gz"
 kernel="$cache/vmlinuz"
-if [ "$force" = 0 ] && [ -s "$image" ] && [ -s "$kernel" ] && [ -z "$(find "$debs" "$here/init" "$0" -newer "$image" -print -quit)" ]; then
+if [ "$force" = 0 ] && [ -s "$image" ] && [ -s "$kernel" ] && [ -z "$(find "$debs" "$here/init" "$here/sctp-echo.c" "$0" -newer "$image" -print -quit)" ]; then
   echo "ipvs-oracle build: up to date ($image)" >&2
   exit 0
 fi
@@ -87,14 +87,19 @@ cp -L "$x/lib64/ld-linux-x86-64.so.2" "$r/lib64/ld-linux-x86-64.so.2"
 
 # Modules: ip_vs, every scheduler and PE, veth, virtio_mmio + virtio_net (the optional network link to
 # the host, test/oracle/host-link.ts), the tunnel receivers a TUN real server uses (ipip, fou for GUE,
-# ip_gre; test/oracle/tunnels.oracle.test.ts), and their dependencies as modules.dep lists them.
-mods="$(cd "$x/lib/modules/$kver" && grep -E '^kernel/(net/netfilter/ipvs/[^:]*|drivers/net/veth\.ko|drivers/net/virtio_net\.ko|drivers/virtio/virtio_mmio\.ko|net/ipv4/(ipip|fou|ip_gre)\.ko):' modules.dep | tr -d ':' | tr ' ' '\n' | sort -u)"
+# ip_gre; test/oracle/tunnels.oracle.test.ts), SCTP and macvlan (SCTP endpoints in guest
+# namespaces on the link: test/oracle/sctp.oracle.test.ts), and their dependencies as modules.dep lists them.
+mods="$(cd "$x/lib/modules/$kver" && grep -E '^kernel/(net/netfilter/ipvs/[^:]*|drivers/net/veth\.ko|drivers/net/virtio_net\.ko|drivers/virtio/virtio_mmio\.ko|net/ipv4/(ipip|fou|ip_gre)\.ko|net/sctp/sctp\.ko|drivers/net/macvlan\.ko):' modules.dep | tr -d ':' | tr ' ' '\n' | sort -u)"
 for m in $mods; do
   mkdir -p "$r/lib/modules/$kver/$(dirname "$m")"
   cp "$x/lib/modules/$kver/$m" "$r/lib/modules/$kver/$m"
 done
 cp "$x/lib/modules/$kver/modules.builtin" "$x/lib/modules/$kver/modules.order" "$r/lib/modules/$kver/" 2>/dev/null || true
 "$bb" depmod -b "$r" "$kver"
+# sctp-echo: minimal SCTP endpoints (tools/ipvs-oracle/sctp-echo.c), static so it needs no library.
+if command -v gcc >/dev/null && gcc -static -O2 -o "$r/sbin/sctp-echo" "$here/sctp-echo.c" 2>"$cache/sctp-echo.log"; then :; else
+  echo "ipvs-oracle build: sctp-echo not built (gcc with a static libc needed; see $cache/sctp-echo.log): the SCTP oracle test will skip" >&2
+fi
 cp "$here/init" "$r/init"
 chmod 755 "$r/init"
 echo "root:x:0:0:root:/root:/bin/sh" >"$r/etc/passwd"
