@@ -4,41 +4,58 @@
 // listens on 80 and 443. For DR and NAT: each of six client addresses reaches one real server on
 // both ports (the template is keyed by the mark, not the port), the clients spread over both
 // real servers, tvs fwmark shows the rule feeding FWM 1, and a mark no rule sets is warned about.
-// NAT runs once more with two packet workers (the steering keeps a persistent client on one).
+// NAT runs once more with two packet workers (the steering keeps a persistent client on one). DR
+// reads the rule from a file; SIGHUP reads it again, and a broken file is refused.
 import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { test } from "node:test";
-import { ipIn, runIn } from "../../src/lab/exec.ts";
+import { ipIn, runIn, sleep } from "../../src/lab/exec.ts";
 import { Experiment, FORWARD_FLAG } from "../../src/lab/experiment.ts";
 import { startNameServer } from "../../src/lab/servers.ts";
 import { UDP_PORT } from "../../src/lab/topology.ts";
 
 const root = process.getuid?.() === 0;
+
+async function waitFor(ok: () => Promise<boolean>, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await ok())) {
+    if (Date.now() > deadline) throw new Error(`Not reached within ${ms} ms`);
+    await sleep(200);
+  }
+}
 const HTTPS_PORT = 443;
 
 const CASES = [
-  { mode: "dr", workers: 1 },
-  { mode: "nat", workers: 1 },
+  // DR reads its rule from --fwmark-rules FILE, and a SIGHUP later reads the file again.
+  { mode: "dr", workers: 1, file: true },
+  { mode: "nat", workers: 1, file: false },
   // Two packet workers: the steering program keeps a persistent fwmark service's client on one worker.
-  { mode: "nat", workers: 2 },
+  { mode: "nat", workers: 2, file: false },
 ] as const;
 
-for (const { mode, workers } of CASES) {
+for (const { mode, workers, file } of CASES) {
   test(
     `fwmark ${mode}${workers > 1 ? `, ${workers} packet workers` : ""}: one client's ports 80 and 443 reach one real server; clients spread`,
     { skip: root ? false : "needs root (network namespaces, raw sockets)", timeout: 180_000 },
     async (t) => {
       const vip = "192.168.122.22";
+      const dir = mkdtempSync(join(tmpdir(), "fwmark-lab-"));
+      const rulesFile = join(dir, "fwmark.rules");
+      writeFileSync(rulesFile, `# web: http and https share mark 1\ntcp ${vip} 80,${HTTPS_PORT} mark 1\n`);
       const exp = await Experiment.start({
         mode,
         workers,
         configure: false,
-        tvsdArgs: ["--fwmark-rule", `tcp ${vip} 80,${HTTPS_PORT} mark 1`],
+        tvsdArgs: file ? ["--fwmark-rules", rulesFile] : ["--fwmark-rule", `tcp ${vip} 80,${HTTPS_PORT} mark 1`],
       });
       const extra: ChildProcess[] = [];
       t.after(async () => {
         for (const c of extra) if (c.exitCode === null && c.pid !== undefined) c.kill("SIGTERM");
         await exp.stop();
+        rmSync(dir, { recursive: true, force: true });
       });
       assert.equal(exp.vip, vip);
       const { client, director } = exp.topo;
@@ -91,9 +108,9 @@ for (const { mode, workers } of CASES) {
       const nft = await runIn(director.ns, "nft", ["list", "table", "netdev", "tvs_eth0"]);
       assert.match(nft.stdout, new RegExp(`ip daddr ${vip.replace(/\./g, "\\.")} drop`));
       let shown = await exp.tvs(["fwmark"]);
-      assert.match(
-        shown,
-        new RegExp(`1 +tcp +${vip.replace(/\./g, "\\.")} +80,443 +\\* +1 +FWM 1 +--fwmark-rule 1`),
+      const from = file ? `${rulesFile}:2` : "--fwmark-rule 1";
+      assert.ok(
+        shown.split("\n").some((l) => /^ +1 +tcp +\S+ +80,443 +\* +1 +FWM 1 +/.test(l) && l.endsWith(from)),
         shown,
       );
 
@@ -102,6 +119,26 @@ for (const { mode, workers } of CASES) {
       shown = await exp.tvs(["fwmark"]);
       assert.match(shown, /Warning: FWM 2: no rule sets mark 2 for IPv4/, shown);
       assert.match(await exp.tvs(["status"]), /FWM 2: no firewall-mark rule sets mark 2/);
+
+      if (file) {
+        // SIGHUP reads the file again: 443 leaves the rule, so a new client's https finds no
+        // service on the director's own VIP (dropped) while its http still works.
+        const pid = exp.tvsdProcess?.pid;
+        assert.ok(pid !== undefined);
+        writeFileSync(rulesFile, `tcp ${vip} 80 mark 1\n`);
+        process.kill(pid, "SIGHUP");
+        await waitFor(async () => /tcp +\S+ +80 +\* +1 +FWM 1/.test(await exp.tvs(["fwmark"])), 10_000);
+        const late = "192.168.122.77";
+        await ipIn(client.ns, "addr", "add", `${late}/24`, "dev", "eth0");
+        assert.match(await get(late, 80), /^rs[12]$/, "http still marked after the reload");
+        assert.equal(await get(late, HTTPS_PORT), "", "https no longer marked: no service takes it");
+        // A broken file is refused with its position; the rules in force stay.
+        writeFileSync(rulesFile, `tcp ${vip} 80 mark one\n`);
+        process.kill(pid, "SIGHUP");
+        await waitFor(async () => /Last reload .*refused.*fwmark\.rules:1:/.test(await exp.tvs(["status"])), 10_000);
+        assert.match(await exp.tvs(["fwmark"]), /tcp +\S+ +80 +\* +1 +FWM 1/);
+        assert.match(await get(late, 80), /^rs[12]$/);
+      }
     },
   );
 }
