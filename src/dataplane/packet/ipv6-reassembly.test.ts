@@ -255,6 +255,53 @@ describe("bounds", () => {
     assert.equal(feed(r, first.slice(2), 101).at(-1)!.kind, "held");
   });
 
+  test("a flood of never-completed fragments: queues evicted oldest first, expired in age order, completed ones out of the way", () => {
+    const r = new Ipv6Reassembler();
+    // One-piece queues: a last piece (offset 8, M = 0, no data) whose first piece never comes.
+    const lone = (id: number): Buffer => {
+      const f = Buffer.alloc(48);
+      f[0] = 0x60;
+      f.writeUInt16BE(8, 4);
+      f[6] = 44;
+      f[40] = 17;
+      f.writeUInt16BE(8, 42);
+      f.writeUInt32BE(id, 44);
+      return f;
+    };
+    const perQueue = QUEUE_OVERHEAD + PIECE_OVERHEAD;
+    const fits = Math.floor(r.limits.memoryLimit / perQueue);
+    const flood = 3 * fits;
+    for (let id = 0; id < flood; id++) {
+      assert.deepEqual(r.add(lone(id), 0, 48, id), { kind: "held" });
+      // Datagrams that complete among the flood leave no queue behind.
+      if (id % 1000 === 0) {
+        const whole = cut(datagram(100), 40, 64, 0x8000_0000 + id);
+        assert.equal(feed(r, whole, id).at(-1)!.kind, "done");
+      }
+    }
+    assert.equal(r.queues, fits);
+    assert.equal(r.memory, fits * perQueue);
+    assert.equal(r.stats.evicted, flood - fits);
+    // The survivors are the newest: the oldest of them expires first, one a millisecond.
+    const firstKept = flood - fits;
+    assert.equal(r.expire(firstKept + 60_000), 1);
+    assert.equal(r.expire(firstKept + 60_009), 9);
+    assert.equal(r.queues, fits - 10);
+    // A kept queue is still found: its first piece completes it.
+    const head = Buffer.alloc(56);
+    head[0] = 0x60;
+    head.writeUInt16BE(16, 4);
+    head[6] = 44;
+    head[40] = 17;
+    head.writeUInt16BE(1, 42);
+    head.writeUInt32BE(flood - 1, 44);
+    assert.equal(r.add(head, 0, 56, flood).kind, "done");
+    assert.equal(r.expire(flood + 60_000), fits - 11);
+    assert.equal(r.queues, 0);
+    assert.equal(r.memory, 0);
+    assert.equal(r.stats.timeouts, fits - 1);
+  });
+
   test("limits are checked", () => {
     assert.throws(() => new Ipv6Reassembler({ memoryLimit: 1000 }), /Invalid reassembly memory limit "1000"/);
     assert.throws(() => new Ipv6Reassembler({ timeoutMs: 0 }), /Invalid reassembly timeout "0"/);

@@ -160,6 +160,8 @@ interface Queue {
   maxFragmentSize: number;
   cost: number;
   id: number;
+  /** Taken out of the lookup map (completed, expired or evicted); still in the age list until passed. */
+  removed: boolean;
 }
 
 export interface ReassemblyStats {
@@ -191,8 +193,15 @@ export class Ipv6Reassembler {
     timeouts: 0,
     evicted: 0,
   };
-  /** Insertion order is age order: the first entry is the oldest queue. */
   readonly #queues = new Map<string, Queue>();
+  /**
+   * Every queue in creation order (age order) from #oldest on; removed ones are skipped when
+   * reached and the list is compacted now and then. Expiry and eviction walk this list, not the
+   * map: they touch only the queues they remove, so a full reassembler costs a fragment O(1)
+   * (a walk over a map with deletions at its front passes every deleted slot each time).
+   */
+  #age: Queue[] = [];
+  #oldest = 0;
   #memory = 0;
 
   constructor(limits: Partial<ReassemblyLimits> = {}) {
@@ -258,8 +267,10 @@ export class Ipv6Reassembler {
         maxFragmentSize: 0,
         cost: QUEUE_OVERHEAD,
         id: fh.id,
+        removed: false,
       };
       this.#queues.set(key, q);
+      this.#age.push(q);
       this.#memory += q.cost;
     }
 
@@ -304,14 +315,23 @@ export class Ipv6Reassembler {
     return { kind: "done", datagram: this.#rebuild(q) };
   }
 
-  /** Drop queues whose time is up; returns how many incomplete datagrams expired. */
+  /**
+   * Drop queues whose time is up; returns how many incomplete datagrams expired. Queues are kept
+   * in creation order and all live timeoutMs, so they expire in that order: the walk stops at the
+   * first queue still alive. (Walking them all cost every fragment a pass over up to memoryLimit /
+   * (QUEUE_OVERHEAD + PIECE_OVERHEAD) queues, some 13,000: a flood of never-completed fragments
+   * cost a millisecond each.)
+   */
   expire(now: number): number {
     let n = 0;
-    for (const q of this.#queues.values()) {
-      if (q.expiresAt > now) continue;
+    for (; this.#oldest < this.#age.length; this.#oldest++) {
+      const q = this.#age[this.#oldest]!;
+      if (q.removed) continue;
+      if (q.expiresAt > now) break;
       this.#remove(q);
       if (!q.dead) n++;
     }
+    this.#compact();
     this.stats.timeouts += n;
     return n;
   }
@@ -338,17 +358,32 @@ export class Ipv6Reassembler {
   }
 
   #remove(q: Queue): void {
+    q.removed = true;
     this.#queues.delete(q.key);
     this.#memory -= q.cost;
   }
 
   /** Evict the oldest queues (never `keep`) until `cost` more bytes fit. */
   #makeRoom(cost: number, keep: Queue): void {
-    for (const q of this.#queues.values()) {
-      if (this.#memory + cost <= this.limits.memoryLimit) return;
-      if (q === keep) continue;
+    for (let i = this.#oldest; i < this.#age.length; i++) {
+      if (this.#memory + cost <= this.limits.memoryLimit) break;
+      const q = this.#age[i]!;
+      if (q.removed || q === keep) continue;
       this.#remove(q);
       if (!q.dead) this.stats.evicted++;
+    }
+    while (this.#oldest < this.#age.length && this.#age[this.#oldest]!.removed) this.#oldest++;
+    this.#compact();
+  }
+
+  /** Drop the passed front of the age list once it is most of the list. */
+  #compact(): void {
+    if (this.#oldest === this.#age.length) {
+      this.#age = [];
+      this.#oldest = 0;
+    } else if (this.#oldest > 1024 && this.#oldest * 2 > this.#age.length) {
+      this.#age = this.#age.slice(this.#oldest);
+      this.#oldest = 0;
     }
   }
 
