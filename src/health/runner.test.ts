@@ -521,10 +521,15 @@ test(
     assert.equal(events.length, 0);
     assert.equal(runner.status()[0]?.lastResult?.reason, "Connected");
     const port = l.port;
+    const closedAt = performance.now();
     await l.close();
     await until("the down event", () => events.length === 1);
+    const detected = performance.now() - closedAt;
     assert.equal(events[0]?.reason, "Connection refused (2 failures)");
     assert.deepEqual(results.get("p")?.slice(-2), [false, false]);
+    // The libuv path's bound: delay_loop 30 + delay_before_retry 10 (+ the 5 ms timer slack), + slack.
+    assert.ok(detected >= 10, `not before the retry delay (${detected.toFixed(0)} ms)`);
+    assert.ok(detected <= 30 + 10 + 400, `detected in ${detected.toFixed(0)} ms`);
     const again = await listenTcp(() => {}, "127.0.0.1", port);
     t.after(() => again.close());
     await until("the up event", () => events.length === 2);
