@@ -84,3 +84,25 @@ test("usage errors exit 2", () => {
   assert.equal(tvs("a", "b").code, 2);
   assert.equal(tvs("--format", "nginx", "a").code, 2);
 });
+
+test("a tvs_fwmark_rules block is counted; a bad rule is an error at its column", () => {
+  const dir = mkdtempSync(join(tmpdir(), "fwmark-check-"));
+  try {
+    const f = join(dir, "keepalived.conf");
+    const conf = (mark: string) =>
+      `tvs_fwmark_rules {\n  tcp 10.0.0.10 80,443 mark ${mark}\n}\nvirtual_server fwmark 1 {\n  lb_algo rr\n  lb_kind DR\n  real_server 10.0.0.21 { weight 1 }\n}\n`;
+    writeFileSync(f, conf("1"));
+    const ok = tvs(f);
+    assert.equal(ok.code, 0, ok.err);
+    assert.match(
+      ok.out,
+      /configuration OK: 1 virtual service\(s\), 1 real server\(s\), 0 vrrp instance\(s\), 1 fwmark rule\(s\)/,
+    );
+    writeFileSync(f, conf("0"));
+    const bad = tvs(f);
+    assert.equal(bad.code, 1);
+    assert.match(bad.err, new RegExp(`${f}:2:29: error: Invalid mark "0"`));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

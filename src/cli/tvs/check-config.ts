@@ -60,7 +60,7 @@ export async function run(argv: string[]): Promise<number> {
     const dests = c.desired.services.reduce((n, s) => n + s.dests.length, 0);
     process.stdout.write(
       `${file}: ${c.format} configuration OK: ${c.desired.services.length} virtual service(s), ${dests} real server(s), ` +
-        `${c.vrrp.instances.length} vrrp instance(s), ${c.warnings.length} warning(s)\n`,
+        `${c.vrrp.instances.length} vrrp instance(s), ${c.fwmarkRules ? `${c.fwmarkRules.length} fwmark rule(s), ` : ""}${c.warnings.length} warning(s)\n`,
     );
   }
   return 0;
