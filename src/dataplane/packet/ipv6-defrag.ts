@@ -71,7 +71,7 @@ export class Ipv6Defrag {
    * `drops`, with its reason), or "atomic" for the pipeline to handle as an unfragmented packet.
    */
   absorb(p: Pkt, now: number, drops: DropRecord): Verdict | "atomic" {
-    const r = this.reassembler.add(p.buf, p.l3, p.end, now, p.buf.subarray(p.eth, p.l3));
+    const r = this.reassembler.add(p.buf, p.l3, p.end, now, p.eth);
     this.#sync();
     switch (r.kind) {
       case "atomic":
@@ -84,10 +84,7 @@ export class Ipv6Defrag {
       case "done": {
         this.#counters.fragmentsIn++;
         this.#counters.reassembled++;
-        const { link, packet, maxFragmentSize, id } = r.datagram;
-        const frame = new Uint8Array(link.length + packet.length);
-        frame.set(link, 0);
-        frame.set(packet, link.length);
+        const { frame, maxFragmentSize, id } = r.datagram;
         const d = { frame, maxFragmentSize, id };
         if (this.handoff?.(d)) this.#counters.reassemblyHandoffs++;
         else this.ready.push(d);

@@ -89,7 +89,7 @@ describe("reassembly", () => {
     for (const f of cut(d, 40, 1232, 21)) {
       slot.fill(0xee);
       f.copy(slot, 14);
-      last = r.add(slot, 14, 14 + f.length, 0, slot.subarray(0, 14));
+      last = r.add(slot, 14, 14 + f.length, 0, 0);
     }
     assert.equal(last?.kind, "done");
     if (last?.kind === "done") {
@@ -122,10 +122,15 @@ describe("reassembly", () => {
     const r = new Ipv6Reassembler();
     const frags = cut(datagram(2000), 40, 1232, 1);
     const link0 = Buffer.from("aabbccddeeff1122334455667788", "hex");
-    r.add(frags[1]!, 0, frags[1]!.length, 0, Buffer.alloc(14, 9));
-    const x = r.add(frags[0]!, 0, frags[0]!.length, 0, link0);
+    const f1 = Buffer.concat([Buffer.alloc(14, 9), frags[1]!]);
+    r.add(f1, 14, f1.length, 0, 0);
+    const f0 = Buffer.concat([link0, frags[0]!]);
+    const x = r.add(f0, 14, f0.length, 0, 0);
     assert.equal(x.kind, "done");
-    if (x.kind === "done") assert.deepEqual(Buffer.from(x.datagram.link), link0);
+    if (x.kind === "done") {
+      assert.deepEqual(Buffer.from(x.datagram.link), link0);
+      assert.deepEqual(Buffer.from(x.datagram.frame), Buffer.concat([link0, x.datagram.packet]));
+    }
   });
 
   test("fragments found behind a frame's link header (l3 > 0) and with Ethernet padding after them", () => {

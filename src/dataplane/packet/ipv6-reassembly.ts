@@ -81,9 +81,11 @@ export type ReassemblyResult =
   | { kind: "done"; datagram: Reassembled };
 
 export interface Reassembled {
-  /** The whole IPv6 packet: the first fragment's headers without the fragment header, then all data. */
+  /** The link header of the first fragment (offset 0), then the whole IPv6 packet: one buffer. */
+  frame: Uint8Array;
+  /** The whole IPv6 packet (a view into frame): the first fragment's headers without the fragment header, then all data. */
   packet: Uint8Array;
-  /** The link header stored with the first fragment (offset 0), as given to add(). */
+  /** The link header (a view into frame). */
   link: Uint8Array;
   /** The largest fragment received, IPv6 header included (the kernel's frag_max_size). */
   maxFragmentSize: number;
@@ -225,10 +227,10 @@ export class Ipv6Reassembler {
   }
 
   /**
-   * Take the fragment at buf[l3..end) (an IPv6 packet with a fragment header; `link` is the link
-   * header to remember when this is the first piece). The bytes are copied: buf may be reused.
+   * Take the fragment at buf[l3..end) (an IPv6 packet with a fragment header; buf[linkFrom..l3)
+   * is its link header, remembered from the first piece). The bytes are copied: buf may be reused.
    */
-  add(buf: Uint8Array, l3: number, end: number, now: number, link: Uint8Array = new Uint8Array(0)): ReassemblyResult {
+  add(buf: Uint8Array, l3: number, end: number, now: number, linkFrom = l3): ReassemblyResult {
     this.stats.fragments++;
     const fh = findFragmentHeader(buf, l3, end);
     if (fh === undefined) return this.#malformed();
@@ -297,7 +299,7 @@ export class Ipv6Reassembler {
     }
     if (q.pieces.length >= this.limits.maxFragments) return this.#kill(q, "tooManyFragments");
 
-    const cost = len + PIECE_OVERHEAD + (fh.offset === 0 ? fh.at + link.length : 0);
+    const cost = len + PIECE_OVERHEAD + (fh.offset === 0 ? fh.at + l3 - linkFrom : 0);
     this.#makeRoom(cost, q);
     q.pieces.splice(at, 0, { offset: fh.offset, end: pieceEnd, data: copy(buf, dataStart, payloadEnd) });
     q.received += len;
@@ -308,7 +310,7 @@ export class Ipv6Reassembler {
       q.head = copy(buf, l3, l3 + fh.at);
       q.nextHeaderAt = fh.nextHeaderAt;
       q.next = fh.next;
-      q.link = copy(link, 0, link.length);
+      q.link = copy(buf, linkFrom, l3);
     }
     if (q.total < 0 || q.received !== q.total || q.head === undefined) return { kind: "held" };
     if (q.head.length - IPV6_HLEN + q.total > MAX_PAYLOAD) return this.#kill(q, "malformed");
@@ -389,7 +391,10 @@ export class Ipv6Reassembler {
 
   #rebuild(q: Queue): Reassembled {
     const head = q.head!;
-    const packet = new Uint8Array(head.length + q.total);
+    const linkLen = q.link.length;
+    const frame = new Uint8Array(linkLen + head.length + q.total);
+    frame.set(q.link, 0);
+    const packet = frame.subarray(linkLen);
     packet.set(head, 0);
     packet[q.nextHeaderAt] = q.next;
     const plen = head.length - IPV6_HLEN + q.total;
@@ -397,8 +402,9 @@ export class Ipv6Reassembler {
     packet[5] = plen & 0xff;
     for (const p of q.pieces) packet.set(p.data, head.length + p.offset);
     const datagram: Reassembled = {
+      frame,
       packet,
-      link: q.link,
+      link: frame.subarray(0, linkLen),
       maxFragmentSize: q.maxFragmentSize,
       fragments: q.pieces.length,
       id: q.id,
@@ -415,7 +421,8 @@ function copy(buf: Uint8Array, from: number, to: number): Uint8Array {
 }
 
 function queueKey(buf: Uint8Array, l3: number, id: number): string {
-  let k = id.toString(16);
-  for (let i = 8; i < 40; i += 2) k += `.${((buf[l3 + i]! << 8) | buf[l3 + i + 1]!).toString(16)}`;
+  // 18 UTF-16 code units: the identification, then the 16 groups of both addresses.
+  let k = String.fromCharCode(id >>> 16, id & 0xffff);
+  for (let i = 8; i < 40; i += 2) k += String.fromCharCode((buf[l3 + i]! << 8) | buf[l3 + i + 1]!);
   return k;
 }
