@@ -140,3 +140,60 @@ test("windowShifts: who scales by what", () => {
   // Client without scaling: nobody scales.
   assert.deepEqual(windowShifts(-1, 7), { shiftIn: 0, shiftOut: 0 });
 });
+
+/** A segment whose TS and SACK options start at odd offsets: NOP, TS, SACK (one block), NOP NOP NOP. */
+function unalignedSegment(ack: number, ts: [number, number], sack: [number, number]) {
+  const buf = Buffer.alloc(200);
+  const l4 = 20;
+  const hlen = 20 + 24;
+  buf[0] = 0x45;
+  buf[9] = 6;
+  buf.writeUInt32BE(SRC, 12);
+  buf.writeUInt32BE(DST, 16);
+  buf.writeUInt16BE(1000, l4);
+  buf.writeUInt16BE(80, l4 + 2);
+  buf.writeUInt32BE(7, l4 + 4);
+  buf.writeUInt32BE(ack >>> 0, l4 + 8);
+  buf[l4 + 12] = (hlen / 4) << 4;
+  buf[l4 + 13] = 0x10;
+  buf.writeUInt16BE(1000, l4 + 14);
+  let o = l4 + 20;
+  buf[o++] = 1; // NOP: what follows starts at an odd offset
+  buf[o++] = 8;
+  buf[o++] = 10;
+  buf.writeUInt32BE(ts[0] >>> 0, o);
+  buf.writeUInt32BE(ts[1] >>> 0, o + 4);
+  o += 8;
+  buf[o++] = 5;
+  buf[o++] = 10;
+  buf.writeUInt32BE(sack[0] >>> 0, o);
+  buf.writeUInt32BE(sack[1] >>> 0, o + 4);
+  o += 8;
+  buf.fill(1, o, l4 + hlen);
+  buf.write("odd", l4 + hlen); // an odd payload length too
+  const tcpLen = hlen + 3;
+  buf.writeUInt16BE(20 + tcpLen, 2);
+  buf.writeUInt16BE(finish(sumBytes(buf, l4, tcpLen, pseudo4(buf, 12, 6, tcpLen))), l4 + 16);
+  return { buf, l4, hlen, tcpLen };
+}
+
+test("options at odd offsets (after a lone NOP): TSecr and SACK edges translated with the checksum right", () => {
+  for (const [delta, tsDelta] of [
+    [0x10000010, 0xfffff000],
+    [0x01020304, 0x00ff00ff],
+    [0xdeadbeef, 12345],
+  ] as const) {
+    const sp = conn({ delta, tsDelta });
+    const s = unalignedSegment(0x00000008, [77, 0x00000100], [0x00000009, 0x0fffffff]);
+    assert.ok(csumOk(s.buf, s.l4, s.tcpLen), "the segment built is right");
+    adjustInbound(s.buf, s.l4, s.hlen, sp, false);
+    const o = s.l4 + 21;
+    assert.equal(s.buf.readUInt32BE(o + 6), (0x100 - tsDelta) >>> 0, "TSecr in the server's clock");
+    assert.equal(s.buf.readUInt32BE(o + 12), (0x9 - delta) >>> 0);
+    assert.equal(s.buf.readUInt32BE(o + 16), (0x0fffffff - delta) >>> 0);
+    assert.ok(csumOk(s.buf, s.l4, s.tcpLen), `inbound checksum (delta ${delta.toString(16)})`);
+    adjustOutbound(s.buf, s.l4, s.hlen, sp, false);
+    assert.equal(s.buf.readUInt32BE(o + 2), (77 + tsDelta) >>> 0, "TSval in the client's clock");
+    assert.ok(csumOk(s.buf, s.l4, s.tcpLen), `outbound checksum (delta ${delta.toString(16)})`);
+  }
+});

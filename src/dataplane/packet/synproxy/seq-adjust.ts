@@ -70,13 +70,26 @@ function setCsum(buf: Uint8Array, l4: number, v: number): void {
   buf[l4 + 17] = v & 0xff;
 }
 
-/** Replace the 32-bit word at o, fixing the checksum unless it is left to offload. */
+/** The two bytes of each 16-bit half swapped (0xAABBCCDD → 0xBBAADDCC). */
+function swapHalves(v: number): number {
+  return (((v & 0x00ff00ff) << 8) | ((v >>> 8) & 0x00ff00ff)) >>> 0;
+}
+
+/**
+ * Replace the 32-bit word at o, fixing the checksum unless it is left to offload. Options need
+ * not be aligned (a SACK or timestamp option after a lone NOP or a 3-byte window scale starts at
+ * an odd offset): a word at an odd offset from the header adds its bytes to the sum the other way
+ * round, and the one's complement sum of byte-swapped words is the byte-swapped sum, so the
+ * update is the same with both values' halves swapped.
+ */
 function put32(buf: Uint8Array, l4: number, o: number, v: number, partial: boolean): void {
   const old = readU32(buf, o);
   const nv = v >>> 0;
   if (old === nv) return;
   writeU32(buf, o, nv);
-  if (!partial) setCsum(buf, l4, update32(csum(buf, l4), old, nv));
+  if (partial) return;
+  const odd = ((o - l4) & 1) === 1;
+  setCsum(buf, l4, odd ? update32(csum(buf, l4), swapHalves(old), swapHalves(nv)) : update32(csum(buf, l4), old, nv));
 }
 
 /** Rescale the window field by 2^shift (clamped, rounded down). */
