@@ -193,7 +193,7 @@ for (const [fwd, family] of [
           ack: (cookie + 1) >>> 0,
           window: Math.floor(r() * 65536),
           options: optionSoup(r, cookie),
-          payload: probe ? undefined : r() < 0.3 ? Buffer.alloc(Math.floor(r() * 200), 7) : undefined,
+          payload: !probe && r() < 0.3 ? Buffer.alloc(Math.floor(r() * 200), 7) : Buffer.alloc(0),
         }),
       );
       const syn = toRs.find((f) => f[l4Of + 13] === SYN);
