@@ -5,6 +5,8 @@
 //  - NAT, -p 300 --pe sip, one client socket per call (-t un): all calls succeed, each call has
 //    one persistence template keyed by its Call-ID (tvsadm -Lcn --persistent-conn), and the
 //    calls spread over both real servers.
+//  - NAT, -p 300 --pe sip -o, every call from one client socket: the answers have no entry to
+//    follow and are translated through the call's template (conn_out).
 //  - DR, -p 300 --pe sip -o, every call from one client socket (-t u1): each datagram is
 //    scheduled by its own Call-ID, so calls from one port still spread, and every call succeeds.
 import assert from "node:assert/strict";
@@ -32,6 +34,9 @@ async function haveSipp(): Promise<boolean> {
 
 const CASES = [
   { mode: "nat", transport: "un", ops: false },
+  // -o behind NAT: no entry outlives a datagram, so every answer of the real servers is a
+  // real-server-started packet that the call's template translates (the kernel's conn_out).
+  { mode: "nat", transport: "u1", ops: true },
   { mode: "dr", transport: "u1", ops: true },
 ] as const;
 

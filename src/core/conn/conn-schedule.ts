@@ -142,6 +142,50 @@ export class ConnScheduler {
     return c;
   }
 
+  /** See ConnTable.scheduleOut (the kernel's ip_vs_new_conn_out). */
+  scheduleOut(
+    svc: VirtualService,
+    dest: Dest,
+    dport: number,
+    flow: Flow,
+    now: number,
+    opts?: ScheduleOptions,
+  ): BoundConn | ScheduleError {
+    const t = this.#t;
+    const nf = this.#admit(svc, flow, now, opts);
+    const { f } = nf;
+    if (dest.svc !== svc || !dest.available)
+      throw new CoreError("EINVAL", "schedule", `Destination ${dest.endpoint} is not in service ${svc.id}`);
+    checkPort(dport, "real-server port", "schedule");
+    if (svc.key.kind !== "vip" || svc.key.port === 0 || dport === 0) return { error: "no-destination" };
+    t.wheel.start(now);
+    let tpl: BoundConn | undefined;
+    if (svc.options.persistent) {
+      if (svc.options.pe !== "" && (f.protocol !== "udp" || nf.peData === undefined)) return { error: "pe-no-data" };
+      const network = clientNetwork(svc, f.saddr);
+      const vport = svc.key.port;
+      const key = templateKey(svc, network, vport, svc.options.pe !== "" ? nf.peData : undefined);
+      let found = t.templates.get(key);
+      // ip_vs_check_template(ct, dest): a template pinning another real server is replaced.
+      if (
+        found !== undefined &&
+        !(t.tryBind(found) && templateUsable(found.dest, t.options.expireQuiescentTemplate) && found.dest === dest)
+      ) {
+        this.#invalidateTemplate(found);
+        found = undefined;
+      }
+      if (!this.reclaimer.makeRoom((found === undefined ? 1 : 0) + (nf.ops ? 0 : 1), now)) return this.#refuse();
+      tpl =
+        found !== undefined && isBound(found)
+          ? found
+          : this.#newTemplate(svc, f, network, vport, dport, dest, key, nf, now);
+    } else if (!nf.ops && !this.reclaimer.makeRoom(1, now)) return this.#refuse();
+    const c = this.#newConn(nf, dest, dport, now, tpl);
+    if (tpl !== undefined) t.rearm(tpl, now);
+    this.#countConn(dest);
+    return c;
+  }
+
   /** Every check of schedule()'s arguments, before the scheduler runs. */
   #admit(svc: VirtualService, flow: Flow, now: number, opts: ScheduleOptions | undefined): NewFlow {
     const op: CoreOp = "schedule";

@@ -29,6 +29,7 @@
 //   defense.ts       drop_entry, drop_packet, secure_tcp under memory pressure; sysctl.ts names
 
 import { canonicalIp } from "../addr.ts";
+import type { Dest } from "../dest.ts";
 import { CoreError, type CoreOp } from "../errors.ts";
 import type { Flow, Protocol } from "../sched/types.ts";
 import { VirtualService } from "../service.ts";
@@ -262,6 +263,25 @@ export class ConnTable {
     // drop_packet (defense.ts): a share of new connections is refused before anything is made.
     if (this.#defense.dropRate !== 0 && this.#defense.todrop()) return { error: "defense-drop" };
     return this.#sched.schedule(svc, flow, now, opts);
+  }
+
+  /**
+   * A masquerading real server `dest` of `svc` started a request towards a client with no entry
+   * (ip_vs_new_conn_out, which the kernel runs for services whose persistence engine has conn_out,
+   * i.e. --pe sip): `flow` is the connection as the client would have opened it (client → VIP:
+   * vport). For a persistent service the template of the client's network and the engine's key is
+   * found, or made bound to `dest` (one bound elsewhere is replaced); the entry is bound to `dest`
+   * with the real server's port `dport`. Refusals as schedule().
+   */
+  scheduleOut(
+    svc: VirtualService,
+    dest: Dest,
+    dport: number,
+    flow: Flow,
+    now: number,
+    opts?: ScheduleOptions,
+  ): BoundConn | ScheduleError {
+    return this.#sched.scheduleOut(svc, dest, dport, flow, now, opts);
   }
 
   /**

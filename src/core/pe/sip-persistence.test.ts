@@ -109,3 +109,20 @@ test("engineRefusal: the data planes refuse --pe sip only on a persistent non-UD
   assert.equal(engineRefusal(key("tcp"), opts({ persistent: false, pe: "sip" })), undefined, "no effect without -p");
   assert.equal(engineRefusal(key("tcp"), opts({ persistent: true })), undefined);
 });
+
+test("scheduleOut (conn_out): a real server's request to a client makes the call's template on that server", () => {
+  const k = sip();
+  const [d1, d2] = [k.svc.dests.find((d) => d.addr === "10.1.0.1")!, k.svc.dests.find((d) => d.addr === "10.1.0.2")!];
+  const toClient = (sport: number) => flow("192.0.2.10", sport, VIP, 5060, "udp");
+  const out = k.table.scheduleOut(k.svc, d1, 5060, toClient(5060), 0, { peData: CALL_1 });
+  assert.ok(!("error" in out));
+  assert.equal(out.daddr, "10.1.0.1");
+  assert.equal(out.control?.peData, CALL_1);
+  // The client's own message of that call, from another port, follows the template.
+  assert.equal(dest(k, 40001, CALL_1), "10.1.0.1");
+  // A request from another real server for the same call replaces the template (ip_vs_check_template(ct, dest)).
+  const moved = k.table.scheduleOut(k.svc, d2, 5060, toClient(5062), 0, { peData: CALL_1 });
+  assert.ok(!("error" in moved));
+  assert.equal(dest(k, 40003, CALL_1), "10.1.0.2");
+  assert.deepEqual(k.table.scheduleOut(k.svc, d1, 5060, toClient(5063), 0), { error: "pe-no-data" });
+});

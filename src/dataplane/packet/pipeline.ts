@@ -62,6 +62,7 @@ import { ownedAddresses } from "./owned-addresses.ts";
 import { PacketMarks } from "./packet-marks.ts";
 import { packetScheduleOptions, scheduleDropReason } from "./persistence-key.ts";
 import { Pkt, VNET_F_NEEDS_CSUM } from "./pkt.ts";
+import { RealServerRequests } from "./rs-requests.ts";
 import { sctpStartsAnew } from "./sctp-flow.ts";
 import { randomWord } from "./synproxy/random-word.ts";
 import { SynProxy, type SynproxyHost } from "./synproxy/synproxy.ts";
@@ -116,6 +117,8 @@ export class Pipeline implements TunContext, SynproxyHost {
   /** ARP/ND answers, announcements and resolution, and the own/release switch per address. */
   readonly responder: NeighbourResponder;
   readonly localPool: LocalPool;
+  /** Requests masquerading SIP real servers start towards clients with no entry (--pe sip's conn_out). */
+  readonly rsRequests = new RealServerRequests();
   /** SYN cookies and sequence translation for NAT/FULLNAT (sysctl synproxy; synproxy/synproxy.ts). */
   readonly synproxy: SynProxy;
   /** The firewall-mark classifier and which marks have a service. */
@@ -193,6 +196,7 @@ export class Pipeline implements TunContext, SynproxyHost {
   /** Recompute the owned addresses from the service table (call after services change). */
   refreshVips(): void {
     this.marks.refresh(this.services);
+    this.rsRequests.refresh(this.services);
     this.responder.configure(ownedAddresses(this.services, this.#extraVips, this.localPool.addrs, this.marks.rules));
     this.defrag6.refresh(this.services);
   }
@@ -440,7 +444,8 @@ export class Pipeline implements TunContext, SynproxyHost {
       return toLocal ? this.drop("noConn") : "ignore";
     }
     if (p.protocol === undefined || p.l4 < 0) return toLocal ? this.drop("noConn") : "ignore";
-    const conn = this.conns.lookupOut4(p.protocol, p.saddr4, p.sport, p.daddr4, p.dport);
+    let conn = this.conns.lookupOut4(p.protocol, p.saddr4, p.sport, p.daddr4, p.dport);
+    if (conn === undefined && this.rsRequests.active) conn = this.rsRequests.open(this.conns, p, this.#now);
     if (conn === undefined) return toLocal ? this.drop("noConn") : this.#marked(p);
     return this.#outbound(p, conn);
   }
@@ -493,7 +498,8 @@ export class Pipeline implements TunContext, SynproxyHost {
       return toLocal ? this.drop("noConn") : "ignore";
     }
     if (p.protocol === undefined || p.l4 < 0) return toLocal ? this.drop("noConn") : "ignore";
-    const conn = this.conns.lookupOut(p.protocol, ip6Text(buf, l3 + 8), p.sport, daddr, p.dport);
+    let conn = this.conns.lookupOut(p.protocol, ip6Text(buf, l3 + 8), p.sport, daddr, p.dport);
+    if (conn === undefined && this.rsRequests.active) conn = this.rsRequests.open(this.conns, p, this.#now);
     if (conn === undefined) return toLocal ? this.drop("noConn") : this.#marked(p);
     return this.#outbound(p, conn);
   }
