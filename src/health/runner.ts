@@ -17,9 +17,10 @@
 // Cost: this runs 10,000 checks a second in a fraction of a core, so nothing per check allocates
 // a timer or a closure. Every server's two deadlines (next check, time limit of the attempt in
 // flight) live in one DeadlineHeap driven by a single timer armed for the earliest; a plain TCP
-// connect (TCP_CHECK, and the combined checktype's connects) runs on tcp.ts's callback path with
-// one callback made per server when it is added; other checkers go through their promise and an
-// AbortSignal as before. The timer wakes at most every timerSlackMs (5 ms): with thousands of
+// connect (TCP_CHECK, and the combined checktype's connects) runs on a callback path with one
+// callback made per server when it is added: the ConnectProber from createProber (tvsd passes the
+// native addon's batch prober), else tcp.ts's startConnect (a libuv TCP handle each); other
+// checkers go through their promise and an AbortSignal. The timer wakes at most every timerSlackMs (5 ms): with thousands of
 // deadlines a second each wake then runs a batch instead of one check, and a deadline is at most
 // 5 ms late (keepalived adds up to 1% of delay_loop of jitter anyway). A time limit that expires
 // aborts one event-loop turn late (setImmediate runs after the poll phase): when the loop is
