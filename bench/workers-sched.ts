@@ -3,7 +3,8 @@
 //   wrr 2:1   — 99 sequential connections: how many reached each real server (one director: 66/33)
 //   lc        — 40 connections held open at once, weights 1:1: how many each real server holds
 //   persist   — rr -p 60, 20 connections from one client address, each after one from a new
-//               client address: how many real servers the first client reached (one director: 1)
+//               client address: how many real servers the first client reached (one director: 1;
+//               with N workers the persistent service is steered by client address, so also 1)
 //
 //   node --import tsx bench/workers-sched.ts
 //
