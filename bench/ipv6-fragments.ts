@@ -103,6 +103,7 @@ async function main(): Promise<void> {
   const lab = new Lab(`ipv6b${randomBytes(2).toString("hex")}`);
   const children: ChildProcess[] = [];
   const rows: Row[] = [];
+  const notes: string[] = [];
   try {
     await lab.createSwitch();
     const client = await lab.addHost("client");
@@ -133,8 +134,18 @@ async function main(): Promise<void> {
       await run(process.execPath, [TVSADM, "-a", "-u", `[${VIP6}]:53`, "-r", `[${RS6}]:5300`, "-m"], { env });
       await waitDelivery(lab, rs.ns, client.ns);
       const pid = tvsd.pid!;
-      for (const size of [4000, 512])
+      for (const size of [4000, 512]) {
         rows.push(await measure(`tvsd NAT, ${workers} worker(s)`, size, client.ns, rs.ns, () => processSeconds(pid)));
+        // Where the rest went: frames the pipeline saw against fragments sent, and reassembly's own losses.
+        const st = (await run(process.execPath, [join(REPO_ROOT, "bin", "tvs.js"), "status"], { env })).stdout;
+        notes.push(
+          `tvsd ${workers} worker(s) after ${size}-byte datagrams: ${st
+            .split("\n")
+            .filter((l) => /frames rx|IPv6 reassembly/.test(l))
+            .map((l) => l.trim())
+            .join("; ")}`,
+        );
+      }
       process.kill(pid, "SIGTERM");
       await new Promise((r) => tvsd.once("exit", r));
     }
@@ -154,6 +165,7 @@ async function main(): Promise<void> {
     await lab.destroy();
   }
 
+  for (const n of notes) console.log(n);
   const kernel = (size: number) => rows.find((r) => r.path.startsWith("nft") && r.size === size)!;
   const rate = (r: Row) => r.got / SECONDS;
   const us = (r: Row) => (r.got > 0 ? (r.cpu / r.got) * 1e6 : Number.NaN);
