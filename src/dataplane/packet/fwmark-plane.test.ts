@@ -109,7 +109,7 @@ test("a fwmark service no rule feeds is warned about once, and shown in the note
   assert.equal(log.warnings.filter(gap).length, 2, "warned again after it went away and came back");
 });
 
-test("several cbpf-steered workers refuse a rule whose destination is a prefix, keeping the rules", async () => {
+test("several cbpf-steered workers take IPv4 prefixes (steered as VIPs) but refuse an IPv6 prefix, keeping the rules", async () => {
   const clock = new ManualClock(0);
   const services = new ServiceTable(new SchedulerRegistry([rr]), { clock, random: () => 1 });
   const conns = new ConnTable({ services });
@@ -148,14 +148,16 @@ test("several cbpf-steered workers refuse a rule whose destination is a prefix, 
     [1],
     "the workers get the rules with the table",
   );
+  await plane.setFwmarkRules(rules("tcp 10.0.0.0/24 80 mark 1"));
+  assert.equal(tables.length, 3, "an IPv4 prefix is taken");
   await assert.rejects(
-    plane.setFwmarkRules(rules("tcp 10.0.0.0/24 80 mark 1")),
+    plane.setFwmarkRules(rules("tcp 10.0.0.0/24 80 mark 1", "tcp fd00:9::/64 80 mark 2")),
     (e: unknown) =>
       e instanceof CoreError &&
       e.code === "EOPNOTSUPP" &&
-      /"tcp 10.0.0.0\/24 80 mark 1" \(test\).*one address/.test(e.message),
+      /"tcp fd00:9::\/64 80 mark 2" \(test\).*IPv6 rule's destination must be one address/.test(e.message),
   );
-  assert.equal(tables.length, 2, "a refused rule set is not pushed");
+  assert.equal(tables.length, 3, "a refused rule set is not pushed");
 });
 
 test("the host guard mirrors the rules in order: the plane's traffic dropped, the host's accepted first", () => {

@@ -186,18 +186,18 @@ export function guardHost(
 
 /**
  * Check firewall-mark rules against this plane's shape (DataPlane.setFwmarkRules); throws a
- * CoreError naming the rule. Several workers steered by the cbpf program need single
- * destination addresses: the program matches a frame's destination against a list of addresses
- * to tell a client's packet from a reply, and a prefix is not in that list.
+ * CoreError naming the rule. Several workers steered by the cbpf program: the program tells a
+ * client's frame from a reply by its destination, and matches IPv4 prefixes but only single
+ * IPv6 addresses, so an IPv6 rule's destination must be one address.
  */
 export function admitFwmarkRules(o: PacketDataPlaneOptions, rules: readonly FwmarkRule[]): void {
   if (workerCount(o) <= 1 || o.fanout === "hash") return;
   for (const r of rules)
-    if (hostAddress(r.dst) === undefined)
+    if (r.dst.family === 6 && hostAddress(r.dst) === undefined)
       throw new CoreError(
         "EOPNOTSUPP",
         "request",
-        `Firewall-mark rule "${formatFwmarkRule(r)}" (${r.origin}): with ${workerCount(o)} packet workers steered by --fanout cbpf a rule's destination must be one address (the steering program matches addresses, not prefixes); use --workers 1 or one rule per address`,
+        `Firewall-mark rule "${formatFwmarkRule(r)}" (${r.origin}): with ${workerCount(o)} packet workers steered by --fanout cbpf an IPv6 rule's destination must be one address (the steering program matches IPv6 addresses, not prefixes); use --workers 1 or one rule per address`,
       );
 }
 

@@ -342,7 +342,7 @@ export class PoolPacketPlane {
 
   /** The steering program's view: frames to a VIP come from a client, to a local address are FULLNAT replies. */
   #steeringPlan(owned: OwnedAddresses) {
-    return steeringPlanOf(this.#o.services, owned);
+    return steeringPlanOf(this.#o.services, owned, this.#fwmarkRules);
   }
 }
 

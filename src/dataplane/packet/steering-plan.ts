@@ -3,13 +3,24 @@
 // family's clients steer by address alone, to the shortest persistence netmask of that family
 // (IPv4 and IPv6 separately). The main thread builds the program from it; each packet worker
 // builds the same plan from its replica of the table to tell where a reassembled IPv6 datagram
-// belongs (ipv6-defrag.ts).
+// belongs (ipv6-defrag.ts). An IPv4 firewall-mark rule's wider destination prefix whose mark a
+// fwmark service takes counts as a VIP too (its single addresses are already among the VIPs).
 
+import { fwmarkServiceSet, ruleReachesService } from "../../core/fwmark/coverage.ts";
+import { type FwmarkRule, hostAddress } from "../../core/fwmark/rule.ts";
 import type { ServiceTable } from "../../core/service-table.ts";
 import type { OwnedAddresses } from "./owned-addresses.ts";
 import type { SteeringPlan } from "./steering.ts";
 
-export function steeringPlanOf(services: ServiceTable, owned: OwnedAddresses): SteeringPlan {
+export function steeringPlanOf(
+  services: ServiceTable,
+  owned: OwnedAddresses,
+  fwmarkRules: readonly FwmarkRule[] = [],
+): SteeringPlan {
+  const served = fwmarkServiceSet(services.services().map((s) => s.key));
+  const vipPrefixes = fwmarkRules
+    .filter((r) => r.dst.family === 4 && hostAddress(r.dst) === undefined && ruleReachesService(r, served))
+    .map((r) => ({ addr: r.dst.addr, len: r.dst.len }));
   let byAddress = false;
   let prefix = 32;
   let byAddress6 = false;
@@ -32,5 +43,6 @@ export function steeringPlanOf(services: ServiceTable, owned: OwnedAddresses): S
     mask: prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0,
     byAddress6,
     prefix6,
+    ...(vipPrefixes.length > 0 ? { vipPrefixes } : {}),
   };
 }

@@ -658,3 +658,61 @@ describe("helpers", () => {
     assert.equal(programValue(plain, v6), value(plain, v6));
   });
 });
+
+describe("IPv4 VIP prefixes (firewall-mark rules' wider destinations)", () => {
+  const nets = [
+    { addr: "10.9.0.0", len: 24 },
+    { addr: "10.10.0.0", len: 16 },
+  ];
+  const withNets: SteeringPlan = { ...plain, vipPrefixes: nets };
+  const persistentNets: SteeringPlan = { ...persistent, vipPrefixes: nets };
+
+  test("a frame to an address inside a prefix is a client's: request and NAT reply meet, program == model", () => {
+    const r = rng(17);
+    let apart = 0;
+    for (let n = 0; n < 300; n++) {
+      const client = randomClient(r);
+      const cport = randomPort(r);
+      const dst = pick(r, [`10.9.0.${1 + Math.floor(r() * 254)}`, `10.10.${Math.floor(r() * 256)}.7`]);
+      const proto = pick(r, [TCP, UDP, SCTP]);
+      const req = frame(proto, client, dst, cport, 80);
+      const reply = frame(proto, pick(r, RS), client, 80, cport);
+      for (const plan of [withNets, persistentNets]) {
+        assert.equal(programValue(plan, req), value(plan, req), `program and model agree on ${dst}`);
+        assert.equal(programValue(plan, reply), value(plan, reply));
+        assert.equal(value(plan, req), value(plan, reply), `client ${client}:${cport} → ${dst}`);
+      }
+      // Without the prefixes the destination would be taken for the client.
+      if (value(plain, req) % 2 !== value(plain, reply) % 2) apart++;
+      // Just outside a prefix: not a VIP.
+      const outside = frame(proto, client, "10.9.1.5", cport, 80);
+      assert.equal(value(withNets, outside), value(plain, outside));
+      assert.equal(programValue(withNets, outside), value(withNets, outside));
+    }
+    assert.ok(apart > 50, `without the prefixes ${apart} of 300 flows would split between two workers`);
+  });
+
+  test("byAddress: every port of a client to a prefix address meets on one worker", () => {
+    const a = frame(TCP, "192.168.3.4", "10.9.0.8", 40000, 80);
+    const b = frame(TCP, "192.168.3.4", "10.9.0.8", 40001, 443);
+    assert.equal(value(persistentNets, a), value(persistentNets, b));
+    assert.equal(programValue(persistentNets, b), value(persistentNets, b));
+  });
+
+  test("hundreds of prefixes fit (blocks of trampolines); a bad prefix is refused with the value quoted", () => {
+    const many = Array.from({ length: 250 }, (_, i) => ({ addr: `10.${100 + (i >> 8)}.${i & 255}.0`, len: 24 }));
+    const plan: SteeringPlan = { ...plain, vipPrefixes: many };
+    checkCbpf(decodeCbpf(steeringProgram(plan)));
+    assert.equal(steeringFallback(plan), false);
+    const last = frame(TCP, "192.168.9.9", "10.100.249.77", 40000, 80);
+    const reply = frame(TCP, "10.0.2.1", "192.168.9.9", 80, 40000);
+    assert.equal(programValue(plan, last), value(plan, last));
+    assert.equal(value(plan, last), value(plan, reply));
+    assert.throws(
+      () => steeringProgram({ ...plain, vipPrefixes: [{ addr: "10.0.0.0", len: 33 }] }),
+      /Invalid prefix "10.0.0.0\/33" in the steering plan's vipPrefixes/,
+    );
+    // IPv6 prefixes are not steered (the plane refuses them with several workers).
+    assert.deepEqual(steeringProgram({ ...plain, vipPrefixes: [{ addr: "fd00::", len: 64 }] }), steeringProgram(plain));
+  });
+});

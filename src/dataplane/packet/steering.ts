@@ -63,7 +63,9 @@
 //
 // Size: the VIP and local lists are tested with chains of JEQs in blocks (one instruction per
 // address plus two per block of 200), so about 3,900 addresses fit in the kernel's 4,096
-// instructions. If a plan does not fit, the program falls back to `ret #0`: every frame goes to
+// instructions. IPv4 VIP prefixes (vipPrefixes: firewall-mark rules' wider destinations) follow
+// the VIP list as load, AND, JEQ (three instructions each, two more per block of 60), counted in
+// the same budget; a frame whose destination is inside one is a client's, like a VIP's. If a plan does not fit, the program falls back to `ret #0`: every frame goes to
 // worker 0. That is still correct (only worker 0 creates connections, so only it allocates local
 // ports), just not parallel; steeringFallback() tells the plane so it can warn.
 
@@ -79,6 +81,12 @@ export interface SteeringPlan {
   byAddress6?: boolean;
   /** The shortest IPv6 persistence prefix (0..128; default 128). */
   prefix6?: number;
+  /**
+   * IPv4 destination prefixes that count as VIPs (a firewall-mark rule's wider prefix, routed to
+   * the director): a frame to an address inside one comes from a client. IPv6 prefixes are not
+   * steered (the plane refuses them with several workers).
+   */
+  vipPrefixes?: readonly { addr: string; len: number }[];
 }
 
 /** The kernel's limit on a classic BPF program. */
@@ -156,6 +164,8 @@ export function ownsLocalPort(port: number, index: number, workers: number): boo
 interface Compiled {
   locals: Set<number>;
   vips: Set<number>;
+  /** IPv4 VIP prefixes as network and mask. */
+  vipNets: readonly { net: number; mask: number }[];
   byAddress: boolean;
   mask: number;
   /** IPv6 addresses as the text of their four words ("w0,w1,w2,w3"). */
@@ -177,6 +187,20 @@ function addresses(list: readonly string[], what: string): number[] {
     const v = parseIpv4(a);
     if (v === undefined) throw new RangeError(`Invalid address "${a}" in the steering plan's ${what}`);
     out.push(v >>> 0);
+  }
+  return out;
+}
+
+/** The IPv4 prefixes of a plan as network and mask (IPv6 ones are left out). */
+function ipv4Nets(list: readonly { addr: string; len: number }[]): { net: number; mask: number }[] {
+  const out: { net: number; mask: number }[] = [];
+  for (const p of list) {
+    if (p.addr.includes(":")) continue;
+    const v = parseIpv4(p.addr);
+    if (v === undefined || !Number.isInteger(p.len) || p.len < 0 || p.len > 32)
+      throw new RangeError(`Invalid prefix "${p.addr}/${p.len}" in the steering plan's vipPrefixes`);
+    const mask = p.len === 0 ? 0 : (0xffffffff << (32 - p.len)) >>> 0;
+    out.push({ net: (v & mask) >>> 0, mask });
   }
   return out;
 }
@@ -227,8 +251,9 @@ function compile(plan: SteeringPlan): Compiled {
   for (const k of l6.keys()) v6.delete(k);
   const byAddress6 = plan.byAddress6 ?? false;
   const mask6 = prefixMask6(byAddress6 ? prefix6 : 128);
+  const vipNets = ipv4Nets(plan.vipPrefixes ?? []);
   let program = generate(
-    { locals: [...locals], vips: [...vips], byAddress: plan.byAddress, mask },
+    { locals: [...locals], vips: [...vips], nets: vipNets, byAddress: plan.byAddress, mask },
     { locals: [...l6.values()], vips: [...v6.values()], byAddress: byAddress6, mask: mask6 },
   );
   let fallback = false;
@@ -239,6 +264,7 @@ function compile(plan: SteeringPlan): Compiled {
   const c: Compiled = {
     locals,
     vips,
+    vipNets,
     byAddress: plan.byAddress,
     mask,
     locals6: new Set(l6.keys()),
@@ -340,6 +366,30 @@ function membership(asm: Assembler, list: readonly number[], hit: string, name: 
   }
 }
 
+/** Test M[slot] against each prefix ((M & mask) == net); a match jumps to `hit`, A is clobbered. */
+function prefixMembership(
+  asm: Assembler,
+  nets: readonly { net: number; mask: number }[],
+  slot: number,
+  hit: string,
+  name: string,
+): void {
+  const per = 60; // 3 instructions each: the trampoline stays within a conditional jump's 255
+  for (let b = 0; b * per < nets.length; b++) {
+    const tramp = `${name}-hit-${b}`;
+    const next = `${name}-next-${b}`;
+    for (const n of nets.slice(b * per, (b + 1) * per)) {
+      asm.op(LD_MEM, slot);
+      asm.op(ALU_AND_K, n.mask);
+      asm.jump(JMP_JEQ_K, n.net, tramp, undefined);
+    }
+    asm.ja(next);
+    asm.label(tramp);
+    asm.ja(hit);
+    asm.label(next);
+  }
+}
+
 /** `A ^= A >>> s` (X is clobbered). */
 function xorShift(asm: Assembler, s: number): void {
   asm.op(MISC_TAX);
@@ -350,6 +400,7 @@ function xorShift(asm: Assembler, s: number): void {
 interface Family4 {
   locals: readonly number[];
   vips: readonly number[];
+  nets: readonly { net: number; mask: number }[];
   byAddress: boolean;
   mask: number;
 }
@@ -362,7 +413,7 @@ interface Family6 {
 }
 
 function generate(v4: Family4, v6: Family6): Uint8Array {
-  const { locals, vips, byAddress, mask } = v4;
+  const { locals, vips, nets, byAddress, mask } = v4;
   const a = new Assembler();
   // IPv4 and IPv6; everything else to worker 0.
   a.op(LD_W_ABS, SKF_AD_PROTOCOL);
@@ -430,6 +481,10 @@ function generate(v4: Family4, v6: Family6): Uint8Array {
   a.op(LD_MEM, M_CA);
   membership(a, locals, "local", "locals");
   membership(a, vips, "vip", "vips");
+  if (nets.length > 0) {
+    prefixMembership(a, nets, M_CA, "vip", "vipnets");
+    a.op(LD_MEM, M_CA);
+  }
   a.op(LDX_MEM, M_CP);
   a.ja("hash");
   a.label("vip");
@@ -669,7 +724,7 @@ function decide6(c: Compiled, ca: readonly number[], cport: number, oa: readonly
 /** Rules 1-4 once the classified side C (dst, or the quoted src) and the other side O are known. */
 function decide(c: Compiled, ca: number, cport: number, oa: number, op: number): number {
   if (c.locals.has(ca)) return cport;
-  const vip = c.vips.has(ca);
+  const vip = c.vips.has(ca) || c.vipNets.some((n) => (ca & n.mask) >>> 0 === n.net);
   const addr = vip ? oa : ca;
   if (c.byAddress) return steeringHash((addr & c.mask) >>> 0, 0);
   return steeringHash(addr, vip ? op : cport);

@@ -109,6 +109,7 @@ function run(): void {
       const next = steeringPlanOf(
         services,
         ownedAddresses(services, setup.vips, setup.localAddrs, pipeline.marks.rules),
+        pipeline.marks.rules,
       );
       const key = JSON.stringify(next);
       if (key !== planKey) {
