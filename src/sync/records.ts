@@ -8,8 +8,9 @@
 //
 // Receiving, as ip_vs_proc_sync_conn filters: only the flags a backup may take
 // (IP_VS_CONN_F_BACKUP_MASK); a connection whose protocol tvs does not forward, or whose state is
-// out of that protocol's table, is skipped; so is a record with persistence-engine data (a SIP
-// template: tvs does not take those from sync yet, and a tvs master does not send its own); a template's state is
+// out of that protocol's table, is skipped; so is a record with persistence-engine data of an engine
+// tvs has not (only "sip" exists, as a kernel without that engine module skips it); a SIP
+// template's PE_NAME / PE_DATA become its engine name and key; a template's state is
 // always NONE. A template of protocol 0 needs its fwmark (v1) to find its service; the entry
 // keeps "tcp" as its protocol, which only listings show.
 
@@ -85,6 +86,10 @@ export function toWire(r: SyncedConn): SyncConn {
     daddr: r.daddr,
   };
   if (r.laddr !== undefined && r.laddr !== "" && r.lport !== undefined) c.local = { addr: r.laddr, port: r.lport };
+  if (r.peData !== undefined && r.peName !== undefined) {
+    c.peName = r.peName;
+    c.peData = Uint8Array.from(r.peData, (ch) => ch.charCodeAt(0) & 0xff);
+  }
   return c;
 }
 
@@ -98,7 +103,8 @@ export function fromWire(c: SyncConn): SyncedConn | RecordRefusal {
     protocol = "tcp";
   }
   if (!template && c.state >= STATE_COUNT[protocol]) return "state";
-  if (c.peData !== undefined) return "pe";
+  // A record with engine data names its engine (PE_NAME); only the SIP engine exists.
+  if (c.peData !== undefined && c.peData.length > 0 && (c.peName !== "sip" || !template)) return "pe";
   let fwd = FWD_OF_BITS[flags & F_FWD_MASK];
   if (fwd === undefined) return "fwd";
   if (fwd === "masq" && c.local !== undefined) fwd = "fullnat";
@@ -121,6 +127,10 @@ export function fromWire(c: SyncConn): SyncedConn | RecordRefusal {
   if (c.local !== undefined) {
     r.laddr = c.local.addr;
     r.lport = c.local.port;
+  }
+  if (c.peData !== undefined && c.peData.length > 0 && c.peName !== undefined) {
+    r.peName = c.peName;
+    r.peData = String.fromCharCode(...c.peData);
   }
   return r;
 }

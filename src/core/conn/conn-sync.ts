@@ -6,6 +6,7 @@
 import { canonicalIp } from "../addr.ts";
 import type { Dest, FwdMethod } from "../dest.ts";
 import { CoreError, type CoreOp } from "../errors.ts";
+import { PE_DATA_MAXLEN } from "../pe/sip-callid.ts";
 import type { Protocol } from "../sched/types.ts";
 import type { VirtualService } from "../service.ts";
 import { addrKey } from "./addr-key.ts";
@@ -65,6 +66,12 @@ export interface SyncedConn {
   /** FULLNAT local endpoint (a tvs extension of the record); both or neither. */
   laddr?: string;
   lport?: number;
+  /**
+   * A template keyed by a persistence engine (the PE_NAME and PE_DATA options): the engine's name
+   * ("sip") and its key (the Call-ID, one character per byte); both or neither.
+   */
+  peName?: string;
+  peData?: string;
 }
 
 /** What ingestSynced did with a record. */
@@ -107,11 +114,32 @@ function checkRecord(rec: SyncedConn, op: CoreOp): void {
       throw new CoreError("EINVAL", op, `Invalid local address "${rec.laddr}"`);
     checkPort(rec.lport, "local port", op);
   }
+  if (rec.peName !== undefined || rec.peData !== undefined) {
+    if (typeof rec.peName !== "string" || rec.peName === "" || rec.peName.length > 16)
+      throw new CoreError("EINVAL", op, `Invalid persistence engine "${String(rec.peName)}"`);
+    if (typeof rec.peData !== "string" || rec.peData === "" || rec.peData.length > PE_DATA_MAXLEN)
+      throw new CoreError("EINVAL", op, `Invalid persistence engine data "${String(rec.peData).slice(0, 40)}"`);
+    if (!rec.template)
+      throw new CoreError("EINVAL", op, "Persistence engine data on a connection that is not a template");
+  }
 }
 
 /** Key of a template whose service is not here (found again by later records of it). */
 function unboundTemplateKey(rec: SyncedConn): string {
-  return `unbound|${rec.protocol}|${rec.fwmark}|${rec.vaddr}|${rec.vport}|${rec.caddr}`;
+  const base = `unbound|${rec.protocol}|${rec.fwmark}|${rec.vaddr}|${rec.vport}|${rec.caddr}`;
+  return rec.peData === undefined ? base : `${base}|${rec.peName}:${rec.peData}`;
+}
+
+/** The key schedule() finds this synced template by (templateKey with the record's engine key). */
+function boundTemplateKey(svc: VirtualService, rec: SyncedConn): string {
+  return (
+    templateKey(
+      svc,
+      rec.caddr,
+      rec.vport,
+      rec.peData !== undefined && svc.options.pe === rec.peName ? rec.peData : undefined,
+    ) + (rec.peData !== undefined && svc.options.pe !== rec.peName ? `|${rec.peName}:${rec.peData}` : "")
+  );
 }
 
 /** See ConnTable.ingestSynced. */
@@ -133,7 +161,7 @@ export function ingestSynced(t: ConnEntries, rec: SyncedConn, now: number): Sync
   let c: Conn | undefined;
   let key = "";
   if (rec.template) {
-    key = svc !== undefined ? templateKey(svc, rec.caddr, rec.vport) : unboundTemplateKey(rec);
+    key = svc !== undefined ? boundTemplateKey(svc, rec) : unboundTemplateKey(rec);
     c = t.templates.get(key) ?? (svc !== undefined ? t.templates.get(unboundTemplateKey(rec)) : undefined);
   } else c = t.index.findIn(p, ca, rec.cport, va, rec.vport);
 
@@ -185,6 +213,7 @@ function newSynced(t: ConnEntries, rec: SyncedConn, dest: Dest | undefined, key:
           daddr: dest === undefined ? rec.daddr : "",
           laddr,
           lport: rec.lport ?? 0,
+          ...(rec.peData !== undefined && rec.peName !== undefined ? { peName: rec.peName, peData: rec.peData } : {}),
         })
       : undefined;
   const bits = packBits(flags, rec.protocol, fwd, rec.state);
@@ -206,7 +235,7 @@ function newSynced(t: ConnEntries, rec: SyncedConn, dest: Dest | undefined, key:
 /** A template bound after its service appeared moves to the service's template key. */
 function rekeyTemplate(t: ConnEntries, c: Conn, svc: VirtualService, rec: SyncedConn): void {
   const x = t.extra(c);
-  const key = templateKey(svc, rec.caddr, rec.vport);
+  const key = boundTemplateKey(svc, rec);
   if (x.tkey === key) return;
   if (t.templates.get(x.tkey) === c) t.templates.delete(x.tkey);
   x.tkey = key;
@@ -237,6 +266,10 @@ export function syncedConnOf(c: Conn): SyncedConn {
   if (c.laddr !== "") {
     rec.laddr = c.laddr;
     rec.lport = c.lport;
+  }
+  if (c.peName !== "") {
+    rec.peName = c.peName;
+    rec.peData = c.peData;
   }
   return rec;
 }

@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { Conn } from "./conn.ts";
+import { syncedConnOf } from "./conn-sync.ts";
 import { flow, kit } from "./conn-test-kit.ts";
 import { DEFAULT_SYNC_SETTINGS, SyncPolicy, type SyncSettings } from "./sync-policy.ts";
 import { TCP_S_CLOSE_WAIT, TCP_S_ESTABLISHED, TCP_S_FIN_WAIT, TCP_S_SYN_RECV, TCP_S_TIME_WAIT } from "./tcp-states.ts";
@@ -89,7 +90,7 @@ test("a template is sent with its connection, and at every packet of it (period 
   assert.deepEqual(feed(q, c, 4), ["T", "T", "T", "T"]);
 });
 
-test("a template keyed by a SIP Call-ID is not sent; its UDP connection is", () => {
+test("a template keyed by a SIP Call-ID is sent like any template, with its engine name and key", () => {
   const k = kit([{ addr: "10.0.1.2", port: 5060 }], {
     protocol: "udp",
     port: 5060,
@@ -100,7 +101,11 @@ test("a template keyed by a SIP Call-ID is not sent; its UDP connection is", () 
   }) as Conn;
   assert.ok(!("error" in c) && c.control?.peName === "sip");
   k.table.touch(c, 0);
-  assert.deepEqual(feed(new SyncPolicy(), c, 4), ["", "", "C", ""]);
+  assert.deepEqual(feed(new SyncPolicy(), c, 4), ["T", "T", "CT", "T"]);
+  const rec = syncedConnOf(c.control);
+  assert.equal(rec.peName, "sip");
+  assert.equal(rec.peData, "a84b4c76e66710@pc33.atlanta.example.com");
+  assert.equal(syncedConnOf(c).peData, undefined, "the connection itself carries no engine data");
 });
 
 test("sync_refresh_period holds back resends until the expiry moved far enough, with retries", () => {

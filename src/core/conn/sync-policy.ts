@@ -113,9 +113,7 @@ export class SyncPolicy {
     let c: Conn | undefined = conn;
     let pkts = conn.onePacket ? this.settings.threshold : ++this.#of(conn).inPkts;
     while (c !== undefined) {
-      // A template keyed by a persistence engine (a SIP Call-ID) is not sent: without its key a
-      // backup would make it a plain template pinning every call of the client.
-      if (!c.onePacket && c.peName === "" && this.#needed(c, pkts, now)) emit(c);
+      if (!c.onePacket && this.#needed(c, pkts, now)) emit(c);
       const ctl: Conn | undefined = c.control;
       if (ctl === undefined) return;
       pkts = ctl.template ? ++this.#of(ctl).inPkts : this.settings.threshold;
