@@ -117,7 +117,7 @@ function cut(r: () => number, packet: Buffer, id: number): Buffer[] {
   });
 }
 
-for (const fwd of ["masq", "dr", "fullnat"] as const) {
+for (const fwd of ["masq", "droute", "fullnat"] as const) {
   test(`IPv6 fragment chains (${fwd}): abused pieces never throw, memory stays bounded, sent frames fit`, () => {
     const d = fixtureDirector({
       services: (["udp", "tcp", "sctp"] as const).map((protocol) => ({
