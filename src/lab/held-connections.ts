@@ -7,10 +7,10 @@
 import type { ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
 
-/** A line server: each line gets "NAME:line" back; connections stay open. */
+/** A line server (argv: NAME PORT [HOST, default 0.0.0.0]): each line gets "NAME:line" back; connections stay open. */
 export const LINE_SERVER = `
 const net = require("node:net");
-const [name, port] = process.argv.slice(1);
+const [name, port, host = "0.0.0.0"] = process.argv.slice(1);
 net.createServer((s) => {
   let buf = "";
   s.on("data", (d) => {
@@ -19,7 +19,7 @@ net.createServer((s) => {
     while ((i = buf.indexOf("\\n")) >= 0) { const line = buf.slice(0, i); buf = buf.slice(i + 1); s.write(name + ":" + line + "\\n"); }
   });
   s.on("error", () => {});
-}).listen(Number(port), "0.0.0.0", () => console.log("listening"));
+}).listen(Number(port), host, () => console.log("listening"));
 `;
 
 /**

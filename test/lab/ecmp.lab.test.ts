@@ -45,7 +45,7 @@ test(
     assert.ok(entry);
     const exp = await entry.load();
     const out = await exp.run(
-      { held: "30", schedulers: "mh,wlc", forward: "dr", sync: "" },
+      { held: "30", schedulers: "mh,wlc", forward: "dr", sync: "", family: "4" },
       { log: () => {}, keep: false, addresses: SEED001_ADDRESSES },
     );
     const s = out.summary as EcmpSummary;
@@ -72,7 +72,7 @@ test(
   async () => {
     const exp = await findExperiment("ecmp")!.load();
     const out = await exp.run(
-      { held: "30", schedulers: "mh", forward: "fullnat", sync: "on,off" },
+      { held: "30", schedulers: "mh", forward: "fullnat", sync: "on,off", family: "4" },
       { log: () => {}, keep: false, addresses: SEED001_ADDRESSES },
     );
     const s = out.summary as EcmpSummary;
@@ -97,20 +97,53 @@ test(
   },
 );
 
+test(
+  "tvs lab ecmp --family 6: an IPv6 VIP over IPv6 BGP; mh keeps every held connection when a director leaves and joins",
+  { skip, timeout: 120_000 },
+  async () => {
+    const exp = await findExperiment("ecmp")!.load();
+    const out = await exp.run(
+      { held: "30", schedulers: "mh", forward: "dr", sync: "", family: "6" },
+      { log: () => {}, keep: false, addresses: SEED001_ADDRESSES },
+    );
+    const s = out.summary as EcmpSummary;
+    assert.ok(out.ok, JSON.stringify(s));
+    assert.equal(s.family, 6);
+    assert.equal(s.vip, "fd99::1");
+    const mh = s.runs[0]!;
+    assert.equal(mh.leave.broken, 0);
+    assert.equal(mh.join.broken, 0);
+    assert.ok(mh.leave.routeMs < 1000, `route withdrawn ${mh.leave.routeMs} ms after the kill`);
+    assert.ok(mh.spread.filter((n) => n > 0).length >= 2, `spread ${mh.spread}`);
+    assert.equal(
+      mh.spread.reduce((a, b) => a + b, 0),
+      30,
+    );
+  },
+);
+
 test("tvs lab ecmp refuses --forward nat and --sync with DR, naming the option", async () => {
   const exp = await findExperiment("ecmp")!.load();
   const ctx = { log: () => {}, keep: false, addresses: SEED001_ADDRESSES };
   await assert.rejects(
-    exp.run({ held: "3", schedulers: "mh", forward: "nat", sync: "" }, ctx),
+    exp.run({ held: "3", schedulers: "mh", forward: "nat", sync: "", family: "4" }, ctx),
     /--forward "nat" must be dr or fullnat/,
   );
   await assert.rejects(
-    exp.run({ held: "3", schedulers: "mh", forward: "dr", sync: "on" }, ctx),
+    exp.run({ held: "3", schedulers: "mh", forward: "dr", sync: "on", family: "4" }, ctx),
     /--sync "on" applies to --forward fullnat/,
   );
   await assert.rejects(
-    exp.run({ held: "3", schedulers: "mh", forward: "fullnat", sync: "maybe" }, ctx),
+    exp.run({ held: "3", schedulers: "mh", forward: "fullnat", sync: "maybe", family: "4" }, ctx),
     /--sync "maybe" must be on, off or on,off/,
+  );
+  await assert.rejects(
+    exp.run({ held: "3", schedulers: "mh", forward: "dr", sync: "", family: "5" }, ctx),
+    /--family "5" must be 4 or 6/,
+  );
+  await assert.rejects(
+    exp.run({ held: "3", schedulers: "mh", forward: "fullnat", sync: "", family: "6" }, ctx),
+    /--family 6 runs with --forward dr/,
   );
 });
 

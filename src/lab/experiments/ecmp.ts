@@ -8,7 +8,8 @@
 // over the directors, kills director 3 (SIGKILL: its BIRD dies with it) and reports the time until
 // the router's route lost that next hop and how many held connections broke, then starts it again
 // and reports the time until the route has it back and how many broke when flows moved to it.
-// Target: none broken under mh.
+// Target: none broken under mh. `--family 6` runs the same with an IPv6 VIP, announced over IPv6
+// BGP sessions to a router hashing IPv6 flows on L4 (net.ipv6.fib_multipath_hash_policy=1).
 //
 // `--forward fullnat`: the same with FULLNAT (lb_kind FNAT), where the director holds state the
 // connection cannot live without. Each director has its own local address (10.90.8.1x, announced
@@ -40,6 +41,7 @@ export const ecmp: LabExperiment = {
     held: { type: "string", default: "60", help: "connections the client holds open (one source port each)" },
     schedulers: { type: "string", default: "mh,wlc", help: "schedulers to compare, comma-separated" },
     forward: { type: "string", default: "dr", help: "forwarding method: dr, or fullnat (with a sync mesh)" },
+    family: { type: "string", default: "4", help: "4, or 6: an IPv6 VIP announced over IPv6 BGP sessions (DR)" },
     sync: {
       type: "string",
       default: "",
@@ -67,6 +69,16 @@ export const ECMP_LAB = {
 };
 const TVSADM = join(REPO_ROOT, "bin", "tvsadm.js");
 
+/** `--family 6`: the same picture over IPv6 (the IPv4 addresses stay; BGP runs over IPv6). */
+export const ECMP_LAB6 = {
+  routerInside: "fd90::1",
+  routerOutside: "fd91::1",
+  client: "fd91::100",
+  directors: ["fd90::11", "fd90::12", "fd90::13"] as const,
+  reals: ["fd90::21", "fd90::22"] as const,
+  vip: "fd99::1",
+};
+
 /**
  * The directors' local addresses in run `r`: new ones for every run, because a run without sync
  * leaves the real servers' kernels holding (or retransmitting FINs on) connections from local
@@ -87,21 +99,24 @@ export function ecmpDirectorConf(
   runDir: string,
   forward: "dr" | "fullnat" = "dr",
   locals: readonly string[] = ECMP_LAB.locals,
+  family: 4 | 6 = 4,
 ): string {
   const L = ECMP_LAB;
   const backups = locals.filter((_, k) => k !== i);
+  const vip = family === 6 ? ECMP_LAB6.vip : L.vip;
+  const reals = family === 6 ? ECMP_LAB6.reals : L.reals;
   return `tvs_announce {
     bgp_asn ${L.directorAsn}
     router_id ${L.directors[i]}
-    bgp_peer ${L.routerInside} as ${L.routerAsn}
+    bgp_peer ${family === 6 ? ECMP_LAB6.routerInside : L.routerInside} as ${L.routerAsn}
     hold_time 3
     run_dir ${runDir}
 ${forward === "fullnat" ? `    backup_addr ${backups.join(" ")}\n` : ""}}
-virtual_server ${L.vip} 80 {
+virtual_server ${vip} 80 {
     lb_algo ${scheduler}
 ${scheduler === "mh" ? "    mh-port\n" : ""}    lb_kind ${forward === "fullnat" ? "FNAT" : "DR"}
     protocol TCP
-${L.reals.map((r) => `    real_server ${r} 80 {\n    }`).join("\n")}
+${reals.map((r) => `    real_server ${r} 80 {\n    }`).join("\n")}
 }
 `;
 }
@@ -110,8 +125,24 @@ ${L.reals.map((r) => `    real_server ${r} 80 {\n    }`).join("\n")}
  * The router's BIRD: a BGP session per director, routes merged into one multipath kernel route;
  * with `bfd`, BFD on every session (100 ms × 3).
  */
-export function ecmpRouterConf(logFile: string, bfd = false): string {
+export function ecmpRouterConf(logFile: string, bfd = false, six = false): string {
   const L = ECMP_LAB;
+  const v6 = six
+    ? `protocol kernel kernel6 {
+  ipv6 { export all; import none; };
+  merge paths on;
+}
+template bgp director6 {
+  local as ${L.routerAsn};
+  hold time 3;
+  keepalive time 1;
+  connect retry time 1;
+  error wait time 1, 5;
+  ipv6 { import all; export none; };
+}
+${ECMP_LAB6.directors.map((d, i) => `protocol bgp d${i + 1}v6 from director6 { neighbor ${d} as ${L.directorAsn}; }`).join("\n")}
+`
+    : "";
   return `log "${logFile}" all;
 router id ${L.routerInside};
 protocol device {}
@@ -119,6 +150,7 @@ ${bfd ? 'protocol bfd {\n  interface "*" { interval 100 ms; multiplier 3; };\n}\
   ipv4 { export all; import none; };
   merge paths on;
 }
+${v6}
 template bgp director {
   local as ${L.routerAsn};
   hold time 3;
@@ -154,11 +186,15 @@ export interface EcmpSummary {
   held: number;
   /** Present for --forward fullnat. */
   forward?: "fullnat";
+  /** Present for --family 6, with the IPv6 VIP. */
+  family?: 6;
+  vip?: string;
   runs: EcmpRun[];
 }
 
 async function nextHops(ns: string, addr: string = ECMP_LAB.vip): Promise<string[]> {
-  const r = await run("ip", ["-n", ns, "route", "show", `${addr}/32`]);
+  const six = addr.includes(":");
+  const r = await run("ip", ["-n", ns, ...(six ? ["-6"] : []), "route", "show", `${addr}/${six ? 128 : 32}`]);
   return [...r.stdout.matchAll(/via (\S+)/g)].map((m) => m[1]!).sort();
 }
 
@@ -180,6 +216,13 @@ async function runEcmp(values: LabValues, ctx: LabContext): Promise<LabOutcome> 
     return m === "on";
   });
   const fullnat = forward === "fullnat";
+  const familyText = str(values, "family");
+  if (familyText !== "4" && familyText !== "6") throw new LabOptionError(`--family "${familyText}" must be 4 or 6`);
+  const six = familyText === "6";
+  if (six && fullnat) throw new LabOptionError("--family 6 runs with --forward dr (the FULLNAT mesh is IPv4 here)");
+  const vip = six ? ECMP_LAB6.vip : ECMP_LAB.vip;
+  const vipPort = six ? `[${vip}]:80` : `${vip}:80`;
+  const dirAddrs: readonly string[] = six ? ECMP_LAB6.directors : ECMP_LAB.directors;
   const L = ECMP_LAB;
   const lab = new Lab();
   const dir = mkdtempSync(join(tmpdir(), "tvs-lab-ecmp-"));
@@ -212,27 +255,57 @@ async function runEcmp(values: LabValues, ctx: LabContext): Promise<LabOutcome> 
       await ipIn(h.ns, "addr", "add", `${L.directors[i]}/24`, "dev", "eth0");
       await ipIn(h.ns, "route", "add", "default", "via", L.routerInside);
     }
+    if (six) {
+      // IPv6 on every host (the lab turns it off by default), addresses without DAD; the router
+      // forwards and hashes IPv6 on L4 too. Redirects are refused: the router forwards out of the
+      // interface a packet came in on, and a client or real server taking its redirect would go
+      // straight to one director (IPv4 turns send_redirects off on the router instead).
+      const L6 = ECMP_LAB6;
+      for (const h of [router, client, ...dh, ...rh]) {
+        for (const dev of ["all", "default", "lo", "eth0"])
+          await runIn(h.ns, "sysctl", ["-qw", `net.ipv6.conf.${dev}.disable_ipv6=0`]);
+        for (const dev of ["all", "eth0"])
+          await runIn(h.ns, "sysctl", ["-qw", `net.ipv6.conf.${dev}.accept_redirects=0`]);
+      }
+      await ipIn(router.ns, "-6", "addr", "add", `${L6.routerInside}/64`, "dev", "eth0", "nodad");
+      await ipIn(router.ns, "-6", "addr", "add", `${L6.routerOutside}/64`, "dev", "eth0", "nodad");
+      for (const k of ["net.ipv6.conf.all.forwarding=1", "net.ipv6.fib_multipath_hash_policy=1"])
+        await runIn(router.ns, "sysctl", ["-qw", k]);
+      await ipIn(client.ns, "-6", "addr", "add", `${L6.client}/64`, "dev", "eth0", "nodad");
+      await ipIn(client.ns, "-6", "route", "add", "default", "via", L6.routerOutside);
+      for (const [i, h] of dh.entries())
+        await ipIn(h.ns, "-6", "addr", "add", `${L6.directors[i]}/64`, "dev", "eth0", "nodad");
+      for (const [i, h] of rh.entries()) {
+        await ipIn(h.ns, "-6", "addr", "add", `${L6.reals[i]}/64`, "dev", "eth0", "nodad");
+        await ipIn(h.ns, "-6", "addr", "add", `${L6.vip}/128`, "dev", "lo", "nodad");
+        await ipIn(h.ns, "-6", "route", "add", "default", "via", L6.routerInside);
+      }
+    }
     for (const [i, h] of rh.entries()) {
       await ipIn(h.ns, "addr", "add", `${L.reals[i]}/24`, "dev", "eth0");
       await ipIn(h.ns, "route", "add", "default", "via", L.routerInside);
-      if (!fullnat)
+      if (!fullnat && !six)
         await runIn(h.ns, process.execPath, [TVS_BIN, "realserver", "start", "--vip", L.vip, "--mode", "dr"], {
           timeoutMs: 60_000,
         });
-      const p = spawnIn(h.ns, process.execPath, ["-e", LINE_SERVER, `rs${i + 1}`, "80"]);
+      const p = spawnIn(h.ns, process.execPath, ["-e", LINE_SERVER, `rs${i + 1}`, "80", six ? "::" : "0.0.0.0"]);
       procs.push(p);
       if ((await lines(p)()) !== "listening") throw new Error(`The line server on rs${i + 1} did not start`);
     }
     log(
       fullnat
         ? `# real servers ${L.reals.join(", ")}: default route via the router (FULLNAT replies go to the local addresses)`
-        : `# real servers ${L.reals.join(", ")}: tvs realserver start --vip ${L.vip} --mode dr`,
+        : six
+          ? `# real servers ${ECMP_LAB6.reals.join(", ")}: ${vip}/128 on lo, default route via the router`
+          : `# real servers ${L.reals.join(", ")}: tvs realserver start --vip ${L.vip} --mode dr`,
     );
     const routerConf = join(dir, "router-bird.conf");
-    writeFileSync(routerConf, ecmpRouterConf(join(dir, "router-bird.log")));
+    writeFileSync(routerConf, ecmpRouterConf(join(dir, "router-bird.log"), false, six));
     const bird = spawnIn(router.ns, "bird", ["-f", "-c", routerConf, "-s", join(dir, "router-bird.ctl")]);
     procs.push(bird);
-    log("# router: BIRD 2, BGP to d1..d3, merge paths, fib_multipath_hash_policy=1");
+    log(
+      `# router: BIRD 2, BGP to d1..d3${six ? " over IPv6" : ""}, merge paths, fib_multipath_hash_policy=1${six ? " (net.ipv6)" : ""}`,
+    );
 
     const runs: EcmpRun[] = [];
     const args = ["--dataplane", "packet", "--interface", "eth0"];
@@ -258,7 +331,14 @@ async function runEcmp(values: LabValues, ctx: LabContext): Promise<LabOutcome> 
         startTvsdConf(
           dh[i]!.ns,
           dir,
-          ecmpDirectorConf(i, scheduler, join(dir, `bird-d${i + 1}-${tag}`), fullnat ? "fullnat" : "dr", locals),
+          ecmpDirectorConf(
+            i,
+            scheduler,
+            join(dir, `bird-d${i + 1}-${tag}`),
+            fullnat ? "fullnat" : "dr",
+            locals,
+            six ? 6 : 4,
+          ),
           `d${i + 1}-${tag}`,
           [...args, ...(i < 2 ? ["--sloppy-tcp"] : []), ...(fullnat ? ["--local-addrs", locals[i]!] : [])],
         );
@@ -305,21 +385,26 @@ async function runEcmp(values: LabValues, ctx: LabContext): Promise<LabOutcome> 
         );
       }
       await sloppyThroughApi(tvsds[2]!);
-      await waitFor("three next hops on the router", async () => (await nextHops(router.ns)).length === 3, 30_000, 50);
+      await waitFor(
+        "three next hops on the router",
+        async () => (await nextHops(router.ns, vip)).length === 3,
+        30_000,
+        50,
+      );
       await waitFor("each local address routed to its director", () => localsRouted([0, 1, 2]), 30_000, 50);
-      log(`# router: ${L.vip} via ${(await nextHops(router.ns)).join(", ")}`);
+      log(`# router: ${vip} via ${(await nextHops(router.ns, vip)).join(", ")}`);
 
       // Connections each director scheduled itself (FULLNAT: every director lists every entry once
       // synced, so the spread is read from the service's connection counter, before and after).
       const scheduled = async (d: TvsdProcess): Promise<number> => {
         const out = (await run(process.execPath, [TVSADM, "--socket", d.socket, "-L", "-n", "--stats"])).stdout;
-        const line = out.split("\n").find((l) => l.includes(`${L.vip}:80`)) ?? "";
+        const line = out.split("\n").find((l) => l.includes(vipPort)) ?? "";
         return Number(line.trim().split(/\s+/)[2] ?? 0);
       };
       const baseline = fullnat ? await Promise.all(tvsds.map((d) => scheduled(d!))) : [];
       const holder = spawn(
         "ip",
-        ["netns", "exec", client.ns, process.execPath, "-e", HOLDING_CLIENT, L.vip, String(held)],
+        ["netns", "exec", client.ns, process.execPath, "-e", HOLDING_CLIENT, vip, String(held)],
         { stdio: ["pipe", "pipe", "pipe"] },
       );
       procs.push(holder);
@@ -339,7 +424,7 @@ async function runEcmp(values: LabValues, ctx: LabContext): Promise<LabOutcome> 
         if (fullnat) spread.push((await scheduled(d!)) - baseline[spread.length]!);
         else {
           const out = (await run(process.execPath, [TVSADM, "--socket", d!.socket, "-L", "-n", "-c"])).stdout;
-          spread.push(out.split("\n").filter((l) => l.includes(`${L.vip}:80`)).length);
+          spread.push(out.split("\n").filter((l) => l.includes(vipPort)).length);
         }
       }
       log(`# ${held} connections held open; per director: ${spread.map((n, i) => `d${i + 1} ${n}`).join(", ")}`);
@@ -352,7 +437,7 @@ async function runEcmp(values: LabValues, ctx: LabContext): Promise<LabOutcome> 
           const have = new Set(
             listing
               .split("\n")
-              .filter((l) => l.includes(`${L.vip}:80`) && l.includes("ESTABLISHED"))
+              .filter((l) => l.includes(vipPort) && l.includes("ESTABLISHED"))
               .map((l) => l.trim().split(/\s+/)[3]),
           );
           return ports.every((p) => have.has(`${L.client}:${p}`));
@@ -371,7 +456,7 @@ async function runEcmp(values: LabValues, ctx: LabContext): Promise<LabOutcome> 
       await tvsds[2]!.stop("SIGKILL");
       await waitFor(
         "d3's next hop withdrawn",
-        async () => !(await nextHops(router.ns)).includes(L.directors[2]),
+        async () => !(await nextHops(router.ns, vip)).includes(dirAddrs[2]!),
         15_000,
         10,
       );
@@ -385,7 +470,12 @@ async function runEcmp(values: LabValues, ctx: LabContext): Promise<LabOutcome> 
       tvsds[2] = start(2);
       if (sync) await startSync(tvsds[2]!, 2);
       await sloppyThroughApi(tvsds[2]!);
-      await waitFor("d3's next hop back", async () => (await nextHops(router.ns)).includes(L.directors[2]), 30_000, 10);
+      await waitFor(
+        "d3's next hop back",
+        async () => (await nextHops(router.ns, vip)).includes(dirAddrs[2]!),
+        30_000,
+        10,
+      );
       await waitFor("d3's local address back", () => localsRouted([0, 1, 2]), 30_000, 10);
       const joinMs = Math.round(performance.now() - joinAt);
       const alive = held - leaveBroken;
@@ -406,7 +496,7 @@ async function runEcmp(values: LabValues, ctx: LabContext): Promise<LabOutcome> 
         join: { routeMs: joinMs, broken: joinBroken, fraction: alive > 0 ? joinBroken / alive : 0 },
       });
       for (const d of tvsds) await d?.stop("SIGTERM");
-      await waitFor("routes withdrawn", async () => (await nextHops(router.ns)).length === 0, 15_000, 50);
+      await waitFor("routes withdrawn", async () => (await nextHops(router.ns, vip)).length === 0, 15_000, 50);
       tvsds = [];
     }
     log("\nscheduler  spread        leave: route ms, broken   join: route ms, broken");
@@ -425,7 +515,12 @@ async function runEcmp(values: LabValues, ctx: LabContext): Promise<LabOutcome> 
       (fullnat
         ? runs.filter((r) => r.sync).every((r) => r.leave.broken === 0 && r.join.broken === 0)
         : mh === undefined || (mh.leave.broken === 0 && mh.join.broken === 0));
-    const summary: EcmpSummary = { held, ...(fullnat ? { forward: "fullnat" as const } : {}), runs };
+    const summary: EcmpSummary = {
+      held,
+      ...(fullnat ? { forward: "fullnat" as const } : {}),
+      ...(six ? { family: 6 as const, vip } : {}),
+      runs,
+    };
     return { ok, summary };
   } finally {
     if (!ctx.keep) {
