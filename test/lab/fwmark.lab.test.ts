@@ -5,7 +5,8 @@
 // both ports (the template is keyed by the mark, not the port), the clients spread over both
 // real servers, tvs fwmark shows the rule feeding FWM 1, and a mark no rule sets is warned about.
 // NAT runs once more with two packet workers (the steering keeps a persistent client on one). DR
-// reads the rule from a file; SIGHUP reads it again, and a broken file is refused.
+// reads the rule from a file; SIGHUP reads it again, and a broken file is refused. The last test
+// routes a /24 to the director and marks it with one rule, on two packet workers.
 import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -142,3 +143,65 @@ for (const { mode, workers, file } of CASES) {
     },
   );
 }
+
+// A rule's wider prefix: a router (here the client's own route) sends 10.99.0.0/24 to the director,
+// which answers ARP for none of its addresses but takes what the rule marks. NAT on two packet
+// workers: the steering program matches the prefix, so each request and its reply meet on one
+// worker; the template is keyed by the mark, not the address, so one client's http to one address
+// of the prefix and https to another reach one real server.
+test(
+  "fwmark nat, 2 packet workers, a routed /24: requests to any of its addresses served, one client on one real server",
+  { skip: root ? false : "needs root (network namespaces, raw sockets)", timeout: 180_000 },
+  async (t) => {
+    const prefix = "10.99.0";
+    const exp = await Experiment.start({
+      mode: "nat",
+      workers: 2,
+      configure: false,
+      tvsdArgs: ["--fwmark-rule", `tcp ${prefix}.0/24 80,${HTTPS_PORT} mark 1`],
+    });
+    const extra: ChildProcess[] = [];
+    t.after(async () => {
+      for (const c of extra) if (c.exitCode === null && c.pid !== undefined) c.kill("SIGTERM");
+      await exp.stop();
+    });
+    const { client, director } = exp.topo;
+    const dip = exp.topo.plan.director;
+    for (const rs of exp.topo.realServers) extra.push(startNameServer(rs.host.ns, rs.name, [HTTPS_PORT], UDP_PORT + 1));
+    await exp.tvsadm(["-A", "-f", "1", "-s", "rr", "-p", "300"]);
+    for (const rs of exp.topo.realServers) await exp.tvsadm(["-a", "-f", "1", "-r", rs.ip, "-m"]);
+    await ipIn(client.ns, "route", "add", `${prefix}.0/24`, "via", dip);
+    const clients = [81, 82, 83, 84, 85, 86].map((o) => `192.168.122.${o}`);
+    for (const c of clients) {
+      await ipIn(client.ns, "addr", "add", `${c}/24`, "dev", "eth0");
+      for (const rs of exp.topo.realServers) await ipIn(rs.host.ns, "route", "replace", `${c}/32`, "via", dip);
+    }
+    const get = (src: string, dst: string, port: number) =>
+      runIn(client.ns, "curl", ["-s", "-m", "3", "--interface", src, `http://${dst}:${port}/`]).then(
+        (r) => r.stdout.trim(),
+        () => "",
+      );
+    const servedBy = new Map<string, string>();
+    for (const [i, c] of clients.entries()) {
+      const seen = [
+        await get(c, `${prefix}.${10 + i}`, 80),
+        await get(c, `${prefix}.${100 + i}`, HTTPS_PORT),
+        await get(c, `${prefix}.${200 + i}`, 80),
+      ];
+      assert.ok(
+        seen.every((s) => /^rs[12]$/.test(s)),
+        `${c}: every request answered (${seen.join(" ")})`,
+      );
+      assert.equal(new Set(seen).size, 1, `${c}: one real server for the mark (${seen.join(" ")})`);
+      servedBy.set(c, seen[0]!);
+    }
+    assert.deepEqual(new Set(servedBy.values()), new Set(["rs1", "rs2"]), [...servedBy].join(", "));
+    // A port no rule covers is left to the host, which does not serve it.
+    assert.equal(await get(clients[0]!, `${prefix}.5`, 8080), "");
+    const nft = await runIn(director.ns, "nft", ["list", "table", "netdev", "tvs_eth0"]);
+    assert.match(nft.stdout, /ip daddr 10\.99\.0\.0\/24 tcp dport \{ 80, 443 \} drop/, nft.stdout);
+    const status = await exp.tvs(["status"]);
+    const frames = [...status.matchAll(/worker (\d+): (\d+) frames/g)].map((m) => Number(m[2]));
+    assert.equal(frames.length, 2, status);
+  },
+);
