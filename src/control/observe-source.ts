@@ -90,6 +90,7 @@ export function daemonRuntime(d: Daemon): RuntimeView {
         fragmentsIn: c.fragmentsIn,
         reassembled: c.reassembled,
         handoffs: c.reassemblyHandoffs,
+        extHandoffs: c.extHandoffs,
         timeouts: c.reassemblyTimeouts,
         evicted: c.reassemblyEvicted,
         fragmentsOut: c.fragmentsOut,

@@ -552,7 +552,7 @@ function defineMetrics(reg: client.Registry, read: Read, counts: EventCounts, ve
   );
   counter(
     "tvs_dataplane_ipv6_reassembly_total",
-    "IPv6 fragment reassembly on the packet plane: fragments taken, datagrams reassembled, handed to another worker, timed out, evicted for memory, and fragments sent when cutting them again.",
+    "IPv6 fragment reassembly on the packet plane: fragments taken, datagrams reassembled, handed to another worker, timed out, evicted for memory, fragments sent when cutting them again, and unfragmented packets with extension headers handed to their flow's worker (ext_handoff).",
     ["event"],
     (set) => {
       const r = read().runtime.plane?.reassembly;
@@ -561,6 +561,7 @@ function defineMetrics(reg: client.Registry, read: Read, counts: EventCounts, ve
         ["fragment_in", r.fragmentsIn],
         ["reassembled", r.reassembled],
         ["handoff", r.handoffs],
+        ["ext_handoff", r.extHandoffs ?? 0],
         ["timeout", r.timeouts],
         ["evicted", r.evicted],
         ["fragment_out", r.fragmentsOut],

@@ -82,6 +82,8 @@ export interface PlaneCountersView {
     fragmentsIn: number;
     reassembled: number;
     handoffs: number;
+    /** Unfragmented IPv6 packets with extension headers handed to their flow's worker. */
+    extHandoffs?: number;
     timeouts: number;
     evicted: number;
     fragmentsOut: number;

@@ -2,8 +2,9 @@
 // replied to, consumed, ignored or dropped), and every drop has exactly one reason, so
 // rx = forwarded + replied + consumed + ignored + dropped and dropped = the sum of the reasons.
 // An IPv6 datagram reassembled from fragments (each fragment a "consume") is received once more,
-// whole, with its own verdict: rx = frames from the wire + datagrams reassembled (summed over
-// workers, since one worker may reassemble and hand the datagram to another).
+// whole, with its own verdict, and an IPv6 packet handed to its flow's worker (extHandoffs, a
+// "consume" where it arrived) is received again there: summed over workers, rx = frames from the
+// wire + datagrams reassembled + extHandoffs.
 // The fuzz test checks those sums; tvsd reports them.
 
 export const DROP_REASONS = [
@@ -64,6 +65,8 @@ export class PlaneCounters {
   reassembled = 0;
   /** Reassembled datagrams passed to the worker that owns their flow. */
   reassemblyHandoffs = 0;
+  /** Unfragmented IPv6 packets with extension headers passed to the worker that owns their flow. */
+  extHandoffs = 0;
   /** IPv6 datagrams that did not complete in time (ip6frag_time), or were evicted for memory. */
   reassemblyTimeouts = 0;
   reassemblyEvicted = 0;
@@ -111,6 +114,7 @@ export interface PlaneCounterSnapshot {
   fragmentsIn: number;
   reassembled: number;
   reassemblyHandoffs: number;
+  extHandoffs: number;
   reassemblyTimeouts: number;
   reassemblyEvicted: number;
   reassemblyMemory: number;

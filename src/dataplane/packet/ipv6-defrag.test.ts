@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { fragments6 } from "./fixtures/ipv6-fragments.ts";
 import { CLIENT_MAC, CLIENT6, DIRECTOR_MAC, fixtureDirector, LOCAL6, RS1_MAC, RS6, VIP6 } from "./fixtures.ts";
-import { ipv6, udp, udp4Frame } from "./frame-builder.ts";
+import { ETH_P_IPV6, eth, ipv6, udp, udp4Frame } from "./frame-builder.ts";
 import type { ReassembledFrame } from "./ipv6-defrag.ts";
 import { Ipv6Reassembler } from "./ipv6-reassembly.ts";
 
@@ -214,4 +214,40 @@ test("TUN (ip6ip6): the reassembled datagram is wrapped whole and the outer pack
   const expected = Buffer.from(inner);
   expected[7] = 63; // the hop limit the director decremented
   assert.deepEqual(w.packet.subarray(40), expected);
+});
+
+test("an unfragmented packet with a hop-by-hop header is handed to its flow's worker, or handled here when that is this one", () => {
+  const hbh = (sport: number) =>
+    eth(
+      DIRECTOR_MAC,
+      CLIENT_MAC,
+      ETH_P_IPV6,
+      ipv6(
+        CLIENT6,
+        VIP6,
+        0,
+        Buffer.concat([Buffer.from([17, 0, 1, 4, 0, 0, 0, 0]), udp(CLIENT6, VIP6, sport, 53, payload(20))]),
+      ),
+    );
+  const a = director("masq");
+  const handed: ReassembledFrame[] = [];
+  a.pipeline.defrag6.handoff = (x) => {
+    handed.push(x);
+    return x.frame.length > 0 && handed.length === 1; // the first elsewhere, the second here
+  };
+  assert.deepEqual(send(a, [hbh(41000)]), []);
+  assert.equal(a.pipeline.verdicts[0], "consume");
+  assert.equal(a.pipeline.counters.extHandoffs, 1);
+  assert.deepEqual(Buffer.from(handed[0]!.frame), hbh(41000));
+  assert.equal(handed[0]!.maxFragmentSize, 0);
+  assert.equal(send(a, [hbh(41001)]).length, 1, "its own flow: forwarded here");
+  assert.equal(a.pipeline.verdicts[0], "forward");
+  // The worker it was handed to forwards it, and never hands it on again.
+  const b = director("masq");
+  b.pipeline.defrag6.handoff = () => assert.fail("a handed-over frame is not handed on");
+  b.engine.processReassembled(handed[0]!);
+  const out = b.io.drain();
+  assert.equal(out.length, 1);
+  assert.equal(b.pipeline.reassembledVerdict, "forward");
+  assert.equal(b.conns.size, 1);
 });

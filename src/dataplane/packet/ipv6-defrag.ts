@@ -12,7 +12,8 @@
 // (reassemblyTimeouts, reassemblyEvicted), with the bytes held (reassemblyMemory).
 //
 // Where a datagram goes: the steering program sends fragments by addresses alone (steering.ts),
-// which need not be the worker that owns the flow (address and port). `handoff`, set by a packet
+// which need not be the worker that owns the flow (address and port); so does an unfragmented
+// packet with an extension header first, which passOn hands over the same way. `handoff`, set by a packet
 // worker, passes the datagram to the right worker and says so; otherwise (one worker, or this one
 // owns the flow) it waits in `ready` until the engine runs it through the pipeline as one more
 // received frame, with the size of its largest fragment, which egress cuts it back to
@@ -93,6 +94,18 @@ export class Ipv6Defrag {
     }
   }
 
+  /**
+   * An unfragmented packet with an extension header first: the program steered it by addresses
+   * alone, so its flow may be another worker's. Hand it there (true) or keep it (false).
+   */
+  passOn(p: Pkt): boolean {
+    if (this.handoff === undefined) return false;
+    const frame = Uint8Array.prototype.slice.call(p.buf, p.eth, p.end);
+    if (!this.handoff({ frame, maxFragmentSize: 0, id: 0 })) return false;
+    this.#counters.extHandoffs++;
+    return true;
+  }
+
   /** Expire datagrams whose time is up (cheap when none are held). */
   expire(now: number): void {
     if (this.reassembler.queues === 0) return;
@@ -115,6 +128,7 @@ export function reassemblyNote(c: PlaneCounterSnapshot): string {
   return (
     `IPv6 reassembly: ${c.fragmentsIn} fragments, ${c.reassembled} datagrams (${c.reassemblyHandoffs} handed to their flow's worker), ` +
     `${c.fragmentsOut} fragments out; lost: ${c.reassemblyTimeouts} timed out, ${c.reassemblyEvicted} evicted, ` +
-    `${d.fragOverlap} overlapping, ${d.fragMalformed} malformed, ${d.fragTooMany} too many pieces; ${c.reassemblyMemory} bytes held`
+    `${d.fragOverlap} overlapping, ${d.fragMalformed} malformed, ${d.fragTooMany} too many pieces; ${c.reassemblyMemory} bytes held; ` +
+    `${c.extHandoffs} packets with extension headers handed to their flow's worker`
   );
 }

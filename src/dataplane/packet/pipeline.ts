@@ -147,6 +147,8 @@ export class Pipeline implements TunContext, SynproxyHost {
   #now = 0;
   /** Set while a reassembled datagram goes through (processReassembled). */
   #fragMax = 0;
+  /** Set while a frame another worker handed over goes through: it is never handed on again. */
+  #handedOver = false;
   #fragId = 0;
   /** Result of the last reassembled datagram (processReassembled); verdicts/reasons keep the batch's. */
   reassembledVerdict: Verdict | undefined = undefined;
@@ -251,10 +253,12 @@ export class Pipeline implements TunContext, SynproxyHost {
     const reasons = this.reasons.slice();
     this.#fragMax = fragMax;
     this.#fragId = fragId;
+    this.#handedOver = true;
     try {
       this.process(batch, now, vnet);
     } finally {
       this.#fragMax = 0;
+      this.#handedOver = false;
       this.reassembledVerdict = this.verdicts[0];
       this.reassembledReason = this.reasons[0] ?? "";
       this.verdicts.splice(0, this.verdicts.length, ...verdicts);
@@ -480,6 +484,9 @@ export class Pipeline implements TunContext, SynproxyHost {
       if (v !== "atomic") return v;
       p.fragment = false;
     }
+    // An extension header first: steered by addresses, perhaps away from its flow's worker.
+    else if (buf[l3 + 6] !== ip.protocol && !this.#handedOver && (toVip || toLocal) && this.defrag6.passOn(p))
+      return "consume";
     if (!ip.laterFragment && !transportOk(p, ip.l4)) return toVip || toLocal ? this.drop("malformed") : "ignore";
     if (csumNotReady && p.l4 >= 0) finishL4Checksum(p);
     if (toVip) {

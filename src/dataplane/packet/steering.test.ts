@@ -30,6 +30,7 @@ import {
   MAX_STEERING_INSNS,
   ownsLocalPort,
   type SteeringPlan,
+  steerFlow,
   steeringFallback,
   steeringHash,
   steeringProgram,
@@ -623,6 +624,28 @@ describe("helpers", () => {
       () => steerTuple(plain, "10.0.0.999", 1, VIPS[0]!, 80),
       /Invalid source address "10.0.0.999" to steer/,
     );
+  });
+
+  test("steerFlow: the program's value, except that IPv6 extension headers no longer hide the ports", () => {
+    const r = rng(10);
+    for (let n = 0; n < 300; n++) {
+      const client = randomClient6(r);
+      const vip = pick(r, VIPS6);
+      const cport = randomPort(r);
+      const proto = pick(r, [TCP, UDP, SCTP]);
+      for (const plan of [plain, persistent]) {
+        const flow = frame6(proto, client, vip, cport, 80);
+        const behind = withHopByHop(proto, client, vip, cport, 80);
+        assert.equal(steerFlow(plan, flow, 0, flow.length), value(plan, flow));
+        assert.equal(steerFlow(plan, behind, 0, behind.length), value(plan, flow), "past the hop-by-hop header");
+        assert.equal(value(plan, behind), value(plan, fragment6(client, vip, proto, 0, true, 1, new Uint8Array(8))));
+        // Fragments and IPv4 are what the program says.
+        const frag = fragment6(client, vip, proto, 8, false, 2, new Uint8Array(8));
+        assert.equal(steerFlow(plan, frag, 0, frag.length), value(plan, frag));
+        const v4 = frame(proto, randomClient(r), VIPS[0]!, cport, 80);
+        assert.equal(steerFlow(plan, v4, 0, v4.length), value(plan, v4));
+      }
+    }
   });
 
   test("steeringHash is murmur3's 32-bit finaliser over addr ^ port", () => {

@@ -731,6 +731,30 @@ function decide(c: Compiled, ca: number, cport: number, oa: number, op: number):
 }
 
 /**
+ * Where a frame's flow belongs, as opposed to where the program sends the frame: the same value
+ * for everything the program reads ports from, and for an IPv6 packet with extension headers
+ * (hop-by-hop, routing, destination options; not a fragment) the value its transport ports would
+ * give without them. A worker that got such a packet by its addresses hands it to this worker
+ * (ipv6-defrag.ts), as it does with a reassembled datagram.
+ */
+export function steerFlow(plan: SteeringPlan, buf: Uint8Array, off: number, len: number): number {
+  const c = compile(plan);
+  if (c.fallback || len < 14 + 40 || be16(buf, off + 12) !== ETH_P_IPV6) return steerValue(plan, buf, off, len);
+  const n = off + 14;
+  const end = off + len;
+  let next = buf[n + 6]!;
+  let at = n + 40;
+  for (let hops = 0; hops < 8 && (next === 0 || next === 43 || next === 60); hops++) {
+    if (at + 8 > end) return steerValue(plan, buf, off, len);
+    next = buf[at]!;
+    at += (buf[at + 1]! + 1) * 8;
+  }
+  if (at === n + 40 || !hasPorts(next) || at + 4 > end) return steerValue(plan, buf, off, len);
+  const w = (p: number) => [be32(buf, p), be32(buf, p + 4), be32(buf, p + 8), be32(buf, p + 12)];
+  return decide6(c, w(n + 24), be16(buf, at + 2), w(n + 8), be16(buf, at));
+}
+
+/**
  * The value for a TCP/UDP/SCTP packet src:sport → dst:dport without building a frame: for placing
  * a connection that did not arrive as a frame (a synced entry, a template) on the worker the
  * program will send its packets to (IPv6 as a packet without extension headers).

@@ -25,7 +25,7 @@ import { kernelNextHop } from "../kernel-routes.ts";
 import { NativePacketIo } from "../native-io.ts";
 import { ownedAddresses } from "../owned-addresses.ts";
 import { Pipeline } from "../pipeline.ts";
-import { type SteeringPlan, steerValue } from "../steering.ts";
+import { type SteeringPlan, steerFlow } from "../steering.ts";
 import { steeringPlanOf } from "../steering-plan.ts";
 import { ReplicaSerials } from "./incarnations.ts";
 import type { FromWorker, ToWorker, WorkerReport, WorkerSetup } from "./messages.ts";
@@ -116,7 +116,7 @@ function run(): void {
         plan = next;
         planKey = key;
       }
-      const home = steerValue(plan!, datagram.frame, 0, datagram.frame.length) % setup.workers;
+      const home = steerFlow(plan!, datagram.frame, 0, datagram.frame.length) % setup.workers;
       if (home === setup.index) return false;
       post({ t: "handoff", to: home, datagram });
       return true;
