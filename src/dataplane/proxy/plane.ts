@@ -58,10 +58,10 @@ export interface ProxyPlaneDeps {
 
 /**
  * A bound VIP socket and the service it serves now (undefined while prepared or between owners);
- * fd is the worker's own SO_REUSEPORT socket (steerable), steered whether it is steered by client
- * address now.
+ * fd is the worker's own SO_REUSEPORT socket (steerable), steered how it is steered now: by client
+ * network under "FAMILY/PREFIX" (the persistence netmask), or "" (the kernel's flow hash).
  */
-type Endpoint = { id: string; svc: VirtualService | undefined; fd?: number; steered?: boolean } & (
+type Endpoint = { id: string; svc: VirtualService | undefined; fd?: number; steered?: string } & (
   | { kind: "tcp"; server: net.Server | HandleListener; arrival: Arrival }
   | { kind: "udp"; udp: UdpListener }
 );
@@ -487,17 +487,19 @@ export class ProxyPlane {
   }
 
   /**
-   * With several workers, a persistent service's sockets are steered by client address, so each
-   * client meets one worker and its templates (worker-steering.ts); others keep the flow hash.
+   * With several workers, a persistent service's sockets are steered by client network (its
+   * persistence netmask), so each client network meets one worker and its templates
+   * (worker-steering.ts); others keep the flow hash. A changed netmask re-steers.
    */
   #steer(svc: VirtualService): void {
     const workers = this.#options.workers ?? 1;
     if (workers < 2) return;
-    const want = svc.options.persistent;
+    const on = svc.options.persistent;
+    const want = on ? `${svc.family}/${svc.options.netmask}` : "";
     for (const ep of this.#byService.get(svc) ?? []) {
-      if (ep.fd === undefined || (ep.steered ?? false) === want) continue;
+      if (ep.fd === undefined || (ep.steered ?? "") === want) continue;
       try {
-        if (steerBySource(ep.fd, workers, want)) ep.steered = want;
+        if (steerBySource(ep.fd, workers, on, svc.family, svc.options.netmask)) ep.steered = want;
       } catch (err) {
         this.#deps.log.warn("Cannot steer a VIP's workers by client address", { service: svc.id, err });
       }

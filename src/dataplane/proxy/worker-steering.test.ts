@@ -10,7 +10,7 @@ import { test } from "node:test";
 import { loadNative } from "../../platform/native-addon.ts";
 import { runCbpf, SKF_NET_OFF } from "../packet/cbpf.ts";
 import { reusePortAvailable, reusePortFd, reusePortUdpFd, udpReusePortAvailable } from "./reuse-port.ts";
-import { sourceSteeringProgram, steerBySource, workerForSource } from "./worker-steering.ts";
+import { sourceSteeringProgram, steerBySource, workerForSource, workerForSource6 } from "./worker-steering.ts";
 
 /** An Ethernet frame with an IPv4 or IPv6 header and a TCP header from `sport`. */
 function frame(version: 4 | 6, src: number[], sport: number): Buffer {
@@ -39,7 +39,7 @@ test("the program picks a worker from the source address alone, as workerForSour
       const v4 = [192, 0, 2, host];
       const v6 = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7, host];
       const want4 = workerForSource(((192 << 24) | (2 << 8) | host) >>> 0, workers);
-      const want6 = workerForSource(((0 << 24) | (0 << 16) | (7 << 8) | host) >>> 0, workers);
+      const want6 = workerForSource6([0x20010db8, 0, 0, (7 << 8) | host], workers);
       for (const sport of [1024, 40000, 65535]) {
         const p4 = frame(4, v4, sport);
         const p6 = frame(6, v6, sport);
@@ -51,6 +51,42 @@ test("the program picks a worker from the source address alone, as workerForSour
     assert.equal(used.size, workers, `all ${workers} workers get clients`);
   }
   assert.throws(() => sourceSteeringProgram(0), RangeError);
+});
+
+test("the persistence netmask: one client network, one worker (IPv4 /24, IPv6 /64 and /56, /0); networks still spread", () => {
+  for (const workers of [2, 3]) {
+    const prog4 = sourceSteeringProgram(workers, 24);
+    const prog6 = sourceSteeringProgram(workers, 32, 64);
+    const prog56 = sourceSteeringProgram(workers, 32, 56);
+    const prog0 = sourceSteeringProgram(workers, 0, 0);
+    const nets4 = new Set<number>();
+    const nets6 = new Set<number>();
+    for (let net = 0; net < 40; net++) {
+      const one4 = new Set<number>();
+      const one56 = new Set<number>();
+      for (const host of [1, 77, 200, 254]) {
+        const p4 = frame(4, [198, 51, net, host], 1000 + host);
+        one4.add(runCbpf(prog4, { buf: p4, off: 0, len: p4.length }));
+        assert.equal(runCbpf(prog0, { buf: p4, off: 0, len: p4.length }), workerForSource(0, workers));
+        const src6 = [0x20, 0x01, 0x0d, 0xb8, 0, net, 0, host & 0xf, host, 1, 2, 3, 4, 5, 6, host];
+        const p6 = frame(6, src6, 2000 + host);
+        const got6 = runCbpf(prog6, { buf: p6, off: 0, len: p6.length });
+        // /64 keys by the first 64 bits: the host's bits 60..63 (host & 0xf) are part of it.
+        assert.equal(got6, workerForSource6([0x20010db8, (net << 16) | (host & 0xf), 0, 0], workers));
+        const got56 = runCbpf(prog56, { buf: p6, off: 0, len: p6.length });
+        one56.add(got56);
+      }
+      assert.equal(one4.size, 1, `198.51.${net}.0/24 meets one worker`);
+      assert.equal(one56.size, 1, `2001:db8:0:${net}00::/56 meets one worker`);
+      nets4.add([...one4][0]!);
+      nets6.add([...one56][0]!);
+      assert.equal([...one4][0], workerForSource(((198 << 24) | (51 << 16) | (net << 8)) >>> 0, workers));
+    }
+    assert.equal(nets4.size, workers, "IPv4 networks spread over every worker");
+    assert.equal(nets6.size, workers, "IPv6 networks spread over every worker");
+  }
+  assert.throws(() => sourceSteeringProgram(2, 33), RangeError);
+  assert.throws(() => sourceSteeringProgram(2, 32, 129), RangeError);
 });
 
 const skip = reusePortAvailable() && udpReusePortAvailable() ? false : "the native addon is not built";
@@ -108,6 +144,34 @@ test("the kernel steers a SO_REUSEPORT TCP group by client address with the prog
       }),
     );
   assert.equal(seen.size, 2);
+});
+
+test("the kernel keeps a client network (-M 255.255.255.0) on one socket of a TCP group", { skip }, async (t) => {
+  const port = await freePort();
+  const servers: net.Server[] = [];
+  t.after(async () => {
+    for (const s of servers) await new Promise<void>((r) => s.close(() => r()));
+  });
+  const fds: number[] = [];
+  for (const name of ["0", "1"]) {
+    const fd = reusePortFd("127.0.0.1", port) as number;
+    fds.push(fd);
+    const s = net.createServer((c) => c.end(name));
+    servers.push(s);
+    await new Promise<void>((r) => s.listen({ fd }, () => r()));
+  }
+  assert.equal(steerBySource(fds[0] as number, 2, true, 4, 24), true);
+  const want = String(workerForSource(loop(0), 2, 24));
+  for (let host = 10; host < 26; host++) {
+    const got = await new Promise<string>((resolve, reject) => {
+      const c = net.connect({ port, host: "127.0.0.1", localAddress: `127.0.0.${host}` });
+      let d = "";
+      c.on("data", (x) => (d += x));
+      c.on("end", () => resolve(d));
+      c.on("error", reject);
+    });
+    assert.equal(got, want, `127.0.0.${host} is in 127.0.0.0/24`);
+  }
 });
 
 test(
