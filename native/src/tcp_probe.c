@@ -90,8 +90,8 @@ napi_value tcp_probe_connect(napi_env env, napi_callback_info info) {
     return type_error(env, "probeConnect(ep, token, family, addr, port, bind, bindPort) has bad arguments");
   struct sockaddr_storage dst, src;
   socklen_t dlen, slen;
-  if (!fill_addr(&dst, &dlen, family, addr, alen, port) || port < 0 || port > 65535)
-    return type_error(env, "probeConnect: addr must be 4 (family 4) or 16 (family 6) bytes, port 0..65535");
+  if (port < 0 || port > 65535 || bind_port < 0 || bind_port > 65535 || !fill_addr(&dst, &dlen, family, addr, alen, port))
+    return type_error(env, "probeConnect: addr must be 4 (family 4) or 16 (family 6) bytes, port and bindPort 0..65535");
   int fd = socket(family == 4 ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return i32(env, -errno);
   if (baddr != NULL || bind_port != 0) {

@@ -124,3 +124,22 @@ test("IPv6 addresses pack to their 16 bytes", () => {
   assert.equal(hex("1::"), `0001${"0".repeat(28)}`);
   assert.ok(isIPv6("2001:db8::8:800:200c:417a"));
 });
+
+test("the addon refuses ports out of range (no silent truncation to 16 bits)", { skip }, async () => {
+  const { loadNative } = await import("./native-addon.ts");
+  const a = loadNative() as unknown as {
+    probeOpen(): number;
+    probeConnect(...args: unknown[]): number;
+    close(fd: number): void;
+  };
+  const ep = a.probeOpen();
+  try {
+    const lo = Buffer.from([127, 0, 0, 1]);
+    // 65536 + 4464 would have been port 4464 (bindPort) and 80 (port).
+    assert.throws(() => a.probeConnect(ep, 1, 4, lo, 80, null, 70000), TypeError);
+    assert.throws(() => a.probeConnect(ep, 1, 4, lo, 80, null, -1), TypeError);
+    assert.throws(() => a.probeConnect(ep, 1, 4, lo, 65616, null, 0), TypeError);
+  } finally {
+    a.close(ep);
+  }
+});
