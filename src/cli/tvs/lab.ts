@@ -36,7 +36,7 @@ function experimentHelp(entry: LabEntry, exp: LabExperiment): string {
   const lines = [`Usage: tvs lab ${entry.name} [options]`, `${entry.seed}: ${entry.summary}`, "", "Options:"];
   for (const [name, o] of Object.entries(exp.options)) {
     const arg = o.type === "string" ? ` ${name.toUpperCase().replace(/-/g, "_")}` : "";
-    const dflt = o.type === "string" && o.default !== undefined ? ` (default ${o.default})` : "";
+    const dflt = o.type === "string" && o.default !== undefined && o.default !== "" ? ` (default ${o.default})` : "";
     lines.push(`  --${name}${arg}`.padEnd(30) + `${o.help}${dflt}`);
   }
   lines.push(`  --addresses PLAN`.padEnd(30) + `the seed's addresses: ${ADDRESS_PLANS.map((p) => p.name).join(", ")}`);

@@ -13,6 +13,10 @@ const USAGE =
 const TVS_BIN = join(import.meta.dirname, "..", "..", "..", "bin", "tvs.js");
 
 export async function run(argv: string[]): Promise<number> {
+  if (argv.includes("--help") || argv.includes("-h")) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
   let values: {
     vip?: string | undefined;
     mode: string;
