@@ -1,4 +1,4 @@
-// Enforces the layer rules of DESIGN.md (and docs/architecture.md) by reading every import in src/.
+// Enforces the layer rules of docs/architecture.md by reading every import in src/.
 // Each top-level area of src/ has a row in LAYERS listing what it may import besides itself; an
 // import of anything else, an area with no row, or a relative import leaving src/ is a violation.
 // Where a rule allows only a contract of another area (control/api, health/checker-spec.ts,

@@ -1,6 +1,6 @@
 // The seam between tvsd and a data plane. Both planes (src/dataplane/proxy: sockets, no privilege;
 // src/dataplane/packet: raw frames) implement this shape structurally: they may not import control/
-// (DESIGN.md's dependency rule), so they only see core types, and the daemon holds them as a
+// (docs/architecture.md's dependency rule), so they only see core types, and the daemon holds them as a
 // DataPlane. The daemon applies every change to the core tables first and then tells the plane which
 // services appeared, changed or went (by diffing the service table), so a plane never needs to know
 // how a change was requested (tvsadm, a rules reload, a health check).

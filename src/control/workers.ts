@@ -1,6 +1,6 @@
 // tvsd --workers N: the socket data plane on several cores. The primary process keeps the control
 // socket and forks N worker processes (node:cluster); each worker is a whole Daemon with its own
-// service table, connection table and data plane, so no mutable state is shared (DESIGN.md). Each
+// service table, connection table and data plane, so no mutable state is shared (docs/architecture.md). Each
 // worker listens on its own SO_REUSEPORT socket per TCP and UDP VIP (the kernel hashes new
 // connections and flows onto them; dataplane/proxy/reuse-port.ts); a persistent service's group
 // is steered by client address instead, so a client meets one worker and its templates

@@ -1,7 +1,7 @@
 // A service table as plain data (a "table image"), the smallest list of changes that turns a live
 // table into an image, and applying such a list. Two users: tvsd's reconcile (a rules file or
 // keepalived.conf becomes the desired image) and the packet plane's worker threads, each of which
-// owns a replica of the daemon's table (DESIGN.md: no shared mutable state across threads) and is
+// owns a replica of the daemon's table (docs/architecture.md: no shared mutable state across threads) and is
 // kept equal to it by applying the diff against the image the daemon sends after every change.
 //
 // Services and destinations present on both sides with equal settings are left alone, so their

@@ -1,4 +1,4 @@
-// The checker interface (DESIGN.md's plug-in shape): one `check(target, signal)` per attempt that
+// The checker interface (docs/architecture.md's plug-in shape): one `check(target, signal)` per attempt that
 // always resolves — never rejects — to { ok, reason, latencyMs, weight? }. A checker holds no
 // timers of its own beyond the attempt: the caller bounds each attempt with an AbortSignal, and on
 // abort the checker closes its socket or kills its process and resolves at once. The runner owns
