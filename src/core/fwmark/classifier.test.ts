@@ -100,6 +100,30 @@ describe("fwmark rules: parsing", () => {
   });
 });
 
+describe("fwmark rules files that are not rules files", () => {
+  it("reading stops after 20 errors (a log or binary given by mistake makes 21 messages, not millions)", () => {
+    const r = parseFwmarkRulesText("garbage line\n".repeat(200_000), "/var/log/syslog");
+    assert.ok("errors" in r);
+    assert.equal(r.errors.length, 21);
+    assert.equal(
+      formatFwmarkRulesError(r.errors[0]!),
+      '/var/log/syslog:1:1: Unknown protocol "garbage" (expected tcp, udp, sctp or any)',
+    );
+    assert.equal(formatFwmarkRulesError(r.errors[20]!), "/var/log/syslog:21:1: Stopped reading after 20 errors");
+  });
+
+  it("reading stops at the first rule past the limit of 4096", () => {
+    const lines: string[] = [];
+    for (let i = 0; i < 10_000; i++) lines.push(`tcp 10.${i >> 8}.${i & 255}.1 80 mark ${i + 1}`);
+    const r = parseFwmarkRulesText(lines.join("\n"), "big.rules");
+    assert.ok("errors" in r);
+    assert.deepEqual(r.errors.map(formatFwmarkRulesError), ["big.rules:4097:1: Too many rules (more than 4096)"]);
+    const exact = parseFwmarkRulesText(lines.slice(0, 4096).join("\n"), "big.rules");
+    assert.ok("rules" in exact);
+    assert.equal(exact.rules.length, 4096);
+  });
+});
+
 describe("fwmark classifier", () => {
   it("the first matching rule wins, as in an iptables chain", () => {
     const c = classifier(
