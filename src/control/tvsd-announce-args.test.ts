@@ -59,6 +59,18 @@ test("incomplete or bad announce settings are usage errors naming the flag", () 
     [...base, "--bgp-backup-addr", "10.0.8.3,10.0.8"],
     /Invalid --bgp-backup-addr address "10.0.8" in "10.0.8.3,10.0.8"/,
   );
+  usage(
+    [
+      ...base,
+      "--bgp-peer",
+      "10.0.1.1=65000",
+      "--local-addrs",
+      "10.0.8.1,10.0.8.2",
+      "--bgp-backup-addr",
+      "10.0.8.3,10.0.8.2",
+    ],
+    /--bgp-backup-addr 10\.0\.8\.2 is one of this director's --local-addrs/,
+  );
   assert.deepEqual(parseBgpPeer("10.0.1.1=4200000000"), { addr: "10.0.1.1", asn: 4200000000 });
 });
 

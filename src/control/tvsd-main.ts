@@ -429,6 +429,13 @@ export function parseTvsdArgs(
     if (n.asn === undefined) throw new UsageError("--announce bird needs --bgp-asn N");
     if (n.routerId === undefined) throw new UsageError("--announce bird needs --bgp-router-id A (an IPv4 address)");
     if (n.peers.length === 0) throw new UsageError("--announce bird needs at least one --bgp-peer ADDR=ASN");
+    // One address in both lists would be two routes for one prefix in BIRD, the prepended backup
+    // one competing with the director's own.
+    const own = n.backupAddrs.find((b) => a.localAddrs.includes(b));
+    if (own !== undefined)
+      throw new UsageError(
+        `--bgp-backup-addr ${own} is one of this director's --local-addrs (backup addresses are other directors' local addresses)`,
+      );
   }
   return a;
 }
