@@ -1,8 +1,8 @@
 // JS packet logic per packet and per method (the prototype's figures exclude any connection
 // table; "of which table" shows what ConnTable lookupIn4 + tcpPacket + account cost alone): an established flow's frames (batches of 64) go
 // through Pipeline.process on a memory batch (CPU time per packet, process.cpuUsage); the cost of re-copying the input frames into the
-// batch is measured alone and subtracted. Printed beside the prototype's figures from
-// shared/reference/packet-io.md (DR 30 ns, NAT 61 ns, TUN 69 ns); TUN also with the GUE and GRE tunnel
+// batch is measured alone and subtracted. Printed beside an earlier prototype's figures
+// (DR 30 ns, NAT 61 ns, TUN 69 ns); TUN also with the GUE and GRE tunnel
 // types (their checksums cost a pass over the packet). Bounded: fixed iteration counts.
 // Run: node --import tsx bench/packet-logic.ts
 import type { FwdMethod, TunOptions } from "../src/core/dest.ts";
