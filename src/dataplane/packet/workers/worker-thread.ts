@@ -25,8 +25,8 @@ import { kernelNextHop } from "../kernel-routes.ts";
 import { NativePacketIo } from "../native-io.ts";
 import { ownedAddresses } from "../owned-addresses.ts";
 import { Pipeline } from "../pipeline.ts";
-import { type SteeringPlan, steerFlow } from "../steering.ts";
 import { steeringPlanOf } from "../steering-plan.ts";
+import { DatagramHome } from "./datagram-home.ts";
 import { ReplicaSerials } from "./incarnations.ts";
 import type { FromWorker, ToWorker, WorkerReport, WorkerSetup } from "./messages.ts";
 
@@ -101,22 +101,19 @@ function run(): void {
   };
   // IPv6 fragments are steered by addresses alone; a datagram whose flow (address and port)
   // belongs to another worker goes there (ipv6-defrag.ts). The plan is the main thread's
-  // (steering-plan.ts), built from this replica, and rebuilt only when it changes.
-  if (setup.workers > 1 && setup.fanoutMode === "cbpf") {
-    let plan: SteeringPlan | undefined;
-    let planKey = "";
-    pipeline.defrag6.handoff = (datagram) => {
-      const next = steeringPlanOf(
+  // (steering-plan.ts), built from this replica when the table or the rules change (datagram-home.ts).
+  const datagramHome = new DatagramHome(
+    () =>
+      steeringPlanOf(
         services,
         ownedAddresses(services, setup.vips, setup.localAddrs, pipeline.marks.rules),
         pipeline.marks.rules,
-      );
-      const key = JSON.stringify(next);
-      if (key !== planKey) {
-        plan = next;
-        planKey = key;
-      }
-      const home = steerFlow(plan!, datagram.frame, 0, datagram.frame.length) % setup.workers;
+      ),
+    setup.workers,
+  );
+  if (setup.workers > 1 && setup.fanoutMode === "cbpf") {
+    pipeline.defrag6.handoff = (datagram) => {
+      const home = datagramHome.of(datagram.frame);
       if (home === setup.index) return false;
       post({ t: "handoff", to: home, datagram });
       return true;
@@ -210,6 +207,7 @@ function run(): void {
         if (JSON.stringify(m.fwmarkRules) !== JSON.stringify(pipeline.marks.rules))
           pipeline.marks.setRules(m.fwmarkRules);
         pipeline.refreshVips();
+        datagramHome.invalidate();
         post(error === undefined ? { t: "ack", seq: m.seq } : { t: "ack", seq: m.seq, error });
         break;
       }
