@@ -574,3 +574,36 @@ test("native prober: a scoped IPv6 target falls back on the socket path", { skip
   assert.equal(prober.inFlight, 0);
   assert.equal(runner.status()[0]?.lastResult?.ok, false);
 });
+
+test("a probe this host cannot start (EMFILE) counts no failure; a refused one does", async (t) => {
+  /** A prober that fails the first `n` starts with -errno at once, then connects. */
+  const fake = (errno: number, n: number) => {
+    let calls = 0;
+    return {
+      get calls() {
+        return calls;
+      },
+      start(_target: unknown, done: (errno: number) => void): number {
+        calls++;
+        if (calls <= n) return -errno;
+        queueMicrotask(() => done(0));
+        return calls;
+      },
+      cancel() {},
+    };
+  };
+  const emfile = fake(24, 4);
+  const a = recordingRunner(t, { createProber: () => emfile });
+  a.runner.add({ id: "busy", address: "127.0.0.1", port: 9, spec: tcp({ retry: 1 }) });
+  await until("a result after the host recovered", () => (a.results.get("busy")?.length ?? 0) >= 1);
+  assert.deepEqual(a.events, [], "no down event for the host's own shortage");
+  assert.deepEqual(a.results.get("busy"), [true], "no result recorded for the probes never started");
+  assert.equal(a.runner.localFailures, 4);
+  assert.equal(a.runner.running, 0);
+  const refused = fake(111, 4);
+  const b = recordingRunner(t, { createProber: () => refused });
+  b.runner.add({ id: "rs", address: "127.0.0.1", port: 9, spec: tcp({ retry: 1 }) });
+  await until("the down event", () => b.events.length === 1);
+  assert.match(b.events[0]?.reason ?? "", /^Connection refused/);
+  assert.equal(b.runner.localFailures, 0);
+});

@@ -136,6 +136,9 @@ export interface HealthRunnerOptions {
   createProber?: () => ConnectProber | undefined;
 }
 
+/** EMFILE, ENFILE, ENOBUFS, ENOMEM: errors of this host, not of the server probed. */
+const LOCAL_ERRNOS = new Set([24, 23, 105, 12]);
+
 const realTimers: TimerSource = {
   setTimeout: (fn, ms) => setTimeout(fn, ms),
   clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
@@ -512,11 +515,32 @@ export class HealthRunner {
       e.ticket = ticket;
       return true;
     }
-    // Failed at once (-errno): report it from a microtask, as every other path reports.
+    // Failed at once (-errno): report it from a microtask, as every other path reports. A
+    // failure of this host (out of descriptors, buffers or memory) says nothing about the server:
+    // as keepalived's TCP_CHECK does when it cannot make a socket, the attempt is dropped and the
+    // next one comes after delay_loop, with no failure counted (counting it would take healthy
+    // servers out exactly when the director is busiest).
     e.ticket = -2;
-    queueMicrotask(() => this.#probed(e, -ticket));
+    if (LOCAL_ERRNOS.has(-ticket)) queueMicrotask(() => this.#unprobed(e));
+    else queueMicrotask(() => this.#probed(e, -ticket));
     return true;
   }
+
+  /** A probe this host could not start (LOCAL_ERRNOS): no result, the next attempt after delay_loop. */
+  #unprobed(e: Entry): void {
+    if (e.ticket === -1 || e.removed) return;
+    e.ticket = -1;
+    e.inFlight = false;
+    e.controller = undefined;
+    this.#running--;
+    this.#deadlines.delete(2 * e.slot + 1);
+    this.localFailures++;
+    this.#schedule(e, this.#delayLoop(e));
+    this.#drain();
+  }
+
+  /** Probes dropped because this host could not start them (out of descriptors, buffers, memory). */
+  localFailures = 0;
 
   /** The prober's completion. */
   #probed(e: Entry, errno: number): void {
