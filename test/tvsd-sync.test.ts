@@ -55,3 +55,31 @@ test("sync daemons through tvsadm: start, list, refuse, stop", async (t) => {
   assert.equal((await d.tvsadm("--stop-daemon", "backup")).code, 0);
   assert.equal((await d.tvsadm("-L", "--daemon")).out, "");
 });
+
+test("--sync-daemon starts a master and a backup with tvsd, as -L --daemon shows", async (t) => {
+  const d = await startTvsd([
+    "--sync-daemon",
+    "master:lo,syncid=3",
+    "--sync-daemon",
+    "backup:lo,syncid=0,group=239.7.7.8,port=9849,ttl=2,maxlen=1300",
+  ]);
+  t.after(() => d.stop());
+  assert.equal(
+    (await d.tvsadm("-L", "--daemon")).out,
+    "master sync daemon (mcast=lo, syncid=3, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)\n" +
+      "backup sync daemon (mcast=lo, syncid=0, maxlen=1300, group=239.7.7.8, port=9849, ttl=2)\n",
+  );
+  // They are ordinary daemons: tvsadm stops them.
+  assert.equal((await d.tvsadm("--stop-daemon", "master")).code, 0);
+  assert.equal(
+    (await d.tvsadm("-L", "--daemon")).out,
+    "backup sync daemon (mcast=lo, syncid=0, maxlen=1300, group=239.7.7.8, port=9849, ttl=2)\n",
+  );
+});
+
+test("--sync-daemon on an interface that does not exist stops tvsd's start, naming it", async () => {
+  await assert.rejects(
+    startTvsd(["--sync-daemon", "backup:tvsnone0"]),
+    /--sync-daemon backup:tvsnone0: Unknown mcast interface "tvsnone0"/,
+  );
+});

@@ -20,6 +20,7 @@ import { CoreError } from "../core/errors.ts";
 import type { FwmarkRule } from "../core/fwmark/rule.ts";
 import { MAX_FWMARK_RULES } from "../core/fwmark/rules-text.ts";
 import type { Logger } from "../core/log.ts";
+import type { SyncDaemonSpec } from "../core/request.ts";
 import { BatchError } from "../core/request.ts";
 import { createDefaultRegistry } from "../core/sched/all.ts";
 import type { SchedEnv } from "../core/sched/types.ts";
@@ -107,6 +108,8 @@ export interface DaemonOptions {
   announceRunDir?: string;
   /** FULLNAT local addresses (--local-addrs), announced with a tvs_announce block's VIPs. */
   announceLocals?: string[];
+  /** Sync daemons to start with tvsd (--sync-daemon), before the configuration and any announcement. */
+  syncDaemons?: SyncDaemonSpec[];
   clock?: Clock;
   /**
    * The firewall-mark rules (--fwmark-rule, --fwmark-rules FILE), read at start and on every
@@ -268,6 +271,12 @@ export class Daemon {
     });
     await this.plane.start();
     this.#syncCounters();
+    for (const d of this.#opts.syncDaemons ?? [])
+      try {
+        this.sync.start(d);
+      } catch (err) {
+        throw new Error(`--sync-daemon ${d.state}:${d.mcastIfn}: ${err instanceof Error ? err.message : String(err)}`);
+      }
     const got = this.#opts.source ? await this.#opts.source() : undefined;
     // Rules before services: a fwmark service that arrives finds its rules (no spurious warning).
     await this.#setFwmarkRules(this.#wantedFwmarkRules(got));

@@ -82,3 +82,29 @@ test("--sloppy-tcp and --sloppy-sctp on the packet plane; refused on the socket 
   assert.equal(parseTvsdArgs(packet).sloppySctp, false);
   usage(["--sloppy-sctp"], /--sloppy-sctp needs --dataplane packet/);
 });
+
+test("--sync-daemon STATE:IF[,options]: a master and a backup at most, bad values named", () => {
+  const a = parseTvsdArgs([
+    "--sync-daemon",
+    "master:eth0,syncid=1",
+    "--sync-daemon=backup:eth0,group=239.1.2.3,port=9000,ttl=2,maxlen=1400",
+  ]);
+  assert.deepEqual(a.syncDaemons, [
+    { state: "master", mcastIfn: "eth0", syncId: 1, syncMaxLen: 0, mcastGroup: "", mcastPort: 0, mcastTtl: 0 },
+    {
+      state: "backup",
+      mcastIfn: "eth0",
+      syncId: 0,
+      syncMaxLen: 1400,
+      mcastGroup: "239.1.2.3",
+      mcastPort: 9000,
+      mcastTtl: 2,
+    },
+  ]);
+  assert.deepEqual(parseTvsdArgs([]).syncDaemons, []);
+  usage(["--sync-daemon", "eth0"], /Invalid --sync-daemon "eth0" \(expected master\|backup:IFACE/);
+  usage(["--sync-daemon", "master:eth0,syncid=256"], /Invalid --sync-daemon syncid "256" \(expected 0..255\)/);
+  usage(["--sync-daemon", "master:eth0,colour=red"], /Invalid --sync-daemon option "colour=red"/);
+  usage(["--sync-daemon", "backup:eth0,group=x"], /Invalid --sync-daemon group "x"/);
+  usage(["--sync-daemon", "master:eth0", "--sync-daemon", "master:eth1"], /a master daemon is given twice/);
+});

@@ -17,6 +17,7 @@ import { readConfigFile } from "../config/read-config-file.ts";
 import { canonicalIp } from "../core/addr.ts";
 import { parseSysctlAssignment, type Sysctls } from "../core/conn/sysctl.ts";
 import type { Logger, LogLevel } from "../core/log.ts";
+import type { SyncDaemonSpec } from "../core/request.ts";
 import {
   DEFAULT_CONNECT_TIMEOUT_MS,
   defaultProxyOptions,
@@ -82,6 +83,9 @@ export const USAGE = `Usage: tvsd [options]
   --bgp-router-id A        BGP router id (IPv4), one per director
   --bgp-peer ADDR=ASN[,port=P][,bfd]   a BGP peer (repeatable), e.g. 10.0.1.1=65000,bfd
   --bgp-hold-time S        BGP hold time in seconds, 3..65535 (default 3)
+  --sync-daemon master|backup:IF[,syncid=N][,maxlen=N][,group=A][,port=N][,ttl=N]
+                           start a connection sync daemon with tvsd (repeatable: a master and a
+                           backup at once for a sync mesh), before any VIP is announced
   --bgp-backup-addr A[,B]  other directors' FULLNAT local addresses, announced with this AS
                            prepended (a sync mesh takes over their replies); --local-addrs are
                            announced as they are
@@ -120,6 +124,8 @@ export interface TvsdArgs {
   dataplane: "proxy" | "packet";
   iface: string | undefined;
   localAddrs: string[];
+  /** --sync-daemon: sync daemons started with tvsd, before anything is announced. */
+  syncDaemons: SyncDaemonSpec[];
   http: string | undefined;
   drainMs: number;
   connLimit: number | undefined;
@@ -175,6 +181,43 @@ function intArg(flag: string, v: string, min: number, max: number): number {
   return n;
 }
 
+/**
+ * --sync-daemon STATE:IFACE[,syncid=N][,maxlen=N][,group=A][,port=N][,ttl=N], what
+ * `ipvsadm --start-daemon STATE --mcast-interface IFACE ...` says; 0 and "" are the kernel's defaults.
+ */
+export function parseSyncDaemon(v: string): SyncDaemonSpec {
+  const m = /^(master|backup):([^,]+)((?:,.*)?)$/.exec(v);
+  if (!m)
+    throw new UsageError(
+      `Invalid --sync-daemon "${v}" (expected master|backup:IFACE[,syncid=N][,maxlen=N][,group=A][,port=N][,ttl=N])`,
+    );
+  const d: SyncDaemonSpec = {
+    state: m[1] as "master" | "backup",
+    mcastIfn: m[2]!,
+    syncId: 0,
+    syncMaxLen: 0,
+    mcastGroup: "",
+    mcastPort: 0,
+    mcastTtl: 0,
+  };
+  for (const opt of (m[3] ?? "").split(",").slice(1)) {
+    const [k, val = ""] = opt.split("=", 2) as [string, string?];
+    if (k === "syncid") d.syncId = intArg("--sync-daemon syncid", val, 0, 255);
+    else if (k === "maxlen") d.syncMaxLen = intArg("--sync-daemon maxlen", val, 1, 65507);
+    else if (k === "port") d.mcastPort = intArg("--sync-daemon port", val, 1, 65535);
+    else if (k === "ttl") d.mcastTtl = intArg("--sync-daemon ttl", val, 1, 255);
+    else if (k === "group") {
+      const ip = canonicalIp(val);
+      if (ip === undefined) throw new UsageError(`Invalid --sync-daemon group "${val}" in "${v}"`);
+      d.mcastGroup = ip;
+    } else
+      throw new UsageError(
+        `Invalid --sync-daemon option "${opt}" in "${v}" (expected syncid, maxlen, group, port or ttl)`,
+      );
+  }
+  return d;
+}
+
 export function parseTvsdArgs(
   argv: readonly string[],
   env: Readonly<Record<string, string | undefined>> = {},
@@ -189,6 +232,7 @@ export function parseTvsdArgs(
     dataplane: "proxy",
     iface: undefined,
     localAddrs: [],
+    syncDaemons: [],
     http: undefined,
     drainMs: DEFAULT_DRAIN_MS,
     connLimit: undefined,
@@ -331,6 +375,13 @@ export function parseTvsdArgs(
       case "--bird-dir":
         announce().birdDir = value();
         break;
+      case "--sync-daemon": {
+        const d = parseSyncDaemon(value());
+        if (a.syncDaemons.some((x) => x.state === d.state))
+          throw new UsageError(`--sync-daemon: a ${d.state} daemon is given twice (one master and one backup at most)`);
+        a.syncDaemons.push(d);
+        break;
+      }
       case "--bgp-backup-addr": {
         const v = value();
         for (const part of v.split(",")) {
@@ -579,6 +630,8 @@ function makeDaemon(args: TvsdArgs, log: Logger, proxy: ProxyPlaneOptions, withV
     sloppyTcp: args.sloppyTcp,
     sloppySctp: args.sloppySctp,
     sysctls: args.sysctls,
+    // Only the primary runs sync daemons (tvsadm --start-daemon reaches the primary too).
+    ...(withVrrp && args.syncDaemons.length > 0 ? { syncDaemons: args.syncDaemons } : {}),
     ...(args.fwmarkRules.length > 0 ? { fwmarkRules: () => loadFwmarkRules(args.fwmarkRules) } : {}),
     // Only the primary announces (workers of the socket plane share its VIPs).
     ...(withVrrp ? announceOptions(args) : {}),

@@ -340,25 +340,15 @@ async function runEcmp(values: LabValues, ctx: LabContext): Promise<LabOutcome> 
             six ? 6 : 4,
           ),
           `d${i + 1}-${tag}`,
-          [...args, ...(i < 2 ? ["--sloppy-tcp"] : []), ...(fullnat ? ["--local-addrs", locals[i]!] : [])],
+          [
+            ...args,
+            ...(i < 2 ? ["--sloppy-tcp"] : []),
+            ...(fullnat ? ["--local-addrs", locals[i]!] : []),
+            // Sync mesh: each director a master (syncid i + 1) and a backup (syncid 0: every
+            // master's), started with tvsd so that it announces nothing before its bulk resync.
+            ...(sync ? ["--sync-daemon", `master:eth0,syncid=${i + 1}`, "--sync-daemon", "backup:eth0,syncid=0"] : []),
+          ],
         );
-      // Sync mesh: each director a master (syncid i + 1) and a backup (syncid 0: every master's).
-      const startSync = async (d: TvsdProcess, i: number): Promise<void> => {
-        await waitFor(
-          `d${i + 1}'s control socket`,
-          async () => (await d.client.status().catch(() => undefined)) !== undefined,
-          30_000,
-          50,
-        );
-        for (const [state, id] of [
-          ["master", i + 1],
-          ["backup", 0],
-        ] as const)
-          await run(process.execPath, [
-            ...[TVSADM, "--socket", d.socket, "--start-daemon", state],
-            ...["--mcast-interface", "eth0", "--syncid", String(id)],
-          ]);
-      };
       // With FULLNAT, each local address is routed to its own director only while that one lives.
       const localsRouted = async (alive: readonly number[]): Promise<boolean> => {
         if (!fullnat) return true;
@@ -378,12 +368,7 @@ async function runEcmp(values: LabValues, ctx: LabContext): Promise<LabOutcome> 
           `# local addresses ${locals.join(", ")} announced by their directors; the others' as backup_addr (AS path prepended)`,
         );
       tvsds = [start(0), start(1), start(2)];
-      if (sync) {
-        for (const [i, d] of tvsds.entries()) await startSync(d!, i);
-        log(
-          "# sync mesh: tvsadm --start-daemon master --syncid i and --start-daemon backup --syncid 0 on every director",
-        );
-      }
+      if (sync) log("# sync mesh: tvsd --sync-daemon master:eth0,syncid=i --sync-daemon backup:eth0,syncid=0");
       await sloppyThroughApi(tvsds[2]!);
       await waitFor(
         "three next hops on the router",
@@ -468,7 +453,6 @@ async function runEcmp(values: LabValues, ctx: LabContext): Promise<LabOutcome> 
       log("# director 3 joins again");
       const joinAt = performance.now();
       tvsds[2] = start(2);
-      if (sync) await startSync(tvsds[2]!, 2);
       await sloppyThroughApi(tvsds[2]!);
       await waitFor(
         "d3's next hop back",
