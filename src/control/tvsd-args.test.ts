@@ -40,3 +40,27 @@ test("--fd-reserve and --udp-flow-limit reach the socket plane's options; bad va
     (e: unknown) => e instanceof UsageError && /Invalid --fd-reserve "-1"/.test(e.message),
   );
 });
+
+test("an option of one data plane given with the other is refused, naming the option and its plane", () => {
+  const socketOnly: string[][] = [
+    ["--fwmark-addr", "1=tcp:10.0.0.1:80"],
+    ["--proxy-protocol", "tcp:10.0.0.1:80=v1"],
+    ["--retry-connect"],
+    ["--connect-timeout", "100"],
+    ["--fd-reserve", "100"],
+    ["--udp-flow-limit", "100"],
+  ];
+  for (const opt of socketOnly) {
+    assert.doesNotThrow(() => parseTvsdArgs(opt), `${opt[0]} works on the socket plane`);
+    assert.throws(
+      () => parseTvsdArgs([...packet, ...opt]),
+      (e: unknown) =>
+        e instanceof UsageError && e.message.startsWith(`${opt[0]} is an option of the socket data plane`),
+      `${opt[0]} is refused on the packet plane`,
+    );
+  }
+  assert.throws(
+    () => parseTvsdArgs(["--workers", "2", "--fanout", "hash"]),
+    (e: unknown) => e instanceof UsageError && /--fanout is an option of the packet data plane/.test(e.message),
+  );
+});

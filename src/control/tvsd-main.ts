@@ -97,7 +97,8 @@ export const USAGE = `Usage: tvsd [options]
                            what iptables -t mangle ... -j MARK does for kernel IPVS (docs/fwmark.md)
   --fwmark-rules FILE      firewall-mark rules, one per line (# comments); SIGHUP reads it again
   --proxy-protocol tcp:VIP:PORT[->RIP:RPORT]=v1|v2   send PROXY protocol headers (socket data plane)
-  --retry-connect          retry a refused/timed-out real server on another destination
+  --retry-connect          socket data plane: hand a refused or timed-out connection to another
+                           destination before resetting the client
   --connect-timeout MS     real-server connect timeout on the socket data plane (default ${DEFAULT_CONNECT_TIMEOUT_MS})
   --fd-reserve N           socket data plane: file descriptors kept for the control socket and
                            health checks whatever the traffic does (default limit/8, 64..1024)
@@ -262,6 +263,7 @@ export function parseTvsdArgs(
     };
     return a.announce;
   };
+  const given = new Set<string>();
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
     const eq = arg.startsWith("--") ? arg.indexOf("=") : -1;
@@ -272,6 +274,7 @@ export function parseTvsdArgs(
       if (v === undefined) throw new UsageError(`Option ${flag} needs a value`);
       return v;
     };
+    given.add(flag);
     switch (flag) {
       case "-h":
       case "--help":
@@ -488,6 +491,23 @@ export function parseTvsdArgs(
         `--bgp-backup-addr ${own} is one of this director's --local-addrs (backup addresses are other directors' local addresses)`,
       );
   }
+  // Options one plane would silently ignore are refused, naming the plane that takes them.
+  const socketOnly = [
+    "--fwmark-addr",
+    "--proxy-protocol",
+    "--retry-connect",
+    "--connect-timeout",
+    "--fd-reserve",
+    "--udp-flow-limit",
+  ];
+  const ignored =
+    a.dataplane === "packet" ? socketOnly.find((f) => given.has(f)) : given.has("--fanout") ? "--fanout" : undefined;
+  if (ignored !== undefined)
+    throw new UsageError(
+      a.dataplane === "packet"
+        ? `${ignored} is an option of the socket data plane (--dataplane proxy); the packet data plane has no use for it`
+        : "--fanout is an option of the packet data plane's workers (--dataplane packet --workers N)",
+    );
   return a;
 }
 
