@@ -1,5 +1,6 @@
 // The repository explains itself: every relative link in README.md and docs/*.md points at a file
-// inside the repository that exists, and no page refers to working notes outside it (../shared).
+// inside the repository that exists, and no page refers to working notes outside it (../shared,
+// DESIGN.md and the reference notes).
 // Links to web pages (http:, https:, mailto:) and to anchors on the same page are not checked.
 import assert from "node:assert/strict";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
@@ -29,6 +30,9 @@ test("README and docs link only to files inside the repository", () => {
       else if (!existsSync(target)) bad.push(`${page}: "${href}" does not exist`);
     }
     if (text.includes("../shared")) bad.push(`${page}: refers to ../shared`);
+    // The working notes by name: the house plan and the reference notes beside it.
+    for (const note of ["DESIGN.md", "ipvs-semantics.md", "packet-io.md", "vrrp-sync-metrics.md"])
+      if (text.includes(note)) bad.push(`${page}: refers to the working notes' ${note}`);
   }
   assert.deepEqual(bad, []);
 });
