@@ -6,6 +6,7 @@
 // TCP_NODELAY is set on the listening socket: Linux copies it to every socket accepted from it,
 // which saves one system call per connection.
 
+import { closeSync } from "node:fs";
 import { isIPv6 } from "node:net";
 import type { TcpBinding, TcpHandle } from "./libuv-tcp.ts";
 import { uvError } from "./libuv-tcp.ts";
@@ -23,7 +24,8 @@ export class HandleListener {
 
   /**
    * Listen on addr:port, or on `fd` when given (already bound, SO_REUSEPORT). Throws an Error
-   * whose code is the system's (EADDRINUSE, EADDRNOTAVAIL, ...), with nothing left open.
+   * whose code is the system's (EADDRINUSE, EADDRNOTAVAIL, ...), with nothing left open (a given
+   * descriptor is closed too).
    */
   static listen(
     uv: TcpBinding,
@@ -38,7 +40,12 @@ export class HandleListener {
       throw uvError(rc, what);
     };
     let rc = fd !== undefined ? h.open(fd) : isIPv6(addr) ? h.bind6(addr, port, 0) : h.bind(addr, port);
-    if (rc !== 0) fail(rc, fd !== undefined ? "open" : "bind");
+    if (rc !== 0 && fd !== undefined) {
+      // The handle did not take the descriptor (it closes only what it opened): close it here.
+      closeQuietly(fd);
+      fail(rc, "open");
+    }
+    if (rc !== 0) fail(rc, "bind");
     h.setNoDelay(true);
     h.onconnection = (status, client) => {
       if (status === 0 && client) onConnection(client);
@@ -62,5 +69,14 @@ export class HandleListener {
     this.#listening = false;
     this.#handle.onconnection = () => {};
     this.#handle.close(cb);
+  }
+}
+
+/** Close a descriptor the handle did not take; one that is already gone is no error. */
+function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // already closed
   }
 }

@@ -11,6 +11,7 @@
 // the datagram that opens a flow (the SIP Call-ID, core/pe/): a datagram without one opens none.
 
 import dgram from "node:dgram";
+import { closeSync } from "node:fs";
 import { formatEndpoint } from "../../core/addr.ts";
 import type { Clock } from "../../core/clock.ts";
 import type { BoundConn } from "../../core/conn/conn.ts";
@@ -59,7 +60,8 @@ export class UdpListener implements UdpFlowOwner {
 
   /**
    * Bind the VIP socket, or take `fd` (a worker's own SO_REUSEPORT socket, already bound); rejects
-   * with the system error when the address cannot be used.
+   * with the system error when the address cannot be used. A descriptor the socket could not take
+   * (dgram refuses it synchronously, before it owns it) is closed here, so it never leaks.
    */
   bind(fd?: number): Promise<void> {
     return new Promise((resolve, reject) => {
@@ -69,11 +71,17 @@ export class UdpListener implements UdpFlowOwner {
         fd !== undefined
           ? { fd, exclusive: true }
           : { address: this.arrival.vaddr, port: this.arrival.vport, exclusive: true };
-      this.#sock.bind(where, () => {
+      try {
+        this.#sock.bind(where, () => {
+          this.#sock.off("error", onError);
+          this.#sock.on("error", (err) => this.ctx.log.warn("UDP VIP socket error", { service: this.svc?.id, err }));
+          resolve();
+        });
+      } catch (err) {
         this.#sock.off("error", onError);
-        this.#sock.on("error", (err) => this.ctx.log.warn("UDP VIP socket error", { service: this.svc?.id, err }));
-        resolve();
-      });
+        if (fd !== undefined) closeQuietly(fd);
+        reject(err);
+      }
     });
   }
 
@@ -190,5 +198,14 @@ export class UdpListener implements UdpFlowOwner {
   closeAll(): void {
     this.closeVip();
     for (const f of [...this.#flows]) f.close();
+  }
+}
+
+/** Close a descriptor nobody took; one that is already gone is no error. */
+function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // already closed
   }
 }
