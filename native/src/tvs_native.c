@@ -502,6 +502,13 @@ static napi_value bind_addr(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// Set an on/off socket option to 1: NULL when done, else `name` (the call that failed, for the
+// error message; errno is left as setsockopt set it).
+static const char* set_flag(int fd, int level, int option, const char* name) {
+  int one = 1;
+  return setsockopt(fd, level, option, &one, sizeof one) < 0 ? name : NULL;
+}
+
 // listenTcp(address, port, backlog, reusePort) → fd: a TCP socket bound to address:port and
 // listening, with SO_REUSEADDR and, when reusePort, SO_REUSEPORT, so each tvsd worker can own one
 // listening socket on the same VIP and the kernel spreads new connections among them by hash (the
@@ -519,13 +526,13 @@ static napi_value listen_tcp(napi_env env, napi_callback_info info) {
   else ((struct sockaddr_in6*)&ss)->sin6_port = htons((uint16_t)port);
   int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return throw_errno(env, "socket(SOCK_STREAM)", errno);
-  int one = 1;
-  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
-      (reuse && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) ||
-      (ss.ss_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) < 0)) {
+  const char* failed = set_flag(fd, SOL_SOCKET, SO_REUSEADDR, "setsockopt(SO_REUSEADDR)");
+  if (!failed && reuse) failed = set_flag(fd, SOL_SOCKET, SO_REUSEPORT, "setsockopt(SO_REUSEPORT)");
+  if (!failed && ss.ss_family == AF_INET6) failed = set_flag(fd, IPPROTO_IPV6, IPV6_V6ONLY, "setsockopt(IPV6_V6ONLY)");
+  if (failed) {
     int e = errno;
     close(fd);
-    return throw_errno(env, "setsockopt(SO_REUSEPORT)", e);
+    return throw_errno(env, failed, e);
   }
   if (bind(fd, (struct sockaddr*)&ss, sl) < 0) {
     int e = errno;
@@ -559,13 +566,14 @@ static napi_value bind_udp(napi_env env, napi_callback_info info) {
   else ((struct sockaddr_in6*)&ss)->sin6_port = htons((uint16_t)port);
   int fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return throw_errno(env, "socket(SOCK_DGRAM)", errno);
-  int one = 1;
   // No SO_REUSEADDR: on UDP it would let any other such socket share the port silently.
-  if ((reuse && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) ||
-      (ss.ss_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) < 0)) {
+  const char* failed = NULL;
+  if (reuse) failed = set_flag(fd, SOL_SOCKET, SO_REUSEPORT, "setsockopt(SO_REUSEPORT)");
+  if (!failed && ss.ss_family == AF_INET6) failed = set_flag(fd, IPPROTO_IPV6, IPV6_V6ONLY, "setsockopt(IPV6_V6ONLY)");
+  if (failed) {
     int e = errno;
     close(fd);
-    return throw_errno(env, "setsockopt(SO_REUSEPORT)", e);
+    return throw_errno(env, failed, e);
   }
   if (bind(fd, (struct sockaddr*)&ss, sl) < 0) {
     int e = errno;
