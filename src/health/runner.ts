@@ -11,8 +11,9 @@
 // default delay_loop), later ones delay_loop after the previous result plus a small random jitter
 // (up to 1% of delay_loop, at most 50 ms) so servers checked in step drift apart, or
 // delay_before_retry after a failure that is retried. At most `maxConcurrent` attempts are in
-// flight; the rest wait in a FIFO queue, so a burst never opens thousands of sockets at once and a
-// hung server only holds one slot until its own time limit.
+// flight; the rest wait in a FIFO queue (wait-queue.ts: removing a server from it is O(1)), so a
+// burst never opens thousands of sockets at once and a hung server only holds one slot until its
+// own time limit.
 //
 // Cost: this runs 10,000 checks a second in a fraction of a core, so nothing per check allocates
 // a timer or a closure. Every server's two deadlines (next check, time limit of the attempt in
@@ -52,6 +53,7 @@ import {
   nextIsConnectOnly,
   removalEvent,
 } from "./transition.ts";
+import { WaitQueue } from "./wait-queue.ts";
 
 /** A real server to watch, with the checker spec that applies to it. */
 export interface HealthTarget {
@@ -203,7 +205,7 @@ export class HealthRunner {
   /** The engine once made (null: none to be had). */
   #prober: ConnectProber | null | undefined;
   readonly #entries = new Map<string, Entry>();
-  readonly #queue: Entry[] = [];
+  readonly #queue = new WaitQueue<Entry>();
   /** Entries by slot; freed slots are reused. */
   readonly #slots: (Entry | undefined)[] = [];
   readonly #freeSlots: number[] = [];
@@ -310,7 +312,7 @@ export class HealthRunner {
   stop(): void {
     this.#stopped = true;
     for (const e of [...this.#entries.values()]) this.#drop(e, "Stopping");
-    this.#queue.length = 0;
+    this.#queue.clear();
     this.#deadlines.clear();
     this.#arm();
     this.#prober?.close?.();
@@ -361,8 +363,7 @@ export class HealthRunner {
     this.#slots[e.slot] = undefined;
     this.#freeSlots.push(e.slot);
     if (e.queued) {
-      const i = this.#queue.indexOf(e);
-      if (i !== -1) this.#queue.splice(i, 1);
+      this.#queue.delete(e);
       e.queued = false;
     }
     if (e.connect) e.connect.cancel(why);
@@ -586,7 +587,7 @@ export class HealthRunner {
 
   #drain(): void {
     if (this.#stopped) return;
-    while (this.#running < this.#maxConcurrent && this.#queue.length > 0) {
+    while (this.#running < this.#maxConcurrent && this.#queue.size > 0) {
       const next = this.#queue.shift() as Entry;
       next.queued = false;
       if (!next.removed) this.#start(next);
