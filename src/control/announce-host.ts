@@ -8,14 +8,17 @@
 import { type AnnouncerStatus, BirdAnnouncer } from "../announce/bird-process.ts";
 import { announcedVips, decideVips, type ServiceServeView, type VipDecision } from "../announce/decide.ts";
 import { type AnnounceSpec, DEFAULT_ANNOUNCE } from "../announce/spec.ts";
-import type { AnnounceConfig } from "../config/keepalived/announce.ts";
+import { type AnnounceConfig, ownBackupAddrs } from "../config/keepalived/announce.ts";
 import type { Logger } from "../core/log.ts";
 import { serviceKeyId } from "../core/service-key.ts";
 import type { ServiceTable } from "../core/service-table.ts";
 
 const TICK_MS = 100;
 
-/** The spec from a tvs_announce block, with the defaults. Throws naming the block when incomplete. */
+/**
+ * The spec from a tvs_announce block, with the defaults. Throws naming the block when incomplete,
+ * or the word (file:line:col) when a backup_addr is one of `localAddrs` (tvsd's --local-addrs).
+ */
 export function announceSpecFromConfig(
   c: AnnounceConfig,
   defaultRunDir: string,
@@ -24,6 +27,8 @@ export function announceSpecFromConfig(
   const where = `${c.origin.file}:${c.origin.line}:${c.origin.column}`;
   if (c.asn === undefined || c.routerId === undefined || c.peers.length === 0)
     throw new Error(`${where}: tvs_announce needs bgp_asn, router_id and a bgp_peer`);
+  const own = ownBackupAddrs(c, localAddrs)[0];
+  if (own !== undefined) throw new Error(`${own.origin.file}:${own.origin.line}:${own.origin.column}: ${own.message}`);
   return {
     daemon: "bird",
     asn: c.asn,

@@ -106,3 +106,27 @@ test("a tvs_fwmark_rules block is counted; a bad rule is an error at its column"
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("--local-addrs: a tvs_announce backup_addr that is one of them is an error at its word", () => {
+  const dir = mkdtempSync(join(tmpdir(), "lows-check-"));
+  try {
+    const f = join(dir, "keepalived.conf");
+    writeFileSync(
+      f,
+      "tvs_announce {\n  bgp_asn 65001\n  router_id 10.0.1.2\n  bgp_peer 10.0.1.1 as 65000\n  backup_addr 10.0.8.3 10.0.8.4\n}\n",
+    );
+    assert.equal(tvs("--local-addrs", "10.0.8.2", f).code, 0);
+    const r = tvs("--local-addrs", "10.0.8.2,10.0.8.4", f);
+    assert.equal(r.code, 1);
+    assert.equal(
+      r.err,
+      `${f}:5:24: error: backup_addr 10.0.8.4 is one of this director's --local-addrs (backup addresses are other directors' local addresses)\n` +
+        `${f}: 1 error, configuration refused\n`,
+    );
+    const bad = tvs("--local-addrs", "10.0.8", f);
+    assert.equal(bad.code, 2);
+    assert.match(bad.err, /Invalid --local-addrs address "10.0.8"/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

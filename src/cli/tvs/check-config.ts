@@ -1,19 +1,24 @@
-// `tvs check-config [--json] [--format keepalived|ldirectord] FILE`: reads a keepalived.conf or
-// ldirectord.cf like `keepalived -t` does and prints every diagnostic as
+// `tvs check-config [--json] [--format keepalived|ldirectord] [--local-addrs A[,B...]] FILE`: reads
+// a keepalived.conf or ldirectord.cf like `keepalived -t` does and prints every diagnostic as
 // "FILE:LINE:COL: error|warning: message". Exit 0 without errors (warnings allowed), 1 with
-// errors, 2 on usage errors. --json prints the parsed DirectorConfig on stdout.
+// errors, 2 on usage errors. --json prints the parsed DirectorConfig on stdout. --local-addrs
+// names tvsd's own --local-addrs so what tvsd checks against them is checked too (a tvs_announce
+// backup_addr must not be one of them).
 
 import { type Diagnostic, formatDiagnostic } from "../../config/diagnostics.ts";
 import type { ConfigFormat } from "../../config/director-config.ts";
+import { ownBackupAddrs } from "../../config/keepalived/announce.ts";
 import { checkVrrpInterfaces } from "../../config/keepalived/vrrp.ts";
 import { loadConfig } from "../../config/load.ts";
+import { parseIp } from "../../config/values.ts";
 
-const USAGE = "Usage: tvs check-config [--json] [--format keepalived|ldirectord] FILE\n";
+const USAGE = "Usage: tvs check-config [--json] [--format keepalived|ldirectord] [--local-addrs A[,B...]] FILE\n";
 
 export async function run(argv: string[]): Promise<number> {
   let json = false;
   let format: ConfigFormat | undefined;
   let file: string | undefined;
+  const localAddrs: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string;
     if (a === "--json") json = true;
@@ -27,6 +32,16 @@ export async function run(argv: string[]): Promise<number> {
         return 2;
       }
       format = v;
+    } else if (a === "--local-addrs" || a.startsWith("--local-addrs=")) {
+      const v = a === "--local-addrs" ? argv[++i] : a.slice("--local-addrs=".length);
+      for (const part of (v ?? "").split(",")) {
+        const ip = parseIp(part.trim());
+        if (ip === undefined) {
+          process.stderr.write(`Invalid --local-addrs address "${part}" in "${v ?? ""}"\n${USAGE}`);
+          return 2;
+        }
+        localAddrs.push(ip);
+      }
     } else if (a.startsWith("-") && a !== "-") {
       process.stderr.write(`Unknown option "${a}"\n${USAGE}`);
       return 2;
@@ -47,6 +62,12 @@ export async function run(argv: string[]): Promise<number> {
       (p): Diagnostic => ({ severity: "error", ...p.origin, message: p.message }),
     );
     if (local.length > 0) result = { diagnostics: [...result.diagnostics, ...local] };
+  }
+  if ("config" in result && result.config.announce && localAddrs.length > 0) {
+    const own = ownBackupAddrs(result.config.announce, localAddrs).map(
+      (p): Diagnostic => ({ severity: "error", ...p.origin, message: p.message }),
+    );
+    if (own.length > 0) result = { diagnostics: [...result.diagnostics, ...own] };
   }
   for (const d of result.diagnostics) process.stderr.write(`${formatDiagnostic(d)}\n`);
   if (!("config" in result)) {

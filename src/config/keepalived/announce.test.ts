@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { loadConfigText } from "../load.ts";
+import { ownBackupAddrs } from "./announce.ts";
 
 function load(lines: string[]) {
   return loadConfigText(
@@ -45,7 +46,31 @@ test("tvs_announce with every keyword", () => {
     birdcPath: "/usr/sbin/birdc",
     runDir: "/run/tvs/bird",
     backupAddrs: ["10.0.8.3", "10.0.8.4", "2001:db8:8::3"],
+    backupAddrOrigins: [
+      { file: "/etc/keepalived/keepalived.conf", line: 13, column: 15 },
+      { file: "/etc/keepalived/keepalived.conf", line: 13, column: 24 },
+      { file: "/etc/keepalived/keepalived.conf", line: 14, column: 15 },
+    ],
   });
+});
+
+test("a backup_addr that is one of the director's own local addresses is named at its word", () => {
+  const r = load([
+    "bgp_asn 65001",
+    "router_id 10.0.1.2",
+    "bgp_peer 10.0.1.1 as 65000",
+    "backup_addr 10.0.8.3 10.0.8.4",
+    "backup_addr 2001:db8:8::3",
+  ]);
+  assert.ok("config" in r, JSON.stringify(r.diagnostics));
+  const announce = r.config.announce!;
+  assert.deepEqual(ownBackupAddrs(announce, ["10.0.9.1"]), []);
+  const own = ownBackupAddrs(announce, ["10.0.8.4", "2001:DB8:8:0::3"]);
+  assert.deepEqual(
+    own.map((o) => `${o.origin.line}:${o.origin.column} ${o.addr}`),
+    ["5:24 10.0.8.4", "6:15 2001:db8:8::3"],
+  );
+  assert.match(own[0]!.message, /^backup_addr 10\.0\.8\.4 is one of this director's --local-addrs/);
 });
 
 test("a configuration without tvs_announce announces nothing", () => {

@@ -21,6 +21,7 @@
 
 import type { SourcePos } from "../diagnostics.ts";
 import { parseIp, parseUint } from "../values.ts";
+import type { Token } from "./lexer.ts";
 import type { StmtReader } from "./reader.ts";
 import type { Stmt } from "./tree.ts";
 
@@ -45,6 +46,8 @@ export interface AnnounceConfig {
   runDir?: string;
   /** Other directors' FULLNAT local addresses to announce as a backup (docs/ecmp.md). */
   backupAddrs?: string[];
+  /** Where each of backupAddrs was written (the word), in the same order. */
+  backupAddrOrigins?: SourcePos[];
   origin: SourcePos;
 }
 
@@ -134,7 +137,9 @@ export function readAnnounce(r: StmtReader, s: Stmt): AnnounceConfig | undefined
         if (g.words.length < 2) r.diags.error(r.pos(g), "backup_addr needs at least one address");
         for (let i = 1; i < g.words.length; i++) {
           const a = r.ip(g, i);
-          if (a !== undefined) (out.backupAddrs ??= []).push(a);
+          if (a === undefined) continue;
+          (out.backupAddrs ??= []).push(a);
+          (out.backupAddrOrigins ??= []).push((g.words[i] as Token).pos);
         }
         break;
       }
@@ -145,5 +150,29 @@ export function readAnnounce(r: StmtReader, s: Stmt): AnnounceConfig | undefined
   if (out.asn === undefined) r.diags.error(out.origin, "tvs_announce needs bgp_asn");
   if (out.routerId === undefined) r.diags.error(out.origin, "tvs_announce needs router_id (an IPv4 address)");
   if (out.peers.length === 0) r.diags.error(out.origin, "tvs_announce needs at least one bgp_peer");
+  return out;
+}
+
+/**
+ * The backup_addr words naming one of this director's own FULLNAT local addresses (tvsd's
+ * --local-addrs), each with where it was written. Both in one list would be two routes for one
+ * prefix in BIRD, the prepended backup one competing with the director's own, so tvsd refuses the
+ * configuration (as it refuses --bgp-backup-addr in --local-addrs) and `tvs check-config
+ * --local-addrs` reports them.
+ */
+export function ownBackupAddrs(
+  c: AnnounceConfig,
+  localAddrs: readonly string[],
+): { addr: string; origin: SourcePos; message: string }[] {
+  const own = new Set(localAddrs.map((l) => parseIp(l) ?? l));
+  const out: { addr: string; origin: SourcePos; message: string }[] = [];
+  (c.backupAddrs ?? []).forEach((addr, i) => {
+    if (!own.has(addr)) return;
+    out.push({
+      addr,
+      origin: c.backupAddrOrigins?.[i] ?? c.origin,
+      message: `backup_addr ${addr} is one of this director's --local-addrs (backup addresses are other directors' local addresses)`,
+    });
+  });
   return out;
 }
