@@ -63,4 +63,8 @@ test("an option of one data plane given with the other is refused, naming the op
     () => parseTvsdArgs(["--workers", "2", "--fanout", "hash"]),
     (e: unknown) => e instanceof UsageError && /--fanout is an option of the packet data plane/.test(e.message),
   );
+  assert.throws(
+    () => parseTvsdArgs(["--interface", "eth0"]),
+    (e: unknown) => e instanceof UsageError && /--interface is an option of the packet data plane/.test(e.message),
+  );
 });

@@ -500,13 +500,15 @@ export function parseTvsdArgs(
     "--fd-reserve",
     "--udp-flow-limit",
   ];
-  const ignored =
-    a.dataplane === "packet" ? socketOnly.find((f) => given.has(f)) : given.has("--fanout") ? "--fanout" : undefined;
+  const packetOnly = ["--fanout", "--interface"];
+  const ignored = (a.dataplane === "packet" ? socketOnly : packetOnly).find((f) => given.has(f));
   if (ignored !== undefined)
     throw new UsageError(
       a.dataplane === "packet"
         ? `${ignored} is an option of the socket data plane (--dataplane proxy); the packet data plane has no use for it`
-        : "--fanout is an option of the packet data plane's workers (--dataplane packet --workers N)",
+        : ignored === "--fanout"
+          ? "--fanout is an option of the packet data plane's workers (--dataplane packet --workers N)"
+          : "--interface is an option of the packet data plane (--dataplane packet --interface IF); the socket data plane listens on the VIPs' addresses",
     );
   return a;
 }
