@@ -1,7 +1,8 @@
 // What one spoofed SYN costs the packet plane's JavaScript, side by side: scheduled into the table
 // (NAT and DR, as without the SYN proxy: an entry per SYN) against answered with a SYN cookie
 // (NAT with sysctl synproxy=1: a SYN-ACK written in place, no entry), and the valid cookie ACK
-// that then opens a connection. Every SYN has a new source address (as hping3 --rand-source);
+// that then opens a connection, and DR under mh forwarded without an entry (sysctl stateless_syn=1:
+// a hash and a MAC rewrite) against DR under mh with an entry per SYN. Every SYN has a new source address (as hping3 --rand-source);
 // batches of 64 through Pipeline.process on a memory batch, CPU time per frame (process.cpuUsage),
 // the cost of copying the input frames in measured alone and subtracted. Also the keyed hash alone.
 // Bounded: fixed counts. Run: node --import tsx bench/synflood-logic.ts
@@ -24,12 +25,20 @@ const BATCH = 64;
 const ROUNDS = 1500;
 const SADDR = 14 + 12;
 
-function measure(fwd: FwdMethod, synproxy: boolean): { ns: number; entries: number; verdict: string } {
-  const d = fixtureDirector({
-    services: [{ protocol: "tcp", vip: VIP, port: 80, dests: [{ addr: RS1, port: 80, fwd }] }],
-    neighbours: { [RS1]: RS1_MAC, [CLIENT]: CLIENT_MAC },
-  });
+function measure(
+  fwd: FwdMethod,
+  synproxy: boolean,
+  o: { scheduler?: string; statelessSyn?: boolean } = {},
+): { ns: number; entries: number; verdict: string } {
+  const d = fixtureDirector(
+    {
+      services: [{ protocol: "tcp", vip: VIP, port: 80, dests: [{ addr: RS1, port: 80, fwd }] }],
+      neighbours: { [RS1]: RS1_MAC, [CLIENT]: CLIENT_MAC },
+    },
+    { scheduler: o.scheduler ?? "rr" },
+  );
   d.conns.setSysctl("synproxy", synproxy ? 1 : 0);
+  d.conns.setSysctl("stateless_syn", o.statelessSyn === true ? 1 : 0);
   const syn = tcp4Frame(DIRECTOR_MAC, CLIENT_MAC, CLIENT, VIP, { sport: 40000, dport: 80, flags: 0x02, mss: 1460 });
   const batch = new FrameBatch(BATCH, 2048, BATCH, HEADROOM);
   let src = 0x0b000000;
@@ -133,6 +142,8 @@ const rows: [string, ReturnType<typeof measure>][] = [
   ["NAT, entry per SYN (synproxy=0)", nat],
   ["DR, entry per SYN", measure("droute", false)],
   ["NAT, SYN cookie (synproxy=1)", measure("masq", true)],
+  ["DR mh, entry per SYN", measure("droute", false, { scheduler: "mh" })],
+  ["DR mh, no entry (stateless_syn=1)", measure("droute", false, { scheduler: "mh", statelessSyn: true })],
 ];
 for (const [name, r] of rows)
   console.log(

@@ -52,6 +52,12 @@ test("tvsd --sysctl NAME=VALUE: parsed, later wins, bad ones refused naming the 
   bad(["--sysctl", "secure_tcp=1"], /--sysctl secure_tcp=1: .*needs the packet data plane/);
   bad(["--sysctl", "synproxy=1"], /--sysctl synproxy=1: .*needs the packet data plane/);
   bad(["--sysctl", "synproxy=2"], /sysctl synproxy "2" is not an integer in 0\.\.1/);
+  bad(["--sysctl", "stateless_syn=1"], /--sysctl stateless_syn=1: .*needs the packet data plane/);
+  assert.equal(
+    parseTvsdArgs(["--dataplane", "packet", "--interface", "eth0", "--sysctl", "stateless_syn=1"]).sysctls
+      .stateless_syn,
+    1,
+  );
   assert.equal(
     parseTvsdArgs(["--dataplane", "packet", "--interface", "eth0", "--sysctl", "synproxy=1"]).sysctls.synproxy,
     1,

@@ -1,7 +1,7 @@
 // Which IPVS sysctls a data plane honours. Every one is accepted on the packet plane (it sees each
 // segment, as the kernel does). The socket plane terminates TCP in the host's stack: a flow cannot
 // be picked up mid-connection (sloppy_tcp) and tvs never sees the handshake's segments (secure_tcp),
-// and it never answers a SYN itself (synproxy), so turning those on there is refused rather than
+// it never answers a SYN itself (synproxy) nor forwards one (stateless_syn), so turning those on there is refused rather than
 // silently ignored. Only the packet plane carries SCTP, so sloppy_sctp is refused on the socket
 // plane likewise.
 
@@ -16,7 +16,10 @@ export function checkSysctlForPlane(name: SysctlName, value: number, plane: stri
       "conn",
       "sysctl sloppy_sctp needs the packet data plane (the socket plane carries no SCTP)",
     );
-  if (plane !== "packet" && (name === "sloppy_tcp" || name === "secure_tcp" || name === "synproxy"))
+  if (
+    plane !== "packet" &&
+    (name === "sloppy_tcp" || name === "secure_tcp" || name === "synproxy" || name === "stateless_syn")
+  )
     throw new CoreError(
       "EOPNOTSUPP",
       "conn",

@@ -96,6 +96,11 @@ export class ConnTable {
    * SYN cookies and makes an entry only for a client that returns one (dataplane/packet/synproxy/).
    */
   synproxy = false;
+  /**
+   * sysctl stateless_syn (tvs's own): the packet plane forwards a SYN to a DR service scheduled by
+   * mh or sh without an entry; the client's ACK makes it (dataplane/packet/stateless-syn.ts).
+   */
+  statelessSyn = false;
 
   constructor(opts: {
     services: ServiceTable;
@@ -135,6 +140,8 @@ export class ConnTable {
         return o.sloppySctp ? 1 : 0;
       case "synproxy":
         return this.synproxy ? 1 : 0;
+      case "stateless_syn":
+        return this.statelessSyn ? 1 : 0;
       default:
         return this.#defense.sysctls[name];
     }
@@ -171,6 +178,9 @@ export class ConnTable {
         return;
       case "synproxy":
         this.synproxy = on;
+        return;
+      case "stateless_syn":
+        this.statelessSyn = on;
         return;
       default:
         this.#defense.set(c.name as keyof DefenseSysctls, c.value, this.#available());

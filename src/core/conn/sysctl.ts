@@ -17,6 +17,7 @@ export const SYSCTL_NAMES = [
   "sloppy_tcp",
   "sloppy_sctp",
   "synproxy",
+  "stateless_syn",
 ] as const;
 
 export type SysctlName = (typeof SYSCTL_NAMES)[number];
@@ -49,6 +50,12 @@ export const SYSCTL_SPEC: Readonly<Record<SysctlName, { min: number; max: number
     max: 1,
     def: 0,
     doc: "tvs's own: answer SYNs to NAT/FULLNAT services with SYN cookies, no entry until the ACK",
+  },
+  stateless_syn: {
+    min: 0,
+    max: 1,
+    def: 0,
+    doc: "tvs's own: forward SYNs to DR services scheduled by mh/sh without an entry; the ACK makes it",
   },
 };
 

@@ -64,6 +64,7 @@ import { packetScheduleOptions, scheduleDropReason } from "./persistence-key.ts"
 import { Pkt, VNET_F_NEEDS_CSUM } from "./pkt.ts";
 import { RealServerRequests } from "./rs-requests.ts";
 import { sctpStartsAnew } from "./sctp-flow.ts";
+import { statelessSynNoEntry } from "./stateless-syn.ts";
 import { randomWord } from "./synproxy/random-word.ts";
 import { SynProxy, type SynproxyHost } from "./synproxy/synproxy.ts";
 import { transportOk } from "./transport.ts";
@@ -549,7 +550,10 @@ export class Pipeline implements TunContext, SynproxyHost {
       if (protocol === "tcp") {
         const sv = this.synproxy.noEntry(this, p, svc, now);
         if (sv !== undefined) return sv;
-        if (!tcpMaySchedule(p.tcpFlags, conns.options.sloppyTcp)) return this.drop("noConn");
+        if (conns.statelessSyn) {
+          const st = statelessSynNoEntry(this, p, svc, saddrText, daddrText);
+          if (st !== undefined) return st;
+        } else if (!tcpMaySchedule(p.tcpFlags, conns.options.sloppyTcp)) return this.drop("noConn");
       }
       if (protocol === "sctp" && !sctpMaySchedule(p.sctp.first, conns.options.sloppySctp)) return this.drop("noConn");
       const made = this.newConn(p, svc, mark);

@@ -67,6 +67,8 @@ export async function runSynflood(
   o: {
     mode?: "nat" | "dr" | "fullnat";
     workers?: number;
+    /** The service's scheduler (default rr); stateless_syn needs mh or sh. */
+    scheduler?: string;
     connLimit: number;
     sysctls: string[];
     rate: string;
@@ -81,7 +83,7 @@ export async function runSynflood(
   const tvsdArgs = ["--conn-limit", String(o.connLimit), ...o.sysctls.flatMap((s) => ["--sysctl", s])];
   const mode = o.mode ?? "nat";
   const workers = o.workers ?? 1;
-  const exp = await Experiment.start({ mode, realServers: 1, workers, tvsdArgs, log });
+  const exp = await Experiment.start({ mode, realServers: 1, workers, tvsdArgs, log, scheduler: o.scheduler ?? "rr" });
   try {
     const client = new HttpControlClient({ socketPath: exp.socket });
     const pid = (await client.status()).pid;
@@ -182,6 +184,7 @@ export const synflood: LabExperiment = {
   options: {
     mode: { type: "string", default: "nat", help: "the service's forwarding method: nat, fullnat or dr" },
     workers: { type: "string", default: "1", help: "tvsd's packet worker threads (--workers)" },
+    scheduler: { type: "string", default: "rr", help: "the service's scheduler (stateless_syn=1 needs mh or sh)" },
     "conn-limit": { type: "string", default: "65536", help: "tvsd's --conn-limit" },
     sysctl: {
       type: "string",
@@ -211,6 +214,7 @@ export const synflood: LabExperiment = {
       {
         mode,
         workers: positiveInt(str(values, "workers"), "--workers"),
+        scheduler: str(values, "scheduler"),
         connLimit: positiveInt(str(values, "conn-limit"), "--conn-limit"),
         sysctls,
         rate,
