@@ -30,12 +30,18 @@ import {
   TCP_S_SYN_RECV,
   TCP_S_TIME_WAIT,
 } from "../../core/conn/tcp-states.ts";
-import type { Flow } from "../../core/sched/types.ts";
 import type { VirtualService } from "../../core/service.ts";
 import { type SockAddr, type TcpBinding, type TcpHandle, UV_EOF, uvError } from "./libuv-tcp.ts";
 import { proxyProtocolFor } from "./options.ts";
 import { proxyHeader } from "./proxy-protocol.ts";
-import { type Arrival, admitTcpClient, type PlaneSlot, plainAddr, type TcpRelayContext } from "./tcp-relay.ts";
+import {
+  type Arrival,
+  admitTcpClient,
+  type PlaneSlot,
+  plainAddr,
+  rescheduleFailed,
+  type TcpRelayContext,
+} from "./tcp-relay.ts";
 
 type Dir = "in" | "out";
 
@@ -230,39 +236,28 @@ export class HandleRelay implements PlaneSlot {
   #connectFailed(err: Error): void {
     if (this.#done) return;
     const ctx = this.#ctx;
-    const now = ctx.clock.now();
     const failed = this.#conn;
     ctx.log.debug("Destination did not accept", {
       service: this.#svc.id,
       dest: formatEndpoint(failed.daddr, failed.dport),
       err,
     });
-    if (ctx.options.retryConnect && this.#attempts < this.#svc.dests.length && this.#clientOpen) {
-      // Extension: give the connection to another destination. The failed entry goes first so it
-      // no longer counts against its destination.
+    const again = rescheduleFailed(
+      ctx,
+      this.#svc,
+      this.#arrival,
+      { addr: this.#caddr, port: this.#cport, open: this.#clientOpen },
+      failed,
+      this.#attempts,
+      this.#tried,
+      this,
+    );
+    if (again !== undefined) {
       this.#attempts++;
-      failed.plane = undefined;
-      ctx.conns.remove(failed, now);
-      const flow: Flow = {
-        family: this.#svc.family,
-        protocol: "tcp",
-        saddr: this.#caddr,
-        sport: this.#cport,
-        daddr: this.#arrival.vaddr,
-        dport: this.#arrival.vport,
-      };
-      const fw = this.#arrival.fwmark;
-      const r = ctx.conns.schedule(this.#svc, flow, now, fw ? { fwmark: fw } : undefined);
-      if (!("error" in r) && !this.#tried.has(`${r.daddr}|${r.dport}`)) {
-        this.#conn = r;
-        r.plane = this;
-        ctx.conns.setState(r, TCP_S_SYN_RECV, now);
+      this.#conn = again.conn;
+      if (again.retry) {
         this.#connect();
         return;
-      }
-      if (!("error" in r)) {
-        this.#conn = r;
-        r.plane = this;
       }
     }
     this.#finish(TCP_S_CLOSE);

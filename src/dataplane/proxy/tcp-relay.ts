@@ -126,6 +126,44 @@ export function admitTcpClient(
   return r;
 }
 
+/**
+ * --retry-connect (an extension), shared by both relays: after `failed` did not accept, give the
+ * connection to another destination. The failed entry goes first so it no longer counts against
+ * its destination, then the flow is scheduled again. Returns the new entry, bound to `slot`, with
+ * `retry` true when its destination was not tried yet (connect to it, in SYN_RECV) and false when
+ * the scheduler chose a tried one again (finish it with the client); undefined when retrying is
+ * off, exhausted, the client is gone, or nothing could be scheduled.
+ */
+export function rescheduleFailed(
+  ctx: TcpRelayContext,
+  svc: VirtualService,
+  arrival: Arrival,
+  client: { addr: string; port: number; open: boolean },
+  failed: BoundConn,
+  attempts: number,
+  tried: ReadonlySet<string>,
+  slot: PlaneSlot,
+): { conn: BoundConn; retry: boolean } | undefined {
+  if (!ctx.options.retryConnect || attempts >= svc.dests.length || !client.open) return undefined;
+  const now = ctx.clock.now();
+  failed.plane = undefined;
+  ctx.conns.remove(failed, now);
+  const flow: Flow = {
+    family: svc.family,
+    protocol: "tcp",
+    saddr: client.addr,
+    sport: client.port,
+    daddr: arrival.vaddr,
+    dport: arrival.vport,
+  };
+  const r = ctx.conns.schedule(svc, flow, now, arrival.fwmark ? { fwmark: arrival.fwmark } : undefined);
+  if ("error" in r) return undefined;
+  r.plane = slot;
+  const retry = !tried.has(`${r.daddr}|${r.dport}`);
+  if (retry) ctx.conns.setState(r, TCP_S_SYN_RECV, now);
+  return { conn: r, retry };
+}
+
 export class TcpRelay implements PlaneSlot {
   readonly #ctx: TcpRelayContext;
   readonly #svc: VirtualService;
@@ -234,39 +272,28 @@ export class TcpRelay implements PlaneSlot {
   #connectFailed(err: Error): void {
     if (this.#done) return;
     const ctx = this.#ctx;
-    const now = ctx.clock.now();
     const failed = this.#conn;
     ctx.log.debug("Destination did not accept", {
       service: this.#svc.id,
       dest: formatEndpoint(failed.daddr, failed.dport),
       err,
     });
-    if (ctx.options.retryConnect && this.#attempts < this.#svc.dests.length && !this.#client.destroyed) {
-      // Extension: give the connection to another destination. The failed entry goes first so it
-      // no longer counts against its destination.
+    const again = rescheduleFailed(
+      ctx,
+      this.#svc,
+      this.#arrival,
+      { addr: this.#caddr, port: this.#cport, open: !this.#client.destroyed },
+      failed,
+      this.#attempts,
+      this.#tried,
+      this,
+    );
+    if (again !== undefined) {
       this.#attempts++;
-      failed.plane = undefined;
-      ctx.conns.remove(failed, now);
-      const flow: Flow = {
-        family: this.#svc.family,
-        protocol: "tcp",
-        saddr: this.#caddr,
-        sport: this.#cport,
-        daddr: this.#arrival.vaddr,
-        dport: this.#arrival.vport,
-      };
-      const fw = this.#arrival.fwmark;
-      const r = ctx.conns.schedule(this.#svc, flow, now, fw ? { fwmark: fw } : undefined);
-      if (!("error" in r) && !this.#tried.has(`${r.daddr}|${r.dport}`)) {
-        this.#conn = r;
-        r.plane = this;
-        ctx.conns.setState(r, TCP_S_SYN_RECV, now);
+      this.#conn = again.conn;
+      if (again.retry) {
         this.#connect();
         return;
-      }
-      if (!("error" in r)) {
-        this.#conn = r;
-        r.plane = this;
       }
     }
     this.#finish(TCP_S_CLOSE);
