@@ -28,6 +28,7 @@ import type { ServiceKey, VirtualService } from "../core/service.ts";
 import { ServiceTable } from "../core/service-table.ts";
 import type { Counters } from "../core/stats/counters.ts";
 import { RateEstimator } from "../core/stats/estimator.ts";
+import { statelessSynRefusal } from "../dataplane/packet/stateless-syn.ts";
 import { EventBus } from "../observe/events.ts";
 import { heapUsedFraction } from "../platform/heap-use.ts";
 import { TcpProber } from "../platform/tcp-prober.ts";
@@ -675,6 +676,10 @@ export class Daemon {
   async setSysctl(name: string, value: unknown): Promise<SysctlView> {
     const c = checkSysctl(name, value, "sysctl");
     checkSysctlForPlane(c.name, c.value, this.plane?.name ?? "proxy");
+    if (c.name === "stateless_syn" && c.value === 1) {
+      const refused = statelessSynRefusal(this.services.services());
+      if (refused !== undefined) throw new CoreError("EINVAL", "conn", refused);
+    }
     this.conns.setSysctl(c.name, c.value);
     await this.plane?.sysctlsChanged?.();
     this.log.info("sysctl set", { name: c.name, value: c.value });

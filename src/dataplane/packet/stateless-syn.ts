@@ -81,3 +81,21 @@ export function forwardSynStateless(ctx: XmitContext, p: Pkt, svc: VirtualServic
   if (!decrementTtl(p)) return ctx.drop("ttl");
   return ctx.toNeighbour(p, dest.addr, dest.family);
 }
+
+/**
+ * Turning stateless_syn on while services exist that could carry TCP but none of which qualifies
+ * does nothing but open entry-less ACK scheduling to no one: refused, naming each service and why.
+ * Undefined (accepted) when one qualifies, or when there are no such services yet (tvsd's --sysctl
+ * is read before services exist; the switch then applies to those added later that qualify).
+ */
+export function statelessSynRefusal(services: readonly VirtualService[]): string | undefined {
+  const tcp = services.filter((s) => s.protocol === "tcp" || s.protocol === undefined);
+  if (tcp.length === 0) return undefined;
+  const why: string[] = [];
+  for (const s of tcp) {
+    const p = statelessSynProblem(s);
+    if (p === undefined) return undefined;
+    why.push(`${s.id}: ${p}`);
+  }
+  return `sysctl stateless_syn=1: no service qualifies (a DR service scheduled by mh or sh, not persistent): ${why.join("; ")}`;
+}
