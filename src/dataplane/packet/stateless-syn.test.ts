@@ -7,7 +7,7 @@ import { test } from "node:test";
 import { TCP_S_ESTABLISHED } from "../../core/conn/tcp-states.ts";
 import { CLIENT, CLIENT_MAC, DIRECTOR_MAC, fixtureDirector, VIP } from "./fixtures.ts";
 import { tcp4Frame } from "./frame-builder.ts";
-import { statelessSynProblem } from "./stateless-syn.ts";
+import { statelessSynProblem, statelessSynQualifies } from "./stateless-syn.ts";
 
 const SYN = 0x02;
 const ACK = 0x10;
@@ -94,6 +94,9 @@ test("stateless_syn off (the default): the SYN makes the entry and a lone ACK is
 
 test("stateless_syn never schedules a RST without an entry", () => {
   const d = director("mh", true);
+  const svc = d.services.services()[0]!;
+  assert.equal(statelessSynProblem(svc), undefined);
+  assert.equal(statelessSynQualifies(svc), true, "the per-segment check agrees: a DR mh service qualifies");
   assert.equal(sendTo(d, seg(43100, RST | ACK)), undefined);
   assert.equal(d.conns.size, 0);
 });
@@ -107,6 +110,7 @@ for (const [what, sched, o] of [
     const d = director(sched, true, o);
     const svc = d.services.services()[0]!;
     assert.match(statelessSynProblem(svc) ?? "", /scheduler rr|persistent|not direct routing/);
+    assert.equal(statelessSynQualifies(svc), false, "the per-segment check agrees with the reason");
     assert.ok(sendTo(d, seg(44000, SYN)));
     assert.ok(d.conns.lookupIn("tcp", CLIENT, 44000, VIP, 80), "the SYN made the entry");
     assert.equal(sendTo(d, seg(44001, ACK)), undefined, "no entry-less ACK scheduling");

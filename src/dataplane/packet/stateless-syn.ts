@@ -47,6 +47,14 @@ export function statelessSynProblem(svc: VirtualService): string | undefined {
   return undefined;
 }
 
+/** statelessSynProblem(svc) === undefined, without building the reason: asked per segment. */
+export function statelessSynQualifies(svc: VirtualService): boolean {
+  const o = svc.options;
+  if (!STATELESS_SCHEDULERS.has(o.scheduler) || o.persistent || svc.dests.length === 0) return false;
+  for (const d of svc.dests) if (d.fwd !== "droute") return false;
+  return true;
+}
+
 /**
  * A TCP segment to `svc` that found no entry, with stateless_syn on. A bare SYN to a qualifying
  * service is forwarded without an entry (the verdict); a segment with ACK (no SYN, no RST) to one
@@ -65,7 +73,7 @@ export function statelessSynNoEntry(
     const flow: Flow = { family: p.family, protocol: "tcp", saddr, sport: p.sport, daddr, dport: p.dport };
     const v = forwardSynStateless(ctx, p, svc, flow);
     if (v !== undefined) return v;
-  } else if (f === TCP_ACK && statelessSynProblem(svc) === undefined) return undefined;
+  } else if (f === TCP_ACK && statelessSynQualifies(svc)) return undefined;
   return tcpMaySchedule(p.tcpFlags, ctx.conns.options.sloppyTcp) ? undefined : ctx.drop("noConn");
 }
 
@@ -74,7 +82,7 @@ export function statelessSynNoEntry(
  * Undefined when the service does not qualify (the caller schedules the SYN as usual).
  */
 export function forwardSynStateless(ctx: XmitContext, p: Pkt, svc: VirtualService, flow: Flow): Verdict | undefined {
-  if (statelessSynProblem(svc) !== undefined) return undefined;
+  if (!statelessSynQualifies(svc)) return undefined;
   const dest: Dest | undefined = svc.sched.schedule(flow);
   if (dest === undefined || !dest.available) return ctx.drop("noDest");
   if (dest.port !== p.dport) return ctx.drop("drPort");
