@@ -16,17 +16,14 @@
 import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { ipIn, run, runIn, sleep, spawnIn } from "../../src/lab/exec.ts";
+import { ipIn, runIn, sleep, spawnIn } from "../../src/lab/exec.ts";
 import { Lab } from "../../src/lab/netns.ts";
-import { REPO_ROOT, TVS_BIN } from "../../src/lab/topology.ts";
+import { startPacketTvsd, waitFor } from "./packet-tvsd.ts";
 
 const root = process.getuid?.() === 0;
-const TVSD = join(REPO_ROOT, "bin", "tvsd.js");
-const TVSADM = join(REPO_ROOT, "bin", "tvsadm.js");
 
 // The client's subnet (the VIP is on it) and the real servers' subnet; the director is on both.
 const CLIENT6 = "fd00:6a::70";
@@ -89,14 +86,6 @@ async function enableIpv6(ns: string): Promise<void> {
     await runIn(ns, "sysctl", ["-qw", `net.ipv6.conf.${dev}.disable_ipv6=0`]);
 }
 
-async function waitFor(what: string, limitMs: number, check: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + limitMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`${what} within ${limitMs / 1000} s`);
-    await sleep(100);
-  }
-}
-
 test(
   "lab ipv6 workers: IPv6 NAT with two packet workers, TCP spread over both, UDP larger than the MTU reassembled and answered",
   { skip: root ? false : "needs root", timeout: 180_000 },
@@ -122,27 +111,10 @@ test(
     children.push(spawnIn(rs.ns, process.execPath, ["-e", SERVER_JS]));
 
     const socket = join(tmpdir(), `${lab.prefix}-tvsd.sock`);
-    const tvsd = spawnIn(director.ns, process.execPath, [
-      TVSD,
-      "--dataplane",
-      "packet",
-      "--interface",
-      "eth0",
-      "--workers",
-      "2",
-      "--socket",
-      socket,
-    ]);
-    let tvsdErr = "";
-    tvsd.stderr?.on("data", (d: Buffer) => {
-      tvsdErr = (tvsdErr + d.toString()).slice(-4000);
-    });
-    tvsd.stdout?.resume();
-    children.push(tvsd);
-    await waitFor(`tvsd opened its socket (${tvsdErr})`, 30_000, async () => existsSync(socket));
-    const env = { ...process.env, TVS_SOCKET: socket };
-    const tvsadm = async (...args: string[]) => (await run(process.execPath, [TVSADM, ...args], { env })).stdout;
-    const status = async () => (await run(process.execPath, [TVS_BIN, "status"], { env })).stdout;
+    const tvsd = await startPacketTvsd(director.ns, socket, ["--workers", "2"], 30_000);
+    children.push(tvsd.proc);
+    const tvsadm = tvsd.tvsadm;
+    const status = tvsd.status;
     await tvsadm("-A", "-t", `[${VIP6}]:80`, "-s", "rr");
     await tvsadm("-a", "-t", `[${VIP6}]:80`, "-r", `[${RS6}]:80`, "-m");
     await tvsadm("-A", "-u", `[${VIP6}]:53`, "-s", "rr");

@@ -16,17 +16,16 @@
 import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, rmSync, writeFileSync } from "node:fs";
+import { rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { ipIn, run, runIn, sleep, spawnIn } from "../../src/lab/exec.ts";
 import { Lab } from "../../src/lab/netns.ts";
-import { REPO_ROOT, TVS_BIN } from "../../src/lab/topology.ts";
+import { TVS_BIN } from "../../src/lab/topology.ts";
+import { startPacketTvsd, waitFor } from "./packet-tvsd.ts";
 
 const root = process.getuid?.() === 0;
-const TVSD = join(REPO_ROOT, "bin", "tvsd.js");
-const TVSADM = join(REPO_ROOT, "bin", "tvsadm.js");
 
 const CLIENT6 = "fd00:122::70";
 const DIRECTOR6 = "fd00:122::30";
@@ -59,14 +58,6 @@ process.on("SIGTERM", () => process.exit(0));
 /** IPv6 on the namespace's interfaces (the lab disables it); new devices keep the default (off). */
 async function enableIpv6(ns: string): Promise<void> {
   for (const dev of ["all", "lo", "eth0"]) await runIn(ns, "sysctl", ["-qw", `net.ipv6.conf.${dev}.disable_ipv6=0`]);
-}
-
-async function waitFor(what: string, limitMs: number, check: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + limitMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`${what} within ${limitMs / 1000} s`);
-    await sleep(100);
-  }
 }
 
 test(
@@ -126,24 +117,9 @@ test(
 
     // Director: tvsd's packet plane on eth0 (its IPv6 address is the tunnel's outer source).
     const socket = join(tmpdir(), `${lab.prefix}-tvs6.sock`);
-    const tvsd = spawnIn(director.ns, process.execPath, [
-      TVSD,
-      "--dataplane",
-      "packet",
-      "--interface",
-      "eth0",
-      "--socket",
-      socket,
-    ]);
-    let tvsdErr = "";
-    tvsd.stderr?.on("data", (d: Buffer) => {
-      tvsdErr = (tvsdErr + d.toString()).slice(-4000);
-    });
-    tvsd.stdout?.resume();
-    children.push(tvsd);
-    await waitFor(`tvsd opened its socket (${tvsdErr})`, 20_000, async () => existsSync(socket));
-    const tvsadm = async (...args: string[]) =>
-      (await run(process.execPath, [TVSADM, ...args], { env: { ...process.env, TVS_SOCKET: socket } })).stdout;
+    const tvsd = await startPacketTvsd(director.ns, socket);
+    children.push(tvsd.proc);
+    const tvsadm = tvsd.tvsadm;
     await tvsadm("-A", "-t", `[${VIP6}]:80`, "-s", "rr");
     await tvsadm("-a", "-t", `[${VIP6}]:80`, "-r", `[${RS6}]:80`, "-i");
     await tvsadm("-A", "-t", `${VIP4}:80`, "-s", "rr");

@@ -14,21 +14,20 @@
 import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, rmSync, writeFileSync } from "node:fs";
+import { rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { Capture } from "../../src/lab/capture.ts";
-import { ipIn, run, runIn, sleep, spawnIn } from "../../src/lab/exec.ts";
+import { ipIn, runIn, sleep, spawnIn } from "../../src/lab/exec.ts";
 import { Lab } from "../../src/lab/netns.ts";
-import { REPO_ROOT, TVS_BIN } from "../../src/lab/topology.ts";
+import { TVS_BIN } from "../../src/lab/topology.ts";
 import { nativeStatus } from "../../src/platform/native-addon.ts";
+import { startPacketTvsd, waitFor } from "./packet-tvsd.ts";
 
 const root = process.getuid?.() === 0;
 const native = nativeStatus();
 const skip = !root ? "needs root" : native.ok ? false : native.reason;
-const TVSD = join(REPO_ROOT, "bin", "tvsd.js");
-const TVSADM = join(REPO_ROOT, "bin", "tvsadm.js");
 
 const CLIENT = "192.168.124.70";
 const DIRECTOR = "192.168.124.30";
@@ -80,14 +79,6 @@ http.createServer((req, res) => {
 process.on("SIGTERM", () => process.exit(0));
 `;
 
-async function waitFor(what: string, limitMs: number, check: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + limitMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`${what} within ${limitMs / 1000} s`);
-    await sleep(100);
-  }
-}
-
 test(
   "lab tunnels: TCP through tvsd's TUN/gue, TUN/gue remcsum and TUN/gre services, decapsulated by tvs realserver",
   { skip, timeout: 150_000 },
@@ -133,24 +124,9 @@ test(
     }
 
     const socket = join(tmpdir(), `${lab.prefix}-tvsd.sock`);
-    const tvsd = spawnIn(director.ns, process.execPath, [
-      TVSD,
-      "--dataplane",
-      "packet",
-      "--interface",
-      "eth0",
-      "--socket",
-      socket,
-    ]);
-    let tvsdErr = "";
-    tvsd.stderr?.on("data", (d: Buffer) => {
-      tvsdErr = (tvsdErr + d.toString()).slice(-4000);
-    });
-    tvsd.stdout?.resume();
-    children.push(tvsd);
-    await waitFor(`tvsd opened its socket (${tvsdErr})`, 20_000, async () => existsSync(socket));
-    const tvsadm = async (...args: string[]) =>
-      (await run(process.execPath, [TVSADM, ...args], { env: { ...process.env, TVS_SOCKET: socket } })).stdout;
+    const tvsd = await startPacketTvsd(director.ns, socket);
+    children.push(tvsd.proc);
+    const tvsadm = tvsd.tvsadm;
     for (const { vip, dir } of TUNNELS) {
       await tvsadm("-A", "-t", `${vip}:80`, "-s", "rr");
       await tvsadm("-a", "-t", `${vip}:80`, "-r", `${RS}:80`, "-i", ...dir);
@@ -271,24 +247,9 @@ test(
       assert.equal((JSON.parse(r.stdout) as { tunType: string }).tunType, opts[1]);
     }
     const socket = join(tmpdir(), `${lab.prefix}-tvsd.sock`);
-    const tvsd = spawnIn(director.ns, process.execPath, [
-      TVSD,
-      "--dataplane",
-      "packet",
-      "--interface",
-      "eth0",
-      "--socket",
-      socket,
-    ]);
-    let tvsdErr = "";
-    tvsd.stderr?.on("data", (d: Buffer) => {
-      tvsdErr = (tvsdErr + d.toString()).slice(-4000);
-    });
-    tvsd.stdout?.resume();
-    children.push(tvsd);
-    await waitFor(`tvsd opened its socket (${tvsdErr})`, 20_000, async () => existsSync(socket));
-    const tvsadm = async (...args: string[]) =>
-      (await run(process.execPath, [TVSADM, ...args], { env: { ...process.env, TVS_SOCKET: socket } })).stdout;
+    const tvsd = await startPacketTvsd(director.ns, socket);
+    children.push(tvsd.proc);
+    const tvsadm = tvsd.tvsadm;
     for (const { vip, dir } of TUNNELS6) {
       const svc = vip.includes(":") ? `[${vip}]:80` : `${vip}:80`;
       await tvsadm("-A", "-t", svc, "-s", "rr");
