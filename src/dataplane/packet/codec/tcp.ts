@@ -17,6 +17,22 @@ export function tcpFlags(buf: Uint8Array, l4: number): number {
 }
 
 /**
+ * Length of the TCP option at `o` in an option list ending at `end`: 1 for a NOP, the option's
+ * own length byte otherwise; 0 at EOL, at the end of the list, or where the list is malformed (a
+ * length under 2 or one that runs past the header), which ends every walk. A walk:
+ * `for (let o = l4 + TCP_HLEN, n; (n = tcpOptionLen(buf, o, end)) > 0; o += n)`.
+ */
+export function tcpOptionLen(buf: Uint8Array, o: number, end: number): number {
+  if (o >= end) return 0;
+  const kind = buf[o]!;
+  if (kind === 0) return 0;
+  if (kind === 1) return 1;
+  if (o + 1 >= end) return 0;
+  const len = buf[o + 1]!;
+  return len < 2 || o + len > end ? 0 : len;
+}
+
+/**
  * Clamp the MSS option of a SYN to `maxMss` (used by the tunnel method, whose IPIP header takes
  * 20 bytes of the path MTU). Returns true when the option was lowered; the caller fixes the
  * checksum with the returned old/new values through `onChange`.
@@ -28,19 +44,9 @@ export function clampMss(
   maxMss: number,
   onChange: (off: number, from: number, to: number) => void,
 ): boolean {
-  let o = l4 + TCP_HLEN;
   const end = l4 + hlen;
-  while (o < end) {
-    const kind = buf[o]!;
-    if (kind === 0) break;
-    if (kind === 1) {
-      o++;
-      continue;
-    }
-    if (o + 1 >= end) break;
-    const len = buf[o + 1]!;
-    if (len < 2 || o + len > end) break;
-    if (kind === 2 && len === 4) {
+  for (let o = l4 + TCP_HLEN, n: number; (n = tcpOptionLen(buf, o, end)) > 0; o += n) {
+    if (buf[o] === 2 && n === 4) {
       const mss = (buf[o + 2]! << 8) | buf[o + 3]!;
       if (mss > maxMss) {
         buf[o + 2] = maxMss >>> 8;
@@ -50,7 +56,6 @@ export function clampMss(
       }
       return false;
     }
-    o += len;
   }
   return false;
 }

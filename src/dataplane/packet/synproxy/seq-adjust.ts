@@ -27,7 +27,8 @@
 // is summed later by the device.
 
 import { update16, update32 } from "../codec/checksum.ts";
-import { OPT_EOL, OPT_NOP, OPT_SACK, OPT_TS, readU32, writeU32 } from "./tcp-segment.ts";
+import { TCP_ACK, tcpOptionLen } from "../codec/tcp.ts";
+import { OPT_SACK, OPT_TS, readU32, writeU32 } from "./tcp-segment.ts";
 
 /** The window scale the proxy offers clients (Linux's default for its usual buffer sizes). */
 export const OFFERED_WSCALE = 7;
@@ -113,17 +114,8 @@ function adjustOptions(
   partial: boolean,
 ) {
   const end = l4 + hlen;
-  let o = l4 + 20;
-  while (o < end) {
+  for (let o = l4 + 20, len: number; (len = tcpOptionLen(buf, o, end)) > 0; o += len) {
     const kind = buf[o]!;
-    if (kind === OPT_EOL) break;
-    if (kind === OPT_NOP) {
-      o++;
-      continue;
-    }
-    if (o + 1 >= end) break;
-    const len = buf[o + 1]!;
-    if (len < 2 || o + len > end) break;
     if (kind === OPT_SACK && inbound && len >= 10 && (len - 2) % 8 === 0) {
       for (let b = o + 2; b < o + len; b += 4) put32(buf, l4, b, readU32(buf, b) - sp.delta, partial);
     } else if (kind === OPT_TS && len === 10 && sp.ts) {
@@ -132,11 +124,8 @@ function adjustOptions(
         if (ecr !== 0) put32(buf, l4, o + 6, ecr - sp.tsDelta, partial);
       } else put32(buf, l4, o + 2, readU32(buf, o + 2) + sp.tsDelta, partial);
     }
-    o += len;
   }
 }
-
-const TCP_ACK = 0x10;
 
 /** Translate a client → server segment of an established proxied connection in place. */
 export function adjustInbound(buf: Uint8Array, l4: number, hlen: number, sp: SynproxyConn, partial: boolean): void {

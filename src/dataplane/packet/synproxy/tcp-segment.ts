@@ -6,8 +6,8 @@
 
 import { finish, pseudo4, pseudo6, sumBytes } from "../codec/checksum.ts";
 import { IPPROTO_TCP } from "../codec/ipv4.ts";
+import { tcpOptionLen } from "../codec/tcp.ts";
 
-export const OPT_EOL = 0;
 export const OPT_NOP = 1;
 export const OPT_MSS = 2;
 export const OPT_WSCALE = 3;
@@ -37,22 +37,12 @@ export function readTcpOptions(buf: Uint8Array, l4: number, hlen: number, out: T
   out.sackOk = false;
   out.ts = -1;
   const end = l4 + hlen;
-  let o = l4 + 20;
-  while (o < end) {
+  for (let o = l4 + 20, len: number; (len = tcpOptionLen(buf, o, end)) > 0; o += len) {
     const kind = buf[o]!;
-    if (kind === OPT_EOL) break;
-    if (kind === OPT_NOP) {
-      o++;
-      continue;
-    }
-    if (o + 1 >= end) break;
-    const len = buf[o + 1]!;
-    if (len < 2 || o + len > end) break;
     if (kind === OPT_MSS && len === 4) out.mss = (buf[o + 2]! << 8) | buf[o + 3]!;
     else if (kind === OPT_WSCALE && len === 3) out.wscale = Math.min(buf[o + 2]!, 14);
     else if (kind === OPT_SACK_PERM && len === 2) out.sackOk = true;
     else if (kind === OPT_TS && len === 10) out.ts = o + 2;
-    o += len;
   }
   return out;
 }
