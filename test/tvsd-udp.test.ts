@@ -4,10 +4,22 @@
 // persistent service's templates are keyed by the SIP Call-ID of real SIP messages.
 
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import dgram from "node:dgram";
+import { join } from "node:path";
 import { after, before, test } from "node:test";
 import * as sip from "../src/core/pe/sip-messages.ts";
-import { adm, count, freeUdpPort, startTvsd, type Tvsd, udpClient, udpNameServer, waitFor } from "./tvsd-harness.ts";
+import {
+  adm,
+  count,
+  freeUdpPort,
+  ROOT,
+  startTvsd,
+  type Tvsd,
+  udpClient,
+  udpNameServer,
+  waitFor,
+} from "./tvsd-harness.ts";
 
 let tvsd: Tvsd;
 let u1: { port: number; close(): Promise<void> };
@@ -122,6 +134,22 @@ test("--pe sip: one call's messages from three client ports reach one real serve
   assert.ok(templates.some((l) => l.trimEnd().endsWith(sip.CALL_2)));
   for (const c of clients) await c.close();
   await adm(tvsd, "-D", "-u", vip);
+});
+
+test("--pe sip without -p is accepted as ipvsadm does, and tvs status says it has no effect", async () => {
+  const port = await freeUdpPort();
+  await adm(tvsd, "-A", "-u", `127.0.0.1:${port}`, "-s", "rr", "--pe", "sip");
+  const r = spawnSync(process.execPath, [join(ROOT, "bin", "tvs.js"), "status", "--json"], {
+    encoding: "utf8",
+    env: { ...process.env, TVS_SOCKET: tvsd.socket },
+  });
+  assert.equal(r.status, 0, r.stderr);
+  const notes = JSON.parse(r.stdout).notes as string[];
+  assert.ok(
+    notes.includes(`udp 127.0.0.1:${port}: --pe sip has no effect without persistence (-p), as in the kernel`),
+    notes.join("\n"),
+  );
+  await adm(tvsd, "-D", "-u", `127.0.0.1:${port}`);
 });
 
 test("--pe sip on a persistent TCP service is refused on the socket plane", async () => {

@@ -703,14 +703,13 @@ export class Daemon {
         `Sync records applied by the packet workers: ${applied.created} created, ${applied.updated} updated, ${applied.refused} refused (connection limit)`,
       );
     if (this.plane.syncTemplatesOnly) notes.push(SOCKET_PLANE_SYNC_NOTE);
-    if (this.plane.name === "packet")
-      notes.push(
-        ...pitfallNotes({
-          plane: this.plane.name,
-          snapshot: await this.snapshot(NO_CONNS),
-          hostAddrs: hostAddresses(),
-        }),
-      );
+    notes.push(
+      ...pitfallNotes({
+        plane: this.plane.name,
+        snapshot: await this.snapshot(NO_CONNS),
+        hostAddrs: hostAddresses(),
+      }),
+    );
     if (this.#fwmarkRules.length > 0)
       notes.push(`Firewall-mark rules: ${this.#fwmarkRules.length} (tvs fwmark lists them)`);
     if (this.#lastReload)

@@ -115,6 +115,18 @@ test("the socket data plane gets no such notes (its VIPs are the host's, its rep
   );
 });
 
+test("a persistence engine without persistence is pointed out on both planes; with -p it is not", () => {
+  const s = snap("10.0.0.1", [dest("10.0.1.2", "masq", 0, 0)]);
+  const svc = s.services[0]!;
+  svc.key = { kind: "vip", protocol: "udp", addr: "10.0.0.1", port: 5060 };
+  svc.options = serviceOptions(4, { scheduler: "rr", pe: "sip" });
+  const note = "udp 10.0.0.1:5060: --pe sip has no effect without persistence (-p), as in the kernel";
+  for (const plane of ["proxy", "packet"])
+    assert.deepEqual(pitfallNotes({ plane, snapshot: s, hostAddrs: host }), [note], plane);
+  svc.options = serviceOptions(4, { scheduler: "rr", pe: "sip", persistent: true, timeout: 60 });
+  assert.deepEqual(pitfallNotes({ plane: "proxy", snapshot: s, hostAddrs: host }), []);
+});
+
 test("hostAddresses lists loopback", () => {
   assert.ok(hostAddresses().has("127.0.0.1"));
 });

@@ -16,6 +16,10 @@
 //   such packets to its own stack; the packet data plane has no local delivery, so connections
 //   scheduled there get no answer.
 //
+// - On either plane: a persistence engine (--pe sip) on a service without persistence (-p). The
+//   kernel and ipvsadm accept it and it does nothing, since the engine keys persistence templates;
+//   tvs accepts it the same way and says so here.
+//
 // A real server answering ARP for the VIP (DR without arp_ignore/arp_announce) is not visible from
 // here in general: `tvs realserver status` on the real server shows its settings.
 
@@ -35,8 +39,16 @@ export interface PitfallInput {
 }
 
 export function pitfallNotes(input: PitfallInput): string[] {
-  if (input.plane !== "packet") return [];
   const notes: string[] = [];
+  for (const svc of input.snapshot.services) {
+    const o = svc.options;
+    if (o.pe !== "" && !o.persistent) {
+      const k = svc.key;
+      const id = k.kind === "vip" ? `${k.protocol} ${formatEndpoint(k.addr, k.port)}` : `FWM ${k.fwmark}`;
+      notes.push(`${id}: --pe ${o.pe} has no effect without persistence (-p), as in the kernel`);
+    }
+  }
+  if (input.plane !== "packet") return notes;
   for (const svc of input.snapshot.services) {
     const k = svc.key;
     if (k.kind !== "vip") continue;
