@@ -77,8 +77,10 @@ for (const mode of ["nat", "fullnat"] as const) {
       const srv = await nstat(rs);
       const cli = await nstat(client);
       assert.ok((srv.TcpExtTCPSackRecovery ?? 0) > 0, `the server recovered with SACK: ${JSON.stringify(srv)}`);
+      // A SACK block mistranslated by the proxy is one the server finds invalid (TCPSACKDiscard).
+      // TCPDSACKIgnoredOld is not asserted: under random loss a duplicate-SACK for a segment sent
+      // before the current recovery is ignored as old by the server now and then, translation or not.
       assert.equal(srv.TcpExtTCPSACKDiscard ?? 0, 0, "no SACK block the server found invalid");
-      assert.equal(srv.TcpExtTCPDSACKIgnoredOld ?? 0, 0);
       assert.equal(srv.TcpExtPAWSEstab ?? 0, 0, "no segment refused for its timestamp (server)");
       assert.equal(cli.TcpExtPAWSEstab ?? 0, 0, "no segment refused for its timestamp (client)");
 
