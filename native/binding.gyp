@@ -4,7 +4,7 @@
   "targets": [
     {
       "target_name": "tvs_native",
-      "sources": ["src/tvs_native.c", "src/tcp_probe.c"],
+      "sources": ["src/tvs_native.c", "src/tcp_probe.c", "src/tcp_relay.c"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-std=gnu11"],
       "defines": ["NAPI_VERSION=8"]
     }

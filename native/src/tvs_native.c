@@ -19,6 +19,7 @@
 //   ifInfo(name)                                      index, MAC, MTU, flags of an interface
 //   poll(fd, events, cb) / pollStop(id)               uv_poll on the calling thread's loop
 //   probeOpen / probeConnect / probeCollect           batched TCP connect probes (tcp_probe.c)
+//   relayOpen / relayListen / relayConnect / ...      the socket plane's TCP byte pump (tcp_relay.c)
 //   close(fd), constants
 //
 // Every descriptor is non-blocking and close-on-exec. Batched calls never allocate per packet:
@@ -44,6 +45,7 @@
 #include <uv.h>
 
 #include "tcp_probe.h"
+#include "tcp_relay.h"
 
 #define MAX_BATCH 64
 
@@ -876,6 +878,16 @@ NAPI_MODULE_INIT() {
       {"probeOpen", NULL, tcp_probe_open, NULL, NULL, NULL, napi_enumerable, NULL},
       {"probeConnect", NULL, tcp_probe_connect, NULL, NULL, NULL, napi_enumerable, NULL},
       {"probeCollect", NULL, tcp_probe_collect, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"relayOpen", NULL, tcp_relay_open, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"relayListen", NULL, tcp_relay_listen, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"relayUnlisten", NULL, tcp_relay_unlisten, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"relayConnect", NULL, tcp_relay_connect, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"relayReconnect", NULL, tcp_relay_reconnect, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"relayAbort", NULL, tcp_relay_abort, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"relayReset", NULL, tcp_relay_reset, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"relayLocal", NULL, tcp_relay_local, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"relayRef", NULL, tcp_relay_ref, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"relayClose", NULL, tcp_relay_close, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns);
   napi_value c;

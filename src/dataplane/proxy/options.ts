@@ -54,10 +54,12 @@ export interface ProxyPlaneOptions {
    */
   workers?: number | undefined;
   /**
-   * Which TCP relay carries connections: "handle" (libuv handles, handle-relay.ts; the default
-   * where Node exposes them) or "stream" (net.Socket, tcp-relay.ts; the fallback, and for tests).
+   * Which TCP relay carries connections: "native" (the addon's byte pump, native-relay.ts; the
+   * default where the addon is built), "handle" (libuv handles, handle-relay.ts; the default
+   * where it is not and Node exposes them) or "stream" (net.Socket, tcp-relay.ts; the last
+   * fallback). Undefined: the fastest available. Tests name one to cover each.
    */
-  relay?: "handle" | "stream" | undefined;
+  relay?: "native" | "handle" | "stream" | undefined;
   /** Descriptors kept for the control plane (--fd-reserve); undefined: the default in fd-budget.ts. */
   fdReserve?: number | undefined;
   /** Most UDP flows at once (--udp-flow-limit); undefined: a quarter of the descriptor budget. */

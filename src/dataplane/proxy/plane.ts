@@ -42,6 +42,7 @@ import { HandleListener } from "./handle-listener.ts";
 import { HandleRelay } from "./handle-relay.ts";
 import { type TcpBinding, type TcpHandle, tcpBinding } from "./libuv-tcp.ts";
 import { LimitAlarm } from "./limit-alarm.ts";
+import { type NativeListener, NativeRelay, NativeRelayEngine } from "./native-relay.ts";
 import { defaultProxyOptions, type ListenAddr, type ProxyPlaneOptions } from "./options.ts";
 import { listenReusePort, reusePortAvailable, reusePortFd, reusePortUdpFd } from "./reuse-port.ts";
 import { type Arrival, type PlaneSlot, TcpRelay, type TcpRelayContext } from "./tcp-relay.ts";
@@ -62,7 +63,7 @@ export interface ProxyPlaneDeps {
  * network under "FAMILY/PREFIX" (the persistence netmask), or "" (the kernel's flow hash).
  */
 type Endpoint = { id: string; svc: VirtualService | undefined; fd?: number; steered?: string } & (
-  | { kind: "tcp"; server: net.Server | HandleListener; arrival: Arrival }
+  | { kind: "tcp"; server: net.Server | HandleListener | NativeListener; arrival: Arrival }
   | { kind: "udp"; udp: UdpListener }
 );
 
@@ -268,6 +269,22 @@ export class ProxyPlane {
         }
         return ep;
       }
+      const pump = this.#pump();
+      if (pump !== undefined) {
+        // The fastest path: the addon's pump accepts, connects and relays (native-relay.ts), on
+        // this worker's own SO_REUSEPORT socket when workers share the VIP.
+        const fd = reusePortFd(a.addr, a.port, this.#options.sharedListen);
+        if (fd !== undefined) {
+          const ep = { id, svc: undefined, kind: "tcp", arrival } as Endpoint & { kind: "tcp" };
+          ep.server = pump.listen(fd, {
+            accept: (client, addr, port) => this.#acceptNative(pump, ep, client, addr, port),
+            acceptFailed: (errno) =>
+              this.#relayCtx.fdAlarm.hit({ what: "accept", listen: `tcp ${a.addr}:${a.port}`, errno }),
+          });
+          ep.fd = fd;
+          return ep;
+        }
+      }
       const uv = this.#handles();
       if (uv !== undefined) {
         // The fast path: a bare handle listener, on this worker's own SO_REUSEPORT socket when
@@ -326,9 +343,30 @@ export class ProxyPlane {
     }
   }
 
+  /** The addon's pump when the native relay is in use, else undefined. */
+  #pump(): NativeRelayEngine | undefined {
+    const r = this.#options.relay;
+    return r === undefined || r === "native" ? NativeRelayEngine.get() : undefined;
+  }
+
   /** The libuv handle API when the handle relay is in use, else undefined (net.Socket relay). */
   #handles(): TcpBinding | undefined {
     return this.#options.relay === "stream" ? undefined : tcpBinding();
+  }
+
+  #acceptNative(pump: NativeRelayEngine, ep: Endpoint & { kind: "tcp" }, fd: number, addr: string, port: number): void {
+    const svc = ep.svc;
+    if (!svc) {
+      // Prepared but not live yet, or its service just went: refuse like a closed port.
+      pump.addon.relayReset(fd);
+      return;
+    }
+    try {
+      NativeRelay.accept(pump, this.#relayCtx, svc, ep.arrival, fd, addr, port);
+    } catch (err) {
+      // A bug must cost one connection, never the daemon.
+      this.#deps.log.error("Connection dropped", { service: svc.id, err });
+    }
   }
 
   #acceptHandle(ep: Endpoint & { kind: "tcp" }, client: TcpHandle): void {
@@ -552,9 +590,11 @@ export class ProxyPlane {
     const out = [
       "Socket data plane: masq and fullnat are relayed through sockets; -g is carried as masq; -i needs --dataplane packet",
       "Packets and bytes count socket reads and payload bytes (no TCP handshakes or headers)",
-      this.#handles() !== undefined
-        ? "TCP relay: libuv handles (no stream objects per connection)"
-        : "TCP relay: net.Socket streams (this Node does not expose its TCP handles)",
+      this.#pump() !== undefined
+        ? "TCP relay: the native addon's pump (no JavaScript call per read)"
+        : this.#handles() !== undefined
+          ? "TCP relay: libuv handles (no stream objects per connection)"
+          : "TCP relay: net.Socket streams (this Node does not expose its TCP handles)",
     ];
     if (this.#options.sharedListen)
       out.push(

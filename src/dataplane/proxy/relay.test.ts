@@ -1,4 +1,5 @@
-// Both TCP relays of the socket plane (libuv handles, the default; net.Socket, the fallback) on
+// The three TCP relays of the socket plane (the addon's pump, the default; libuv handles and
+// net.Socket, the fallbacks) on
 // real loopback sockets: half-close in each direction with the connection-table states the kernel
 // would show, a 4 MB answer to a client that reads slowly (backpressure: every byte arrives, none
 // is lost or reordered), payload byte counters, and a refused real server resetting the client.
@@ -15,6 +16,7 @@ import { createDefaultRegistry } from "../../core/sched/all.ts";
 import type { VirtualService } from "../../core/service.ts";
 import { ServiceTable } from "../../core/service-table.ts";
 import { tcpBinding } from "./libuv-tcp.ts";
+import { NativeRelayEngine } from "./native-relay.ts";
 import { ProxyPlane } from "./plane.ts";
 
 async function freePort(): Promise<number> {
@@ -26,7 +28,7 @@ async function freePort(): Promise<number> {
 }
 
 async function withPlane(
-  relay: "handle" | "stream",
+  relay: "native" | "handle" | "stream",
   destPort: number,
   fn: (vip: number, conns: ConnTable, svc: VirtualService) => Promise<void>,
 ): Promise<void> {
@@ -77,7 +79,9 @@ async function until(what: string, ok: () => boolean, ms = 5000): Promise<void> 
   }
 }
 
-const relays = tcpBinding() ? (["handle", "stream"] as const) : (["stream"] as const);
+const relays: ("native" | "handle" | "stream")[] = ["stream"];
+if (tcpBinding()) relays.unshift("handle");
+if (NativeRelayEngine.get()) relays.unshift("native");
 
 for (const relay of relays) {
   test(`${relay} relay: client FIN first, then a 4 MB answer read slowly arrives whole; CLOSE_WAIT then TIME_WAIT`, async () => {

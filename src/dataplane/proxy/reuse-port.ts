@@ -36,9 +36,10 @@ const BACKLOG = 511;
 /**
  * A listening SO_REUSEPORT socket of this process on addr:port (a descriptor), or undefined when
  * the native addon is unavailable (nothing was bound: fall back). Throws the bind's error (code
- * EADDRINUSE, EADDRNOTAVAIL, ...).
+ * EADDRINUSE, EADDRNOTAVAIL, ...). With `reusePort` false the socket is this process's alone
+ * (SO_REUSEADDR only, as net.Server binds), for the native relay of a single process.
  */
-export function reusePortFd(addr: string, port: number): number | undefined {
+export function reusePortFd(addr: string, port: number, reusePort = true): number | undefined {
   let native: ReturnType<typeof loadNative>;
   try {
     native = loadNative();
@@ -47,7 +48,7 @@ export function reusePortFd(addr: string, port: number): number | undefined {
     throw err;
   }
   if (typeof native.listenTcp !== "function") return undefined;
-  return native.listenTcp(addr, port, BACKLOG, true);
+  return native.listenTcp(addr, port, BACKLOG, reusePort);
 }
 
 /**
