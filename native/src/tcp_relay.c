@@ -56,7 +56,6 @@
 #define ACCEPT_BATCH 64
 #define MAX_READS 16
 #define MAX_ROUNDS 8
-#define MAX_LISTENERS 1024
 #define HEADER_MAX 536
 
 enum { EV_ACCEPT4 = 1, EV_ACCEPT6, EV_CONNECTED, EV_DATA, EV_EOF, EV_CLOSED, EV_ACCEPT_ERROR };
@@ -107,7 +106,9 @@ typedef struct {
   conn* free_later; // ids freed during this wake-up, reusable from the next
   conn* dirty;
   conn* again;
-  listener listeners[MAX_LISTENERS];
+  listener* listeners;  // grown as needed; fd -1: free
+  int nlisteners;
+  int lfree;            // no free listener slot below this one
   int closing;
 } relay;
 
@@ -478,7 +479,7 @@ static void work(relay* r) {
       int side = (int)(t & 3);
       int32_t id = (int32_t)(t >> 2);
       if (side == SIDE_LISTENER) {
-        if (id >= 0 && id < MAX_LISTENERS && r->listeners[id].fd >= 0 && !r->listeners[id].paused) on_accept(r, id);
+        if (id >= 0 && id < r->nlisteners && r->listeners[id].fd >= 0 && !r->listeners[id].paused) on_accept(r, id);
       } else {
         on_conn_event(r, id, side, evs[i].events);
       }
@@ -502,7 +503,7 @@ static void on_idle(uv_idle_t* h) { work(h->data); }
 
 static void on_resume(uv_timer_t* h) {
   relay* r = h->data;
-  for (int i = 0; i < MAX_LISTENERS; i++) {
+  for (int i = 0; i < r->nlisteners; i++) {
     listener* L = &r->listeners[i];
     if (L->fd < 0 || !L->paused) continue;
     L->paused = 0;
@@ -528,7 +529,7 @@ static void teardown(relay* r) {
     conn* c = r->conns[i];
     if (c->state == S_CONNECTING || c->state == S_RELAY) close_conn(r, c, 1);
   }
-  for (int i = 0; i < MAX_LISTENERS; i++)
+  for (int i = 0; i < r->nlisteners; i++)
     if (r->listeners[i].fd >= 0) close(r->listeners[i].fd);
   close(r->ep);
   uv_poll_stop(&r->poll);
@@ -565,7 +566,6 @@ napi_value tcp_relay_open(napi_env env, napi_callback_info info) {
     free(r);
     return fail_errno(env, "epoll_create1", e);
   }
-  for (int i = 0; i < MAX_LISTENERS; i++) r->listeners[i].fd = -1;
   napi_value ab;
   void* data;
   napi_create_arraybuffer(env, MAX_RECORDS * REC * sizeof(double), &data, &ab);
@@ -598,18 +598,27 @@ napi_value tcp_relay_listen(napi_env env, napi_callback_info info) {
   relay* r = need(env);
   if (!r) return NULL;
   int lid = -1;
-  for (int i = 0; i < MAX_LISTENERS; i++)
+  for (int i = r->lfree; i < r->nlisteners; i++)
     if (r->listeners[i].fd < 0) {
       lid = i;
       break;
     }
-  if (lid < 0) return fail_errno(env, "relayListen", EMFILE);
+  if (lid < 0) {
+    int n = r->nlisteners ? r->nlisteners * 2 : 64;
+    listener* grown = realloc(r->listeners, (size_t)n * sizeof *grown);
+    if (!grown) return fail_errno(env, "relayListen", ENOMEM);
+    for (int i = r->nlisteners; i < n; i++) grown[i].fd = -1;
+    lid = r->nlisteners;
+    r->listeners = grown;
+    r->nlisteners = n;
+  }
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);  // inherited by every accepted socket
   struct epoll_event e = {.events = EPOLLIN, .data.u64 = tag(lid, SIDE_LISTENER)};
   if (epoll_ctl(r->ep, EPOLL_CTL_ADD, fd, &e) < 0) return fail_errno(env, "epoll_ctl", errno);
   r->listeners[lid].fd = fd;
   r->listeners[lid].paused = 0;
+  r->lfree = lid + 1;
   return i32v(env, lid);
 }
 
@@ -619,12 +628,12 @@ napi_value tcp_relay_unlisten(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   int32_t lid;
-  if (argc < 1 || !arg_i32(env, argv[0], &lid) || lid < 0 || lid >= MAX_LISTENERS)
-    return fail_type(env, "relayUnlisten(id) expects a listener id");
+  if (argc < 1 || !arg_i32(env, argv[0], &lid) || lid < 0) return fail_type(env, "relayUnlisten(id) expects a listener id");
   relay* r = need(env);
-  if (!r) return NULL;
+  if (!r || lid >= r->nlisteners) return NULL;
   if (r->listeners[lid].fd >= 0) close(r->listeners[lid].fd);
   r->listeners[lid].fd = -1;
+  if (lid < r->lfree) r->lfree = lid;
   return NULL;
 }
 
