@@ -17,6 +17,9 @@
 //   BENCH_SECONDS=3 BENCH_BULK_MB=512 node --import tsx bench/proxy.ts
 //   BENCH_SYSTEMS=tvsd,haproxy BENCH_WORKERS=1 node --import tsx bench/proxy.ts   # a subset
 //
+// tvsd runs twice per worker count: with its default TCP relay (the native addon's pump) and as
+// "tvsd handle" with --tcp-relay handle (the relay used where the addon is not built).
+//
 // Needs wrk, nginx (+ libnginx-mod-stream) and haproxy (.ci/packages.txt). Traffic stays on
 // 127.0.0.1; every process started here is ended by its PID; the temporary directory is removed.
 // All systems share the machine's cores with wrk and the backend, so figures are comparable with
@@ -42,7 +45,7 @@ const SECONDS = Math.min(60, Math.max(1, Number(process.env.BENCH_SECONDS ?? 5))
 const CONNS = Math.min(1000, Math.max(1, Number(process.env.BENCH_CONNS ?? 50)));
 const THREADS = Math.min(cpus().length, 2);
 const BULK_MB = Math.min(8192, Math.max(0, Number(process.env.BENCH_BULK_MB ?? 1024)));
-const SYSTEMS = new Set((process.env.BENCH_SYSTEMS ?? "direct,tvsd,haproxy,nginx").split(","));
+const SYSTEMS = new Set((process.env.BENCH_SYSTEMS ?? "direct,tvsd,tvsd-handle,haproxy,nginx").split(","));
 const WORKERS = (process.env.BENCH_WORKERS ?? "1,2")
   .split(",")
   .map(Number)
@@ -128,36 +131,47 @@ function processTree(pid: number): number[] {
   return out;
 }
 
-/** CPU seconds (user + system, every thread) a set of processes has used so far. */
-function cpuSeconds(pids: readonly number[]): number {
-  let ticks = 0;
+/** CPU seconds (every thread) a set of processes has used so far: [user, system]. */
+function cpuTimes(pids: readonly number[]): [number, number] {
+  let user = 0;
+  let system = 0;
   for (const pid of pids) {
     try {
       const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
       const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      ticks += Number(f[11]) + Number(f[12]); // utime, stime (fields 14 and 15)
+      user += Number(f[11]); // utime (field 14)
+      system += Number(f[12]); // stime (field 15)
     } catch {
       // gone
     }
   }
-  return ticks / TICKS;
+  return [user / TICKS, system / TICKS];
+}
+
+/** CPU seconds (user + system, every thread) a set of processes has used so far. */
+function cpuSeconds(pids: readonly number[]): number {
+  const [user, system] = cpuTimes(pids);
+  return user + system;
 }
 
 /** One measured run: its figure, the proxy's CPU seconds and the backend's during it, the elapsed time. */
 interface Run {
   value: number;
   cpu: number;
+  /** The part of cpu spent in user space (the rest is the kernel's, in the proxy's system calls). */
+  user: number;
   backendCpu: number;
   secs: number;
 }
 
 function measured(proxyPids: readonly number[], backendPids: readonly number[], fn: () => number): Run {
-  const c0 = cpuSeconds(proxyPids);
+  const [u0, s0] = cpuTimes(proxyPids);
   const b0 = cpuSeconds(backendPids);
   const t0 = process.hrtime.bigint();
   const value = fn();
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;
-  return { value, cpu: cpuSeconds(proxyPids) - c0, backendCpu: cpuSeconds(backendPids) - b0, secs };
+  const [u1, s1] = cpuTimes(proxyPids);
+  return { value, cpu: u1 + s1 - u0 - s0, user: u1 - u0, backendCpu: cpuSeconds(backendPids) - b0, secs };
 }
 
 function wrk(port: number, close: boolean, host: string): number {
@@ -205,7 +219,7 @@ function bulk(port: number, host: string): number {
 
 interface Row {
   name: string;
-  /** "tvsd", "haproxy", "nginx" or "direct". */
+  /** "tvsd", "tvsd-handle", "haproxy", "nginx" or "direct". */
   kind: string;
   workers: number;
   load: number;
@@ -237,7 +251,7 @@ async function main(): Promise<void> {
   for (const c of ["wrk", "nginx", "haproxy", ...(BULK_MB ? ["curl"] : [])]) need(c);
   const hasStream = existsSync(STREAM_MODULE);
   if (!hasStream) console.error(`nginx stream module missing (${STREAM_MODULE}): nginx stream is skipped`);
-  const tvsdJs = SYSTEMS.has("tvsd") ? tvsdEntry() : "";
+  const tvsdJs = SYSTEMS.has("tvsd") || SYSTEMS.has("tvsd-handle") ? tvsdEntry() : "";
   const [b1, b2, vip] = [await freePort(), await freePort(), await freePort()];
   const load0 = loadavg();
 
@@ -295,9 +309,15 @@ http {
   if (SYSTEMS.has("direct")) measure("direct (backend)", "direct", 0, [], b1, backendAddr());
 
   for (const workers of WORKERS) {
-    if (SYSTEMS.has("tvsd")) {
+    // tvsd with its default relay (the addon's pump), then with the libuv-handle relay it falls
+    // back to without the addon (--tcp-relay handle), so the gain shows in one run.
+    for (const [system, relay] of [
+      ["tvsd", undefined],
+      ["tvsd-handle", "handle"],
+    ] as const) {
+      if (!SYSTEMS.has(system)) continue;
       const be = backendAddr();
-      const rules = join(dir, `tvsd-${workers}.rules`);
+      const rules = join(dir, `${system}-${workers}.rules`);
       writeFileSync(
         rules,
         `-A -t 127.0.0.1:${vip} -s rr\n-a -t 127.0.0.1:${vip} -r ${be}:${b1} -m\n-a -t 127.0.0.1:${vip} -r ${be}:${b2} -m\n`,
@@ -316,9 +336,11 @@ http {
         "1000",
         "--workers",
         String(workers),
+        ...(relay ? ["--tcp-relay", relay] : []),
       ]);
       await waitPort(vip);
-      measure(`tvsd (${workers})`, "tvsd", workers, processTree(tvsd.pid as number), vip);
+      const name = relay ? `tvsd ${relay} (${workers})` : `tvsd (${workers})`;
+      measure(name, system, workers, processTree(tvsd.pid as number), vip);
       await stop(tvsd);
     }
 
@@ -417,6 +439,25 @@ function report(rows: Row[], load0: number[]): string {
     const direct = r.kind === "direct";
     lines.push(
       `${r.name.padEnd(20)} ${pad(direct ? "-" : ka.toFixed(1), 11)} ${pad(direct ? "-" : ratio(ka, hka), 7)} ${pad(direct ? "-" : cl.toFixed(1), 9)} ${pad(direct ? "-" : ratio(cl, hcl), 7)} ${pad(direct ? "-" : gb.toFixed(0), 8)} ${pad(direct ? "-" : ratio(gb, hgb), 7)} ${pad(be, 31)}`,
+    );
+  }
+  // Where the time goes: the proxy's own code (user) against the kernel's work in its system calls.
+  lines.push(
+    "",
+    "The same CPU split into user space (the proxy's own code) and system (the kernel, inside its system calls)",
+    `${"system".padEnd(20)} ${pad("µs/req user", 12)} ${pad("system", 7)} ${pad("µs/conn user", 13)} ${pad("system", 7)} ${pad("ms/GB user", 11)} ${pad("system", 7)}`,
+  );
+  const split = (run: Run, units: number, scale: number): [string, string] =>
+    units > 0
+      ? [((run.user / units) * scale).toFixed(1), (((run.cpu - run.user) / units) * scale).toFixed(1)]
+      : ["-", "-"];
+  for (const r of rows) {
+    if (r.kind === "direct") continue;
+    const [kau, kas] = split(r.keepalive, r.keepalive.value * r.keepalive.secs, 1e6);
+    const [clu, cls] = split(r.close, r.close.value * r.close.secs, 1e6);
+    const [gbu, gbs] = split(r.bulk, r.bulk.value > 0 ? BULK_MB / 1024 : 0, 1e3);
+    lines.push(
+      `${r.name.padEnd(20)} ${pad(kau, 12)} ${pad(kas, 7)} ${pad(clu, 13)} ${pad(cls, 7)} ${pad(gbu, 11)} ${pad(gbs, 7)}`,
     );
   }
   return lines.join("\n");

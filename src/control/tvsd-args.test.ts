@@ -47,6 +47,7 @@ test("an option of one data plane given with the other is refused, naming the op
     ["--proxy-protocol", "tcp:10.0.0.1:80=v1"],
     ["--retry-connect"],
     ["--connect-timeout", "100"],
+    ["--tcp-relay", "stream"],
     ["--fd-reserve", "100"],
     ["--udp-flow-limit", "100"],
   ];
@@ -66,5 +67,16 @@ test("an option of one data plane given with the other is refused, naming the op
   assert.throws(
     () => parseTvsdArgs(["--interface", "eth0"]),
     (e: unknown) => e instanceof UsageError && /--interface is an option of the packet data plane/.test(e.message),
+  );
+});
+
+test("--tcp-relay names the socket plane's TCP relay; anything else is refused naming the value", () => {
+  assert.equal(parseTvsdArgs([]).proxy.relay, undefined, "default: the fastest available");
+  for (const r of ["native", "handle", "stream"] as const)
+    assert.equal(parseTvsdArgs(["--tcp-relay", r]).proxy.relay, r);
+  assert.throws(
+    () => parseTvsdArgs(["--tcp-relay", "splice"]),
+    (e: unknown) =>
+      e instanceof UsageError && /Invalid --tcp-relay "splice" \(expected native, handle or stream\)/.test(e.message),
   );
 });

@@ -100,6 +100,9 @@ export const USAGE = `Usage: tvsd [options]
   --retry-connect          socket data plane: hand a refused or timed-out connection to another
                            destination before resetting the client
   --connect-timeout MS     real-server connect timeout on the socket data plane (default ${DEFAULT_CONNECT_TIMEOUT_MS})
+  --tcp-relay native|handle|stream   socket data plane: what carries TCP connections (default the
+                           fastest there is: native, the addon's pump, when the addon is built;
+                           else handle, libuv handles; stream, net.Socket, is the last fallback)
   --fd-reserve N           socket data plane: file descriptors kept for the control socket and
                            health checks whatever the traffic does (default limit/8, 64..1024)
   --udp-flow-limit N       socket data plane: most UDP flows at once; when full the oldest
@@ -439,6 +442,13 @@ export function parseTvsdArgs(
       case "--connect-timeout":
         a.proxy.connectTimeoutMs = intArg(flag, value(), 1, 600_000);
         break;
+      case "--tcp-relay": {
+        const v = value();
+        if (v !== "native" && v !== "handle" && v !== "stream")
+          throw new UsageError(`Invalid --tcp-relay "${v}" (expected native, handle or stream)`);
+        a.proxy.relay = v;
+        break;
+      }
       case "--fd-reserve":
         a.proxy.fdReserve = intArg(flag, value(), 0, 1 << 20);
         break;
@@ -497,6 +507,7 @@ export function parseTvsdArgs(
     "--proxy-protocol",
     "--retry-connect",
     "--connect-timeout",
+    "--tcp-relay",
     "--fd-reserve",
     "--udp-flow-limit",
   ];

@@ -232,6 +232,16 @@ export class ProxyPlane {
   }
 
   async start(): Promise<void> {
+    // A relay named on purpose (tvsd --tcp-relay) must be the one that runs, or the start fails.
+    const relay = this.#options.relay;
+    if (relay === "native" && NativeRelayEngine.get() === undefined)
+      throw new Error(
+        "--tcp-relay native needs the native addon with its TCP pump (npm run build:native); without it, leave --tcp-relay out",
+      );
+    if (relay === "handle" && tcpBinding() === undefined)
+      throw new Error(
+        "--tcp-relay handle needs Node's TCP handles, which this Node does not expose; use --tcp-relay stream",
+      );
     this.#stopping = false;
   }
 
@@ -341,6 +351,15 @@ export class ProxyPlane {
       sock.on("error", () => {});
       sock.resetAndDestroy();
     }
+  }
+
+  /** Which TCP relay runs, and why when it is not the fastest (tvs status). */
+  #relayNote(): string {
+    const asked = this.#options.relay !== undefined ? ` (--tcp-relay ${this.#options.relay})` : "";
+    if (this.#pump() !== undefined) return `TCP relay: the native addon's pump, no JavaScript call per read${asked}`;
+    if (this.#handles() !== undefined)
+      return `TCP relay: libuv handles, no stream objects per connection${asked || " (the native addon is not built)"}`;
+    return `TCP relay: net.Socket streams${asked || " (this Node does not expose its TCP handles)"}`;
   }
 
   /** The addon's pump when the native relay is in use, else undefined. */
@@ -590,11 +609,7 @@ export class ProxyPlane {
     const out = [
       "Socket data plane: masq and fullnat are relayed through sockets; -g is carried as masq; -i needs --dataplane packet",
       "Packets and bytes count socket reads and payload bytes (no TCP handshakes or headers)",
-      this.#pump() !== undefined
-        ? "TCP relay: the native addon's pump (no JavaScript call per read)"
-        : this.#handles() !== undefined
-          ? "TCP relay: libuv handles (no stream objects per connection)"
-          : "TCP relay: net.Socket streams (this Node does not expose its TCP handles)",
+      this.#relayNote(),
     ];
     if (this.#options.sharedListen)
       out.push(

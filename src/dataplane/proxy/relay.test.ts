@@ -182,3 +182,26 @@ for (const relay of relays) {
     });
   });
 }
+
+test("the plane names the relay it runs: the fastest by default, the one asked for otherwise", async () => {
+  const clock = { now: () => performance.now() };
+  const services = new ServiceTable(createDefaultRegistry(), { clock, random: () => 7 });
+  const conns = new ConnTable({ services });
+  const relayNote = (relay?: "native" | "handle" | "stream") =>
+    new ProxyPlane({ services, conns, clock, log: silentLogger }, relay ? { relay } : {})
+      .notes()
+      .find((n) => n.startsWith("TCP relay:"));
+  const fastest = relays[0];
+  const byDefault = {
+    native: "TCP relay: the native addon's pump, no JavaScript call per read",
+    handle: "TCP relay: libuv handles, no stream objects per connection (the native addon is not built)",
+    stream: "TCP relay: net.Socket streams (this Node does not expose its TCP handles)",
+  };
+  assert.equal(relayNote(), byDefault[fastest ?? "stream"]);
+  const expect = {
+    native: "TCP relay: the native addon's pump, no JavaScript call per read (--tcp-relay native)",
+    handle: "TCP relay: libuv handles, no stream objects per connection (--tcp-relay handle)",
+    stream: "TCP relay: net.Socket streams (--tcp-relay stream)",
+  };
+  for (const r of relays) assert.equal(relayNote(r), expect[r]);
+});
