@@ -1,5 +1,6 @@
-// tvs_native: the small N-API addon behind tvs's packet data plane. It only moves bytes and wraps
-// system calls; every protocol decision lives in TypeScript (src/dataplane/packet).
+// tvs_native: the small N-API addon behind tvs's packet data plane and the socket data plane's TCP
+// pump. It only moves bytes and wraps system calls; every protocol decision lives in TypeScript
+// (src/dataplane/packet, src/dataplane/proxy/native-relay.ts).
 //
 //   socketPacket() / bindPacket(fd, ifindex, proto)   AF_PACKET SOCK_RAW, created with protocol 0
 //                                                     and bound later so nothing leaks in early
