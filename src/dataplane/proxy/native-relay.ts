@@ -178,44 +178,69 @@ export class NativeRelayEngine {
     }
   }
 
+  /**
+   * Told when a record's handling threw (a bug): the connection it named has been reset, so the
+   * pump and the table agree again, and the daemon goes on. The plane logs it.
+   */
+  onBug: (err: unknown) => void = () => {};
+
   #onRecords(count: number): void {
     const r = this.#records;
     for (let i = 0; i < count; i++) {
       const o = i * REC;
-      const kind = r[o];
-      const id = r[o + 1] as number;
-      switch (kind) {
-        case EV_ACCEPT4:
-        case EV_ACCEPT6: {
-          const fd = r[o + 2] as number;
-          const addr =
-            kind === EV_ACCEPT4
-              ? formatIpv4(r[o + 4] as number)
-              : formatIpv6Groups(ipv6Groups(r[o + 4], r[o + 5], r[o + 6], r[o + 7]));
-          const l = this.#listeners[id];
-          if (l === undefined) this.addon.relayReset(fd);
-          else l.accept(fd, addr, r[o + 3] as number);
-          break;
+      try {
+        this.#record(r, o);
+      } catch (err) {
+        // A bug must cost one connection, never the daemon (nor the other records of this batch).
+        const kind = r[o];
+        const id = r[o + 1] as number;
+        if (kind !== EV_ACCEPT4 && kind !== EV_ACCEPT6 && kind !== EV_ACCEPT_ERROR) {
+          try {
+            this.#relays[id]?.abort();
+          } catch {
+            // the same bug again: the reset below still happens
+          }
+          this.abort(id, true);
         }
-        case EV_CONNECTED:
-          this.#relays[id]?.onConnected(r[o + 2] as number);
-          break;
-        case EV_DATA:
-          this.#relays[id]?.onData(r[o + 2] as number, r[o + 3] as number, r[o + 4] as number, r[o + 5] as number);
-          break;
-        case EV_EOF:
-          this.#relays[id]?.onEnd(r[o + 2] === 0 ? "in" : "out");
-          break;
-        case EV_CLOSED: {
-          const relay = this.#relays[id];
-          this.forget(id);
-          relay?.onClosed(r[o + 2] as number, r[o + 3] === 0 ? "client" : "backend");
-          break;
-        }
-        case EV_ACCEPT_ERROR:
-          this.#listeners[id]?.acceptFailed(r[o + 2] as number);
-          break;
+        this.onBug(err);
       }
+    }
+  }
+
+  #record(r: Float64Array, o: number): void {
+    const kind = r[o];
+    const id = r[o + 1] as number;
+    switch (kind) {
+      case EV_ACCEPT4:
+      case EV_ACCEPT6: {
+        const fd = r[o + 2] as number;
+        const addr =
+          kind === EV_ACCEPT4
+            ? formatIpv4(r[o + 4] as number)
+            : formatIpv6Groups(ipv6Groups(r[o + 4], r[o + 5], r[o + 6], r[o + 7]));
+        const l = this.#listeners[id];
+        if (l === undefined) this.addon.relayReset(fd);
+        else l.accept(fd, addr, r[o + 3] as number);
+        break;
+      }
+      case EV_CONNECTED:
+        this.#relays[id]?.onConnected(r[o + 2] as number);
+        break;
+      case EV_DATA:
+        this.#relays[id]?.onData(r[o + 2] as number, r[o + 3] as number, r[o + 4] as number, r[o + 5] as number);
+        break;
+      case EV_EOF:
+        this.#relays[id]?.onEnd(r[o + 2] === 0 ? "in" : "out");
+        break;
+      case EV_CLOSED: {
+        const relay = this.#relays[id];
+        this.forget(id);
+        relay?.onClosed(r[o + 2] as number, r[o + 3] === 0 ? "client" : "backend");
+        break;
+      }
+      case EV_ACCEPT_ERROR:
+        this.#listeners[id]?.acceptFailed(r[o + 2] as number);
+        break;
     }
   }
 }

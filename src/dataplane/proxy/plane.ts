@@ -365,7 +365,9 @@ export class ProxyPlane {
   /** The addon's pump when the native relay is in use, else undefined. */
   #pump(): NativeRelayEngine | undefined {
     const r = this.#options.relay;
-    return r === undefined || r === "native" ? NativeRelayEngine.get() : undefined;
+    const pump = r === undefined || r === "native" ? NativeRelayEngine.get() : undefined;
+    if (pump !== undefined) pump.onBug = (err) => this.#deps.log.error("Connection dropped", { err });
+    return pump;
   }
 
   /** The libuv handle API when the handle relay is in use, else undefined (net.Socket relay). */

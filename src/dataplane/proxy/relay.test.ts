@@ -205,3 +205,78 @@ test("the plane names the relay it runs: the fastest by default, the one asked f
   };
   for (const r of relays) assert.equal(relayNote(r), expect[r]);
 });
+
+test(
+  "native relay: a bug while following one connection resets that connection only; the daemon goes on",
+  {
+    skip: NativeRelayEngine.get() === undefined ? "the native addon is not built" : false,
+  },
+  async () => {
+    const real = net.createServer((s) => {
+    s.on("error", () => {});
+    s.on("data", (d) => s.write(d));
+  });
+    await new Promise<void>((r) => real.listen(0, "127.0.0.1", () => r()));
+    const port = (real.address() as net.AddressInfo).port;
+    const errors: string[] = [];
+    const log = { ...silentLogger, error: (msg: string) => errors.push(msg) };
+    const clock = { now: () => performance.now() };
+    const services = new ServiceTable(createDefaultRegistry(), { clock, random: () => 7 });
+    const conns = new ConnTable({ services });
+    const plane = new ProxyPlane({ services, conns, clock, log }, { relay: "native" });
+    const vip = await freePort();
+    const key = { kind: "vip", protocol: "tcp", addr: "127.0.0.1", port: vip } as const;
+    const svc = services.addService(key, {
+      scheduler: "rr",
+      schedFlags: [],
+      persistent: false,
+      timeout: 300,
+      netmask: 32,
+      ops: false,
+      pe: "",
+    });
+    services.addDest(key, {
+      addr: "127.0.0.1",
+      port,
+      fwd: "masq",
+      weight: 1,
+      uThreshold: 0,
+      lThreshold: 0,
+      tun: DEFAULT_TUN,
+    });
+    await plane.start();
+    await plane.serviceAdded(svc);
+    const echo = (text: string) =>
+      new Promise<string>((resolve) => {
+        const c = net.connect({ port: vip, host: "127.0.0.1" });
+        let got = "";
+        c.on("connect", () => c.write(text));
+        c.on("data", (d) => {
+          got += d.toString();
+          if (got.length >= text.length) c.end();
+        });
+        c.on("error", () => resolve(`reset after "${got}"`));
+        c.on("close", () => resolve(got));
+      });
+    try {
+      // The table's byte counting throws once, as a bug would, on the first connection's reads.
+      const account = conns.account.bind(conns);
+      let armed = true;
+      conns.account = (...a: Parameters<ConnTable["account"]>) => {
+        if (armed) {
+          armed = false;
+          throw new Error("injected bug");
+        }
+        account(...a);
+      };
+      const first = await echo("hello");
+      assert.match(first, /^reset after/, "the connection whose record failed is reset");
+      assert.deepEqual(errors, ["Connection dropped"]);
+      assert.equal(await echo("still here"), "still here", "the next connection is relayed");
+      assert.equal(plane.pressure().fdUsed, 1, "only the listener's descriptor is held");
+    } finally {
+      await plane.stop(200);
+      real.close();
+    }
+  },
+);
