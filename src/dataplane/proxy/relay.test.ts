@@ -213,9 +213,9 @@ test(
   },
   async () => {
     const real = net.createServer((s) => {
-    s.on("error", () => {});
-    s.on("data", (d) => s.write(d));
-  });
+      s.on("error", () => {});
+      s.on("data", (d) => s.write(d));
+    });
     await new Promise<void>((r) => real.listen(0, "127.0.0.1", () => r()));
     const port = (real.address() as net.AddressInfo).port;
     const errors: string[] = [];
