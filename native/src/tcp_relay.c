@@ -39,6 +39,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdint.h>
@@ -653,7 +654,14 @@ static int parse_target(napi_env env, napi_value a, napi_value p, struct sockadd
     *sl = sizeof *s4;
     return 1;
   }
+  char* scope = strchr(s, '%');  // fe80::1%eth0: a link-local address and its interface
+  if (scope) *scope++ = 0;
   if (inet_pton(AF_INET6, s, &s6->sin6_addr) == 1) {
+    if (scope) {
+      s6->sin6_scope_id = if_nametoindex(scope);
+      if (!s6->sin6_scope_id) s6->sin6_scope_id = (uint32_t)strtoul(scope, NULL, 10);
+      if (!s6->sin6_scope_id) return 0;
+    }
     s6->sin6_family = AF_INET6;
     s6->sin6_port = htons((uint16_t)port);
     *sl = sizeof *s6;

@@ -16,6 +16,7 @@
 // kernel would drop the next packet of an entry whose destination is gone (expire_nodest_conn),
 // the relay resets the connection at its next DATA record.
 
+import { constants as osConstants } from "node:os";
 import { formatEndpoint, formatIpv4, formatIpv6Groups } from "../../core/addr.ts";
 import type { BoundConn } from "../../core/conn/conn.ts";
 import {
@@ -66,23 +67,8 @@ function errnoError(errno: number, what: string): Error {
   return Object.assign(new Error(`${what} failed: ${code}`), { code, errno });
 }
 
-const ERRNO_NAMES = new Map<number, string>([
-  [1, "EPERM"],
-  [12, "ENOMEM"],
-  [22, "EINVAL"],
-  [23, "ENFILE"],
-  [24, "EMFILE"],
-  [32, "EPIPE"],
-  [97, "EAFNOSUPPORT"],
-  [99, "EADDRNOTAVAIL"],
-  [101, "ENETUNREACH"],
-  [103, "ECONNABORTED"],
-  [104, "ECONNRESET"],
-  [105, "ENOBUFS"],
-  [110, "ETIMEDOUT"],
-  [111, "ECONNREFUSED"],
-  [113, "EHOSTUNREACH"],
-]);
+/** errno numbers to their names (ECONNREFUSED, ...), from the running system's own table. */
+const ERRNO_NAMES = new Map<number, string>(Object.entries(osConstants.errno).map(([name, n]) => [n, name]));
 
 /**
  * The process's one pump (the addon keeps one per process), shared by every plane in it: it
