@@ -9,10 +9,11 @@
 //   both FINs seen               → TIME_WAIT   (the entry lingers and expires)
 //   a reset either way, a failed or timed-out connect → CLOSE (the client gets a RST)
 //
-// The pump reports in batches, once per wake-up of the event loop, as records in a shared
-// Float64Array (the record layout is described in tcp_relay.c). The records of one connection's
-// reads since the last batch arrive as one DATA record: its packets (reads) and payload bytes are
-// charged to the entry and its timeout is refreshed, as the other relays do per read. Where the
+// The pump reports in batches, at most once per wake-up of the event loop, as records in a shared
+// Float64Array (the record layout is described in tcp_relay.c). The reads of one connection since
+// its last record arrive as one DATA record, with the wake-up's other records or, when a wake-up
+// only moved bytes, within 20 ms: its packets (reads) and payload bytes are charged to the entry
+// and its timeout is refreshed, as the other relays do per read. Where the
 // kernel would drop the next packet of an entry whose destination is gone (expire_nodest_conn),
 // the relay resets the connection at its next DATA record.
 
