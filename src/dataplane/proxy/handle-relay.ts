@@ -1,12 +1,6 @@
 // One client connection carried by the socket data plane on bare libuv handles (libuv-tcp.ts):
-// the fast relay, used wherever Node exposes its TCP handles. It keeps the meaning of tcp-relay.ts
-// (the net.Socket relay, the fallback) and the same walk of the kernel's TCP state table:
-//
-//   accept                       → SYN_RECV    (the real server is being reached)
-//   the real server accepts      → ESTABLISHED
-//   client sends FIN first       → CLOSE_WAIT,  real server sends FIN first → FIN_WAIT
-//   both FINs seen               → TIME_WAIT   (the entry lingers and expires)
-//   a reset either way, a failed or timed-out connect → CLOSE (the client gets a RST)
+// the relay used where the native addon is not built and Node exposes its TCP handles. Its
+// connection-table side (states, counters, retries) is relay-entry.ts, shared with the others.
 //
 // How the bytes move. Each side's reads start once the real server has accepted (until then the
 // client's bytes, and its FIN, wait in the kernel). A read's bytes are written to the other side
@@ -16,34 +10,18 @@
 // of the other side's write half (libuv sends it after the pending writes); when both halves are
 // shut both handles are closed. Errors reset the other side.
 //
-// Every read counts as one packet with its payload bytes, and refreshes the entry's timeout, as
-// in tcp-relay.ts. When the table removes the entry while the handles are open (idle timeout,
-// expire_nodest_conn) both are reset.
+// When the table removes the entry while the handles are open (idle timeout, expire_nodest_conn)
+// both are reset.
 
 import { formatEndpoint } from "../../core/addr.ts";
 import type { BoundConn } from "../../core/conn/conn.ts";
-import {
-  TCP_S_CLOSE,
-  TCP_S_CLOSE_WAIT,
-  TCP_S_ESTABLISHED,
-  TCP_S_FIN_WAIT,
-  TCP_S_SYN_RECV,
-  TCP_S_TIME_WAIT,
-} from "../../core/conn/tcp-states.ts";
+import { TCP_S_CLOSE } from "../../core/conn/tcp-states.ts";
 import type { VirtualService } from "../../core/service.ts";
 import { type SockAddr, type TcpBinding, type TcpHandle, UV_EOF, uvError } from "./libuv-tcp.ts";
-import { proxyProtocolFor } from "./options.ts";
-import { proxyHeader } from "./proxy-protocol.ts";
-import {
-  type Arrival,
-  admitTcpClient,
-  type PlaneSlot,
-  plainAddr,
-  rescheduleFailed,
-  type TcpRelayContext,
-} from "./tcp-relay.ts";
+import { admitTcpClient, type Direction, RelayEntry } from "./relay-entry.ts";
+import { type Arrival, type PlaneSlot, plainAddr, type TcpRelayContext } from "./tcp-relay.ts";
 
-type Dir = "in" | "out";
+type Dir = Direction;
 
 /** Bytes after which a direction reads into a buffer of its own (see #ownBuffer). */
 const BULK_BYTES = 256 * 1024;
@@ -67,30 +45,19 @@ function closeHandle(h: TcpHandle, reset: boolean): void {
 
 export class HandleRelay implements PlaneSlot {
   readonly #uv: TcpBinding;
-  readonly #ctx: TcpRelayContext;
-  readonly #svc: VirtualService;
-  readonly #arrival: Arrival;
+  readonly #e: RelayEntry;
   readonly #client: TcpHandle;
-  readonly #caddr: string;
-  readonly #cport: number;
-  #conn: BoundConn;
   /** The real server's handle of the current attempt. */
   #backend: TcpHandle | undefined;
   #clientOpen = true;
   #backendOpen = false;
-  /** An end of stream was read from the client / the real server. */
-  #clientEnded = false;
-  #backendEnded = false;
   /** Our shutdown of the client's / the real server's write half completed. */
   #clientShut = false;
   #backendShut = false;
   /** Writes not yet completed towards the real server ("in") and the client ("out"). */
   #pendingIn = 0;
   #pendingOut = 0;
-  #done = false;
   #piped = false;
-  #attempts = 1;
-  readonly #tried = new Set<string>();
   /** The descriptor taken at accept for the first real-server socket is still unused. */
   #backendFdTaken = true;
   #connectTimer: NodeJS.Timeout | undefined;
@@ -112,21 +79,13 @@ export class HandleRelay implements PlaneSlot {
     conn: BoundConn,
   ) {
     this.#uv = uv;
-    this.#ctx = ctx;
-    this.#svc = svc;
-    this.#arrival = arrival;
     this.#client = client;
-    this.#caddr = caddr;
-    this.#cport = cport;
-    this.#conn = conn;
-    conn.plane = this;
-    ctx.open.add(this);
-    ctx.conns.setState(conn, TCP_S_SYN_RECV, ctx.clock.now());
+    this.#e = new RelayEntry(ctx, svc, arrival, caddr, cport, conn, this);
     this.#connect();
   }
 
   get conn(): BoundConn {
-    return this.#conn;
+    return this.#e.conn;
   }
 
   /** Schedule a client accepted on a service's listener and start relaying it (or reset it). */
@@ -147,14 +106,15 @@ export class HandleRelay implements PlaneSlot {
   }
 
   #connect(): void {
-    const ctx = this.#ctx;
-    const conn = this.#conn;
-    this.#tried.add(`${conn.daddr}|${conn.dport}`);
+    const e = this.#e;
+    const ctx = e.ctx;
+    const conn = e.conn;
+    e.connecting();
     // The first connect uses the descriptor taken at accept; a retry takes one of its own.
     if (this.#backendFdTaken) this.#backendFdTaken = false;
     else if (!ctx.fds.take(1)) {
-      ctx.fdAlarm.hit({ service: this.#svc.id, fdLimit: ctx.fds.limit, fdUsed: ctx.fds.used });
-      this.#finish(TCP_S_CLOSE);
+      ctx.fdAlarm.hit({ service: e.svc.id, fdLimit: ctx.fds.limit, fdUsed: ctx.fds.used });
+      e.finish(TCP_S_CLOSE);
       this.#closeClient(true);
       return;
     }
@@ -192,40 +152,21 @@ export class HandleRelay implements PlaneSlot {
       this.#connectFailed(uvError(status, "connect"));
       return;
     }
-    if (this.#done || !this.#clientOpen) {
+    const e = this.#e;
+    if (e.done || !this.#clientOpen) {
       this.#closeBackend(true);
       return;
     }
-    const ctx = this.#ctx;
-    const conn = this.#conn;
-    const now = ctx.clock.now();
-    ctx.conns.setState(conn, TCP_S_ESTABLISHED, now);
-    ctx.syncIn?.(conn, now);
-    if (conn.fwd === "fullnat") {
-      // The director's side of the server connection is FULLNAT's local endpoint (-c shows it).
-      const local: SockAddr = {};
-      const laddr = b.getsockname(local) === 0 ? plainAddr(local.address) : undefined;
-      if (laddr !== undefined && local.port !== undefined) {
-        try {
-          ctx.conns.setLocal(conn, laddr, local.port);
-        } catch (err) {
-          ctx.log.debug("FULLNAT local endpoint not recorded", { err });
-        }
-      }
-    }
+    const local: SockAddr = {};
+    e.established(
+      e.conn.fwd === "fullnat" && b.getsockname(local) === 0
+        ? { addr: plainAddr(local.address), port: local.port }
+        : undefined,
+    );
     b.setNoDelay(true);
     this.#piped = true;
-    const pp = proxyProtocolFor(ctx.options.proxyProtocol, this.#svc.id, conn.dest.endpoint);
-    if (pp !== 0)
-      this.#write(
-        "in",
-        proxyHeader(pp, {
-          caddr: this.#caddr,
-          cport: this.#cport,
-          vaddr: this.#arrival.vaddr,
-          vport: this.#arrival.vport,
-        }),
-      );
+    const header = e.proxyHeader();
+    if (header !== undefined) this.#write("in", header);
     if (!this.#piped) return; // the header's write failed
     this.#client.onread = (ab) => this.#onRead("in", ab);
     b.onread = (ab) => this.#onRead("out", ab);
@@ -234,34 +175,8 @@ export class HandleRelay implements PlaneSlot {
   }
 
   #connectFailed(err: Error): void {
-    if (this.#done) return;
-    const ctx = this.#ctx;
-    const failed = this.#conn;
-    ctx.log.debug("Destination did not accept", {
-      service: this.#svc.id,
-      dest: formatEndpoint(failed.daddr, failed.dport),
-      err,
-    });
-    const again = rescheduleFailed(
-      ctx,
-      this.#svc,
-      this.#arrival,
-      { addr: this.#caddr, port: this.#cport, open: this.#clientOpen },
-      failed,
-      this.#attempts,
-      this.#tried,
-      this,
-    );
-    if (again !== undefined) {
-      this.#attempts++;
-      this.#conn = again.conn;
-      if (again.retry) {
-        this.#connect();
-        return;
-      }
-    }
-    this.#finish(TCP_S_CLOSE);
-    this.#closeClient(true);
+    if (this.#e.connectFailed(err, this.#clientOpen)) this.#connect();
+    else this.#closeClient(true);
   }
 
   #onRead(dir: Dir, ab: ArrayBuffer | undefined): void {
@@ -272,18 +187,10 @@ export class HandleRelay implements PlaneSlot {
           ? Buffer.from(ab, this.#uv.readOffset(), n)
           : (dir === "in" ? this.#bufIn : this.#bufOut)?.subarray(0, n);
       if (data === undefined) return;
-      const ctx = this.#ctx;
-      const conn = this.#conn;
-      if (!conn.dest.available && ctx.conns.options.expireNodestConn) {
-        // expire_nodest_conn: the destination is gone, so the kernel drops the entry on its next packet.
+      if (!this.#e.passed(dir, 1, n)) {
         this.#reset();
-        ctx.conns.remove(conn, ctx.clock.now());
         return;
       }
-      ctx.conns.account(conn, dir, 1, n);
-      const now = ctx.clock.now();
-      ctx.conns.touch(conn, now);
-      if (dir === "in") ctx.syncIn?.(conn, now);
       this.#write(dir, data);
       if (ab !== undefined && (dir === "in" ? (this.#readIn += n) : (this.#readOut += n)) >= BULK_BYTES)
         this.#ownBuffer(dir);
@@ -339,14 +246,14 @@ export class HandleRelay implements PlaneSlot {
   }
 
   #written(dir: Dir, status: number): void {
-    if (this.#done && !this.#piped) return;
+    if (this.#e.done && !this.#piped) return;
     if (status < 0) {
-      if (!this.#done) this.#failed(dir === "in" ? "backend" : "client", uvError(status, "write"));
+      if (!this.#e.done) this.#failed(dir === "in" ? "backend" : "client", uvError(status, "write"));
       return;
     }
     if (dir === "in") {
-      if (--this.#pendingIn === 0 && !this.#clientEnded && this.#clientOpen) this.#client.readStart();
-    } else if (--this.#pendingOut === 0 && !this.#backendEnded && this.#backendOpen) this.#backend?.readStart();
+      if (--this.#pendingIn === 0 && !this.#e.clientEnded && this.#clientOpen) this.#client.readStart();
+    } else if (--this.#pendingOut === 0 && !this.#e.backendEnded && this.#backendOpen) this.#backend?.readStart();
   }
 
   /**
@@ -356,10 +263,9 @@ export class HandleRelay implements PlaneSlot {
    * reset), one system call and one wake-up less per connection.
    */
   #onEnd(dir: Dir): void {
-    if (dir === "in") this.#clientEnded = true;
-    else this.#backendEnded = true;
-    this.#halfClosed(dir);
-    if (this.#clientEnded && this.#backendEnded && this.#pendingIn === 0 && this.#pendingOut === 0) {
+    const e = this.#e;
+    e.ended(dir);
+    if (e.clientEnded && e.backendEnded && this.#pendingIn === 0 && this.#pendingOut === 0) {
       this.#closeClient(false);
       this.#closeBackend(false);
       return;
@@ -376,32 +282,17 @@ export class HandleRelay implements PlaneSlot {
   #shut(dir: Dir): void {
     if (dir === "in") this.#backendShut = true;
     else this.#clientShut = true;
-    if (this.#clientEnded && this.#backendEnded && this.#clientShut && this.#backendShut) {
+    const e = this.#e;
+    if (e.clientEnded && e.backendEnded && this.#clientShut && this.#backendShut) {
       this.#closeClient(false);
       this.#closeBackend(false);
     }
   }
 
-  #halfClosed(dir: Dir): void {
-    if (this.#done) return;
-    const ctx = this.#ctx;
-    const now = ctx.clock.now();
-    if (this.#clientEnded && this.#backendEnded) {
-      this.#finish(TCP_S_TIME_WAIT);
-      return;
-    }
-    ctx.conns.setState(this.#conn, dir === "in" ? TCP_S_CLOSE_WAIT : TCP_S_FIN_WAIT, now);
-    if (dir === "in") ctx.syncIn?.(this.#conn, now);
-  }
-
   /** A read or write error on one side: reset the other, close both, the entry goes to CLOSE. */
   #failed(side: "client" | "backend", err: Error): void {
-    if (this.#done && !this.#clientOpen && !this.#backendOpen) return;
-    this.#ctx.log.debug(side === "client" ? "Client connection error" : "Real server connection error", {
-      service: this.#svc.id,
-      err,
-    });
-    this.#finish(TCP_S_CLOSE);
+    if (this.#e.done && !this.#clientOpen && !this.#backendOpen) return;
+    this.#e.failed(side, err);
     this.#closeClient(true);
     this.#closeBackend(true);
   }
@@ -409,7 +300,7 @@ export class HandleRelay implements PlaneSlot {
   #closeClient(reset: boolean): void {
     if (!this.#clientOpen) return;
     this.#clientOpen = false;
-    const fds = this.#ctx.fds;
+    const fds = this.#e.ctx.fds;
     closeHandle(this.#client, reset);
     fds.give(1);
     this.#release();
@@ -423,7 +314,7 @@ export class HandleRelay implements PlaneSlot {
       clearTimeout(this.#connectTimer);
       this.#connectTimer = undefined;
     }
-    const fds = this.#ctx.fds;
+    const fds = this.#e.ctx.fds;
     closeHandle(b, reset);
     fds.give(1);
     this.#release();
@@ -433,20 +324,11 @@ export class HandleRelay implements PlaneSlot {
   #release(): void {
     if (this.#clientOpen || this.#backendOpen) return;
     this.#piped = false;
-    this.#ctx.open.delete(this);
-    if (this.#conn.plane === this) this.#conn.plane = undefined;
-  }
-
-  /** Leave the entry in its final state (once) to linger and expire. */
-  #finish(state: number): void {
-    if (this.#done) return;
-    this.#done = true;
-    const ctx = this.#ctx;
-    ctx.conns.setState(this.#conn, state, ctx.clock.now());
+    this.#e.leave();
   }
 
   #reset(): void {
-    this.#done = true;
+    this.#e.done = true;
     this.#closeClient(true);
     this.#closeBackend(true);
   }
@@ -460,22 +342,18 @@ export class HandleRelay implements PlaneSlot {
   /** What the relay is waiting for (logged when a drain gives up on it). */
   describe(): Record<string, unknown> {
     return {
-      client: `${this.#caddr}:${this.#cport}`,
-      state: this.#conn.stateName,
-      clientEnded: this.#clientEnded,
-      backendEnded: this.#backendEnded,
+      ...this.#e.describe(),
       clientOpen: this.#clientOpen,
       backendOpen: this.#backendOpen,
       pendingToServer: this.#pendingIn,
       pendingToClient: this.#pendingOut,
-      connecting: this.#backendOpen && !this.#piped && !this.#done,
+      connecting: this.#backendOpen && !this.#piped && !this.#e.done,
     };
   }
 
   /** Drain bound reached: reset what is left. */
   abort(): void {
     this.#reset();
-    const ctx = this.#ctx;
-    ctx.conns.setState(this.#conn, TCP_S_CLOSE, ctx.clock.now());
+    this.#e.aborted();
   }
 }

@@ -1,38 +1,24 @@
 // The socket data plane's fastest TCP relay: the native addon's byte pump (native/src/tcp_relay.c)
-// accepts, connects and moves the bytes; this file decides everything and keeps the connection
-// table true. It is used wherever the addon is built; handle-relay.ts (libuv handles) and
-// tcp-relay.ts (net.Socket) remain the fallbacks, with the same meaning:
-//
-//   accept                       → SYN_RECV    (the real server is being reached)
-//   the real server accepts      → ESTABLISHED
-//   client sends FIN first       → CLOSE_WAIT,  real server sends FIN first → FIN_WAIT
-//   both FINs seen               → TIME_WAIT   (the entry lingers and expires)
-//   a reset either way, a failed or timed-out connect → CLOSE (the client gets a RST)
+// accepts, connects and moves the bytes; this file decides everything, and its connection-table
+// side (states, counters, retries) is relay-entry.ts, shared with the fallbacks handle-relay.ts
+// (libuv handles) and tcp-relay.ts (net.Socket). It is used wherever the addon is built.
 //
 // The pump reports in batches, at most once per wake-up of the event loop, as records in a shared
 // Float64Array (the record layout is described in tcp_relay.c). The reads of one connection since
 // its last record arrive as one DATA record, with the wake-up's other records or, when a wake-up
 // only moved bytes, within 20 ms: its packets (reads) and payload bytes are charged to the entry
-// and its timeout is refreshed, as the other relays do per read. Where the
-// kernel would drop the next packet of an entry whose destination is gone (expire_nodest_conn),
-// the relay resets the connection at its next DATA record.
+// and its timeout is refreshed, as the other relays do per read. Where the kernel would drop the
+// next packet of an entry whose destination is gone (expire_nodest_conn), the relay resets the
+// connection at its next DATA record.
 
 import { constants as osConstants } from "node:os";
 import { formatEndpoint, formatIpv4, formatIpv6Groups } from "../../core/addr.ts";
 import type { BoundConn } from "../../core/conn/conn.ts";
-import {
-  TCP_S_CLOSE,
-  TCP_S_CLOSE_WAIT,
-  TCP_S_ESTABLISHED,
-  TCP_S_FIN_WAIT,
-  TCP_S_SYN_RECV,
-  TCP_S_TIME_WAIT,
-} from "../../core/conn/tcp-states.ts";
+import { TCP_S_TIME_WAIT } from "../../core/conn/tcp-states.ts";
 import type { VirtualService } from "../../core/service.ts";
 import { loadNative } from "../../platform/native-addon.ts";
-import { proxyProtocolFor } from "./options.ts";
-import { proxyHeader } from "./proxy-protocol.ts";
-import { type Arrival, admitTcpClient, type PlaneSlot, rescheduleFailed, type TcpRelayContext } from "./tcp-relay.ts";
+import { admitTcpClient, type Direction, RelayEntry } from "./relay-entry.ts";
+import type { Arrival, PlaneSlot, TcpRelayContext } from "./tcp-relay.ts";
 
 /** The addon's relay functions (native/src/tcp_relay.c has the exact contracts). */
 interface RelayAddon {
@@ -265,23 +251,13 @@ export class NativeListener {
 /** One client connection relayed by the pump. */
 export class NativeRelay implements PlaneSlot {
   readonly #engine: NativeRelayEngine;
-  readonly #ctx: TcpRelayContext;
-  readonly #svc: VirtualService;
-  readonly #arrival: Arrival;
-  readonly #caddr: string;
-  readonly #cport: number;
-  #conn: BoundConn;
+  readonly #e: RelayEntry;
   /** The client's descriptor until the pump owns it. */
-  #fd: number;
+  readonly #fd: number;
   /** The pump's id for this connection, -1 before the first connect started. */
   #id = -1;
   #open = true;
   #piped = false;
-  #done = false;
-  #clientEnded = false;
-  #backendEnded = false;
-  #attempts = 1;
-  readonly #tried = new Set<string>();
   #connectTimer: NodeJS.Timeout | undefined;
 
   private constructor(
@@ -295,21 +271,13 @@ export class NativeRelay implements PlaneSlot {
     conn: BoundConn,
   ) {
     this.#engine = engine;
-    this.#ctx = ctx;
-    this.#svc = svc;
-    this.#arrival = arrival;
     this.#fd = fd;
-    this.#caddr = caddr;
-    this.#cport = cport;
-    this.#conn = conn;
-    conn.plane = this;
-    ctx.open.add(this);
-    ctx.conns.setState(conn, TCP_S_SYN_RECV, ctx.clock.now());
+    this.#e = new RelayEntry(ctx, svc, arrival, caddr, cport, conn, this);
     this.#connect();
   }
 
   get conn(): BoundConn {
-    return this.#conn;
+    return this.#e.conn;
   }
 
   /** Schedule a client the pump accepted and start relaying it (or reset it). */
@@ -330,22 +298,11 @@ export class NativeRelay implements PlaneSlot {
     new NativeRelay(engine, ctx, svc, arrival, fd, caddr, cport, r);
   }
 
-  /** The PROXY protocol header this connection's real server wants, or null. */
-  #header(): Buffer | null {
-    const pp = proxyProtocolFor(this.#ctx.options.proxyProtocol, this.#svc.id, this.#conn.dest.endpoint);
-    if (pp === 0) return null;
-    return proxyHeader(pp, {
-      caddr: this.#caddr,
-      cport: this.#cport,
-      vaddr: this.#arrival.vaddr,
-      vport: this.#arrival.vport,
-    });
-  }
-
   #connect(): void {
-    const conn = this.#conn;
-    this.#tried.add(`${conn.daddr}|${conn.dport}`);
-    const header = this.#header();
+    const e = this.#e;
+    const conn = e.conn;
+    e.connecting();
+    const header = e.proxyHeader() ?? null;
     let rc: number;
     if (this.#id < 0) {
       rc = this.#engine.connect(this, this.#fd, conn.daddr, conn.dport, header);
@@ -358,10 +315,10 @@ export class NativeRelay implements PlaneSlot {
       return;
     }
     const timer = setTimeout(() => {
-      if (this.#connectTimer !== timer || this.#piped || this.#done) return;
+      if (this.#connectTimer !== timer || this.#piped || e.done) return;
       this.#connectTimer = undefined;
       this.#connectFailed(new Error(`Connect to ${formatEndpoint(conn.daddr, conn.dport)} timed out`));
-    }, this.#ctx.options.connectTimeoutMs);
+    }, e.ctx.options.connectTimeoutMs);
     this.#connectTimer = timer;
   }
 
@@ -370,100 +327,35 @@ export class NativeRelay implements PlaneSlot {
       clearTimeout(this.#connectTimer);
       this.#connectTimer = undefined;
     }
-    if (this.#done || this.#piped) return;
+    if (this.#e.done || this.#piped) return;
     if (status < 0) {
       this.#connectFailed(errnoError(status, "connect"));
       return;
     }
-    const ctx = this.#ctx;
-    const conn = this.#conn;
-    const now = ctx.clock.now();
-    ctx.conns.setState(conn, TCP_S_ESTABLISHED, now);
-    ctx.syncIn?.(conn, now);
-    if (conn.fwd === "fullnat") {
-      // The director's side of the server connection is FULLNAT's local endpoint (-c shows it).
-      const local = this.#engine.addon.relayLocal(this.#id);
-      if (local !== undefined) {
-        try {
-          ctx.conns.setLocal(conn, local[0], local[1]);
-        } catch (err) {
-          ctx.log.debug("FULLNAT local endpoint not recorded", { err });
-        }
-      }
-    }
+    const local = this.#e.conn.fwd === "fullnat" ? this.#engine.addon.relayLocal(this.#id) : undefined;
+    this.#e.established(local && { addr: local[0], port: local[1] });
     this.#piped = true;
   }
 
   #connectFailed(err: Error): void {
-    if (this.#done) return;
-    const ctx = this.#ctx;
-    const failed = this.#conn;
-    ctx.log.debug("Destination did not accept", {
-      service: this.#svc.id,
-      dest: formatEndpoint(failed.daddr, failed.dport),
-      err,
-    });
-    const again = rescheduleFailed(
-      ctx,
-      this.#svc,
-      this.#arrival,
-      { addr: this.#caddr, port: this.#cport, open: this.#open },
-      failed,
-      this.#attempts,
-      this.#tried,
-      this,
-    );
-    if (again !== undefined) {
-      this.#attempts++;
-      this.#conn = again.conn;
-      if (again.retry) {
-        this.#connect();
-        return;
-      }
-    }
-    this.#finish(TCP_S_CLOSE);
-    this.#close(true);
+    if (this.#e.connectFailed(err, this.#open)) this.#connect();
+    else this.#close(true);
   }
 
   onData(inPackets: number, inBytes: number, outPackets: number, outBytes: number): void {
-    const ctx = this.#ctx;
-    const conn = this.#conn;
-    if (!conn.dest.available && ctx.conns.options.expireNodestConn) {
-      // expire_nodest_conn: the destination is gone, so the kernel drops the entry at its next packet.
-      this.#reset();
-      ctx.conns.remove(conn, ctx.clock.now());
-      return;
-    }
-    if (inPackets > 0) ctx.conns.account(conn, "in", inPackets, inBytes);
-    if (outPackets > 0) ctx.conns.account(conn, "out", outPackets, outBytes);
-    const now = ctx.clock.now();
-    ctx.conns.touch(conn, now);
-    if (inPackets > 0) ctx.syncIn?.(conn, now);
+    const e = this.#e;
+    if (!e.passed("in", inPackets, inBytes) || !e.passed("out", outPackets, outBytes)) this.#reset();
   }
 
-  onEnd(dir: "in" | "out"): void {
-    if (dir === "in") this.#clientEnded = true;
-    else this.#backendEnded = true;
-    if (this.#done) return;
-    const ctx = this.#ctx;
-    const now = ctx.clock.now();
-    if (this.#clientEnded && this.#backendEnded) {
-      this.#finish(TCP_S_TIME_WAIT);
-      return;
-    }
-    ctx.conns.setState(this.#conn, dir === "in" ? TCP_S_CLOSE_WAIT : TCP_S_FIN_WAIT, now);
-    if (dir === "in") ctx.syncIn?.(this.#conn, now);
+  onEnd(dir: Direction): void {
+    this.#e.ended(dir);
   }
 
   /** The pump closed both sockets: after both ends of stream (status 0) or an error on one side. */
   onClosed(status: number, side: "client" | "backend"): void {
-    if (status < 0) {
-      this.#ctx.log.debug(side === "client" ? "Client connection error" : "Real server connection error", {
-        service: this.#svc.id,
-        err: errnoError(status, side === "client" ? "client socket" : "real-server socket"),
-      });
-      this.#finish(TCP_S_CLOSE);
-    } else this.#finish(TCP_S_TIME_WAIT);
+    const e = this.#e;
+    if (status < 0) e.failed(side, errnoError(status, side === "client" ? "client socket" : "real-server socket"));
+    else e.finish(TCP_S_TIME_WAIT);
     this.#release();
   }
 
@@ -472,10 +364,11 @@ export class NativeRelay implements PlaneSlot {
     if (!this.#open) return;
     if (this.#id >= 0) {
       const unreported = this.#engine.abort(this.#id, reset);
-      if (unreported !== undefined && this.#conn.live && !this.#conn.template) {
+      const conn = this.#e.conn;
+      if (unreported !== undefined && conn.live && !conn.template) {
         const [ip = 0, ib = 0, op = 0, ob = 0] = unreported;
-        if (ip > 0) this.#ctx.conns.account(this.#conn, "in", ip, ib);
-        if (op > 0) this.#ctx.conns.account(this.#conn, "out", op, ob);
+        if (ip > 0) this.#e.ctx.conns.account(conn, "in", ip, ib);
+        if (op > 0) this.#e.ctx.conns.account(conn, "out", op, ob);
       }
     } else this.#engine.addon.relayReset(this.#fd);
     this.#release();
@@ -489,21 +382,12 @@ export class NativeRelay implements PlaneSlot {
       clearTimeout(this.#connectTimer);
       this.#connectTimer = undefined;
     }
-    this.#ctx.fds.give(2);
-    this.#ctx.open.delete(this);
-    if (this.#conn.plane === this) this.#conn.plane = undefined;
-  }
-
-  /** Leave the entry in its final state (once) to linger and expire. */
-  #finish(state: number): void {
-    if (this.#done) return;
-    this.#done = true;
-    const ctx = this.#ctx;
-    ctx.conns.setState(this.#conn, state, ctx.clock.now());
+    this.#e.ctx.fds.give(2);
+    this.#e.leave();
   }
 
   #reset(): void {
-    this.#done = true;
+    this.#e.done = true;
     this.#close(true);
   }
 
@@ -515,20 +399,12 @@ export class NativeRelay implements PlaneSlot {
 
   /** What the relay is waiting for (logged when a drain gives up on it). */
   describe(): Record<string, unknown> {
-    return {
-      client: `${this.#caddr}:${this.#cport}`,
-      state: this.#conn.stateName,
-      clientEnded: this.#clientEnded,
-      backendEnded: this.#backendEnded,
-      open: this.#open,
-      connecting: this.#open && !this.#piped && !this.#done,
-    };
+    return { ...this.#e.describe(), open: this.#open, connecting: this.#open && !this.#piped && !this.#e.done };
   }
 
   /** Drain bound reached: reset what is left. */
   abort(): void {
     this.#reset();
-    const ctx = this.#ctx;
-    ctx.conns.setState(this.#conn, TCP_S_CLOSE, ctx.clock.now());
+    this.#e.aborted();
   }
 }
