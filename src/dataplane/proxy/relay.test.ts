@@ -11,7 +11,7 @@ import test from "node:test";
 import type { Conn } from "../../core/conn/conn.ts";
 import { ConnTable } from "../../core/conn/conn-table.ts";
 import { DEFAULT_TUN } from "../../core/dest.ts";
-import { silentLogger } from "../../core/log.ts";
+import { type Logger, silentLogger } from "../../core/log.ts";
 import { createDefaultRegistry } from "../../core/sched/all.ts";
 import type { VirtualService } from "../../core/service.ts";
 import { ServiceTable } from "../../core/service-table.ts";
@@ -30,12 +30,13 @@ async function freePort(): Promise<number> {
 async function withPlane(
   relay: "native" | "handle" | "stream",
   destPort: number,
-  fn: (vip: number, conns: ConnTable, svc: VirtualService) => Promise<void>,
+  fn: (vip: number, conns: ConnTable, svc: VirtualService, plane: ProxyPlane) => Promise<void>,
+  log: Logger = silentLogger,
 ): Promise<void> {
   const clock = { now: () => performance.now() };
   const services = new ServiceTable(createDefaultRegistry(), { clock, random: () => 7 });
   const conns = new ConnTable({ services });
-  const plane = new ProxyPlane({ services, conns, clock, log: silentLogger }, { relay });
+  const plane = new ProxyPlane({ services, conns, clock, log }, { relay });
   const vip = await freePort();
   const key = { kind: "vip", protocol: "tcp", addr: "127.0.0.1", port: vip } as const;
   const svc = services.addService(key, {
@@ -59,7 +60,7 @@ async function withPlane(
   await plane.start();
   await plane.serviceAdded(svc);
   try {
-    await fn(vip, conns, svc);
+    await fn(vip, conns, svc, plane);
   } finally {
     await plane.stop(200);
   }
@@ -220,62 +221,42 @@ test(
     const port = (real.address() as net.AddressInfo).port;
     const errors: string[] = [];
     const log = { ...silentLogger, error: (msg: string) => errors.push(msg) };
-    const clock = { now: () => performance.now() };
-    const services = new ServiceTable(createDefaultRegistry(), { clock, random: () => 7 });
-    const conns = new ConnTable({ services });
-    const plane = new ProxyPlane({ services, conns, clock, log }, { relay: "native" });
-    const vip = await freePort();
-    const key = { kind: "vip", protocol: "tcp", addr: "127.0.0.1", port: vip } as const;
-    const svc = services.addService(key, {
-      scheduler: "rr",
-      schedFlags: [],
-      persistent: false,
-      timeout: 300,
-      netmask: 32,
-      ops: false,
-      pe: "",
-    });
-    services.addDest(key, {
-      addr: "127.0.0.1",
-      port,
-      fwd: "masq",
-      weight: 1,
-      uThreshold: 0,
-      lThreshold: 0,
-      tun: DEFAULT_TUN,
-    });
-    await plane.start();
-    await plane.serviceAdded(svc);
-    const echo = (text: string) =>
-      new Promise<string>((resolve) => {
-        const c = net.connect({ port: vip, host: "127.0.0.1" });
-        let got = "";
-        c.on("connect", () => c.write(text));
-        c.on("data", (d) => {
-          got += d.toString();
-          if (got.length >= text.length) c.end();
-        });
-        c.on("error", () => resolve(`reset after "${got}"`));
-        c.on("close", () => resolve(got));
-      });
     try {
-      // The table's byte counting throws once, as a bug would, on the first connection's reads.
-      const account = conns.account.bind(conns);
-      let armed = true;
-      conns.account = (...a: Parameters<ConnTable["account"]>) => {
-        if (armed) {
-          armed = false;
-          throw new Error("injected bug");
-        }
-        account(...a);
-      };
-      const first = await echo("hello");
-      assert.match(first, /^reset after/, "the connection whose record failed is reset");
-      assert.deepEqual(errors, ["Connection dropped"]);
-      assert.equal(await echo("still here"), "still here", "the next connection is relayed");
-      assert.equal(plane.pressure().fdUsed, 1, "only the listener's descriptor is held");
+      await withPlane(
+        "native",
+        port,
+        async (vip, conns, _svc, plane) => {
+          const echo = (text: string) =>
+            new Promise<string>((resolve) => {
+              const c = net.connect({ port: vip, host: "127.0.0.1" });
+              let got = "";
+              c.on("connect", () => c.write(text));
+              c.on("data", (d) => {
+                got += d.toString();
+                if (got.length >= text.length) c.end();
+              });
+              c.on("error", () => resolve(`reset after "${got}"`));
+              c.on("close", () => resolve(got));
+            });
+          // The table's byte counting throws once, as a bug would, on the first connection's reads.
+          const account = conns.account.bind(conns);
+          let armed = true;
+          conns.account = (...a: Parameters<ConnTable["account"]>) => {
+            if (armed) {
+              armed = false;
+              throw new Error("injected bug");
+            }
+            account(...a);
+          };
+          const first = await echo("hello");
+          assert.match(first, /^reset after/, "the connection whose record failed is reset");
+          assert.deepEqual(errors, ["Connection dropped"]);
+          assert.equal(await echo("still here"), "still here", "the next connection is relayed");
+          assert.equal(plane.pressure().fdUsed, 1, "only the listener's descriptor is held");
+        },
+        log,
+      );
     } finally {
-      await plane.stop(200);
       real.close();
     }
   },
