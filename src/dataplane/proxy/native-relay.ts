@@ -301,7 +301,6 @@ export class NativeRelay implements PlaneSlot {
   #connect(): void {
     const e = this.#e;
     const conn = e.conn;
-    e.connecting();
     const header = e.proxyHeader() ?? null;
     let rc: number;
     if (this.#id < 0) {

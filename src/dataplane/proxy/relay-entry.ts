@@ -102,7 +102,8 @@ export class RelayEntry {
   done = false;
   readonly #slot: PlaneSlot & OpenRelay;
   #attempts = 1;
-  readonly #tried = new Set<string>();
+  /** The real servers that did not accept ("address|port"), made at the first failure. */
+  #failed: Set<string> | undefined;
 
   /** The relay `slot` carries a client admitted as `conn`: the entry is SYN_RECV, the relay open. */
   constructor(
@@ -124,11 +125,6 @@ export class RelayEntry {
     conn.plane = slot;
     ctx.open.add(slot);
     ctx.conns.setState(conn, TCP_S_SYN_RECV, ctx.clock.now());
-  }
-
-  /** A connect to the current entry's real server starts. */
-  connecting(): void {
-    this.#tried.add(`${this.conn.daddr}|${this.conn.dport}`);
   }
 
   /** The PROXY protocol header the current real server wants (tvsd --proxy-protocol), or undefined. */
@@ -175,6 +171,7 @@ export class RelayEntry {
       dest: formatEndpoint(failed.daddr, failed.dport),
       err,
     });
+    const tried = (this.#failed ??= new Set()).add(`${failed.daddr}|${failed.dport}`);
     if (ctx.options.retryConnect && this.#attempts < this.svc.dests.length && clientOpen) {
       const now = ctx.clock.now();
       failed.plane = undefined;
@@ -189,7 +186,7 @@ export class RelayEntry {
         this.#attempts++;
         r.plane = this.#slot;
         this.conn = r;
-        if (!this.#tried.has(`${r.daddr}|${r.dport}`)) {
+        if (!tried.has(`${r.daddr}|${r.dport}`)) {
           ctx.conns.setState(r, TCP_S_SYN_RECV, now);
           return true;
         }

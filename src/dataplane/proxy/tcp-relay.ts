@@ -116,7 +116,6 @@ export class TcpRelay implements PlaneSlot {
     const e = this.#e;
     const ctx = e.ctx;
     const conn = e.conn;
-    e.connecting();
     // The first connect uses the descriptor taken at accept; a retry takes one of its own.
     if (this.#backendFdTaken) this.#backendFdTaken = false;
     else if (!ctx.fds.take(1)) {
