@@ -24,16 +24,22 @@
 //
 // Connection sockets are registered edge-triggered for input and output once, when they are
 // made, and never modified: a direction reads until a short read (a new arrival raises a new
-// edge; once a socket has reported its peer's shutdown, until the end of stream), and when the destination cannot take everything, the rest waits in a buffer of its own,
-// the source is not read until that buffer is written (the kernel's windows carry the
-// backpressure), and the destination's writable edge resumes it. One read buffer of 64 KiB is
-// shared by every connection, because a read's bytes are written at once. A direction that keeps
-// its source full yields after 16 reads so others are served; it is resumed from an idle handle.
+// edge; once a socket has reported its peer's shutdown, until the end of stream), and when the
+// destination cannot take everything, the rest waits in a buffer of its own, the source is not
+// read until that buffer is written (the kernel's windows carry the backpressure), and the
+// destination's writable edge resumes it. One read buffer of 64 KiB is shared by every
+// connection, because a read's bytes are written at once. A direction that keeps its source full
+// yields after 16 reads so others are served; it is resumed from an idle handle.
 //
 // Half-close: an end of stream read on one side becomes a shutdown of the other side's write half
 // once everything before it is written; the second one closes both sockets (close sends that FIN).
-// A read or write error resets both sockets (SO_LINGER 0). Ids are reused only at the start of the
-// next wake-up, after JavaScript has consumed every record naming them.
+// A read or write error resets both sockets (SO_LINGER 0), and so does an error reported on a
+// socket whose stream has ended (a reset after its FIN), which no read would see. Ids are reused
+// only at the start of the next wake-up, after JavaScript has consumed every record naming them.
+//
+// Arguments from JavaScript are checked before use: descriptors and ids must be integral numbers
+// (a TypeError otherwise), and a descriptor is taken over or closed only if it is a TCP socket
+// (-ENOTSOCK, -EBADF otherwise; it is then left alone).
 
 #define _GNU_SOURCE
 #include "tcp_relay.h"
@@ -140,7 +146,29 @@ static napi_value fail_errno(napi_env env, const char* what, int err) {
   return NULL;
 }
 
-static int arg_i32(napi_env env, napi_value v, int32_t* out) { return napi_get_value_int32(env, v, out) == napi_ok; }
+// An integral number within int32's range. (napi_get_value_int32 alone would turn NaN and
+// Infinity into 0, 2^32 + 3 into 3 and 3.5 into 3: a wrong argument must not name descriptor 0,
+// 3 or an id that happens to be open.)
+static int arg_i32(napi_env env, napi_value v, int32_t* out) {
+  double d;
+  if (napi_get_value_double(env, v, &d) != napi_ok || !(d >= INT32_MIN && d <= INT32_MAX) || d != (double)(int32_t)d)
+    return 0;
+  *out = (int32_t)d;
+  return 1;
+}
+
+// 0 when fd is a TCP (stream) socket, else the errno saying why not (EBADF, ENOTSOCK). The
+// functions that take over or close a descriptor check it first, so a stale or wrong number
+// never closes a file, a pipe or the terminal.
+static int stream_socket(int fd, int listening) {
+  int v = 0;
+  socklen_t l = sizeof v;
+  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &v, &l) < 0) return errno;
+  if (v != SOCK_STREAM) return ENOTSOCK;
+  l = sizeof v;
+  if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &l) < 0) return errno;
+  return (v != 0) == (listening != 0) ? 0 : EINVAL;
+}
 
 static uint64_t tag(int32_t id, int side) { return ((uint64_t)(uint32_t)id << 2) | (uint64_t)side; }
 
@@ -373,6 +401,16 @@ static void on_conn_event(relay* r, int32_t id, int side, uint32_t events) {
     if (c->state != S_RELAY) return;
   }
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)) pump(r, c, in);
+  // A socket whose stream has ended is read no more, so its error (a reset: the real server
+  // closed and answered the client's next bytes with one, or the client reset after its FIN)
+  // would wait for the other direction's next write. It resets both now, as the reset passes
+  // through the kernel's IPVS.
+  if (c->state == S_RELAY && (events & EPOLLERR) && c->d[in].eof) {
+    int err = 0;
+    socklen_t l = sizeof err;
+    getsockopt(side == SIDE_CLIENT ? c->cfd : c->sfd, SOL_SOCKET, SO_ERROR, &err, &l);
+    if (err) finish(r, c, err, side);
+  }
 }
 
 static void on_resume(uv_timer_t* h);
@@ -498,6 +536,7 @@ static void work(relay* r) {
     if (n <= 0 && !r->again) break;
     for (int i = 0; i < n && !r->closing; i++) {
       ensure_room(r);
+      if (r->closing) break;  // relayClose was called from the records' callback
       uint64_t t = evs[i].data.u64;
       int side = (int)(t & 3);
       int32_t id = (int32_t)(t >> 2);
@@ -566,7 +605,10 @@ static void teardown(relay* r) {
     if (c->state == S_CONNECTING || c->state == S_RELAY) close_conn(r, c, 1);
   }
   for (int i = 0; i < r->nlisteners; i++)
-    if (r->listeners[i].fd >= 0) close(r->listeners[i].fd);
+    if (r->listeners[i].fd >= 0) {
+      close(r->listeners[i].fd);
+      r->listeners[i].fd = -1;
+    }
   close(r->ep);
   uv_poll_stop(&r->poll);
   uv_idle_stop(&r->idle);
@@ -640,6 +682,8 @@ napi_value tcp_relay_listen(napi_env env, napi_callback_info info) {
   if (argc < 1 || !arg_i32(env, argv[0], &fd) || fd < 0) return fail_type(env, "relayListen(fd) expects a descriptor");
   relay* r = need(env);
   if (!r) return NULL;
+  int bad = stream_socket(fd, 1);
+  if (bad) return fail_errno(env, "relayListen (a listening TCP socket)", bad);
   int lid = -1;
   for (int i = r->lfree; i < r->nlisteners; i++)
     if (r->listeners[i].fd < 0) {
@@ -801,6 +845,8 @@ napi_value tcp_relay_connect(napi_env env, napi_callback_info info) {
     return fail_type(env, "relayConnect: header must be a Buffer of at most 536 bytes, or null");
   relay* r = need(env);
   if (!r) return NULL;
+  int bad = stream_socket(cfd, 0);
+  if (bad) return i32v(env, -bad);
   conn* c = new_conn(r);
   if (!c) return i32v(env, -ENOMEM);
   if (set_header(c, hdr, hlen)) {
@@ -884,15 +930,20 @@ napi_value tcp_relay_abort(napi_env env, napi_callback_info info) {
   return out;
 }
 
-// relayReset(fd): close a client socket that was never given to relayConnect, with a RST.
+// relayReset(fd) → 0, or -errno when fd is not a TCP socket (then it is left open): close a client
+// socket that was never given to relayConnect, with a RST.
 napi_value tcp_relay_reset(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   int32_t fd;
   if (argc < 1 || !arg_i32(env, argv[0], &fd) || fd < 0) return fail_type(env, "relayReset(fd) expects a descriptor");
+  int v = 0;
+  socklen_t l = sizeof v;
+  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &v, &l) < 0) return i32v(env, -errno);
+  if (v != SOCK_STREAM) return i32v(env, -ENOTSOCK);
   reset_close(fd);
-  return NULL;
+  return i32v(env, 0);
 }
 
 // relayLocal(id) → [address, port] of the real-server socket's local end (FULLNAT's local

@@ -28,7 +28,8 @@ interface RelayAddon {
   relayConnect(fd: number, address: string, port: number, header: Buffer | null): number;
   relayReconnect(id: number, address: string, port: number, header: Buffer | null): number;
   relayAbort(id: number, reset: boolean): number[] | undefined;
-  relayReset(fd: number): void;
+  /** 0, or -errno when fd is not a TCP socket (left open). */
+  relayReset(fd: number): number;
   relayLocal(id: number): [string, number] | undefined;
   relayRef(on: boolean): void;
 }
