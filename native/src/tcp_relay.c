@@ -898,6 +898,7 @@ napi_value tcp_relay_reconnect(napi_env env, napi_callback_info info) {
     close(c->sfd);
     c->sfd = -1;
   }
+  c->hup[SIDE_SERVER] = 0;  // what the attempt before reported is not the new socket's
   int err = set_header(c, hdr, hlen);
   if (!err) err = start_connect(r, c, &ss, sl);
   return i32v(env, -err);

@@ -22,6 +22,7 @@ import { createDefaultRegistry } from "../../core/sched/all.ts";
 import type { VirtualService } from "../../core/service.ts";
 import { ServiceTable } from "../../core/service-table.ts";
 import { loadNative } from "../../platform/native-addon.ts";
+import { openFdCount, processFdLimit } from "./fd-budget.ts";
 import { NativeRelayEngine } from "./native-relay.ts";
 import type { ProxyPlaneOptions } from "./options.ts";
 import { ProxyPlane } from "./plane.ts";
@@ -61,7 +62,7 @@ interface Harness {
 }
 
 async function withPlane(
-  dests: { addr: string; port: number }[],
+  dests: { addr: string; port: number; fwd?: "masq" | "fullnat" }[],
   fn: (h: Harness) => Promise<void>,
   opts: {
     /** Plane options, given the VIP's port (for PROXY protocol rules naming the service). */
@@ -96,7 +97,7 @@ async function withPlane(
     services.addDest(key, {
       addr: d.addr,
       port: d.port,
-      fwd: "masq",
+      fwd: d.fwd ?? "masq",
       weight: 1,
       uThreshold: 0,
       lThreshold: 0,
@@ -879,6 +880,95 @@ test(
       await withPlane([{ addr: "127.0.0.1", port: real.port }], async (h) => {
         assert.equal((await ask(h.vip, "after")).answer, "ok after");
         await h.settled();
+      });
+    } finally {
+      await real.close();
+    }
+  },
+);
+
+test("native relay: FULLNAT's local endpoint is the director's end of the real-server socket", { skip }, async () => {
+  const real = await realServer(() => {});
+  try {
+    await withPlane([{ addr: "127.0.0.1", port: real.port, fwd: "fullnat" }], async (h) => {
+      const { c, s } = await established(h, real);
+      const e = onlyConn(h.conns);
+      assert.equal(e.laddr, s.remoteAddress);
+      assert.equal(e.lport, s.remotePort);
+      c.end();
+      s.end();
+      await h.settled();
+      assert.equal(e.stateName, "TIME_WAIT");
+    });
+  } finally {
+    await real.close();
+  }
+});
+
+test(
+  "native relay: a client beyond the descriptor budget is reset and counted; room comes back when a connection ends",
+  { skip },
+  async () => {
+    const real = await realServer(answering((req) => `ok ${req}`));
+    try {
+      await withPlane(
+        [{ addr: "127.0.0.1", port: real.port }],
+        async (h) => {
+          const refusedBefore = h.plane.pressure().fdRefused;
+          const first = await client(h.vip); // holds the budget's two descriptors
+          first.write("held");
+          await until("the first relayed", () => liveConns(h.conns).length === 1);
+          // (The reset may come before Node reports the connect: an error of the connect then.)
+          const second = net.connect({ port: h.vip, host: "127.0.0.1" });
+          assert.equal(await outcome(second), "ECONNRESET");
+          assert.equal(h.plane.pressure().fdRefused, refusedBefore + 1);
+          assert.equal(liveConns(h.conns).length, 1, "the refused client has no entry");
+          const answer = readAll(first);
+          first.end();
+          assert.equal((await answer).toString(), "ok held");
+          await h.settled();
+          assert.equal((await ask(h.vip, "again")).answer, "ok again");
+          await h.settled();
+        },
+        {
+          // A budget of the listener and one connection (two descriptors).
+          options: () => {
+            const limit = processFdLimit();
+            const open = openFdCount();
+            return limit === undefined || open === undefined ? {} : { fdReserve: limit - open - 3 };
+          },
+        },
+      );
+    } finally {
+      await real.close();
+    }
+  },
+);
+
+test(
+  "native relay: a client that reuses its port replaces the lingering entry and is served anew",
+  { skip },
+  async () => {
+    // The real server closes first, so the director's end of the client connection lingers in
+    // TIME_WAIT and the kernel lets the client connect from the same port again.
+    const real = await realServer((s) => {
+      s.once("data", (d) => s.end(`ok ${d}`));
+    });
+    try {
+      await withPlane([{ addr: "127.0.0.1", port: real.port }], async (h) => {
+        const localPort = await freePort();
+        for (const word of ["one", "two"]) {
+          const c = net.connect({ port: h.vip, host: "127.0.0.1", localPort, allowHalfOpen: true });
+          const answer = readAll(c);
+          c.write(word);
+          assert.equal((await answer).toString(), `ok ${word}`);
+          c.end();
+          await h.settled();
+          const e = onlyConn(h.conns);
+          assert.equal(e.cport, localPort);
+          assert.equal(e.stateName, "TIME_WAIT");
+        }
+        assert.equal(h.svc.stats.conns, 2);
       });
     } finally {
       await real.close();

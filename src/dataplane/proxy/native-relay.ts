@@ -9,7 +9,9 @@
 // only moved bytes, within 20 ms: its packets (reads) and payload bytes are charged to the entry
 // and its timeout is refreshed, as the other relays do per read. Where the kernel would drop the
 // next packet of an entry whose destination is gone (expire_nodest_conn), the relay resets the
-// connection at its next DATA record.
+// connection at its next DATA record; unlike the kernel's drop, the bytes that record counts have
+// reached the real server already (the table's once-a-second sweep of such entries resets an idle
+// one before it sends anything).
 
 import { constants as osConstants } from "node:os";
 import { formatEndpoint, formatIpv4, formatIpv6Groups } from "../../core/addr.ts";
