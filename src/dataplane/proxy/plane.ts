@@ -211,11 +211,16 @@ export class ProxyPlane {
         op,
         `Forwarding method tunnel (-i) for "${spec.addr}" needs the packet data plane (tvsd --dataplane packet); the socket data plane supports masq (-m) and fullnat`,
       );
-    if (key.kind === "vip" && spec.port === key.port && canonicalIp(spec.addr) === key.addr)
+    // A destination on one of the service's own listening endpoints (port 0 is the client's
+    // destination port, so the listening port) would have every connection connect to the plane
+    // again, each taking descriptors until the budget is spent.
+    const daddr = canonicalIp(spec.addr) ?? spec.addr;
+    const self = this.#listenAddrs(key).find((a) => a.addr === daddr && (spec.port === a.port || spec.port === 0));
+    if (self !== undefined)
       throw new CoreError(
         "EINVAL",
         op,
-        `Destination "${spec.addr}:${spec.port}" is the virtual service itself; the socket data plane would forward to itself${spec.fwd === "droute" ? " (-g keeps the service port: give -m and the real server's port)" : ""}`,
+        `Destination "${spec.addr}:${spec.port}" is the virtual service itself${spec.port === 0 ? ` (port 0 is the service's port, ${self.port})` : ""}; the socket data plane would forward to itself${spec.fwd === "droute" ? " (-g keeps the service port: give -m and the real server's port)" : ""}`,
       );
     if (spec.fwd === "droute") {
       const id = `${serviceText(key)} -> ${formatEndpoint(spec.addr, spec.port)}`;
