@@ -34,8 +34,9 @@
 // Half-close: an end of stream read on one side becomes a shutdown of the other side's write half
 // once everything before it is written; the second one closes both sockets (close sends that FIN).
 // A read or write error resets both sockets (SO_LINGER 0), and so does an error reported on a
-// socket whose stream has ended (a reset after its FIN), which no read would see. Ids are reused
-// only at the start of the next wake-up, after JavaScript has consumed every record naming them.
+// socket whose stream has ended (a reset after its FIN), which no read would see, or on a client
+// whose real server is still being reached. Ids are reused only at the start of the next wake-up,
+// after JavaScript has consumed every record naming them.
 //
 // Arguments from JavaScript are checked before use: descriptors and ids must be integral numbers
 // (a TypeError otherwise), and a descriptor is taken over or closed only if it is a TCP socket
@@ -171,6 +172,13 @@ static int stream_socket(int fd, int listening) {
 }
 
 static uint64_t tag(int32_t id, int side) { return ((uint64_t)(uint32_t)id << 2) | (uint64_t)side; }
+
+// A socket's pending error (SO_ERROR, which reading it clears), 0 when there is none.
+static int pending_error(int fd) {
+  int err = 0;
+  socklen_t l = sizeof err;
+  return getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &l) < 0 ? errno : err;
+}
 
 static void reset_close(int fd) {
   struct linger l = {1, 0};
@@ -369,9 +377,7 @@ static void resume(relay* r, conn* c, int d) {
 // Events
 
 static void connected(relay* r, conn* c) {
-  int err = 0;
-  socklen_t l = sizeof err;
-  if (getsockopt(c->sfd, SOL_SOCKET, SO_ERROR, &err, &l) < 0) err = errno;
+  int err = pending_error(c->sfd);
   if (err == EINPROGRESS || err == EALREADY) return;
   double* p = record(r, EV_CONNECTED, c->id);
   if (err) {
@@ -392,7 +398,13 @@ static void on_conn_event(relay* r, int32_t id, int side, uint32_t events) {
     c->hup[side] = 1;
   if (c->state == S_CONNECTING) {
     if (side == SIDE_SERVER && c->sfd >= 0 && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) connected(r, c);
-    return;  // the client's bytes wait until the real server has accepted
+    // A client that reset meanwhile is gone: nothing waits for the real server any more (its
+    // bytes and its FIN, on the other hand, wait until the real server has accepted).
+    else if (side == SIDE_CLIENT && (events & EPOLLERR)) {
+      int err = pending_error(c->cfd);
+      if (err) finish(r, c, err, SIDE_CLIENT);
+    }
+    return;
   }
   if (c->state != S_RELAY) return;
   int in = side == SIDE_CLIENT ? 0 : 1;  // the direction this socket is the source of
@@ -406,9 +418,7 @@ static void on_conn_event(relay* r, int32_t id, int side, uint32_t events) {
   // would wait for the other direction's next write. It resets both now, as the reset passes
   // through the kernel's IPVS.
   if (c->state == S_RELAY && (events & EPOLLERR) && c->d[in].eof) {
-    int err = 0;
-    socklen_t l = sizeof err;
-    getsockopt(side == SIDE_CLIENT ? c->cfd : c->sfd, SOL_SOCKET, SO_ERROR, &err, &l);
+    int err = pending_error(side == SIDE_CLIENT ? c->cfd : c->sfd);
     if (err) finish(r, c, err, side);
   }
 }

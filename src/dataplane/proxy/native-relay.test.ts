@@ -1037,3 +1037,30 @@ test(
     }
   },
 );
+
+test(
+  "native relay: a client that resets while its real server is still being reached is let go at once",
+  { skip },
+  async () => {
+    // Without this the relay would hold its two descriptors until the connect timeout, and with
+    // --retry-connect go on to open a connection to the next real server for nobody.
+    const hole = await blackHole();
+    try {
+      await withPlane(
+        [{ addr: "127.0.0.1", port: hole.port }],
+        async (h) => {
+          const c = await client(h.vip);
+          await until("SYN_RECV", () => liveConns(h.conns).length === 1);
+          const t0 = Date.now();
+          c.resetAndDestroy();
+          await until("CLOSE", () => onlyConn(h.conns).stateName === "CLOSE", 2000);
+          await h.settled();
+          assert.ok(Date.now() - t0 < 2000, "well before the 10 s connect timeout");
+        },
+        { options: () => ({ connectTimeoutMs: 10_000 }) },
+      );
+    } finally {
+      hole.close();
+    }
+  },
+);
