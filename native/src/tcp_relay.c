@@ -40,7 +40,7 @@
 //
 // Arguments from JavaScript are checked before use: descriptors and ids must be integral numbers
 // (a TypeError otherwise), and a descriptor is taken over or closed only if it is a TCP socket
-// (-ENOTSOCK, -EBADF otherwise; it is then left alone).
+// (-EBADF, -ENOTSOCK or -EPROTOTYPE otherwise; it is then left alone).
 
 #define _GNU_SOURCE
 #include "tcp_relay.h"
@@ -158,18 +158,16 @@ static int arg_i32(napi_env env, napi_value v, int32_t* out) {
   return 1;
 }
 
-// 0 when fd is a TCP (stream) socket, else the errno saying why not (EBADF, ENOTSOCK). The
-// functions that take over or close a descriptor check it first, so a stale or wrong number
-// never closes a file, a pipe or the terminal.
-static int stream_socket(int fd, int listening) {
+// 0 when fd is a TCP socket, else the errno saying why not (EBADF, ENOTSOCK, EPROTOTYPE); one
+// system call. The functions that take over or close a descriptor check it first, so a stale or
+// wrong number never closes a file, a pipe or the terminal.
+static int tcp_socket(int fd) {
   int v = 0;
   socklen_t l = sizeof v;
-  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &v, &l) < 0) return errno;
-  if (v != SOCK_STREAM) return ENOTSOCK;
-  l = sizeof v;
-  if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &l) < 0) return errno;
-  return (v != 0) == (listening != 0) ? 0 : EINVAL;
+  if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &v, &l) < 0) return errno;
+  return v == IPPROTO_TCP ? 0 : EPROTOTYPE;
 }
+
 
 static uint64_t tag(int32_t id, int side) { return ((uint64_t)(uint32_t)id << 2) | (uint64_t)side; }
 
@@ -692,7 +690,9 @@ napi_value tcp_relay_listen(napi_env env, napi_callback_info info) {
   if (argc < 1 || !arg_i32(env, argv[0], &fd) || fd < 0) return fail_type(env, "relayListen(fd) expects a descriptor");
   relay* r = need(env);
   if (!r) return NULL;
-  int bad = stream_socket(fd, 1);
+  int bad = tcp_socket(fd), on = 0;
+  socklen_t l = sizeof on;
+  if (!bad && getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &l) == 0 && !on) bad = EINVAL;
   if (bad) return fail_errno(env, "relayListen (a listening TCP socket)", bad);
   int lid = -1;
   for (int i = r->lfree; i < r->nlisteners; i++)
@@ -838,8 +838,9 @@ static int set_header(conn* c, const uint8_t* hdr, size_t hlen) {
   return 0;
 }
 
-// relayConnect(clientFd, address, port, header|null) → id, or -errno when the connect could not
-// start (the client's descriptor then stays the caller's). From then on the relay owns clientFd.
+// relayConnect(clientFd, address, port, header|null) → id, or -errno when clientFd is not a TCP
+// socket or the connect could not start (the descriptor then stays the caller's). From then on
+// the relay owns clientFd.
 napi_value tcp_relay_connect(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];
@@ -855,7 +856,7 @@ napi_value tcp_relay_connect(napi_env env, napi_callback_info info) {
     return fail_type(env, "relayConnect: header must be a Buffer of at most 536 bytes, or null");
   relay* r = need(env);
   if (!r) return NULL;
-  int bad = stream_socket(cfd, 0);
+  int bad = tcp_socket(cfd);
   if (bad) return i32v(env, -bad);
   conn* c = new_conn(r);
   if (!c) return i32v(env, -ENOMEM);
@@ -941,7 +942,7 @@ napi_value tcp_relay_abort(napi_env env, napi_callback_info info) {
   return out;
 }
 
-// relayReset(fd) → 0, or -errno when fd is not a TCP socket (then it is left open): close a client
+// relayReset(fd) → 0, or -errno when fd is not a TCP socket (it is then left open): close a client
 // socket that was never given to relayConnect, with a RST.
 napi_value tcp_relay_reset(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -949,10 +950,8 @@ napi_value tcp_relay_reset(napi_env env, napi_callback_info info) {
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   int32_t fd;
   if (argc < 1 || !arg_i32(env, argv[0], &fd) || fd < 0) return fail_type(env, "relayReset(fd) expects a descriptor");
-  int v = 0;
-  socklen_t l = sizeof v;
-  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &v, &l) < 0) return i32v(env, -errno);
-  if (v != SOCK_STREAM) return i32v(env, -ENOTSOCK);
+  int bad = tcp_socket(fd);
+  if (bad) return i32v(env, -bad);
   reset_close(fd);
   return i32v(env, 0);
 }

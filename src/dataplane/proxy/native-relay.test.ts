@@ -870,6 +870,20 @@ test(
       stillOpen(file);
       assert.throws(() => a.relayListen?.(1e6), { code: "EBADF" });
       stillOpen(sock);
+      // A UDP socket is not a TCP socket; a connected TCP socket is not a listening one.
+      const udp = native.bindUdp?.("127.0.0.1", 0, false);
+      if (udp !== undefined) {
+        assert.equal(a.relayReset?.(udp), -91, "EPROTOTYPE");
+        assert.equal(a.relayConnect?.(udp, "127.0.0.1", 80, null), -91, "EPROTOTYPE");
+        stillOpen(udp);
+        native.close(udp);
+      }
+      const peer = net.connect({ port, host: "127.0.0.1" });
+      await new Promise<void>((r) => peer.once("connect", () => r()));
+      const peerFd = (peer as unknown as { _handle: { fd: number } })._handle.fd;
+      assert.throws(() => a.relayListen?.(peerFd), { code: "EINVAL" });
+      stillOpen(peerFd);
+      peer.destroy();
     } finally {
       native.close(sock);
       closeSync(file);
