@@ -34,8 +34,9 @@
 // Half-close: an end of stream read on one side becomes a shutdown of the other side's write half
 // once everything before it is written; the second one closes both sockets (close sends that FIN).
 // A read or write error resets both sockets (SO_LINGER 0), and so does an error reported on a
-// socket whose stream has ended (a reset after its FIN), which no read would see, or on a client
-// whose real server is still being reached. Ids are reused only at the start of the next wake-up,
+// socket that no read would see now: its stream has ended (a reset after its FIN), its bytes wait
+// for a destination that does not take them, or it is a client whose real server is still being
+// reached. Ids are reused only at the start of the next wake-up,
 // after JavaScript has consumed every record naming them.
 //
 // Arguments from JavaScript are checked before use: descriptors and ids must be integral numbers
@@ -411,11 +412,12 @@ static void on_conn_event(relay* r, int32_t id, int side, uint32_t events) {
     if (c->state != S_RELAY) return;
   }
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)) pump(r, c, in);
-  // A socket whose stream has ended is read no more, so its error (a reset: the real server
-  // closed and answered the client's next bytes with one, or the client reset after its FIN)
-  // would wait for the other direction's next write. It resets both now, as the reset passes
-  // through the kernel's IPVS.
-  if (c->state == S_RELAY && (events & EPOLLERR) && c->d[in].eof) {
+  // A socket that is not read now, because its stream has ended or its bytes wait for a
+  // destination that does not take them, would keep its error (a reset: the real server closed
+  // and answered the client's next bytes with one, the client gave up on a stalled upload) until
+  // the other direction's next write or the destination's next read, which may never come. It
+  // resets both now, as the reset passes through the kernel's IPVS.
+  if (c->state == S_RELAY && (events & EPOLLERR) && (c->d[in].eof || c->d[in].plen)) {
     int err = pending_error(side == SIDE_CLIENT ? c->cfd : c->sfd);
     if (err) finish(r, c, err, side);
   }

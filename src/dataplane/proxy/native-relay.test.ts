@@ -252,6 +252,23 @@ async function blackHole(): Promise<{ port: number; close(): void }> {
   };
 }
 
+/**
+ * Upload until every buffer on the way is full (the real server reads nothing): the client's
+ * writes stay queued for 200 ms. Bounded at 256 MB (the kernel's buffers may grow to tens of MB).
+ */
+async function uploadUntilStalled(c: net.Socket): Promise<void> {
+  const chunk = Buffer.alloc(1024 * 1024, 1);
+  for (let i = 0; i < 256; i++) {
+    if (c.write(chunk)) {
+      await new Promise((r) => setImmediate(r));
+      continue;
+    }
+    await new Promise((r) => setTimeout(r, 200));
+    if (c.writableLength > 0) return;
+  }
+  throw new Error("the upload never stalled");
+}
+
 /** A real server that reads a request to its end and answers `reply(request)`, then ends. */
 function answering(reply: (req: Buffer) => Buffer | string) {
   return (s: net.Socket) => {
@@ -649,10 +666,9 @@ test(
     try {
       await withPlane([{ addr: "127.0.0.1", port: real.port }], async (h) => {
         const c = await client(h.vip);
-        c.write(Buffer.alloc(8 * 1024 * 1024, 1)); // more than the kernel buffers hold
-        await until("the real server's socket", () => real.sockets.length === 1);
+        await uploadUntilStalled(c);
+        assert.equal(real.sockets.length, 1);
         const s = real.sockets[0] as net.Socket;
-        await new Promise((r) => setTimeout(r, 100));
         c.resetAndDestroy();
         await new Promise((r) => setTimeout(r, 100));
         const so = outcome(s); // resumes reading
@@ -1075,6 +1091,31 @@ test(
       );
     } finally {
       hole.close();
+    }
+  },
+);
+
+test(
+  "native relay: a client reset while a stalled real server holds up its upload resets the server at once",
+  { skip },
+  async () => {
+    // The real server reads nothing, so the pump holds bytes for it and does not read the client;
+    // the client's reset must still reach the server now (as IPVS passes it on), not once the
+    // server reads again, which may be never: until then the relay held its descriptors.
+    const real = await realServer((s) => s.pause());
+    try {
+      await withPlane([{ addr: "127.0.0.1", port: real.port }], async (h) => {
+        const c = await client(h.vip);
+        await uploadUntilStalled(c);
+        assert.equal(real.sockets.length, 1);
+        const s = real.sockets[0] as net.Socket;
+        c.resetAndDestroy();
+        await until("the real server's socket reset", () => tcpState(s) === TCP_CLOSE, 2000);
+        await until("CLOSE", () => onlyConn(h.conns).stateName === "CLOSE");
+        await h.settled();
+      });
+    } finally {
+      await real.close();
     }
   },
 );
