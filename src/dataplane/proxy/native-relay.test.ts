@@ -3,10 +3,12 @@
 // the PROXY protocol header first at the real server (also after --retry-connect moved the
 // connection), retries and connect timeouts (a real server whose accept queue is full drops SYNs),
 // the table removing an entry while its sockets are open (idle timeout, remove, expire_nodest_conn),
-// the drain of plane.stop, a 4 MB upload to a slowly reading real server, resets from either side
-// mid-stream, many short connections (ids reused) and hostile calls into the addon's functions.
-// Every test also checks that nothing leaks: no relay left open and the descriptor budget back
-// where it was. Skipped where the addon's pump is not built.
+// the drain of plane.stop, bulk transfers (a 4 MB upload to a slow reader, 8 MB each way, 16 at
+// once), resets from either side mid-stream, after an end of stream, during the connect and
+// behind a stalled peer, many short connections (ids reused), FULLNAT's local endpoint, the
+// descriptor budget, IPv6, and hostile calls into the addon's functions. The tests check that
+// nothing leaks: no relay left open and the descriptor budget back where it was. Skipped where
+// the addon's pump is not built.
 
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
@@ -253,10 +255,10 @@ async function blackHole(): Promise<{ port: number; close(): void }> {
 }
 
 /**
- * Upload until every buffer on the way is full (the real server reads nothing): the client's
+ * Send until every buffer on the way is full (the other end reads nothing): the socket's
  * writes stay queued for 200 ms. Bounded at 256 MB (the kernel's buffers may grow to tens of MB).
  */
-async function uploadUntilStalled(c: net.Socket): Promise<void> {
+async function sendUntilStalled(c: net.Socket): Promise<void> {
   const chunk = Buffer.alloc(1024 * 1024, 1);
   for (let i = 0; i < 256; i++) {
     if (c.write(chunk)) {
@@ -666,7 +668,7 @@ test(
     try {
       await withPlane([{ addr: "127.0.0.1", port: real.port }], async (h) => {
         const c = await client(h.vip);
-        await uploadUntilStalled(c);
+        await sendUntilStalled(c);
         assert.equal(real.sockets.length, 1);
         const s = real.sockets[0] as net.Socket;
         c.resetAndDestroy();
@@ -1106,11 +1108,36 @@ test(
     try {
       await withPlane([{ addr: "127.0.0.1", port: real.port }], async (h) => {
         const c = await client(h.vip);
-        await uploadUntilStalled(c);
+        await sendUntilStalled(c);
         assert.equal(real.sockets.length, 1);
         const s = real.sockets[0] as net.Socket;
         c.resetAndDestroy();
         await until("the real server's socket reset", () => tcpState(s) === TCP_CLOSE, 2000);
+        await until("CLOSE", () => onlyConn(h.conns).stateName === "CLOSE");
+        await h.settled();
+      });
+    } finally {
+      await real.close();
+    }
+  },
+);
+
+test(
+  "native relay: a real server reset while a stalled client holds up its download resets the client at once",
+  { skip },
+  async () => {
+    let serverSide!: net.Socket;
+    const real = await realServer((s) => {
+      serverSide = s;
+    });
+    try {
+      await withPlane([{ addr: "127.0.0.1", port: real.port }], async (h) => {
+        const c = await client(h.vip);
+        c.pause(); // reads nothing
+        await until("the real server's socket", () => real.sockets.length === 1);
+        await sendUntilStalled(serverSide);
+        serverSide.resetAndDestroy();
+        await until("the client's socket reset", () => tcpState(c) === TCP_CLOSE, 2000);
         await until("CLOSE", () => onlyConn(h.conns).stateName === "CLOSE");
         await h.settled();
       });
