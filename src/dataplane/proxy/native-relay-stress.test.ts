@@ -16,8 +16,8 @@
 // Also run against an AddressSanitizer build of the addon: tools/build-native-asan.sh explains how.
 
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
-import { readdirSync } from "node:fs";
+import { createHash, type Hash } from "node:crypto";
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import net from "node:net";
 import test from "node:test";
 import { ConnTable } from "../../core/conn/conn-table.ts";
@@ -63,28 +63,63 @@ function pick<T extends string>(rnd: () => number, weights: Record<T, number>): 
   return (entries.at(-1) as [T, number])[0];
 }
 
-/** A payload size: mostly small, sometimes several reads' worth, rarely large. */
+/** A payload size: mostly small, sometimes several reads' worth, rarely more than the buffers hold. */
 function payloadSize(rnd: () => number): number {
   const r = rnd();
+  if (r < 0.03) return 2_000_000 + Math.floor(rnd() * 2_000_000);
   if (r < 0.15) return 0;
   if (r < 0.6) return Math.floor(rnd() * 2000);
   if (r < 0.93) return Math.floor(rnd() * 200_000);
   return Math.floor(rnd() * 1_000_000);
 }
 
-const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex").slice(0, 16);
+const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 
 /**
  * The error pending on a socket (SO_ERROR: ECONNRESET or EPIPE once its peer reset it), read without
  * reading or writing: a Node socket that has seen its end of stream no longer polls its descriptor.
  */
 function pendingError(sock: net.Socket): number {
-  const fd = (sock as unknown as { _handle?: { fd?: number } })._handle?.fd;
-  if (fd === undefined || fd < 0) return 0;
+  const fd = handleFd(sock);
+  if (fd < 0) return 0;
   return loadNative().getsockopt(fd, SOL_SOCKET, SO_ERROR) as number;
 }
 const SOL_SOCKET = 1;
 const SO_ERROR = 4;
+const SO_SNDBUF = 7;
+const SO_RCVBUF = 8;
+
+function handleFd(h: net.Socket | net.Server): number {
+  return (h as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1;
+}
+
+/** Lock a socket's buffers small (sockets a listener accepts inherit them). */
+function smallBuffers(fd: number, bytes: number): void {
+  const addon = loadNative();
+  addon.setsockopt(fd, SOL_SOCKET, SO_SNDBUF, bytes);
+  addon.setsockopt(fd, SOL_SOCKET, SO_RCVBUF, bytes);
+}
+
+/**
+ * This process's descriptor listening on 127.0.0.1:port (the plane's VIP socket, which the pump
+ * owns): found through /proc/net/tcp's socket inode.
+ */
+function listenerFd(port: number): number {
+  const want = `0100007F:${port.toString(16).toUpperCase().padStart(4, "0")}`;
+  const row = readFileSync("/proc/net/tcp", "utf8")
+    .split("\n")
+    .map((l) => l.trim().split(/\s+/))
+    .find((f) => f[1] === want && f[3] === "0A");
+  const inode = row?.[9];
+  for (const fd of readdirSync("/proc/self/fd")) {
+    try {
+      if (readlinkSync(`/proc/self/fd/${fd}`) === `socket:[${inode}]`) return Number(fd);
+    } catch {
+      // closed meanwhile
+    }
+  }
+  throw new Error(`no descriptor listens on 127.0.0.1:${port}`);
+}
 
 function openDescriptors(): number {
   return readdirSync("/proc/self/fd").length;
@@ -182,9 +217,11 @@ function makePlan(id: number, rnd: () => number): Plan {
 
 /** One socket's record: what it received, what it wrote, how it ended. */
 interface Side {
-  recv: Buffer[];
+  /** sha256 of every byte received, in order; the bytes themselves are not kept. */
+  recvHash: Hash;
+  /** The first 8 bytes received (the header naming the connection). */
+  head: Buffer;
   recvLen: number;
-  written: Buffer[];
   writtenLen: number;
   error: string | undefined;
   sawEnd: boolean;
@@ -194,12 +231,21 @@ interface Side {
 }
 
 function newSide(): Side {
-  return { recv: [], recvLen: 0, written: [], writtenLen: 0, error: undefined, sawEnd: false, closed: false };
+  return {
+    recvHash: createHash("sha256"),
+    head: Buffer.alloc(0),
+    recvLen: 0,
+    writtenLen: 0,
+    error: undefined,
+    sawEnd: false,
+    closed: false,
+  };
 }
 
 function track(sock: net.Socket, side: Side): void {
   sock.on("data", (d: Buffer) => {
-    side.recv.push(d);
+    side.recvHash.update(d);
+    if (side.head.length < 8) side.head = Buffer.concat([side.head, d.subarray(0, 8 - side.head.length)]);
     side.recvLen += d.length;
   });
   sock.on("end", () => {
@@ -215,7 +261,6 @@ function track(sock: net.Socket, side: Side): void {
 
 function write(sock: net.Socket, side: Side, b: Buffer): boolean {
   if (sock.destroyed || b.length === 0) return true;
-  side.written.push(b);
   side.writtenLen += b.length;
   return sock.write(b);
 }
@@ -238,6 +283,8 @@ class RealServers {
     for (let i = 0; i < count; i++) {
       const s = net.createServer({ allowHalfOpen: true }, (sock) => this.#serve(sock));
       await new Promise<void>((r) => s.listen(0, "127.0.0.1", () => r()));
+      // Accepted sockets inherit a small receive buffer, so a slow server pushes back soon.
+      smallBuffers(handleFd(s), 65536);
       this.#servers.push(s);
       ports.push((s.address() as net.AddressInfo).port);
     }
@@ -260,7 +307,7 @@ class RealServers {
     let seen = 0;
     sock.on("data", (d: Buffer) => {
       if (plan === undefined && side.recvLen >= 8) {
-        const head = Buffer.concat(side.recv).subarray(0, 8);
+        const head = side.head;
         const id = head.readUInt32BE(4);
         plan = head.readUInt32BE(0) === MAGIC ? this.#plans.get(id) : undefined;
         if (plan === undefined) {
@@ -278,7 +325,8 @@ class RealServers {
       else if (plan.server === "reset" && seen >= plan.resetAt) sock.resetAndDestroy();
       else if (plan.server === "slowReader") {
         sock.pause();
-        setTimeout(() => sock.resume(), 1 + Math.floor(plan.rnd() * 5));
+        // Now and then a long pause, so the pump's writes to this server stop being taken.
+        setTimeout(() => sock.resume(), plan.rnd() < 0.05 ? 100 : 1 + Math.floor(plan.rnd() * 5));
       }
     });
     sock.on("end", () => {
@@ -367,11 +415,15 @@ async function runClient(vip: number, plan: Plan, side: Side, servers: RealServe
       });
     return closed;
   }
-  if (plan.client === "slowReader")
+  if (plan.client === "slowReader") {
+    // Nothing is read for a while at first, then slowly: the pump's writes to it must wait.
+    sock.pause();
+    setTimeout(() => sock.resume(), 20 + Math.floor(rnd() * 130));
     sock.on("data", () => {
       sock.pause();
       setTimeout(() => sock.resume(), Math.floor(rnd() * 8));
     });
+  }
   const heardEnd = new Promise<void>((r) => servers.heardEnd.set(plan.id, r));
   try {
     await new Promise<void>((resolve, reject) => {
@@ -406,8 +458,16 @@ async function runClient(vip: number, plan: Plan, side: Side, servers: RealServe
   return closed;
 }
 
-function isPrefix(got: Buffer, of: Buffer): boolean {
-  return got.length <= of.length && got.equals(of.subarray(0, got.length));
+/** What a real server following `plan` writes, in order (it may stop early). */
+function serverStream(plan: Plan): Buffer {
+  if (plan.server === "echo") return plan.sent.subarray(8);
+  if (plan.server === "answerClose" || plan.server === "slowReader") return plan.answer;
+  return Buffer.alloc(0);
+}
+
+/** Whether what `side` received is the first bytes of `of`, intact and in order. */
+function receivedPrefixOf(side: Side, of: Buffer): boolean {
+  return side.recvLen <= of.length && side.recvHash.copy().digest("hex") === sha(of.subarray(0, side.recvLen));
 }
 
 test(
@@ -441,6 +501,9 @@ test(
     filler.on("error", () => {});
     await new Promise<void>((r) => filler.once("connect", () => r()));
     const fx = await startPlane([...ports.map((p): [number, number] => [p, 3]), [holePort, 1]]);
+    // The pump's client sockets inherit small locked buffers from the VIP's listener, so its writes
+    // to a slow client meet a full socket (and its pending buffers are exercised) even on loopback.
+    smallBuffers(listenerFd(fx.vip), 32768);
     t.after(async () => {
       await fx.plane.stop(200);
       await servers.close();
@@ -453,7 +516,7 @@ test(
     clients.set(0, warmSide);
     await runClient(fx.vip, warm, warmSide, servers, Date.now() + 5000);
     await until("the warm-up connection to end", () => fx.plane.openFlows() === 0, 5000);
-    assert.ok(isPrefix(Buffer.concat(warmSide.recv), warm.sent.subarray(8)), "warm-up echo");
+    assert.ok(receivedPrefixOf(warmSide, warm.sent.subarray(8)), "warm-up echo");
     const fdsBefore = openDescriptors();
     const planeFdsBefore = fx.plane.pressure().fdUsed;
     const statsBefore = fx.svc.stats.snapshot();
@@ -523,34 +586,34 @@ test(
       outLow += client.recvLen;
       const server = byId.get(id) ?? [];
       assert.ok(server.length <= 1, `${what}: reached one real server at most`);
-      const got = Buffer.concat(client.recv);
       const srv = server[0];
       if (srv === undefined) {
-        assert.equal(got.length, 0, `${what}: nothing arrives from no server`);
+        assert.equal(client.recvLen, 0, `${what}: nothing arrives from no server`);
         continue;
       }
-      const srvGot = Buffer.concat(srv.recv);
-      const srvSent = Buffer.concat(srv.written);
+      const stream = serverStream(plan);
+      assert.ok(srv.writtenLen <= stream.length, `${what}: the server wrote what its plan says`);
       assert.ok(
-        isPrefix(srvGot, plan.sent),
-        `${what}: the server got ${srvGot.length} bytes (${sha(srvGot)}) that are not the first of the client's ${plan.sent.length} (${sha(plan.sent.subarray(0, srvGot.length))})`,
+        receivedPrefixOf(srv, plan.sent),
+        `${what}: the server got ${srv.recvLen} bytes that are not the first of the client's ${plan.sent.length}`,
       );
+      assert.ok(client.recvLen <= srv.writtenLen, `${what}: the client got no more than the server wrote`);
       assert.ok(
-        isPrefix(got, srvSent),
-        `${what}: the client got ${got.length} bytes (${sha(got)}) that are not the first of the server's ${srvSent.length}`,
+        receivedPrefixOf(client, stream),
+        `${what}: the client got ${client.recvLen} bytes that are not the first of the server's ${srv.writtenLen}`,
       );
       const cleanPair =
         (plan.client === "normal" || plan.client === "slowReader") &&
         (plan.server === "echo" || plan.server === "answerClose" || plan.server === "slowReader");
       if (cleanPair) {
         clean++;
-        assert.equal(srvGot.length, plan.sent.length, `${what}: the server got everything`);
-        assert.equal(got.length, srvSent.length, `${what}: the client got everything`);
+        assert.equal(srv.recvLen, plan.sent.length, `${what}: the server got everything`);
+        assert.equal(client.recvLen, stream.length, `${what}: the client got everything`);
         assert.equal(client.error, undefined, `${what}: no error at the client`);
         assert.ok(client.sawEnd && srv.sawEnd, `${what}: both saw the other's end of stream`);
       }
       if (plan.server === "silent" && (plan.client === "normal" || plan.client === "slowReader"))
-        assert.equal(srvGot.length, plan.sent.length, `${what}: the silent server got everything`);
+        assert.equal(srv.recvLen, plan.sent.length, `${what}: the silent server got everything`);
     }
     // The counters charge what the pump read: at least what the receivers got, at most what the
     // senders wrote (the same where nothing was reset).
