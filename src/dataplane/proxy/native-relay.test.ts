@@ -1146,3 +1146,47 @@ test(
     }
   },
 );
+
+test(
+  "native relay: calls after relayClose throw a TypeError, a second close does nothing, and the pump opens again",
+  { skip },
+  async () => {
+    // In a process of its own: this one's pump serves the other tests.
+    const { execFileSync } = await import("node:child_process");
+    const addonModule = new URL("../../platform/native-addon.ts", import.meta.url).pathname;
+    const script = `
+    import { loadNative } from ${JSON.stringify(addonModule)};
+    const a = loadNative();
+    const out = [];
+    const kind = (f) => { try { const v = f(); return "returned " + v; } catch (e) { return e.constructor.name; } };
+    a.relayOpen(() => {});
+    const fd = a.listenTcp("127.0.0.1", 0, 8, false);
+    const lid = a.relayListen(fd);
+    a.relayClose();
+    out.push(kind(() => a.relayListen(a.listenTcp("127.0.0.1", 0, 8, false))));
+    out.push(kind(() => a.relayConnect(0, "127.0.0.1", 80, null)));
+    out.push(kind(() => a.relayAbort(0, true)));
+    out.push(kind(() => a.relayUnlisten(lid)));
+    out.push(kind(() => a.relayRef(true)));
+    out.push(kind(() => a.relayClose()));
+    out.push(kind(() => a.relayOpen(() => {}) instanceof ArrayBuffer));
+    out.push(kind(() => a.relayListen(a.listenTcp("127.0.0.1", 0, 8, false))));
+    a.relayClose();
+    console.log(JSON.stringify(out));
+  `;
+    const text = execFileSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], {
+      encoding: "utf8",
+      timeout: 20_000,
+    });
+    assert.deepEqual(JSON.parse(text.trim().split("\n").pop() as string), [
+      "TypeError",
+      "TypeError",
+      "TypeError",
+      "TypeError",
+      "TypeError",
+      "returned undefined",
+      "returned true",
+      "returned 0",
+    ]);
+  },
+);
