@@ -1190,3 +1190,58 @@ test(
     ]);
   },
 );
+
+test(
+  "native relay: two workers' planes on one VIP (SO_REUSEPORT) share its clients, each answering its own",
+  { skip },
+  async () => {
+    const real = await realServer(answering((req) => `ok ${req}`));
+    const vip = await freePort();
+    const planes: { plane: ProxyPlane; svc: VirtualService }[] = [];
+    try {
+      for (let w = 0; w < 2; w++) {
+        const clock = { now: () => performance.now() };
+        const services = new ServiceTable(createDefaultRegistry(), { clock, random: () => 7 });
+        const conns = new ConnTable({ services });
+        const plane = new ProxyPlane(
+          { services, conns, clock, log: silentLogger },
+          { relay: "native", sharedListen: true, workers: 2 },
+        );
+        const key = { kind: "vip", protocol: "tcp", addr: "127.0.0.1", port: vip } as const;
+        const svc = services.addService(key, {
+          scheduler: "rr",
+          schedFlags: [],
+          persistent: false,
+          timeout: 300,
+          netmask: 32,
+          ops: false,
+          pe: "",
+        });
+        services.addDest(key, {
+          addr: "127.0.0.1",
+          port: real.port,
+          fwd: "masq",
+          weight: 1,
+          uThreshold: 0,
+          lThreshold: 0,
+          tun: DEFAULT_TUN,
+        });
+        await plane.start();
+        await plane.serviceAdded(svc);
+        planes.push({ plane, svc });
+      }
+      const answers = await Promise.all(Array.from({ length: 24 }, (_, i) => ask(vip, `w${i}`)));
+      for (const [i, a] of answers.entries()) assert.equal(a.answer, `ok w${i}`);
+      const counts = planes.map((p) => p.svc.stats.conns);
+      assert.equal((counts[0] ?? 0) + (counts[1] ?? 0), 24);
+      assert.ok(
+        counts.every((n) => n > 0),
+        `the kernel spread the clients over both sockets (${counts.join(" + ")})`,
+      );
+      await until("both planes idle", () => planes.every((p) => p.plane.openFlows() === 0));
+    } finally {
+      for (const p of planes) await p.plane.stop(200);
+      await real.close();
+    }
+  },
+);
