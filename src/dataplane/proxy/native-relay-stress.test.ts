@@ -3,7 +3,10 @@
 // and half-closes, reads slowly, resets mid-stream, closes before the real server has accepted),
 // in front of real servers that each behave differently per connection (echo, answer then close
 // first, read slowly, reset mid-stream, never answer), plus a destination whose accept queue is
-// full so connects to it hang until the plane's connect timeout moves them elsewhere.
+// full so connects to it hang until the plane's connect timeout moves them elsewhere, and ones
+// that refuse. Two planes share the one pump: an IPv4 VIP whose sockets have small buffers (so
+// the pump's pending buffers fill and drain) and an IPv6 VIP with the kernel's (so a busy
+// direction yields after 16 reads).
 //
 // The workload is drawn from a seeded generator: the seed is printed, and TVS_STRESS_SEED=<seed>
 // replays the same plans (the kernel's timing still varies). What must hold whatever the plans:
@@ -133,9 +136,9 @@ async function until(what: string, ok: () => boolean, ms: number, detail?: () =>
   }
 }
 
-async function freePort(): Promise<number> {
+async function freePort(host = "127.0.0.1"): Promise<number> {
   const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", () => r()));
+  await new Promise<void>((r) => s.listen(0, host, () => r()));
   const port = (s.address() as net.AddressInfo).port;
   await new Promise<void>((r) => s.close(() => r()));
   return port;
@@ -146,10 +149,11 @@ interface Fixture {
   conns: ConnTable;
   svc: VirtualService;
   vip: number;
+  host: string;
 }
 
-/** A native-relay plane for one TCP VIP on 127.0.0.1 in front of `dests` (port, weight). */
-async function startPlane(dests: [number, number][], connectTimeoutMs = 300): Promise<Fixture> {
+/** A native-relay plane for one TCP VIP on `host` (127.0.0.1 or ::1) in front of `dests` (port, weight) there. */
+async function startPlane(dests: [number, number][], host = "127.0.0.1", connectTimeoutMs = 300): Promise<Fixture> {
   const clock = { now: () => performance.now() };
   const services = new ServiceTable(createDefaultRegistry(), { clock, random: () => 7 });
   const conns = new ConnTable({ services });
@@ -157,8 +161,8 @@ async function startPlane(dests: [number, number][], connectTimeoutMs = 300): Pr
     { services, conns, clock, log: silentLogger },
     { relay: "native", retryConnect: true, connectTimeoutMs },
   );
-  const vip = await freePort();
-  const key = { kind: "vip", protocol: "tcp", addr: "127.0.0.1", port: vip } as const;
+  const vip = await freePort(host);
+  const key = { kind: "vip", protocol: "tcp", addr: host, port: vip } as const;
   const svc = services.addService(key, {
     scheduler: "wrr",
     schedFlags: [],
@@ -170,7 +174,7 @@ async function startPlane(dests: [number, number][], connectTimeoutMs = 300): Pr
   });
   for (const [port, weight] of dests)
     services.addDest(key, {
-      addr: "127.0.0.1",
+      addr: host,
       port,
       fwd: "masq",
       weight,
@@ -180,7 +184,7 @@ async function startPlane(dests: [number, number][], connectTimeoutMs = 300): Pr
     });
   await plane.start();
   await plane.serviceAdded(svc);
-  return { plane, conns, svc, vip };
+  return { plane, conns, svc, vip, host };
 }
 
 type ClientKind = "normal" | "slowReader" | "reset" | "early";
@@ -198,6 +202,8 @@ interface Plan {
   answer: Buffer;
   /** Client chunk sizes come from here. */
   rnd: () => number;
+  /** Which plane the client connects to: 0 (IPv4, small buffers) or 1 (IPv6, the kernel's buffers). */
+  plane: number;
 }
 
 const MAGIC = 0x7476_7373;
@@ -212,7 +218,8 @@ function makePlan(id: number, rnd: () => number): Plan {
   const sent = Buffer.concat([header, payload]);
   const resetAt = Math.floor(rnd() * (sent.length + 1));
   const answer = randomBytes(rnd, server === "answerClose" || server === "slowReader" ? payloadSize(rnd) : 0);
-  return { id, client, server, sent, resetAt, answer, rnd: seeded((rnd() * 4294967296) >>> 0) };
+  const plane = rnd() < 0.5 ? 0 : 1;
+  return { id, client, server, sent, resetAt, answer, rnd: seeded((rnd() * 4294967296) >>> 0), plane };
 }
 
 /** One socket's record: what it received, what it wrote, how it ended. */
@@ -278,13 +285,13 @@ class RealServers {
     this.#plans = plans;
   }
 
-  async listen(count: number): Promise<number[]> {
+  /** `count` servers on `host`; `small`: their sockets get small receive buffers (a slow server pushes back soon). */
+  async listen(count: number, host: string, small: boolean): Promise<number[]> {
     const ports: number[] = [];
     for (let i = 0; i < count; i++) {
       const s = net.createServer({ allowHalfOpen: true }, (sock) => this.#serve(sock));
-      await new Promise<void>((r) => s.listen(0, "127.0.0.1", () => r()));
-      // Accepted sockets inherit a small receive buffer, so a slow server pushes back soon.
-      smallBuffers(handleFd(s), 65536);
+      await new Promise<void>((r) => s.listen(0, host, () => r()));
+      if (small) smallBuffers(handleFd(s), 65536);
       this.#servers.push(s);
       ports.push((s.address() as net.AddressInfo).port);
     }
@@ -382,8 +389,8 @@ function describeConn(plan: Plan, client: Side, servers: RealServers): string {
  * One client following its plan; resolves when its socket has closed, or at the deadline (then
  * the client is marked hung and reset, so one stuck connection cannot stall the run).
  */
-async function runClient(vip: number, plan: Plan, side: Side, servers: RealServers, deadline: number): Promise<void> {
-  const sock = net.connect({ port: vip, host: "127.0.0.1", allowHalfOpen: true });
+async function runClient(fx: Fixture, plan: Plan, side: Side, servers: RealServers, deadline: number): Promise<void> {
+  const sock = net.connect({ port: fx.vip, host: fx.host, allowHalfOpen: true });
   track(sock, side);
   let timer: NodeJS.Timeout | undefined;
   const closed = new Promise<void>((r) => {
@@ -446,6 +453,11 @@ async function runClient(vip: number, plan: Plan, side: Side, servers: RealServe
       });
   }
   if (plan.client === "reset") {
+    // Half of them read nothing and reset a little later: the pump may be holding bytes for them.
+    if (rnd() < 0.5) {
+      sock.pause();
+      await new Promise((r) => setTimeout(r, 20 + Math.floor(rnd() * 100)));
+    }
     if (!sock.destroyed) sock.resetAndDestroy();
     return closed;
   }
@@ -477,8 +489,8 @@ test(
     timeout: 60_000,
   },
   async (t) => {
-    const seed = Number(process.env.TVS_STRESS_SEED ?? Math.floor(Math.random() * 2 ** 32));
-    const total = Number(process.env.TVS_STRESS_CONNECTIONS ?? 300);
+    const seed = Number(process.env.TVS_STRESS_SEED || Math.floor(Math.random() * 2 ** 32));
+    const total = Number(process.env.TVS_STRESS_CONNECTIONS || 300);
     const concurrency = 48;
     t.diagnostic(`seed ${seed} (TVS_STRESS_SEED=${seed} replays these plans), ${total} connections`);
     process.stderr.write(`native relay stress: seed ${seed}\n`);
@@ -487,11 +499,12 @@ test(
     for (let id = 1; id <= total; id++) plans.set(id, makePlan(id, rnd));
     // A clean warm-up connection (id 0) so lazily opened descriptors exist before the baseline.
     const warm = makePlan(0, seeded(1));
-    Object.assign(warm, { client: "normal", server: "echo" });
+    Object.assign(warm, { client: "normal", server: "echo", plane: 0 });
     plans.set(0, warm);
 
     const servers = new RealServers(plans);
-    const ports = await servers.listen(3);
+    const ports = await servers.listen(3, "127.0.0.1", true);
+    const ports6 = await servers.listen(3, "::1", false);
     // A destination whose accept queue is full: its SYNs are dropped, so connects to it hang until
     // the connect timeout reschedules the client to another server (relayReconnect).
     const addon = loadNative();
@@ -500,12 +513,20 @@ test(
     const filler = net.connect({ port: holePort, host: "127.0.0.1" });
     filler.on("error", () => {});
     await new Promise<void>((r) => filler.once("connect", () => r()));
-    const fx = await startPlane([...ports.map((p): [number, number] => [p, 3]), [holePort, 1]]);
-    // The pump's client sockets inherit small locked buffers from the VIP's listener, so its writes
-    // to a slow client meet a full socket (and its pending buffers are exercised) even on loopback.
+    // Destinations where nothing listens: the connect is refused and the client moves on.
+    const refused = await freePort();
+    const refused6 = await freePort("::1");
+    // Two planes on the one pump. The IPv4 one's client sockets inherit small locked buffers from
+    // the VIP's listener, so its writes to a slow client meet a full socket (its pending buffers
+    // are used) even on loopback; the IPv6 one keeps the kernel's large buffers, where a busy
+    // direction reads 16 times and yields to the others.
+    const fx = await startPlane([...ports.map((p): [number, number] => [p, 3]), [holePort, 1], [refused, 1]]);
     smallBuffers(listenerFd(fx.vip), 32768);
+    const fx6 = await startPlane([...ports6.map((p): [number, number] => [p, 3]), [refused6, 1]], "::1");
+    const planes = [fx, fx6];
     t.after(async () => {
       await fx.plane.stop(200);
+      await fx6.plane.stop(200);
       await servers.close();
       filler.destroy();
       addon.close(holeFd);
@@ -514,12 +535,13 @@ test(
     const clients = new Map<number, Side>();
     const warmSide = newSide();
     clients.set(0, warmSide);
-    await runClient(fx.vip, warm, warmSide, servers, Date.now() + 5000);
+    await runClient(fx, warm, warmSide, servers, Date.now() + 5000);
     await until("the warm-up connection to end", () => fx.plane.openFlows() === 0, 5000);
     assert.ok(receivedPrefixOf(warmSide, warm.sent.subarray(8)), "warm-up echo");
     const fdsBefore = openDescriptors();
-    const planeFdsBefore = fx.plane.pressure().fdUsed;
-    const statsBefore = fx.svc.stats.snapshot();
+    const planeFdsBefore = planes.map((p) => p.plane.pressure().fdUsed);
+    const statsBefore = planes.map((p) => p.svc.stats.snapshot());
+    const openFlows = () => planes.reduce((n, p) => n + p.plane.openFlows(), 0);
     const serverSidesBefore = servers.sides.length;
 
     const deadline = Date.now() + Number(process.env.TVS_STRESS_SECONDS || 20) * 1000;
@@ -529,7 +551,7 @@ test(
         const plan = plans.get(next++) as Plan;
         const side = newSide();
         clients.set(plan.id, side);
-        await runClient(fx.vip, plan, side, servers, deadline);
+        await runClient(planes[plan.plane] as Fixture, plan, side, servers, deadline);
       }
     };
     await Promise.all(Array.from({ length: concurrency }, worker));
@@ -544,10 +566,10 @@ test(
     const openServers = () => servers.sides.filter((s) => !s.side.closed);
     await until(
       "every connection to end",
-      () => fx.plane.openFlows() === 0 && openServers().length === 0,
+      () => openFlows() === 0 && openServers().length === 0,
       Math.max(1000, deadline - Date.now()),
       () =>
-        `seed ${seed}: ${fx.plane.openFlows()} open flows; servers still open for ${openServers()
+        `seed ${seed}: ${openFlows()} open flows; servers still open for ${openServers()
           .map((s) => `${s.id} (${plans.get(s.id)?.client}/${plans.get(s.id)?.server}, got ${s.side.recvLen} bytes)`)
           .join(", ")}`,
     );
@@ -557,11 +579,16 @@ test(
       2000,
       () => String(openDescriptors() - fdsBefore),
     );
-    assert.equal(fx.plane.pressure().fdUsed, planeFdsBefore, "the plane's descriptor budget is back to its listener");
+    assert.deepEqual(
+      planes.map((p) => p.plane.pressure().fdUsed),
+      planeFdsBefore,
+      "the planes' descriptor budgets are back to their listeners",
+    );
 
     // Every connection entry ended as the kernel's would: TIME_WAIT (both FINs) or CLOSE (a reset).
-    for (const c of fx.conns.entries())
-      if (!c.template) assert.ok(["TIME_WAIT", "CLOSE"].includes(c.stateName), `entry ${c.cport}: ${c.stateName}`);
+    for (const p of planes)
+      for (const c of p.conns.entries())
+        if (!c.template) assert.ok(["TIME_WAIT", "CLOSE"].includes(c.stateName), `entry ${c.cport}: ${c.stateName}`);
 
     const byId = new Map<number, Side[]>();
     for (const s of servers.sides.slice(serverSidesBefore)) {
@@ -617,16 +644,19 @@ test(
     }
     // The counters charge what the pump read: at least what the receivers got, at most what the
     // senders wrote (the same where nothing was reset).
-    const st = fx.svc.stats.snapshot();
-    const inBytes = st.inBytes - statsBefore.inBytes;
-    const outBytes = st.outBytes - statsBefore.outBytes;
+    const st = planes.map((p) => p.svc.stats.snapshot());
+    const inBytes = st.reduce((n, x, i) => n + x.inBytes - (statsBefore[i]?.inBytes ?? 0), 0);
+    const outBytes = st.reduce((n, x, i) => n + x.outBytes - (statsBefore[i]?.outBytes ?? 0), 0);
     assert.ok(inLow <= inBytes && inBytes <= inHigh, `in bytes ${inBytes} within [${inLow}, ${inHigh}]`);
     assert.ok(outLow <= outBytes && outBytes <= outHigh, `out bytes ${outBytes} within [${outLow}, ${outHigh}]`);
     // Some clients were first sent to the destination that never accepts, and moved on.
     const hole = fx.svc.findDest("127.0.0.1", holePort)?.stats.conns ?? 0;
     assert.ok(hole > 0, "the destination that never accepts was tried");
+    const refusedTried =
+      (fx.svc.findDest("127.0.0.1", refused)?.stats.conns ?? 0) + (fx6.svc.findDest("::1", refused6)?.stats.conns ?? 0);
+    assert.ok(refusedTried > 0, "the destinations that refuse were tried");
     t.diagnostic(
-      `${total} connections (${clean} clean pairs, ${hole} sent first to the destination that never accepts), in ${inBytes} bytes, out ${outBytes} bytes`,
+      `${total} connections (${clean} clean pairs; first sent to the destination that never accepts ${hole}, to one that refuses ${refusedTried}), in ${inBytes} bytes, out ${outBytes} bytes`,
     );
   },
 );
