@@ -1,18 +1,27 @@
 #!/bin/sh
 # Builds a second copy of the native addon with AddressSanitizer and UndefinedBehaviorSanitizer,
-# in a temporary directory (never native/build), and prints how to run tests against it. Used to
-# check the TCP pump (native/src/tcp_relay.c) for memory errors under the stress test:
+# in a directory of your choice (never native/build), to check the TCP pump
+# (native/src/tcp_relay.c) for memory errors under the stress test:
 #
-#   tools/build-native-asan.sh /tmp/tvs-asan        # builds /tmp/tvs-asan/build/Release/tvs_native.node
+#   tools/build-native-asan.sh /tmp/tvs-asan            # → /tmp/tvs-asan/build/Release/tvs_native.node
+#   tools/build-native-asan.sh --tight /tmp/tvs-tight   # the same with tiny buffers and batches
 #   TVS_NATIVE_PATH=/tmp/tvs-asan/build/Release/tvs_native.node \
 #   LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)" \
 #   ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1 \
-#     node --import tsx --test src/dataplane/proxy/native-relay-stress.test.ts
+#     node --import tsx --test src/dataplane/proxy/native-relay-stress.test.ts src/dataplane/proxy/relay.test.ts
 #
-# detect_leaks=0: node itself leaves memory allocated at exit. ASan must be preloaded because node
-# is not built with it. The build is not part of the package; nothing here is committed output.
+# --tight shrinks the pump's read buffer (4 KiB), reads before yielding (2), rounds per wake-up
+# (1) and records per call into JavaScript (160), so partial writes, yielding to the idle handle
+# and JavaScript calls in the middle of a batch happen all the time instead of rarely.
+# ASan is preloaded because node is not built with it; detect_leaks=0 because node itself leaves
+# memory allocated at exit. Nothing built here is part of the package.
 set -eu
-out="${1:?usage: tools/build-native-asan.sh OUTPUT_DIR}"
+extra=""
+if [ "${1:-}" = "--tight" ]; then
+  extra="-DRELAY_BUF=4096 -DMAX_READS=2 -DMAX_ROUNDS=1 -DMAX_RECORDS=160"
+  shift
+fi
+out="${1:?usage: tools/build-native-asan.sh [--tight] OUTPUT_DIR}"
 root="$(cd "$(dirname "$0")/.." && pwd)"
 rm -rf "$out"
 mkdir -p "$out"
@@ -24,5 +33,5 @@ nodedir=""
 [ -f "$prefix/include/node/node_api.h" ] && nodedir="--nodedir=$prefix"
 san="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -g -O1"
 cd "$out"
-CFLAGS="$san" LDFLAGS="$san" node "$gyp" rebuild --loglevel=warn $nodedir
+CFLAGS="$san $extra" LDFLAGS="$san" node "$gyp" rebuild --loglevel=warn $nodedir
 echo "built $out/build/Release/tvs_native.node"

@@ -19,6 +19,7 @@
 // Also run against an AddressSanitizer build of the addon: tools/build-native-asan.sh explains how.
 
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { createHash, type Hash } from "node:crypto";
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import net from "node:net";
@@ -716,3 +717,75 @@ for (const who of ["client", "real server"] as const) {
     assert.equal(entry?.stateName, "CLOSE", "the entry shows the reset");
   });
 }
+
+// The pump's fairness path needs a source that refills while the pump runs: one direction that
+// stays full through 16 reads yields to the others and, still full after eight rounds, is resumed
+// from libuv's idle handle. Peers in this process cannot refill while the pump holds the event
+// loop, so a child process is both the client (sending 64 MiB as fast as it can) and the real
+// server (hashing what arrives); every byte must arrive intact and in order.
+test(
+  "native relay: a direction that keeps its source full yields and resumes; 64 MiB arrive intact",
+  {
+    skip,
+    timeout: 30_000,
+  },
+  async (t) => {
+    const script = `
+    const net = require("node:net");
+    const { createHash } = require("node:crypto");
+    const total = 64 * 1024 * 1024;
+    const chunk = Buffer.alloc(1024 * 1024);
+    for (let i = 0; i < chunk.length; i += 4) chunk.writeUInt32LE((i * 2654435761) >>> 0, i);
+    const sent = createHash("sha256");
+    for (let n = 0; n < total; n += chunk.length) sent.update(chunk);
+    const server = net.createServer((s) => {
+      const got = createHash("sha256");
+      let len = 0;
+      s.on("data", (d) => { got.update(d); len += d.length; });
+      s.on("end", () => {
+        process.stdout.write(JSON.stringify({ len, got: got.digest("hex"), sent: sent.digest("hex") }) + "\\n");
+        s.end();
+        server.close();
+      });
+    });
+    server.listen(0, "::1", () => process.stdout.write(server.address().port + "\\n"));
+    process.stdin.once("data", (vip) => {
+      const c = net.connect({ port: Number(vip), host: "::1" });
+      let n = 0;
+      const more = () => {
+        while (n < total) { n += chunk.length; if (!c.write(chunk)) return c.once("drain", more); }
+        c.end();
+      };
+      c.on("connect", more);
+      c.on("data", () => {});
+    });
+  `;
+    const child = spawn(process.execPath, ["-e", script], { stdio: ["pipe", "pipe", "inherit"] });
+    t.after(() => {
+      if (child.exitCode === null) child.kill();
+    });
+    const lines: string[] = [];
+    let buffered = "";
+    const lineWaiters: (() => void)[] = [];
+    child.stdout.on("data", (d: Buffer) => {
+      buffered += d.toString();
+      const parts = buffered.split("\n");
+      buffered = parts.pop() ?? "";
+      lines.push(...parts);
+      for (const w of lineWaiters.splice(0)) w();
+    });
+    const line = async (n: number) => {
+      while (lines.length < n) await new Promise<void>((r) => lineWaiters.push(r));
+      return lines[n - 1] as string;
+    };
+    const port = Number(await line(1));
+    const fx = await startPlane([[port, 1]], "::1");
+    t.after(() => fx.plane.stop(200));
+    child.stdin.write(`${fx.vip}\n`);
+    const result = JSON.parse(await line(2)) as { len: number; got: string; sent: string };
+    assert.equal(result.len, 64 * 1024 * 1024, "every byte arrived");
+    assert.equal(result.got, result.sent, "intact and in order");
+    await until("the relay to close", () => fx.plane.openFlows() === 0, 5000);
+    assert.equal(fx.svc.stats.snapshot().inBytes, 64 * 1024 * 1024, "the counters saw every byte");
+  },
+);
