@@ -19,14 +19,14 @@
 // Also run against an AddressSanitizer build of the addon: tools/build-native-asan.sh explains how.
 
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { createHash, type Hash } from "node:crypto";
-import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { closeSync, openSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import net from "node:net";
 import test from "node:test";
 import { ConnTable } from "../../core/conn/conn-table.ts";
 import { DEFAULT_TUN } from "../../core/dest.ts";
-import { silentLogger } from "../../core/log.ts";
+import { type Logger, silentLogger } from "../../core/log.ts";
 import { createDefaultRegistry } from "../../core/sched/all.ts";
 import type { VirtualService } from "../../core/service.ts";
 import { ServiceTable } from "../../core/service-table.ts";
@@ -154,12 +154,17 @@ interface Fixture {
 }
 
 /** A native-relay plane for one TCP VIP on `host` (127.0.0.1 or ::1) in front of `dests` (port, weight) there. */
-async function startPlane(dests: [number, number][], host = "127.0.0.1", connectTimeoutMs = 300): Promise<Fixture> {
+async function startPlane(
+  dests: [number, number][],
+  host = "127.0.0.1",
+  connectTimeoutMs = 300,
+  log: Logger = silentLogger,
+): Promise<Fixture> {
   const clock = { now: () => performance.now() };
   const services = new ServiceTable(createDefaultRegistry(), { clock, random: () => 7 });
   const conns = new ConnTable({ services });
   const plane = new ProxyPlane(
-    { services, conns, clock, log: silentLogger },
+    { services, conns, clock, log },
     { relay: "native", retryConnect: true, connectTimeoutMs },
   );
   const vip = await freePort(host);
@@ -787,5 +792,129 @@ test(
     assert.equal(result.got, result.sent, "intact and in order");
     await until("the relay to close", () => fx.plane.openFlows() === 0, 5000);
     assert.equal(fx.svc.stats.snapshot().inBytes, 64 * 1024 * 1024, "the counters saw every byte");
+  },
+);
+
+// A client that resets while the pump holds bytes it could not write to it yet: the pending
+// buffer's write fails, and the real server is reset too (not left sending into nothing).
+test("native relay: a client that resets while bytes wait for it resets the real server", { skip }, async (t) => {
+  let serverSock: net.Socket | undefined;
+  let serverError = "";
+  let serverClosed = false;
+  const real = net.createServer((s) => {
+    serverSock = s;
+    s.on("error", (e: NodeJS.ErrnoException) => {
+      serverError = e.code ?? e.message;
+    });
+    s.on("close", () => {
+      serverClosed = true;
+    });
+    s.write(Buffer.alloc(8 * 1024 * 1024, 7));
+  });
+  await new Promise<void>((r) => real.listen(0, "127.0.0.1", () => r()));
+  const fx = await startPlane([[(real.address() as net.AddressInfo).port, 1]]);
+  smallBuffers(listenerFd(fx.vip), 32768);
+  const client = net.connect({ port: fx.vip, host: "127.0.0.1" });
+  client.on("error", () => {});
+  client.pause();
+  t.after(async () => {
+    client.destroy();
+    serverSock?.destroy();
+    await fx.plane.stop(200);
+    await new Promise<void>((r) => real.close(() => r()));
+  });
+  // Full all the way: the client reads nothing, so the pump keeps the rest and stops reading the
+  // server, whose own buffers then fill.
+  await until("the real server's writes to back up", () => (serverSock?.writableLength ?? 0) > 0, 5000);
+  await new Promise((r) => setTimeout(r, 50));
+  client.resetAndDestroy();
+  await until(
+    "the real server to be reset",
+    () => serverClosed,
+    3000,
+    () => `flows ${fx.plane.openFlows()}`,
+  );
+  assert.match(serverError, /ECONNRESET|EPIPE/);
+  await until("the relay to close", () => fx.plane.openFlows() === 0, 2000);
+  const entry = [...fx.conns.entries()].find((c) => !c.template);
+  assert.equal(entry?.stateName, "CLOSE", "the entry shows the reset");
+});
+
+/** The first two descriptor numbers not in use. */
+function freeDescriptorNumbers(): [number, number] {
+  // (The listing's own descriptor is in the list, closed by now: readlink no longer finds it.)
+  const used = new Set(
+    readdirSync("/proc/self/fd").filter((n) => {
+      try {
+        readlinkSync(`/proc/self/fd/${n}`);
+        return true;
+      } catch {
+        return false;
+      }
+    }),
+  );
+  const free: number[] = [];
+  for (let n = 0; free.length < 2; n++) if (!used.has(String(n))) free.push(n);
+  return free as [number, number];
+}
+
+// accept4 failing for lack of descriptors (EMFILE): the pump reports it (the plane logs the limit
+// alarm), pauses that listener for 100 ms instead of spinning on it, and accepts the waiting
+// client once descriptors are free again. The process's own limit is lowered with prlimit(1).
+test(
+  "native relay: accept out of descriptors pauses the listener, logs, and serves the client afterwards",
+  {
+    skip: skip || (spawnSync("prlimit", ["--version"]).status === 0 ? false : "prlimit(1) is not installed"),
+  },
+  async (t) => {
+    const logged: string[] = [];
+    const log: Logger = {
+      debug: () => {},
+      info: () => {},
+      warn: (m) => logged.push(m),
+      error: (m) => logged.push(m),
+      child: () => log,
+    };
+    const real = net.createServer((s) => s.pipe(s));
+    await new Promise<void>((r) => real.listen(0, "127.0.0.1", () => r()));
+    const fx = await startPlane([[(real.address() as net.AddressInfo).port, 1]], "127.0.0.1", 300, log);
+    t.after(async () => {
+      await fx.plane.stop(200);
+      await new Promise<void>((r) => real.close(() => r()));
+    });
+    const limits = /(\d+|unlimited)\s+(\d+|unlimited)\s+files/.exec(
+      spawnSync("prlimit", ["--pid", String(process.pid), "--nofile"], { encoding: "utf8" }).stdout,
+    );
+    assert.ok(limits, "prlimit shows the descriptor limit");
+    const [, soft, hard] = limits;
+    const setLimit = (value: string) => {
+      const r = spawnSync("prlimit", ["--pid", String(process.pid), `--nofile=${value}:${hard}`], {
+        stdio: "ignore",
+      });
+      assert.equal(r.status, 0, `prlimit --nofile=${value}: ${r.error?.message ?? `exit ${r.status}`}`);
+    };
+    // Spare descriptors, closed again to make room for restoring the limit.
+    const spares = Array.from({ length: 16 }, () => openSync("/dev/null", "r"));
+    const [, second] = freeDescriptorNumbers();
+    setLimit(String(second)); // room for exactly one more descriptor: the client's socket
+    let restored = false;
+    const restore = () => {
+      if (restored) return;
+      restored = true;
+      for (const fd of spares) closeSync(fd);
+      setLimit(soft as string);
+    };
+    t.after(restore);
+    const client = net.connect({ port: fx.vip, host: "127.0.0.1" });
+    const echoed: Buffer[] = [];
+    client.on("data", (d: Buffer) => echoed.push(d));
+    client.on("error", () => {});
+    await new Promise<void>((r) => client.once("connect", () => r()));
+    client.write("hello");
+    await until("the limit alarm", () => logged.some((m) => m.includes("file descriptor limit")), 3000);
+    restore();
+    await until("the echo once the listener resumed", () => Buffer.concat(echoed).toString() === "hello", 3000);
+    client.end();
+    await until("the relay to close", () => fx.plane.openFlows() === 0, 3000);
   },
 );
