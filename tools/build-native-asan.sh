@@ -11,14 +11,15 @@
 #     node --import tsx --test src/dataplane/proxy/native-relay-stress.test.ts src/dataplane/proxy/relay.test.ts
 #
 # --tight shrinks the pump's read buffer (4 KiB), reads before yielding (2), rounds per wake-up
-# (1) and records per call into JavaScript (160), so partial writes, yielding to the idle handle
-# and JavaScript calls in the middle of a batch happen all the time instead of rarely.
+# (1), records per call into JavaScript (160) and the first connection and listener tables (2, 1),
+# so partial writes, yielding to the idle handle, JavaScript calls in the middle of a batch and
+# table growth happen all the time instead of rarely.
 # ASan is preloaded because node is not built with it; detect_leaks=0 because node itself leaves
 # memory allocated at exit. Nothing built here is part of the package.
 set -eu
 extra=""
 if [ "${1:-}" = "--tight" ]; then
-  extra="-DRELAY_BUF=4096 -DMAX_READS=2 -DMAX_ROUNDS=1 -DMAX_RECORDS=160"
+  extra="-DRELAY_BUF=4096 -DMAX_READS=2 -DMAX_ROUNDS=1 -DMAX_RECORDS=160 -DFIRST_SLOTS=2 -DFIRST_LISTENERS=1"
   shift
 fi
 out="${1:?usage: tools/build-native-asan.sh [--tight] OUTPUT_DIR}"

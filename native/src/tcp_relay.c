@@ -60,8 +60,9 @@
 #include <uv.h>
 
 // The sizes below the guards may be made smaller at compile time (-DMAX_READS=2 ...) so that a
-// test build reaches the rare paths often: partial writes, yielding, flushing in mid-batch
-// (tools/build-native-asan.sh --tight). MAX_RECORDS must leave room for an accept batch.
+// test build reaches the rare paths often: partial writes, yielding, flushing in mid-batch,
+// growing the slot tables (tools/build-native-asan.sh --tight). MAX_RECORDS must leave room for
+// an accept batch.
 #ifndef RELAY_BUF
 #define RELAY_BUF (64 * 1024)
 #endif
@@ -73,6 +74,12 @@
 #endif
 #ifndef MAX_ROUNDS
 #define MAX_ROUNDS 8
+#endif
+#ifndef FIRST_SLOTS
+#define FIRST_SLOTS 1024     // connection slots made at first; doubled as needed
+#endif
+#ifndef FIRST_LISTENERS
+#define FIRST_LISTENERS 64   // listener slots made at first; doubled as needed
 #endif
 #define REC 8
 #define EPOLL_BATCH 256
@@ -631,8 +638,8 @@ static void teardown(relay* r) {
       close(r->listeners[i].fd);
       r->listeners[i].fd = -1;
     }
+  uv_poll_stop(&r->poll);  // before its descriptor is closed, which libuv must not see reused
   close(r->ep);
-  uv_poll_stop(&r->poll);
   uv_idle_stop(&r->idle);
   uv_timer_stop(&r->resume);
   uv_timer_stop(&r->report);
@@ -715,7 +722,7 @@ napi_value tcp_relay_listen(napi_env env, napi_callback_info info) {
       break;
     }
   if (lid < 0) {
-    int n = r->nlisteners ? r->nlisteners * 2 : 64;
+    int n = r->nlisteners ? r->nlisteners * 2 : FIRST_LISTENERS;
     listener* grown = realloc(r->listeners, (size_t)n * sizeof *grown);
     if (!grown) return fail_errno(env, "relayListen", ENOMEM);
     for (int i = r->nlisteners; i < n; i++) grown[i].fd = -1;
@@ -807,7 +814,7 @@ static conn* new_conn(relay* r) {
     r->free_now = c->next_free;
   } else {
     if (r->made >= r->cap) {
-      int32_t cap = r->cap ? r->cap * 2 : 1024;
+      int32_t cap = r->cap ? r->cap * 2 : FIRST_SLOTS;
       conn** grown = realloc(r->conns, (size_t)cap * sizeof *grown);
       if (!grown) return NULL;
       memset(grown + r->cap, 0, (size_t)(cap - r->cap) * sizeof *grown);
