@@ -1245,3 +1245,68 @@ test(
     }
   },
 );
+
+test(
+  "native relay: a bug while admitting a client (the scheduler throws) costs that client only: reset, nothing held",
+  { skip },
+  async () => {
+    const real = await realServer(answering((req) => `ok ${req}`));
+    try {
+      await withPlane([{ addr: "127.0.0.1", port: real.port }], async (h) => {
+        const schedule = h.conns.schedule.bind(h.conns);
+        let armed = true;
+        h.conns.schedule = (...args: Parameters<ConnTable["schedule"]>) => {
+          if (armed) {
+            armed = false;
+            throw new Error("injected bug");
+          }
+          return schedule(...args);
+        };
+        const c = net.connect({ port: h.vip, host: "127.0.0.1" });
+        assert.equal(await outcome(c), "ECONNRESET");
+        await h.settled();
+        assert.equal((await ask(h.vip, "next")).answer, "ok next");
+        await h.settled();
+      });
+    } finally {
+      await real.close();
+    }
+  },
+);
+
+test(
+  "native relay: a bug when starting the connect costs that client only: reset, entry CLOSE, nothing held",
+  { skip },
+  async () => {
+    const real = await realServer(answering((req) => `ok ${req}`));
+    // A PROXY protocol rule whose reading throws once: the connect's header fails to be made.
+    let armed = true;
+    const rule = {
+      get service(): string {
+        if (armed) {
+          armed = false;
+          throw new Error("injected bug");
+        }
+        return "none";
+      },
+      dest: undefined,
+      version: 1 as const,
+    };
+    try {
+      await withPlane(
+        [{ addr: "127.0.0.1", port: real.port }],
+        async (h) => {
+          const c = net.connect({ port: h.vip, host: "127.0.0.1" });
+          assert.equal(await outcome(c), "ECONNRESET");
+          assert.equal(onlyConn(h.conns).stateName, "CLOSE");
+          await h.settled();
+          assert.equal((await ask(h.vip, "next")).answer, "ok next");
+          await h.settled();
+        },
+        { options: () => ({ proxyProtocol: [rule] }) },
+      );
+    } finally {
+      await real.close();
+    }
+  },
+);

@@ -16,7 +16,7 @@
 import { constants as osConstants } from "node:os";
 import { formatEndpoint, formatIpv4, formatIpv6Groups } from "../../core/addr.ts";
 import type { BoundConn } from "../../core/conn/conn.ts";
-import { TCP_S_TIME_WAIT } from "../../core/conn/tcp-states.ts";
+import { TCP_S_CLOSE, TCP_S_TIME_WAIT } from "../../core/conn/tcp-states.ts";
 import type { VirtualService } from "../../core/service.ts";
 import { loadNative } from "../../platform/native-addon.ts";
 import { admitTcpClient, type Direction, RelayEntry } from "./relay-entry.ts";
@@ -293,7 +293,13 @@ export class NativeRelay implements PlaneSlot {
     caddr: string,
     cport: number,
   ): void {
-    const r = admitTcpClient(ctx, svc, arrival, caddr, cport);
+    let r: ReturnType<typeof admitTcpClient>;
+    try {
+      r = admitTcpClient(ctx, svc, arrival, caddr, cport);
+    } catch (err) {
+      engine.addon.relayReset(fd); // a bug: the client is still ours to reset
+      throw err;
+    }
     if (typeof r === "string") {
       engine.addon.relayReset(fd);
       return;
@@ -304,13 +310,22 @@ export class NativeRelay implements PlaneSlot {
   #connect(): void {
     const e = this.#e;
     const conn = e.conn;
-    const header = e.proxyHeader() ?? null;
     let rc: number;
-    if (this.#id < 0) {
-      rc = this.#engine.connect(this, this.#fd, conn.daddr, conn.dport, header);
-      if (rc >= 0) this.#id = rc;
-    } else {
-      rc = this.#engine.addon.relayReconnect(this.#id, conn.daddr, conn.dport, header);
+    try {
+      const header = e.proxyHeader() ?? null;
+      if (this.#id < 0) {
+        rc = this.#engine.connect(this, this.#fd, conn.daddr, conn.dport, header);
+        if (rc >= 0) this.#id = rc;
+      } else {
+        rc = this.#engine.addon.relayReconnect(this.#id, conn.daddr, conn.dport, header);
+      }
+    } catch (err) {
+      // A bug (this runs from a timer too) must cost this connection only, never the daemon, and
+      // hold nothing: the client is reset, the entry is CLOSE.
+      e.ctx.log.error("Connection dropped", { service: e.svc.id, err });
+      e.finish(TCP_S_CLOSE);
+      this.#close(true);
+      return;
     }
     if (rc < 0) {
       this.#connectFailed(errnoError(rc, "connect"));

@@ -49,27 +49,32 @@ export function admitTcpClient(
     ctx.fdAlarm.hit({ service: svc.id, fdLimit: ctx.fds.limit, fdUsed: ctx.fds.used });
     return "no-descriptor";
   }
-  const now = ctx.clock.now();
-  // A new connection from a client port whose previous entry still lingers (TIME_WAIT, CLOSE):
-  // as the kernel does for a SYN with conn_reuse_mode, the old entry goes and the flow is
-  // scheduled anew. The socket layer guarantees the old connection is over (same 4-tuple).
-  const old = ctx.conns.lookupIn("tcp", caddr, cport, arrival.vaddr, arrival.vport);
-  if (old !== undefined) {
-    (old.plane as PlaneSlot | undefined)?.closeFromTable();
-    old.plane = undefined;
-    ctx.conns.remove(old, now);
+  try {
+    const now = ctx.clock.now();
+    // A new connection from a client port whose previous entry still lingers (TIME_WAIT, CLOSE):
+    // as the kernel does for a SYN with conn_reuse_mode, the old entry goes and the flow is
+    // scheduled anew. The socket layer guarantees the old connection is over (same 4-tuple).
+    const old = ctx.conns.lookupIn("tcp", caddr, cport, arrival.vaddr, arrival.vport);
+    if (old !== undefined) {
+      (old.plane as PlaneSlot | undefined)?.closeFromTable();
+      old.plane = undefined;
+      ctx.conns.remove(old, now);
+    }
+    const r = ctx.conns.schedule(svc, flowOf(svc, arrival, caddr, cport), now, fwmarkOf(arrival));
+    if ("error" in r) {
+      ctx.log.debug("Connection refused: no destination", {
+        service: svc.id,
+        client: formatEndpoint(caddr, cport),
+        why: r.error,
+      });
+      ctx.fds.give(2);
+      return "no-destination";
+    }
+    return r;
+  } catch (err) {
+    ctx.fds.give(2); // a bug: the caller resets the client, nothing stays held
+    throw err;
   }
-  const r = ctx.conns.schedule(svc, flowOf(svc, arrival, caddr, cport), now, fwmarkOf(arrival));
-  if ("error" in r) {
-    ctx.log.debug("Connection refused: no destination", {
-      service: svc.id,
-      client: formatEndpoint(caddr, cport),
-      why: r.error,
-    });
-    ctx.fds.give(2);
-    return "no-destination";
-  }
-  return r;
 }
 
 function flowOf(svc: VirtualService, arrival: Arrival, caddr: string, cport: number): Flow {
