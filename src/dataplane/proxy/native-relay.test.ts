@@ -1310,3 +1310,52 @@ test(
     }
   },
 );
+
+test(
+  "native relay: a bug in the retry after a connect timeout (a timer, not a record) costs that client only",
+  { skip, timeout: 20_000 },
+  async () => {
+    const hole = await blackHole();
+    const real = await realServer(answering((req) => `ok ${req}`));
+    try {
+      await withPlane(
+        [
+          { addr: "127.0.0.1", port: hole.port },
+          { addr: "127.0.0.1", port: real.port },
+        ],
+        async (h) => {
+          const schedule = h.conns.schedule.bind(h.conns);
+          const seen = new Set<number>();
+          h.conns.schedule = (...args: Parameters<ConnTable["schedule"]>) => {
+            const sport = args[1].sport;
+            if (seen.has(sport)) throw new Error("injected bug"); // a retry's scheduling
+            seen.add(sport);
+            return schedule(...args);
+          };
+          // rr sends one of two clients to the real server that never answers first.
+          const outcomes = await Promise.all(
+            ["a", "b"].map(async (word) => {
+              const c = net.connect({ port: h.vip, host: "127.0.0.1", allowHalfOpen: true });
+              c.on("error", () => {});
+              c.end(word);
+              return readAll(c).then(
+                (b) => b.toString(),
+                (e: NodeJS.ErrnoException) => e.code,
+              );
+            }),
+          );
+          assert.ok(outcomes.includes("ECONNRESET"), `one client reset (${outcomes.join(", ")})`);
+          assert.ok(
+            outcomes.some((o) => o?.startsWith("ok ")),
+            `one client served (${outcomes.join(", ")})`,
+          );
+          await h.settled();
+        },
+        { options: () => ({ connectTimeoutMs: 200, retryConnect: true }) },
+      );
+    } finally {
+      hole.close();
+      await real.close();
+    }
+  },
+);

@@ -320,11 +320,7 @@ export class NativeRelay implements PlaneSlot {
         rc = this.#engine.addon.relayReconnect(this.#id, conn.daddr, conn.dport, header);
       }
     } catch (err) {
-      // A bug (this runs from a timer too) must cost this connection only, never the daemon, and
-      // hold nothing: the client is reset, the entry is CLOSE.
-      e.ctx.log.error("Connection dropped", { service: e.svc.id, err });
-      e.finish(TCP_S_CLOSE);
-      this.#close(true);
+      this.#dropped(err);
       return;
     }
     if (rc < 0) {
@@ -334,9 +330,28 @@ export class NativeRelay implements PlaneSlot {
     const timer = setTimeout(() => {
       if (this.#connectTimer !== timer || this.#piped || e.done) return;
       this.#connectTimer = undefined;
-      this.#connectFailed(new Error(`Connect to ${formatEndpoint(conn.daddr, conn.dport)} timed out`));
+      try {
+        this.#connectFailed(new Error(`Connect to ${formatEndpoint(conn.daddr, conn.dport)} timed out`));
+      } catch (err) {
+        this.#dropped(err);
+      }
     }, e.ctx.options.connectTimeoutMs);
     this.#connectTimer = timer;
+  }
+
+  /**
+   * A bug while connecting (from the connect timer as well, where nothing else would catch it)
+   * must cost this connection only, never the daemon, and hold nothing: the client is reset, the
+   * entry is CLOSE.
+   */
+  #dropped(err: unknown): void {
+    const e = this.#e;
+    e.ctx.log.error("Connection dropped", { service: e.svc.id, err });
+    try {
+      e.finish(TCP_S_CLOSE);
+    } finally {
+      this.#close(true);
+    }
   }
 
   onConnected(status: number): void {
