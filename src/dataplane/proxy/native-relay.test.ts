@@ -8,7 +8,8 @@
 // behind a stalled peer, many short connections (ids reused), FULLNAT's local endpoint, the
 // descriptor budget, IPv6, and hostile calls into the addon's functions. The tests check that
 // nothing leaks: no relay left open and the descriptor budget back where it was. Skipped where
-// the addon's pump is not built.
+// the addon's pump is not built. The reset tests (the loop at the end) run on every relay: the
+// fallbacks (libuv handles, net.Socket) must pass resets on as the pump does.
 
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
@@ -25,6 +26,7 @@ import type { VirtualService } from "../../core/service.ts";
 import { ServiceTable } from "../../core/service-table.ts";
 import { loadNative } from "../../platform/native-addon.ts";
 import { openFdCount, processFdLimit } from "./fd-budget.ts";
+import { tcpBinding } from "./libuv-tcp.ts";
 import { NativeRelayEngine } from "./native-relay.ts";
 import type { ProxyPlaneOptions } from "./options.ts";
 import { ProxyPlane } from "./plane.ts";
@@ -32,6 +34,27 @@ import { proxyHeader } from "./proxy-protocol.ts";
 
 const engine = NativeRelayEngine.get();
 const skip = engine === undefined ? "the native addon's TCP pump is not built" : false;
+
+type Relay = "native" | "handle" | "stream";
+/** The relays the tests that run on each of them cover (see the loop at the end). */
+const relays: Relay[] = ["native", "handle", "stream"];
+/**
+ * Why a relay's run of those tests is skipped: the pump must be built, the handle relay needs
+ * Node's TCP handles, and every run reads the kernel's TCP state through the addon's getsockopt.
+ * `unreadSide`: the test resets a socket the relay is not reading at that moment.
+ */
+function skipFor(relay: Relay, unreadSide = true): string | false {
+  if (relay === "native") return skip;
+  if (relay === "stream" && unreadSide)
+    return "the net.Socket relay does not notice a reset on a socket it is not reading (paused, ended, or connecting)";
+  if (relay === "handle" && tcpBinding() === undefined) return "this Node does not expose its TCP handles";
+  try {
+    loadNative();
+  } catch {
+    return "reading a socket's TCP state needs the native addon (getsockopt)";
+  }
+  return false;
+}
 
 async function freePort(host = "127.0.0.1"): Promise<number> {
   const s = net.createServer();
@@ -71,6 +94,8 @@ async function withPlane(
     options?: (vip: number) => Partial<ProxyPlaneOptions>;
     vaddr?: string;
     expireNodestConn?: boolean;
+    /** The relay under test (the pump unless a test runs for every relay). */
+    relay?: Relay;
   } = {},
 ): Promise<void> {
   const clock = { now: () => performance.now() };
@@ -83,7 +108,7 @@ async function withPlane(
   const vip = await freePort(vaddr);
   const plane = new ProxyPlane(
     { services, conns, clock, log: silentLogger },
-    { ...opts.options?.(vip), relay: "native" },
+    { ...opts.options?.(vip), relay: opts.relay ?? "native" },
   );
   const key = { kind: "vip", protocol: "tcp", addr: vaddr, port: vip } as const;
   const svc = services.addService(key, {
@@ -625,97 +650,6 @@ test(
 );
 
 test(
-  "native relay: a client reset mid-stream resets the real server; the entry is CLOSE and nothing leaks",
-  { skip },
-  async () => {
-    const chunk = Buffer.alloc(64 * 1024, 7);
-    const real = await realServer((s) => {
-      // Stream to the client until the socket fails.
-      const more = () => {
-        while (!s.destroyed && s.write(chunk));
-      };
-      s.on("drain", more);
-      more();
-    });
-    try {
-      await withPlane([{ addr: "127.0.0.1", port: real.port }], async (h) => {
-        const c = await client(h.vip);
-        let got = 0;
-        await new Promise<void>((r) =>
-          c.on("data", (d) => {
-            got += d.length;
-            if (got > 512 * 1024) r();
-          }),
-        );
-        await until("the real server's socket", () => real.sockets.length === 1);
-        const so = outcome(real.sockets[0] as net.Socket);
-        c.resetAndDestroy();
-        assert.match(await so, /^(ECONNRESET|EPIPE)$/);
-        await until("CLOSE", () => onlyConn(h.conns).stateName === "CLOSE");
-        await h.settled();
-      });
-    } finally {
-      await real.close();
-    }
-  },
-);
-
-test(
-  "native relay: a client reset while its upload waits for a stalled real server still resets the server",
-  { skip },
-  async () => {
-    const real = await realServer((s) => s.pause());
-    try {
-      await withPlane([{ addr: "127.0.0.1", port: real.port }], async (h) => {
-        const c = await client(h.vip);
-        await sendUntilStalled(c);
-        assert.equal(real.sockets.length, 1);
-        const s = real.sockets[0] as net.Socket;
-        c.resetAndDestroy();
-        await new Promise((r) => setTimeout(r, 100));
-        const so = outcome(s); // resumes reading
-        assert.match(await so, /^(ECONNRESET|EPIPE)$/);
-        await until("CLOSE", () => onlyConn(h.conns).stateName === "CLOSE");
-        await h.settled();
-      });
-    } finally {
-      await real.close();
-    }
-  },
-);
-
-test(
-  "native relay: a real server reset mid-stream resets the client; the entry is CLOSE and nothing leaks",
-  { skip },
-  async () => {
-    const real = await realServer((s) => {
-      let n = 0;
-      s.on("data", (d) => {
-        n += d.length;
-        if (n > 256 * 1024) s.resetAndDestroy();
-      });
-    });
-    try {
-      await withPlane([{ addr: "127.0.0.1", port: real.port }], async (h) => {
-        const c = await client(h.vip);
-        const co = outcome(c);
-        const chunk = Buffer.alloc(64 * 1024, 3);
-        const more = () => {
-          while (!c.destroyed && c.write(chunk));
-        };
-        c.on("drain", more);
-        more();
-        assert.match(await co, /^(ECONNRESET|EPIPE)$/);
-        await until("CLOSE", () => onlyConn(h.conns).stateName === "CLOSE");
-        await h.settled();
-      });
-    } finally {
-      await real.close();
-    }
-  },
-);
-
-test(
   "native relay: 300 sequential and 200 concurrent short connections all get their own answer",
   { skip },
   async () => {
@@ -772,46 +706,6 @@ test(
           options: (vip) => ({ proxyProtocol: [{ service: `tcp [::1]:${vip}`, dest: undefined, version: 1 }] }),
         },
       );
-    } finally {
-      await real.close();
-    }
-  },
-);
-
-test(
-  "native relay: a real server that closed after its answer resets the client that sends more",
-  { skip },
-  async () => {
-    // The real server answers, closes its socket completely, and its kernel answers the client's
-    // next bytes with a reset. The kernel's IPVS passes that reset to the client; so must the pump,
-    // or a client waiting for an answer on this connection waits until the entry times out.
-    const real = await realServer((s) => {
-      s.once("data", () => {
-        s.end("bye");
-        s.once("finish", () => s.destroy());
-      });
-    });
-    try {
-      await withPlane([{ addr: "127.0.0.1", port: real.port }], async (h) => {
-        const c = await client(h.vip);
-        let text = "";
-        c.on("data", (d) => {
-          text += d.toString();
-        });
-        const ended = new Promise<void>((r) => c.once("end", () => r()));
-        c.write("hello");
-        await ended;
-        assert.equal(text, "bye");
-        await until("FIN_WAIT", () => onlyConn(h.conns).stateName === "FIN_WAIT");
-        await new Promise((r) => setTimeout(r, 50)); // the real server's socket is closed by now
-        c.write("one more request");
-        // Node reads no more after the end of stream, so the kernel's state shows the reset.
-        await until("the client's socket reset", () => tcpState(c) === TCP_CLOSE);
-        // (EPIPE: a reset on a socket that had the peer's FIN already.)
-        assert.ok([ECONNRESET, EPIPE].includes(pendingError(c)), "a reset arrived");
-        assert.equal(onlyConn(h.conns).stateName, "CLOSE");
-        await h.settled();
-      });
     } finally {
       await real.close();
     }
@@ -1071,83 +965,6 @@ test(
 );
 
 test(
-  "native relay: a client that resets while its real server is still being reached is let go at once",
-  { skip },
-  async () => {
-    // Without this the relay would hold its two descriptors until the connect timeout, and with
-    // --retry-connect go on to open a connection to the next real server for nobody.
-    const hole = await blackHole();
-    try {
-      await withPlane(
-        [{ addr: "127.0.0.1", port: hole.port }],
-        async (h) => {
-          const c = await client(h.vip);
-          await until("SYN_RECV", () => liveConns(h.conns).length === 1);
-          const t0 = Date.now();
-          c.resetAndDestroy();
-          await until("CLOSE", () => onlyConn(h.conns).stateName === "CLOSE", 2000);
-          await h.settled();
-          assert.ok(Date.now() - t0 < 2000, "well before the 10 s connect timeout");
-        },
-        { options: () => ({ connectTimeoutMs: 10_000 }) },
-      );
-    } finally {
-      hole.close();
-    }
-  },
-);
-
-test(
-  "native relay: a client reset while a stalled real server holds up its upload resets the server at once",
-  { skip },
-  async () => {
-    // The real server reads nothing, so the pump holds bytes for it and does not read the client;
-    // the client's reset must still reach the server now (as IPVS passes it on), not once the
-    // server reads again, which may be never: until then the relay held its descriptors.
-    const real = await realServer((s) => s.pause());
-    try {
-      await withPlane([{ addr: "127.0.0.1", port: real.port }], async (h) => {
-        const c = await client(h.vip);
-        await sendUntilStalled(c);
-        assert.equal(real.sockets.length, 1);
-        const s = real.sockets[0] as net.Socket;
-        c.resetAndDestroy();
-        await until("the real server's socket reset", () => tcpState(s) === TCP_CLOSE, 2000);
-        await until("CLOSE", () => onlyConn(h.conns).stateName === "CLOSE");
-        await h.settled();
-      });
-    } finally {
-      await real.close();
-    }
-  },
-);
-
-test(
-  "native relay: a real server reset while a stalled client holds up its download resets the client at once",
-  { skip },
-  async () => {
-    let serverSide!: net.Socket;
-    const real = await realServer((s) => {
-      serverSide = s;
-    });
-    try {
-      await withPlane([{ addr: "127.0.0.1", port: real.port }], async (h) => {
-        const c = await client(h.vip);
-        c.pause(); // reads nothing
-        await until("the real server's socket", () => real.sockets.length === 1);
-        await sendUntilStalled(serverSide);
-        serverSide.resetAndDestroy();
-        await until("the client's socket reset", () => tcpState(c) === TCP_CLOSE, 2000);
-        await until("CLOSE", () => onlyConn(h.conns).stateName === "CLOSE");
-        await h.settled();
-      });
-    } finally {
-      await real.close();
-    }
-  },
-);
-
-test(
   "native relay: calls after relayClose throw a TypeError, a second close does nothing, and the pump opens again",
   { skip },
   async () => {
@@ -1359,3 +1176,237 @@ test(
     }
   },
 );
+
+for (const relay of relays) {
+  test(
+    `${relay} relay: a client reset mid-stream resets the real server; the entry is CLOSE and nothing leaks`,
+    { skip: skipFor(relay, false) },
+    async () => {
+      const chunk = Buffer.alloc(64 * 1024, 7);
+      const real = await realServer((s) => {
+        // Stream to the client until the socket fails.
+        const more = () => {
+          while (!s.destroyed && s.write(chunk));
+        };
+        s.on("drain", more);
+        more();
+      });
+      try {
+        await withPlane(
+          [{ addr: "127.0.0.1", port: real.port }],
+          async (h) => {
+            const c = await client(h.vip);
+            let got = 0;
+            await new Promise<void>((r) =>
+              c.on("data", (d) => {
+                got += d.length;
+                if (got > 512 * 1024) r();
+              }),
+            );
+            await until("the real server's socket", () => real.sockets.length === 1);
+            const so = outcome(real.sockets[0] as net.Socket);
+            c.resetAndDestroy();
+            assert.match(await so, /^(ECONNRESET|EPIPE)$/);
+            await until("CLOSE", () => onlyConn(h.conns).stateName === "CLOSE");
+            await h.settled();
+          },
+          { relay },
+        );
+      } finally {
+        await real.close();
+      }
+    },
+  );
+
+  test(
+    `${relay} relay: a client reset while its upload waits for a stalled real server still resets the server`,
+    { skip: skipFor(relay) },
+    async () => {
+      const real = await realServer((s) => s.pause());
+      try {
+        await withPlane(
+          [{ addr: "127.0.0.1", port: real.port }],
+          async (h) => {
+            const c = await client(h.vip);
+            await sendUntilStalled(c);
+            assert.equal(real.sockets.length, 1);
+            const s = real.sockets[0] as net.Socket;
+            c.resetAndDestroy();
+            await new Promise((r) => setTimeout(r, 100));
+            const so = outcome(s); // resumes reading
+            assert.match(await so, /^(ECONNRESET|EPIPE)$/);
+            await until("CLOSE", () => onlyConn(h.conns).stateName === "CLOSE");
+            await h.settled();
+          },
+          { relay },
+        );
+      } finally {
+        await real.close();
+      }
+    },
+  );
+
+  test(
+    `${relay} relay: a real server reset mid-stream resets the client; the entry is CLOSE and nothing leaks`,
+    { skip: skipFor(relay, false) },
+    async () => {
+      const real = await realServer((s) => {
+        let n = 0;
+        s.on("data", (d) => {
+          n += d.length;
+          if (n > 256 * 1024) s.resetAndDestroy();
+        });
+      });
+      try {
+        await withPlane(
+          [{ addr: "127.0.0.1", port: real.port }],
+          async (h) => {
+            const c = await client(h.vip);
+            const co = outcome(c);
+            const chunk = Buffer.alloc(64 * 1024, 3);
+            const more = () => {
+              while (!c.destroyed && c.write(chunk));
+            };
+            c.on("drain", more);
+            more();
+            assert.match(await co, /^(ECONNRESET|EPIPE)$/);
+            await until("CLOSE", () => onlyConn(h.conns).stateName === "CLOSE");
+            await h.settled();
+          },
+          { relay },
+        );
+      } finally {
+        await real.close();
+      }
+    },
+  );
+
+  test(
+    `${relay} relay: a real server that closed after its answer resets the client that sends more`,
+    { skip: skipFor(relay) },
+    async () => {
+      // The real server answers, closes its socket completely, and its kernel answers the client's
+      // next bytes with a reset. The kernel's IPVS passes that reset to the client; so must the pump,
+      // or a client waiting for an answer on this connection waits until the entry times out.
+      const real = await realServer((s) => {
+        s.once("data", () => {
+          s.end("bye");
+          s.once("finish", () => s.destroy());
+        });
+      });
+      try {
+        await withPlane(
+          [{ addr: "127.0.0.1", port: real.port }],
+          async (h) => {
+            const c = await client(h.vip);
+            let text = "";
+            c.on("data", (d) => {
+              text += d.toString();
+            });
+            const ended = new Promise<void>((r) => c.once("end", () => r()));
+            c.write("hello");
+            await ended;
+            assert.equal(text, "bye");
+            await until("FIN_WAIT", () => onlyConn(h.conns).stateName === "FIN_WAIT");
+            await new Promise((r) => setTimeout(r, 50)); // the real server's socket is closed by now
+            c.write("one more request");
+            // Node reads no more after the end of stream, so the kernel's state shows the reset.
+            await until("the client's socket reset", () => tcpState(c) === TCP_CLOSE);
+            // (EPIPE: a reset on a socket that had the peer's FIN already.)
+            assert.ok([ECONNRESET, EPIPE].includes(pendingError(c)), "a reset arrived");
+            assert.equal(onlyConn(h.conns).stateName, "CLOSE");
+            await h.settled();
+          },
+          { relay },
+        );
+      } finally {
+        await real.close();
+      }
+    },
+  );
+
+  test(
+    `${relay} relay: a client that resets while its real server is still being reached is let go at once`,
+    { skip: skipFor(relay) },
+    async () => {
+      // Without this the relay would hold its two descriptors until the connect timeout, and with
+      // --retry-connect go on to open a connection to the next real server for nobody.
+      const hole = await blackHole();
+      try {
+        await withPlane(
+          [{ addr: "127.0.0.1", port: hole.port }],
+          async (h) => {
+            const c = await client(h.vip);
+            await until("SYN_RECV", () => liveConns(h.conns).length === 1);
+            const t0 = Date.now();
+            c.resetAndDestroy();
+            await until("CLOSE", () => onlyConn(h.conns).stateName === "CLOSE", 2000);
+            await h.settled();
+            assert.ok(Date.now() - t0 < 2000, "well before the 10 s connect timeout");
+          },
+          { relay, options: () => ({ connectTimeoutMs: 10_000 }) },
+        );
+      } finally {
+        hole.close();
+      }
+    },
+  );
+
+  test(
+    `${relay} relay: a client reset while a stalled real server holds up its upload resets the server at once`,
+    { skip: skipFor(relay) },
+    async () => {
+      // The real server reads nothing, so the pump holds bytes for it and does not read the client;
+      // the client's reset must still reach the server now (as IPVS passes it on), not once the
+      // server reads again, which may be never: until then the relay held its descriptors.
+      const real = await realServer((s) => s.pause());
+      try {
+        await withPlane(
+          [{ addr: "127.0.0.1", port: real.port }],
+          async (h) => {
+            const c = await client(h.vip);
+            await sendUntilStalled(c);
+            assert.equal(real.sockets.length, 1);
+            const s = real.sockets[0] as net.Socket;
+            c.resetAndDestroy();
+            await until("the real server's socket reset", () => tcpState(s) === TCP_CLOSE, 2000);
+            await until("CLOSE", () => onlyConn(h.conns).stateName === "CLOSE");
+            await h.settled();
+          },
+          { relay },
+        );
+      } finally {
+        await real.close();
+      }
+    },
+  );
+
+  test(
+    `${relay} relay: a real server reset while a stalled client holds up its download resets the client at once`,
+    { skip: skipFor(relay) },
+    async () => {
+      let serverSide!: net.Socket;
+      const real = await realServer((s) => {
+        serverSide = s;
+      });
+      try {
+        await withPlane(
+          [{ addr: "127.0.0.1", port: real.port }],
+          async (h) => {
+            const c = await client(h.vip);
+            c.pause(); // reads nothing
+            await until("the real server's socket", () => real.sockets.length === 1);
+            await sendUntilStalled(serverSide);
+            serverSide.resetAndDestroy();
+            await until("the client's socket reset", () => tcpState(c) === TCP_CLOSE, 2000);
+            await until("CLOSE", () => onlyConn(h.conns).stateName === "CLOSE");
+            await h.settled();
+          },
+          { relay },
+        );
+      } finally {
+        await real.close();
+      }
+    },
+  );
+}
