@@ -10,17 +10,8 @@
 // of the other side's write half (libuv sends it after the pending writes); when both halves are
 // shut both handles are closed. Errors reset the other side.
 //
-// Errors on a side that is not being read. libuv reports a socket's reset only to a read or a
-// write in progress on it, and a relay leaves sides unread: the client while its real server is
-// being reached, a side whose end of stream was read (reading it again would only read that end
-// again, at once and forever), and a source paused behind a full destination. A reset there (the
-// client giving up during the connect, a real server that closed after its answer and resets the
-// client's next bytes, either peer resetting behind a stalled one) would go unnoticed until the
-// entry timed out, holding both descriptors. So while a relay has such a side it is on a list that
-// one timer sweeps every PROBE_MS: getpeername on each open side, which the kernel refuses
-// (ENOTCONN) once a reset has closed the socket, and which succeeds in every state a live
-// connection, half-closed or not, can be in. A failed probe is a socket error: the other side is
-// reset and the entry goes to CLOSE, as the pump does.
+// A reset on a side that is not being read (the client during the connect, a side after its end
+// of stream, a source paused behind a stalled peer) is found by getpeername (unread-probe.ts).
 //
 // When the table removes the entry while the handles are open (idle timeout, expire_nodest_conn)
 // both are reset.
@@ -32,6 +23,7 @@ import type { VirtualService } from "../../core/service.ts";
 import { type SockAddr, type TcpBinding, type TcpHandle, UV_EOF, uvError } from "./libuv-tcp.ts";
 import { admitTcpClient, type Direction, RelayEntry } from "./relay-entry.ts";
 import { type Arrival, type PlaneSlot, plainAddr, type TcpRelayContext } from "./tcp-relay.ts";
+import { type UnreadProbed, watchUnread } from "./unread-probe.ts";
 
 type Dir = Direction;
 
@@ -39,9 +31,6 @@ type Dir = Direction;
 const BULK_BYTES = 256 * 1024;
 /** The size of that buffer: libuv's usual read size. */
 const BULK_BUFFER = 64 * 1024;
-
-/** How often the relays with an unread side are probed for a reset (see the header). */
-const PROBE_MS = 100;
 
 /** What a closing handle's reads go to (the binding accepts only a function). */
 function ignoreRead(): void {}
@@ -58,11 +47,7 @@ function closeHandle(h: TcpHandle, reset: boolean): void {
   h.close();
 }
 
-export class HandleRelay implements PlaneSlot {
-  /** The relays with a side not being read, and the timer that probes them. */
-  static readonly #unread = new Set<HandleRelay>();
-  static #sweep: NodeJS.Timeout | undefined;
-
+export class HandleRelay implements PlaneSlot, UnreadProbed {
   readonly #uv: TcpBinding;
   readonly #e: RelayEntry;
   readonly #client: TcpHandle;
@@ -124,24 +109,11 @@ export class HandleRelay implements PlaneSlot {
     new HandleRelay(uv, ctx, svc, arrival, client, caddr, cport, r);
   }
 
-  /** This relay has (or may have) a side not being read: probe it until it has none. */
-  #watchUnread(): void {
-    HandleRelay.#unread.add(this);
-    if (HandleRelay.#sweep !== undefined) return;
-    HandleRelay.#sweep = setInterval(() => {
-      for (const r of HandleRelay.#unread) if (!r.#probe()) HandleRelay.#unread.delete(r);
-      if (HandleRelay.#unread.size > 0) return;
-      clearInterval(HandleRelay.#sweep);
-      HandleRelay.#sweep = undefined;
-    }, PROBE_MS);
-    HandleRelay.#sweep.unref();
-  }
-
   /**
    * Ask the kernel whether the sides not being read are still connected; a reset one fails the
    * relay. Returns whether the relay still has such a side (stays on the list).
    */
-  #probe(): boolean {
+  probeUnread(): boolean {
     if (!this.#clientOpen && !this.#backendOpen) return false;
     const e = this.#e;
     if (!this.#piped) {
@@ -171,7 +143,7 @@ export class HandleRelay implements PlaneSlot {
   }
 
   #connect(): void {
-    this.#watchUnread();
+    watchUnread(this);
     const e = this.#e;
     const ctx = e.ctx;
     const conn = e.conn;
@@ -264,7 +236,7 @@ export class HandleRelay implements PlaneSlot {
     if (n === UV_EOF) {
       (dir === "in" ? this.#client : this.#backend)?.readStop();
       this.#onEnd(dir);
-      this.#watchUnread();
+      watchUnread(this);
       return;
     }
     if (n < 0) this.#failed(dir === "in" ? "client" : "backend", uvError(n, "read"));
@@ -306,7 +278,7 @@ export class HandleRelay implements PlaneSlot {
       return;
     }
     if (!this.#uv.lastWriteAsync()) return;
-    this.#watchUnread();
+    watchUnread(this);
     if (dir === "in") {
       if (this.#pendingIn++ === 0) this.#client.readStop();
     } else if (this.#pendingOut++ === 0) this.#backend?.readStop();

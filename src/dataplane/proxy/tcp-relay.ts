@@ -4,7 +4,9 @@
 // chosen real server are piped both ways with backpressure and half-close; the connection-table
 // side (states, counters, retries) is relay-entry.ts, shared by the three relays. When the table
 // removes the entry while the sockets are open (idle timeout, or expire_nodest_conn after the
-// destination was deleted) both sockets are reset.
+// destination was deleted) both sockets are reset. A reset on a socket Node is not reading (the
+// client during the connect, a side after its end of stream, a source paused behind a stalled
+// peer) is found by getpeername on its handle (unread-probe.ts).
 //
 // This file also holds what the plane and the three relays share: the relay context, the
 // arrival of a connection, and the slot the connection table closes.
@@ -17,9 +19,11 @@ import { TCP_S_CLOSE, TCP_S_SYN_RECV, TCP_S_TIME_WAIT } from "../../core/conn/tc
 import type { Logger } from "../../core/log.ts";
 import type { VirtualService } from "../../core/service.ts";
 import type { FdBudget } from "./fd-budget.ts";
+import { uvError } from "./libuv-tcp.ts";
 import type { LimitAlarm } from "./limit-alarm.ts";
 import type { ProxyPlaneOptions } from "./options.ts";
 import { admitTcpClient, type Direction, RelayEntry } from "./relay-entry.ts";
+import { peerProbe, type UnreadProbed, watchUnread } from "./unread-probe.ts";
 
 export interface TcpRelayContext {
   conns: ConnTable;
@@ -63,7 +67,12 @@ export interface PlaneSlot {
   closeFromTable(): void;
 }
 
-export class TcpRelay implements PlaneSlot {
+/** The libuv handle under a net.Socket (Node's own field; null once closed). */
+function handleOf(s: net.Socket): { getpeername(out: object): number } | undefined {
+  return (s as unknown as { _handle?: { getpeername(out: object): number } | null })._handle ?? undefined;
+}
+
+export class TcpRelay implements PlaneSlot, UnreadProbed {
   readonly #e: RelayEntry;
   readonly #client: net.Socket;
   #backend: net.Socket | undefined;
@@ -113,6 +122,7 @@ export class TcpRelay implements PlaneSlot {
   }
 
   #connect(): void {
+    watchUnread(this);
     const e = this.#e;
     const ctx = e.ctx;
     const conn = e.conn;
@@ -184,7 +194,10 @@ export class TcpRelay implements PlaneSlot {
         this.#reset();
         return;
       }
-      if (!dst.write(chunk)) src.pause();
+      if (!dst.write(chunk)) {
+        src.pause();
+        watchUnread(this);
+      }
     });
     dst.on("drain", () => src.resume());
     if (dir === "out") src.on("end", () => this.#onEnd("out"));
@@ -196,6 +209,7 @@ export class TcpRelay implements PlaneSlot {
    * FIN is passed on once the server connection exists.
    */
   #onEnd(dir: Direction): void {
+    watchUnread(this);
     const e = this.#e;
     if (!this.#piped) {
       if (dir === "in") e.clientEnded = true;
@@ -207,7 +221,9 @@ export class TcpRelay implements PlaneSlot {
   }
 
   #onClientError(err: Error): void {
-    this.#backend?.resetAndDestroy();
+    // (Node resets a connecting socket only once it connects: one still connecting is just closed.)
+    if (this.#backend?.connecting) this.#backend.destroy();
+    else this.#backend?.resetAndDestroy();
     this.#e.failed("client", err);
     this.#finish(TCP_S_CLOSE);
   }
@@ -236,6 +252,35 @@ export class TcpRelay implements PlaneSlot {
       return;
     }
     this.#finish(e.clientEnded && e.backendEnded ? TCP_S_TIME_WAIT : TCP_S_CLOSE);
+  }
+
+  /**
+   * Ask the kernel whether the sockets Node is not reading are still connected; a reset one is
+   * destroyed with that error (its 'error' listener resets the other). Returns whether the relay
+   * still has such a socket (stays on the list).
+   */
+  probeUnread(): boolean {
+    const c = this.#client;
+    const b = this.#backend;
+    const e = this.#e;
+    if (c.destroyed && (b === undefined || b.destroyed)) return false;
+    if (!this.#piped) {
+      // Connecting: only the client is connected.
+      if (e.done || c.destroyed) return false;
+      const rc = peerProbe(handleOf(c));
+      if (rc !== 0) c.destroy(uvError(rc, "getpeername"));
+      return rc === 0;
+    }
+    if (!(e.clientEnded || e.backendEnded || c.isPaused() || b?.isPaused())) return false;
+    for (const s of [c, b]) {
+      if (s === undefined || s.destroyed) continue;
+      const rc = peerProbe(handleOf(s));
+      if (rc !== 0) {
+        s.destroy(uvError(rc, "getpeername"));
+        return false;
+      }
+    }
+    return true;
   }
 
   /** Both sockets are done (or going): leave the entry in its final state to linger and expire. */
