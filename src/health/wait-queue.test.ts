@@ -2,19 +2,8 @@
 // anywhere): the order, sizes and membership must agree at every step.
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { mulberry32 as seeded } from "../core/seeded-random.ts";
 import { WaitQueue } from "./wait-queue.ts";
-
-/** A small deterministic generator (mulberry32). */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 test("pushes, shifts and removals from anywhere keep arrival order (seeded, against an array)", () => {
   for (const seed of [1, 7, 42]) {

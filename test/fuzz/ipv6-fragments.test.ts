@@ -9,6 +9,7 @@
 // within its limit, and that every frame sent out is a whole IPv6 packet no larger than the MTU.
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { mulberry32 as rng } from "../../src/core/seeded-random.ts";
 import { DROP_REASONS } from "../../src/dataplane/packet/counters.ts";
 import {
   CLIENT_MAC,
@@ -23,18 +24,6 @@ import { ETH_P_IPV6, eth, ipv6, tcp, udp } from "../../src/dataplane/packet/fram
 
 const DATAGRAMS = 1500;
 const MTU = 1500;
-
-/** mulberry32. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** An IPv6 packet from the client to the VIP: transport by `kind`, extension headers before it. */
 function datagram(r: () => number, size: number): Buffer {

@@ -6,21 +6,10 @@
 // sum of reasons, rx = frames injected + IPv6 datagrams reassembled from them), and that every IPv4 frame sent out carries a valid IP header checksum.
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { mulberry32 as rng } from "../../src/core/seeded-random.ts";
 import { checksum } from "../../src/dataplane/packet/codec/checksum.ts";
 import { DROP_REASONS } from "../../src/dataplane/packet/counters.ts";
 import { fixtureDirector, packetFixtures } from "../../src/dataplane/packet/fixtures.ts";
-
-/** mulberry32: small, seedable, good enough to pick mutations. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const FRAMES_PER_RUN = 4000;
 

@@ -8,6 +8,7 @@
 // corrupt, and a right one stays right whatever its length).
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { mulberry32 as rng } from "../../src/core/seeded-random.ts";
 import { crc32c } from "../../src/dataplane/packet/codec/crc32c.ts";
 import { DROP_REASONS } from "../../src/dataplane/packet/counters.ts";
 import {
@@ -26,18 +27,6 @@ import { ETH_P_IP, ETH_P_IPV6, eth, IPPROTO, ipv4, ipv6 } from "../../src/datapl
 import { chunk, sctp } from "../../src/dataplane/packet/sctp-builder.ts";
 
 const PACKETS = 3000;
-
-/** mulberry32. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randomChunks(r: () => number, first?: number): Uint8Array[] {
   const n = 1 + Math.floor(r() * 4);

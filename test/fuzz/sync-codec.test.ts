@@ -5,18 +5,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { canonicalIp } from "../../src/core/addr.ts";
+import { mulberry32 as rng } from "../../src/core/seeded-random.ts";
 import { decodeSyncMessage, encodeSyncMessages, type SyncConn } from "../../src/sync/codec.ts";
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randomConn(r: () => number): SyncConn {
   const int = (n: number) => Math.floor(r() * n);

@@ -7,6 +7,7 @@
 // whose own checksums were right) carries valid IP and TCP checksums and a header that fits.
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { mulberry32 as rng } from "../../src/core/seeded-random.ts";
 import { finish, pseudo4, pseudo6, sumBytes } from "../../src/dataplane/packet/codec/checksum.ts";
 import { DROP_REASONS } from "../../src/dataplane/packet/counters.ts";
 import {
@@ -27,18 +28,6 @@ const SYN = 0x02;
 const RST = 0x04;
 const ACK = 0x10;
 const HANDSHAKES = 400;
-
-/** mulberry32. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A random option list (a multiple of 4 bytes, at most 40): known kinds with odd lengths and values. */
 function optionSoup(r: () => number, around: number): Uint8Array {

@@ -4,19 +4,8 @@
 // not numbers at all, so both the parser's and the kernel's error paths are exercised. The same
 // seed always gives the same sequences.
 
+import { mulberry32 as rng } from "../../src/core/seeded-random.ts";
 import type { Case, Step } from "./cases.ts";
-
-/** mulberry32: a small, well-mixed 32-bit PRNG. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export function generateSequences(seed: number, count: number, length: number): Case[] {
   const r = rng(seed);

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { destSpec } from "../dest.ts";
 import { isCoreError } from "../errors.ts";
+import { mulberry32 } from "../seeded-random.ts";
 import type { BoundConn, Conn } from "./conn.ts";
 import { ConnTable, type SyncedConn, type SyncIngestResult, syncedConnOf } from "./conn-table.ts";
 import { flow, kit, testRr } from "./conn-test-kit.ts";
@@ -452,18 +453,6 @@ describe("validation", () => {
     assert.equal(k1.table.size, 0);
   });
 });
-
-/** Small deterministic PRNG for the wheel property test. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function wheelAgainstModel(start: number): void {
   const rnd = mulberry32(12345);

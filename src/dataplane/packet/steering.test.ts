@@ -11,6 +11,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { formatIpv4 } from "../../core/addr.ts";
+import { mulberry32 as rng } from "../../core/seeded-random.ts";
 import { checkCbpf, decodeCbpf, runCbpf } from "./cbpf.ts";
 import {
   arpFrame,
@@ -44,18 +45,6 @@ const TCP = 6;
 const UDP = 17;
 const SCTP = 132;
 const ICMP = 1;
-
-/** mulberry32: a small seeded generator, so every run sees the same frames. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const VIPS = ["10.0.0.10", "10.0.0.11", "10.0.0.12"];
 const LOCALS = ["10.0.1.100", "10.0.1.101"];

@@ -28,6 +28,7 @@ import { ConnTable } from "../../core/conn/conn-table.ts";
 import { DEFAULT_TUN } from "../../core/dest.ts";
 import { type Logger, silentLogger } from "../../core/log.ts";
 import { createDefaultRegistry } from "../../core/sched/all.ts";
+import { mulberry32 as seeded } from "../../core/seeded-random.ts";
 import type { VirtualService } from "../../core/service.ts";
 import { ServiceTable } from "../../core/service-table.ts";
 import { loadNative } from "../../platform/native-addon.ts";
@@ -35,18 +36,6 @@ import { NativeRelayEngine } from "./native-relay.ts";
 import { ProxyPlane } from "./plane.ts";
 
 const skip = NativeRelayEngine.get() === undefined ? "the native addon is not built" : false;
-
-/** mulberry32: a small seeded generator, so a failing run's plans can be replayed. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randomBytes(rnd: () => number, n: number): Buffer {
   const b = Buffer.alloc(n);
