@@ -1,8 +1,9 @@
 // The dashboard in a real browser: Debian's chromium, headless, driven by playwright-core. tvsd runs
 // a keepalived.conf with two virtual services and TCP_CHECKs every second; the test checks that the
 // page lists the services, that a real server killed during the test shows as down within its check
-// interval, that the traffic chart advances and that the "Real server down" event appears. It saves
-// screenshots (laptop and phone widths) outside the repository and prints their paths.
+// interval, that the traffic chart advances and that the "Real server down" event appears. It takes
+// screenshots (laptop and phone widths); with TVS_SCREENSHOT_DIR=DIR they are kept there and their
+// paths printed, otherwise they go with the test's temporary directory.
 
 import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -130,18 +131,20 @@ virtual_server 127.0.0.1 ${vport2} {
     // The other service and real server are untouched.
     await svc1.locator(`tr[data-dest="127.0.0.1:${b.port}"] [data-health="up"]`).waitFor();
 
-    const shot = join(tmpdir(), `tvs-dashboard-${process.pid}.png`);
+    // Screenshots go with the test's directory unless TVS_SCREENSHOT_DIR asks to keep them.
+    const shotDir = process.env.TVS_SCREENSHOT_DIR ?? dir;
+    const shot = join(shotDir, `tvs-dashboard-${process.pid}.png`);
     await page.screenshot({ path: shot, fullPage: true });
     await page.setViewportSize({ width: 390, height: 844 });
     await page.waitForTimeout(1200);
-    const phone = join(tmpdir(), `tvs-dashboard-phone-${process.pid}.png`);
+    const phone = join(shotDir, `tvs-dashboard-phone-${process.pid}.png`);
     await page.screenshot({ path: phone, fullPage: true });
     // On a phone nothing is wider than the screen (tables scroll inside their cards).
     const overflow = await page
       .locator("html")
       .evaluate((el: { scrollWidth: number; clientWidth: number }) => el.scrollWidth - el.clientWidth);
     assert.ok(overflow <= 0, `page is ${overflow} px wider than a phone screen`);
-    console.log(`dashboard screenshots: ${shot} ${phone}`);
+    if (process.env.TVS_SCREENSHOT_DIR) console.log(`dashboard screenshots: ${shot} ${phone}`);
     assert.deepEqual(consoleErrors, []);
   },
 );
