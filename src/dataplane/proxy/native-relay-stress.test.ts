@@ -24,16 +24,14 @@ import { createHash, type Hash } from "node:crypto";
 import { closeSync, openSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import net from "node:net";
 import test from "node:test";
-import { ConnTable } from "../../core/conn/conn-table.ts";
-import { DEFAULT_TUN } from "../../core/dest.ts";
+import type { ConnTable } from "../../core/conn/conn-table.ts";
 import { type Logger, silentLogger } from "../../core/log.ts";
-import { createDefaultRegistry } from "../../core/sched/all.ts";
 import { mulberry32 as seeded } from "../../core/seeded-random.ts";
 import type { VirtualService } from "../../core/service.ts";
-import { ServiceTable } from "../../core/service-table.ts";
 import { loadNative } from "../../platform/native-addon.ts";
 import { NativeRelayEngine } from "./native-relay.ts";
-import { ProxyPlane } from "./plane.ts";
+import type { ProxyPlane } from "./plane.ts";
+import { freePort, startTestPlane, until } from "./test-plane.ts";
 
 const skip = NativeRelayEngine.get() === undefined ? "the native addon is not built" : false;
 
@@ -131,22 +129,6 @@ function openDescriptors(): number {
   return n;
 }
 
-async function until(what: string, ok: () => boolean, ms: number, detail?: () => string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!ok()) {
-    if (Date.now() > end) throw new Error(`Timed out waiting for ${what}${detail ? `: ${detail()}` : ""}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
-async function freePort(host = "127.0.0.1"): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, host, () => r()));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
 interface Fixture {
   plane: ProxyPlane;
   conns: ConnTable;
@@ -162,36 +144,13 @@ async function startPlane(
   connectTimeoutMs = 300,
   log: Logger = silentLogger,
 ): Promise<Fixture> {
-  const clock = { now: () => performance.now() };
-  const services = new ServiceTable(createDefaultRegistry(), { clock, random: () => 7 });
-  const conns = new ConnTable({ services });
-  const plane = new ProxyPlane(
-    { services, conns, clock, log },
-    { relay: "native", retryConnect: true, connectTimeoutMs },
-  );
-  const vip = await freePort(host);
-  const key = { kind: "vip", protocol: "tcp", addr: host, port: vip } as const;
-  const svc = services.addService(key, {
+  const { plane, conns, svc, vip } = await startTestPlane({
+    dests: dests.map(([port, weight]) => ({ port, weight })),
+    vaddr: host,
     scheduler: "wrr",
-    schedFlags: [],
-    persistent: false,
-    timeout: 300,
-    netmask: 32,
-    ops: false,
-    pe: "",
+    log,
+    options: () => ({ relay: "native", retryConnect: true, connectTimeoutMs }),
   });
-  for (const [port, weight] of dests)
-    services.addDest(key, {
-      addr: host,
-      port,
-      fwd: "masq",
-      weight,
-      uThreshold: 0,
-      lThreshold: 0,
-      tun: DEFAULT_TUN,
-    });
-  await plane.start();
-  await plane.serviceAdded(svc);
   return { plane, conns, svc, vip, host };
 }
 

@@ -18,19 +18,16 @@ import net from "node:net";
 import { networkInterfaces } from "node:os";
 import test from "node:test";
 import type { Conn } from "../../core/conn/conn.ts";
-import { ConnTable } from "../../core/conn/conn-table.ts";
-import { DEFAULT_TUN } from "../../core/dest.ts";
-import { silentLogger } from "../../core/log.ts";
-import { createDefaultRegistry } from "../../core/sched/all.ts";
+import type { ConnTable } from "../../core/conn/conn-table.ts";
 import type { VirtualService } from "../../core/service.ts";
-import { ServiceTable } from "../../core/service-table.ts";
 import { loadNative } from "../../platform/native-addon.ts";
 import { openFdCount, processFdLimit } from "./fd-budget.ts";
 import { tcpBinding } from "./libuv-tcp.ts";
 import { NativeRelayEngine } from "./native-relay.ts";
 import type { ProxyPlaneOptions } from "./options.ts";
-import { ProxyPlane } from "./plane.ts";
+import type { ProxyPlane } from "./plane.ts";
 import { proxyHeader } from "./proxy-protocol.ts";
+import { freePort, startTestPlane, type TestPlane, until } from "./test-plane.ts";
 
 const engine = NativeRelayEngine.get();
 const skip = engine === undefined ? "the native addon's TCP pump is not built" : false;
@@ -53,32 +50,7 @@ function skipFor(relay: Relay): string | false {
   return false;
 }
 
-async function freePort(host = "127.0.0.1"): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, host, () => r()));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
-async function until(what: string, ok: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!ok()) {
-    if (Date.now() > end) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
-interface Harness {
-  plane: ProxyPlane;
-  services: ServiceTable;
-  conns: ConnTable;
-  svc: VirtualService;
-  vip: number;
-  vaddr: string;
-  /** The plane's descriptors in use with no connection open (the listener's). */
-  idleFds: number;
-  now(): number;
+interface Harness extends TestPlane {
   /** Nothing of any connection is left: no relay open, the descriptors given back. */
   settled(): Promise<void>;
 }
@@ -95,60 +67,24 @@ async function withPlane(
     relay?: Relay;
   } = {},
 ): Promise<void> {
-  const clock = { now: () => performance.now() };
-  const services = new ServiceTable(createDefaultRegistry(), { clock, random: () => 7 });
-  const conns = new ConnTable({
-    services,
-    ...(opts.expireNodestConn ? { options: { expireNodestConn: true } } : {}),
+  const t = await startTestPlane({
+    dests,
+    options: (vip) => ({ ...opts.options?.(vip), relay: opts.relay ?? "native" }),
+    ...(opts.vaddr !== undefined ? { vaddr: opts.vaddr } : {}),
+    ...(opts.expireNodestConn ? { expireNodestConn: true } : {}),
   });
-  const vaddr = opts.vaddr ?? "127.0.0.1";
-  const vip = await freePort(vaddr);
-  const plane = new ProxyPlane(
-    { services, conns, clock, log: silentLogger },
-    { ...opts.options?.(vip), relay: opts.relay ?? "native" },
-  );
-  const key = { kind: "vip", protocol: "tcp", addr: vaddr, port: vip } as const;
-  const svc = services.addService(key, {
-    scheduler: "rr",
-    schedFlags: [],
-    persistent: false,
-    timeout: 300,
-    netmask: vaddr.includes(":") ? 128 : 32,
-    ops: false,
-    pe: "",
-  });
-  for (const d of dests)
-    services.addDest(key, {
-      addr: d.addr,
-      port: d.port,
-      fwd: d.fwd ?? "masq",
-      weight: 1,
-      uThreshold: 0,
-      lThreshold: 0,
-      tun: DEFAULT_TUN,
-    });
-  await plane.start();
-  await plane.serviceAdded(svc);
-  const idleFds = plane.pressure().fdUsed;
   const h: Harness = {
-    plane,
-    services,
-    conns,
-    svc,
-    vip,
-    vaddr,
-    idleFds,
-    now: clock.now,
+    ...t,
     settled: () =>
       until(
         "every relay closed and its descriptors given back",
-        () => plane.openFlows() === 0 && plane.pressure().fdUsed === idleFds,
+        () => t.plane.openFlows() === 0 && t.plane.pressure().fdUsed === t.idleFds,
       ),
   };
   try {
     await fn(h);
   } finally {
-    await plane.stop(200);
+    await t.plane.stop(200);
   }
 }
 
@@ -1014,34 +950,11 @@ test(
     const planes: { plane: ProxyPlane; svc: VirtualService }[] = [];
     try {
       for (let w = 0; w < 2; w++) {
-        const clock = { now: () => performance.now() };
-        const services = new ServiceTable(createDefaultRegistry(), { clock, random: () => 7 });
-        const conns = new ConnTable({ services });
-        const plane = new ProxyPlane(
-          { services, conns, clock, log: silentLogger },
-          { relay: "native", sharedListen: true, workers: 2 },
-        );
-        const key = { kind: "vip", protocol: "tcp", addr: "127.0.0.1", port: vip } as const;
-        const svc = services.addService(key, {
-          scheduler: "rr",
-          schedFlags: [],
-          persistent: false,
-          timeout: 300,
-          netmask: 32,
-          ops: false,
-          pe: "",
+        const { plane, svc } = await startTestPlane({
+          dests: [{ port: real.port }],
+          vport: vip,
+          options: () => ({ relay: "native", sharedListen: true, workers: 2 }),
         });
-        services.addDest(key, {
-          addr: "127.0.0.1",
-          port: real.port,
-          fwd: "masq",
-          weight: 1,
-          uThreshold: 0,
-          lThreshold: 0,
-          tun: DEFAULT_TUN,
-        });
-        await plane.start();
-        await plane.serviceAdded(svc);
         planes.push({ plane, svc });
       }
       const answers = await Promise.all(Array.from({ length: 24 }, (_, i) => ask(vip, `w${i}`)));

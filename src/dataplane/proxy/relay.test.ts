@@ -10,7 +10,6 @@ import net from "node:net";
 import test from "node:test";
 import type { Conn } from "../../core/conn/conn.ts";
 import { ConnTable } from "../../core/conn/conn-table.ts";
-import { DEFAULT_TUN } from "../../core/dest.ts";
 import { type Logger, silentLogger } from "../../core/log.ts";
 import { createDefaultRegistry } from "../../core/sched/all.ts";
 import type { VirtualService } from "../../core/service.ts";
@@ -18,14 +17,7 @@ import { ServiceTable } from "../../core/service-table.ts";
 import { tcpBinding } from "./libuv-tcp.ts";
 import { NativeRelayEngine } from "./native-relay.ts";
 import { ProxyPlane } from "./plane.ts";
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", () => r()));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
+import { freePort, startTestPlane, until } from "./test-plane.ts";
 
 async function withPlane(
   relay: "native" | "handle" | "stream",
@@ -33,32 +25,11 @@ async function withPlane(
   fn: (vip: number, conns: ConnTable, svc: VirtualService, plane: ProxyPlane) => Promise<void>,
   log: Logger = silentLogger,
 ): Promise<void> {
-  const clock = { now: () => performance.now() };
-  const services = new ServiceTable(createDefaultRegistry(), { clock, random: () => 7 });
-  const conns = new ConnTable({ services });
-  const plane = new ProxyPlane({ services, conns, clock, log }, { relay });
-  const vip = await freePort();
-  const key = { kind: "vip", protocol: "tcp", addr: "127.0.0.1", port: vip } as const;
-  const svc = services.addService(key, {
-    scheduler: "rr",
-    schedFlags: [],
-    persistent: false,
-    timeout: 300,
-    netmask: 32,
-    ops: false,
-    pe: "",
+  const { plane, conns, svc, vip } = await startTestPlane({
+    dests: [{ port: destPort }],
+    log,
+    options: () => ({ relay }),
   });
-  services.addDest(key, {
-    addr: "127.0.0.1",
-    port: destPort,
-    fwd: "masq",
-    weight: 1,
-    uThreshold: 0,
-    lThreshold: 0,
-    tun: DEFAULT_TUN,
-  });
-  await plane.start();
-  await plane.serviceAdded(svc);
   try {
     await fn(vip, conns, svc, plane);
   } finally {
@@ -70,14 +41,6 @@ function onlyConn(conns: ConnTable): Conn {
   const all = [...conns.entries()].filter((c) => !c.template);
   assert.equal(all.length, 1, "one connection entry");
   return all[0] as Conn;
-}
-
-async function until(what: string, ok: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!ok()) {
-    if (Date.now() > end) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 const relays: ("native" | "handle" | "stream")[] = ["stream"];

@@ -10,6 +10,7 @@ import { test } from "node:test";
 import { loadNative } from "../../platform/native-addon.ts";
 import { runCbpf, SKF_NET_OFF } from "../packet/cbpf.ts";
 import { reusePortAvailable, reusePortFd, reusePortUdpFd, udpReusePortAvailable } from "./reuse-port.ts";
+import { freePort } from "./test-plane.ts";
 import { sourceSteeringProgram, steerBySource, workerForSource, workerForSource6 } from "./worker-steering.ts";
 
 /** An Ethernet frame with an IPv4 or IPv6 header and a TCP header from `sport`. */
@@ -90,14 +91,6 @@ test("the persistence netmask: one client network, one worker (IPv4 /24, IPv6 /6
 });
 
 const skip = reusePortAvailable() && udpReusePortAvailable() ? false : "the native addon is not built";
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", () => r()));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 /** 127.0.0.x as the 32-bit number the program reads. */
 const loop = (x: number) => ((127 << 24) | x) >>> 0;
