@@ -178,6 +178,19 @@ static int arg_i32(napi_env env, napi_value v, int32_t* out) {
   return 1;
 }
 
+// The one argument of a call taking a descriptor or an id: a non-negative integral number, or a
+// TypeError saying `usage` (then 0 is returned).
+static int one_index_arg(napi_env env, napi_callback_info info, int32_t* out, const char* usage) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 1 || !arg_i32(env, argv[0], out) || *out < 0) {
+    fail_type(env, usage);
+    return 0;
+  }
+  return 1;
+}
+
 // 0 when fd is a TCP socket, else the errno saying why not (EBADF, ENOTSOCK, EPROTOTYPE); one
 // system call. The functions that take over or close a descriptor check it first, so a stale or
 // wrong number never closes a file, a pipe or the terminal.
@@ -704,11 +717,8 @@ napi_value tcp_relay_open(napi_env env, napi_callback_info info) {
 
 // relayListen(fd) → listener id: accept on fd (a listening TCP socket; the relay owns it now).
 napi_value tcp_relay_listen(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   int32_t fd;
-  if (argc < 1 || !arg_i32(env, argv[0], &fd) || fd < 0) return fail_type(env, "relayListen(fd) expects a descriptor");
+  if (!one_index_arg(env, info, &fd, "relayListen(fd) expects a descriptor")) return NULL;
   relay* r = need(env);
   if (!r) return NULL;
   int bad = tcp_socket(fd), on = 0;
@@ -742,11 +752,8 @@ napi_value tcp_relay_listen(napi_env env, napi_callback_info info) {
 
 // relayUnlisten(listener id): stop accepting and close the listening socket.
 napi_value tcp_relay_unlisten(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   int32_t lid;
-  if (argc < 1 || !arg_i32(env, argv[0], &lid) || lid < 0) return fail_type(env, "relayUnlisten(id) expects a listener id");
+  if (!one_index_arg(env, info, &lid, "relayUnlisten(id) expects a listener id")) return NULL;
   relay* r = need(env);
   if (!r || lid >= r->nlisteners) return NULL;
   if (r->listeners[lid].fd >= 0) close(r->listeners[lid].fd);
@@ -966,11 +973,8 @@ napi_value tcp_relay_abort(napi_env env, napi_callback_info info) {
 // relayReset(fd) → 0, or -errno when fd is not a TCP socket (it is then left open): close a client
 // socket that was never given to relayConnect, with a RST.
 napi_value tcp_relay_reset(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   int32_t fd;
-  if (argc < 1 || !arg_i32(env, argv[0], &fd) || fd < 0) return fail_type(env, "relayReset(fd) expects a descriptor");
+  if (!one_index_arg(env, info, &fd, "relayReset(fd) expects a descriptor")) return NULL;
   int bad = tcp_socket(fd);
   if (bad) return i32v(env, -bad);
   reset_close(fd);
