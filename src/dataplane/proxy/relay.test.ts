@@ -224,3 +224,28 @@ test(
     }
   },
 );
+
+for (const relay of relays) {
+  test(`${relay} relay: the counters move while a connection stays open and quiet`, async () => {
+    const real = net.createServer((s) => {
+      s.on("error", () => {});
+      s.on("data", (d) => s.write(d));
+    });
+    await new Promise<void>((r) => real.listen(0, "127.0.0.1", () => r()));
+    const port = (real.address() as net.AddressInfo).port;
+    try {
+      await withPlane(relay, port, async (vip, _conns, svc) => {
+        const c = net.connect({ port: vip, host: "127.0.0.1" });
+        c.on("error", () => {});
+        await new Promise<void>((r) => c.once("connect", () => r()));
+        c.write("twelve bytes");
+        await new Promise<void>((r) => c.once("data", () => r()));
+        // No end of stream, no other event: the reads are still counted (the pump within 20 ms).
+        await until("the bytes counted", () => svc.stats.inBytes === 12 && svc.stats.outBytes === 12, 2000);
+        c.destroy();
+      });
+    } finally {
+      real.close();
+    }
+  });
+}
